@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+SDK14 := .venv-sdk14
+PORT ?= 8000
+
+.PHONY: run test install sdk14 lint browser-deps
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -U pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# azure-batch 14.2.0 (msrest) cannot share a virtualenv with 15.x: its own one.
+$(SDK14)/.installed:
+	$(PYTHON) -m venv $(SDK14)
+	$(SDK14)/bin/pip install -q -U pip
+	$(SDK14)/bin/pip install -q 'azure-batch==14.2.0'
+	touch $@
+
+sdk14: $(SDK14)/.installed
+
+run: install
+	$(VENV)/bin/python manage.py migrate --noinput
+	$(VENV)/bin/python manage.py collectstatic --noinput -v0
+	PORT=$(PORT) $(VENV)/bin/python manage.py serve --port $(PORT)
+
+test: install sdk14
+	$(VENV)/bin/python manage.py collectstatic --noinput -v0
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check batchsite tasks tests benchmarks

@@ -1,0 +1,177 @@
+"""The base of every Batch API view: api-version, timeout, request ids, body parsing,
+list envelopes and paging. Authentication is DRF's (tasks.api.auth)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from urllib.parse import quote, urlencode
+
+from django.core.exceptions import RequestDataTooBig
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from tasks.errors import BatchError
+from tasks.timefmt import format_http_date
+
+SUPPORTED_API_VERSIONS = ("2024-02-01.19.0", "2024-07-01.20.0", "2025-06-01")
+DEFAULT_PAGE = 1000
+MAX_BODY = 8 * 1024 * 1024
+
+
+def encode_token(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+
+
+def decode_token(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BatchError.invalid_query("$skiptoken", token, "The continuation token is not valid.") from None
+
+
+class BatchApiView(APIView):
+    """One Batch path. Subclasses implement the HTTP methods the path has."""
+
+    def initial(self, request, *args, **kwargs):
+        self.batch_request_id = str(uuid.uuid4())
+        request._request.batch_request_id = self.batch_request_id
+        super().initial(request, *args, **kwargs)  # authenticates: SharedKey on every call
+        self.params = {k.lower(): v for k, v in request.query_params.items()}
+        self.api_version = self._api_version()
+        for name in ("timeout",):
+            if name in self.params:
+                try:
+                    int(self.params[name])
+                except ValueError:
+                    raise BatchError.invalid_query("timeout", self.params[name], "timeout must be an integer") from None
+
+    def _api_version(self) -> str:
+        version = self.request.query_params.get("api-version")
+        if version is None:
+            raise BatchError.missing_query("api-version")
+        if version not in SUPPORTED_API_VERSIONS:
+            raise BatchError.invalid_query(
+                "api-version", version,
+                "Supported api-versions: " + ", ".join(SUPPORTED_API_VERSIONS),
+            )
+        return version
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        rid = getattr(request._request, "batch_request_id", None) or str(uuid.uuid4())
+        response["request-id"] = rid
+        client_id = request._request.META.get("HTTP_CLIENT_REQUEST_ID")
+        if client_id:
+            response["client-request-id"] = client_id
+        response["DataServiceVersion"] = "3.0"
+        return response
+
+    # --- helpers ------------------------------------------------------------------------
+
+    @property
+    def account(self):
+        return self.request.user.account
+
+    @property
+    def base_url(self) -> str:
+        return self.request.build_absolute_uri("/").rstrip("/")
+
+    def body_bytes(self, limit: int = MAX_BODY) -> bytes:
+        length = self.request._request.META.get("CONTENT_LENGTH") or "0"
+        try:
+            declared = int(length)
+        except ValueError:
+            raise BatchError.invalid_header("Content-Length", length) from None
+        if declared > limit:
+            raise BatchError.body_too_large(declared, limit)
+        try:
+            raw = self.request._request.body
+        except RequestDataTooBig:
+            raise BatchError.body_too_large(declared, limit) from None
+        if len(raw) > limit:
+            raise BatchError.body_too_large(len(raw), limit)
+        return raw
+
+    def json_body(self, *, limit: int = MAX_BODY, allow_empty: bool = False):
+        raw = self.body_bytes(limit)
+        if not raw.strip():
+            if allow_empty:
+                return {}
+            raise BatchError.invalid_body("The request body is empty.")
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise BatchError.invalid_body(f"The body is not valid JSON: {e}") from None
+
+    def select(self) -> list[str] | None:
+        raw = self.params.get("$select")
+        if not raw:
+            return None
+        return [p.strip() for p in raw.split(",") if p.strip()]
+
+    def expand_stats(self) -> bool:
+        raw = self.params.get("$expand")
+        if not raw:
+            return False
+        parts = {p.strip().lower() for p in raw.split(",") if p.strip()}
+        unknown = parts - {"stats"}
+        if unknown:
+            raise BatchError.invalid_query("$expand", raw, "Only stats can be expanded.")
+        return True
+
+    def page_size(self) -> int:
+        raw = self.params.get("maxresults")
+        if raw is None:
+            return DEFAULT_PAGE
+        try:
+            value = int(raw)
+        except ValueError:
+            raise BatchError.invalid_query("maxresults", raw, "maxresults must be an integer") from None
+        if not 1 <= value <= 1000:
+            raise BatchError.out_of_range_query("maxresults", raw, "maxresults must be between 1 and 1000")
+        return value
+
+    def after_key(self) -> str | None:
+        token = self.params.get("$skiptoken")
+        return decode_token(token) if token else None
+
+    def envelope(self, items: list[dict], *, metadata: str, last_key: str | None, more: bool) -> Response:
+        body = {"odata.metadata": f"{self.base_url}/$metadata#{metadata}", "value": items}
+        if more and last_key is not None:
+            body["odata.nextLink"] = self.next_link(last_key)
+        return Response(body)
+
+    def next_link(self, last_key: str) -> str:
+        """Absolute, carrying every parameter the query needs: 14.x requests it verbatim
+        and 15.x re-adds none of the original parameters (REFERENCE §3)."""
+        params = {"api-version": self.api_version}
+        for name in ("$filter", "$select", "$expand", "maxresults", "recursive"):
+            if self.params.get(name):
+                params[name] = self.params[name]
+        params["$skiptoken"] = encode_token(last_key)
+        path = self.request._request.path
+        return f"{self.base_url}{quote(path)}?{urlencode(params, quote_via=quote, safe='')}"
+
+    @staticmethod
+    def selected(item: dict, select: list[str] | None) -> dict:
+        if not select:
+            return item
+        wanted = {s.lower() for s in select}
+        return {k: v for k, v in item.items() if k.lower() in wanted}
+
+    @staticmethod
+    def resource_headers(response: Response, *, etag: str, last_modified, url: str | None = None) -> Response:
+        response["ETag"] = etag
+        response["Last-Modified"] = format_http_date(last_modified)
+        if url:
+            response["DataServiceId"] = url
+        return response
+
+    def created(self, *, etag: str, last_modified, url: str) -> Response:
+        """201 Created with the headers Add Job/Pool/Task answer with."""
+        response = Response(None, status=201)
+        response["Location"] = url
+        return self.resource_headers(response, etag=etag, last_modified=last_modified, url=url)

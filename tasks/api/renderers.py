@@ -1,0 +1,28 @@
+"""The Batch JSON renderer, chosen whatever the Accept header says (the SDKs send
+`*/*`, `application/json` or `application/octet-stream`; none may get a 406)."""
+
+import json
+
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import BaseRenderer
+
+CONTENT_TYPE = "application/json;odata=minimalmetadata"
+
+
+class BatchJSONRenderer(BaseRenderer):
+    media_type = "application/json"
+    format = "json"
+    charset = None
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if data is None:
+            return b""
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class AlwaysBatchJSON(BaseContentNegotiation):
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], CONTENT_TYPE

@@ -1,0 +1,375 @@
+"""Wire shapes of request bodies, as DRF serializers named after the Batch schemas.
+
+They decide names, types, required-ness and lengths only; business rules live in
+tasks.operations. Field names are the camelCase wire names, so validated data is wire
+form (durations parsed to timedelta, None meaning unlimited).
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
+
+from tasks.errors import BatchError
+from tasks.timefmt import parse_duration
+
+ID_REGEX = r"^[A-Za-z0-9_-]{1,64}$"
+_UNSET = object()
+
+
+class BatchIdField(serializers.RegexField):
+    def __init__(self, **kwargs):
+        super().__init__(ID_REGEX, max_length=64, **kwargs)
+
+
+class DurationField(serializers.Field):
+    """ISO 8601 duration in any form the SDKs send; None stands for unlimited."""
+
+    def to_internal_value(self, data):
+        try:
+            return parse_duration(data)
+        except ValueError as e:
+            raise serializers.ValidationError(str(e)) from None
+
+    def to_representation(self, value):  # pragma: no cover - output is built in render.py
+        return value
+
+
+class EnumField(serializers.ChoiceField):
+    """Batch enums: lowercase on the wire; accepted case-insensitively (14.x, .NET)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            lowered = {c.lower(): c for c in self.choices}
+            data = lowered.get(data.lower(), data)
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer that is a JSON number: "3" and true are wrong types, not integers."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise serializers.ValidationError("A JSON integer is required.", code="invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            raise serializers.ValidationError("A JSON boolean is required.", code="invalid")
+        return data
+
+
+class StrictCharField(serializers.CharField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError("A JSON string is required.", code="invalid")
+        return super().to_internal_value(data)
+
+
+class WireSerializer(serializers.Serializer):
+    """Omits absent optional properties from validated data (so stored specs round-trip)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("A JSON object is required.", code="invalid")
+        return super().to_internal_value(data)
+
+
+# --- task --------------------------------------------------------------------------------
+
+
+class EnvironmentSettingSerializer(WireSerializer):
+    name = StrictCharField(max_length=1024)
+    value = StrictCharField(required=False, allow_blank=True)
+
+
+class TaskConstraintsSerializer(WireSerializer):
+    maxWallClockTime = DurationField(required=False)
+    retentionTime = DurationField(required=False)
+    maxTaskRetryCount = StrictIntegerField(required=False, min_value=-1)
+
+
+class ExitOptionsSerializer(WireSerializer):
+    jobAction = EnumField(["none", "disable", "terminate"], required=False)
+    dependencyAction = EnumField(["satisfy", "block"], required=False)
+
+
+class ExitCodeMappingSerializer(WireSerializer):
+    code = StrictIntegerField()
+    exitOptions = ExitOptionsSerializer()
+
+
+class ExitCodeRangeMappingSerializer(WireSerializer):
+    start = StrictIntegerField()
+    end = StrictIntegerField()
+    exitOptions = ExitOptionsSerializer()
+
+    def validate(self, attrs):
+        if attrs["end"] < attrs["start"]:
+            raise serializers.ValidationError({"end": ErrorDetail("end must not be less than start", "invalid")})
+        return attrs
+
+
+class ExitConditionsSerializer(WireSerializer):
+    exitCodes = ExitCodeMappingSerializer(many=True, required=False)
+    exitCodeRanges = ExitCodeRangeMappingSerializer(many=True, required=False)
+    preProcessingError = ExitOptionsSerializer(required=False)
+    fileUploadError = ExitOptionsSerializer(required=False)
+    default = ExitOptionsSerializer(required=False)
+
+
+class TaskIdRangeSerializer(WireSerializer):
+    start = StrictIntegerField()
+    end = StrictIntegerField()
+
+    def validate(self, attrs):
+        if attrs["end"] < attrs["start"]:
+            raise serializers.ValidationError({"end": ErrorDetail("end must not be less than start", "invalid")})
+        return attrs
+
+
+class TaskDependenciesSerializer(WireSerializer):
+    taskIds = serializers.ListField(child=BatchIdField(), required=False)
+    taskIdRanges = TaskIdRangeSerializer(many=True, required=False)
+
+
+class ResourceFileSerializer(WireSerializer):
+    autoStorageContainerName = StrictCharField(required=False)
+    storageContainerUrl = StrictCharField(required=False)
+    httpUrl = StrictCharField(required=False)
+    blobPrefix = StrictCharField(required=False, allow_blank=True)
+    filePath = StrictCharField(required=False)
+    fileMode = StrictCharField(required=False)
+    identityReference = serializers.DictField(required=False)
+
+    def validate(self, attrs):
+        sources = [k for k in ("autoStorageContainerName", "storageContainerUrl", "httpUrl") if k in attrs]
+        if len(sources) != 1:
+            raise serializers.ValidationError(
+                {"httpUrl": ErrorDetail("exactly one of autoStorageContainerName, storageContainerUrl, httpUrl", "invalid")}
+            )
+        return attrs
+
+
+class OutputFileSerializer(WireSerializer):
+    filePattern = StrictCharField()
+    destination = serializers.DictField()
+    uploadOptions = serializers.DictField()
+
+
+class AutoUserSerializer(WireSerializer):
+    scope = EnumField(["task", "pool"], required=False)
+    elevationLevel = EnumField(["nonadmin", "admin"], required=False)
+
+
+class UserIdentitySerializer(WireSerializer):
+    username = StrictCharField(required=False)
+    autoUser = AutoUserSerializer(required=False)
+
+
+class MultiInstanceSettingsSerializer(WireSerializer):
+    numberOfInstances = StrictIntegerField(required=False, min_value=1, max_value=100)
+    coordinationCommandLine = StrictCharField(required=False, allow_blank=True)
+    commonResourceFiles = ResourceFileSerializer(many=True, required=False)
+
+
+class AffinityInfoSerializer(WireSerializer):
+    affinityId = StrictCharField()
+
+
+class ApplicationPackageReferenceSerializer(WireSerializer):
+    applicationId = StrictCharField()
+    version = StrictCharField(required=False)
+
+
+class TaskContainerSettingsSerializer(WireSerializer):
+    imageName = StrictCharField()
+    containerRunOptions = StrictCharField(required=False, allow_blank=True)
+    registry = serializers.DictField(required=False)
+    workingDirectory = EnumField(["taskWorkingDirectory", "containerImageDefault"], required=False)
+    containerHostBatchBindMounts = serializers.ListField(child=serializers.DictField(), required=False)
+
+
+class AuthenticationTokenSettingsSerializer(WireSerializer):
+    access = serializers.ListField(child=EnumField(["job"]), required=False)
+
+
+class TaskAddParameterSerializer(WireSerializer):
+    """BatchTaskCreateOptions (REFERENCE §7.1): the body of Add Task and the items of
+    Add Task Collection."""
+
+    id = BatchIdField()
+    displayName = StrictCharField(required=False, max_length=1024, allow_blank=True)
+    commandLine = StrictCharField(max_length=32768)
+    exitConditions = ExitConditionsSerializer(required=False)
+    containerSettings = TaskContainerSettingsSerializer(required=False)
+    resourceFiles = ResourceFileSerializer(many=True, required=False)
+    outputFiles = OutputFileSerializer(many=True, required=False)
+    environmentSettings = EnvironmentSettingSerializer(many=True, required=False)
+    affinityInfo = AffinityInfoSerializer(required=False)
+    constraints = TaskConstraintsSerializer(required=False)
+    requiredSlots = StrictIntegerField(required=False, min_value=1)
+    userIdentity = UserIdentitySerializer(required=False)
+    multiInstanceSettings = MultiInstanceSettingsSerializer(required=False)
+    dependsOn = TaskDependenciesSerializer(required=False)
+    applicationPackageReferences = ApplicationPackageReferenceSerializer(many=True, required=False)
+    # Only in api-versions up to 2024-07-01.20.0; accepted and kept for those clients.
+    authenticationTokenSettings = AuthenticationTokenSettingsSerializer(required=False)
+
+
+# Read-only BatchTask properties a 15.x client may send back on Update; ignored.
+TASK_READ_ONLY = {
+    "url", "eTag", "lastModified", "creationTime", "state", "stateTransitionTime", "previousState",
+    "previousStateTransitionTime", "executionInfo", "nodeInfo", "stats",
+}
+
+
+class TaskUpdateParameterSerializer(WireSerializer):
+    """Update Task: only `constraints` changes; other BatchTask properties are ignored."""
+
+    constraints = TaskConstraintsSerializer(required=False)
+
+
+class TaskAddCollectionParameterSerializer(WireSerializer):
+    value = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
+
+
+# --- job and pool ------------------------------------------------------------------------
+
+
+class JobConstraintsSerializer(WireSerializer):
+    maxWallClockTime = DurationField(required=False)
+    maxTaskRetryCount = StrictIntegerField(required=False, min_value=-1)
+
+
+class PoolInfoSerializer(WireSerializer):
+    poolId = BatchIdField(required=False)
+    autoPoolSpecification = serializers.DictField(required=False)
+
+    def validate(self, attrs):
+        if "poolId" not in attrs:
+            raise serializers.ValidationError({"poolId": ErrorDetail("This field is required.", "required")})
+        return attrs
+
+
+class MetadataItemSerializer(WireSerializer):
+    name = StrictCharField()
+    value = StrictCharField(allow_blank=True)
+
+
+class JobAddParameterSerializer(WireSerializer):
+    id = BatchIdField()
+    displayName = StrictCharField(required=False, max_length=1024, allow_blank=True)
+    usesTaskDependencies = StrictBooleanField(required=False)
+    priority = StrictIntegerField(required=False, min_value=-1000, max_value=1000)
+    allowTaskPreemption = StrictBooleanField(required=False)
+    maxParallelTasks = StrictIntegerField(required=False, min_value=-1)
+    constraints = JobConstraintsSerializer(required=False)
+    jobManagerTask = serializers.DictField(required=False)
+    jobPreparationTask = serializers.DictField(required=False)
+    jobReleaseTask = serializers.DictField(required=False)
+    commonEnvironmentSettings = EnvironmentSettingSerializer(many=True, required=False)
+    poolInfo = PoolInfoSerializer()
+    onAllTasksComplete = EnumField(["noaction", "terminatejob"], required=False)
+    onTaskFailure = EnumField(["noaction", "performexitoptionsjobaction"], required=False)
+    networkConfiguration = serializers.DictField(required=False)
+    metadata = MetadataItemSerializer(many=True, required=False)
+
+    def validate_maxParallelTasks(self, value):
+        if value == 0:
+            raise serializers.ValidationError("maxParallelTasks must be -1 or greater than 0")
+        return value
+
+
+class JobUpdateParameterSerializer(WireSerializer):
+    priority = StrictIntegerField(required=False, min_value=-1000, max_value=1000)
+    allowTaskPreemption = StrictBooleanField(required=False)
+    maxParallelTasks = StrictIntegerField(required=False, min_value=-1)
+    constraints = JobConstraintsSerializer(required=False)
+    poolInfo = PoolInfoSerializer(required=False)
+    onAllTasksComplete = EnumField(["noaction", "terminatejob"], required=False)
+    metadata = MetadataItemSerializer(many=True, required=False)
+    networkConfiguration = serializers.DictField(required=False)
+
+
+class JobTerminateParameterSerializer(WireSerializer):
+    terminateReason = StrictCharField(required=False, max_length=64, allow_blank=True)
+
+
+class PoolAddParameterSerializer(WireSerializer):
+    id = BatchIdField()
+    displayName = StrictCharField(required=False, max_length=1024, allow_blank=True)
+    vmSize = StrictCharField()
+    virtualMachineConfiguration = serializers.DictField(required=False)
+    targetDedicatedNodes = StrictIntegerField(required=False, min_value=0)
+    targetLowPriorityNodes = StrictIntegerField(required=False, min_value=0)
+    enableAutoScale = StrictBooleanField(required=False)
+    autoScaleFormula = StrictCharField(required=False)
+    taskSlotsPerNode = StrictIntegerField(required=False, min_value=1, max_value=256)
+    taskSchedulingPolicy = serializers.DictField(required=False)
+    startTask = serializers.DictField(required=False)
+    metadata = MetadataItemSerializer(many=True, required=False)
+    enableInterNodeCommunication = StrictBooleanField(required=False)
+    resizeTimeout = DurationField(required=False)
+
+
+# --- turning DRF verdicts into Batch errors ------------------------------------------------
+
+
+def _first_error(errors, path: str = ""):
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            sub = key if key == "non_field_errors" else (f"{path}.{key}" if path else key)
+            if key == "non_field_errors":
+                sub = path
+            found = _first_error(value, sub)
+            if found:
+                return found
+    elif isinstance(errors, list):
+        for i, value in enumerate(errors):
+            if isinstance(value, (dict, list)):
+                found = _first_error(value, f"{path}[{i}]")
+                if found:
+                    return found
+            elif isinstance(value, ErrorDetail):
+                return path, value
+    elif isinstance(errors, ErrorDetail):
+        return path, errors
+    return None
+
+
+def validate_wire(serializer_class, data, *, known: set[str] | None = None, prefix: str = ""):
+    """Validate a body with a wire serializer, or raise the Batch error for its first
+    problem: MissingRequiredProperty, UnsupportedProperty, InvalidPropertyValue or
+    InvalidRequestBody (wrong JSON type for the whole body)."""
+    if not isinstance(data, dict):
+        raise BatchError.invalid_body("The request body must be a JSON object.")
+    allowed = set(serializer_class._declared_fields) | (known or set())
+    for key in data:
+        if key not in allowed and not key.startswith("odata."):
+            raise BatchError.unsupported_property(prefix + key)
+    serializer = serializer_class(data=data)
+    if serializer.is_valid():
+        return serializer.validated_data
+    path, detail = _first_error(serializer.errors) or ("", ErrorDetail("invalid", "invalid"))
+    path = prefix + path
+    if detail.code == "required":
+        raise BatchError.missing_property(path)
+    value = _value_at(data, path[len(prefix):])
+    raise BatchError.invalid_property(path, value, str(detail))
+
+
+def _value_at(data, path: str):
+    import re
+
+    node = data
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        try:
+            node = node[int(part[1:-1])] if part.startswith("[") else node[part]
+        except (KeyError, IndexError, TypeError, ValueError):
+            return None
+    if isinstance(node, (dict, list)):
+        return None
+    return node

@@ -1,0 +1,333 @@
+"""Batch API views: one class per Batch path, each method 10-20 lines — parse, call one
+operation or query, respond in the wire format."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.response import Response
+
+from tasks import queries
+from tasks.errors import BatchError
+from tasks.models import Pool
+from tasks.operations import jobs as job_ops
+from tasks.operations import pools as pool_ops
+from tasks.operations import tasks as task_ops
+
+from . import odata
+from .base import BatchApiView
+from .conditional import check_read, write_precondition
+from .errors import error_entry
+from .render import (
+    job_json,
+    node_json,
+    pool_json,
+    subtask_json,
+    task_counts_json,
+    task_json,
+    task_url,
+)
+from .serializers import (
+    TASK_READ_ONLY,
+    JobAddParameterSerializer,
+    JobTerminateParameterSerializer,
+    JobUpdateParameterSerializer,
+    PoolAddParameterSerializer,
+    TaskAddParameterSerializer,
+    TaskUpdateParameterSerializer,
+    validate_wire,
+)
+
+COLLECTION_BODY_LIMIT = 1024 * 1024  # Add Task Collection: the body must be under 1 MB
+
+
+# --- jobs --------------------------------------------------------------------------------
+
+
+class JobListApi(BatchApiView):
+    @extend_schema(request=JobAddParameterSerializer, responses={201: None}, summary="Add Job")
+    def post(self, request):
+        spec = validate_wire(JobAddParameterSerializer, self.json_body())
+        job = job_ops.add_job(self.account, spec=spec)
+        return self.created(etag=job.etag, last_modified=job.last_modified,
+                                url=f"{self.base_url}/jobs/{job.job_id}")
+
+    @extend_schema(summary="List Jobs")
+    def get(self, request):
+        where = odata.job_filter(self.params.get("$filter", ""))
+        jobs, more = queries.list_jobs(self.account, where=where, after=self.after_key(), limit=self.page_size())
+        stats, select = self.expand_stats(), self.select()
+        items = [self.selected(job_json(j, base=self.base_url, version=self.api_version, stats=stats), select)
+                 for j in jobs]
+        return self.envelope(items, metadata="jobs", last_key=jobs[-1].id_key if jobs else None, more=more)
+
+
+class JobApi(BatchApiView):
+    @extend_schema(summary="Get Job")
+    def get(self, request, job_id):
+        job = queries.get_job(self.account, job_id)
+        check_read(request._request.META, job)
+        body = job_json(job, base=self.base_url, version=self.api_version, stats=self.expand_stats())
+        body = self.selected(body, self.select())
+        body["odata.metadata"] = f"{self.base_url}/$metadata#jobs/@Element"
+        return self.resource_headers(Response(body), etag=job.etag, last_modified=job.last_modified,
+                                     url=f"{self.base_url}/jobs/{job.job_id}")
+
+    @extend_schema(request=JobUpdateParameterSerializer, responses={200: None}, summary="Update Job")
+    def put(self, request, job_id):
+        return self._update(job_id, replace=True)
+
+    @extend_schema(request=JobUpdateParameterSerializer, responses={200: None}, summary="Patch Job")
+    def patch(self, request, job_id):
+        return self._update(job_id, replace=False)
+
+    def _update(self, job_id, *, replace):
+        precondition = write_precondition(self.request._request.META)
+        job = queries.get_job(self.account, job_id)
+        spec = validate_wire(JobUpdateParameterSerializer, self.json_body(allow_empty=True),
+                             known=set(JobAddParameterSerializer._declared_fields) | {"url", "eTag", "lastModified",
+                                   "creationTime", "state", "stateTransitionTime", "previousState",
+                                   "previousStateTransitionTime", "executionInfo", "stats", "usesTaskDependencies"})
+        job = job_ops.update_job(job, spec=spec, replace=replace, precondition=precondition)
+        return self.resource_headers(Response(None, status=200), etag=job.etag, last_modified=job.last_modified,
+                                     url=f"{self.base_url}/jobs/{job.job_id}")
+
+    @extend_schema(responses={202: None}, summary="Delete Job")
+    def delete(self, request, job_id):
+        precondition = write_precondition(request._request.META)
+        job = queries.get_job(self.account, job_id)
+        job_ops.delete_job(job, precondition=precondition)
+        return Response(None, status=202)
+
+
+class JobTerminateApi(BatchApiView):
+    @extend_schema(request=JobTerminateParameterSerializer, responses={202: None}, summary="Terminate Job")
+    def post(self, request, job_id):
+        precondition = write_precondition(request._request.META)
+        job = queries.get_job(self.account, job_id)
+        body = validate_wire(JobTerminateParameterSerializer, self.json_body(allow_empty=True))
+        job = job_ops.terminate_job(job, reason=body.get("terminateReason") or "UserTerminate",
+                                    precondition=precondition)
+        return self.resource_headers(Response(None, status=202), etag=job.etag, last_modified=job.last_modified,
+                                     url=f"{self.base_url}/jobs/{job.job_id}")
+
+
+class JobTaskCountsApi(BatchApiView):
+    @extend_schema(summary="Get Job Task Counts")
+    def get(self, request, job_id):
+        job = queries.get_job(self.account, job_id)
+        return self.resource_headers(Response(task_counts_json(job)), etag=job.etag,
+                                     last_modified=job.last_modified)
+
+
+# --- tasks -------------------------------------------------------------------------------
+
+
+class TaskListApi(BatchApiView):
+    @extend_schema(request=TaskAddParameterSerializer, responses={201: None}, summary="Add Task")
+    def post(self, request, job_id):
+        job = queries.get_job(self.account, job_id)
+        spec = validate_wire(TaskAddParameterSerializer, self.json_body())
+        task = task_ops.add_task(job, spec=spec)
+        return self.created(etag=task.etag, last_modified=task.last_modified,
+                                url=task_url(self.base_url, job.job_id, task.task_id))
+
+    @extend_schema(summary="List Tasks")
+    def get(self, request, job_id):
+        job = queries.get_job(self.account, job_id)
+        where = odata.task_filter(self.params.get("$filter", ""))
+        tasks, more = queries.list_tasks(job, where=where, after=self.after_key(), limit=self.page_size())
+        stats, select = self.expand_stats(), self.select()
+        items = []
+        for task in tasks:
+            task.job = job
+            body = task_json(task, base=self.base_url, job_id=job.job_id, version=self.api_version, stats=stats)
+            items.append(self.selected(body, select))
+        return self.envelope(items, metadata="tasks", last_key=tasks[-1].id_key if tasks else None, more=more)
+
+
+class TaskCollectionApi(BatchApiView):
+    @extend_schema(summary="Add Task Collection", responses={200: None})
+    def post(self, request, job_id):
+        job = queries.get_job(self.account, job_id)
+        body = self.json_body(limit=COLLECTION_BODY_LIMIT - 1)
+        if not isinstance(body, dict) or not isinstance(body.get("value"), list):
+            raise BatchError.invalid_body("The body must be an object with a 'value' array of tasks.")
+        raw_tasks = body["value"]
+        if not raw_tasks:
+            raise BatchError.missing_property("value")
+        if len(raw_tasks) > task_ops.MAX_COLLECTION:
+            raise BatchError.too_many_tasks(len(raw_tasks))
+        specs, ids = [], []
+        for raw in raw_tasks:
+            ids.append(str(raw.get("id", "")) if isinstance(raw, dict) else "")
+            try:
+                specs.append(validate_wire(TaskAddParameterSerializer, raw))
+            except BatchError as error:
+                specs.append(error)
+        results = task_ops.add_task_collection(job, specs=specs, ids=ids)
+        return Response({
+            "odata.metadata": f"{self.base_url}/$metadata#taskaddresult",
+            "value": [self._result(job, r) for r in results],
+        })
+
+    def _result(self, job, result) -> dict:
+        if result.task is not None:
+            t = result.task
+            from tasks.timefmt import format_datetime_wire
+
+            return {"status": "success", "taskId": t.task_id, "eTag": t.etag,
+                    "lastModified": format_datetime_wire(t.last_modified),
+                    "location": task_url(self.base_url, job.job_id, t.task_id)}
+        status = "servererror" if result.error.status >= 500 else "clienterror"
+        return {"status": status, "taskId": result.task_id, "error": error_entry(result.error, self.batch_request_id)}
+
+
+class TaskApi(BatchApiView):
+    @extend_schema(summary="Get Task")
+    def get(self, request, job_id, task_id):
+        job = queries.get_job(self.account, job_id)
+        task = queries.get_task(job, task_id)
+        check_read(request._request.META, task)
+        body = task_json(task, base=self.base_url, job_id=job.job_id, version=self.api_version,
+                         stats=self.expand_stats())
+        body = self.selected(body, self.select())
+        body["odata.metadata"] = f"{self.base_url}/$metadata#tasks/@Element"
+        return self.resource_headers(Response(body), etag=task.etag, last_modified=task.last_modified,
+                                     url=task_url(self.base_url, job.job_id, task.task_id))
+
+    @extend_schema(request=TaskUpdateParameterSerializer, responses={200: None}, summary="Update Task")
+    def put(self, request, job_id, task_id):
+        precondition = write_precondition(request._request.META)
+        job = queries.get_job(self.account, job_id)
+        task = queries.get_task(job, task_id)
+        body = validate_wire(TaskUpdateParameterSerializer, self.json_body(allow_empty=True),
+                             known=set(TaskAddParameterSerializer._declared_fields) | TASK_READ_ONLY)
+        task = task_ops.update_task(task, constraints=body.get("constraints"), precondition=precondition)
+        return self.resource_headers(Response(None, status=200), etag=task.etag, last_modified=task.last_modified,
+                                     url=task_url(self.base_url, job.job_id, task.task_id))
+
+    @extend_schema(responses={200: None}, summary="Delete Task")
+    def delete(self, request, job_id, task_id):
+        precondition = write_precondition(request._request.META)
+        job = queries.get_job(self.account, job_id)
+        task = queries.get_task(job, task_id)
+        task_ops.delete_task(task, precondition=precondition)
+        return Response(None, status=200)
+
+
+class TaskTerminateApi(BatchApiView):
+    @extend_schema(request=None, responses={204: None}, summary="Terminate Task")
+    def post(self, request, job_id, task_id):
+        precondition = write_precondition(request._request.META)
+        job = queries.get_job(self.account, job_id)
+        task = task_ops.terminate_task(queries.get_task(job, task_id), precondition=precondition)
+        return self.resource_headers(Response(None, status=204), etag=task.etag, last_modified=task.last_modified,
+                                     url=task_url(self.base_url, job.job_id, task.task_id))
+
+
+class TaskReactivateApi(BatchApiView):
+    @extend_schema(request=None, responses={204: None}, summary="Reactivate Task")
+    def post(self, request, job_id, task_id):
+        precondition = write_precondition(request._request.META)
+        job = queries.get_job(self.account, job_id)
+        task = task_ops.reactivate_task(queries.get_task(job, task_id), precondition=precondition)
+        return self.resource_headers(Response(None, status=204), etag=task.etag, last_modified=task.last_modified,
+                                     url=task_url(self.base_url, job.job_id, task.task_id))
+
+
+class SubtaskListApi(BatchApiView):
+    @extend_schema(summary="List Subtasks")
+    def get(self, request, job_id, task_id):
+        job = queries.get_job(self.account, job_id)
+        task = queries.get_task(job, task_id)
+        # 14.x reads one page only, so every subtask goes in one response.
+        select = self.select()
+        items = [self.selected(subtask_json(s, base=self.base_url), select) for s in queries.list_subtasks(task)]
+        return Response({"odata.metadata": f"{self.base_url}/$metadata#subtasksinfo", "value": items})
+
+
+# --- pools and nodes ---------------------------------------------------------------------
+
+
+def _pool_body(view, pool: Pool) -> dict:
+    return pool_json(pool, base=view.base_url, version=view.api_version,
+                     current_nodes=pool.nodes.exclude(state="offline").count())
+
+
+class PoolListApi(BatchApiView):
+    @extend_schema(request=PoolAddParameterSerializer, responses={201: None}, summary="Add Pool")
+    def post(self, request):
+        spec = validate_wire(PoolAddParameterSerializer, self.json_body())
+        pool = pool_ops.add_pool(self.account, spec=spec)
+        return self.created(etag=pool.etag, last_modified=pool.last_modified,
+                                url=f"{self.base_url}/pools/{pool.pool_id}")
+
+    @extend_schema(summary="List Pools")
+    def get(self, request):
+        where = odata.pool_filter(self.params.get("$filter", ""))
+        pools, more = queries.list_pools(self.account, where=where, after=self.after_key(), limit=self.page_size())
+        select = self.select()
+        items = [self.selected(_pool_body(self, p), select) for p in pools]
+        return self.envelope(items, metadata="pools", last_key=pools[-1].id_key if pools else None, more=more)
+
+
+class PoolApi(BatchApiView):
+    @extend_schema(summary="Get Pool")
+    def get(self, request, pool_id):
+        pool = queries.get_pool(self.account, pool_id)
+        check_read(request._request.META, pool)
+        body = self.selected(_pool_body(self, pool), self.select())
+        return self.resource_headers(Response(body), etag=pool.etag, last_modified=pool.last_modified,
+                                     url=f"{self.base_url}/pools/{pool.pool_id}")
+
+    @extend_schema(summary="Pool Exists", responses={200: None, 404: None})
+    def head(self, request, pool_id):
+        pool = queries.get_pool(self.account, pool_id)
+        check_read(request._request.META, pool)
+        return self.resource_headers(Response(None, status=200), etag=pool.etag, last_modified=pool.last_modified)
+
+    @extend_schema(responses={202: None}, summary="Delete Pool")
+    def delete(self, request, pool_id):
+        precondition = write_precondition(request._request.META)
+        pool_ops.delete_pool(queries.get_pool(self.account, pool_id), precondition=precondition)
+        return Response(None, status=202)
+
+
+class NodeListApi(BatchApiView):
+    @extend_schema(summary="List Compute Nodes")
+    def get(self, request, pool_id):
+        pool = queries.get_pool(self.account, pool_id)
+        where = odata.node_filter(self.params.get("$filter", ""))
+        nodes, more = queries.list_nodes(pool, where=where, after=self.after_key(), limit=self.page_size())
+        select = self.select()
+        items = []
+        for node in nodes:
+            running, slots = queries.count_running(node)
+            items.append(self.selected(node_json(node, base=self.base_url, running_tasks=running,
+                                                 running_slots=slots), select))
+        return self.envelope(items, metadata="nodes", last_key=nodes[-1].node_id if nodes else None, more=more)
+
+
+class NodeApi(BatchApiView):
+    @extend_schema(summary="Get Compute Node")
+    def get(self, request, pool_id, node_id):
+        node = queries.get_node(queries.get_pool(self.account, pool_id), node_id)
+        running, slots = queries.count_running(node)
+        body = node_json(node, base=self.base_url, running_tasks=running, running_slots=slots)
+        return Response(self.selected(body, self.select()))
+
+
+class UnsupportedApi(BatchApiView):
+    """Batch operations batchsite does not implement: a clear Batch error, after auth."""
+
+    def _refuse(self, request, *args, **kwargs):
+        raise BatchError(
+            "UnsupportedOperation",
+            f"batchsite does not support this Batch operation: {request.method} {request.path}. "
+            "See the README's table of supported operations.",
+            501,
+        )
+
+    get = post = put = patch = delete = head = _refuse
+
+

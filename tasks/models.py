@@ -1,0 +1,434 @@
+"""The Batch data model: Account, Pool, ComputeNode, Job, Task, SubTask.
+
+Only the rules layer (tasks.operations) writes state. Properties that batchsite stores but
+never interprets (resource files, user identity, container settings, ...) live in the
+`spec` JSON of their resource, in Batch wire form, so they round-trip exactly.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class Account(models.Model):
+    """A Batch account: its name signs every request with one of its two keys."""
+
+    name = models.CharField(max_length=64, unique=True)
+    primary_key = models.CharField(max_length=200)
+    secondary_key = models.CharField(max_length=200, blank=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="AccountMembership", related_name="batch_accounts"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AccountMembership(models.Model):
+    """Grants a dashboard user one account, as a viewer (look) or an operator (act)."""
+
+    class Role(models.TextChoices):
+        VIEWER = "viewer"
+        OPERATOR = "operator"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="account_memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "user"], name="membership_unique"),
+            models.CheckConstraint(condition=Q(role__in=["viewer", "operator"]), name="membership_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.role} of {self.account}"
+
+
+class Pool(models.Model):
+    class State(models.TextChoices):
+        ACTIVE = "active"
+        DELETING = "deleting"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="pools")
+    pool_id = models.CharField(max_length=64)
+    id_key = models.CharField(max_length=64, editable=False)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    vm_size = models.CharField(max_length=64, default="standard_d2s_v3")
+    task_slots_per_node = models.PositiveIntegerField(default=1)
+    spec = models.JSONField(default=dict, blank=True)
+    etag = models.CharField(max_length=32)
+    creation_time = models.DateTimeField()
+    last_modified = models.DateTimeField()
+    state_transition_time = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "id_key"], name="pool_id_unique_ci"),
+            models.CheckConstraint(condition=Q(id_key=Lower("pool_id")), name="pool_id_key_is_lower"),
+            models.CheckConstraint(condition=Q(state__in=["active", "deleting"]), name="pool_state_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.pool_id
+
+
+class ComputeNode(models.Model):
+    """A `runnode` agent: a number of task slots in one pool."""
+
+    class State(models.TextChoices):
+        IDLE = "idle"
+        RUNNING = "running"
+        STARTING = "starting"
+        OFFLINE = "offline"
+        UNUSABLE = "unusable"
+        LEAVINGPOOL = "leavingpool"
+        UNKNOWN = "unknown"
+
+    pool = models.ForeignKey(Pool, on_delete=models.CASCADE, related_name="nodes")
+    node_id = models.CharField(max_length=128)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.STARTING)
+    scheduling_enabled = models.BooleanField(default=True)
+    slots = models.PositiveIntegerField(default=1)
+    hostname = models.CharField(max_length=255, blank=True)
+    ip_address = models.CharField(max_length=64, blank=True)
+    root_dir = models.CharField(max_length=1024, blank=True)
+    agent_pid = models.IntegerField(null=True, blank=True)
+    registered = models.DateTimeField()
+    last_heartbeat = models.DateTimeField()
+    state_transition_time = models.DateTimeField()
+    total_tasks_run = models.PositiveIntegerField(default=0)
+    total_tasks_succeeded = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["pool", "node_id"], name="node_id_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.node_id
+
+
+class Job(models.Model):
+    class State(models.TextChoices):
+        ACTIVE = "active"
+        DISABLING = "disabling"
+        DISABLED = "disabled"
+        ENABLING = "enabling"
+        TERMINATING = "terminating"
+        COMPLETED = "completed"
+        DELETING = "deleting"
+
+    class OnAllTasksComplete(models.TextChoices):
+        NOACTION = "noaction"
+        TERMINATEJOB = "terminatejob"
+
+    class OnTaskFailure(models.TextChoices):
+        NOACTION = "noaction"
+        PERFORMEXITOPTIONSJOBACTION = "performexitoptionsjobaction"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="jobs")
+    job_id = models.CharField(max_length=64)
+    id_key = models.CharField(max_length=64, editable=False)
+    display_name = models.CharField(max_length=1024, blank=True)
+    pool_id = models.CharField(max_length=64, db_index=True)
+    priority = models.IntegerField(default=0)
+    max_parallel_tasks = models.IntegerField(default=-1)
+    uses_task_dependencies = models.BooleanField(default=False)
+    on_all_tasks_complete = models.CharField(
+        max_length=16, choices=OnAllTasksComplete.choices, default=OnAllTasksComplete.NOACTION
+    )
+    on_task_failure = models.CharField(
+        max_length=32, choices=OnTaskFailure.choices, default=OnTaskFailure.NOACTION
+    )
+    max_task_retry_count = models.IntegerField(default=0)
+    max_wall_clock_time = models.DurationField(null=True, blank=True)  # null: unlimited
+    spec = models.JSONField(default=dict, blank=True)
+
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    previous_state = models.CharField(max_length=16, choices=State.choices, blank=True)
+    state_transition_time = models.DateTimeField()
+    previous_state_transition_time = models.DateTimeField(null=True, blank=True)
+    creation_time = models.DateTimeField()
+    last_modified = models.DateTimeField()
+    etag = models.CharField(max_length=32)
+    start_time = models.DateTimeField()
+    end_time = models.DateTimeField(null=True, blank=True)
+    terminate_reason = models.CharField(max_length=64, blank=True)
+
+    # Maintained counters (tasks.operations.counts): the task counts stay O(1) at a
+    # million tasks. "running" includes preparing, as Batch counts it.
+    active_count = models.BigIntegerField(default=0)
+    running_count = models.BigIntegerField(default=0)
+    completed_count = models.BigIntegerField(default=0)
+    succeeded_count = models.BigIntegerField(default=0)
+    failed_count = models.BigIntegerField(default=0)
+    active_slots = models.BigIntegerField(default=0)
+    running_slots = models.BigIntegerField(default=0)
+    completed_slots = models.BigIntegerField(default=0)
+    succeeded_slots = models.BigIntegerField(default=0)
+    failed_slots = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "id_key"], name="job_id_unique_ci"),
+            models.CheckConstraint(condition=Q(id_key=Lower("job_id")), name="job_id_key_is_lower"),
+            models.CheckConstraint(
+                condition=Q(
+                    state__in=["active", "disabling", "disabled", "enabling", "terminating", "completed", "deleting"]
+                ),
+                name="job_state_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["account", "state"], name="job_account_state")]
+
+    def __str__(self) -> str:
+        return self.job_id
+
+    @property
+    def total_count(self) -> int:
+        return self.active_count + self.running_count + self.completed_count
+
+
+class Task(models.Model):
+    class State(models.TextChoices):
+        ACTIVE = "active"
+        PREPARING = "preparing"
+        RUNNING = "running"
+        COMPLETED = "completed"
+
+    class Result(models.TextChoices):
+        SUCCESS = "success"
+        FAILURE = "failure"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="tasks")
+    task_id = models.CharField(max_length=64)
+    # lower(task_id): the key of the case-insensitive unique constraint, of lookups and of
+    # the list order, so all three use one plain index on every database.
+    id_key = models.CharField(max_length=64, editable=False)
+    display_name = models.CharField(max_length=1024, blank=True)
+    command_line = models.TextField()
+    required_slots = models.PositiveIntegerField(default=1)
+    number_of_instances = models.PositiveIntegerField(default=1)  # > 1: multi-instance
+    max_wall_clock_time = models.DurationField(null=True, blank=True)  # null: unlimited
+    retention_time = models.DurationField(null=True, blank=True)  # null: unlimited
+    max_task_retry_count = models.IntegerField(default=0)  # -1: unlimited
+    spec = models.JSONField(default=dict, blank=True)
+
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    previous_state = models.CharField(max_length=16, choices=State.choices, blank=True)
+    state_transition_time = models.DateTimeField()
+    previous_state_transition_time = models.DateTimeField(null=True, blank=True)
+    creation_time = models.DateTimeField()
+    last_modified = models.DateTimeField()
+    etag = models.CharField(max_length=32)
+
+    # executionInfo of the latest attempt
+    start_time = models.DateTimeField(null=True, blank=True)
+    end_time = models.DateTimeField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    result = models.CharField(max_length=8, choices=Result.choices, blank=True)
+    failure_info = models.JSONField(null=True, blank=True)
+    retry_count = models.IntegerField(default=0)
+    last_retry_time = models.DateTimeField(null=True, blank=True)
+    requeue_count = models.IntegerField(default=0)
+    last_requeue_time = models.DateTimeField(null=True, blank=True)
+
+    # nodeInfo of the latest attempt (the primary's for a multi-instance task)
+    node = models.ForeignKey(
+        ComputeNode, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks"
+    )
+    node_name = models.CharField(max_length=128, blank=True)  # the Batch node id, kept after the node goes
+    pool_id = models.CharField(max_length=64, blank=True)
+    affinity_id = models.CharField(max_length=255, blank=True)
+    task_root_directory = models.CharField(max_length=1024, blank=True)
+
+    # statistics (accumulated over attempts)
+    user_cpu_time = models.DurationField(null=True, blank=True)
+    kernel_cpu_time = models.DurationField(null=True, blank=True)
+    wall_clock_time = models.DurationField(null=True, blank=True)
+    wait_time = models.DurationField(null=True, blank=True)
+    read_iops = models.BigIntegerField(default=0)
+    write_iops = models.BigIntegerField(default=0)
+    read_io_gib = models.FloatField(default=0)
+    write_io_gib = models.FloatField(default=0)
+
+    # Set when a delete or terminate of a multi-instance task still has subtasks to
+    # reach, or when files must be removed by a node (tasks.operations.sweeps).
+    files_cleaned = models.BooleanField(default=False)
+    # The 180-day maximum lifetime passed before completion: the service terminated the
+    # task's processes and left its state as it was; it is never scheduled again.
+    lifetime_expired = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "id_key"], name="task_id_unique_ci"),
+            models.CheckConstraint(condition=Q(id_key=Lower("task_id")), name="task_id_key_is_lower"),
+            models.CheckConstraint(
+                condition=Q(state__in=["active", "preparing", "running", "completed"]),
+                name="task_state_valid",
+            ),
+            models.CheckConstraint(condition=Q(result__in=["", "success", "failure"]), name="task_result_valid"),
+            models.CheckConstraint(condition=Q(required_slots__gte=1), name="task_required_slots_positive"),
+        ]
+        indexes = [
+            # A filtered page: WHERE job=? AND state=? ORDER BY id_key (keyset paging).
+            models.Index(fields=["job", "state", "id_key"], name="task_job_state_id"),
+            # Scheduling and the 180-day sweep: oldest active tasks first.
+            models.Index(fields=["state", "creation_time"], name="task_state_created"),
+            models.Index(fields=["job", "creation_time"], name="task_job_created"),
+            models.Index(fields=["job", "exit_code"], name="task_job_exit_code"),
+            models.Index(fields=["node", "state"], name="task_node_state"),
+        ]
+
+    def __str__(self) -> str:
+        return self.task_id
+
+    @property
+    def is_completed(self) -> bool:
+        return self.state == self.State.COMPLETED
+
+    @property
+    def is_multi_instance(self) -> bool:
+        return "multiInstanceSettings" in self.spec
+
+
+class SubTask(models.Model):
+    """One instance of a multi-instance task other than the primary (ids 1..N-1)."""
+
+    class State(models.TextChoices):
+        PREPARING = "preparing"
+        RUNNING = "running"
+        COMPLETED = "completed"
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="subtasks")
+    subtask_id = models.PositiveIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PREPARING)
+    previous_state = models.CharField(max_length=16, choices=State.choices, blank=True)
+    state_transition_time = models.DateTimeField()
+    previous_state_transition_time = models.DateTimeField(null=True, blank=True)
+    node = models.ForeignKey(
+        ComputeNode, null=True, blank=True, on_delete=models.SET_NULL, related_name="subtasks"
+    )
+    node_name = models.CharField(max_length=128, blank=True)  # the Batch node id, kept after the node goes
+    pool_id = models.CharField(max_length=64, blank=True)
+    task_root_directory = models.CharField(max_length=1024, blank=True)
+    start_time = models.DateTimeField(null=True, blank=True)
+    end_time = models.DateTimeField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    result = models.CharField(max_length=8, choices=Task.Result.choices, blank=True)
+    failure_info = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["task", "subtask_id"], name="subtask_id_unique"),
+            models.CheckConstraint(
+                condition=Q(state__in=["preparing", "running", "completed"]), name="subtask_state_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_id}/{self.subtask_id}"
+
+
+class Attempt(models.Model):
+    """One run of a task (or of one instance of a multi-instance task) on a node.
+
+    The history behind the task's timeline, the node x time picture and requeue counts.
+    The agent that owns the attempt watches `cancel_requested` to kill the process.
+    """
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        TERMINATED = "terminated"
+        REQUEUED = "requeued"
+        DELETED = "deleted"
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="attempts")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempts")
+    subtask_id = models.PositiveIntegerField(null=True, blank=True)  # null: the task or primary
+    number = models.PositiveIntegerField(default=1)
+    node = models.ForeignKey(
+        ComputeNode, null=True, blank=True, on_delete=models.SET_NULL, related_name="attempts"
+    )
+    node_name = models.CharField(max_length=128, blank=True)  # the Batch node id, kept after the node goes
+    slots = models.PositiveIntegerField(default=1)
+    claimed = models.DateTimeField()
+    start_time = models.DateTimeField(null=True, blank=True)
+    end_time = models.DateTimeField(null=True, blank=True)
+    pid = models.IntegerField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
+    failure_info = models.JSONField(null=True, blank=True)
+    cancel_requested = models.CharField(max_length=16, blank=True)  # "terminate" | "delete"
+    task_dir = models.CharField(max_length=1024, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["node", "outcome"], name="attempt_node_outcome"),
+            models.Index(fields=["job", "claimed"], name="attempt_job_claimed"),
+            models.Index(fields=["task", "number"], name="attempt_task_number"),
+        ]
+
+
+class AuditRecord(models.Model):
+    """Who did what to which tasks, when, and how it ended: every dashboard/admin action."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="audit_records")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor = models.CharField(max_length=150)  # username, "api:<account>", "admin:<user>", "system"
+    action = models.CharField(max_length=32)
+    scope = models.JSONField(default=dict)  # {"job": ..., "tasks": [...]} or {"filter": ...}
+    outcome = models.JSONField(default=dict)  # {"succeeded": n, "refused": {code: n}, ...}
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+
+class BulkOperation(models.Model):
+    """A bulk action running in the background, with progress for the dashboard."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="bulk_operations")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="bulk_operations")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=32)
+    scope = models.JSONField(default=dict)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveIntegerField(default=0)
+    refused = models.PositiveIntegerField(default=0)
+    outcomes = models.JSONField(default=dict)  # {task_id: "ok" | error code}
+    audit = models.ForeignKey(AuditRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+
+class NodeCleanup(models.Model):
+    """A task directory a node must remove (delete, retention expiry): the node that holds
+    the files does it, so no shared filesystem is needed."""
+
+    node_name = models.CharField(max_length=128, db_index=True)
+    pool_id = models.CharField(max_length=64)
+    task_dir = models.CharField(max_length=1024)
+    reason = models.CharField(max_length=32)
+    created = models.DateTimeField(auto_now_add=True)

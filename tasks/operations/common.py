@@ -1,0 +1,43 @@
+"""Helpers shared by the operations: the clock, ETags, job-state refusals."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+
+from django.utils import timezone
+
+from tasks.errors import BatchError
+from tasks.models import Job
+
+# Called with the locked resource inside the operation's transaction, so an If-Match
+# check and the write it guards are one atomic step (tasks.api.conditional builds them).
+Precondition = Callable[[object], None] | None
+
+
+def now() -> datetime:
+    return timezone.now()
+
+
+def new_etag() -> str:
+    """An opaque ETag in the service's style (0x + 16 hex digits); new on every write."""
+    return "0x8D" + secrets.token_hex(7).upper()
+
+
+def refuse_unless_job_accepts_changes(job: Job) -> None:
+    """Batch refuses new or changed tasks in a job that is completed, terminating or
+    being deleted, with the job-state code (the codes Reactivate documents)."""
+    error = job_state_refusal(job)
+    if error is not None:
+        raise error
+
+
+def job_state_refusal(job: Job) -> BatchError | None:
+    if job.state == Job.State.COMPLETED:
+        return BatchError.job_completed()
+    if job.state == Job.State.TERMINATING:
+        return BatchError.job_being_terminated()
+    if job.state == Job.State.DELETING:
+        return BatchError.job_being_deleted()
+    return None

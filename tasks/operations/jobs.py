@@ -1,0 +1,211 @@
+"""Job operations: add, update/patch, terminate, delete, and the job-level effects of
+task completion (onAllTasksComplete / onTaskFailure)."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+
+from tasks.errors import BatchError
+from tasks.models import Account, Attempt, Job, Task
+
+from .common import Precondition, new_etag, now
+
+# Properties Update (PUT) and Patch may change; the rest are fixed at add time.
+UPDATABLE = ("priority", "maxParallelTasks", "allowTaskPreemption", "constraints", "poolInfo",
+             "onAllTasksComplete", "metadata", "networkConfiguration")
+INLINE_PURGE_LIMIT = 10_000
+
+
+def add_job(account: Account, *, spec: dict) -> Job:
+    """Add a job. Refuses an id already used in the account (409 JobExists)."""
+    t = now()
+    constraints = spec.get("constraints") or {}
+    job = Job(
+        account=account,
+        job_id=spec["id"],
+        id_key=spec["id"].lower(),
+        display_name=spec.get("displayName") or "",
+        pool_id=(spec.get("poolInfo") or {}).get("poolId", ""),
+        priority=spec.get("priority", 0),
+        max_parallel_tasks=spec.get("maxParallelTasks", -1),
+        uses_task_dependencies=spec.get("usesTaskDependencies", False),
+        on_all_tasks_complete=spec.get("onAllTasksComplete", Job.OnAllTasksComplete.NOACTION),
+        on_task_failure=spec.get("onTaskFailure", Job.OnTaskFailure.NOACTION),
+        max_task_retry_count=constraints.get("maxTaskRetryCount", 0),
+        max_wall_clock_time=constraints.get("maxWallClockTime"),
+        spec=_stored_spec(spec),
+        state=Job.State.ACTIVE,
+        state_transition_time=t,
+        creation_time=t,
+        last_modified=t,
+        etag=new_etag(),
+        start_time=t,
+    )
+    try:
+        with transaction.atomic():
+            job.save(force_insert=True)
+    except IntegrityError:
+        raise BatchError.job_exists() from None
+    return job
+
+
+def _stored_spec(spec: dict) -> dict:
+    kept = {k: v for k, v in spec.items() if k not in ("id", "constraints")}
+    return kept
+
+
+def can_update_job(job: Job) -> BatchError | None:
+    if job.state in (Job.State.COMPLETED,):
+        return BatchError.job_completed()
+    if job.state == Job.State.TERMINATING:
+        return BatchError.job_being_terminated()
+    if job.state == Job.State.DELETING:
+        return BatchError.job_being_deleted()
+    return None
+
+
+def update_job(job: Job, *, spec: dict, replace: bool, precondition: Precondition = None) -> Job:
+    """Update (replace=True, PUT) or patch a job's updatable properties. Refuses a job that
+    is completed, terminating or being deleted. onAllTasksComplete=terminatejob on a job
+    whose tasks are all complete terminates it, as Batch does."""
+    with transaction.atomic():
+        locked = Job.objects.select_for_update().filter(pk=job.pk).first()
+        if locked is None:
+            raise BatchError.job_not_found()
+        if precondition:
+            precondition(locked)
+        error = can_update_job(locked)
+        if error:
+            raise error
+        if replace or "priority" in spec:
+            locked.priority = spec.get("priority", 0)
+        if replace or "maxParallelTasks" in spec:
+            locked.max_parallel_tasks = spec.get("maxParallelTasks", -1)
+        if replace or "constraints" in spec:
+            constraints = spec.get("constraints") or {}
+            locked.max_task_retry_count = constraints.get("maxTaskRetryCount", 0)
+            locked.max_wall_clock_time = constraints.get("maxWallClockTime")
+        if "poolInfo" in spec:
+            locked.pool_id = (spec.get("poolInfo") or {}).get("poolId", locked.pool_id)
+        if replace or "onAllTasksComplete" in spec:
+            locked.on_all_tasks_complete = spec.get("onAllTasksComplete", Job.OnAllTasksComplete.NOACTION)
+        stored = dict(locked.spec)
+        for key in ("allowTaskPreemption", "metadata", "networkConfiguration", "poolInfo",
+                    "onAllTasksComplete", "priority", "maxParallelTasks"):
+            if key in spec:
+                stored[key] = spec[key]
+            elif replace and key in ("allowTaskPreemption", "metadata"):
+                stored.pop(key, None)
+        locked.spec = stored
+        locked.etag = new_etag()
+        locked.last_modified = now()
+        locked.save()
+        complete_job_if_all_tasks_done(locked)
+    return locked
+
+
+def can_terminate_job(job: Job) -> BatchError | None:
+    if job.state == Job.State.COMPLETED:
+        return BatchError.job_completed()
+    if job.state == Job.State.DELETING:
+        return BatchError.job_being_deleted()
+    if job.state == Job.State.TERMINATING:
+        return BatchError.job_being_terminated()
+    return None
+
+
+def terminate_job(job: Job, *, reason: str = "UserTerminate", precondition: Precondition = None) -> Job:
+    """Terminate a job: running tasks are terminated, active tasks stay active and are
+    never scheduled, no task can be added; the job ends `completed` with the reason.
+    Refuses a job already completed (JobCompleted), terminating or being deleted."""
+    from .tasks import _terminate_locked_task
+
+    with transaction.atomic():
+        locked = Job.objects.select_for_update().filter(pk=job.pk).first()
+        if locked is None:
+            raise BatchError.job_not_found()
+        if precondition:
+            precondition(locked)
+        error = can_terminate_job(locked)
+        if error:
+            raise error
+        _set_job_state(locked, Job.State.TERMINATING)
+        locked.save()
+        running = Task.objects.select_for_update().filter(
+            job=locked, state__in=[Task.State.PREPARING, Task.State.RUNNING]
+        )
+        for task in running:
+            _terminate_locked_task(task, code="TaskEnded",
+                                   message="The task was terminated because its job was terminated.")
+        _finish_job(locked, reason)
+    return locked
+
+
+def _set_job_state(job: Job, state: str) -> None:
+    t = now()
+    job.previous_state = job.state
+    job.previous_state_transition_time = job.state_transition_time
+    job.state = state
+    job.state_transition_time = t
+    job.last_modified = t
+    job.etag = new_etag()
+
+
+def _finish_job(job: Job, reason: str) -> None:
+    _set_job_state(job, Job.State.COMPLETED)
+    job.end_time = job.state_transition_time
+    job.terminate_reason = reason
+    job.save()
+
+
+def complete_job_if_all_tasks_done(job: Job) -> None:
+    """onAllTasksComplete=terminatejob: terminate the job once every task is complete (a job
+    with no tasks counts as complete). Call inside the transaction that completed a task."""
+    if job.on_all_tasks_complete != Job.OnAllTasksComplete.TERMINATEJOB:
+        return
+    job.refresh_from_db()
+    if job.state != Job.State.ACTIVE:
+        return
+    if job.active_count == 0 and job.running_count == 0:
+        _finish_job(job, "AllTasksComplete")
+
+
+def can_delete_job(job: Job) -> BatchError | None:
+    if job.state == Job.State.DELETING:
+        return BatchError.job_being_deleted()
+    return None
+
+
+def delete_job(job: Job, *, precondition: Precondition = None) -> None:
+    """Delete a job: it becomes `deleting`, its running tasks are stopped and their files
+    removed by their nodes, and it disappears with its tasks (at once when small, else by
+    the sweep). Refuses a job already being deleted (409 JobBeingDeleted)."""
+    with transaction.atomic():
+        locked = Job.objects.select_for_update().filter(pk=job.pk).first()
+        if locked is None:
+            raise BatchError.job_not_found()
+        if precondition:
+            precondition(locked)
+        error = can_delete_job(locked)
+        if error:
+            raise error
+        _set_job_state(locked, Job.State.DELETING)
+        locked.save()
+        Attempt.objects.filter(job=locked, outcome=Attempt.Outcome.RUNNING).update(cancel_requested="delete")
+    if locked.total_count <= INLINE_PURGE_LIMIT:
+        purge_deleting_job(locked)
+
+
+def purge_deleting_job(job: Job, *, batch: int = 5000) -> None:
+    """Remove a `deleting` job's tasks in batches, queueing their directories for their
+    nodes to delete, then the job itself."""
+    from .tasks import queue_task_cleanup
+
+    while True:
+        with transaction.atomic():
+            pks = list(Task.objects.filter(job=job).values_list("pk", flat=True)[:batch])
+            if not pks:
+                break
+            queue_task_cleanup(pks, reason="jobdelete")
+            Task.objects.filter(pk__in=pks).delete()
+    Job.objects.filter(pk=job.pk, state=Job.State.DELETING).delete()
