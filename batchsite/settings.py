@@ -29,6 +29,8 @@ CSRF_TRUSTED_ORIGINS = env_list("BATCHSITE_CSRF_TRUSTED_ORIGINS", [])
 USE_X_FORWARDED_HOST = env_bool("BATCHSITE_USE_X_FORWARDED_HOST", False)
 
 DATA_DIR = Path(env_str("BATCHSITE_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+# The SQLite file and node task directories live here; a fresh clone has no var/ yet.
+DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 BATCHSITE_ACCOUNT_NAME = env_str("BATCHSITE_ACCOUNT_NAME", DEV_ACCOUNT_NAME)
 BATCHSITE_ACCOUNT_KEY = env_base64(

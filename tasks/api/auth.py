@@ -128,9 +128,14 @@ def authenticate_request(meta: dict, method: str) -> Account:
         # Same answer as a bad signature: do not reveal which account names exist.
         raise BatchError.authentication_failed("The MAC signature found in the HTTP request is not valid.")
     query = meta.get("QUERY_STRING", "")
+    header_sets = [headers]
+    if headers.get("content-type") == "text/plain":
+        # wsgiref (Django's runserver and live server) invents `text/plain` for requests
+        # that sent no Content-Type; the client signed an empty line.
+        header_sets.append({k: v for k, v in headers.items() if k != "content-type"})
     for path in raw_path_candidates(meta):
-        for builder in (string_to_sign, _documented_string_to_sign):
-            text = builder(method, path, query, headers, account.name)
+        for builder, hdrs in ((b, h) for b in (string_to_sign, _documented_string_to_sign) for h in header_sets):
+            text = builder(method, path, query, hdrs, account.name)
             for key in (account.primary_key, account.secondary_key):
                 if not key:
                     continue

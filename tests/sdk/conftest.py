@@ -1,0 +1,61 @@
+"""Fixtures that drive the official azure-batch SDKs against a live test server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.factories import AccountFactory
+
+ROOT = Path(__file__).resolve().parents[2]
+SDK14_PYTHON = ROOT / ".venv-sdk14" / "bin" / "python"
+SCENARIOS14 = Path(__file__).with_name("sdk14_scenarios.py")
+
+
+@pytest.fixture
+def sdk_account(transactional_db):
+    return AccountFactory(name="sdkacct")
+
+
+@pytest.fixture
+def client15(live_server, sdk_account):
+    from azure.batch import BatchClient
+    from azure.core.credentials import AzureNamedKeyCredential
+
+    # No client-side retries: a server error must fail the test at once, not after
+    # ten backed-off retries.
+    return BatchClient(
+        endpoint=live_server.url,
+        credential=AzureNamedKeyCredential(sdk_account.name, sdk_account.primary_key),
+        retry_total=0,
+    )
+
+
+@pytest.fixture
+def run14(live_server, sdk_account):
+    """Run one scenario of tests/sdk/sdk14_scenarios.py under azure-batch 14.2.0 (its own
+    virtualenv, built by `make sdk14`) and return what it printed as JSON."""
+    if not SDK14_PYTHON.exists():
+        pytest.fail(".venv-sdk14 is missing: run `make sdk14` (make test does)")
+
+    def run(scenario: str, *args: str, key: str | None = None, name: str | None = None) -> dict:
+        env = dict(os.environ, BATCH_URL=live_server.url, BATCH_ACCOUNT=name or sdk_account.name,
+                   BATCH_KEY=key or sdk_account.primary_key)
+        proc = subprocess.run([str(SDK14_PYTHON), str(SCENARIOS14), scenario, *args], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, f"scenario {scenario} failed:\n{proc.stdout}\n{proc.stderr}"
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    return run
+
+
+def pytest_collection_modifyitems(config, items):
+    del config
+    for item in items:
+        if "tests/sdk/" in str(item.fspath):
+            item.add_marker(pytest.mark.sdk)
