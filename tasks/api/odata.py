@@ -15,6 +15,8 @@ visitor, since only this module knows the Batch names, operators and types.
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ from django.db.models.lookups import (
     StartsWith,
 )
 from odata_query import ast
+from odata_query.exceptions import ODataException
 from odata_query.grammar import ODATA_FUNCTIONS, ODataLexer, ODataParser
 from odata_query.visitor import NodeVisitor
 from sly.lex import Token
@@ -43,9 +46,10 @@ from tasks.timefmt import parse_datetime_wire
 PARAM = "$filter"
 
 # A filter is one URL parameter; these bounds keep a hostile one from exhausting Python's
-# recursion limit in the visitor or SQLite's expression depth (1000) in the query.
+# recursion limit in the visitor or SQLite's expression depth (1000) in the query. Chains of
+# one operator (`a or b or c ...`) are flattened, so only `not` and mixed and/or nest.
 MAX_CONDITIONS = 200
-MAX_DEPTH = 200
+MAX_DEPTH = 64
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
@@ -203,7 +207,7 @@ def file_name_prefix(text: str) -> str:
         return ""
     try:
         tree = _parse(text)
-        if not (isinstance(tree, ast.Call) and tree.func.name == "startswith"):
+        if not (isinstance(tree, ast.Call) and tree.func.full_name() == "startswith"):
             raise Rejected("only startswith(name,'prefix') is supported")
         _, prop, _, literal = _comparison_parts(tree, FILES)
         return _check_string(prop, "name", literal)
@@ -223,7 +227,7 @@ class Rejected(Exception):
 
 
 def _compile(text: str, schema: Schema) -> Q:
-    # No filter and an empty one are the same to Batch clients (both SDKs omit or blank it).
+    # A blank $filter restricts nothing, as if it were absent.
     if not text or not text.strip():
         return Q()
     try:
@@ -242,16 +246,18 @@ def _parse(text: str) -> ast._Node:
     except Exception as exc:  # noqa: BLE001
         # The library reports syntax errors with its own exceptions, but some malformed
         # input reaches bugs in it (AttributeError on `f(a=1,b=2,c=3)`): all are a 400.
-        raise Rejected(f"the filter is not valid OData: {_describe(exc)}") from None
+        raise Rejected(f"the filter is not valid OData: {_describe(source, exc)}") from None
 
 
-def _describe(exc: Exception) -> str:
+def _describe(source: str, exc: Exception) -> str:
     token = getattr(exc, "token", None)
     if token is not None:
-        return f"unexpected input at position {token.index}"
+        return f"unexpected input at '{source[token.index : token.index + 20]}'"
     if getattr(exc, "eof", False):
         return "unexpected end of the filter"
-    return str(exc) or type(exc).__name__
+    if isinstance(exc, ODataException):
+        return str(exc)
+    return "syntax error"
 
 
 # --- DateTime literals -------------------------------------------------------------------
@@ -292,8 +298,8 @@ _FUNCTIONS = {name.lower(): name for name in ODATA_FUNCTIONS}
 
 
 def _repair_tokens(source: str, tokens: Iterable[Token]) -> Iterator[Token]:
-    """Rejoin identifiers split at a keyword, accept `not(`, and match function names
-    case-insensitively, as the .NET OData parser behind Batch does."""
+    """Rejoin identifiers split at a keyword, accept `not(` (OData wants a space there, but it
+    is a common spelling), and match function names case-insensitively, like property names."""
     pending: Token | None = None
     for token in tokens:
         if pending is None:
@@ -395,8 +401,8 @@ class _QBuilder(NodeVisitor):
         raise Rejected(f"{_node_name(node)} is not a condition")
 
     def visit_BoolOp(self, node: ast.BoolOp) -> Q:
-        left, right = self.visit(node.left), self.visit(node.right)
-        return left & right if isinstance(node.op, ast.And) else left | right
+        combine = operator.and_ if isinstance(node.op, ast.And) else operator.or_
+        return functools.reduce(combine, (self.visit(part) for part in _operands(node)))
 
     def visit_UnaryOp(self, node: ast.UnaryOp) -> Q:
         if not isinstance(node.op, ast.Not):
@@ -416,6 +422,21 @@ class _QBuilder(NodeVisitor):
         if self.conditions > MAX_CONDITIONS:
             raise Rejected(f"the filter has more than {MAX_CONDITIONS} conditions")
         return _condition_q(prop, op, _literal_value(name, prop, literal))
+
+
+def _operands(node: ast.BoolOp) -> list[ast._Node]:
+    """The operands of a chain of one boolean operator, left to right, walked without
+    recursion: the parser nests `a or b or c` one level per operator."""
+    kind = type(node.op)
+    operands: list[ast._Node] = []
+    stack: list[ast._Node] = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, ast.BoolOp) and type(item.op) is kind:
+            stack += [item.right, item.left]
+        else:
+            operands.append(item)
+    return operands
 
 
 def _node_name(node: ast._Node) -> str:
