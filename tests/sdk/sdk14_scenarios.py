@@ -225,7 +225,7 @@ def scenario_auth():
         "wrong_key": status_of(lambda: client(key=wrong).job.get("authjob")),
         "unknown_account": status_of(lambda: client(name="nosuchaccount").job.get("authjob")),
         "stale_date": status_of(lambda: good.job.get("authjob", job_get_options=m.JobGetOptions(
-            ocp_date=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=20)))),
+            ocp_date=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20)))),
     }
     return out
 
