@@ -130,7 +130,7 @@ def terminate_job(job: Job, *, reason: str = "UserTerminate", precondition: Prec
         if error:
             raise error
         _set_job_state(locked, Job.State.TERMINATING)
-        locked.save()
+        locked.save(update_fields=_STATE_FIELDS)
         running = Task.objects.select_for_update().filter(
             job=locked, state__in=[Task.State.PREPARING, Task.State.RUNNING]
         )
@@ -139,6 +139,12 @@ def terminate_job(job: Job, *, reason: str = "UserTerminate", precondition: Prec
                                    message="The task was terminated because its job was terminated.")
         _finish_job(locked, reason)
     return locked
+
+
+# What a job state change writes: never the task counters, which task operations move
+# with F() updates in the same transaction (a whole-row save would undo them).
+_STATE_FIELDS = ["state", "previous_state", "state_transition_time", "previous_state_transition_time",
+                 "last_modified", "etag"]
 
 
 def _set_job_state(job: Job, state: str) -> None:
@@ -155,7 +161,7 @@ def _finish_job(job: Job, reason: str) -> None:
     _set_job_state(job, Job.State.COMPLETED)
     job.end_time = job.state_transition_time
     job.terminate_reason = reason
-    job.save()
+    job.save(update_fields=[*_STATE_FIELDS, "end_time", "terminate_reason"])
 
 
 def complete_job_if_all_tasks_done(job: Job) -> None:
@@ -190,7 +196,7 @@ def delete_job(job: Job, *, precondition: Precondition = None) -> None:
         if error:
             raise error
         _set_job_state(locked, Job.State.DELETING)
-        locked.save()
+        locked.save(update_fields=_STATE_FIELDS)
         Attempt.objects.filter(job=locked, outcome=Attempt.Outcome.RUNNING).update(cancel_requested="delete")
     if locked.total_count <= INLINE_PURGE_LIMIT:
         purge_deleting_job(locked)

@@ -1,0 +1,81 @@
+"""tasks.operations.sweeps: the 180-day maximum task lifetime and deleting-job purges."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from tasks.models import Attempt, Job, Task
+from tasks.operations.sweeps import expire_task_lifetimes, purge_deleting_jobs, run_sweeps
+from tests.factories import JobFactory, TaskFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def aged(days, **kw):
+    return TaskFactory(creation_time=timezone.now() - timedelta(days=days), **kw)
+
+
+def snapshot(task):
+    task.refresh_from_db()
+    return (task.state, task.previous_state, task.state_transition_time, task.result, task.exit_code,
+            task.etag, task.last_modified)
+
+
+@pytest.mark.parametrize("trait", [None, "running"])
+def test_terminates_a_task_not_completed_after_180_days_and_leaves_its_state_as_it_was(trait, assert_counters_true):
+    task = aged(181, **({trait: True} if trait else {}))
+    process = Attempt.objects.create(task=task, job=task.job, claimed=timezone.now())
+    before = snapshot(task)
+    assert expire_task_lifetimes() == 1
+    assert snapshot(task) == before
+    task.refresh_from_db()
+    process.refresh_from_db()
+    assert task.lifetime_expired and process.cancel_requested == "terminate"
+    assert_counters_true(task.job)
+
+
+def test_leaves_younger_tasks_alone():
+    task = aged(179, running=True)
+    assert expire_task_lifetimes() == 0
+    task.refresh_from_db()
+    assert not task.lifetime_expired
+
+
+@pytest.mark.parametrize("trait", ["succeeded", "failed"])
+def test_leaves_completed_tasks_alone(trait):
+    task = aged(400, **{trait: True})
+    assert expire_task_lifetimes() == 0
+    task.refresh_from_db()
+    assert not task.lifetime_expired
+
+
+def test_expires_each_task_once():
+    aged(200)
+    assert expire_task_lifetimes() == 1
+    assert expire_task_lifetimes() == 0
+
+
+def test_works_through_more_tasks_than_one_batch():
+    job = JobFactory()
+    for _ in range(5):
+        aged(190, job=job)
+    assert expire_task_lifetimes(batch=2) == 5
+    assert Task.objects.filter(lifetime_expired=True).count() == 5
+
+
+def test_finishes_deleting_jobs_left_deleting():
+    job = JobFactory(deleting=True)
+    TaskFactory(job=job)
+    kept = JobFactory()
+    assert purge_deleting_jobs() == 1
+    assert list(Job.objects.all()) == [kept] and not Task.objects.filter(job_id=job.pk).exists()
+
+
+def test_the_management_command_runs_every_sweep_once(capsys):
+    aged(181)
+    JobFactory(deleting=True)
+    call_command("sweep", "--once")
+    assert capsys.readouterr().out.strip() == "expired=1 purged_jobs=1"
+    assert run_sweeps() == {"expired": 0, "purged_jobs": 0}
