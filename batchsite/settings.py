@@ -10,7 +10,9 @@ from batchsite.env import (
     DEV_ACCOUNT_NAME,
     env_base64,
     env_bool,
+    env_float,
     env_int,
+    env_json_object,
     env_list,
     env_str,
 )
@@ -31,6 +33,7 @@ USE_X_FORWARDED_HOST = env_bool("BATCHSITE_USE_X_FORWARDED_HOST", False)
 DATA_DIR = Path(env_str("BATCHSITE_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 # The SQLite file and node task directories live here; a fresh clone has no var/ yet.
 DATA_DIR.mkdir(parents=True, exist_ok=True)
+(DATA_DIR / "static").mkdir(exist_ok=True)
 
 BATCHSITE_ACCOUNT_NAME = env_str("BATCHSITE_ACCOUNT_NAME", DEV_ACCOUNT_NAME)
 BATCHSITE_ACCOUNT_KEY = env_base64(
@@ -42,6 +45,17 @@ if not BATCHSITE_ACCOUNT_KEY:
 
 BATCHSITE_LOCAL_NODES = env_int("BATCHSITE_LOCAL_NODES", 2)
 BATCHSITE_LOCAL_SLOTS = env_int("BATCHSITE_LOCAL_SLOTS", 0)  # 0: the number of CPUs
+
+# Compute-node agents (`manage.py runnode`, tasks.node): how often an agent looks for work
+# and for terminate/delete requests, how often it heartbeats, after how long without a
+# heartbeat a node counts as lost (its running tasks are requeued), and how long a task
+# gets between SIGTERM and SIGKILL when its agent shuts down.
+BATCHSITE_NODE_POLL_SECONDS = env_float("BATCHSITE_NODE_POLL_SECONDS", 0.2, minimum=0.01)
+BATCHSITE_NODE_HEARTBEAT_SECONDS = env_float("BATCHSITE_NODE_HEARTBEAT_SECONDS", 3.0, minimum=0.1)
+BATCHSITE_NODE_LOST_SECONDS = env_float("BATCHSITE_NODE_LOST_SECONDS", 30.0, minimum=0.5)
+BATCHSITE_NODE_KILL_GRACE_SECONDS = env_float("BATCHSITE_NODE_KILL_GRACE_SECONDS", 3.0)
+BATCHSITE_NODE_PUBLISH_SECONDS = env_float("BATCHSITE_NODE_PUBLISH_SECONDS", 5.0, minimum=0.1)
+BATCHSITE_NODE_IP = env_str("BATCHSITE_NODE_IP", "127.0.0.1")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -120,6 +134,13 @@ STATIC_ROOT = DATA_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Task files (stdout.txt, stderr.txt, wd/...): the web tier reads them only through
+    # this storage (tasks.node.storage). By default it is the nodes' own directories on
+    # this machine; agents on other machines publish into a shared backend instead.
+    "taskfiles": {
+        "BACKEND": env_str("BATCHSITE_TASK_FILES_BACKEND", "django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": env_json_object("BATCHSITE_TASK_FILES_OPTIONS") or {"location": str(DATA_DIR / "nodes")},
+    },
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
         if not DEBUG

@@ -17,6 +17,7 @@ from tasks.models import Attempt, Job, NodeCleanup, SubTask, Task
 
 from .common import Precondition, job_state_refusal, new_etag, now
 from .counts import CountDelta
+from .fast_insert import insert_objects
 from .jobs import complete_job_if_all_tasks_done
 
 DEFAULT_RETENTION = timedelta(days=7)
@@ -191,7 +192,7 @@ def add_task_collection(job: Job, *, specs: list[dict | BatchError], ids: list[s
             results.append(AddResult(task_id, task=task))
         try:
             with transaction.atomic():
-                Task.objects.bulk_create(fresh)
+                insert_objects(Task, fresh)
         except IntegrityError:
             # Another writer took an id after our read (possible only without a job lock);
             # fall back to one insert per task so each gets its own verdict.

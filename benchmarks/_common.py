@@ -1,0 +1,42 @@
+"""Shared set-up for the benchmarks: a throw-away data dir and database, Django, an
+account, and a signed in-process client. Every figure is printed beside a baseline
+measured in the same run (the machines are shared and noisy)."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def setup_django(name: str) -> Path:
+    """Point batchsite at a fresh data dir (unless DATABASE_URL is set) and migrate."""
+    data = Path(os.environ.get("BENCH_DATA_DIR") or tempfile.mkdtemp(prefix=f"batchsite-bench-{name}-"))
+    os.environ["BATCHSITE_DATA_DIR"] = str(data)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "batchsite.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return data
+
+
+def timed(fn, repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000

@@ -1,0 +1,100 @@
+"""20,000 tasks added through the 15.x SDK's create_tasks(max_concurrency=8) against a
+gunicorn-served batchsite, beside a same-run raw bulk insert of the same rows
+(issue 2; target >= 5,000 tasks/s on a 2-core machine).
+
+Usage: .venv/bin/python benchmarks/bench_create_tasks.py [--tasks 20000] [--threads 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+
+from _common import ROOT, setup_django
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def raw_bulk_insert(job, count: int) -> float:
+    """The baseline: the same rows straight into the table with bulk_create."""
+    from django.utils import timezone
+
+    from tasks.models import Task
+
+    now = timezone.now()
+    rows = [Task(job=job, task_id=f"raw{i:06d}", id_key=f"raw{i:06d}", command_line="/bin/true",
+                 state_transition_time=now, creation_time=now, last_modified=now, etag="0x8D1")
+            for i in range(count)]
+    t = time.perf_counter()
+    Task.objects.bulk_create(rows, batch_size=1000)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tasks", type=int, default=20_000)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    data = setup_django("create")
+
+    from azure.batch import BatchClient
+    from azure.batch import models as m
+    from azure.core.credentials import AzureNamedKeyCredential
+    from django.utils import timezone
+
+    from tasks.models import Account, Job, Task
+
+    account = Account.objects.create(name="bench", primary_key="YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktMDA=")
+    now = timezone.now()
+    baseline_job = Job.objects.create(account=account, job_id="raw", id_key="raw", pool_id="p", etag="0x1",
+                                      state_transition_time=now, creation_time=now, last_modified=now, start_time=now)
+    raw_seconds = raw_bulk_insert(baseline_job, args.tasks)
+
+    port = free_port()
+    env = dict(os.environ, BATCHSITE_DATA_DIR=str(data))
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "batchsite.wsgi", "--bind", f"127.0.0.1:{port}",
+                               "--workers", str(args.workers), "--threads", "4", "--log-level", "warning"],
+                              cwd=ROOT, env=env)
+    try:
+        wait_for(port)
+        client = BatchClient(endpoint=f"http://127.0.0.1:{port}",
+                             credential=AzureNamedKeyCredential(account.name, account.primary_key))
+        client.create_job(m.BatchJobCreateOptions(id="sdk", pool_info=m.BatchPoolInfo(pool_id="p")))
+        tasks = [m.BatchTaskCreateOptions(id=f"sdk{i:06d}", command_line="/bin/true") for i in range(args.tasks)]
+        t = time.perf_counter()
+        result = client.create_tasks("sdk", tasks, max_concurrency=args.threads)
+        sdk_seconds = time.perf_counter() - t
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert len(result.result_values) == args.tasks
+    assert Task.objects.filter(job__job_id="sdk").count() == args.tasks
+    assert Job.objects.get(job_id="sdk").active_count == args.tasks
+    sdk_rate, raw_rate = args.tasks / sdk_seconds, args.tasks / raw_seconds
+    print(f"create_tasks of {args.tasks:,} tasks, {args.threads} threads, gunicorn {args.workers}x4")
+    print(f"  through the SDK and API : {sdk_rate:>10,.0f} tasks/s ({sdk_seconds:.2f} s)")
+    print(f"  raw bulk insert (same run): {raw_rate:>8,.0f} tasks/s ({raw_seconds:.2f} s)")
+    print(f"  ratio SDK/raw: {sdk_rate / raw_rate:.2f}   target: >= 5,000 tasks/s through the SDK")
+
+
+if __name__ == "__main__":
+    main()
