@@ -5,3 +5,6 @@ class TasksConfig(AppConfig):
     name = "tasks"
     verbose_name = "Batch"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from tasks.api import schema  # noqa: F401  (registers the Shared Key scheme)

@@ -3,6 +3,7 @@ operation or query, respond in the wire format."""
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
@@ -32,6 +33,7 @@ from .serializers import (
     JobTerminateParameterSerializer,
     JobUpdateParameterSerializer,
     PoolAddParameterSerializer,
+    TaskAddCollectionParameterSerializer,
     TaskAddParameterSerializer,
     TaskUpdateParameterSerializer,
     validate_wire,
@@ -44,14 +46,14 @@ COLLECTION_BODY_LIMIT = 1024 * 1024  # Add Task Collection: the body must be und
 
 
 class JobListApi(BatchApiView):
-    @extend_schema(request=JobAddParameterSerializer, responses={201: None}, summary="Add Job")
+    @extend_schema(request=JobAddParameterSerializer, responses={201: None}, summary="Add Job", operation_id="Add_Job")
     def post(self, request):
         spec = validate_wire(JobAddParameterSerializer, self.json_body())
         job = job_ops.add_job(self.account, spec=spec)
         return self.created(etag=job.etag, last_modified=job.last_modified,
                                 url=f"{self.base_url}/jobs/{job.job_id}")
 
-    @extend_schema(summary="List Jobs")
+    @extend_schema(summary="List Jobs", operation_id="List_Jobs", responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
         where = odata.job_filter(self.params.get("$filter", ""))
         jobs, more = queries.list_jobs(self.account, where=where, after=self.after_key(), limit=self.page_size())
@@ -62,7 +64,7 @@ class JobListApi(BatchApiView):
 
 
 class JobApi(BatchApiView):
-    @extend_schema(summary="Get Job")
+    @extend_schema(summary="Get Job", operation_id="Get_Job", responses={200: OpenApiTypes.OBJECT})
     def get(self, request, job_id):
         job = queries.get_job(self.account, job_id)
         check_read(request._request.META, job)
@@ -72,11 +74,11 @@ class JobApi(BatchApiView):
         return self.resource_headers(Response(body), etag=job.etag, last_modified=job.last_modified,
                                      url=f"{self.base_url}/jobs/{job.job_id}")
 
-    @extend_schema(request=JobUpdateParameterSerializer, responses={200: None}, summary="Update Job")
+    @extend_schema(request=JobUpdateParameterSerializer, responses={200: None}, summary="Update Job", operation_id="Update_Job")
     def put(self, request, job_id):
         return self._update(job_id, replace=True)
 
-    @extend_schema(request=JobUpdateParameterSerializer, responses={200: None}, summary="Patch Job")
+    @extend_schema(request=JobUpdateParameterSerializer, responses={200: None}, summary="Patch Job", operation_id="Patch_Job")
     def patch(self, request, job_id):
         return self._update(job_id, replace=False)
 
@@ -91,7 +93,7 @@ class JobApi(BatchApiView):
         return self.resource_headers(Response(None, status=200), etag=job.etag, last_modified=job.last_modified,
                                      url=f"{self.base_url}/jobs/{job.job_id}")
 
-    @extend_schema(responses={202: None}, summary="Delete Job")
+    @extend_schema(responses={202: None}, summary="Delete Job", operation_id="Delete_Job")
     def delete(self, request, job_id):
         precondition = write_precondition(request._request.META)
         job = queries.get_job(self.account, job_id)
@@ -100,7 +102,7 @@ class JobApi(BatchApiView):
 
 
 class JobTerminateApi(BatchApiView):
-    @extend_schema(request=JobTerminateParameterSerializer, responses={202: None}, summary="Terminate Job")
+    @extend_schema(request=JobTerminateParameterSerializer, responses={202: None}, summary="Terminate Job", operation_id="Terminate_Job")
     def post(self, request, job_id):
         precondition = write_precondition(request._request.META)
         job = queries.get_job(self.account, job_id)
@@ -112,7 +114,7 @@ class JobTerminateApi(BatchApiView):
 
 
 class JobTaskCountsApi(BatchApiView):
-    @extend_schema(summary="Get Job Task Counts")
+    @extend_schema(summary="Get Job Task Counts", operation_id="Get_Job_Task_Counts", responses={200: OpenApiTypes.OBJECT})
     def get(self, request, job_id):
         job = queries.get_job(self.account, job_id)
         return self.resource_headers(Response(task_counts_json(job)), etag=job.etag,
@@ -123,7 +125,7 @@ class JobTaskCountsApi(BatchApiView):
 
 
 class TaskListApi(BatchApiView):
-    @extend_schema(request=TaskAddParameterSerializer, responses={201: None}, summary="Add Task")
+    @extend_schema(request=TaskAddParameterSerializer, responses={201: None}, summary="Add Task", operation_id="Add_Task")
     def post(self, request, job_id):
         job = queries.get_job(self.account, job_id)
         spec = validate_wire(TaskAddParameterSerializer, self.json_body())
@@ -131,7 +133,7 @@ class TaskListApi(BatchApiView):
         return self.created(etag=task.etag, last_modified=task.last_modified,
                                 url=task_url(self.base_url, job.job_id, task.task_id))
 
-    @extend_schema(summary="List Tasks")
+    @extend_schema(summary="List Tasks", operation_id="List_Tasks", responses={200: OpenApiTypes.OBJECT})
     def get(self, request, job_id):
         job = queries.get_job(self.account, job_id)
         where = odata.task_filter(self.params.get("$filter", ""))
@@ -146,7 +148,8 @@ class TaskListApi(BatchApiView):
 
 
 class TaskCollectionApi(BatchApiView):
-    @extend_schema(summary="Add Task Collection", responses={200: None})
+    @extend_schema(summary="Add Task Collection", request=TaskAddCollectionParameterSerializer,
+                   responses={200: OpenApiTypes.OBJECT}, operation_id="Add_Task_Collection")
     def post(self, request, job_id):
         job = queries.get_job(self.account, job_id)
         body = self.json_body(limit=COLLECTION_BODY_LIMIT - 1)
@@ -183,7 +186,7 @@ class TaskCollectionApi(BatchApiView):
 
 
 class TaskApi(BatchApiView):
-    @extend_schema(summary="Get Task")
+    @extend_schema(summary="Get Task", operation_id="Get_Task", responses={200: OpenApiTypes.OBJECT})
     def get(self, request, job_id, task_id):
         job = queries.get_job(self.account, job_id)
         task = queries.get_task(job, task_id)
@@ -195,7 +198,7 @@ class TaskApi(BatchApiView):
         return self.resource_headers(Response(body), etag=task.etag, last_modified=task.last_modified,
                                      url=task_url(self.base_url, job.job_id, task.task_id))
 
-    @extend_schema(request=TaskUpdateParameterSerializer, responses={200: None}, summary="Update Task")
+    @extend_schema(request=TaskUpdateParameterSerializer, responses={200: None}, summary="Update Task", operation_id="Update_Task")
     def put(self, request, job_id, task_id):
         precondition = write_precondition(request._request.META)
         job = queries.get_job(self.account, job_id)
@@ -206,7 +209,7 @@ class TaskApi(BatchApiView):
         return self.resource_headers(Response(None, status=200), etag=task.etag, last_modified=task.last_modified,
                                      url=task_url(self.base_url, job.job_id, task.task_id))
 
-    @extend_schema(responses={200: None}, summary="Delete Task")
+    @extend_schema(responses={200: None}, summary="Delete Task", operation_id="Delete_Task")
     def delete(self, request, job_id, task_id):
         precondition = write_precondition(request._request.META)
         job = queries.get_job(self.account, job_id)
@@ -216,7 +219,7 @@ class TaskApi(BatchApiView):
 
 
 class TaskTerminateApi(BatchApiView):
-    @extend_schema(request=None, responses={204: None}, summary="Terminate Task")
+    @extend_schema(request=None, responses={204: None}, summary="Terminate Task", operation_id="Terminate_Task")
     def post(self, request, job_id, task_id):
         precondition = write_precondition(request._request.META)
         job = queries.get_job(self.account, job_id)
@@ -226,7 +229,7 @@ class TaskTerminateApi(BatchApiView):
 
 
 class TaskReactivateApi(BatchApiView):
-    @extend_schema(request=None, responses={204: None}, summary="Reactivate Task")
+    @extend_schema(request=None, responses={204: None}, summary="Reactivate Task", operation_id="Reactivate_Task")
     def post(self, request, job_id, task_id):
         precondition = write_precondition(request._request.META)
         job = queries.get_job(self.account, job_id)
@@ -236,7 +239,7 @@ class TaskReactivateApi(BatchApiView):
 
 
 class SubtaskListApi(BatchApiView):
-    @extend_schema(summary="List Subtasks")
+    @extend_schema(summary="List Subtasks", operation_id="List_Subtasks", responses={200: OpenApiTypes.OBJECT})
     def get(self, request, job_id, task_id):
         job = queries.get_job(self.account, job_id)
         task = queries.get_task(job, task_id)
@@ -255,14 +258,14 @@ def _pool_body(view, pool: Pool) -> dict:
 
 
 class PoolListApi(BatchApiView):
-    @extend_schema(request=PoolAddParameterSerializer, responses={201: None}, summary="Add Pool")
+    @extend_schema(request=PoolAddParameterSerializer, responses={201: None}, summary="Add Pool", operation_id="Add_Pool")
     def post(self, request):
         spec = validate_wire(PoolAddParameterSerializer, self.json_body())
         pool = pool_ops.add_pool(self.account, spec=spec)
         return self.created(etag=pool.etag, last_modified=pool.last_modified,
                                 url=f"{self.base_url}/pools/{pool.pool_id}")
 
-    @extend_schema(summary="List Pools")
+    @extend_schema(summary="List Pools", operation_id="List_Pools", responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
         where = odata.pool_filter(self.params.get("$filter", ""))
         pools, more = queries.list_pools(self.account, where=where, after=self.after_key(), limit=self.page_size())
@@ -272,7 +275,7 @@ class PoolListApi(BatchApiView):
 
 
 class PoolApi(BatchApiView):
-    @extend_schema(summary="Get Pool")
+    @extend_schema(summary="Get Pool", operation_id="Get_Pool", responses={200: OpenApiTypes.OBJECT})
     def get(self, request, pool_id):
         pool = queries.get_pool(self.account, pool_id)
         check_read(request._request.META, pool)
@@ -280,13 +283,13 @@ class PoolApi(BatchApiView):
         return self.resource_headers(Response(body), etag=pool.etag, last_modified=pool.last_modified,
                                      url=f"{self.base_url}/pools/{pool.pool_id}")
 
-    @extend_schema(summary="Pool Exists", responses={200: None, 404: None})
+    @extend_schema(summary="Pool Exists", responses={200: None, 404: None}, operation_id="Pool_Exists")
     def head(self, request, pool_id):
         pool = queries.get_pool(self.account, pool_id)
         check_read(request._request.META, pool)
         return self.resource_headers(Response(None, status=200), etag=pool.etag, last_modified=pool.last_modified)
 
-    @extend_schema(responses={202: None}, summary="Delete Pool")
+    @extend_schema(responses={202: None}, summary="Delete Pool", operation_id="Delete_Pool")
     def delete(self, request, pool_id):
         precondition = write_precondition(request._request.META)
         pool_ops.delete_pool(queries.get_pool(self.account, pool_id), precondition=precondition)
@@ -294,7 +297,7 @@ class PoolApi(BatchApiView):
 
 
 class NodeListApi(BatchApiView):
-    @extend_schema(summary="List Compute Nodes")
+    @extend_schema(summary="List Compute Nodes", operation_id="List_Compute_Nodes", responses={200: OpenApiTypes.OBJECT})
     def get(self, request, pool_id):
         pool = queries.get_pool(self.account, pool_id)
         where = odata.node_filter(self.params.get("$filter", ""))
@@ -309,7 +312,7 @@ class NodeListApi(BatchApiView):
 
 
 class NodeApi(BatchApiView):
-    @extend_schema(summary="Get Compute Node")
+    @extend_schema(summary="Get Compute Node", operation_id="Get_Compute_Node", responses={200: OpenApiTypes.OBJECT})
     def get(self, request, pool_id, node_id):
         node = queries.get_node(queries.get_pool(self.account, pool_id), node_id)
         running, slots = queries.count_running(node)
@@ -317,6 +320,7 @@ class NodeApi(BatchApiView):
         return Response(self.selected(body, self.select()))
 
 
+@extend_schema(exclude=True)
 class UnsupportedApi(BatchApiView):
     """Batch operations batchsite does not implement: a clear Batch error, after auth."""
 
