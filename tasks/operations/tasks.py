@@ -193,6 +193,11 @@ def add_task_collection(job: Job, *, specs: list[dict | BatchError], ids: list[s
         try:
             with transaction.atomic():
                 insert_objects(Task, fresh)
+            pks = dict(Task.objects.filter(job=locked, id_key__in=[t.id_key for t in fresh])
+                       .values_list("id_key", "pk"))
+            for task in fresh:
+                task.pk = pks[task.id_key]
+                task._state.adding = False
         except IntegrityError:
             # Another writer took an id after our read (possible only without a job lock);
             # fall back to one insert per task so each gets its own verdict.
