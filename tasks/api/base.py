@@ -49,7 +49,7 @@ class BatchApiView(APIView):
                     raise BatchError.invalid_query("timeout", self.params[name], "timeout must be an integer") from None
 
     def _api_version(self) -> str:
-        version = self.request.query_params.get("api-version")
+        version = self.params.get("api-version")  # parameter names are case-insensitive
         if version is None:
             raise BatchError.missing_query("api-version")
         if version not in SUPPORTED_API_VERSIONS:

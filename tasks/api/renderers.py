@@ -10,7 +10,8 @@ CONTENT_TYPE = "application/json;odata=minimalmetadata"
 
 
 class BatchJSONRenderer(BaseRenderer):
-    media_type = "application/json"
+    # DRF writes the renderer's media_type as the response Content-Type.
+    media_type = CONTENT_TYPE
     format = "json"
     charset = None
 

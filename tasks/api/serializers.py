@@ -21,6 +21,7 @@ _UNSET = object()
 
 class BatchIdField(serializers.RegexField):
     def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)  # " t1" is not a valid id
         super().__init__(ID_REGEX, max_length=64, **kwargs)
 
 
@@ -64,6 +65,12 @@ class StrictBooleanField(serializers.BooleanField):
 
 
 class StrictCharField(serializers.CharField):
+    """A JSON string, kept exactly as sent (DRF would trim a command line's spaces)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
     def to_internal_value(self, data):
         if not isinstance(data, str):
             raise serializers.ValidationError("A JSON string is required.", code="invalid")
