@@ -32,6 +32,43 @@ def decode_token(token: str) -> str:
         raise BatchError.invalid_query("$skiptoken", token, "The continuation token is not valid.") from None
 
 
+MAX_BODY_DEPTH = 32  # Batch bodies nest about 6 deep; deeper would exhaust recursion later
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _unstorable(data) -> str | None:
+    """What in a parsed body no database could store, or None: a NUL character or a lone
+    surrogate in a string (PostgreSQL refuses both; UTF-8 cannot encode a surrogate), or
+    nesting deeper than any Batch body."""
+    stack = [(data, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_BODY_DEPTH:
+            return f"values nested deeper than {MAX_BODY_DEPTH} levels"
+        if isinstance(item, dict):
+            texts = list(item)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            texts = []
+            stack.extend((v, depth + 1) for v in item)
+        elif isinstance(item, str):
+            texts = [item]
+        else:
+            continue
+        for text in texts:
+            if "\x00" in text:
+                return "a NUL character"
+            if not text.isascii():
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    return "a lone surrogate character"
+    return None
+
+
 class BatchApiView(APIView):
     """One Batch path. Subclasses implement the HTTP methods the path has."""
 
@@ -102,9 +139,15 @@ class BatchApiView(APIView):
                 return {}
             raise BatchError.invalid_body("The request body is empty.")
         try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise BatchError.invalid_body(f"The body is not valid JSON: {e}") from None
+            # Strict UTF-8 (json.loads of bytes would let encoded surrogates through) and
+            # no NaN/Infinity, which no database's JSON can store.
+            data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
+            raise BatchError.invalid_body(f"The body is not valid JSON: {str(e)[:200]}") from None
+        problem = _unstorable(data)
+        if problem:
+            raise BatchError.invalid_body(f"The body contains {problem}.")
+        return data
 
     def select(self) -> list[str] | None:
         raw = self.params.get("$select")

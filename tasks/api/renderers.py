@@ -18,7 +18,8 @@ class BatchJSONRenderer(BaseRenderer):
     def render(self, data, accepted_media_type=None, renderer_context=None):
         if data is None:
             return b""
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        # "replace": an error body may quote a client's lone surrogate; never fail on it.
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "replace")
 
 
 class AlwaysBatchJSON(BaseContentNegotiation):

@@ -17,6 +17,14 @@ from tasks.timefmt import parse_duration
 
 ID_REGEX = r"^[A-Za-z0-9_-]{1,64}$"
 _UNSET = object()
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+# DRF error codes that mean "this value has the wrong JSON type": InvalidRequestBody.
+WRONG_TYPE = "type"
+_WRONG_TYPE_CODES = {WRONG_TYPE, "not_a_list", "not_a_dict"}
+
+
+def wrong_type(what: str) -> serializers.ValidationError:
+    return serializers.ValidationError(f"A JSON {what} is required.", code=WRONG_TYPE)
 
 
 class BatchIdField(serializers.RegexField):
@@ -24,11 +32,18 @@ class BatchIdField(serializers.RegexField):
         kwargs.setdefault("trim_whitespace", False)  # " t1" is not a valid id
         super().__init__(ID_REGEX, max_length=64, **kwargs)
 
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise wrong_type("string")
+        return super().to_internal_value(data)
+
 
 class DurationField(serializers.Field):
     """ISO 8601 duration in any form the SDKs send; None stands for unlimited."""
 
     def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise wrong_type("string (an ISO 8601 duration)")
         try:
             return parse_duration(data)
         except ValueError as e:
@@ -42,25 +57,32 @@ class EnumField(serializers.ChoiceField):
     """Batch enums: lowercase on the wire; accepted case-insensitively (14.x, .NET)."""
 
     def to_internal_value(self, data):
-        if isinstance(data, str):
-            lowered = {c.lower(): c for c in self.choices}
-            data = lowered.get(data.lower(), data)
+        if not isinstance(data, str):
+            raise wrong_type("string")
+        lowered = {c.lower(): c for c in self.choices}
+        data = lowered.get(data.lower(), data)
         return super().to_internal_value(data)
 
 
 class StrictIntegerField(serializers.IntegerField):
-    """An integer that is a JSON number: "3" and true are wrong types, not integers."""
+    """An integer that is a JSON number: "3" and true are wrong types, not integers. Batch
+    integers are int32 unless a field says otherwise (and a database column holds them)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_value", INT32_MIN)
+        kwargs.setdefault("max_value", INT32_MAX)
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, int):
-            raise serializers.ValidationError("A JSON integer is required.", code="invalid")
+            raise wrong_type("integer")
         return super().to_internal_value(data)
 
 
 class StrictBooleanField(serializers.BooleanField):
     def to_internal_value(self, data):
         if not isinstance(data, bool):
-            raise serializers.ValidationError("A JSON boolean is required.", code="invalid")
+            raise wrong_type("boolean")
         return data
 
 
@@ -73,7 +95,7 @@ class StrictCharField(serializers.CharField):
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
-            raise serializers.ValidationError("A JSON string is required.", code="invalid")
+            raise wrong_type("string")
         return super().to_internal_value(data)
 
 
@@ -82,7 +104,7 @@ class WireSerializer(serializers.Serializer):
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
-            raise serializers.ValidationError("A JSON object is required.", code="invalid")
+            raise wrong_type("object")
         return super().to_internal_value(data)
 
 
@@ -310,7 +332,7 @@ class JobTerminateParameterSerializer(WireSerializer):
 class PoolAddParameterSerializer(WireSerializer):
     id = BatchIdField()
     displayName = StrictCharField(required=False, max_length=1024, allow_blank=True)
-    vmSize = StrictCharField()
+    vmSize = StrictCharField(max_length=64)
     virtualMachineConfiguration = serializers.DictField(required=False)
     targetDedicatedNodes = StrictIntegerField(required=False, min_value=0)
     targetLowPriorityNodes = StrictIntegerField(required=False, min_value=0)
@@ -366,7 +388,7 @@ def _instance(serializer_class):
 def validate_wire(serializer_class, data, *, known: set[str] | None = None, prefix: str = ""):
     """Validate a body with a wire serializer, or raise the Batch error for its first
     problem: MissingRequiredProperty, UnsupportedProperty, InvalidPropertyValue or
-    InvalidRequestBody (wrong JSON type for the whole body)."""
+    InvalidRequestBody (a wrong JSON type, of the whole body or of a property)."""
     if not isinstance(data, dict):
         raise BatchError.invalid_body("The request body must be a JSON object.")
     allowed = set(serializer_class._declared_fields) | (known or set())
@@ -381,6 +403,8 @@ def validate_wire(serializer_class, data, *, known: set[str] | None = None, pref
     path = prefix + path
     if detail.code == "required":
         raise BatchError.missing_property(path)
+    if detail.code in _WRONG_TYPE_CODES:
+        raise BatchError.invalid_body(f"The property '{path}' has the wrong JSON type: {detail}")
     value = _value_at(data, path[len(prefix):])
     raise BatchError.invalid_property(path, value, str(detail))
 
