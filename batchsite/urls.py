@@ -1,11 +1,18 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularJSONAPIView
 
 from tasks.api.handlers import not_found, server_error
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # The dashboard and its sign-in, before the API's catch-all Batch paths.
+    path("web/", include("tasks.web.urls")),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", RedirectView.as_view(pattern_name="web:jobs", permanent=False), name="home"),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
     path("", include("tasks.api.urls")),
 ]

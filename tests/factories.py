@@ -7,7 +7,17 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from tasks.models import Account, AccountMembership, ComputeNode, Job, Pool, SubTask, Task
+from tasks.models import (
+    Account,
+    AccountMembership,
+    Attempt,
+    BulkOperation,
+    ComputeNode,
+    Job,
+    Pool,
+    SubTask,
+    Task,
+)
 from tasks.operations.counts import recount_job
 
 
@@ -148,3 +158,30 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     account = factory.SubFactory(AccountFactory)
     user = factory.SubFactory(UserFactory)
     role = AccountMembership.Role.OPERATOR
+
+
+class AttemptFactory(factory.django.DjangoModelFactory):
+    """One run of a task on a node; defaults to a finished, succeeded run."""
+
+    class Meta:
+        model = Attempt
+
+    task = factory.SubFactory(TaskFactory)
+    job = factory.LazyAttribute(lambda o: o.task.job)
+    node = None
+    node_name = factory.LazyAttribute(lambda o: o.node.node_id if o.node else "node-x")
+    claimed = factory.LazyFunction(timezone.now)
+    start_time = factory.LazyAttribute(lambda o: o.claimed)
+    end_time = factory.LazyAttribute(lambda o: o.claimed + timedelta(seconds=5))
+    exit_code = 0
+    outcome = Attempt.Outcome.SUCCEEDED
+
+
+class BulkOperationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = BulkOperation
+
+    job = factory.SubFactory(JobFactory)
+    account = factory.LazyAttribute(lambda o: o.job.account)
+    action = "reactivate"
+    scope = factory.LazyFunction(lambda: {"filter": {"result": "failure"}, "max_pk": 10**9, "cursor": 0})

@@ -1,0 +1,344 @@
+"""A job's task list as the dashboard, the CSV export and bulk operations read it: a filter
+(state, result, exit codes, failure code, node, id substring, time range), a sort, and
+keyset pages over the whole job.
+
+Keyset, never OFFSET: a page is "the rows after this cursor", so page 20,000 of a job of a
+million tasks costs what page 1 costs when an index serves the sort. Index-backed orders:
+id (job, id_key), created (job, creation_time [, rowid/pk]), exit code (job, exit_code),
+and any order under a state filter when sorting by id (job, state, id_key). Started, ended,
+run time and retries have no index in the model yet, so those sorts cost a scan of the
+filtered tasks (a top-N sort) — see the note in benchmarks/README.md.
+
+Nullable sort keys (start/end time, exit code, run time) put the tasks without a value last
+in both directions: the order is two segments, "has a value" by (key, pk) and then "no value"
+by pk, and a cursor names its segment.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
+
+from django.db.models import DurationField, ExpressionWrapper, F, Q, QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from tasks.models import Job, Task
+
+PAGE_SIZE = 50
+
+STATES = [s.value for s in Task.State]
+RESULTS = [r.value for r in Task.Result]
+TIME_FIELDS = {"created": "creation_time", "started": "start_time", "ended": "end_time"}
+
+# sort name -> (model field or annotation, nullable, kind of value)
+SORTS: dict[str, tuple[str, bool, str]] = {
+    "id": ("id_key", False, "str"),
+    "created": ("creation_time", False, "dt"),
+    "started": ("start_time", True, "dt"),
+    "ended": ("end_time", True, "dt"),
+    "runtime": ("run_time", True, "dur"),
+    "exit_code": ("exit_code", True, "int"),
+    "retries": ("retry_count", False, "int"),
+}
+SORT_LABELS = {"id": "ID", "created": "Created", "started": "Started", "ended": "Ended",
+               "runtime": "Run time", "exit_code": "Exit code", "retries": "Retries"}
+FILTER_KEYS = ("state", "result", "exit_code", "failure_code", "node", "q", "time", "since", "until")
+
+
+class FilterError(ValueError):
+    """A filter value that cannot be read; the message names the field."""
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    state: str = ""
+    result: str = ""
+    exit_code: str = ""  # "137", "1,2,137", "1..255", "-1"
+    failure_code: str = ""
+    node: str = ""
+    q: str = ""  # id substring, case-insensitive
+    time: str = "created"  # which time the range applies to
+    since: datetime | None = None
+    until: datetime | None = None
+    sort: str = "id"
+    desc: bool = False
+    errors: dict[str, str] = field(default_factory=dict, compare=False)
+
+    # --- reading ------------------------------------------------------------------------
+
+    @classmethod
+    def from_params(cls, params) -> TaskFilter:
+        """Read a filter from a QueryDict or dict; bad values are dropped and named in
+        `errors`, so a hand-edited URL narrows nothing by surprise yet never fails."""
+        get = lambda k: (params.get(k) or "").strip()  # noqa: E731
+        values, errors = {}, {}
+        for key, allowed in (("state", STATES), ("result", RESULTS), ("time", list(TIME_FIELDS))):
+            if get(key) in allowed:
+                values[key] = get(key)
+            elif get(key):
+                errors[key] = f"Unknown {key} {get(key)!r}."
+        for key in ("failure_code", "node", "q"):
+            values[key] = get(key)[:128]
+        try:
+            parse_exit_codes(get("exit_code"))
+            values["exit_code"] = get("exit_code")
+        except FilterError as exc:
+            errors["exit_code"] = str(exc)
+        for key in ("since", "until"):
+            if get(key):
+                moment = _parse_moment(get(key))
+                if moment is None:
+                    errors[key] = f"Not a date and time: {get(key)!r}."
+                values[key] = moment
+        sort = get("sort")
+        values["desc"] = sort.startswith("-")
+        values["sort"] = sort.lstrip("-") if sort.lstrip("-") in SORTS else "id"
+        return cls(**values, errors=errors)
+
+    # --- using --------------------------------------------------------------------------
+
+    def where(self) -> Q:
+        """The filter as a Q over Task (the job is not part of it)."""
+        q = Q()
+        if self.state:
+            q &= Q(state=self.state)
+        if self.result:
+            q &= Q(result=self.result)
+        if self.exit_code:
+            codes, ranges = parse_exit_codes(self.exit_code)
+            either = Q(exit_code__in=codes) if codes else Q()
+            for low, high in ranges:
+                either |= Q(exit_code__range=(low, high))
+            q &= either
+        if self.failure_code:
+            q &= Q(failure_info__code=self.failure_code)
+        if self.node:
+            q &= Q(node_name=self.node)
+        if self.q:
+            q &= Q(id_key__contains=self.q.lower())
+        column = TIME_FIELDS.get(self.time, "creation_time")
+        if self.since:
+            q &= Q(**{f"{column}__gte": self.since})
+        if self.until:
+            q &= Q(**{f"{column}__lt": self.until})
+        return q
+
+    def queryset(self, job: Job) -> QuerySet:
+        qs = Task.objects.filter(job=job).filter(self.where())
+        if self.sort == "runtime":
+            qs = qs.annotate(run_time=RUN_TIME)
+        return qs
+
+    @property
+    def is_filtered(self) -> bool:
+        return any(self.params(sort=False).values())
+
+    @property
+    def counts_from_job(self) -> bool:
+        """Only state/result narrow it: the job's maintained counters give the exact count."""
+        params = self.params(sort=False)
+        return not (set(params) - {"state", "result"})
+
+    def count_from(self, job: Job) -> int | None:
+        """The exact number of matching tasks from the job's counters, when that is possible."""
+        if not self.counts_from_job:
+            return None
+        state, result = self.state, self.result
+        if not state and not result:
+            return job.total_count
+        if result:
+            if state not in ("", Task.State.COMPLETED):
+                return 0
+            return job.succeeded_count if result == Task.Result.SUCCESS else job.failed_count
+        if state == Task.State.ACTIVE:
+            return job.active_count
+        if state == Task.State.COMPLETED:
+            return job.completed_count
+        return None  # preparing and running share one counter
+
+    def params(self, *, sort: bool = True) -> dict[str, str]:
+        """The filter as URL parameters (only the ones that are set)."""
+        out = {
+            "state": self.state, "result": self.result, "exit_code": self.exit_code,
+            "failure_code": self.failure_code, "node": self.node, "q": self.q,
+        }
+        if self.since or self.until:
+            out["time"] = self.time
+            out["since"] = _format_moment(self.since)
+            out["until"] = _format_moment(self.until)
+        if sort and (self.sort != "id" or self.desc):
+            out["sort"] = ("-" if self.desc else "") + self.sort
+        return {k: v for k, v in out.items() if v}
+
+    def querystring(self) -> str:
+        return urlencode(self.params())
+
+    def sort_link(self, name: str) -> str:
+        """The query string that sorts by `name`, flipping the direction if already sorted so."""
+        desc = (not self.desc) if self.sort == name else False
+        return urlencode({**self.params(sort=False), "sort": ("-" if desc else "") + name})
+
+    def describe(self) -> str:
+        """A one-line human description of the scope, for previews and audit records."""
+        parts = [f"{k}={v}" for k, v in self.params(sort=False).items()]
+        return ", ".join(parts) if parts else "all tasks"
+
+
+RUN_TIME = ExpressionWrapper(F("end_time") - F("start_time"), output_field=DurationField())
+
+
+def parse_exit_codes(text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    """`1,2,137` and `1..255` (and mixes) -> ([1, 2, 137], [(1, 255)])."""
+    codes, ranges = [], []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            if ".." in part:
+                low, high = (int(x) for x in part.split("..", 1))
+                ranges.append((min(low, high), max(low, high)))
+            else:
+                codes.append(int(part))
+        except ValueError:
+            raise FilterError(f"Exit codes are whole numbers or ranges like 1..255, not {part!r}.") from None
+    return codes, ranges
+
+
+def _parse_moment(text: str) -> datetime | None:
+    moment = parse_datetime(text.replace(" ", "T")) if "T" in text or " " in text else None
+    if moment is None:
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, timezone.get_default_timezone())
+    return moment
+
+
+def _format_moment(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    return timezone.localtime(moment).strftime("%Y-%m-%dT%H:%M")
+
+
+# --- keyset pages ------------------------------------------------------------------------
+
+
+@dataclass
+class Page:
+    rows: list[Task]
+    next_cursor: str | None  # `after=` for the next page
+    prev_cursor: str | None  # `before=` for the previous page
+    is_first: bool
+
+
+def _segments(f: TaskFilter) -> list[tuple[Q, list[str]]]:
+    """The order as segments: (which rows, their key columns)."""
+    column, nullable, _ = SORTS[f.sort]
+    if column == "id_key":
+        return [(Q(), ["id_key"])]
+    if not nullable:
+        return [(Q(), [column, "pk"])]
+    return [(Q(**{f"{column}__isnull": False}), [column, "pk"]), (Q(**{f"{column}__isnull": True}), ["pk"])]
+
+
+def _after(keys: list[str], values: list, desc: bool, *, backwards: bool) -> Q:
+    """Rows strictly after (or before) `values` in the order of `keys`. Written as
+    `k1 >= v1 AND (k1 > v1 OR k2 > v2)` so an index on k1 bounds the scan."""
+    forward = desc == backwards  # ascending order when walking forward
+    gt, ge = ("gt", "gte") if forward else ("lt", "lte")
+    if len(keys) == 1:
+        return Q(**{f"{keys[0]}__{gt}": values[0]})
+    (k1, k2), (v1, v2) = keys, values
+    return Q(**{f"{k1}__{ge}": v1}) & (Q(**{f"{k1}__{gt}": v1}) | Q(**{f"{k2}__{gt}": v2}))
+
+
+def _ordering(keys: list[str], desc: bool, *, backwards: bool) -> list[str]:
+    flip = desc != backwards
+    return [("-" if flip else "") + k for k in keys]
+
+
+def page_of(qs: QuerySet, f: TaskFilter, *, after: str = "", before: str = "", limit: int = PAGE_SIZE) -> Page:
+    """One keyset page of `qs` (from `TaskFilter.queryset`) in the filter's order.
+
+    Costs one query per segment it touches (one, or two where the "no value" rows begin)."""
+    segments = _segments(f)
+    cursor = decode_cursor(before or after, f)
+    backwards = bool(before) and cursor is not None
+    if cursor is None:
+        start, values = (len(segments) - 1 if backwards else 0), None
+    else:
+        start, values = cursor
+    order = range(start, -1, -1) if backwards else range(start, len(segments))
+    rows: list[Task] = []
+    for index in order:
+        where, keys = segments[index]
+        seg_qs = qs.filter(where)
+        if values is not None and index == start:
+            seg_qs = seg_qs.filter(_after(keys, values, f.desc, backwards=backwards))
+        fetched = list(seg_qs.order_by(*_ordering(keys, f.desc, backwards=backwards))[: limit + 1 - len(rows)])
+        rows.extend((index, row) for row in fetched)
+        if len(rows) > limit:
+            break
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if backwards:
+        rows.reverse()
+    tasks = [row for _, row in rows]
+    first_cursor = encode_cursor(rows[0][0], rows[0][1], f) if rows else None
+    last_cursor = encode_cursor(rows[-1][0], rows[-1][1], f) if rows else None
+    if backwards:
+        return Page(tasks, next_cursor=last_cursor, prev_cursor=first_cursor if more else None, is_first=not more)
+    return Page(tasks, next_cursor=last_cursor if more else None,
+                prev_cursor=first_cursor if cursor is not None else None, is_first=cursor is None)
+
+
+def encode_cursor(segment: int, task: Task, f: TaskFilter) -> str:
+    column, _, kind = SORTS[f.sort]
+    keys = _segments(f)[segment][1]
+    values = [_dump(getattr(task, k), kind if k == column else "int") for k in keys]
+    raw = json.dumps([segment, *values], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str, f: TaskFilter) -> tuple[int, list] | None:
+    """(segment, key values) of a cursor, or None for a missing or unreadable one (page 1)."""
+    if not token:
+        return None
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        segment, *dumped = raw
+        column, _, kind = SORTS[f.sort]
+        keys = _segments(f)[segment][1]
+        if len(keys) != len(dumped):
+            return None
+        return segment, [_load(v, kind if k == column else "int") for k, v in zip(keys, dumped, strict=True)]
+    except (binascii.Error, ValueError, TypeError, IndexError, KeyError):
+        return None
+
+
+def _dump(value, kind: str):
+    if kind == "dt":
+        return value.isoformat()
+    if kind == "dur":
+        return value // timedelta(microseconds=1)
+    return value
+
+
+def _load(value, kind: str):
+    if kind == "dt":
+        moment = datetime.fromisoformat(value)
+        if timezone.is_naive(moment):
+            raise ValueError("naive time in cursor")
+        return moment
+    if kind == "dur":
+        return timedelta(microseconds=int(value))
+    if kind == "int":
+        return int(value)
+    if not isinstance(value, str):
+        raise TypeError("id cursor must be a string")
+    return value

@@ -1,0 +1,60 @@
+"""Small display helpers for the dashboard templates."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def duration(value: timedelta | None, empty: str = "—") -> str:
+    """A timedelta as people read it: 350 ms, 4.2 s, 3m 05s, 2h 03m, 7d 0h."""
+    if value is None:
+        return empty
+    seconds = value.total_seconds()
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, sec = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {sec:02d}s"
+
+
+@register.filter
+def pretty(value) -> str:
+    """JSON for people: indented, keys in their order."""
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+@register.filter
+def get(mapping, key):
+    return (mapping or {}).get(key)
+
+
+@register.filter
+def num(value) -> str:
+    """1234567 -> 1,234,567 (and anything else unchanged)."""
+    return f"{value:,}" if isinstance(value, int) else ("—" if value is None else str(value))
+
+
+@register.filter
+def split(value: str) -> list[str]:
+    return value.split()
+
+
+@register.filter
+def minus(end, start) -> timedelta | None:
+    """end - start, for run times in templates."""
+    if end is None or start is None:
+        return None
+    return end - start

@@ -1,0 +1,116 @@
+"""Dashboard forms. A form only reads the HTML input; the task it describes is checked by
+the API's wire serializer (so the web and the API accept exactly the same tasks) and then
+by the rules layer."""
+
+from __future__ import annotations
+
+from django import forms
+
+from tasks.api.serializers import TaskAddParameterSerializer, validate_wire
+from tasks.errors import BatchError
+from tasks.timefmt import format_duration
+
+DURATION_HELP = "e.g. 01:30:00, 2 00:00:00 (days) or PT1H30M; empty for the default."
+
+# Wire property -> form field, to put an API refusal next to the field it is about.
+_WIRE_FIELDS = {
+    "id": "task_id", "displayName": "display_name", "commandLine": "command_line",
+    "requiredSlots": "required_slots", "constraints.maxWallClockTime": "max_wall_clock_time",
+    "constraints.retentionTime": "retention_time", "constraints.maxTaskRetryCount": "max_task_retry_count",
+    "multiInstanceSettings.numberOfInstances": "number_of_instances",
+    "multiInstanceSettings.coordinationCommandLine": "coordination_command_line",
+}
+
+
+class ConstraintsForm(forms.Form):
+    max_wall_clock_time = forms.DurationField(required=False, label="Max wall-clock time",
+                                              help_text="Empty: unlimited. " + DURATION_HELP)
+    retention_time = forms.DurationField(required=False, label="Retention time",
+                                         help_text="Empty: 7 days. " + DURATION_HELP)
+    max_task_retry_count = forms.IntegerField(required=False, min_value=-1, label="Max retries",
+                                              help_text="-1: unlimited. Empty: the job's.")
+
+    @classmethod
+    def for_task(cls, task, data=None) -> ConstraintsForm:
+        initial = {"max_wall_clock_time": task.max_wall_clock_time, "retention_time": task.retention_time,
+                   "max_task_retry_count": task.max_task_retry_count}
+        return cls(data=data, initial=initial)
+
+    def constraints(self) -> dict:
+        """The Update Task constraints (python values, as the API's serializer yields them)."""
+        data = self.cleaned_data
+        out = {"maxWallClockTime": data["max_wall_clock_time"]}
+        if data["retention_time"] is not None:
+            out["retentionTime"] = data["retention_time"]
+        if data["max_task_retry_count"] is not None:
+            out["maxTaskRetryCount"] = data["max_task_retry_count"]
+        return out
+
+
+class AddTaskForm(ConstraintsForm):
+    task_id = forms.CharField(max_length=64, label="Task ID", help_text="Letters, digits, - and _.")
+    display_name = forms.CharField(max_length=1024, required=False)
+    command_line = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}),
+                                   help_text="Run without a shell: write /bin/sh -c '...' for one.")
+    environment = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False,
+                                  help_text="One NAME=value per line.")
+    required_slots = forms.IntegerField(required=False, min_value=1, initial=1)
+    number_of_instances = forms.IntegerField(required=False, min_value=1, max_value=100,
+                                             label="Instances (multi-instance)",
+                                             help_text="More than 1 makes a multi-instance task.")
+    coordination_command_line = forms.CharField(required=False, label="Coordination command line",
+                                                widget=forms.Textarea(attrs={"rows": 2}),
+                                                help_text="Run on every instance before the command line.")
+
+    field_order = ["task_id", "display_name", "command_line", "environment", "required_slots",
+                   "max_wall_clock_time", "retention_time", "max_task_retry_count",
+                   "number_of_instances", "coordination_command_line"]
+
+    def clean_environment(self) -> list[dict]:
+        settings = []
+        for number, line in enumerate(self.cleaned_data["environment"].splitlines(), 1):
+            if not line.strip():
+                continue
+            name, sep, value = line.partition("=")
+            if not sep or not name.strip():
+                raise forms.ValidationError(f"Line {number} is not NAME=value.")
+            settings.append({"name": name.strip(), "value": value})
+        return settings
+
+    def wire(self) -> dict:
+        """The task as an Add Task request body."""
+        data = self.cleaned_data
+        body = {"id": data["task_id"], "commandLine": data["command_line"]}
+        if data["display_name"]:
+            body["displayName"] = data["display_name"]
+        if data["environment"]:
+            body["environmentSettings"] = data["environment"]
+        if data["required_slots"]:
+            body["requiredSlots"] = data["required_slots"]
+        constraints = {}
+        for key, value in self.constraints().items():
+            if key == "maxWallClockTime" and value is None:
+                continue
+            constraints[key] = format_duration(value) if key != "maxTaskRetryCount" else value
+        if constraints:
+            body["constraints"] = constraints
+        instances = data["number_of_instances"] or 1
+        if instances > 1 or data["coordination_command_line"]:
+            body["multiInstanceSettings"] = {"numberOfInstances": instances}
+            if data["coordination_command_line"]:
+                body["multiInstanceSettings"]["coordinationCommandLine"] = data["coordination_command_line"]
+        return body
+
+    def spec(self) -> dict | None:
+        """The validated task spec, or None with the wire refusal attached to its field."""
+        try:
+            return validate_wire(TaskAddParameterSerializer, self.wire())
+        except BatchError as error:
+            self.add_batch_error(error)
+            return None
+
+    def add_batch_error(self, error: BatchError) -> None:
+        values = dict(error.values)
+        field = _WIRE_FIELDS.get(values.get("PropertyName", ""))
+        reason = values.get("Reason") or error.message
+        self.add_error(field, f"{error.code}: {reason}")

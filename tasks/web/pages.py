@@ -1,0 +1,346 @@
+"""What the dashboard pages show: the reads behind each view, kept out of the views so each
+view stays a few lines. Every function here says how many queries it costs."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Q
+from django.db.models.fields.json import KT
+from django.http import Http404
+from django.urls import reverse
+from django.utils import timezone
+
+from tasks import queries
+from tasks.errors import BatchError
+from tasks.listing import PAGE_SIZE, SORT_LABELS, TaskFilter, page_of
+from tasks.models import Attempt, BulkOperation, ComputeNode, Job, Pool, Task
+from tasks.operations.actions import DESTRUCTIVE, TASK_ACTIONS, refusals_of
+from tasks.operations.bulk import MAX_SELECTION, filter_scope, scope_queryset, selection_scope
+from tasks.operations.tasks import can_add_task, can_update_task
+
+from . import files
+from .access import Access, roles_of
+
+JOB_PAGE = 100
+JOB_TABS = {"active": ~Q(state=Job.State.COMPLETED), "completed": Q(state=Job.State.COMPLETED), "all": Q()}
+
+
+# --- jobs ----------------------------------------------------------------------------------
+
+
+def job_list_context(user, params) -> dict:
+    """Jobs of every account the user sees, keyset-paged by (account, id). Two queries."""
+    roles = roles_of(user)
+    tab = params.get("tab") if params.get("tab") in JOB_TABS else "active"
+    jobs = Job.objects.filter(account_id__in=list(roles)).filter(JOB_TABS[tab]).select_related("account")
+    if params.get("q"):
+        jobs = jobs.filter(id_key__contains=params["q"].strip().lower())
+    after = params.get("after", "")
+    account_pk, _, key = after.partition(".")
+    if account_pk.isdigit() and key:
+        jobs = jobs.filter(Q(account_id__gt=int(account_pk)) | Q(account_id=int(account_pk), id_key__gt=key))
+    rows = list(jobs.order_by("account_id", "id_key")[: JOB_PAGE + 1])
+    more, rows = len(rows) > JOB_PAGE, rows[:JOB_PAGE]
+    for job in rows:
+        job.bar = progress(job)
+        job.can_act = roles.get(job.account_id) == "operator"
+    return {
+        "jobs": rows, "tab": tab, "tabs": list(JOB_TABS), "q": params.get("q", ""),
+        "next_after": f"{rows[-1].account_id}.{rows[-1].id_key}" if more else None,
+        "live": any(is_live(job) for job in rows), "first_page": not after,
+    }
+
+
+def is_live(job: Job) -> bool:
+    """Can this job's tasks still change without anyone acting? Running ones can finish;
+    active ones can start unless the job is completed (terminated jobs keep them idle)."""
+    if job.running_count:
+        return True
+    return bool(job.active_count) and job.state not in (Job.State.COMPLETED, Job.State.DISABLED)
+
+
+def progress(job: Job) -> list[dict]:
+    """The segments of a job's progress bar (percent of all tasks), from its counters."""
+    total = job.total_count or 1
+    other_completed = job.completed_count - job.succeeded_count - job.failed_count
+    parts = [("succeeded", job.succeeded_count), ("failed", job.failed_count),
+             ("completed", other_completed), ("running", job.running_count), ("active", job.active_count)]
+    return [{"name": n, "count": c, "pct": round(100 * c / total, 2)} for n, c in parts if c > 0]
+
+
+def job_detail_context(request, access: Access, job: Job) -> dict:
+    """A job's task page: one keyset page (one query, two where the tasks without a sort value
+    begin) and the job's bulk runs in progress (one query)."""
+    f = TaskFilter.from_params(request.GET)
+    page = page_of(f.queryset(job), f, after=request.GET.get("after", ""), before=request.GET.get("before", ""))
+    bulk = list(BulkOperation.objects.filter(job=job, state__in=[BulkOperation.State.PENDING,
+                                                                  BulkOperation.State.RUNNING]))
+    return {
+        "access": access, "job": job, "filter": f, "page": page, "bar": progress(job),
+        "count": f.count_from(job), "bulk_running": bulk, "live": is_live(job) or bool(bulk),
+        "headers": sort_headers(f), "page_size": PAGE_SIZE, "add_refusal": add_refusal(access, job),
+        "act_refusal": access.refusal(None), "actions": list(TASK_ACTIONS),
+        "states": [s.value for s in Task.State], "results": [r.value for r in Task.Result],
+    }
+
+
+def sort_headers(f: TaskFilter) -> dict[str, dict]:
+    """Per sortable column: the link that sorts by it (flipping the direction if current)."""
+    return {name: {"label": label, "qs": f.sort_link(name), "active": f.sort == name, "desc": f.desc}
+            for name, label in SORT_LABELS.items()}
+
+
+def add_refusal(access: Access, job: Job) -> str:
+    return access.refusal(can_add_task(job))
+
+
+# --- CSV export ----------------------------------------------------------------------------
+
+CSV_CHUNK = 2000
+CSV_COLUMNS = ["id", "state", "result", "exit_code", "failure_code", "node", "created", "started", "ended",
+               "run_time_s", "retries", "requeues", "command_line"]
+_CSV_FIELDS = ["id_key", "task_id", "state", "result", "exit_code", "failure_info", "node_name", "creation_time",
+               "start_time", "end_time", "retry_count", "requeue_count", "command_line"]
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def csv_rows(job: Job, f: TaskFilter):
+    """Every task the filter matches, in its order, as CSV lines: keyset chunks of CSV_CHUNK
+    rows, so memory stays flat however many tasks match."""
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    qs = f.queryset(job).only(*_CSV_FIELDS)
+    after = ""
+    while True:
+        page = page_of(qs, f, after=after, limit=CSV_CHUNK)
+        yield "".join(writer.writerow(_csv_row(t)) for t in page.rows)
+        if not page.next_cursor:
+            return
+        after = page.next_cursor
+
+
+def _csv_row(t: Task) -> list:
+    run = (t.end_time - t.start_time).total_seconds() if t.end_time and t.start_time else ""
+    stamp = lambda v: v.isoformat() if v else ""  # noqa: E731
+    return [t.task_id, t.state, t.result, "" if t.exit_code is None else t.exit_code,
+            (t.failure_info or {}).get("code", ""), t.node_name, stamp(t.creation_time), stamp(t.start_time),
+            stamp(t.end_time), run, t.retry_count, t.requeue_count, t.command_line]
+
+
+# --- failure triage ------------------------------------------------------------------------
+
+GROUP_LIMIT = 50
+
+
+def failure_groups(job: Job) -> list[dict]:
+    """A job's failed tasks grouped by exit code, failure code and node, largest first, each
+    group with the filter that lists (and bulk-reactivates) exactly it. Three queries."""
+    failed = Task.objects.filter(job=job, state=Task.State.COMPLETED, result=Task.Result.FAILURE)
+    base = {"state": "completed", "result": "failure"}
+    by_exit = failed.values("exit_code").annotate(n=Count("pk")).order_by("-n", "exit_code")[:GROUP_LIMIT]
+    by_code = (failed.annotate(code=KT("failure_info__code")).values("code").annotate(n=Count("pk"))
+               .order_by("-n", "code")[:GROUP_LIMIT])
+    by_node = failed.values("node_name").annotate(n=Count("pk")).order_by("-n", "node_name")[:GROUP_LIMIT]
+    return [
+        {"title": "By exit code", "key": "exit_code", "rows": [
+            _group(r["exit_code"], r["n"], base, "exit_code") for r in by_exit]},
+        {"title": "By failure code", "key": "failure_code", "rows": [
+            _group(r["code"], r["n"], base, "failure_code") for r in by_code]},
+        {"title": "By node", "key": "node", "rows": [
+            _group(r["node_name"], r["n"], base, "node") for r in by_node]},
+    ]
+
+
+def _group(value, count: int, base: dict, key: str) -> dict:
+    label = "—" if value in (None, "") else str(value)
+    # A group without a value (never ran on a node, no exit code) has no filter of its own.
+    params = {**base, key: str(value)} if value not in (None, "") else None
+    query = TaskFilter.from_params(params).querystring() if params else ""
+    return {"label": label, "count": count, "query": query}
+
+
+# --- bulk ----------------------------------------------------------------------------------
+
+
+@dataclass
+class BulkPreview:
+    action: str
+    kind: str  # "selection" | "filter"
+    count: int = 0
+    scope: dict = field(default_factory=dict)
+    examples: list[str] = field(default_factory=list)
+    description: str = ""
+    hidden: list[tuple[str, str]] = field(default_factory=list)  # what the confirm form posts back
+    error: str = ""
+
+
+def bulk_preview(job: Job, params) -> BulkPreview:
+    """The exact scope of a bulk action: how many tasks and a few of them. A selection costs
+    two queries; a filter one (max pk) plus a COUNT unless the job's counters give it."""
+    action = params.get("action", "")
+    selected = [t for t in params.getlist("task") if t] if hasattr(params, "getlist") else []
+    kind = "selection" if selected else "filter"
+    preview = BulkPreview(action=action, kind=kind)
+    if action not in TASK_ACTIONS:
+        preview.error = "Choose terminate, reactivate or delete."
+        return preview
+    if kind == "selection":
+        if len(selected) > MAX_SELECTION:
+            preview.error = f"Select at most {MAX_SELECTION} tasks, or act on the filter."
+            return preview
+        preview.scope = selection_scope(selected)
+        qs = scope_queryset(job, preview.scope)
+        preview.count = qs.count()
+        preview.description = f"{len(preview.scope['tasks'])} selected task(s)"
+        preview.hidden = [("task", t) for t in preview.scope["tasks"]]
+    else:
+        f = TaskFilter.from_params(params)
+        preview.scope = filter_scope(job, f.params(sort=False))
+        qs = scope_queryset(job, preview.scope)
+        counted = f.count_from(job)
+        preview.count = counted if counted is not None else qs.count()
+        preview.description = f.describe()
+        preview.hidden = list(f.params(sort=False).items())
+    preview.examples = list(qs.order_by("id_key").values_list("task_id", flat=True)[:10])
+    if preview.count == 0:
+        preview.error = "No task matches: nothing to do."
+    return preview
+
+
+def bulk_outcomes(op: BulkOperation, limit: int = 200) -> list[tuple[str, str]]:
+    """Per-task outcomes to show: refusals first, then the rest, at most `limit`."""
+    items = sorted(op.outcomes.items(), key=lambda kv: (kv[1] == "ok", kv[0]))
+    return items[:limit]
+
+
+# --- a task --------------------------------------------------------------------------------
+
+
+# Task properties kept in wire form in Task.spec, shown as they were sent.
+SPEC_LABELS = [
+    ("resourceFiles", "Resource files"), ("outputFiles", "Output files"),
+    ("multiInstanceSettings", "Multi-instance settings"), ("dependsOn", "Dependencies"),
+    ("exitConditions", "Exit conditions"), ("containerSettings", "Container"),
+    ("userIdentity", "User identity"), ("affinityInfo", "Affinity"),
+    ("applicationPackageReferences", "Application packages"),
+]
+
+
+@dataclass
+class Button:
+    action: str
+    label: str
+    url: str
+    reason: str  # why it is disabled; "" when enabled
+    destructive: bool
+
+
+def task_context(access: Access, task: Task) -> dict:
+    """Everything the task page shows. Two queries (attempts; subtasks if multi-instance),
+    plus the task's directory on disk for its files."""
+    attempts = list(Attempt.objects.filter(task=task).order_by("number", "subtask_id", "claimed"))
+    subtasks = queries.list_subtasks(task) if task.is_multi_instance else []
+    return {
+        "access": access, "task": task, "job": task.job, "account": access.account,
+        "buttons": task_buttons(access, task), "attempts": attempts,
+        "steps": state_steps(task, attempts), "subtasks": subtasks,
+        "instances": instance_rows(task, subtasks), "files": files.listing(task),
+        "live": not task.is_completed, "run_time": run_time(task),
+        "env": task.spec.get("environmentSettings") or [], "spec_labels": SPEC_LABELS,
+        "output_files": files.OUTPUT_FILES, "tail": lambda: files.tail(task, files.OUTPUT_FILES[0]),
+    }
+
+
+def task_buttons(access: Access, task: Task) -> list[Button]:
+    refusals = refusals_of(task)
+    args = [access.account.name, task.job.job_id, task.task_id]
+    buttons = [Button(name, name.capitalize(), reverse(f"web:task-{name}", args=args),
+                      access.refusal(refusals[name]), name in DESTRUCTIVE) for name in TASK_ACTIONS]
+    buttons.append(Button("update", "Update constraints", reverse("web:task-update", args=args),
+                          access.refusal(can_update_task(task)), False))
+    return buttons
+
+
+def reload_task(task: Task) -> Task:
+    """The task as it is now (one query), keeping its job and account."""
+    fresh = Task.objects.get(pk=task.pk)
+    fresh.job = task.job
+    return fresh
+
+
+def run_time(task: Task):
+    if task.start_time is None:
+        return None
+    return (task.end_time or timezone.now()) - task.start_time
+
+
+def state_steps(task: Task, attempts: list[Attempt]) -> list[dict]:
+    """active -> preparing -> running -> completed with the time each was (last) reached."""
+    primary = [a for a in attempts if a.subtask_id is None]
+    last = primary[-1] if primary else None
+    order = [s.value for s in Task.State]
+    current = order.index(task.state)
+    times = {"active": task.creation_time, "preparing": last.claimed if last else None,
+             "running": task.start_time or (last.start_time if last else None),
+             "completed": task.end_time if task.is_completed else None}
+    if task.is_completed and task.end_time is None:
+        times["completed"] = task.state_transition_time
+    return [{"state": s, "time": times[s], "reached": i <= current, "current": i == current}
+            for i, s in enumerate(order)]
+
+
+def instance_rows(task: Task, subtasks: list) -> list[dict]:
+    """A multi-instance task's primary beside each subtask: state, node, times, exit, failure."""
+    if not task.is_multi_instance:
+        return []
+    rows = [{"name": "primary (0)", "state": task.state, "node": task.node_name, "pool": task.pool_id,
+             "start": task.start_time, "end": task.end_time, "exit_code": task.exit_code,
+             "result": task.result, "failure": task.failure_info}]
+    for sub in subtasks:
+        rows.append({"name": f"subtask {sub.subtask_id}", "state": sub.state, "node": sub.node_name,
+                     "pool": sub.pool_id, "start": sub.start_time, "end": sub.end_time,
+                     "exit_code": sub.exit_code, "result": sub.result, "failure": sub.failure_info})
+    return rows
+
+
+# --- pools and nodes -----------------------------------------------------------------------
+
+
+def pools_context(account) -> dict:
+    """Pools of an account, their nodes, and what runs on each node. Three queries."""
+    pools = list(Pool.objects.filter(account=account).order_by("id_key"))
+    nodes = list(ComputeNode.objects.filter(pool__in=pools).order_by("pool_id", "node_id"))
+    running = _running_by_node(Attempt.objects.filter(node__in=nodes, outcome=Attempt.Outcome.RUNNING))
+    by_pool = {pool.pk: [] for pool in pools}
+    for node in nodes:
+        node.running = running.get(node.pk, [])
+        node.slots_used = sum(a.slots for a in node.running)
+        by_pool[node.pool_id].append(node)
+    for pool in pools:
+        pool.node_list = by_pool[pool.pk]
+    return {"pools": pools}
+
+
+def _running_by_node(attempts) -> dict[int, list[Attempt]]:
+    out: dict[int, list[Attempt]] = {}
+    for attempt in attempts.select_related("task", "job").order_by("claimed"):
+        out.setdefault(attempt.node_id, []).append(attempt)
+    return out
+
+
+def node_context(account, pool_id: str, node_id: str) -> dict:
+    """A node: its running attempts and its latest ones. Four queries."""
+    try:
+        node = queries.get_node(queries.get_pool(account, pool_id), node_id)
+    except BatchError:
+        raise Http404("No such node.") from None
+    running = _running_by_node(Attempt.objects.filter(node=node, outcome=Attempt.Outcome.RUNNING)).get(node.pk, [])
+    recent = list(Attempt.objects.filter(node=node).select_related("task", "job").order_by("-claimed")[:50])
+    return {"node": node, "pool": node.pool, "running": running, "recent": recent,
+            "slots_used": sum(a.slots for a in running)}

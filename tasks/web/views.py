@@ -1,0 +1,279 @@
+"""Dashboard views: parse, check access (web/access.py), call one operation or query,
+respond. One URL serves both kinds of request: an htmx request gets a fragment, a plain
+one a page (or `messages` and a redirect after a POST).
+
+How a refused action shows (one choice, everywhere): the fragment the action targets is
+re-rendered with the refusal's message beside the buttons, answered 200 so htmx swaps it;
+a plain POST gets the message as an error banner and a redirect. A viewer's POST is a 403.
+
+Live regions (job rows, a job's tasks, a task, an output tail, a bulk run) carry their own
+wrapper and swap outerHTML; the wrapper polls only while something can still change, and
+a poll answered when nothing can is `HttpResponseStopPolling` (286).
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpResponseRedirect, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, reswap, retarget
+
+from tasks.listing import TaskFilter
+from tasks.models import AuditRecord, BulkOperation
+from tasks.operations.actions import DESTRUCTIVE, act_on_task
+from tasks.operations.audit import actor_name, audited
+from tasks.operations.bulk import start_bulk_operation
+from tasks.operations.tasks import add_task, update_task
+
+from . import charts, files, pages
+from .access import account_access, job_access, operator_accounts, task_access
+from .forms import AddTaskForm, ConstraintsForm
+
+htmx_aware = vary_on_headers("HX-Request")
+
+
+def _fragment_or_page(request, page: str, fragment: str, context: dict, *, live: bool | None = None):
+    """The fragment for htmx, the page otherwise; a poll of a finished region gets 286."""
+    if request.htmx:
+        if live is False and request.method == "GET":
+            response = HttpResponseStopPolling()
+            response.content = render(request, fragment, context).content
+            return response
+        return TemplateResponse(request, fragment, context)
+    return TemplateResponse(request, page, context)
+
+
+def _go(request, url: str):
+    """After a POST: htmx follows with a client redirect, a plain request with a 302."""
+    return HttpResponseClientRedirect(url) if request.htmx else HttpResponseRedirect(url)
+
+
+# --- jobs ----------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+@htmx_aware
+def job_list(request):
+    context = pages.job_list_context(request.user, request.GET)
+    return _fragment_or_page(request, "tasks/job_list.html", "tasks/_job_rows.html", context,
+                             live=context["live"])
+
+
+@login_required
+@require_GET
+@htmx_aware
+def job_detail(request, account, job_id):
+    access, job = job_access(request.user, account, job_id)
+    context = pages.job_detail_context(request, access, job)
+    return _fragment_or_page(request, "tasks/job_detail.html", "tasks/_job_live.html", context,
+                             live=context["live"])
+
+
+@login_required
+@require_GET
+def job_count(request, account, job_id):
+    """The exact number of tasks a filter matches (a COUNT; asked for, never on every poll)."""
+    _, job = job_access(request.user, account, job_id)
+    f = TaskFilter.from_params(request.GET)
+    count = f.count_from(job)
+    if count is None:
+        count = f.queryset(job).count()
+    return render(request, "tasks/_job_count.html", {"count": count, "filter": f})
+
+
+@login_required
+@require_GET
+def job_export(request, account, job_id):
+    _, job = job_access(request.user, account, job_id)
+    f = TaskFilter.from_params(request.GET)
+    response = StreamingHttpResponse(pages.csv_rows(job, f), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{job.job_id}-tasks.csv"'
+    return response
+
+
+@login_required
+@require_GET
+def job_triage(request, account, job_id):
+    access, job = job_access(request.user, account, job_id)
+    context = {"access": access, "job": job, "groups": pages.failure_groups(job)}
+    return render(request, "tasks/job_triage.html", context)
+
+
+@login_required
+@require_GET
+def job_timeline(request, account, job_id):
+    access, job = job_access(request.user, account, job_id)
+    context = {"access": access, "job": job, "chart": charts.node_timeline(job)}
+    return render(request, "tasks/job_timeline.html", context)
+
+
+# --- bulk ----------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@htmx_aware
+def job_bulk(request, account, job_id):
+    """GET: the preview with the exact count; POST: confirm and start in the background."""
+    access, job = job_access(request.user, account, job_id, act=request.method == "POST")
+    params = request.POST if request.method == "POST" else request.GET
+    preview = pages.bulk_preview(job, params)
+    if request.method == "GET" or preview.error:
+        return render(request, "tasks/bulk_preview.html", {"access": access, "job": job, "preview": preview})
+    op = start_bulk_operation(job, action=preview.action, scope=preview.scope, user=request.user,
+                              actor=actor_name(request.user), total=preview.count)
+    messages.success(request, f"Started: {preview.action} {preview.count} task(s).")
+    return _go(request, reverse("web:bulk", args=[op.pk]))
+
+
+@login_required
+@require_GET
+@htmx_aware
+def bulk_detail(request, pk):
+    op = get_object_or_404(BulkOperation.objects.select_related("job", "account", "user"), pk=pk)
+    access = account_access(request.user, op.account.name)
+    live = op.state in (BulkOperation.State.PENDING, BulkOperation.State.RUNNING)
+    context = {"access": access, "op": op, "job": op.job, "live": live, "outcomes": pages.bulk_outcomes(op)}
+    return _fragment_or_page(request, "tasks/bulk_detail.html", "tasks/_bulk_progress.html", context, live=live)
+
+
+# --- tasks ---------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+@htmx_aware
+def task_detail(request, account, job_id, task_id):
+    access, task = task_access(request.user, account, job_id, task_id)
+    context = pages.task_context(access, task)
+    return _fragment_or_page(request, "tasks/task_detail.html", "tasks/_task_live.html", context,
+                             live=context["live"])
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@htmx_aware
+def task_action(request, account, job_id, task_id, action):
+    """Terminate, reactivate or delete one task. Terminate and delete are destructive: a GET
+    (or a POST without `confirm`) shows what will happen and asks first."""
+    access, task = task_access(request.user, account, job_id, task_id, act=request.method == "POST")
+    if request.method == "GET" or (action in DESTRUCTIVE and not request.POST.get("confirm")):
+        context = {**pages.task_context(access, task), "action": action}
+        return _fragment_or_page(request, "tasks/task_confirm.html", "tasks/_task_confirm.html", context)
+    error = act_on_task(task, action, user=request.user, actor=actor_name(request.user))
+    if action == "delete" and error is None:
+        messages.success(request, f"Task {task.task_id} deleted.")
+        return _go(request, reverse("web:job", args=[account, task.job.job_id]))
+    return _after_task_action(request, access, task, error, f"Task {task.task_id}: {action} done.")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@htmx_aware
+def task_update(request, account, job_id, task_id):
+    access, task = task_access(request.user, account, job_id, task_id, act=request.method == "POST")
+    form = ConstraintsForm.for_task(task, data=request.POST if request.method == "POST" else None)
+    if request.method == "GET" or not form.is_valid():
+        context = {**pages.task_context(access, task), "form": form}
+        return _fragment_or_page(request, "tasks/task_update.html", "tasks/_task_update_form.html", context)
+    _, error = audited(access.account, user=request.user, actor=actor_name(request.user), action="update",
+                       scope={"job": task.job.job_id, "tasks": [task.task_id]},
+                       operation=lambda: update_task(task, constraints=form.constraints()))
+    return _after_task_action(request, access, task, error, f"Task {task.task_id}: constraints updated.")
+
+
+def _after_task_action(request, access, task, error, success: str):
+    """htmx: the task's live region re-rendered with the outcome; plain: message + redirect."""
+    if request.htmx:
+        task = pages.reload_task(task)
+        context = {**pages.task_context(access, task), "flash": error.message if error else success,
+                   "flash_error": error is not None, "close_dialog": True}
+        # Whichever element asked (a button, the confirm dialog, the constraints form),
+        # the answer replaces the task's live region.
+        return reswap(retarget(render(request, "tasks/_task_live.html", context), "#task-live"), "outerHTML")
+    if error:
+        messages.error(request, f"{error.code}: {error.message}")
+    else:
+        messages.success(request, success)
+    return HttpResponseRedirect(reverse("web:task", args=[access.account.name, task.job.job_id, task.task_id]))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@htmx_aware
+def task_add(request, account, job_id):
+    access, job = job_access(request.user, account, job_id, act=request.method == "POST")
+    form = AddTaskForm(data=request.POST if request.method == "POST" else None)
+    spec = form.spec() if request.method == "POST" and form.is_valid() else None
+    if spec is not None:
+        task, error = audited(access.account, user=request.user, actor=actor_name(request.user), action="add",
+                              scope={"job": job.job_id, "tasks": [spec["id"]]},
+                              operation=lambda: add_task(job, spec=spec))
+        if error is None:
+            messages.success(request, f"Task {task.task_id} added.")
+            return _go(request, reverse("web:task", args=[account, job.job_id, task.task_id]))
+        form.add_batch_error(error)
+    context = {"access": access, "job": job, "form": form, "refusal": pages.add_refusal(access, job)}
+    return _fragment_or_page(request, "tasks/task_add.html", "tasks/_task_add_form.html", context)
+
+
+@login_required
+@require_GET
+@htmx_aware
+def task_output(request, account, job_id, task_id):
+    access, task = task_access(request.user, account, job_id, task_id)
+    name = request.GET.get("file") or "stdout.txt"
+    context = {"task": task, "tail": files.tail(task, name), "output_files": files.OUTPUT_FILES,
+               "live": not task.is_completed, "account": access.account}
+    return _fragment_or_page(request, "tasks/task_output.html", "tasks/_task_output.html", context,
+                             live=context["live"])
+
+
+@login_required
+@require_GET
+def task_file(request, account, job_id, task_id, name):
+    _, task = task_access(request.user, account, job_id, task_id)
+    path = files.resolve(task, name)
+    if path is None:
+        raise Http404("No such file.")
+    return FileResponse(path.open("rb"), as_attachment=request.GET.get("download") == "1", filename=path.name)
+
+
+# --- nodes and audit ---------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+@htmx_aware
+def pool_list(request, account):
+    access = account_access(request.user, account)
+    context = {"access": access, **pages.pools_context(access.account)}
+    return _fragment_or_page(request, "tasks/pool_list.html", "tasks/_pool_nodes.html", context, live=True)
+
+
+@login_required
+@require_GET
+def node_detail(request, account, pool_id, node_id):
+    access = account_access(request.user, account)
+    context = {"access": access, **pages.node_context(access.account, pool_id, node_id)}
+    return render(request, "tasks/node_detail.html", context)
+
+
+@login_required
+@require_GET
+def audit_list(request):
+    records = AuditRecord.objects.filter(account__in=operator_accounts(request.user))
+    if request.GET.get("account"):
+        records = records.filter(account__name=request.GET["account"])
+    before = request.GET.get("before", "")
+    if before.isdigit():
+        records = records.filter(pk__lt=int(before))
+    rows = list(records.select_related("account").order_by("-pk")[:101])
+    context = {"records": rows[:100], "next_before": rows[99].pk if len(rows) > 100 else None}
+    return render(request, "tasks/audit_list.html", context)

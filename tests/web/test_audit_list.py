@@ -1,0 +1,35 @@
+"""The audit trail: operators read who did what, when, to which tasks, and how it ended."""
+
+import pytest
+from django.urls import reverse
+
+from tasks.operations.audit import record_action
+from tests.factories import AccountFactory, TaskFactory
+from tests.web.conftest import task_url
+
+pytestmark = pytest.mark.django_db
+
+
+def test_operators_read_every_action_newest_first(op, operator, job):
+    failed, done = TaskFactory(job=job, failed=True), TaskFactory(job=job, succeeded=True)
+    op.post(task_url("task-reactivate", failed))
+    op.post(task_url("task-reactivate", done))
+    body = op.get(reverse("web:audit")).content.decode()
+    assert body.index("refused TaskSucceeded") < body.index(failed.task_id + "</td>")
+    assert operator.username in body
+
+
+def test_viewers_and_other_accounts_read_nothing(view, op, job):
+    record_action(job.account, user=None, actor="someone", action="terminate", scope={"job": "j"}, outcome={})
+    record_action(AccountFactory(), user=None, actor="elsewhere", action="delete", scope={}, outcome={})
+    assert "No records you may read." in view.get(reverse("web:audit")).content.decode()
+    body = op.get(reverse("web:audit")).content.decode()
+    assert "someone" in body and "elsewhere" not in body
+
+
+def test_costs_a_fixed_number_of_queries(op, job, django_assert_num_queries):
+    for i in range(20):
+        record_action(job.account, user=None, actor=f"a{i}", action="terminate", scope={}, outcome={})
+    # session, user, records (accounts joined)
+    with django_assert_num_queries(3):
+        op.get(reverse("web:audit"))
