@@ -109,6 +109,14 @@ class ComputeNode(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["pool", "node_id"], name="node_id_unique"),
+            models.CheckConstraint(
+                condition=Q(state__in=["idle", "running", "starting", "offline", "unusable", "leavingpool", "unknown"]),
+                name="node_state_valid",
+            ),
+        ]
+        indexes = [
+            # Lost-node detection: nodes whose heartbeat stopped.
+            models.Index(fields=["state", "last_heartbeat"], name="node_state_heartbeat"),
         ]
 
     def __str__(self) -> str:
@@ -282,6 +290,10 @@ class Task(models.Model):
             models.Index(fields=["job", "state", "id_key"], name="task_job_state_id"),
             # Scheduling and the 180-day sweep: oldest active tasks first.
             models.Index(fields=["state", "creation_time"], name="task_state_created"),
+            # Claiming work: a job's oldest active tasks first (tasks.operations.attempts).
+            models.Index(fields=["job", "state", "creation_time"], name="task_job_state_created"),
+            # Retention expiry: completed tasks whose files are still on a node.
+            models.Index(fields=["state", "files_cleaned", "end_time"], name="task_retention"),
             models.Index(fields=["job", "creation_time"], name="task_job_created"),
             models.Index(fields=["job", "exit_code"], name="task_job_exit_code"),
             models.Index(fields=["node", "state"], name="task_node_state"),
@@ -372,6 +384,12 @@ class Attempt(models.Model):
     task_dir = models.CharField(max_length=1024, blank=True)
 
     class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(outcome__in=["running", "succeeded", "failed", "terminated", "requeued", "deleted"]),
+                name="attempt_outcome_valid",
+            ),
+        ]
         indexes = [
             models.Index(fields=["node", "outcome"], name="attempt_node_outcome"),
             models.Index(fields=["job", "claimed"], name="attempt_job_claimed"),

@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from . import views
+from . import files, views
 
 app_name = "api"
 
@@ -17,6 +17,10 @@ urlpatterns = [
     path("jobs/<str:job_id>/tasks/<str:task_id>/terminate", views.TaskTerminateApi.as_view(), name="task-terminate"),
     path("jobs/<str:job_id>/tasks/<str:task_id>/reactivate", views.TaskReactivateApi.as_view(), name="task-reactivate"),
     path("jobs/<str:job_id>/tasks/<str:task_id>/subtasksinfo", views.SubtaskListApi.as_view(), name="task-subtasks"),
+    path("jobs/<str:job_id>/tasks/<str:task_id>/files", files.TaskFileListApi.as_view(), name="task-files"),
+    # The file path arrives percent-encoded (wd%2Fout.txt) and decoded by WSGI: a path.
+    path("jobs/<str:job_id>/tasks/<str:task_id>/files/<path:file_path>", files.TaskFileApi.as_view(),
+         name="task-file"),
     path("pools", views.PoolListApi.as_view(), name="pools"),
     path("pools/<str:pool_id>", views.PoolApi.as_view(), name="pool"),
     path("pools/<str:pool_id>/nodes", views.NodeListApi.as_view(), name="nodes"),

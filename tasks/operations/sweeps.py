@@ -41,7 +41,16 @@ def purge_deleting_jobs() -> int:
 
 
 def run_sweeps() -> dict[str, int]:
+    from datetime import timedelta
+
+    from django.conf import settings
+
+    from .attempts import expire_task_retention
+    from .nodes import mark_lost_nodes_offline
+
     return {
         "expired": expire_task_lifetimes(),
         "purged_jobs": purge_deleting_jobs(),
+        "retention_expired": expire_task_retention(),
+        "lost_nodes": mark_lost_nodes_offline(lost_after=timedelta(seconds=settings.BATCHSITE_NODE_LOST_SECONDS)),
     }

@@ -1,0 +1,42 @@
+"""`manage.py runnode --pool ID --slots N [--node-id X]`: run one compute node."""
+
+import os
+import socket
+import sys
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from tasks.errors import BatchError
+from tasks.models import Account, Pool
+from tasks.node.agent import NodeAgent
+from tasks.node.layout import NODE_ID_PATTERN
+
+
+class Command(BaseCommand):
+    help = ("Run a compute node of a pool: claim the pool's tasks, run them, report their outcome. "
+            "Stop it with SIGTERM or Ctrl-C: its running tasks are killed and requeued.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--pool", required=True, help="the pool id (it must exist)")
+        parser.add_argument("--slots", type=int, default=os.cpu_count() or 1, help="task slots (default: CPUs)")
+        parser.add_argument("--node-id", default="", help="default: <hostname>-<pool>")
+        parser.add_argument("--account", default=settings.BATCHSITE_ACCOUNT_NAME,
+                            help="the Batch account that owns the pool")
+
+    def handle(self, *args, pool, slots, node_id, account, **options):
+        node_id = node_id or f"{socket.gethostname().split('.')[0]}-{pool}"
+        if not NODE_ID_PATTERN.match(node_id):
+            raise CommandError(f"--node-id {node_id!r}: use 1-128 of A-Z a-z 0-9 _ . -")
+        if slots < 1:
+            raise CommandError("--slots must be at least 1")
+        found = Pool.objects.filter(account__name=account, id_key=pool.lower()).select_related("account").first()
+        if found is None:
+            if not Account.objects.filter(name=account).exists():
+                raise CommandError(f"there is no Batch account {account!r}")
+            raise CommandError(f"account {account!r} has no pool {pool!r}: add it first (Add Pool)")
+        try:
+            NodeAgent(found, node_id=node_id, slots=slots, out=self.stdout).run()
+        except BatchError as e:
+            raise CommandError(str(e)) from None
+        sys.stdout.flush()

@@ -1,0 +1,492 @@
+"""The compute-node agent behind `manage.py runnode`: one process, one node, N task slots.
+
+One loop, one thread: wait until a task process exits or the poll interval passes; report
+the exits (tasks.operations.attempts.finish_attempts); every poll interval look at the
+node's running attempts in the database to act on terminate, delete, requeue and subtask
+assignments, enforce maxWallClockTime and remove queued directories; heartbeat; claim work
+for the free slots and start it. Every state change goes through the rules layer; the
+agent only runs processes and reports what happened to them.
+
+SIGTERM/SIGINT: the running tasks get SIGTERM, then SIGKILL after a grace period, and are
+requeued so another node (or this one, restarted) runs them; the node goes offline.
+SIGKILL: nothing can be done then; the node's heartbeat stops, another agent (or the
+sweep) marks it offline and requeues its tasks, and its task processes die with it (a
+parent-death signal) or, for what they started in the background, when it restarts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import selectors
+import shutil
+import signal
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection
+
+from tasks.models import Attempt, ComputeNode, Pool
+from tasks.operations import attempts as attempt_ops
+from tasks.operations import nodes as node_ops
+from tasks.operations.attempts import AttemptReport
+
+from . import layout, storage
+from .process import (
+    Child,
+    LaunchError,
+    command_argv,
+    environment,
+    exit_code_of,
+    exit_status,
+    kill_orphans,
+    reap,
+    signal_group,
+    spawn,
+)
+
+log = logging.getLogger("batchsite.node")
+
+
+@dataclass
+class Run:
+    """An attempt this agent is running."""
+
+    attempt_pk: int
+    task_pk: int
+    kind: str  # "task" | "primary" | "subtask"
+    phase: str  # "run" | "coordination" | "waiting" (primary) | "application" | "holding" (subtask)
+    slots: int
+    task_dir: str
+    key: str  # the task directory's key in the task-file storage
+    env: dict[str, str]
+    command_line: str
+    instances: int = 1
+    wall_limit: float | None = None
+    started: float = field(default_factory=time.monotonic)
+    child: Child | None = None
+    # Exited coordination commands, kept unreaped so their group (the services they
+    # started) stays reachable until the task ends.
+    held: list[Child] = field(default_factory=list)
+    killing: str = ""  # why the agent killed it: "cancel", "gone", "wallclock", "shutdown"
+
+    @property
+    def cwd(self) -> str:
+        return f"{self.task_dir}/{layout.WORKING_DIR}"
+
+
+class NodeAgent:
+    def __init__(self, pool: Pool, *, node_id: str, slots: int, out=None) -> None:
+        self.pool, self.node_id, self.slots = pool, node_id, slots
+        self.root = layout.node_root(settings.DATA_DIR, node_id)
+        self.records = self.root / layout.AGENT_DIR
+        self.poll = settings.BATCHSITE_NODE_POLL_SECONDS
+        self.heartbeat_every = settings.BATCHSITE_NODE_HEARTBEAT_SECONDS
+        self.lost_after = timedelta(seconds=settings.BATCHSITE_NODE_LOST_SECONDS)
+        self.grace = settings.BATCHSITE_NODE_KILL_GRACE_SECONDS
+        self.publish_every = settings.BATCHSITE_NODE_PUBLISH_SECONDS
+        self.storage = storage.task_file_storage()
+        self.publishing = not storage.is_local_to(self.storage, layout.nodes_dir(settings.DATA_DIR))
+        self.out = out
+        self.node: ComputeNode | None = None
+        self.runs: dict[int, Run] = {}
+        self.reports: list[AttemptReport] = []
+        self.totals = [0, 0]  # tasks run, succeeded: added to the node at the next heartbeat
+        self.stopping = False
+        self.selector = selectors.DefaultSelector()
+        now = time.monotonic()
+        self.next_control = self.next_claim = now
+        self.next_heartbeat = now + self.heartbeat_every
+        self.next_publish = now + self.publish_every
+
+    # --- life ----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        self.selector.register(wake_r, selectors.EVENT_READ, None)
+        previous = signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        try:
+            (self.root / "workitems").mkdir(parents=True, exist_ok=True)
+            self.records.mkdir(parents=True, exist_ok=True)
+            killed = kill_orphans(self.records)
+            if killed:
+                log.warning("killed %d processes left behind by a previous run of node %s", killed, self.node_id)
+            self.node = node_ops.register_node(
+                self.pool, node_id=self.node_id, slots=self.slots, hostname=socket.gethostname(),
+                ip_address=settings.BATCHSITE_NODE_IP, root_dir=str(self.root), agent_pid=os.getpid(),
+            )
+            self._say(f"node {self.node_id} of pool {self.pool.pool_id}: {self.slots} slots, root {self.root}")
+            while not self.stopping:
+                try:
+                    self._iterate(wake_r)
+                except DatabaseError as e:
+                    # The database went away or a lock timed out: keep the processes,
+                    # reconnect and carry on (reports are kept and sent again).
+                    log.warning("node %s: database error, retrying: %s", self.node_id, e)
+                    self._reconnect()
+                except _NodeGone:
+                    log.error("node %s no longer exists (its pool was deleted); stopping", self.node_id)
+                    self.stopping = True
+                except Exception:  # noqa: BLE001 - a bug here must not orphan running tasks
+                    log.error("node %s: unexpected error\n%s", self.node_id, traceback.format_exc())
+                    time.sleep(1.0)
+        finally:
+            self._shutdown()
+            signal.set_wakeup_fd(previous)
+            os.close(wake_r)
+            os.close(wake_w)
+
+    def _stop(self, signum, frame) -> None:
+        self.stopping = True
+
+    def _say(self, text: str) -> None:
+        if self.out is not None:
+            self.out.write(text + "\n")
+            self.out.flush()
+
+    def _reconnect(self) -> None:
+        with contextlib.suppress(Exception):
+            connection.close()
+        close_old_connections()
+        time.sleep(min(1.0, self.poll * 2))
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def _iterate(self, wake_r: int) -> None:
+        now = time.monotonic()
+        deadline = min(self.next_control, self.next_heartbeat)
+        if self._free() > 0:
+            deadline = min(deadline, self.next_claim)
+        if self.reports or any(r.child is not None and r.child.pidfd is None for r in self.runs.values()):
+            # Reports to retry, or a process we cannot wait on (no pidfd): look again soon.
+            deadline = min(deadline, now + 0.02)
+        for key, _ in self.selector.select(max(0.0, deadline - now)):
+            if key.fd == wake_r:
+                with contextlib.suppress(OSError):
+                    os.read(wake_r, 512)
+        if self.stopping:
+            return
+        self._collect_exits()
+        self._flush_reports()
+        now = time.monotonic()
+        if now >= self.next_control:
+            self.next_control = now + self.poll
+            self._control()
+            self._flush_reports()
+        if now >= self.next_heartbeat:
+            self.next_heartbeat = now + self.heartbeat_every
+            self._heartbeat()
+        if self.publishing and now >= self.next_publish:
+            self.next_publish = now + self.publish_every
+            for run in list(self.runs.values()):
+                self._publish(run)
+        if self._free() > 0 and time.monotonic() >= self.next_claim:
+            self._claim()
+
+    def _free(self) -> int:
+        return self.slots - sum(r.slots for r in self.runs.values())
+
+    def _claim(self) -> None:
+        wanted = self._free()
+        attempts = attempt_ops.claim_work(self.node, limit=wanted)
+        for attempt in attempts:
+            self._start(attempt)
+        # A full claim means more may be waiting: claim again as soon as a slot frees.
+        self.next_claim = time.monotonic() + (0 if len(attempts) >= wanted else self.poll)
+        if attempts and len(self.runs) == len(attempts):
+            self._heartbeat()  # idle -> running
+
+    # --- starting ------------------------------------------------------------------------
+
+    def _start(self, attempt: Attempt) -> None:
+        task, job = attempt.task, attempt.job
+        multi = task.spec.get("multiInstanceSettings") or {}
+        kind = "subtask" if attempt.subtask_id is not None else ("primary" if task.number_of_instances > 1 else "task")
+        limit = task.max_wall_clock_time.total_seconds() if task.max_wall_clock_time else None
+        run = Run(attempt_pk=attempt.pk, task_pk=task.pk, kind=kind, phase="run", slots=attempt.slots,
+                  task_dir=attempt.task_dir, key=layout.storage_key(self.node_id, job.job_id, task.task_id),
+                  env={}, command_line=task.command_line, instances=task.number_of_instances, wall_limit=limit)
+        self.runs[attempt.pk] = run
+        try:
+            Path(run.cwd).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            self._launch_failed(run, LaunchError("CommandLaunchFailed", f"The task directory cannot be made: {e}."))
+            return
+        batch = self._batch_variables(attempt, run)
+        run.env = environment(job_settings=job.spec.get("commonEnvironmentSettings"),
+                              task_settings=task.spec.get("environmentSettings"), batch=batch)
+        if kind == "task":
+            self._spawn(run, run.command_line, append=False)
+        elif multi.get("coordinationCommandLine"):
+            run.phase = "coordination"
+            self._spawn(run, multi["coordinationCommandLine"], append=False)
+        elif kind == "primary":
+            run.phase = "waiting"
+        else:
+            # A subtask without a coordination command has nothing to run: it holds its
+            # node for the task and succeeds at once.
+            run.phase = "holding"
+            self.reports.append(AttemptReport(run.attempt_pk, exit_code=0, end_time=_now()))
+
+    def _spawn(self, run: Run, command_line: str, *, append: bool) -> None:
+        try:
+            argv = command_argv(command_line, env=run.env, cwd=run.cwd)
+            run.child = spawn(argv, env=run.env, cwd=run.cwd, stdout=f"{run.task_dir}/{layout.STDOUT}",
+                              stderr=f"{run.task_dir}/{layout.STDERR}", append=append)
+        except LaunchError as e:
+            self._launch_failed(run, e)
+            return
+        self._record(run.child)
+        if run.child.pidfd is not None:
+            self.selector.register(run.child.pidfd, selectors.EVENT_READ, run.attempt_pk)
+
+    def _launch_failed(self, run: Run, error: LaunchError) -> None:
+        with contextlib.suppress(OSError):
+            Path(run.task_dir, layout.STDOUT).touch()
+            with open(f"{run.task_dir}/{layout.STDERR}", "a") as err:
+                err.write(f"batchsite: {error.message}\n")
+        self._end(run, AttemptReport(run.attempt_pk, failure_code=error.code, failure_message=error.message,
+                                     end_time=_now()))
+
+    def _batch_variables(self, attempt: Attempt, run: Run) -> dict[str, str]:
+        task, job = attempt.task, attempt.job
+        env = {
+            "AZ_BATCH_ACCOUNT_NAME": self.pool.account.name,
+            "AZ_BATCH_POOL_ID": self.pool.pool_id,
+            "AZ_BATCH_NODE_ID": self.node_id,
+            "AZ_BATCH_NODE_IS_DEDICATED": "true",
+            "AZ_BATCH_NODE_ROOT_DIR": str(self.root),
+            "AZ_BATCH_NODE_SHARED_DIR": str(self.root / "shared"),
+            "AZ_BATCH_JOB_ID": job.job_id,
+            "AZ_BATCH_TASK_ID": task.task_id,
+            "AZ_BATCH_TASK_DIR": run.task_dir,
+            "AZ_BATCH_TASK_WORKING_DIR": run.cwd,
+        }
+        if run.kind != "task":
+            hosts = _instance_hosts(task.pk)
+            master = hosts[0] if hosts else settings.BATCHSITE_NODE_IP
+            env.update({
+                "AZ_BATCH_HOST_LIST": ",".join(hosts),
+                "AZ_BATCH_NODE_LIST": ";".join(hosts),
+                "AZ_BATCH_MASTER_NODE": f"{master}:6000",
+                "AZ_BATCH_IS_CURRENT_NODE_MASTER": "true" if run.kind == "primary" else "false",
+                # The same path on every node, relative to its root: the task directory.
+                "AZ_BATCH_TASK_SHARED_DIR": run.task_dir,
+            })
+        return env
+
+    def _record(self, child: Child) -> None:
+        """Remember the process group on disk, so a restarted agent can kill it."""
+        with contextlib.suppress(OSError):
+            (self.records / str(child.pid)).write_text(f"{child.pgid} {child.started}")
+
+    def _forget(self, child: Child) -> None:
+        with contextlib.suppress(OSError):
+            (self.records / str(child.pid)).unlink()
+
+    # --- exits ---------------------------------------------------------------------------
+
+    def _collect_exits(self) -> None:
+        for run in list(self.runs.values()):
+            child = run.child
+            if child is None or exit_status(child) is None:
+                continue
+            if child.pidfd is not None:
+                with contextlib.suppress(KeyError, ValueError):
+                    self.selector.unregister(child.pidfd)
+            run.child = None
+            self._exited(run, child)
+
+    def _exited(self, run: Run, child: Child) -> None:
+        status = child.exited_status
+        coordination = run.phase == "coordination"
+        if coordination and not run.killing and exit_code_of(status) == 0:
+            # The coordination command succeeded: keep its group (services it started)
+            # until the task ends, and go on.
+            run.held.append(child)
+            if run.kind == "primary":
+                run.phase = "waiting"
+            else:
+                run.phase = "holding"
+                self.reports.append(AttemptReport(run.attempt_pk, exit_code=0, end_time=_now()))
+            return
+        code, user, kernel = reap(child)
+        self._forget(child)
+        self._end(run, AttemptReport(run.attempt_pk, exit_code=code, timed_out=run.killing == "wallclock",
+                                     user_cpu=user, kernel_cpu=kernel, end_time=_now()))
+
+    def _end(self, run: Run, report: AttemptReport | None) -> None:
+        """The attempt is over here: release everything it holds and report it."""
+        for held in run.held:
+            reap(held)
+            self._forget(held)
+        run.held = []
+        self.runs.pop(run.attempt_pk, None)
+        if report is not None and run.killing not in ("gone", "shutdown"):
+            self.reports.append(report)
+        if self.publishing and run.killing != "gone":
+            self._publish(run)
+
+    def _flush_reports(self) -> None:
+        if not self.reports:
+            return
+        pending, self.reports = self.reports, []
+        try:
+            result = attempt_ops.finish_attempts(pending)
+        except DatabaseError:
+            self.reports = pending + self.reports
+            raise
+        deferred = set(result.deferred)
+        self.reports = [r for r in pending if r.attempt_pk in deferred] + self.reports
+        self.totals[0] += result.run
+        self.totals[1] += result.succeeded
+        if result.run:
+            # A slot came free in the database: look for work at once.
+            self.next_claim = min(self.next_claim, time.monotonic())
+
+    # --- control -------------------------------------------------------------------------
+
+    def _control(self) -> None:
+        """Act on what others changed: terminate/delete/requeue of our attempts, subtasks
+        assigned to us, primaries whose subtasks are ready; wall-clock limits; cleanups."""
+        rows = {
+            pk: (cancel, subtask_id)
+            for pk, cancel, subtask_id in Attempt.objects.filter(
+                node_id=self.node.pk, outcome=Attempt.Outcome.RUNNING
+            ).values_list("pk", "cancel_requested", "subtask_id")
+        }
+        reported = {r.attempt_pk for r in self.reports}
+        for pk, run in list(self.runs.items()):
+            if pk not in rows:
+                if pk not in reported:
+                    self._kill(run, "gone")  # deleted, requeued, or ended with its task
+            elif rows[pk][0] and not run.killing:
+                self._kill(run, "cancel")  # terminate (or delete of its job)
+        now = time.monotonic()
+        for run in list(self.runs.values()):
+            if run.wall_limit is not None and not run.killing and now - run.started > run.wall_limit:
+                self._kill(run, "wallclock")
+        reported = {r.attempt_pk for r in self.reports}  # the kills above report too
+        unknown = [pk for pk in rows if pk not in self.runs and pk not in reported]
+        strays = []
+        for pk in unknown:
+            if rows[pk][1] is None:
+                strays.append(pk)  # a claim of ours this loop never started: give it back
+                continue
+            if self._free() <= 0:
+                break
+            attempt = Attempt.objects.select_related("task", "job").filter(pk=pk).first()
+            if attempt is not None and attempt_ops.start_subtask(attempt):
+                self._start(attempt)
+        if strays:
+            attempt_ops.requeue_attempts(strays)
+        for run in list(self.runs.values()):
+            if run.kind == "primary" and run.phase == "waiting" and not run.killing:
+                if attempt_ops.subtasks_ready(run.task_pk, run.instances):
+                    run.phase = "application"
+                    self._spawn(run, run.command_line, append=True)
+        self._cleanups()
+
+    def _kill(self, run: Run, why: str) -> None:
+        """Kill the attempt's processes and whole process groups now (SIGKILL)."""
+        run.killing = why
+        if run.child is not None:
+            signal_group(run.child, signal.SIGKILL)
+            child, run.child = run.child, None
+            if child.pidfd is not None:
+                with contextlib.suppress(KeyError, ValueError):
+                    self.selector.unregister(child.pidfd)
+            code, user, kernel = reap(child)
+            self._forget(child)
+            report = AttemptReport(run.attempt_pk, exit_code=code, timed_out=why == "wallclock",
+                                   user_cpu=user, kernel_cpu=kernel, end_time=_now())
+        else:
+            report = AttemptReport(run.attempt_pk, exit_code=None, timed_out=why == "wallclock", end_time=_now())
+        self._end(run, report)
+
+    def _cleanups(self) -> None:
+        cleanups = node_ops.pending_cleanups(self.node)
+        if not cleanups:
+            return
+        busy = {r.task_dir for r in self.runs.values()}
+        for cleanup in cleanups:
+            if cleanup.task_dir in busy:
+                continue  # the task runs here again (reactivated): its new files stay
+            shutil.rmtree(cleanup.task_dir, ignore_errors=True)
+            if self.publishing:
+                key = Path(cleanup.task_dir).relative_to(layout.nodes_dir(settings.DATA_DIR)).as_posix()
+                storage.unpublish_dir(self.storage, key)
+        node_ops.complete_cleanups([c.pk for c in cleanups])
+
+    def _heartbeat(self) -> None:
+        run, succeeded = self.totals
+        node = node_ops.heartbeat_node(self.node, running=bool(self.runs), tasks_run=run, tasks_succeeded=succeeded)
+        if node is None:
+            raise _NodeGone()
+        self.totals = [0, 0]
+        node_ops.mark_lost_nodes_offline(lost_after=self.lost_after)
+
+    def _publish(self, run: Run) -> None:
+        with contextlib.suppress(OSError):
+            storage.publish_dir(self.storage, Path(run.task_dir), run.key)
+
+    # --- stopping ------------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        """Stop the running tasks (SIGTERM, then SIGKILL after the grace period), report
+        what finished on its own, requeue the rest and take the node offline."""
+        live = [r for r in self.runs.values() if r.child is not None or r.held]
+        for run in live:
+            for child in ([run.child] if run.child else []) + run.held:
+                signal_group(child, signal.SIGTERM)
+        deadline = time.monotonic() + self.grace
+        while time.monotonic() < deadline and any(r.child and exit_status(r.child) is None for r in live):
+            time.sleep(0.02)
+        for run in list(self.runs.values()):
+            run.killing = run.killing or "shutdown"
+            if run.child is not None:
+                signal_group(run.child, signal.SIGKILL)
+                reap(run.child)
+                self._forget(run.child)
+                run.child = None
+            self._end(run, None)
+        if self.node is None:
+            return
+        for _ in range(20):
+            try:
+                self._flush_reports()
+                if not self.reports and not node_ops.stop_node(self.node):
+                    break
+            except DatabaseError as e:
+                log.warning("node %s: database error while stopping: %s", self.node_id, e)
+                self._reconnect()
+            time.sleep(0.1)
+        self._say(f"node {self.node_id} stopped")
+
+
+class _NodeGone(Exception):
+    pass
+
+
+def _now():
+    from django.utils import timezone
+
+    return timezone.now()
+
+
+def _instance_hosts(task_pk: int) -> list[str]:
+    """The IP addresses of a multi-instance task's nodes, the primary's first."""
+    rows = (Attempt.objects.filter(task_id=task_pk, outcome=Attempt.Outcome.RUNNING)
+            .values_list("subtask_id", "node__ip_address"))
+    ordered = sorted(rows, key=lambda r: -1 if r[0] is None else r[0])
+    return [ip or "127.0.0.1" for _, ip in ordered]

@@ -1,0 +1,43 @@
+"""Where a node keeps a task's files, as on a Batch Linux node.
+
+A node's root is `<BATCHSITE_DATA_DIR>/nodes/<node-id>` (AZ_BATCH_NODE_ROOT_DIR). A task's
+directory is `<root>/workitems/<job-id>/job-1/<task-id>` (AZ_BATCH_TASK_DIR) holding
+`stdout.txt`, `stderr.txt` and `wd/` (AZ_BATCH_TASK_WORKING_DIR). Job and task ids are
+`[A-Za-z0-9_-]`, so they are safe as directory names.
+
+The same path relative to `<BATCHSITE_DATA_DIR>/nodes` is the task's key in the task-file
+storage (tasks.node.storage), so the web tier finds a task's files from its nodeInfo alone.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+NODE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+STDOUT = "stdout.txt"
+STDERR = "stderr.txt"
+WORKING_DIR = "wd"
+SHARED_DIR = "shared"  # AZ_BATCH_TASK_SHARED_DIR of a multi-instance task
+AGENT_DIR = ".agent"  # the agent's own records (pids of running tasks); never a task file
+
+
+def nodes_dir(data_dir: Path | str) -> Path:
+    return Path(data_dir) / "nodes"
+
+
+def node_root(data_dir: Path | str, node_id: str) -> Path:
+    return nodes_dir(data_dir) / node_id
+
+
+def task_dir(root_dir: str, job_id: str, task_id: str) -> str:
+    return f"{root_dir.rstrip('/')}/{task_key_within_node(job_id, task_id)}"
+
+
+def task_key_within_node(job_id: str, task_id: str) -> str:
+    return f"workitems/{job_id}/job-1/{task_id}"
+
+
+def storage_key(node_id: str, job_id: str, task_id: str) -> str:
+    """The task directory's key in the task-file storage."""
+    return f"{node_id}/{task_key_within_node(job_id, task_id)}"

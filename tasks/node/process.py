@@ -1,0 +1,214 @@
+"""Starting, watching and killing a task's processes, as a Batch Linux node does.
+
+The command line runs without a shell (users write `/bin/sh -c '...'`), split with
+shlex, in the task's working directory, with stdout and stderr going to the task
+directory's stdout.txt and stderr.txt. Each command starts its own session, so it and
+everything it starts form one process group that a kill reaches at once. When `setpriv`
+is available the command also gets a parent-death signal, so a task cannot outlive an
+agent killed with SIGKILL (what it started in the background is killed when the agent
+restarts, from the records in `<node root>/.agent`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import psutil
+
+# The agent's own environment (which holds database URLs and keys) never reaches a task;
+# only these variables are passed through, below the task's own settings.
+PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_SETPRIV = shutil.which("setpriv")
+
+
+class LaunchError(Exception):
+    """The command could not start: the task fails with this failureInfo code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def environment(*, job_settings: list[dict] | None, task_settings: list[dict] | None,
+                batch: dict[str, str]) -> dict[str, str]:
+    """A task's environment: a few variables of the agent's, then the job's
+    commonEnvironmentSettings, then the task's environmentSettings (a task setting wins
+    over the job's), then the AZ_BATCH_* variables, which the service owns."""
+    env = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
+    env.setdefault("PATH", DEFAULT_PATH)
+    for setting in (job_settings or []) + (task_settings or []):
+        if setting.get("name"):
+            env[setting["name"]] = setting.get("value") or ""
+    env.update(batch)
+    return env
+
+
+def command_argv(command_line: str, *, env: dict[str, str], cwd: str) -> list[str]:
+    """Split a command line like a POSIX shell would split words (no expansion) and find
+    its program: a name with a slash relative to the working directory, else on the
+    task's PATH. Raises LaunchError CommandProgramNotFound / CommandLaunchFailed."""
+    try:
+        argv = shlex.split(command_line)
+    except ValueError as e:
+        raise LaunchError("CommandLaunchFailed", f"The command line cannot be parsed: {e}.") from None
+    if not argv:
+        raise LaunchError("CommandLaunchFailed", "The command line is empty.")
+    program = argv[0]
+    if "/" in program:
+        path = program if os.path.isabs(program) else os.path.join(cwd, program)
+        if not os.path.exists(path):
+            raise LaunchError("CommandProgramNotFound", f"The program {program} was not found.")
+    else:
+        path = shutil.which(program, path=env.get("PATH", DEFAULT_PATH))
+        if path is None:
+            raise LaunchError("CommandProgramNotFound", f"The program {program} was not found on PATH.")
+    if os.path.isdir(path) or not os.access(path, os.X_OK):
+        raise LaunchError("CommandLaunchFailed", f"The program {program} is not an executable file.")
+    _check_format(path, program)
+    return [path, *argv[1:]]
+
+
+def _check_format(path: str, program: str) -> None:
+    """exec() refuses a file that is neither a binary nor a `#!` script (ENOEXEC); find
+    that out before starting, since behind `setpriv` it would look like an exit code."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise LaunchError("CommandLaunchFailed", f"The program {program} cannot be read: {e.strerror}.") from None
+    if not (head.startswith(b"#!") or head == b"\x7fELF"):
+        raise LaunchError("CommandLaunchFailed", f"The program {program} is not in an executable format.")
+
+
+@dataclass
+class Child:
+    """One started command: its process group is its pid (it leads its own session)."""
+
+    pid: int
+    popen: subprocess.Popen
+    started: float  # time.time() at start, to recognise the group after a restart
+    pidfd: int | None = None
+    exited_status: int | None = None  # wait status once seen (the zombie is kept until reaped)
+
+    @property
+    def pgid(self) -> int:
+        return self.pid
+
+
+def spawn(argv: list[str], *, env: dict[str, str], cwd: str, stdout: str, stderr: str,
+          append: bool = False) -> Child:
+    """Start `argv` (argv[0] an absolute program path) in a new session. Raises
+    LaunchError CommandLaunchFailed when exec fails (bad format, permission)."""
+    mode = "ab" if append else "wb"
+    wrapped = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv] if _SETPRIV else argv
+    with open(stdout, mode) as out, open(stderr, mode) as err:
+        try:
+            popen = subprocess.Popen(wrapped, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                     start_new_session=True, close_fds=True)
+        except OSError as e:
+            raise LaunchError("CommandLaunchFailed", f"The command could not start: {e.strerror or e}.") from None
+    child = Child(pid=popen.pid, popen=popen, started=time.time())
+    with contextlib.suppress(OSError, AttributeError):
+        child.pidfd = os.pidfd_open(popen.pid)
+    return child
+
+
+def exit_status(child: Child) -> int | None:
+    """The wait status if the command has exited, without reaping it: the zombie keeps its
+    pid and process-group id reserved, so a later kill of the group cannot hit a
+    stranger."""
+    if child.exited_status is not None:
+        return child.exited_status
+    try:
+        info = os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        info = None
+    if info is None:
+        return None
+    if info.si_code == os.CLD_EXITED:
+        child.exited_status = info.si_status << 8
+    else:
+        child.exited_status = info.si_status & 0x7F  # killed by this signal
+    return child.exited_status
+
+
+def exit_code_of(status: int) -> int:
+    """A process killed by a signal reports 128 + the signal, as a shell would."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def reap(child: Child) -> tuple[int, timedelta, timedelta]:
+    """Kill whatever the command left in its group, collect it, and return its exit code
+    with its user and kernel CPU time (its own and its waited-for children's)."""
+    signal_group(child, signal.SIGKILL)
+    _, status, usage = os.wait4(child.pid, 0)
+    child.popen.returncode = status  # the Popen object must not try to reap it again
+    close(child)
+    return (exit_code_of(status), timedelta(seconds=usage.ru_utime), timedelta(seconds=usage.ru_stime))
+
+
+def close(child: Child) -> None:
+    if child.pidfd is not None:
+        with contextlib.suppress(OSError):
+            os.close(child.pidfd)
+        child.pidfd = None
+
+
+def signal_group(child: Child, sig: int) -> None:
+    """Signal the command's whole process group, and any descendant that left it."""
+    strays: list[psutil.Process] = []
+    if sig == signal.SIGKILL and child.exited_status is None:
+        with contextlib.suppress(psutil.Error):
+            strays = [p for p in psutil.Process(child.pid).children(recursive=True) if _pgid(p) != child.pgid]
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pgid, sig)
+    for proc in strays:
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(sig)
+
+
+def _pgid(proc: psutil.Process) -> int | None:
+    try:
+        return os.getpgid(proc.pid)
+    except OSError:
+        return None
+
+
+def kill_orphans(records: Path) -> int:
+    """Kill the process groups a previous life of this agent left running (it died without
+    stopping them), from the records it keeps under `<node root>/.agent/`. Only processes
+    of a recorded group started no earlier than the record are killed, so a recycled
+    group id cannot hit a stranger. Returns how many processes were killed."""
+    killed = 0
+    if not records.is_dir():
+        return 0
+    groups: dict[int, float] = {}
+    for record in records.iterdir():
+        try:
+            pgid, started = record.read_text().split()[:2]
+            groups[int(pgid)] = float(started)
+        except (OSError, ValueError):
+            pass
+        with contextlib.suppress(OSError):
+            record.unlink()
+    if not groups:
+        return 0
+    for proc in psutil.process_iter(["pid", "create_time"]):
+        pgid = _pgid(proc)
+        if pgid in groups and proc.info["create_time"] >= groups[pgid] - 1.0:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+                killed += 1
+    return killed

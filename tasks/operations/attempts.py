@@ -1,0 +1,732 @@
+"""Attempt operations: claim work for a node, start subtasks, finish attempts (the Batch
+outcome rules), requeue, and the retention of task files.
+
+An attempt is one run of a task (or of one instance of a multi-instance task) on a node.
+Node agents (tasks.node) call these operations and nothing else to change state.
+
+Locking, so that agents on many machines can share one PostgreSQL database: an agent
+operation never waits for a job or task row another writer holds. It takes the rows it
+needs with `FOR UPDATE SKIP LOCKED` and leaves the rest for its next pass (a claim takes
+other tasks; a report is retried a moment later). So agents cannot deadlock with each
+other or with an API request, and a task is never claimed twice. On SQLite, transactions
+are IMMEDIATE (one writer at a time) and the same code relies on the conditional UPDATE.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, Max, Q, Sum, Value
+from django.db.models.functions import Concat
+
+from tasks.models import Attempt, ComputeNode, Job, SubTask, Task
+from tasks.node import layout
+
+from .common import new_etag, now
+from .counts import CountDelta
+from .jobs import _set_job_state, can_terminate_job, complete_job_if_all_tasks_done, terminate_job
+
+# Node states in which a node takes new work.
+SCHEDULABLE_NODE_STATES = (ComputeNode.State.IDLE, ComputeNode.State.RUNNING)
+# A claim looks at most this many active tasks of one job (tasks waiting on dependencies
+# are skipped over, so a long blocked prefix costs a bounded scan per pass).
+CLAIM_SCAN_LIMIT = 2000
+LAUNCH_FAILURES = ("CommandProgramNotFound", "CommandLaunchFailed")
+FAILURE_EXIT_MESSAGE = "The task exited with an exit code representing a failure"
+
+
+def _locked(qs):
+    """Rows another writer holds are skipped, never waited for (PostgreSQL; SQLite
+    serializes writers and ignores this)."""
+    return qs.select_for_update(skip_locked=True, of=("self",))
+
+
+# --- claim -------------------------------------------------------------------------------
+
+
+def claim_work(node: ComputeNode, *, limit: int) -> list[Attempt]:
+    """Claim active tasks for the node's free slots and mark them running there.
+
+    Batch rules: only tasks of active jobs whose pool is the node's pool; jobs of higher
+    priority first, then older jobs, and a job's tasks oldest first; a task needs
+    requiredSlots free slots on the node; a task with dependsOn waits until every task
+    it depends on completed successfully (or failed with an exit option whose
+    dependencyAction is satisfy) and is never run while a dependency is blocking; a job's
+    maxParallelTasks caps how many of its tasks run at once; a multi-instance task takes
+    one slot on numberOfInstances distinct nodes at once, or waits (no node is held for
+    it); a task whose 180-day lifetime expired is never scheduled. A disabled node, or
+    one marked offline, takes nothing.
+
+    Returns at most `limit` attempts for this node, each with `task` and `job` loaded.
+    Subtask attempts of a multi-instance task are created on the other nodes, whose
+    agents find them in the database.
+    """
+    if limit <= 0:
+        return []
+    with transaction.atomic():
+        me = (
+            ComputeNode.objects.select_for_update(of=("self",))
+            .select_related("pool", "pool__account")
+            .filter(pk=node.pk)
+            .first()
+        )
+        if me is None or me.state not in SCHEDULABLE_NODE_STATES or not me.scheduling_enabled:
+            return []
+        free = me.slots - used_slots([me.pk]).get(me.pk, 0)
+        if free <= 0:
+            return []
+        pool = me.pool
+        # The job counters make jobs with nothing to run cost nothing here.
+        jobs = list(
+            Job.objects.filter(account_id=pool.account_id, state=Job.State.ACTIVE,
+                               pool_id__iexact=pool.pool_id, active_count__gt=0)
+            .order_by("-priority", "creation_time", "pk")
+        )
+        claim = _Claim(me, t=now(), free=free, limit=limit)
+        for job in jobs:
+            if claim.full():
+                break
+            claim.from_job(job)
+    return claim.attempts
+
+
+def used_slots(node_pks: list[int]) -> dict[int, int]:
+    """Slots held on each node by its running attempts (one query)."""
+    rows = (
+        Attempt.objects.filter(node_id__in=node_pks, outcome=Attempt.Outcome.RUNNING)
+        .values("node_id")
+        .annotate(slots=Sum("slots"))
+    )
+    return {row["node_id"]: row["slots"] or 0 for row in rows}
+
+
+class _Claim:
+    """One claim transaction's bookkeeping: slots left here and on the other nodes."""
+
+    def __init__(self, node: ComputeNode, *, t: datetime, free: int, limit: int) -> None:
+        self.node, self.t, self.free, self.limit = node, t, free, limit
+        self.attempts: list[Attempt] = []
+        self._others: list[ComputeNode] | None = None
+        self._others_free: dict[int, int] = {}
+
+    def full(self) -> bool:
+        return self.free <= 0 or len(self.attempts) >= self.limit
+
+    def from_job(self, job: Job) -> None:
+        locked = _locked(Job.objects.filter(pk=job.pk, state=Job.State.ACTIVE)).first()
+        if locked is None:
+            return  # changing under another writer right now; the next pass sees it
+        allowance = self.limit - len(self.attempts)
+        if locked.max_parallel_tasks != -1:
+            allowance = min(allowance, locked.max_parallel_tasks - locked.running_count)
+        if allowance <= 0:
+            return
+        chosen: list[tuple[Task, list[ComputeNode]]] = []
+        for task in self._candidates(locked):
+            if len(chosen) >= allowance or self.free <= 0:
+                break
+            if task.required_slots > self.free:
+                continue
+            others: list[ComputeNode] = []
+            if task.number_of_instances > 1:
+                others = self._reserve_other_nodes(task.number_of_instances - 1)
+                if others is None:
+                    continue
+            self.free -= task.required_slots
+            chosen.append((task, others))
+        if chosen:
+            self._start(locked, chosen)
+
+    def _candidates(self, job: Job):
+        """The job's active tasks in claim order that may run now (locked, skipping rows
+        another writer holds), scanning at most CLAIM_SCAN_LIMIT."""
+        base = Task.objects.filter(job=job, state=Task.State.ACTIVE, lifetime_expired=False).order_by(
+            "creation_time", "pk"
+        )
+        after: tuple[datetime, int] | None = None
+        scanned = 0
+        page = max(4 * (self.limit - len(self.attempts)), 64)
+        while scanned < CLAIM_SCAN_LIMIT:
+            qs = base
+            if after is not None:
+                qs = qs.filter(Q(creation_time__gt=after[0]) | Q(creation_time=after[0], pk__gt=after[1]))
+            rows = list(_locked(qs)[:page])
+            if not rows:
+                return
+            scanned += len(rows)
+            after = (rows[-1].creation_time, rows[-1].pk)
+            ready = dependencies_ready(job, [t for t in rows if (t.spec.get("dependsOn") or {})])
+            for task in rows:
+                if task.spec.get("dependsOn") and task.pk not in ready:
+                    continue
+                task.job = job
+                yield task
+            if len(rows) < page:
+                return
+
+    def _reserve_other_nodes(self, count: int) -> list[ComputeNode] | None:
+        """`count` other nodes of the pool with a free slot each, or None (all or nothing:
+        nothing is reserved unless every instance has a node)."""
+        if self._others is None:
+            fresh = self.t - timedelta(seconds=settings.BATCHSITE_NODE_LOST_SECONDS)
+            self._others = list(
+                _locked(ComputeNode.objects.filter(
+                    pool_id=self.node.pool_id, state__in=SCHEDULABLE_NODE_STATES,
+                    scheduling_enabled=True, last_heartbeat__gte=fresh,
+                ).exclude(pk=self.node.pk)).order_by("node_id")
+            )
+            used = used_slots([n.pk for n in self._others])
+            self._others_free = {n.pk: n.slots - used.get(n.pk, 0) for n in self._others}
+        # The nodes with most free slots first, so instances spread over idle nodes.
+        ranked = sorted((n for n in self._others if self._others_free[n.pk] > 0),
+                        key=lambda n: -self._others_free[n.pk])
+        if len(ranked) < count:
+            return None
+        picked = ranked[:count]
+        for n in picked:
+            self._others_free[n.pk] -= 1
+        return picked
+
+    def _start(self, job: Job, chosen: list[tuple[Task, list[ComputeNode]]]) -> None:
+        node, t = self.node, self.t
+        pks = [task.pk for task, _ in chosen]
+        root = node.root_dir.rstrip("/")
+        etag = new_etag()
+        updated = Task.objects.filter(pk__in=pks, state=Task.State.ACTIVE).update(
+            previous_state=F("state"),
+            previous_state_transition_time=F("state_transition_time"),
+            state=Task.State.RUNNING,
+            state_transition_time=t,
+            start_time=t,
+            end_time=None,
+            exit_code=None,
+            result="",
+            failure_info=None,
+            node=node,
+            node_name=node.node_id,
+            pool_id=node.pool.pool_id,
+            affinity_id=f"TVM:{node.node_id}",
+            task_root_directory=Concat(Value(f"{root}/workitems/{job.job_id}/job-1/"), F("task_id")),
+            files_cleaned=False,
+            # waitTime: from the task's creation to its most recent start.
+            wait_time=ExpressionWrapper(Value(t, output_field=DateTimeField()) - F("creation_time"),
+                                        output_field=DurationField()),
+            etag=etag,
+            last_modified=t,
+        )
+        if updated != len(pks):
+            # Impossible while the rows are locked (PostgreSQL) or the database is
+            # (SQLite); refuse to start anything rather than run a task twice.
+            raise RuntimeError("claimed tasks changed under their lock")
+        numbers = dict(
+            Attempt.objects.filter(task_id__in=pks).values("task_id").annotate(n=Max("number"))
+            .values_list("task_id", "n")
+        )
+        multi = [task.pk for task, others in chosen if others]
+        if multi:
+            SubTask.objects.filter(task_id__in=multi).delete()  # a new run's instances replace the last
+        delta = CountDelta()
+        mine: list[Attempt] = []
+        theirs: list[Attempt] = []
+        subtasks: list[SubTask] = []
+        for task, others in chosen:
+            old = (task.state, task.result)
+            _mark_claimed(task, node, t, etag)
+            delta.move(old, (task.state, task.result), task.required_slots)
+            number = (numbers.get(task.pk) or 0) + 1
+            mine.append(Attempt(task=task, job=job, number=number, node=node, node_name=node.node_id,
+                                slots=task.required_slots, claimed=t, start_time=t,
+                                task_dir=task.task_root_directory))
+            for i, other in enumerate(others, start=1):
+                other_dir = layout.task_dir(other.root_dir, job.job_id, task.task_id)
+                subtasks.append(SubTask(task=task, subtask_id=i, state=SubTask.State.PREPARING,
+                                        state_transition_time=t, node=other, node_name=other.node_id,
+                                        pool_id=node.pool.pool_id, task_root_directory=other_dir))
+                theirs.append(Attempt(task=task, job=job, subtask_id=i, number=number, node=other,
+                                      node_name=other.node_id, slots=1, claimed=t, task_dir=other_dir))
+        Attempt.objects.bulk_create(mine + theirs)
+        if subtasks:
+            SubTask.objects.bulk_create(subtasks)
+        delta.apply(job.pk)
+        job.running_count += len(chosen)
+        for attempt, (task, _) in zip(mine, chosen, strict=True):
+            attempt.task, attempt.job = task, job
+        self.attempts.extend(mine)
+
+
+def _mark_claimed(task: Task, node: ComputeNode, t: datetime, etag: str) -> None:
+    """Mirror the claim's UPDATE on the in-memory task handed to the agent."""
+    task.previous_state, task.previous_state_transition_time = task.state, task.state_transition_time
+    task.state, task.state_transition_time, task.start_time = Task.State.RUNNING, t, t
+    task.end_time = task.exit_code = task.failure_info = None
+    task.result = ""
+    task.node, task.node_name, task.pool_id = node, node.node_id, node.pool.pool_id
+    task.task_root_directory = layout.task_dir(node.root_dir, task.job.job_id, task.task_id)
+    task.etag, task.last_modified = etag, t
+
+
+# --- dependencies and exit options -------------------------------------------------------
+
+
+def dependency_ids(depends_on: dict) -> list[str]:
+    """The lower-cased ids a task's dependsOn names: taskIds, then each taskIdRanges
+    entry's integers start..end inclusive (task "9".."12" for 9..12)."""
+    keys = [str(i).lower() for i in depends_on.get("taskIds") or []]
+    for r in depends_on.get("taskIdRanges") or []:
+        keys.extend(str(i) for i in range(int(r["start"]), int(r["end"]) + 1))
+    return keys
+
+
+def dependencies_ready(job: Job, tasks: list[Task]) -> set[int]:
+    """The pks of those tasks whose every dependency is satisfied: it exists, completed,
+    and either succeeded or ended with dependencyAction satisfy. Costs one query per 500
+    distinct dependency ids."""
+    if not tasks:
+        return set()
+    wanted = {t.pk: dependency_ids(t.spec.get("dependsOn") or {}) for t in tasks}
+    keys = sorted({k for ks in wanted.values() for k in ks})
+    satisfied: set[str] = set()
+    for i in range(0, len(keys), 500):
+        rows = Task.objects.filter(job=job, id_key__in=keys[i : i + 500], state=Task.State.COMPLETED).values(
+            "id_key", "result", "exit_code", "failure_info", "spec"
+        )
+        for row in rows:
+            if row["result"] == Task.Result.SUCCESS:
+                satisfied.add(row["id_key"])
+            elif exit_options(row["spec"], row["exit_code"], row["failure_info"])["dependencyAction"] == "satisfy":
+                satisfied.add(row["id_key"])
+    return {pk for pk, ks in wanted.items() if all(k in satisfied for k in ks)}
+
+
+def exit_options(spec: dict, exit_code: int | None, failure_info: dict | None) -> dict[str, str]:
+    """The exitOptions Batch applies to a completed task: an exitCodes entry for its code,
+    else an exitCodeRanges entry, else preProcessingError for a task that could not start,
+    else `default` for anything but exit 0. Unset members take the defaults: jobAction
+    none and dependencyAction satisfy for exit 0, terminate and block otherwise."""
+    conditions = spec.get("exitConditions") or {}
+    succeeded = exit_code == 0 and not failure_info
+    chosen: dict | None = None
+    if exit_code is not None:
+        for entry in conditions.get("exitCodes") or []:
+            if entry.get("code") == exit_code:
+                chosen = entry.get("exitOptions") or {}
+                break
+        if chosen is None:
+            for entry in conditions.get("exitCodeRanges") or []:
+                if entry.get("start", 0) <= exit_code <= entry.get("end", -1):
+                    chosen = entry.get("exitOptions") or {}
+                    break
+    elif failure_info and failure_info.get("code") in LAUNCH_FAILURES:
+        chosen = conditions.get("preProcessingError")
+    if chosen is None and not succeeded:
+        chosen = conditions.get("default")
+    chosen = chosen or {}
+    return {
+        "jobAction": chosen.get("jobAction") or ("none" if succeeded else "terminate"),
+        "dependencyAction": chosen.get("dependencyAction") or ("satisfy" if succeeded else "block"),
+    }
+
+
+# --- subtasks ----------------------------------------------------------------------------
+
+
+def start_subtask(attempt: Attempt) -> bool:
+    """Mark a multi-instance subtask running on its node (its agent started the
+    coordination command). False when the attempt was ended meanwhile."""
+    with transaction.atomic():
+        if not Attempt.objects.filter(pk=attempt.pk, outcome=Attempt.Outcome.RUNNING, cancel_requested="").exists():
+            return False
+        t = now()
+        Attempt.objects.filter(pk=attempt.pk).update(start_time=t)
+        SubTask.objects.filter(task_id=attempt.task_id, subtask_id=attempt.subtask_id,
+                               state=SubTask.State.PREPARING).update(
+            previous_state=SubTask.State.PREPARING,
+            previous_state_transition_time=F("state_transition_time"),
+            state=SubTask.State.RUNNING, state_transition_time=t, start_time=t,
+        )
+    return True
+
+
+def subtasks_ready(task_pk: int, number_of_instances: int) -> bool:
+    """Every subtask's coordination command succeeded: the primary may run commandLine."""
+    done = SubTask.objects.filter(task_id=task_pk, state=SubTask.State.COMPLETED, exit_code=0,
+                                  failure_info__isnull=True).count()
+    return done >= number_of_instances - 1
+
+
+# --- finish ------------------------------------------------------------------------------
+
+
+@dataclass
+class AttemptReport:
+    """How an attempt's process ended, as its agent saw it."""
+
+    attempt_pk: int
+    exit_code: int | None = None
+    failure_code: str = ""  # CommandProgramNotFound / CommandLaunchFailed: it never started
+    failure_message: str = ""
+    timed_out: bool = False  # killed for exceeding maxWallClockTime
+    user_cpu: timedelta = field(default_factory=timedelta)
+    kernel_cpu: timedelta = field(default_factory=timedelta)
+    end_time: datetime | None = None
+
+
+@dataclass
+class FinishResult:
+    done: list[int] = field(default_factory=list)  # recorded (or nothing left to record)
+    deferred: list[int] = field(default_factory=list)  # rows busy: report again shortly
+    succeeded: int = 0  # finished task runs, for the node's totals
+    run: int = 0
+
+
+def finish_attempt(attempt: Attempt, *, exit_code: int | None, **kwargs) -> FinishResult:
+    """Finish one attempt (see finish_attempts)."""
+    return finish_attempts([AttemptReport(attempt.pk, exit_code=exit_code, **kwargs)])
+
+
+def finish_attempts(reports: list[AttemptReport]) -> FinishResult:
+    """Record how attempts ended and apply the Batch outcome rules to their tasks.
+
+    Exit code 0 completes the task with result success. A non-zero exit code is a failure
+    (failureInfo FailureExitCode) that is retried while retryCount < maxTaskRetryCount
+    (-1: without limit): the task becomes active again with retryCount + 1 and
+    lastRetryTime. A command that could not start (CommandProgramNotFound /
+    CommandLaunchFailed) and a task killed for exceeding maxWallClockTime (TaskEnded)
+    fail without retry. A completed task gets endTime, exitCode, the statistics of
+    $expand=stats; a failed one triggers its exit options' jobAction when the job's
+    onTaskFailure is performexitoptionsjobaction (terminate: the job ends with
+    TaskFailed; disable: the job is disabled and its running tasks requeued), and the job
+    ends when onAllTasksComplete is terminatejob and no task is left.
+
+    An attempt whose task was terminated or deleted meanwhile only gets its own outcome:
+    the task keeps the state the terminate gave it. A multi-instance subtask completes
+    with its coordination command's exit code; a failing subtask fails (or retries) the
+    whole task and stops its other instances. Attempts whose rows another writer holds
+    are deferred, not waited for.
+    """
+    result = FinishResult()
+    if not reports:
+        return result
+    by_pk = {r.attempt_pk: r for r in reports}
+    with transaction.atomic():
+        heads = {a["pk"]: a for a in Attempt.objects.filter(pk__in=by_pk).values("pk", "task_id", "job_id")}
+        result.done.extend(pk for pk in by_pk if pk not in heads)  # deleted with its task
+        jobs = {j.pk: j for j in _locked(Job.objects.filter(pk__in={a["job_id"] for a in heads.values()}))}
+        tasks = {
+            t.pk: t for t in _locked(Task.objects.filter(
+                pk__in={a["task_id"] for a in heads.values() if a["job_id"] in jobs}
+            )).order_by("pk")
+        }
+        for pk, head in heads.items():
+            (result.done if head["task_id"] in tasks else result.deferred).append(pk)
+        ready = [pk for pk in heads if heads[pk]["task_id"] in tasks]
+        if not ready:
+            return result
+        outcome = _Outcomes(jobs, tasks)
+        for attempt in Attempt.objects.filter(pk__in=ready).order_by("pk"):
+            attempt.task, attempt.job = tasks[attempt.task_id], jobs[attempt.job_id]
+            attempt.task.job = attempt.job
+            outcome.apply(attempt, by_pk[attempt.pk])
+        outcome.save()
+        result.run, result.succeeded = outcome.run, outcome.succeeded
+    return result
+
+
+class _Outcomes:
+    """The writes of one finish_attempts call, applied in a few statements at the end."""
+
+    def __init__(self, jobs: dict[int, Job], tasks: dict[int, Task]) -> None:
+        self.jobs, self.tasks = jobs, tasks
+        self.attempts: list[Attempt] = []
+        self.changed: dict[int, Task] = {}
+        self.deltas: dict[int, CountDelta] = defaultdict(CountDelta)
+        self.failed: list[Task] = []  # completed with failure: jobAction candidates
+        self.completed_jobs: set[int] = set()
+        self.run = self.succeeded = 0
+
+    def apply(self, attempt: Attempt, report: AttemptReport) -> None:
+        if attempt.outcome != Attempt.Outcome.RUNNING:
+            return  # already ended by someone else (requeued, or its task finished)
+        task = attempt.task
+        t = report.end_time or now()
+        attempt.end_time, attempt.exit_code = t, report.exit_code
+        if report.failure_code:
+            attempt.failure_info = _failure(report.failure_code, report.failure_message)
+        self.run += 1
+        current = not attempt.cancel_requested and task.state == Task.State.RUNNING
+        if not current:
+            # Terminated or deleted meanwhile: the task's state is what that gave it.
+            attempt.outcome = (Attempt.Outcome.DELETED if attempt.cancel_requested == "delete"
+                               else Attempt.Outcome.TERMINATED)
+            self.attempts.append(attempt)
+            if attempt.subtask_id is not None:
+                _end_subtask(task, attempt.subtask_id, t, exit_code=report.exit_code,
+                             failure=_failure("TaskEnded", "The task was terminated."))
+            return
+        if attempt.subtask_id is not None:
+            self._subtask(attempt, report, t)
+            return
+        failure = self._failure_of(report)
+        attempt.outcome = Attempt.Outcome.FAILED if failure else Attempt.Outcome.SUCCEEDED
+        attempt.failure_info = attempt.failure_info or failure
+        self.attempts.append(attempt)
+        if not failure:
+            self.succeeded += 1
+        self._add_stats(task, report, t)
+        retry = bool(failure) and failure["code"] == "FailureExitCode" and _may_retry(task)
+        if task.is_multi_instance:
+            _end_instances(task, t, except_pk=attempt.pk, reason="retry" if retry else "finished")
+        if retry:
+            self._retry(task, t)
+        else:
+            self._complete(task, t, exit_code=report.exit_code, failure=failure)
+
+    def _subtask(self, attempt: Attempt, report: AttemptReport, t: datetime) -> None:
+        task = attempt.task
+        failure = self._failure_of(report)
+        _end_subtask(task, attempt.subtask_id, t, exit_code=report.exit_code, failure=failure)
+        if not failure:
+            # The instance keeps its slot (and any service its coordination command
+            # started) until the primary finishes; the attempt ends then.
+            return
+        attempt.outcome, attempt.failure_info = Attempt.Outcome.FAILED, failure
+        self.attempts.append(attempt)
+        # A failing subtask fails the whole multi-instance task, retried as a whole.
+        retry = failure["code"] == "FailureExitCode" and _may_retry(task)
+        _end_instances(task, t, except_pk=attempt.pk, reason="retry" if retry else "failed")
+        if retry:
+            self._retry(task, t)
+        else:
+            message = f"Subtask {attempt.subtask_id} failed: {failure['message']}"
+            self._complete(task, t, exit_code=None, failure=_failure(failure["code"], message))
+
+    @staticmethod
+    def _failure_of(report: AttemptReport) -> dict | None:
+        if report.failure_code:
+            return _failure(report.failure_code, report.failure_message)
+        if report.timed_out:
+            return _failure("TaskEnded", "The task exceeded its maximum wall clock time and was terminated.")
+        if report.exit_code != 0:
+            return _failure("FailureExitCode", FAILURE_EXIT_MESSAGE)
+        return None
+
+    @staticmethod
+    def _add_stats(task: Task, report: AttemptReport, t: datetime) -> None:
+        task.user_cpu_time = (task.user_cpu_time or timedelta()) + report.user_cpu
+        task.kernel_cpu_time = (task.kernel_cpu_time or timedelta()) + report.kernel_cpu
+        ran = max(t - task.start_time, timedelta()) if task.start_time else timedelta()
+        task.wall_clock_time = (task.wall_clock_time or timedelta()) + ran
+
+    def _retry(self, task: Task, t: datetime) -> None:
+        old = (task.state, task.result)
+        _set_task_state(task, Task.State.ACTIVE, t)
+        task.retry_count += 1
+        task.last_retry_time = t
+        task.end_time = task.exit_code = task.failure_info = None
+        task.result = ""
+        self._changed(task, old)
+
+    def _complete(self, task: Task, t: datetime, *, exit_code: int | None, failure: dict | None) -> None:
+        old = (task.state, task.result)
+        _set_task_state(task, Task.State.COMPLETED, t)
+        task.end_time, task.exit_code, task.failure_info = t, exit_code, failure
+        task.result = Task.Result.FAILURE if failure else Task.Result.SUCCESS
+        self._changed(task, old)
+        self.completed_jobs.add(task.job_id)
+        if failure:
+            self.failed.append(task)
+
+    def _changed(self, task: Task, old: tuple[str, str]) -> None:
+        self.deltas[task.job_id].move(old, (task.state, task.result), task.required_slots)
+        self.changed[task.pk] = task
+
+    def save(self) -> None:
+        if self.attempts:
+            Attempt.objects.bulk_update(self.attempts, ["outcome", "end_time", "exit_code", "failure_info"])
+        if self.changed:
+            Task.objects.bulk_update(list(self.changed.values()), [
+                "state", "previous_state", "state_transition_time", "previous_state_transition_time",
+                "etag", "last_modified", "end_time", "exit_code", "result", "failure_info", "retry_count",
+                "last_retry_time", "user_cpu_time", "kernel_cpu_time", "wall_clock_time",
+            ])
+        for job_pk, delta in self.deltas.items():
+            delta.apply(job_pk)
+        acted: set[int] = set()
+        for task in self.failed:
+            job = self.jobs[task.job_id]
+            if job.pk in acted or job.on_task_failure != Job.OnTaskFailure.PERFORMEXITOPTIONSJOBACTION:
+                continue
+            action = exit_options(task.spec, task.exit_code, task.failure_info)["jobAction"]
+            if action != "none":
+                acted.add(job.pk)
+                _perform_job_action(job, action)
+        for job_pk in self.completed_jobs - acted:
+            complete_job_if_all_tasks_done(self.jobs[job_pk])
+
+
+def _may_retry(task: Task) -> bool:
+    return task.max_task_retry_count == -1 or task.retry_count < task.max_task_retry_count
+
+
+def _failure(code: str, message: str) -> dict:
+    return {"category": "usererror", "code": code, "message": message}
+
+
+def _set_task_state(task: Task, state: str, t: datetime) -> None:
+    task.previous_state, task.previous_state_transition_time = task.state, task.state_transition_time
+    task.state, task.state_transition_time = state, t
+    task.etag, task.last_modified = new_etag(), t
+
+
+def _end_subtask(task: Task, subtask_id: int, t: datetime, *, exit_code: int | None, failure: dict | None) -> None:
+    SubTask.objects.filter(task=task, subtask_id=subtask_id).exclude(state=SubTask.State.COMPLETED).update(
+        previous_state=F("state"), previous_state_transition_time=F("state_transition_time"),
+        state=SubTask.State.COMPLETED, state_transition_time=t, end_time=t, exit_code=exit_code,
+        result=Task.Result.FAILURE if failure else Task.Result.SUCCESS, failure_info=failure,
+    )
+
+
+def _end_instances(task: Task, t: datetime, *, except_pk: int | None, reason: str) -> None:
+    """End every other running instance of a task: their agents kill what is left (the
+    process, or a subtask's coordination services) when they see `cancel_requested`.
+    Subtasks that had not finished end too; with TaskEnded unless the task finished."""
+    others = Attempt.objects.filter(task=task, outcome=Attempt.Outcome.RUNNING)
+    if except_pk is not None:
+        others = others.exclude(pk=except_pk)
+    if reason == "requeue":
+        others.update(outcome=Attempt.Outcome.REQUEUED, end_time=t, cancel_requested=reason)
+    else:
+        succeeded = SubTask.objects.filter(task=task, state=SubTask.State.COMPLETED, result=Task.Result.SUCCESS)
+        others.filter(subtask_id__in=succeeded.values("subtask_id")).update(
+            outcome=Attempt.Outcome.SUCCEEDED, end_time=t, cancel_requested=reason)
+        others.update(outcome=Attempt.Outcome.TERMINATED, end_time=t, cancel_requested=reason)
+    if not task.is_multi_instance:
+        return
+    message = {
+        "retry": "Another instance of the task failed; the task is retried.",
+        "failed": "Another instance of the task failed.",
+        "requeue": "The task was requeued.",
+    }.get(reason)
+    SubTask.objects.filter(task=task).exclude(state=SubTask.State.COMPLETED).update(
+        previous_state=F("state"), previous_state_transition_time=F("state_transition_time"),
+        state=SubTask.State.COMPLETED, state_transition_time=t, end_time=t,
+        # A subtask still running when the primary finished has no result of its own.
+        result=Task.Result.FAILURE if message else "",
+        failure_info=_failure("TaskEnded", message) if message else None,
+    )
+
+
+def _perform_job_action(job: Job, action: str) -> None:
+    """A failed task's exit option jobAction: terminate (reason TaskFailed) or disable
+    (Disable Job with requeue: running tasks go back to active)."""
+    if action == "terminate":
+        if can_terminate_job(job) is None:
+            terminate_job(job, reason="TaskFailed")
+    elif action == "disable" and job.state == Job.State.ACTIVE:
+        _set_job_state(job, Job.State.DISABLED)
+        # Only the state: the counters on this object are stale after the deltas.
+        job.save(update_fields=["state", "previous_state", "state_transition_time",
+                                "previous_state_transition_time", "last_modified", "etag"])
+        running = list(_locked(Task.objects.filter(job=job, state__in=[Task.State.PREPARING, Task.State.RUNNING])))
+        delta = CountDelta()
+        for task in running:
+            task.job = job
+            requeue_locked_task(task, delta, now())
+        delta.apply(job.pk)
+
+
+# --- requeue -----------------------------------------------------------------------------
+
+
+def requeue_locked_task(task: Task, delta: CountDelta, t: datetime) -> None:
+    """Put a locked running task back to active because its node went away or its job was
+    disabled: its running attempts end (their agents kill what is left), requeueCount and
+    lastRequeueTime count it, and it is scheduled again, anywhere in the pool."""
+    _end_instances(task, t, except_pk=None, reason="requeue")
+    if task.state not in (Task.State.PREPARING, Task.State.RUNNING):
+        return
+    old = (task.state, task.result)
+    _set_task_state(task, Task.State.ACTIVE, t)
+    task.requeue_count += 1
+    task.last_requeue_time = t
+    task.end_time = task.exit_code = task.failure_info = None
+    task.result = ""
+    task.save(update_fields=[
+        "state", "previous_state", "state_transition_time", "previous_state_transition_time", "etag",
+        "last_modified", "requeue_count", "last_requeue_time", "end_time", "exit_code", "failure_info", "result",
+    ])
+    delta.move(old, (task.state, task.result), task.required_slots)
+
+
+def requeue_attempts(attempt_pks: list[int]) -> list[int]:
+    """Requeue the tasks of these running attempts (a node stopping or lost). Attempts
+    whose task was terminated or deleted meanwhile just end. Returns the pks that are
+    settled; the others' rows were busy and must be requeued again."""
+    if not attempt_pks:
+        return []
+    with transaction.atomic():
+        heads = list(Attempt.objects.filter(pk__in=attempt_pks, outcome=Attempt.Outcome.RUNNING)
+                     .values("pk", "task_id", "job_id", "cancel_requested"))
+        settled = set(attempt_pks) - {h["pk"] for h in heads}
+        jobs = {j.pk: j for j in _locked(Job.objects.filter(pk__in={h["job_id"] for h in heads}))}
+        tasks = {t.pk: t for t in _locked(Task.objects.filter(
+            pk__in={h["task_id"] for h in heads if h["job_id"] in jobs})).order_by("pk")}
+        t = now()
+        deltas: dict[int, CountDelta] = defaultdict(CountDelta)
+        for head in heads:
+            task = tasks.get(head["task_id"])
+            if task is None:
+                continue
+            settled.add(head["pk"])
+            if head["cancel_requested"]:
+                outcome = Attempt.Outcome.DELETED if head["cancel_requested"] == "delete" else Attempt.Outcome.TERMINATED
+                Attempt.objects.filter(pk=head["pk"], outcome=Attempt.Outcome.RUNNING).update(outcome=outcome, end_time=t)
+                continue
+            task.job = jobs[task.job_id]
+            requeue_locked_task(task, deltas[task.job_id], t)
+        for job_pk, delta in deltas.items():
+            delta.apply(job_pk)
+    return sorted(settled)
+
+
+# --- task files --------------------------------------------------------------------------
+
+
+def can_read_task_files(task: Task):
+    """The task-file calls answer 409 TaskFilesUnavailable for a task that never ran on a
+    node, and 409 TaskFilesCleanedup once its directory was removed (retentionTime passed)."""
+    from tasks.errors import BatchError
+
+    if task.files_cleaned:
+        return BatchError.task_files_cleaned_up()
+    if not task.node_name or not task.task_root_directory:
+        return BatchError.task_files_unavailable()
+    return None
+
+
+def expire_task_retention(*, batch: int = 1000) -> int:
+    """retentionTime: once it has passed since a task completed, the task's directory is
+    removed from every node it ran on (each node removes its own), and the task-file calls
+    answer TaskFilesCleanedup. Returns how many tasks it expired."""
+    from .tasks import queue_task_cleanup
+
+    t = now()
+    expired = 0
+    while True:
+        with transaction.atomic():
+            pks = list(
+                _locked(Task.objects.filter(state=Task.State.COMPLETED, files_cleaned=False,
+                                            end_time__isnull=False, retention_time__isnull=False)
+                        .alias(expiry=ExpressionWrapper(F("end_time") + F("retention_time"),
+                                                        output_field=DateTimeField()))
+                        .filter(expiry__lte=t))
+                .values_list("pk", flat=True)[:batch]
+            )
+            if not pks:
+                return expired
+            queue_task_cleanup(pks, reason="retention")
+            expired += Task.objects.filter(pk__in=pks).update(files_cleaned=True)
