@@ -3,13 +3,14 @@ operation or query, respond in the wire format."""
 
 from __future__ import annotations
 
+from django.db.models import Count, Sum
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from tasks import queries
 from tasks.errors import BatchError
-from tasks.models import Pool
+from tasks.models import Attempt, ComputeNode, Pool
 from tasks.operations import jobs as job_ops
 from tasks.operations import pools as pool_ops
 from tasks.operations import tasks as task_ops
@@ -252,9 +253,22 @@ class SubtaskListApi(BatchApiView):
 # --- pools and nodes ---------------------------------------------------------------------
 
 
-def _pool_body(view, pool: Pool) -> dict:
-    return pool_json(pool, base=view.base_url, version=view.api_version,
-                     current_nodes=pool.nodes.exclude(state="offline").count())
+def _pool_body(view, pool: Pool, current_nodes: int | None = None) -> dict:
+    if current_nodes is None:
+        current_nodes = pool.nodes.exclude(state="offline").count()
+    return pool_json(pool, base=view.base_url, version=view.api_version, current_nodes=current_nodes)
+
+
+def _current_nodes(pools: list[Pool]) -> dict[int, int]:
+    """The nodes of each pool of a page that are not offline (one query for the page)."""
+    rows = ComputeNode.objects.filter(pool__in=pools).exclude(state="offline").values("pool")
+    return {row["pool"]: row["n"] for row in rows.annotate(n=Count("pk"))}
+
+
+def _running_on(nodes: list) -> dict[int, tuple[int, int]]:
+    """Running tasks and the slots they hold, per node of a page (one query for the page)."""
+    rows = Attempt.objects.filter(node__in=nodes, outcome=Attempt.Outcome.RUNNING).values("node")
+    return {row["node"]: (row["n"], row["slots"]) for row in rows.annotate(n=Count("pk"), slots=Sum("slots"))}
 
 
 class PoolListApi(BatchApiView):
@@ -269,8 +283,8 @@ class PoolListApi(BatchApiView):
     def get(self, request):
         where = odata.pool_filter(self.params.get("$filter", ""))
         pools, more = queries.list_pools(self.account, where=where, after=self.after_key(), limit=self.page_size())
-        select = self.select()
-        items = [self.selected(_pool_body(self, p), select) for p in pools]
+        select, counts = self.select(), _current_nodes(pools)
+        items = [self.selected(_pool_body(self, p, counts.get(p.pk, 0)), select) for p in pools]
         return self.envelope(items, metadata="pools", last_key=pools[-1].id_key if pools else None, more=more)
 
 
@@ -302,10 +316,10 @@ class NodeListApi(BatchApiView):
         pool = queries.get_pool(self.account, pool_id)
         where = odata.node_filter(self.params.get("$filter", ""))
         nodes, more = queries.list_nodes(pool, where=where, after=self.after_key(), limit=self.page_size())
-        select = self.select()
+        select, running_on = self.select(), _running_on(nodes)
         items = []
         for node in nodes:
-            running, slots = queries.count_running(node)
+            running, slots = running_on.get(node.pk, (0, 0))
             items.append(self.selected(node_json(node, base=self.base_url, running_tasks=running,
                                                  running_slots=slots), select))
         return self.envelope(items, metadata="nodes", last_key=nodes[-1].node_id if nodes else None, more=more)
