@@ -72,6 +72,9 @@ def _unstorable(data) -> str | None:
 class BatchApiView(APIView):
     """One Batch path. Subclasses implement the HTTP methods the path has."""
 
+    # No OPTIONS: Batch has none, and DRF's answer would describe our views, not Batch.
+    http_method_names = ["get", "post", "put", "patch", "delete", "head"]
+
     def initial(self, request, *args, **kwargs):
         self.batch_request_id = str(uuid.uuid4())
         request._request.batch_request_id = self.batch_request_id

@@ -273,6 +273,7 @@ def test_an_unsupported_batch_operation_is_501(batch, world, method, path):
         ("PUT", "/jobs/j/tasks"), ("GET", "/jobs/j/addtaskcollection"), ("GET", "/jobs/j/tasks/t/terminate"),
         ("DELETE", "/jobs/j/tasks/t/reactivate"), ("POST", "/jobs/j/taskcounts"), ("DELETE", "/jobs"),
         ("PUT", "/pools/p"), ("POST", "/pools/p/nodes"), ("POST", "/jobs/j/tasks/t/subtasksinfo"),
+        ("OPTIONS", "/jobs"), ("OPTIONS", "/jobs/j/tasks/t"), ("TRACE", "/jobs/j/tasks"), ("PROPFIND", "/pools"),
     ],
 )
 def test_a_wrong_http_verb_is_405(batch, world, method, path):
