@@ -222,6 +222,8 @@ def test_get_answers_with_the_task_and_its_headers(batch, job):
     assert_common_headers(r)
     assert got["eTag"] == r["ETag"] and got["url"] == url_of(job, "T1")
     assert got["odata.metadata"] == "http://testserver/$metadata#tasks/@Element"
+    # UNCONFIRMED (REFERENCE §15.11): DataServiceVersion is sent, though no SDK reads it.
+    assert r["DataServiceVersion"] == "3.0"
     for key in ("creationTime", "lastModified", "stateTransitionTime"):
         assert WIRE_TIME.match(got[key]), got[key]
     assert got["executionInfo"] == {"retryCount": 0, "requeueCount": 0}

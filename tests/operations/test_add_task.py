@@ -249,3 +249,15 @@ def test_the_database_refuses_an_id_key_that_is_not_the_lowercased_id():
     with pytest.raises(IntegrityError), transaction.atomic():
         Task.objects.create(job=job, task_id="Abc", id_key="Abc", command_line="x", etag="0x1",
                             state_transition_time=now, creation_time=now, last_modified=now)
+
+
+def test_can_add_agrees_with_add_in_every_job_state():
+    for state in Job.State.values:
+        job = JobFactory(state=state)
+        predicted = can_add_task(job)
+        try:
+            add_task(job, spec=spec())
+            outcome = None
+        except BatchError as error:
+            outcome = error.code
+        assert outcome == (predicted.code if predicted else None), state

@@ -75,3 +75,15 @@ def test_delete_with_an_unmet_precondition_deletes_nothing():
     with pytest.raises(BatchError):
         delete_pool(pool, precondition=precondition)
     assert Pool.objects.filter(pk=pool.pk).exists()
+
+
+def test_can_delete_agrees_with_delete_in_every_state():
+    for state in Pool.State.values:
+        pool = PoolFactory(state=state)
+        predicted = can_delete_pool(pool)
+        try:
+            delete_pool(pool)
+            outcome = None
+        except BatchError as error:
+            outcome = error.code
+        assert outcome == (predicted.code if predicted else None), state
