@@ -15,7 +15,7 @@ from rest_framework.exceptions import ErrorDetail
 from tasks.errors import BatchError
 from tasks.timefmt import parse_duration
 
-ID_REGEX = r"^[A-Za-z0-9_-]{1,64}$"
+ID_REGEX = r"\A[A-Za-z0-9_-]{1,64}\Z"  # \Z: "$" would let a trailing newline through
 _UNSET = object()
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 # DRF error codes that mean "this value has the wrong JSON type": InvalidRequestBody.
