@@ -16,6 +16,9 @@ from django.test import Client
 
 from tests.factories import AccountFactory, JobFactory
 
+# `agents`: real `manage.py runnode` subprocesses against the test database.
+pytest_plugins = ["tests.agents"]
+
 API = "2025-06-01"
 _STANDARD = ["content-encoding", "content-language", "content-length", "content-md5", "content-type",
              "date", "if-modified-since", "if-match", "if-none-match", "if-unmodified-since", "range"]

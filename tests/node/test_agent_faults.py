@@ -1,0 +1,109 @@
+"""Node loss with real agents: SIGKILL, restart, SIGTERM, and agents racing on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import psutil
+import pytest
+from django.db import connection
+
+from tasks.models import Attempt, ComputeNode, Task
+from tasks.operations.pools import add_pool
+from tests.agents import wait_for
+from tests.execution import add, make_job
+from tests.factories import AccountFactory
+
+# A node whose heartbeat stops is lost after 2 s here (30 s by default).
+LOSSY = {"BATCHSITE_NODE_LOST_SECONDS": "2", "BATCHSITE_NODE_HEARTBEAT_SECONDS": "0.3"}
+
+
+@pytest.fixture
+def pool(transactional_db):
+    return add_pool(AccountFactory(), spec={"id": "faulty", "vmSize": "local"})
+
+
+def task_state(task: Task) -> Task:
+    task.refresh_from_db()
+    return task
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_a_task_of_an_agent_killed_mid_run_is_requeued_and_completes_on_the_other_node(agents, pool, tmp_path):
+    agents.start(pool, "doomed", slots=1, **LOSSY)
+    ran = tmp_path / "ran"
+    task = add(make_job(pool.account, pool), "t1", f"/bin/sh -c 'echo $AZ_BATCH_NODE_ID >> {ran}; sleep 1.5'")
+    wait_for(lambda: task_state(task).state == Task.State.RUNNING and ran.exists(), message="the task to start")
+    agents.start(pool, "survivor", slots=1, **LOSSY)
+    agents.kill("doomed")
+
+    wait_for(lambda: task_state(task).state == Task.State.COMPLETED, timeout=20, message="the requeued task")
+    assert (task.result, task.node_name, task.requeue_count) == ("success", "survivor", 1)
+    assert ran.read_text().split() == ["doomed", "survivor"]
+    assert ComputeNode.objects.get(node_id="doomed").state == ComputeNode.State.OFFLINE
+    assert list(Attempt.objects.filter(task=task).order_by("number").values_list("node_name", "outcome")) == [
+        ("doomed", "requeued"), ("survivor", "succeeded")]
+
+
+def test_a_restarted_agent_kills_what_its_killed_predecessor_left_running(agents, pool):
+    agents.start(pool, "phoenix", slots=1)
+    task = add(make_job(pool.account, pool), "t1", "/bin/sh -c 'sleep 60 & echo $! > bg.pid; wait'")
+    wait_for(lambda: task_state(task).state == Task.State.RUNNING, message="the task to start")
+    pid_file = f"{task.task_root_directory}/wd/bg.pid"
+    pid = int(wait_for(lambda: _read(pid_file), message="the background pid"))
+    agents.kill("phoenix")
+    assert alive(pid)  # a background process survives its agent's SIGKILL...
+
+    agents.start(pool, "phoenix", slots=1, clean=False)
+    wait_for(lambda: not alive(pid), timeout=5, message="the orphan to be killed")  # ...until it restarts
+    assert task_state(task).requeue_count == 1
+
+
+def test_sigterm_stops_the_running_tasks_and_requeues_them(agents, pool):
+    agents.start(pool, "stopping", slots=1)
+    task = add(make_job(pool.account, pool), "t1", "/bin/sh -c 'echo $$ > pid; exec sleep 60'")
+    wait_for(lambda: task_state(task).state == Task.State.RUNNING, message="the task to start")
+    pid = int(wait_for(lambda: _read(f"{task.task_root_directory}/wd/pid"), message="the pid"))
+    assert agents.stop("stopping") == 0
+    assert not alive(pid)
+    task = task_state(task)
+    assert (task.state, task.requeue_count) == (Task.State.ACTIVE, 1)
+    assert ComputeNode.objects.get(node_id="stopping").state == ComputeNode.State.OFFLINE
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="racing agents need PostgreSQL (DATABASE_URL)")
+def test_two_agents_racing_for_a_thousand_tasks_run_each_exactly_once(agents, pool, tmp_path):
+    from tasks.operations.tasks import add_task_collection
+
+    log = tmp_path / "ran"
+    job = make_job(pool.account, pool)
+    for start in range(0, 1000, 100):
+        specs = [{"id": f"t{i}", "commandLine": f"/bin/sh -c 'echo $AZ_BATCH_TASK_ID >> {log}'"}
+                 for i in range(start, start + 100)]
+        add_task_collection(job, specs=specs, ids=[s["id"] for s in specs])
+    for node_id in ("racer-1", "racer-2"):
+        agents.start(pool, node_id, slots=8, wait=False)
+    wait_for(lambda: job.__class__.objects.get(pk=job.pk).completed_count == 1000, timeout=90,
+             interval=0.2, message="1000 tasks to complete")
+
+    runs = Counter(log.read_text().split())
+    assert len(runs) == 1000 and set(runs.values()) == {1}
+    per_task = Counter(Attempt.objects.filter(job=job).values_list("task_id", flat=True))
+    assert len(per_task) == 1000 and set(per_task.values()) == {1}
+    assert Task.objects.filter(job=job, result="success").count() == 1000
+    by_node = Counter(Attempt.objects.filter(job=job).values_list("node_name", flat=True))
+    assert set(by_node) == {"racer-1", "racer-2"}  # both took part in the race
+
+
+def _read(path: str) -> str | None:
+    try:
+        text = open(path).read().strip()
+    except OSError:
+        return None
+    return text or None
