@@ -21,6 +21,7 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 # DRF error codes that mean "this value has the wrong JSON type": InvalidRequestBody.
 WRONG_TYPE = "type"
 _WRONG_TYPE_CODES = {WRONG_TYPE, "not_a_list", "not_a_dict"}
+UNSUPPORTED = "unsupported"  # a property no schema of any supported api-version has
 
 
 def wrong_type(what: str) -> serializers.ValidationError:
@@ -100,11 +101,18 @@ class StrictCharField(serializers.CharField):
 
 
 class WireSerializer(serializers.Serializer):
-    """Omits absent optional properties from validated data (so stored specs round-trip)."""
+    """Omits absent optional properties from validated data (so stored specs round-trip).
+    A nested object refuses properties it does not know, as validate_wire does for the
+    body itself, rather than dropping them (a misspelt constraint would vanish)."""
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
             raise wrong_type("object")
+        if self.parent is not None:
+            for key in data:
+                if key not in self.fields and not key.startswith("odata."):
+                    raise serializers.ValidationError(
+                        {key: [ErrorDetail("This property is not supported.", code=UNSUPPORTED)]})
         return super().to_internal_value(data)
 
 
@@ -403,6 +411,8 @@ def validate_wire(serializer_class, data, *, known: set[str] | None = None, pref
     path = prefix + path
     if detail.code == "required":
         raise BatchError.missing_property(path)
+    if detail.code == UNSUPPORTED:
+        raise BatchError.unsupported_property(path)
     if detail.code in _WRONG_TYPE_CODES:
         raise BatchError.invalid_body(f"The property '{path}' has the wrong JSON type: {detail}")
     value = _value_at(data, path[len(prefix):])
