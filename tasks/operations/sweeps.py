@@ -46,6 +46,7 @@ def run_sweeps() -> dict[str, int]:
     from django.conf import settings
 
     from .attempts import expire_task_retention
+    from .bulk import run_pending_bulk_operations
     from .nodes import mark_lost_nodes_offline
 
     return {
@@ -53,4 +54,6 @@ def run_sweeps() -> dict[str, int]:
         "purged_jobs": purge_deleting_jobs(),
         "retention_expired": expire_task_retention(),
         "lost_nodes": mark_lost_nodes_offline(lost_after=timedelta(seconds=settings.BATCHSITE_NODE_LOST_SECONDS)),
+        # Bulk actions whose worker thread never started or died with its web process.
+        "bulk_operations": run_pending_bulk_operations(),
     }

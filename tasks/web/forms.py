@@ -10,7 +10,7 @@ from tasks.api.serializers import TaskAddParameterSerializer, validate_wire
 from tasks.errors import BatchError
 from tasks.timefmt import format_duration
 
-DURATION_HELP = "e.g. 01:30:00, 2 00:00:00 (days) or PT1H30M; empty for the default."
+DURATION_HELP = "As 01:30:00, 2 00:00:00 (2 days) or PT1H30M."
 
 # Wire property -> form field, to put an API refusal next to the field it is about.
 _WIRE_FIELDS = {

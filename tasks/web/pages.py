@@ -148,11 +148,11 @@ def failure_groups(job: Job) -> list[dict]:
                .order_by("-n", "code")[:GROUP_LIMIT])
     by_node = failed.values("node_name").annotate(n=Count("pk")).order_by("-n", "node_name")[:GROUP_LIMIT]
     return [
-        {"title": "By exit code", "key": "exit_code", "rows": [
+        {"title": "By exit code", "key": "exit_code", "column": "Exit code", "rows": [
             _group(r["exit_code"], r["n"], base, "exit_code") for r in by_exit]},
-        {"title": "By failure code", "key": "failure_code", "rows": [
+        {"title": "By failure code", "key": "failure_code", "column": "Failure code", "rows": [
             _group(r["code"], r["n"], base, "failure_code") for r in by_code]},
-        {"title": "By node", "key": "node", "rows": [
+        {"title": "By node", "key": "node", "column": "Node", "rows": [
             _group(r["node_name"], r["n"], base, "node") for r in by_node]},
     ]
 
@@ -286,7 +286,8 @@ def state_steps(task: Task, attempts: list[Attempt]) -> list[dict]:
     last = primary[-1] if primary else None
     order = [s.value for s in Task.State]
     current = order.index(task.state)
-    times = {"active": task.creation_time, "preparing": last.claimed if last else None,
+    times = {"active": task.state_transition_time if task.state == Task.State.ACTIVE else task.creation_time,
+             "preparing": last.claimed if last else None,
              "running": task.start_time or (last.start_time if last else None),
              "completed": task.end_time if task.is_completed else None}
     if task.is_completed and task.end_time is None:

@@ -239,10 +239,10 @@ def task_output(request, account, job_id, task_id):
 @require_GET
 def task_file(request, account, job_id, task_id, name):
     _, task = task_access(request.user, account, job_id, task_id)
-    path = files.resolve(task, name)
-    if path is None:
+    handle = files.open_file(task, name)
+    if handle is None:
         raise Http404("No such file.")
-    return FileResponse(path.open("rb"), as_attachment=request.GET.get("download") == "1", filename=path.name)
+    return FileResponse(handle, as_attachment=request.GET.get("download") == "1", filename=name.rsplit("/", 1)[-1])
 
 
 # --- nodes and audit ---------------------------------------------------------------------

@@ -1,0 +1,156 @@
+"""Playwright in Debian's headless Chromium against `live_server`: a seeded account with an
+operator and a viewer, sign-in, and screenshots of every page into screenshots/."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from tasks.models import AccountMembership
+from tasks.node.layout import storage_key
+from tasks.operations.counts import recount_job
+from tests.factories import (
+    AccountFactory,
+    AttemptFactory,
+    ComputeNodeFactory,
+    JobFactory,
+    MembershipFactory,
+    PoolFactory,
+    SubTaskFactory,
+    TaskFactory,
+    UserFactory,
+)
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
+# between browser steps are still plain synchronous code.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+PASSWORD = "pw-for-tests-1"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "tests/browser/" in str(item.fspath):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is missing: apt-get install -y chromium (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_page(chromium, live_server):
+    """Open a signed-in page: new_page("olive") (optionally dark or phone-sized)."""
+    contexts = []
+
+    def open_as(username: str, *, dark: bool = False, phone: bool = False):
+        viewport = {"width": 390, "height": 844} if phone else {"width": 1360, "height": 900}
+        context = chromium.new_context(viewport=viewport, color_scheme="dark" if dark else "light",
+                                       base_url=live_server.url)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        page.goto("/accounts/login/")
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/web/")
+        return page
+
+    yield open_as
+    for context in contexts:
+        context.close()
+
+
+def shot(page, name: str) -> None:
+    """Save a full-page screenshot as screenshots/<name>.png (git-ignored)."""
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def user(username: str):
+    u = UserFactory(username=username)
+    u.save()  # UserFactory sets the password after saving
+    return u
+
+
+@pytest.fixture
+def site(transactional_db, tmp_path, settings):
+    """An account seen by operator `olive` and viewer `victor`, with a pool of nodes and a
+    job of tasks in every state, a multi-instance task and a running task with output."""
+    account = AccountFactory(name="demo")
+    MembershipFactory(account=account, user=user("olive"), role=AccountMembership.Role.OPERATOR)
+    MembershipFactory(account=account, user=user("victor"), role=AccountMembership.Role.VIEWER)
+    pool = PoolFactory(account=account, pool_id="local", vm_size="local")
+    nodes = [ComputeNodeFactory(pool=pool, node_id=f"local-{i}", slots=2, state="running", hostname="worker")
+             for i in (1, 2, 3)]
+    job = JobFactory(account=account, job_id="render", pool_id="local", display_name="Render frames")
+    JobFactory(account=account, job_id="nightly-etl", pool_id="local", completed=True)
+    t0 = timezone.now() - timedelta(minutes=30)
+    tasks = []
+    for i in range(24):
+        kind = ["succeeded", "failed137", "failed1", "succeeded", "active", "succeeded"][i % 6]
+        node = nodes[2] if kind.startswith("failed") and i % 4 else nodes[i % 2]
+        fields = {"creation_time": t0 + timedelta(seconds=i)}
+        if kind != "active":
+            start = t0 + timedelta(minutes=i % 12, seconds=5)
+            fields.update(start_time=start, end_time=start + timedelta(seconds=40 + i * 7), node=node,
+                          node_name=node.node_id, pool_id="local", state="completed")
+        if kind == "succeeded":
+            fields.update(exit_code=0, result="success")
+        elif kind.startswith("failed"):
+            code = 137 if kind == "failed137" else 1
+            fields.update(exit_code=code, result="failure", failure_info={
+                "category": "usererror", "code": "FailureExitCode",
+                "message": "The task process exited with an unexpected exit code",
+                "details": [{"name": "Message", "value": f"exit code {code}"}]})
+        task = TaskFactory.build(job=job, task_id=f"frame-{i:03d}", command_line=f"/bin/render --frame {i}",
+                                 **fields)
+        task.save()
+        tasks.append(task)
+        if kind != "active":
+            AttemptFactory(task=task, node=node, claimed=task.start_time - timedelta(seconds=2),
+                           start_time=task.start_time, end_time=task.end_time,
+                           outcome="succeeded" if kind == "succeeded" else "failed", exit_code=task.exit_code)
+    multi = TaskFactory(job=job, task_id="mpi-solve", multi_instance=True, number_of_instances=3, state="completed",
+                        creation_time=t0 - timedelta(minutes=1),
+                        result="failure", exit_code=0, node=nodes[0], node_name="local-1", pool_id="local",
+                        start_time=t0, end_time=t0 + timedelta(minutes=3), failure_info={
+                            "category": "usererror", "code": "SubtaskFailed", "message": "Subtask 2 failed."},
+                        spec={"multiInstanceSettings": {"numberOfInstances": 3,
+                                                        "coordinationCommandLine": "/bin/start-mpi"}})
+    SubTaskFactory(task=multi, subtask_id=1, state="completed", node=nodes[1], node_name="local-2", pool_id="local",
+                   start_time=t0, end_time=t0 + timedelta(minutes=3), exit_code=0, result="success")
+    SubTaskFactory(task=multi, subtask_id=2, state="completed", node=nodes[2], node_name="local-3", pool_id="local",
+                   start_time=t0, end_time=t0 + timedelta(minutes=1), exit_code=139, result="failure",
+                   failure_info={"category": "usererror", "code": "FailureExitCode",
+                                 "message": "The task process exited with an unexpected exit code"})
+    settings.STORAGES = {**settings.STORAGES, "taskfiles": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}}}
+    out = tmp_path / storage_key("local-1", "render", "live-1")
+    (out / "wd").mkdir(parents=True)
+    (out / "stdout.txt").write_text("starting\n")
+    (out / "stderr.txt").write_text("")
+    live = TaskFactory(job=job, task_id="live-1", state="preparing", node=nodes[0], node_name="local-1",
+                       pool_id="local", task_root_directory=str(out), command_line="/bin/sh -c 'long job'")
+    AttemptFactory(task=live, node=nodes[0], outcome="running", claimed=timezone.now(), start_time=None,
+                   end_time=None, exit_code=None)
+    recount_job(job)
+    return {"account": account, "job": job, "live": live, "out": out, "multi": multi, "tasks": tasks}
