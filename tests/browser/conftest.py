@@ -11,7 +11,6 @@ import pytest
 from django.utils import timezone
 
 from tasks.models import AccountMembership
-from tasks.node.layout import storage_key
 from tasks.operations.counts import recount_job
 from tests.factories import (
     AccountFactory,
@@ -92,7 +91,7 @@ def user(username: str):
 
 
 @pytest.fixture
-def site(transactional_db, tmp_path, settings):
+def site(transactional_db):
     """An account seen by operator `olive` and viewer `victor`, with a pool of nodes and a
     job of tasks in every state, a multi-instance task and a running task with output."""
     account = AccountFactory(name="demo")
@@ -142,15 +141,8 @@ def site(transactional_db, tmp_path, settings):
                    start_time=t0, end_time=t0 + timedelta(minutes=1), exit_code=139, result="failure",
                    failure_info={"category": "usererror", "code": "FailureExitCode",
                                  "message": "The task process exited with an unexpected exit code"})
-    settings.STORAGES = {**settings.STORAGES, "taskfiles": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}}}
-    out = tmp_path / storage_key("local-1", "render", "live-1")
-    (out / "wd").mkdir(parents=True)
-    (out / "stdout.txt").write_text("starting\n")
-    (out / "stderr.txt").write_text("")
-    live = TaskFactory(job=job, task_id="live-1", state="preparing", node=nodes[0], node_name="local-1",
-                       pool_id="local", task_root_directory=str(out), command_line="/bin/sh -c 'long job'")
-    AttemptFactory(task=live, node=nodes[0], outcome="running", claimed=timezone.now(), start_time=None,
-                   end_time=None, exit_code=None)
+    live = TaskFactory(job=job, task_id="live-1", state="running", node=nodes[0], node_name="local-1",
+                       pool_id="local", start_time=timezone.now(), command_line="/bin/sh -c 'long job'")
+    AttemptFactory(task=live, node=nodes[0], outcome="running", claimed=timezone.now(), end_time=None, exit_code=None)
     recount_job(job)
-    return {"account": account, "job": job, "live": live, "out": out, "multi": multi, "tasks": tasks}
+    return {"account": account, "job": job, "multi": multi, "tasks": tasks}

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import re
 
+import psutil
 import pytest
-from django.utils import timezone
 
-from tasks.models import BulkOperation, Task
+from tasks.models import Attempt, BulkOperation, Task
+from tasks.operations.jobs import add_job
+from tasks.operations.pools import add_pool
+from tasks.operations.tasks import add_task
+from tests.agents import wait_for
 from tests.browser.conftest import shot
 
 pytestmark = pytest.mark.browser
@@ -54,29 +58,45 @@ def test_operator_sees_primary_beside_each_subtask(site, new_page):
     shot(page, "04-task-multi-instance")
 
 
-def test_operator_watches_output_and_state_then_terminates(site, new_page):
+def test_operator_watches_a_real_task_run_then_terminates_it(site, agents, new_page):
+    """A real `runnode` agent runs the task: the page follows its state and output without
+    reloading, and Terminate reaches the process."""
+    pool = add_pool(site["account"], spec={"id": "real", "vmSize": "local"})
+    job = add_job(site["account"], spec={"id": "stream", "poolInfo": {"poolId": "real"}})
+    task = add_task(job, spec={"id": "frames", "commandLine": "/bin/sh -c 'echo starting; sleep 2; "
+                               "echo frame 1 of 3 rendered; echo $$ > pid; exec sleep 60'"})
     page = new_page("olive")
-    page.goto(job_path(site, "tasks/live-1/"))
+    page.goto("/web/demo/jobs/stream/tasks/frames/")
     page.evaluate("window.__notReloaded = true")
-    assert page.inner_text("#task-state") == "preparing"
-    # The node writes output and the task starts running; the page follows on its own.
-    with (site["out"] / "stdout.txt").open("a") as handle:
-        handle.write("frame 1 of 3 rendered\n")
-    Task.objects.filter(pk=site["live"].pk).update(state="running", previous_state="preparing",
-                                                   start_time=timezone.now())
-    page.wait_for_function("document.querySelector('#task-state').textContent === 'running'")
-    page.wait_for_function("document.querySelector('#output-text').textContent.includes('frame 1 of 3')")
+    assert page.inner_text("#task-state") == "active"
+    agents.start(pool, "real-1", slots=1)
+    page.wait_for_function("document.querySelector('#task-state').textContent === 'running'", timeout=15_000)
+    page.wait_for_function("document.querySelector('#output-text').textContent.includes('frame 1 of 3')",
+                           timeout=15_000)
     shot(page, "05-task-running-output")
+    pid = int(wait_for(lambda: _read(f"{Task.objects.get(pk=task.pk).task_root_directory}/wd/pid"),
+                       message="the task's pid"))
     page.click("#task-actions [data-action=terminate] a")
     page.wait_for_selector("#task-dialog .confirm-box")
     shot(page, "06-task-terminate-confirm")
     page.click("#task-dialog button[type=submit]")
     page.wait_for_function("document.querySelector('#task-state').textContent === 'completed'")
-    assert page.inner_text("#task-flash") == "Task live-1: terminate done."
+    assert page.inner_text("#task-flash") == "Task frames: terminate done."
     assert page.locator("#task-dialog").inner_html().strip() == ""
     assert page.evaluate("window.__notReloaded") is True
     assert "TaskEnded" in page.inner_text("#task-failure")
+    wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+             timeout=5, message="the process to be killed")
+    wait_for(lambda: Attempt.objects.get(task=task).outcome == "terminated", message="the agent's report")
+    page.reload()
     shot(page, "07-task-terminated")
+
+
+def _read(path: str) -> str:
+    try:
+        return open(path).read().strip()
+    except OSError:
+        return ""
 
 
 def test_operator_reactivates_a_failed_task_and_sees_why_a_succeeded_one_cannot(site, new_page):

@@ -91,3 +91,12 @@ def test_progress_polls_while_running_and_stops_when_done(op, failures):
 def test_progress_of_another_accounts_run_is_not_found(stranger, op, failures):
     op.post(job_url("job-bulk", failures), {"action": "reactivate", "task": ["f1"]})
     assert stranger.get(reverse("web:bulk", args=[BulkOperation.objects.get().pk])).status_code == 404
+
+
+def test_progress_costs_a_fixed_number_of_queries(op, failures, django_assert_num_queries):
+    op.post(job_url("job-bulk", failures), {"action": "reactivate", "result": "failure"})
+    bulk = BulkOperation.objects.get()
+    run_bulk_operation(bulk.pk)
+    # session, user, the run (job, account, user joined), membership
+    with django_assert_num_queries(4):
+        assert op.get(reverse("web:bulk", args=[bulk.pk])).status_code == 200

@@ -38,3 +38,12 @@ def test_overlapping_runs_on_a_node_get_rows_of_their_own(op, job):
 
 def test_says_so_when_nothing_has_run(op, job):
     assert "No task of this job has run yet." in op.get(job_url("job-timeline", job)).content.decode()
+
+
+def test_costs_a_fixed_number_of_queries(op, job, django_assert_num_queries):
+    t0 = timezone.now() - timedelta(minutes=10)
+    for i in range(30):
+        AttemptFactory(task=TaskFactory(job=job), node_name=f"n{i % 4}", claimed=t0 + timedelta(seconds=i))
+    # session, user, membership, job, attempts (task ids joined)
+    with django_assert_num_queries(5):
+        op.get(job_url("job-timeline", job))
