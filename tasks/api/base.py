@@ -144,7 +144,7 @@ class BatchApiView(APIView):
         try:
             # Strict UTF-8 (json.loads of bytes would let encoded surrogates through) and
             # no NaN/Infinity, which no database's JSON can store.
-            data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+            data = json.loads(raw.decode("utf-8-sig"), parse_constant=_refuse_constant)
         except (ValueError, UnicodeDecodeError, RecursionError) as e:
             raise BatchError.invalid_body(f"The body is not valid JSON: {str(e)[:200]}") from None
         problem = _unstorable(data)

@@ -156,6 +156,12 @@ def test_enums_are_accepted_in_any_case_and_emitted_lowercase(batch, job):
     assert got["exitConditions"] == {"default": {"jobAction": "terminate", "dependencyAction": "satisfy"}}
 
 
+def test_a_body_with_a_utf8_byte_order_mark_is_accepted(batch, job):
+    raw = "\ufeff".encode() + json.dumps({"id": "bom", "commandLine": "echo \u00e9t\u00e9 \U0001f600"}).encode()
+    assert batch.post(f"/jobs/{job.job_id}/tasks", raw=raw).status_code == 201
+    assert body(batch.get(f"/jobs/{job.job_id}/tasks/bom"))["commandLine"] == "echo \u00e9t\u00e9 \U0001f600"
+
+
 def test_authentication_token_settings_round_trip_only_for_the_versions_that_have_them(batch, job):
     sent = {"id": "t1", "commandLine": "x", "authenticationTokenSettings": {"access": ["job"]}}
     assert batch.post(f"/jobs/{job.job_id}/tasks", sent, api_version="2024-02-01.19.0").status_code == 201
