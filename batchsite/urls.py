@@ -4,7 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularJSONAPIView
 
-from tasks.api.handlers import not_found, server_error
+from tasks.api.handlers import bad_request, not_found, server_error
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -17,5 +17,6 @@ urlpatterns = [
     path("", include("tasks.api.urls")),
 ]
 
+handler400 = bad_request
 handler404 = not_found
 handler500 = server_error

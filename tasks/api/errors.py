@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 
+from django.core.exceptions import DisallowedHost
 from django.http import Http404, JsonResponse
 from django.utils import timezone
 from rest_framework import exceptions
@@ -86,7 +87,10 @@ def batch_exception_handler(exc, context):
 def batch_error_response(request, error: BatchError) -> JsonResponse:
     """A Batch error outside DRF (unknown path, Django-level failures)."""
     rid = str(uuid.uuid4())
-    base = request.build_absolute_uri("/").rstrip("/")
+    try:
+        base = request.build_absolute_uri("/").rstrip("/")
+    except DisallowedHost:  # the error being reported may be the Host itself
+        base = ""
     response = JsonResponse(error_body(error, rid, base), status=error.status, content_type=CONTENT_TYPE)
     response["request-id"] = rid
     return response

@@ -310,3 +310,12 @@ def test_a_body_far_over_any_limit_is_request_body_too_large(batch, world):
 
 def test_a_64_character_id_is_the_longest_accepted(batch, world):
     assert batch.post("/jobs/j/tasks", task_with(id="x" * 64)).status_code == 201
+
+
+def test_a_host_outside_allowed_hosts_gets_a_batch_error_not_an_html_page(batch, job):
+    response = batch.get(f"/jobs/{job.job_id}/tasks", headers={"host": "evil.example"})
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("application/json")
+    body = json.loads(response.content)
+    assert body["code"] == "InvalidHeaderValue"
+    assert {"key": "HeaderName", "value": "Host"} in body["values"]
