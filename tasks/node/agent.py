@@ -45,7 +45,7 @@ from .process import (
     environment,
     exit_code_of,
     exit_status,
-    kill_orphans,
+    kill_node_processes,
     reap,
     signal_group,
     spawn,
@@ -85,7 +85,6 @@ class NodeAgent:
     def __init__(self, pool: Pool, *, node_id: str, slots: int, out=None) -> None:
         self.pool, self.node_id, self.slots = pool, node_id, slots
         self.root = layout.node_root(settings.DATA_DIR, node_id)
-        self.records = self.root / layout.AGENT_DIR
         self.poll = settings.BATCHSITE_NODE_POLL_SECONDS
         self.heartbeat_every = settings.BATCHSITE_NODE_HEARTBEAT_SECONDS
         self.lost_after = timedelta(seconds=settings.BATCHSITE_NODE_LOST_SECONDS)
@@ -102,7 +101,7 @@ class NodeAgent:
         self.selector = selectors.DefaultSelector()
         now = time.monotonic()
         self.next_control = self.next_claim = now
-        self.next_heartbeat = now + self.heartbeat_every
+        self.next_heartbeat = self.next_lost_check = now + self.heartbeat_every
         self.next_publish = now + self.publish_every
 
     # --- life ----------------------------------------------------------------------------
@@ -117,8 +116,7 @@ class NodeAgent:
         signal.signal(signal.SIGINT, self._stop)
         try:
             (self.root / "workitems").mkdir(parents=True, exist_ok=True)
-            self.records.mkdir(parents=True, exist_ok=True)
-            killed = kill_orphans(self.records)
+            killed = kill_node_processes(self.node_id, str(self.root))
             if killed:
                 log.warning("killed %d processes left behind by a previous run of node %s", killed, self.node_id)
             self.node = node_ops.register_node(
@@ -203,8 +201,8 @@ class NodeAgent:
             self._start(attempt)
         # A full claim means more may be waiting: claim again as soon as a slot frees.
         self.next_claim = time.monotonic() + (0 if len(attempts) >= wanted else self.poll)
-        if attempts and len(self.runs) == len(attempts):
-            self._heartbeat()  # idle -> running
+        if attempts and self.node.state != ComputeNode.State.RUNNING:
+            self._heartbeat()  # idle -> running at once; running -> idle waits for the next beat
 
     # --- starting ------------------------------------------------------------------------
 
@@ -218,7 +216,7 @@ class NodeAgent:
                   env={}, command_line=task.command_line, instances=task.number_of_instances, wall_limit=limit)
         self.runs[attempt.pk] = run
         try:
-            Path(run.cwd).mkdir(parents=True, exist_ok=True)
+            _make_dirs(run.task_dir, run.cwd)
         except OSError as e:
             self._launch_failed(run, LaunchError("CommandLaunchFailed", f"The task directory cannot be made: {e}."))
             return
@@ -246,7 +244,6 @@ class NodeAgent:
         except LaunchError as e:
             self._launch_failed(run, e)
             return
-        self._record(run.child)
         if run.child.pidfd is not None:
             self.selector.register(run.child.pidfd, selectors.EVENT_READ, run.attempt_pk)
 
@@ -285,15 +282,6 @@ class NodeAgent:
             })
         return env
 
-    def _record(self, child: Child) -> None:
-        """Remember the process group on disk, so a restarted agent can kill it."""
-        with contextlib.suppress(OSError):
-            (self.records / str(child.pid)).write_text(f"{child.pgid} {child.started}")
-
-    def _forget(self, child: Child) -> None:
-        with contextlib.suppress(OSError):
-            (self.records / str(child.pid)).unlink()
-
     # --- exits ---------------------------------------------------------------------------
 
     def _collect_exits(self) -> None:
@@ -321,7 +309,6 @@ class NodeAgent:
                 self.reports.append(AttemptReport(run.attempt_pk, exit_code=0, end_time=_now()))
             return
         code, user, kernel = reap(child)
-        self._forget(child)
         self._end(run, AttemptReport(run.attempt_pk, exit_code=code, timed_out=run.killing == "wallclock",
                                      user_cpu=user, kernel_cpu=kernel, end_time=_now()))
 
@@ -329,7 +316,6 @@ class NodeAgent:
         """The attempt is over here: release everything it holds and report it."""
         for held in run.held:
             reap(held)
-            self._forget(held)
         run.held = []
         self.runs.pop(run.attempt_pk, None)
         if report is not None and run.killing not in ("gone", "shutdown"):
@@ -407,7 +393,6 @@ class NodeAgent:
                 with contextlib.suppress(KeyError, ValueError):
                     self.selector.unregister(child.pidfd)
             code, user, kernel = reap(child)
-            self._forget(child)
             report = AttemptReport(run.attempt_pk, exit_code=code, timed_out=why == "wallclock",
                                    user_cpu=user, kernel_cpu=kernel, end_time=_now())
         else:
@@ -434,7 +419,13 @@ class NodeAgent:
         if node is None:
             raise _NodeGone()
         self.totals = [0, 0]
-        node_ops.mark_lost_nodes_offline(lost_after=self.lost_after)
+        if time.monotonic() >= self.next_lost_check:
+            self.next_lost_check = time.monotonic() + self.heartbeat_every
+            # A lost node on this host leaves its task processes here: kill them before
+            # its tasks are requeued, so none runs twice at once.
+            for lost in node_ops.lost_nodes(lost_after=self.lost_after, hostname=socket.gethostname()):
+                kill_node_processes(lost.node_id, lost.root_dir)
+            node_ops.mark_lost_nodes_offline(lost_after=self.lost_after)
 
     def _publish(self, run: Run) -> None:
         with contextlib.suppress(OSError):
@@ -457,7 +448,6 @@ class NodeAgent:
             if run.child is not None:
                 signal_group(run.child, signal.SIGKILL)
                 reap(run.child)
-                self._forget(run.child)
                 run.child = None
             self._end(run, None)
         if self.node is None:
@@ -482,6 +472,18 @@ def _now():
     from django.utils import timezone
 
     return timezone.now()
+
+
+def _make_dirs(task_dir: str, cwd: str) -> None:
+    """The task directory and its wd/ (one mkdir each once the job's directory exists)."""
+    try:
+        os.mkdir(task_dir)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        os.makedirs(task_dir, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(cwd)
 
 
 def _instance_hosts(task_pk: int) -> list[str]:

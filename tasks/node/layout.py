@@ -19,7 +19,6 @@ STDOUT = "stdout.txt"
 STDERR = "stderr.txt"
 WORKING_DIR = "wd"
 SHARED_DIR = "shared"  # AZ_BATCH_TASK_SHARED_DIR of a multi-instance task
-AGENT_DIR = ".agent"  # the agent's own records (pids of running tasks); never a task file
 
 
 def nodes_dir(data_dir: Path | str) -> Path:

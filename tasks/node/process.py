@@ -3,10 +3,12 @@
 The command line runs without a shell (users write `/bin/sh -c '...'`), split with
 shlex, in the task's working directory, with stdout and stderr going to the task
 directory's stdout.txt and stderr.txt. Each command starts its own session, so it and
-everything it starts form one process group that a kill reaches at once. When `setpriv`
-is available the command also gets a parent-death signal, so a task cannot outlive an
-agent killed with SIGKILL (what it started in the background is killed when the agent
-restarts, from the records in `<node root>/.agent`).
+everything it starts form one process group that a kill reaches at once.
+
+If an agent dies without stopping its tasks (SIGKILL), their processes are found by the
+AZ_BATCH_NODE_ID / AZ_BATCH_NODE_ROOT_DIR they inherit and killed: by an agent on the same
+host when it finds the node lost (before the tasks are requeued), and in any case by the
+agent itself when it restarts.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import subprocess
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import psutil
 
@@ -28,7 +29,6 @@ import psutil
 # only these variables are passed through, below the task's own settings.
 PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_SETPRIV = shutil.which("setpriv")
 
 
 class LaunchError(Exception):
@@ -74,20 +74,7 @@ def command_argv(command_line: str, *, env: dict[str, str], cwd: str) -> list[st
             raise LaunchError("CommandProgramNotFound", f"The program {program} was not found on PATH.")
     if os.path.isdir(path) or not os.access(path, os.X_OK):
         raise LaunchError("CommandLaunchFailed", f"The program {program} is not an executable file.")
-    _check_format(path, program)
     return [path, *argv[1:]]
-
-
-def _check_format(path: str, program: str) -> None:
-    """exec() refuses a file that is neither a binary nor a `#!` script (ENOEXEC); find
-    that out before starting, since behind `setpriv` it would look like an exit code."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-    except OSError as e:
-        raise LaunchError("CommandLaunchFailed", f"The program {program} cannot be read: {e.strerror}.") from None
-    if not (head.startswith(b"#!") or head == b"\x7fELF"):
-        raise LaunchError("CommandLaunchFailed", f"The program {program} is not in an executable format.")
 
 
 @dataclass
@@ -109,14 +96,19 @@ def spawn(argv: list[str], *, env: dict[str, str], cwd: str, stdout: str, stderr
           append: bool = False) -> Child:
     """Start `argv` (argv[0] an absolute program path) in a new session. Raises
     LaunchError CommandLaunchFailed when exec fails (bad format, permission)."""
-    mode = "ab" if append else "wb"
-    wrapped = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv] if _SETPRIV else argv
-    with open(stdout, mode) as out, open(stderr, mode) as err:
-        try:
-            popen = subprocess.Popen(wrapped, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                     start_new_session=True, close_fds=True)
-        except OSError as e:
-            raise LaunchError("CommandLaunchFailed", f"The command could not start: {e.strerror or e}.") from None
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    out = err = -1
+    try:
+        # Plain descriptors: a buffered file object costs syscalls nobody needs here.
+        out, err = os.open(stdout, flags, 0o644), os.open(stderr, flags, 0o644)
+        popen = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                 start_new_session=True, close_fds=True)
+    except OSError as e:
+        raise LaunchError("CommandLaunchFailed", f"The command could not start: {e.strerror or e}.") from None
+    finally:
+        for fd in (out, err):
+            if fd >= 0:
+                os.close(fd)
     child = Child(pid=popen.pid, popen=popen, started=time.time())
     with contextlib.suppress(OSError, AttributeError):
         child.pidfd = os.pidfd_open(popen.pid)
@@ -186,28 +178,18 @@ def _pgid(proc: psutil.Process) -> int | None:
         return None
 
 
-def kill_orphans(records: Path) -> int:
-    """Kill the process groups a previous life of this agent left running (it died without
-    stopping them), from the records it keeps under `<node root>/.agent/`. Only processes
-    of a recorded group started no earlier than the record are killed, so a recycled
-    group id cannot hit a stranger. Returns how many processes were killed."""
+def kill_node_processes(node_id: str, root_dir: str) -> int:
+    """Kill every process a node's tasks left behind, found by the AZ_BATCH_NODE_ID and
+    AZ_BATCH_NODE_ROOT_DIR every task process (and what it starts) inherits. Used when
+    the node's agent died without stopping them: by the agent itself when it restarts, and
+    by an agent on the same host that finds the node lost. Returns how many it killed."""
     killed = 0
-    if not records.is_dir():
-        return 0
-    groups: dict[int, float] = {}
-    for record in records.iterdir():
+    for proc in psutil.process_iter():
         try:
-            pgid, started = record.read_text().split()[:2]
-            groups[int(pgid)] = float(started)
-        except (OSError, ValueError):
-            pass
-        with contextlib.suppress(OSError):
-            record.unlink()
-    if not groups:
-        return 0
-    for proc in psutil.process_iter(["pid", "create_time"]):
-        pgid = _pgid(proc)
-        if pgid in groups and proc.info["create_time"] >= groups[pgid] - 1.0:
+            env = proc.environ()
+        except (psutil.Error, OSError):
+            continue  # gone, or another user's
+        if env.get("AZ_BATCH_NODE_ID") == node_id and env.get("AZ_BATCH_NODE_ROOT_DIR") == root_dir:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
                 killed += 1

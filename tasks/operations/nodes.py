@@ -77,6 +77,12 @@ def heartbeat_node(node: ComputeNode, *, running: bool, tasks_run: int = 0,
     return node
 
 
+def lost_nodes(*, lost_after: timedelta, hostname: str) -> list[ComputeNode]:
+    """Nodes on this host whose heartbeat stopped and that are not yet marked offline."""
+    return list(ComputeNode.objects.filter(state__in=LIVE_STATES, last_heartbeat__lt=now() - lost_after,
+                                           hostname=hostname))
+
+
 def mark_lost_nodes_offline(*, lost_after: timedelta) -> int:
     """A node whose agent has not sent a heartbeat for `lost_after` is offline, and every
     task running on it is requeued to the other nodes (requeueCount counts it). Any agent

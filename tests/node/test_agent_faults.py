@@ -37,15 +37,21 @@ def alive(pid: int) -> bool:
 
 def test_a_task_of_an_agent_killed_mid_run_is_requeued_and_completes_on_the_other_node(agents, pool, tmp_path):
     agents.start(pool, "doomed", slots=1, **LOSSY)
-    ran = tmp_path / "ran"
-    task = add(make_job(pool.account, pool), "t1", f"/bin/sh -c 'echo $AZ_BATCH_NODE_ID >> {ran}; sleep 1.5'")
-    wait_for(lambda: task_state(task).state == Task.State.RUNNING and ran.exists(), message="the task to start")
+    ran, pids = tmp_path / "ran", tmp_path / "pids"
+    # On the doomed node the task would run for a minute; on the other it is quick.
+    script = (f"echo $AZ_BATCH_NODE_ID >> {ran}; echo $$ >> {pids}; "
+              "if [ $AZ_BATCH_NODE_ID = doomed ]; then exec sleep 60; fi; sleep 0.5")
+    task = add(make_job(pool.account, pool), "t1", f"/bin/sh -c '{script}'")
+    wait_for(lambda: task_state(task).state == Task.State.RUNNING and pids.exists(), message="the task to start")
+    orphan = int(pids.read_text().split()[0])
     agents.start(pool, "survivor", slots=1, **LOSSY)
     agents.kill("doomed")
+    assert alive(orphan)  # nothing stops a task process when its agent is SIGKILLed...
 
     wait_for(lambda: task_state(task).state == Task.State.COMPLETED, timeout=20, message="the requeued task")
     assert (task.result, task.node_name, task.requeue_count) == ("success", "survivor", 1)
     assert ran.read_text().split() == ["doomed", "survivor"]
+    assert not alive(orphan)  # ...but the agent that found its node lost, on the same host, killed it
     assert ComputeNode.objects.get(node_id="doomed").state == ComputeNode.State.OFFLINE
     assert list(Attempt.objects.filter(task=task).order_by("number").values_list("node_name", "outcome")) == [
         ("doomed", "requeued"), ("survivor", "succeeded")]

@@ -1,0 +1,78 @@
+"""End-to-end throughput of trivial tasks: 5,000 `/bin/true` tasks added through the 15.x
+SDK (create_tasks) to a gunicorn-served batchsite and run by 2 local `runnode` agents,
+from the first add to the last completed, beside the same-run rate of spawning the same
+processes directly from Python with the same number of slots (issue 3; target ratio
+>= 0.5).
+
+Usage: .venv/bin/python benchmarks/bench_task_throughput.py [--tasks 5000] [--nodes 2] [--slots N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import time
+
+from _common import setup_django
+from _nodes import service
+
+
+def spawn_directly(count: int, concurrency: int) -> float:
+    """The baseline: the same commands, `concurrency` at a time, reaped as they exit."""
+    started = time.perf_counter()
+    running: dict[int, subprocess.Popen] = {}
+    launched = 0
+    while launched < count or running:
+        while launched < count and len(running) < concurrency:
+            proc = subprocess.Popen(["/bin/true"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, start_new_session=True)
+            running[proc.pid] = proc
+            launched += 1
+        pid, status = os.wait()
+        proc = running.pop(pid, None)
+        if proc is not None:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tasks", type=int, default=5000)
+    parser.add_argument("--nodes", type=int, default=2)
+    parser.add_argument("--slots", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args()
+    data = setup_django("throughput")
+
+    from azure.batch import models as m
+
+    from tasks.models import Job
+
+    total_slots = args.nodes * args.slots
+    direct_seconds = spawn_directly(args.tasks, total_slots)
+    sequential_seconds = spawn_directly(args.tasks, 1)
+
+    with service(data, nodes=args.nodes, slots=args.slots) as (client, _account, _pool):
+        client.create_job(m.BatchJobCreateOptions(id="tp", pool_info=m.BatchPoolInfo(pool_id="local")))
+        tasks = [m.BatchTaskCreateOptions(id=f"t{i:05d}", command_line="/bin/true") for i in range(args.tasks)]
+        started = time.perf_counter()
+        client.create_tasks("tp", tasks, max_concurrency=args.threads)
+        added = time.perf_counter() - started
+        while Job.objects.get(job_id="tp").completed_count < args.tasks:
+            time.sleep(0.02)
+        e2e_seconds = time.perf_counter() - started
+    job = Job.objects.get(job_id="tp")
+    assert job.succeeded_count == args.tasks, f"only {job.succeeded_count} succeeded"
+
+    e2e, direct, sequential = (args.tasks / s for s in (e2e_seconds, direct_seconds, sequential_seconds))
+    print(f"{args.tasks:,} x /bin/true on {args.nodes} nodes x {args.slots} slots ({os.cpu_count()} CPUs)")
+    print(f"  add -> completed through the SDK and agents: {e2e:>7,.0f} tasks/s ({e2e_seconds:.2f} s; adding took {added:.2f} s)")
+    print(f"  spawned directly, {total_slots} at a time (same run):  {direct:>7,.0f} tasks/s ({direct_seconds:.2f} s)")
+    print(f"  spawned directly, one at a time (same run):  {sequential:>7,.0f} tasks/s ({sequential_seconds:.2f} s)")
+    print(f"  ratio end-to-end / direct ({total_slots} at a time): {e2e / direct:.2f}   target: >= 0.5")
+    print(f"  ratio end-to-end / direct (one at a time): {e2e / sequential:.2f}")
+
+
+if __name__ == "__main__":
+    main()
