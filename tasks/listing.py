@@ -19,11 +19,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from urllib.parse import urlencode
 
-from django.db.models import DurationField, ExpressionWrapper, F, Q, QuerySet
+from django.db.models import F, FloatField, Func, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -41,7 +42,7 @@ SORTS: dict[str, tuple[str, bool, str]] = {
     "created": ("creation_time", False, "dt"),
     "started": ("start_time", True, "dt"),
     "ended": ("end_time", True, "dt"),
-    "runtime": ("run_time", True, "dur"),
+    "runtime": ("run_time", True, "float"),
     "exit_code": ("exit_code", True, "int"),
     "retries": ("retry_count", False, "int"),
 }
@@ -189,7 +190,26 @@ class TaskFilter:
         return ", ".join(parts) if parts else "all tasks"
 
 
-RUN_TIME = ExpressionWrapper(F("end_time") - F("start_time"), output_field=DurationField())
+class RunTime(Func):
+    """end_time - start_time in microseconds (NULL until both are set), computed by the
+    database itself: Django's generic duration arithmetic on SQLite calls a Python function
+    per row, ten times slower over a million tasks."""
+
+    output_field = FloatField()
+
+    def __init__(self):
+        super().__init__(F("end_time"), F("start_time"))
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="((julianday(%(expressions)s)) * 86400000000.0)",
+                           arg_joiner=") - julianday(", **extra)
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="(EXTRACT(EPOCH FROM (%(expressions)s)) * 1000000.0)",
+                           arg_joiner=" - ", **extra)
+
+
+RUN_TIME = RunTime()
 
 
 def parse_exit_codes(text: str) -> tuple[list[int], list[tuple[int, int]]]:
@@ -198,25 +218,32 @@ def parse_exit_codes(text: str) -> tuple[list[int], list[tuple[int, int]]]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         try:
             if ".." in part:
-                low, high = (int(x) for x in part.split("..", 1))
+                low, high = (_int32(x) for x in part.split("..", 1))
                 ranges.append((min(low, high), max(low, high)))
             else:
-                codes.append(int(part))
+                codes.append(_int32(part))
         except ValueError:
             raise FilterError(f"Exit codes are whole numbers or ranges like 1..255, not {part!r}.") from None
     return codes, ranges
 
 
+def _int32(text: str) -> int:
+    value = int(text)
+    if not -(2**31) <= value < 2**31:
+        raise ValueError("out of range")
+    return value
+
+
 def _parse_moment(text: str) -> datetime | None:
-    moment = parse_datetime(text.replace(" ", "T")) if "T" in text or " " in text else None
-    if moment is None:
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            return None
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, timezone.get_default_timezone())
-    return moment
+    """An ISO date or date and time (local time unless it says otherwise), or None."""
+    try:
+        moment = parse_datetime(text.replace(" ", "T")) if "T" in text or " " in text else None
+        moment = moment or datetime.fromisoformat(text)
+        if timezone.is_naive(moment):
+            moment = timezone.make_aware(moment, timezone.get_default_timezone())
+        return moment
+    except (ValueError, OverflowError):
+        return None
 
 
 def _format_moment(moment: datetime | None) -> str:
@@ -324,8 +351,6 @@ def decode_cursor(token: str, f: TaskFilter) -> tuple[int, list] | None:
 def _dump(value, kind: str):
     if kind == "dt":
         return value.isoformat()
-    if kind == "dur":
-        return value // timedelta(microseconds=1)
     return value
 
 
@@ -335,10 +360,14 @@ def _load(value, kind: str):
         if timezone.is_naive(moment):
             raise ValueError("naive time in cursor")
         return moment
-    if kind == "dur":
-        return timedelta(microseconds=int(value))
+    if kind == "float":
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError("not a finite number")
+        return float(value)
     if kind == "int":
-        return int(value)
+        if not isinstance(value, int) or not -(2**63) <= value < 2**63:
+            raise ValueError("not a 64-bit integer")
+        return value
     if not isinstance(value, str):
         raise TypeError("id cursor must be a string")
     return value

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 from django import forms
 
-from tasks.api.serializers import TaskAddParameterSerializer, validate_wire
+from tasks.api.serializers import (
+    TaskAddParameterSerializer,
+    TaskUpdateParameterSerializer,
+    validate_wire,
+)
 from tasks.errors import BatchError
 from tasks.timefmt import format_duration
 
@@ -36,15 +40,35 @@ class ConstraintsForm(forms.Form):
                    "max_task_retry_count": task.max_task_retry_count}
         return cls(data=data, initial=initial)
 
-    def constraints(self) -> dict:
-        """The Update Task constraints (python values, as the API's serializer yields them)."""
+    def wire_constraints(self) -> dict:
+        """The constraints as the wire sends them (omitted ones take their defaults)."""
         data = self.cleaned_data
-        out = {"maxWallClockTime": data["max_wall_clock_time"]}
-        if data["retention_time"] is not None:
-            out["retentionTime"] = data["retention_time"]
+        out = {}
+        for key, field in (("maxWallClockTime", "max_wall_clock_time"), ("retentionTime", "retention_time")):
+            if data[field] is not None:
+                out[key] = format_duration(data[field])
         if data["max_task_retry_count"] is not None:
             out["maxTaskRetryCount"] = data["max_task_retry_count"]
         return out
+
+    def constraints(self) -> dict | None:
+        """The Update Task constraints as the API's serializer reads them (a very long
+        duration is unlimited, counts are int32), or None with the refusal on its field."""
+        body = self.validated(TaskUpdateParameterSerializer, {"constraints": self.wire_constraints()})
+        return None if body is None else body["constraints"]
+
+    def validated(self, serializer, body: dict) -> dict | None:
+        try:
+            return validate_wire(serializer, body)
+        except BatchError as error:
+            self.add_batch_error(error)
+            return None
+
+    def add_batch_error(self, error: BatchError) -> None:
+        values = dict(error.values)
+        field = _WIRE_FIELDS.get(values.get("PropertyName", ""))
+        reason = values.get("Reason") or error.message
+        self.add_error(field, f"{error.code}: {reason}")
 
 
 class AddTaskForm(ConstraintsForm):
@@ -87,13 +111,8 @@ class AddTaskForm(ConstraintsForm):
             body["environmentSettings"] = data["environment"]
         if data["required_slots"]:
             body["requiredSlots"] = data["required_slots"]
-        constraints = {}
-        for key, value in self.constraints().items():
-            if key == "maxWallClockTime" and value is None:
-                continue
-            constraints[key] = format_duration(value) if key != "maxTaskRetryCount" else value
-        if constraints:
-            body["constraints"] = constraints
+        if self.wire_constraints():
+            body["constraints"] = self.wire_constraints()
         instances = data["number_of_instances"] or 1
         if instances > 1 or data["coordination_command_line"]:
             body["multiInstanceSettings"] = {"numberOfInstances": instances}
@@ -103,14 +122,4 @@ class AddTaskForm(ConstraintsForm):
 
     def spec(self) -> dict | None:
         """The validated task spec, or None with the wire refusal attached to its field."""
-        try:
-            return validate_wire(TaskAddParameterSerializer, self.wire())
-        except BatchError as error:
-            self.add_batch_error(error)
-            return None
-
-    def add_batch_error(self, error: BatchError) -> None:
-        values = dict(error.values)
-        field = _WIRE_FIELDS.get(values.get("PropertyName", ""))
-        reason = values.get("Reason") or error.message
-        self.add_error(field, f"{error.code}: {reason}")
+        return self.validated(TaskAddParameterSerializer, self.wire())

@@ -39,7 +39,7 @@ def job_list_context(user, params) -> dict:
         jobs = jobs.filter(id_key__contains=params["q"].strip().lower())
     after = params.get("after", "")
     account_pk, _, key = after.partition(".")
-    if account_pk.isdigit() and key:
+    if account_pk.isdigit() and len(account_pk) < 19 and key:
         jobs = jobs.filter(Q(account_id__gt=int(account_pk)) | Q(account_id=int(account_pk), id_key__gt=key))
     rows = list(jobs.order_by("account_id", "id_key")[: JOB_PAGE + 1])
     more, rows = len(rows) > JOB_PAGE, rows[:JOB_PAGE]

@@ -179,12 +179,13 @@ def task_action(request, account, job_id, task_id, action):
 def task_update(request, account, job_id, task_id):
     access, task = task_access(request.user, account, job_id, task_id, act=request.method == "POST")
     form = ConstraintsForm.for_task(task, data=request.POST if request.method == "POST" else None)
-    if request.method == "GET" or not form.is_valid():
+    constraints = form.constraints() if request.method == "POST" and form.is_valid() else None
+    if constraints is None:
         context = {**pages.task_context(access, task), "form": form}
         return _fragment_or_page(request, "tasks/task_update.html", "tasks/_task_update_form.html", context)
     _, error = audited(access.account, user=request.user, actor=actor_name(request.user), action="update",
                        scope={"job": task.job.job_id, "tasks": [task.task_id]},
-                       operation=lambda: update_task(task, constraints=form.constraints()))
+                       operation=lambda: update_task(task, constraints=constraints))
     return _after_task_action(request, access, task, error, f"Task {task.task_id}: constraints updated.")
 
 
@@ -272,7 +273,7 @@ def audit_list(request):
     if request.GET.get("account"):
         records = records.filter(account__name=request.GET["account"])
     before = request.GET.get("before", "")
-    if before.isdigit():
+    if before.isdigit() and len(before) < 19:
         records = records.filter(pk__lt=int(before))
     rows = list(records.select_related("account").order_by("-pk")[:101])
     context = {"records": rows[:100], "next_before": rows[99].pk if len(rows) > 100 else None}
