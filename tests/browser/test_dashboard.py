@@ -155,7 +155,11 @@ def test_every_other_page_renders_for_the_record(site, new_page):
     page = new_page("olive")
     for path, name in [(job_path(site, "timeline/"), "16-job-timeline"), ("/web/demo/pools/", "17-pools"),
                        ("/web/demo/pools/local/nodes/local-3/", "18-node"), (job_path(site, "add/"), "19-task-add"),
-                       (job_path(site, "tasks/frame-001/"), "20-task-failed")]:
+                       (job_path(site, "tasks/frame-001/"), "20-task-failed"),
+                       (job_path(site, "tasks/frame-004/delete/"), "27-task-delete-confirm-page"),
+                       (job_path(site, "tasks/live-1/output/?file=stderr.txt"), "28-task-output-page"),
+                       (job_path(site, "bulk/?action=terminate&task=frame-004&task=frame-010"), "29-bulk-preview-selection"),
+                       ("/web/demo/jobs/no-such-job/", "30-not-found")]:
         page.goto(path)
         shot(page, name)
     page.goto(job_path(site, "tasks/frame-004/"))
