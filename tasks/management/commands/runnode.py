@@ -4,11 +4,12 @@ import os
 import socket
 import sys
 
+import psutil
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from tasks.errors import BatchError
-from tasks.models import Account, Pool
+from tasks.models import Account, ComputeNode, Pool
 from tasks.node.agent import NodeAgent
 from tasks.node.layout import NODE_ID_PATTERN
 
@@ -35,8 +36,24 @@ class Command(BaseCommand):
             if not Account.objects.filter(name=account).exists():
                 raise CommandError(f"there is no Batch account {account!r}")
             raise CommandError(f"account {account!r} has no pool {pool!r}: add it first (Add Pool)")
+        running = _live_agent(found, node_id)
+        if running:
+            raise CommandError(f"node {node_id} is already run by process {running} on this host")
         try:
             NodeAgent(found, node_id=node_id, slots=slots, out=self.stdout).run()
         except BatchError as e:
             raise CommandError(str(e)) from None
         sys.stdout.flush()
+
+
+def _live_agent(pool: Pool, node_id: str) -> int | None:
+    """The pid of another agent of this node still running on this host, if any: two
+    agents with one node id would requeue each other's tasks."""
+    node = ComputeNode.objects.filter(pool=pool, node_id=node_id).first()
+    if node is None or not node.agent_pid or node.hostname != socket.gethostname() or node.agent_pid == os.getpid():
+        return None
+    try:
+        cmdline = psutil.Process(node.agent_pid).cmdline()
+    except psutil.Error:
+        return None
+    return node.agent_pid if "runnode" in cmdline and node_id in cmdline else None
