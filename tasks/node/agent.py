@@ -116,6 +116,7 @@ class NodeAgent:
         signal.signal(signal.SIGINT, self._stop)
         try:
             (self.root / "workitems").mkdir(parents=True, exist_ok=True)
+            (self.root / "shared").mkdir(exist_ok=True)  # AZ_BATCH_NODE_SHARED_DIR
             killed = kill_node_processes(self.node_id, str(self.root))
             if killed:
                 log.warning("killed %d processes left behind by a previous run of node %s", killed, self.node_id)

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from tasks.models import NodeCleanup, Task
 from tasks.operations.attempts import can_read_task_files, expire_task_retention
+from tasks.operations.tasks import reactivate_task
 from tests.execution import add, claim, finish, fresh, make_job, make_node, make_pool
 
 pytestmark = pytest.mark.django_db
@@ -46,3 +47,15 @@ def test_an_unlimited_retention_never_expires(ran):
     _, task = ran
     Task.objects.filter(pk=task.pk).update(retention_time=None, end_time=timezone.now() - timedelta(days=400))
     assert expire_task_retention() == 0
+
+
+def test_a_reactivated_task_runs_again_with_fresh_files(account):
+    pool = make_pool(account)
+    node = make_node(pool, "n1")
+    task = add(make_job(account, pool), "t1", constraints={"retentionTime": timedelta(hours=1)})
+    finish(claim(node)[0], 1)
+    Task.objects.filter(pk=task.pk).update(end_time=timezone.now() - timedelta(hours=2))
+    expire_task_retention()
+    reactivate_task(fresh(task))
+    claim(node)
+    assert can_read_task_files(fresh(task)) is None
