@@ -25,15 +25,9 @@ def new_etag() -> str:
     return "0x8D" + secrets.token_hex(7).upper()
 
 
-def refuse_unless_job_accepts_changes(job: Job) -> None:
+def job_state_refusal(job: Job) -> BatchError | None:
     """Batch refuses new or changed tasks in a job that is completed, terminating or
     being deleted, with the job-state code (the codes Reactivate documents)."""
-    error = job_state_refusal(job)
-    if error is not None:
-        raise error
-
-
-def job_state_refusal(job: Job) -> BatchError | None:
     if job.state == Job.State.COMPLETED:
         return BatchError.job_completed()
     if job.state == Job.State.TERMINATING:

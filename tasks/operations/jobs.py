@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from tasks.errors import BatchError
 from tasks.models import Account, Attempt, Job, Task
 
-from .common import Precondition, new_etag, now
+from .common import Precondition, job_state_refusal, new_etag, now
 
 # Properties Update (PUT) and Patch may change; the rest are fixed at add time.
 UPDATABLE = ("priority", "maxParallelTasks", "allowTaskPreemption", "constraints", "poolInfo",
@@ -55,13 +55,21 @@ def _stored_spec(spec: dict) -> dict:
 
 
 def can_update_job(job: Job) -> BatchError | None:
-    if job.state in (Job.State.COMPLETED,):
-        return BatchError.job_completed()
-    if job.state == Job.State.TERMINATING:
-        return BatchError.job_being_terminated()
-    if job.state == Job.State.DELETING:
-        return BatchError.job_being_deleted()
-    return None
+    """A job that is completed, terminating or being deleted can no longer change."""
+    return job_state_refusal(job)
+
+
+def _lock_job(job: Job, precondition: Precondition, refusal) -> Job:
+    """Lock the job row, then check the caller's condition and the operation's rule on it."""
+    locked = Job.objects.select_for_update().filter(pk=job.pk).first()
+    if locked is None:
+        raise BatchError.job_not_found()
+    if precondition:
+        precondition(locked)
+    error = refusal(locked)
+    if error:
+        raise error
+    return locked
 
 
 def update_job(job: Job, *, spec: dict, replace: bool, precondition: Precondition = None) -> Job:
@@ -69,14 +77,7 @@ def update_job(job: Job, *, spec: dict, replace: bool, precondition: Preconditio
     is completed, terminating or being deleted. onAllTasksComplete=terminatejob on a job
     whose tasks are all complete terminates it, as Batch does."""
     with transaction.atomic():
-        locked = Job.objects.select_for_update().filter(pk=job.pk).first()
-        if locked is None:
-            raise BatchError.job_not_found()
-        if precondition:
-            precondition(locked)
-        error = can_update_job(locked)
-        if error:
-            raise error
+        locked = _lock_job(job, precondition, can_update_job)
         if replace or "priority" in spec:
             locked.priority = spec.get("priority", 0)
         if replace or "maxParallelTasks" in spec:
@@ -105,13 +106,8 @@ def update_job(job: Job, *, spec: dict, replace: bool, precondition: Preconditio
 
 
 def can_terminate_job(job: Job) -> BatchError | None:
-    if job.state == Job.State.COMPLETED:
-        return BatchError.job_completed()
-    if job.state == Job.State.DELETING:
-        return BatchError.job_being_deleted()
-    if job.state == Job.State.TERMINATING:
-        return BatchError.job_being_terminated()
-    return None
+    """A job already completed, terminating or being deleted cannot be terminated."""
+    return job_state_refusal(job)
 
 
 def terminate_job(job: Job, *, reason: str = "UserTerminate", precondition: Precondition = None) -> Job:
@@ -121,14 +117,7 @@ def terminate_job(job: Job, *, reason: str = "UserTerminate", precondition: Prec
     from .tasks import _terminate_locked_task
 
     with transaction.atomic():
-        locked = Job.objects.select_for_update().filter(pk=job.pk).first()
-        if locked is None:
-            raise BatchError.job_not_found()
-        if precondition:
-            precondition(locked)
-        error = can_terminate_job(locked)
-        if error:
-            raise error
+        locked = _lock_job(job, precondition, can_terminate_job)
         _set_job_state(locked, Job.State.TERMINATING)
         locked.save(update_fields=_STATE_FIELDS)
         running = Task.objects.select_for_update().filter(
@@ -187,14 +176,7 @@ def delete_job(job: Job, *, precondition: Precondition = None) -> None:
     removed by their nodes, and it disappears with its tasks (at once when small, else by
     the sweep). Refuses a job already being deleted (409 JobBeingDeleted)."""
     with transaction.atomic():
-        locked = Job.objects.select_for_update().filter(pk=job.pk).first()
-        if locked is None:
-            raise BatchError.job_not_found()
-        if precondition:
-            precondition(locked)
-        error = can_delete_job(locked)
-        if error:
-            raise error
+        locked = _lock_job(job, precondition, can_delete_job)
         _set_job_state(locked, Job.State.DELETING)
         locked.save(update_fields=_STATE_FIELDS)
         Attempt.objects.filter(job=locked, outcome=Attempt.Outcome.RUNNING).update(cancel_requested="delete")
