@@ -215,15 +215,17 @@ class NodeAgent:
         run = Run(attempt_pk=attempt.pk, task_pk=task.pk, kind=kind, phase="run", slots=attempt.slots,
                   task_dir=attempt.task_dir, key=layout.storage_key(self.node_id, job.job_id, task.task_id),
                   env={}, command_line=task.command_line, instances=task.number_of_instances, wall_limit=limit)
+        # The environment first: it may read the database, and if that fails the attempt
+        # is not ours yet, so the next control pass gives it back (requeue) whole.
+        run.env = environment(job_settings=job.spec.get("commonEnvironmentSettings"),
+                              task_settings=task.spec.get("environmentSettings"),
+                              batch=self._batch_variables(attempt, run))
         self.runs[attempt.pk] = run
         try:
             _make_dirs(run.task_dir, run.cwd)
         except OSError as e:
             self._launch_failed(run, LaunchError("CommandLaunchFailed", f"The task directory cannot be made: {e}."))
             return
-        batch = self._batch_variables(attempt, run)
-        run.env = environment(job_settings=job.spec.get("commonEnvironmentSettings"),
-                              task_settings=task.spec.get("environmentSettings"), batch=batch)
         if kind == "task":
             self._spawn(run, run.command_line, append=False)
         elif multi.get("coordinationCommandLine"):
@@ -437,6 +439,8 @@ class NodeAgent:
     def _shutdown(self) -> None:
         """Stop the running tasks (SIGTERM, then SIGKILL after the grace period), report
         what finished on its own, requeue the rest and take the node offline."""
+        with contextlib.suppress(Exception):
+            self._collect_exits()  # what ended before the stop is reported, not requeued
         live = [r for r in self.runs.values() if r.child is not None or r.held]
         for run in live:
             for child in ([run.child] if run.child else []) + run.held:
