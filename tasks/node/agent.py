@@ -30,7 +30,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection, transaction
 
 from tasks.models import Attempt, ComputeNode, Pool
 from tasks.operations import attempts as attempt_ops
@@ -176,12 +176,11 @@ class NodeAgent:
         if self.stopping:
             return
         self._collect_exits()
-        self._flush_reports()
         now = time.monotonic()
         if now >= self.next_control:
             self.next_control = now + self.poll
-            self._control()
             self._flush_reports()
+            self._control()
         if now >= self.next_heartbeat:
             self.next_heartbeat = now + self.heartbeat_every
             self._heartbeat()
@@ -189,15 +188,32 @@ class NodeAgent:
             self.next_publish = now + self.publish_every
             for run in list(self.runs.values()):
                 self._publish(run)
-        if self._free() > 0 and time.monotonic() >= self.next_claim:
-            self._claim()
+        if self._free() > 0 and (self.reports or time.monotonic() >= self.next_claim):
+            self._report_and_claim()
+        else:
+            self._flush_reports()
 
     def _free(self) -> int:
         return self.slots - sum(r.slots for r in self.runs.values())
 
-    def _claim(self) -> None:
+    def _report_and_claim(self) -> None:
+        """Report what ended and claim work for the free slots in one transaction (half
+        the write transactions, which take turns on SQLite); start the work only once
+        the claim is committed."""
+        pending, totals = list(self.reports), list(self.totals)
         wanted = self._free()
-        attempts = attempt_ops.claim_work(self.node, limit=wanted)
+        try:
+            with transaction.atomic():
+                self._flush_reports()
+                claim_due = time.monotonic() >= self.next_claim
+                attempts = attempt_ops.claim_work(self.node, limit=wanted) if claim_due else []
+        except DatabaseError:
+            # Rolled back, reports included: send them again.
+            self.reports = pending + [r for r in self.reports if r not in pending]
+            self.totals = totals
+            raise
+        if not claim_due:
+            return
         for attempt in attempts:
             self._start(attempt)
         # A full claim means more may be waiting: claim again as soon as a slot frees.

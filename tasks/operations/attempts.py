@@ -423,16 +423,17 @@ def finish_attempts(reports: list[AttemptReport]) -> FinishResult:
         return result
     by_pk = {r.attempt_pk: r for r in reports}
     with transaction.atomic():
-        found = list(Attempt.objects.filter(pk__in=by_pk).select_related("task", "job").order_by("pk"))
+        found = list(Attempt.objects.filter(pk__in=by_pk).select_related("task", "job")
+                     .only(*_FINISH_FIELDS).order_by("pk"))
         result.done.extend(sorted(set(by_pk) - {a.pk for a in found}))  # deleted with their task
         jobs = {a.job_id: a.job for a in found}
         tasks = {a.task_id: a.task for a in found}
         if _row_locks():
             # Take the job and task rows, skipping any another writer holds, and read the
             # attempts again under those locks.
-            jobs = {j.pk: j for j in _locked(Job.objects.filter(pk__in=jobs))}
+            jobs = {j.pk: j for j in _locked(Job.objects.filter(pk__in=jobs).only(*_JOB_FIELDS))}
             tasks = {t.pk: t for t in _locked(Task.objects.filter(
-                pk__in=[pk for pk, t in tasks.items() if t.job_id in jobs])).order_by("pk")}
+                pk__in=[pk for pk, t in tasks.items() if t.job_id in jobs]).only(*_TASK_FIELDS)).order_by("pk")}
             result.deferred.extend(a.pk for a in found if a.task_id not in tasks)
             found = list(Attempt.objects.filter(pk__in=[a.pk for a in found if a.task_id in tasks]).order_by("pk"))
         result.done.extend(a.pk for a in found)
@@ -446,6 +447,17 @@ def finish_attempts(reports: list[AttemptReport]) -> FinishResult:
         outcome.save()
         result.run, result.succeeded = outcome.run, outcome.succeeded
     return result
+
+
+# What finishing an attempt reads (the rest of a task, its spec above all, is loaded only
+# when a failure needs its exit conditions): this runs for every attempt of every agent.
+_TASK_FIELDS = ["job_id", "state", "previous_state", "state_transition_time", "previous_state_transition_time",
+                "etag", "last_modified", "start_time", "end_time", "exit_code", "result", "failure_info",
+                "retry_count", "last_retry_time", "max_task_retry_count", "required_slots", "number_of_instances",
+                "user_cpu_time", "kernel_cpu_time", "wall_clock_time"]
+_JOB_FIELDS = ["state", "on_task_failure", "on_all_tasks_complete"]
+_FINISH_FIELDS = ["task_id", "job_id", "subtask_id", "outcome", "cancel_requested", "end_time", "exit_code",
+                  "failure_info", *(f"task__{f}" for f in _TASK_FIELDS), *(f"job__{f}" for f in _JOB_FIELDS)]
 
 
 def _row_locks() -> bool:
@@ -519,7 +531,7 @@ class _Outcomes:
             self.succeeded += 1
         self._add_stats(task, report, t)
         retry = bool(failure) and failure["code"] == "FailureExitCode" and _may_retry(task)
-        if task.is_multi_instance:
+        if task.number_of_instances > 1:
             _end_instances(task, t, except_pk=attempt.pk, reason="retry" if retry else "finished")
         if retry:
             self._retry(task, t)
@@ -643,7 +655,7 @@ def _end_instances(task: Task, t: datetime, *, except_pk: int | None, reason: st
         others.filter(subtask_id__in=succeeded.values("subtask_id")).update(
             outcome=Attempt.Outcome.SUCCEEDED, end_time=t, cancel_requested=reason)
         others.update(outcome=Attempt.Outcome.TERMINATED, end_time=t, cancel_requested=reason)
-    if not task.is_multi_instance:
+    if task.number_of_instances <= 1:
         return
     message = {
         "retry": "Another instance of the task failed; the task is retried.",
