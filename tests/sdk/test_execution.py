@@ -239,3 +239,24 @@ def test_files_are_listed_recursively_and_filtered_by_name(client15, two_nodes):
     with pytest.raises(HttpResponseError) as e:
         read(client15, job, "files", "wd/y.txt")
     assert e.value.status_code == 404
+
+
+def test_terminating_or_deleting_a_job_stops_its_running_tasks(client15, two_nodes):
+    from azure.batch.models._models import BatchJobTerminateOptions
+
+    pids = {}
+    for job in ("ending", "going"):
+        make_job(client15, job)
+        add(client15, job, "long", "/bin/sh -c 'echo $$ > pid.txt; exec sleep 60'")
+    for job in ("ending", "going"):
+        task = running(client15, job, "long")
+        pid_file = Path(task.node_info.task_root_directory, "wd", "pid.txt")
+        pids[job] = int(wait_for(lambda f=pid_file: f.exists() and f.read_text().strip(), message="pid"))
+    client15.begin_terminate_job("ending", BatchJobTerminateOptions(termination_reason="UserTerminate"),
+                                 polling_interval=0.2).result()
+    wait_for(lambda: gone(pids["ending"]), timeout=2, message="the terminated job's process to be killed")
+    assert client15.get_task("ending", "long").execution_info.failure_info.code == "TaskEnded"
+    directory = client15.get_task("going", "long").node_info.task_root_directory
+    client15.begin_delete_job("going", polling_interval=0.2).result()
+    wait_for(lambda: gone(pids["going"]), timeout=2, message="the deleted job's process to be killed")
+    wait_for(lambda: not os.path.exists(directory), message="the deleted job's directory to go")
