@@ -17,6 +17,7 @@ parent-death signal) or, for what they started in the background, when it restar
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import selectors
@@ -99,6 +100,10 @@ class NodeAgent:
         self.totals = [0, 0]  # tasks run, succeeded: added to the node at the next heartbeat
         self.stopping = False
         self.selector = selectors.DefaultSelector()
+        self._turns = None
+        if connection.vendor == "sqlite":
+            layout.nodes_dir(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
+            self._turns = os.open(layout.nodes_dir(settings.DATA_DIR) / ".sqlite-writers", os.O_RDWR | os.O_CREAT, 0o600)
         now = time.monotonic()
         self.next_control = self.next_claim = now
         self.next_heartbeat = self.next_lost_check = now + self.heartbeat_every
@@ -196,6 +201,20 @@ class NodeAgent:
     def _free(self) -> int:
         return self.slots - sum(r.slots for r in self.runs.values())
 
+    @contextlib.contextmanager
+    def _writer_turn(self):
+        """On SQLite, agents of this data dir queue for the one write lock on a file lock:
+        the waiter wakes the moment it is free, where SQLite's own busy handler would
+        sleep and retry (1, 2, 5, 10 ms ...), which halves the throughput of short tasks."""
+        if self._turns is None:
+            yield
+            return
+        fcntl.flock(self._turns, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._turns, fcntl.LOCK_UN)
+
     def _report_and_claim(self) -> None:
         """Report what ended and claim work for the free slots in one transaction (half
         the write transactions, which take turns on SQLite); start the work only once
@@ -203,7 +222,7 @@ class NodeAgent:
         pending, totals = list(self.reports), list(self.totals)
         wanted = self._free()
         try:
-            with transaction.atomic():
+            with self._writer_turn(), transaction.atomic():
                 self._flush_reports()
                 claim_due = time.monotonic() >= self.next_claim
                 attempts = attempt_ops.claim_work(self.node, limit=wanted) if claim_due else []
@@ -304,6 +323,15 @@ class NodeAgent:
     # --- exits ---------------------------------------------------------------------------
 
     def _collect_exits(self) -> None:
+        exited = self._collect_once()
+        if exited and any(r.child is not None and time.monotonic() - r.started < 1.0 for r in self.runs.values()):
+            # Short tasks started together end together: wait a moment for the rest, so
+            # one report (one write transaction) covers them all.
+            time.sleep(0.002)
+            self._collect_once()
+
+    def _collect_once(self) -> int:
+        exited = 0
         for run in list(self.runs.values()):
             child = run.child
             if child is None or exit_status(child) is None:
@@ -313,6 +341,8 @@ class NodeAgent:
                     self.selector.unregister(child.pidfd)
             run.child = None
             self._exited(run, child)
+            exited += 1
+        return exited
 
     def _exited(self, run: Run, child: Child) -> None:
         status = child.exited_status

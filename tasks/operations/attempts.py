@@ -80,7 +80,7 @@ def claim_work(node: ComputeNode, *, limit: int) -> list[Attempt]:
         jobs = list(
             Job.objects.filter(account_id=pool.account_id, state=Job.State.ACTIVE,
                                pool_id__iexact=pool.pool_id, active_count__gt=0)
-            .order_by("-priority", "creation_time", "pk")
+            .only(*_CLAIM_JOB_FIELDS).order_by("-priority", "creation_time", "pk")
         )
         claim = _Claim(me, t=now(), free=free, limit=limit)
         for job in jobs:
@@ -88,6 +88,13 @@ def claim_work(node: ComputeNode, *, limit: int) -> list[Attempt]:
                 break
             claim.from_job(job)
     return claim.attempts
+
+
+# What a claim and the agent starting the work read (every claim of every agent).
+_CLAIM_JOB_FIELDS = ["job_id", "state", "priority", "creation_time", "max_parallel_tasks", "running_count", "spec"]
+_CLAIM_TASK_FIELDS = ["job_id", "task_id", "command_line", "spec", "required_slots", "number_of_instances",
+                      "max_wall_clock_time", "state", "result", "previous_state", "state_transition_time",
+                      "creation_time"]
 
 
 def _node_for_claim(node_pk: int) -> tuple[str, bool, int, int] | None:
@@ -136,7 +143,7 @@ class _Claim:
     def from_job(self, job: Job) -> None:
         locked = job
         if _row_locks():
-            locked = _locked(Job.objects.filter(pk=job.pk, state=Job.State.ACTIVE)).first()
+            locked = _locked(Job.objects.filter(pk=job.pk, state=Job.State.ACTIVE).only(*_CLAIM_JOB_FIELDS)).first()
             if locked is None:
                 return  # changing under another writer right now; the next pass sees it
         allowance = self.limit - len(self.attempts)
@@ -163,9 +170,8 @@ class _Claim:
     def _candidates(self, job: Job):
         """The job's active tasks in claim order that may run now (locked, skipping rows
         another writer holds), scanning at most CLAIM_SCAN_LIMIT."""
-        base = Task.objects.filter(job=job, state=Task.State.ACTIVE, lifetime_expired=False).order_by(
-            "creation_time", "pk"
-        )
+        base = Task.objects.filter(job=job, state=Task.State.ACTIVE, lifetime_expired=False).only(
+            *_CLAIM_TASK_FIELDS).order_by("creation_time", "pk")
         after: tuple[datetime, int] | None = None
         scanned = 0
         # Enough rows for the slots left, plus a few for tasks that cannot run yet.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from django.db.models import F
+from django.db import connection
 
 from tasks.models import Job, Task
 
@@ -44,11 +44,19 @@ class CountDelta:
         changes = {}
         for bucket in BUCKETS:
             if self.tasks[bucket]:
-                changes[f"{bucket}_count"] = F(f"{bucket}_count") + self.tasks[bucket]
+                changes[f"{bucket}_count"] = self.tasks[bucket]
             if self.slots[bucket]:
-                changes[f"{bucket}_slots"] = F(f"{bucket}_slots") + self.slots[bucket]
-        if changes:
-            Job.objects.filter(pk=job_pk).update(**changes)
+                changes[f"{bucket}_slots"] = self.slots[bucket]
+        if not changes:
+            return
+        # `SET c = c + %s`, written out: the same statement as update(c=F("c") + n), without
+        # compiling expressions, since node agents run it twice for every batch of tasks.
+        qn = connection.ops.quote_name
+        columns = [qn(Job._meta.get_field(name).column) for name in changes]
+        sets = ", ".join(f"{column} = {column} + %s" for column in columns)
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {qn(Job._meta.db_table)} SET {sets} WHERE {qn(Job._meta.pk.column)} = %s",
+                           [*changes.values(), job_pk])
 
 
 def recount_job(job: Job) -> None:
