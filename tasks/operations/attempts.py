@@ -193,6 +193,7 @@ class _Claim:
                 yield task
             if len(rows) < page:
                 return
+            page = min(page * 4, 500)  # a long run of waiting tasks: fewer, larger pages
 
     def _reserve_other_nodes(self, count: int) -> list[ComputeNode] | None:
         """`count` other nodes of the pool with a free slot each, or None (all or nothing:

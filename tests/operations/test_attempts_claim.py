@@ -226,3 +226,10 @@ def test_a_node_whose_heartbeat_stopped_gets_no_subtask(account, pool, node, set
         last_heartbeat=timezone.now() - timezone.timedelta(seconds=settings.BATCHSITE_NODE_LOST_SECONDS + 1))
     add(make_job(account, pool), "mpi", **MULTI)
     assert claimed_ids(node) == []
+
+
+def test_a_ready_task_behind_many_waiting_ones_is_found(dep_job, node):
+    for i in range(40):
+        age(add(dep_job, f"waiting{i}", dependsOn={"taskIds": ["never"]}), 100 - i)
+    add(dep_job, "ready")
+    assert claimed_ids(node) == ["ready"]
