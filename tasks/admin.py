@@ -26,48 +26,41 @@ from tasks.operations.counts import recount_job
 REFUSALS_SHOWN = 5
 
 
-def report(modeladmin, request, verb: str, done: int, refusals: list[tuple[str, object]]) -> None:
-    """One success message, and one error message per refusal code naming a few objects."""
-    if done:
-        modeladmin.message_user(request, f"{verb}: {done} done.", messages.SUCCESS)
-    by_code: dict[str, list] = {}
-    for name, error in refusals:
-        by_code.setdefault(f"{error.code}: {error.message}", []).append(name)
-    for text, names in by_code.items():
-        shown = ", ".join(str(n) for n in names[:REFUSALS_SHOWN]) + (" …" if len(names) > REFUSALS_SHOWN else "")
-        modeladmin.message_user(request, f"{verb} refused for {len(names)} ({shown}) — {text}", messages.ERROR)
+def rules_action(name: str, description: str, noun: str, related: str, act):
+    """An admin action that runs `act(obj, user, actor)` (a rules-layer call returning the
+    refusal or None) on each selected object, then reports: one success message, and one
+    error message per refusal code naming a few of the objects it refused."""
+
+    def run(modeladmin, request, queryset):
+        done, by_code = 0, {}
+        for obj in queryset.select_related(related):
+            error = act(obj, request.user, actor_name(request.user, via="admin"))
+            if error is None:
+                done += 1
+            else:
+                by_code.setdefault(f"{error.code}: {error.message}", []).append(str(obj))
+        if done:
+            modeladmin.message_user(request, f"{description}: {done} done.", messages.SUCCESS)
+        for text, names in by_code.items():
+            shown = ", ".join(names[:REFUSALS_SHOWN]) + (" …" if len(names) > REFUSALS_SHOWN else "")
+            modeladmin.message_user(request, f"{description} refused for {len(names)} ({shown}) — {text}",
+                                    messages.ERROR)
+
+    run.__name__ = f"{name}_{noun}s"
+    return admin.action(description=f"{description} selected {noun}s (rules layer)")(run)
 
 
 def _task_action(action: str, description: str):
-    def run(modeladmin, request, queryset):
-        done, refusals = 0, []
-        for task in queryset.select_related("job__account"):
-            error = act_on_task(task, action, user=request.user, actor=actor_name(request.user, via="admin"))
-            if error:
-                refusals.append((task.task_id, error))
-            else:
-                done += 1
-        report(modeladmin, request, description, done, refusals)
-
-    run.__name__ = f"{action}_tasks"
-    return admin.action(description=f"{description} selected tasks (rules layer)")(run)
+    return rules_action(action, description, "task", "job__account",
+                        lambda task, user, actor: act_on_task(task, action, user=user, actor=actor))
 
 
 def _job_action(name: str, description: str, operation):
-    def run(modeladmin, request, queryset):
-        done, refusals = 0, []
-        for job in queryset.select_related("account"):
-            _, error = audited(job.account, user=request.user, actor=actor_name(request.user, via="admin"),
-                               action=f"job-{name}", scope={"job": job.job_id},
-                               operation=lambda job=job: operation(job))
-            if error:
-                refusals.append((job.job_id, error))
-            else:
-                done += 1
-        report(modeladmin, request, description, done, refusals)
+    def act(job, user, actor):
+        return audited(job.account, user=user, actor=actor, action=f"job-{name}", scope={"job": job.job_id},
+                       operation=lambda: operation(job))[1]
 
-    run.__name__ = f"{name}_jobs"
-    return admin.action(description=f"{description} selected jobs (rules layer)")(run)
+    return rules_action(name, description, "job", "account", act)
 
 
 class MembershipInline(admin.TabularInline):
