@@ -9,7 +9,10 @@ user's accounts is a plain 404, as if it did not exist; an action by a viewer is
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import wraps
 
+from django.contrib.auth.decorators import login_required as django_login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
@@ -39,6 +42,24 @@ class Access:
         if not self.can_act:
             return VIEWER_REASON
         return error.message if error else ""
+
+
+def login_required(view):
+    """Django's login_required, except that an htmx request whose session has expired
+    (a poll, a button) sends the whole page to the sign-in form instead of swapping the
+    form into a fragment."""
+    plain = django_login_required(view)
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated and getattr(request, "htmx", False):
+            from django_htmx.http import HttpResponseClientRedirect
+
+            current = request.htmx.current_url_abs_path or request.get_full_path()
+            return HttpResponseClientRedirect(redirect_to_login(current)["Location"])
+        return plain(request, *args, **kwargs)
+
+    return wrapper
 
 
 def visible_accounts(user) -> QuerySet[Account]:

@@ -14,7 +14,6 @@ a poll answered when nothing can is `HttpResponseStopPolling` (286).
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.response import TemplateResponse
@@ -31,7 +30,7 @@ from tasks.operations.bulk import start_bulk_operation
 from tasks.operations.tasks import add_task, update_task
 
 from . import charts, files, pages
-from .access import account_access, job_access, operator_accounts, task_access
+from .access import account_access, job_access, login_required, operator_accounts, task_access
 from .forms import AddTaskForm, ConstraintsForm
 
 htmx_aware = vary_on_headers("HX-Request")

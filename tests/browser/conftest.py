@@ -85,9 +85,7 @@ def shot(page, name: str) -> None:
 
 
 def user(username: str):
-    u = UserFactory(username=username)
-    u.save()  # UserFactory sets the password after saving
-    return u
+    return UserFactory(username=username)
 
 
 @pytest.fixture

@@ -16,13 +16,20 @@ def test_pages_ask_anonymous_visitors_to_sign_in(client, job):
     assert r.status_code == 302 and r["Location"].startswith(reverse("login"))
 
 
+def test_an_htmx_request_after_the_session_expired_sends_the_whole_page_to_sign_in(client, job):
+    page = job_url("job", job)
+    r = client.get(page, headers={**HTMX, "HX-Current-URL": f"http://testserver{page}"})
+    assert r.status_code == 200
+    assert r["HX-Redirect"].startswith(reverse("login")) and "next=" in r["HX-Redirect"]
+
+
 def test_root_leads_to_the_jobs_page(client):
     r = client.get("/")
     assert r.status_code == 302 and r["Location"] == reverse("web:jobs")
 
 
 def test_sign_in_with_a_password_reaches_the_jobs(client, db):
-    UserFactory(username="alice").save()  # the factory sets the password without saving it
+    UserFactory(username="alice")
     r = client.post(reverse("login"), {"username": "alice", "password": "pw-for-tests-1"})
     assert r.status_code == 302 and r["Location"] == reverse("web:jobs")
 

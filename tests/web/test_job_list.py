@@ -15,7 +15,7 @@ def test_shows_each_jobs_counts_and_progress(op, job):
     TaskFactory(job=job, running=True)
     body = op.get(reverse("web:jobs")).content.decode()
     assert 'data-count="succeeded">2<' in body and 'data-count="failed">1<' in body
-    assert 'data-count="running">1<' in body
+    assert 'data-count="running">1<' in body and 'data-count="completed">3<' in body
     assert 'class="succeeded" style="width: 50.0%"' in body
 
 
