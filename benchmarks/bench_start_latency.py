@@ -9,6 +9,7 @@ Usage: .venv/bin/python benchmarks/bench_start_latency.py [--samples 40]
 from __future__ import annotations
 
 import argparse
+import random
 import subprocess
 import time
 
@@ -41,7 +42,8 @@ def main() -> None:
     with service(data, nodes=args.nodes, slots=args.slots) as (client, _account, _pool):
         client.create_job(m.BatchJobCreateOptions(id="lat", pool_info=m.BatchPoolInfo(pool_id="local")))
         for i in range(args.samples):
-            time.sleep(0.25)  # let the nodes go idle, with their poll timers anywhere
+            # Let the nodes go idle, and add at a random moment of their poll interval.
+            time.sleep(0.25 + random.random() * 0.2)
             task_id = f"t{i}"
             sent = time.time()
             client.create_task("lat", m.BatchTaskCreateOptions(id=task_id, command_line=" ".join(COMMAND)))
