@@ -296,6 +296,10 @@ class Task(models.Model):
             models.Index(fields=["state", "files_cleaned", "end_time"], name="task_retention"),
             models.Index(fields=["job", "creation_time"], name="task_job_created"),
             models.Index(fields=["job", "exit_code"], name="task_job_exit_code"),
+            # The dashboard's keyset sorts: (key, pk) under a job.
+            models.Index(fields=["job", "start_time", "id"], name="task_job_started"),
+            models.Index(fields=["job", "end_time", "id"], name="task_job_ended"),
+            models.Index(fields=["job", "retry_count", "id"], name="task_job_retries"),
             models.Index(fields=["node", "state"], name="task_node_state"),
         ]
 
