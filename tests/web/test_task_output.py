@@ -90,3 +90,12 @@ def test_files_of_a_task_whose_retention_passed_are_gone(op, job, storage):
     task = ran(job, succeeded=True, files_cleaned=True)
     storage(task, "stdout.txt", "stale\n")
     assert "stale" not in op.get(task_url("task-output", task)).content.decode()
+
+
+def test_a_live_refresh_brings_the_file_list_up_to_date(op, job, storage):
+    task = ran(job, running=True)
+    before = op.get(task_url("task", task), headers=HTMX).content.decode()
+    assert 'id="task-files" hx-swap-oob="true"' in before and "result.csv" not in before
+    storage(task, "wd/result.csv", "a,b\n")
+    after = op.get(task_url("task", task), headers=HTMX).content.decode()
+    assert 'id="task-files" hx-swap-oob="true"' in after and "wd/result.csv" in after
