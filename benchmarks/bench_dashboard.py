@@ -39,7 +39,9 @@ PAGES = [
     ("a page in the middle of the job", "middle=1", True),
     ("id substring matching nothing", "q=zzz", False),
     ("sorted by run time (no index)", "sort=-runtime", False),
-    ("sorted by start time (no index)", "sort=started", False),
+    ("sorted by start time", "sort=started", True),
+    ("sorted by end time, newest first", "sort=-ended", True),
+    ("sorted by retries", "sort=-retries", True),
 ]
 
 

@@ -5,9 +5,9 @@ keyset pages over the whole job.
 Keyset, never OFFSET: a page is "the rows after this cursor", so page 20,000 of a job of a
 million tasks costs what page 1 costs when an index serves the sort. Index-backed orders:
 id (job, id_key), created (job, creation_time [, rowid/pk]), exit code (job, exit_code),
-and any order under a state filter when sorting by id (job, state, id_key). Started, ended,
-run time and retries have no index in the model yet, so those sorts cost a scan of the
-filtered tasks (a top-N sort); benchmarks/bench_dashboard.py measures both kinds.
+started / ended / retries (job, key, pk), and any order under a state filter when sorting
+by id (job, state, id_key). Run time is computed, not stored, so that sort costs a scan of
+the filtered tasks (a top-N sort); benchmarks/bench_dashboard.py measures both kinds.
 
 Nullable sort keys (start/end time, exit code, run time) put the tasks without a value last
 in both directions: the order is two segments, "has a value" by (key, pk) and then "no value"
