@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 
 from tasks.models import (
     Account,
+    AccountGroupGrant,
     AccountMembership,
     AuditRecord,
     BulkOperation,
@@ -69,11 +70,17 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+class GroupGrantInline(admin.TabularInline):
+    model = AccountGroupGrant
+    extra = 1
+    autocomplete_fields = ["group"]
+
+
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
     list_display = ["name", "created"]
     search_fields = ["name"]
-    inlines = [MembershipInline]
+    inlines = [MembershipInline, GroupGrantInline]
 
 
 @admin.register(Pool)

@@ -51,6 +51,25 @@ class AccountMembership(models.Model):
         return f"{self.user} {self.role} of {self.account}"
 
 
+class AccountGroupGrant(models.Model):
+    """Grants every member of a Django group one account, as viewers or operators. A user's
+    role in an account is the strongest of their own membership and their groups' grants."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="group_grants")
+    group = models.ForeignKey("auth.Group", on_delete=models.CASCADE, related_name="batch_account_grants")
+    role = models.CharField(max_length=16, choices=AccountMembership.Role.choices,
+                            default=AccountMembership.Role.VIEWER)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "group"], name="group_grant_unique"),
+            models.CheckConstraint(condition=Q(role__in=["viewer", "operator"]), name="group_grant_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"group {self.group} {self.role} of {self.account}"
+
+
 class Pool(models.Model):
     class State(models.TextChoices):
         ACTIVE = "active"

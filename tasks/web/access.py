@@ -1,7 +1,8 @@
 """Who may see and do what in the dashboard.
 
-A user sees the Batch accounts granted to them by an AccountMembership, as a viewer (look)
-or an operator (act); a superuser sees every account as an operator. Anything outside the
+A user sees the Batch accounts granted to them, as a viewer (look) or an operator (act): by
+an AccountMembership of their own, or by an AccountGroupGrant to a Django group they are in
+(the strongest role wins); a superuser sees every account as an operator. Anything outside the
 user's accounts is a plain 404, as if it did not exist; an action by a viewer is a 403
 (PermissionDenied), whatever the form or the button said.
 """
@@ -14,12 +15,12 @@ from functools import wraps
 from django.contrib.auth.decorators import login_required as django_login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Min, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 
 from tasks import queries
 from tasks.errors import BatchError
-from tasks.models import Account, AccountMembership, Job, Task
+from tasks.models import Account, AccountGroupGrant, AccountMembership, Job, Task
 
 OPERATOR = AccountMembership.Role.OPERATOR
 VIEWER = AccountMembership.Role.VIEWER
@@ -62,18 +63,37 @@ def login_required(view):
     return wrapper
 
 
+def _granted(user) -> Q:
+    """Accounts granted to the user, directly or through one of their groups."""
+    return Q(memberships__user=user) | Q(group_grants__group__user=user)
+
+
+def _with_role(accounts: QuerySet[Account], user) -> QuerySet[Account]:
+    """Annotate each account with the user's own role and their groups' strongest role
+    ("operator" sorts before "viewer", so Min is the strongest)."""
+    own = AccountMembership.objects.filter(account=OuterRef("pk"), user=user).values("role")[:1]
+    grouped = (AccountGroupGrant.objects.filter(account=OuterRef("pk"), group__user=user)
+               .values("account").annotate(best=Min("role")).values("best")[:1])
+    return accounts.annotate(own_role=Subquery(own), group_role=Subquery(grouped))
+
+
+def _role(account: Account) -> str:
+    roles = [r for r in (account.own_role, account.group_role) if r]
+    return min(roles) if roles else ""
+
+
 def visible_accounts(user) -> QuerySet[Account]:
     """The accounts a user may look at (one query when evaluated)."""
     if user.is_superuser:
         return Account.objects.all()
-    return Account.objects.filter(memberships__user=user)
+    return Account.objects.filter(pk__in=Account.objects.filter(_granted(user)).values("pk"))
 
 
 def roles_of(user) -> dict[int, str]:
     """account pk -> role for every account the user sees (one query)."""
     if user.is_superuser:
         return {pk: OPERATOR for pk in Account.objects.values_list("pk", flat=True)}
-    return dict(AccountMembership.objects.filter(user=user).values_list("account_id", "role"))
+    return {a.pk: _role(a) for a in _with_role(visible_accounts(user), user)}
 
 
 def account_access(user, name: str, *, act: bool = False) -> Access:
@@ -83,9 +103,10 @@ def account_access(user, name: str, *, act: bool = False) -> Access:
         account = Account.objects.filter(name=name).first()
         role = OPERATOR
     else:
-        membership = (AccountMembership.objects.select_related("account")
-                      .filter(user=user, account__name=name).first())
-        account, role = (membership.account, membership.role) if membership else (None, "")
+        account = _with_role(Account.objects.filter(name=name), user).first()
+        role = _role(account) if account else ""
+        if not role:
+            account = None
     if account is None:
         raise Http404("No such account.")
     access = Access(account, role)
@@ -124,4 +145,6 @@ def operator_accounts(user) -> QuerySet[Account]:
     """The accounts whose audit records and bulk operations the user may read."""
     if user.is_superuser:
         return Account.objects.all()
-    return Account.objects.filter(memberships__user=user, memberships__role=OPERATOR)
+    strong = (Q(memberships__user=user, memberships__role=OPERATOR)
+              | Q(group_grants__group__user=user, group_grants__role=OPERATOR))
+    return Account.objects.filter(pk__in=Account.objects.filter(strong).values("pk"))

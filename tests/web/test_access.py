@@ -85,3 +85,43 @@ def test_posts_without_the_csrf_token_are_refused(operator, job):
     assert client.post(task_url("task-reactivate", task)).status_code == 403
     task.refresh_from_db()
     assert task.state == Task.State.COMPLETED
+
+
+def _grouped(job, role):
+    from django.contrib.auth.models import Group
+
+    from tasks.models import AccountGroupGrant
+
+    group = Group.objects.create(name=f"{role}s of {job.account.name}")
+    AccountGroupGrant.objects.create(account=job.account, group=group, role=role)
+    user = UserFactory()
+    user.groups.add(group)
+    return user
+
+
+def test_a_group_grant_lets_its_members_look_but_a_viewer_grant_not_act(job):
+    task = TaskFactory(job=job, failed=True)
+    member = signed_in(_grouped(job, AccountMembership.Role.VIEWER))
+    assert job.job_id in member.get(reverse("web:jobs")).content.decode()
+    assert member.get(task_url("task", task)).status_code == 200
+    assert member.post(task_url("task-reactivate", task), {"confirm": "1"}).status_code == 403
+    assert Task.objects.get(pk=task.pk).state == Task.State.COMPLETED
+
+
+def test_an_operator_group_grant_outranks_a_personal_viewer_membership(job):
+    task = TaskFactory(job=job, failed=True)
+    user = _grouped(job, AccountMembership.Role.OPERATOR)
+    MembershipFactory(account=job.account, user=user, role=AccountMembership.Role.VIEWER)
+    client = signed_in(user)
+    assert client.post(task_url("task-reactivate", task)).status_code == 302
+    assert Task.objects.get(pk=task.pk).state == Task.State.ACTIVE
+
+
+def test_a_group_without_a_grant_gives_nothing(job):
+    from django.contrib.auth.models import Group
+
+    user = UserFactory()
+    user.groups.add(Group.objects.create(name="unrelated"))
+    client = signed_in(user)
+    assert job.job_id not in client.get(reverse("web:jobs")).content.decode()
+    assert client.get(job_url("job", job)).status_code == 404
