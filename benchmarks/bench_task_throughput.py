@@ -11,29 +11,46 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
+import shutil
 import time
+from pathlib import Path
 
 from _common import setup_django
 from _nodes import service
 
 
-def spawn_directly(count: int, concurrency: int) -> float:
-    """The baseline: the same commands, `concurrency` at a time, reaped as they exit."""
+def spawn_directly(count: int, concurrency: int, root: Path) -> float:
+    """The baseline: the same processes spawned the same way as an agent does, without the
+    service: per task a directory with wd/, stdout.txt and stderr.txt, the command in
+    its own session in wd/ with a Batch-like environment, `concurrency` at a time,
+    reaped as they exit."""
+    from tasks.node.process import spawn
+
+    root.mkdir(parents=True, exist_ok=True)
+    base = {name: os.environ[name] for name in ("PATH", "LANG", "HOME") if name in os.environ}
     started = time.perf_counter()
-    running: dict[int, subprocess.Popen] = {}
+    running: dict[int, object] = {}
     launched = 0
     while launched < count or running:
         while launched < count and len(running) < concurrency:
-            proc = subprocess.Popen(["/bin/true"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, start_new_session=True)
-            running[proc.pid] = proc
+            task_dir = f"{root}/t{launched:05d}"
+            os.mkdir(task_dir)
+            os.mkdir(f"{task_dir}/wd")
+            env = dict(base, AZ_BATCH_TASK_ID=f"t{launched:05d}", AZ_BATCH_TASK_DIR=task_dir,
+                       AZ_BATCH_TASK_WORKING_DIR=f"{task_dir}/wd")
+            child = spawn(["/bin/true"], env=env, cwd=f"{task_dir}/wd", stdout=f"{task_dir}/stdout.txt",
+                          stderr=f"{task_dir}/stderr.txt")
+            running[child.pid] = child
             launched += 1
         pid, status = os.wait()
-        proc = running.pop(pid, None)
-        if proc is not None:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-    return time.perf_counter() - started
+        child = running.pop(pid, None)
+        if child is not None:
+            child.popen.returncode = os.waitstatus_to_exitcode(status)
+            if child.pidfd is not None:
+                os.close(child.pidfd)
+    seconds = time.perf_counter() - started
+    shutil.rmtree(root, ignore_errors=True)
+    return seconds
 
 
 def main() -> None:
@@ -50,8 +67,8 @@ def main() -> None:
     from tasks.models import Job
 
     total_slots = args.nodes * args.slots
-    direct_seconds = spawn_directly(args.tasks, total_slots)
-    sequential_seconds = spawn_directly(args.tasks, 1)
+    direct_seconds = spawn_directly(args.tasks, total_slots, data / "direct")
+    sequential_seconds = spawn_directly(args.tasks, 1, data / "direct")
 
     with service(data, nodes=args.nodes, slots=args.slots) as (client, _account, _pool):
         client.create_job(m.BatchJobCreateOptions(id="tp", pool_info=m.BatchPoolInfo(pool_id="local")))
