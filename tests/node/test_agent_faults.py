@@ -68,7 +68,8 @@ def test_a_restarted_agent_kills_what_its_killed_predecessor_left_running(agents
 
     agents.start(pool, "phoenix", slots=1, clean=False)
     wait_for(lambda: not alive(pid), timeout=5, message="the orphan to be killed")  # ...until it restarts
-    assert task_state(task).requeue_count == 1
+    # The agent kills the orphans first and requeues their attempts after: wait for both.
+    wait_for(lambda: task_state(task).requeue_count == 1, timeout=10, message="the task to be requeued")
 
 
 def test_sigterm_stops_the_running_tasks_and_requeues_them(agents, pool):
