@@ -323,11 +323,17 @@ class NodeAgent:
     # --- exits ---------------------------------------------------------------------------
 
     def _collect_exits(self) -> None:
-        exited = self._collect_once()
-        if exited and any(r.child is not None and time.monotonic() - r.started < 1.0 for r in self.runs.values()):
-            # Short tasks started together end together: wait a moment for the rest, so
-            # one report (one write transaction) covers them all.
-            time.sleep(0.002)
+        if not self._collect_once():
+            return
+        # Short tasks started together end together: wait a moment for the rest, so one
+        # report (one write transaction) covers them all, but only until they have exited
+        # (their pidfds wake the selector): a fixed sleep kept the slots empty longer.
+        deadline = time.monotonic() + 0.002
+        while any(r.child is not None and r.child.pidfd is not None and time.monotonic() - r.started < 1.0
+                  for r in self.runs.values()):
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.selector.select(left):
+                break
             self._collect_once()
 
     def _collect_once(self) -> int:

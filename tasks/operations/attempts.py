@@ -268,7 +268,7 @@ class _Claim:
                                         pool_id=node.pool.pool_id, task_root_directory=other_dir))
                 theirs.append(Attempt(task=task, job=job, subtask_id=i, number=number, node=other,
                                       node_name=other.node_id, slots=1, claimed=t, task_dir=other_dir))
-        Attempt.objects.bulk_create(mine + theirs)
+        _insert_attempts(mine + theirs)
         if subtasks:
             SubTask.objects.bulk_create(subtasks)
         delta.apply(job.pk)
@@ -276,6 +276,25 @@ class _Claim:
         for attempt, (task, _) in zip(mine, chosen, strict=True):
             attempt.task, attempt.job = task, job
         self.attempts.extend(mine)
+
+
+def _insert_attempts(attempts: list[Attempt]) -> None:
+    """Attempt.objects.bulk_create(attempts), pks included, in one hand-written INSERT
+    ... RETURNING (every claim of every agent runs it)."""
+    meta = Attempt._meta
+    qn = connection.ops.quote_name
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    row = f"({', '.join(['%s'] * len(fields))})"
+    sql = (f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+           f"VALUES {', '.join([row] * len(attempts))} "
+           f"RETURNING {qn(meta.pk.column)}, {qn(meta.get_field('task').column)}, {qn(meta.get_field('subtask_id').column)}")
+    params = [f.get_db_prep_save(f.pre_save(a, True), connection) for a in attempts for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        pks = {(task_id, subtask_id): pk for pk, task_id, subtask_id in cursor.fetchall()}
+    for a in attempts:
+        a.pk = pks[(a.task_id, a.subtask_id)]
+        a._state.adding, a._state.db = False, connection.alias
 
 
 def _mark_claimed(task: Task, node: ComputeNode, t: datetime, etag: str) -> None:
@@ -475,32 +494,63 @@ def _raw(model, fields: list[str], where: str, params: list, *, order: str = "",
          lock: bool = False) -> list:
     """`model.objects.filter(...).only(*fields).order_by(...)[:limit]` (with
     select_for_update(skip_locked=True, of=("self",)) when `lock`, on PostgreSQL) as one
-    hand-written SELECT: the agents' hot path runs a few of these per batch of tasks, and
-    compiling the ORM query costs ten times what SQLite takes to answer it. `where` and
-    `order` name columns as {field}; the deferred-field semantics are those of only()."""
-    meta = model._meta
-    qn = connection.ops.quote_name
+    hand-written SELECT whose rows become model instances as the ORM makes them (the
+    backend's and the fields' converters, then from_db): the agents' hot path runs a few
+    of these per batch of tasks, and compiling an ORM query costs ten times what SQLite
+    takes to answer it. `where` and `order` name columns as {field}; the fields not
+    selected are deferred, as with only()."""
     key = (model, tuple(fields), where, order, limit is not None, lock)
-    sql = _RAW_SQL.get(key)
-    if sql is None:
+    cache = _raw_cache()
+    entry = cache.get(key)
+    if entry is None:
+        meta = model._meta
+        qn = connection.ops.quote_name
         columns = {f.name: qn(f.column) for f in meta.concrete_fields}
         columns.update({f.attname: qn(f.column) for f in meta.concrete_fields})
         columns["id"] = qn(meta.pk.column)
-        selected = ", ".join([qn(meta.pk.column), *(columns[f] for f in fields)])
-        sql = f"SELECT {selected} FROM {qn(meta.db_table)} WHERE {where.format(**columns)}"
+        # In the model's field order, which from_db expects.
+        wanted = {meta.pk, *(meta.get_field(f) for f in fields)}
+        selected = [f for f in meta.concrete_fields if f in wanted]
+        sql = (f"SELECT {', '.join(qn(f.column) for f in selected)} FROM {qn(meta.db_table)} "
+               f"WHERE {where.format(**columns)}")
         if order:
             sql += f" ORDER BY {order.format(**columns)}"
         if limit is not None:
             sql += " LIMIT %s"
         if lock and _row_locks():
             sql += f" FOR UPDATE OF {qn(meta.db_table)} SKIP LOCKED"
-        _RAW_SQL[key] = sql
+        converters = []
+        for i, f in enumerate(selected):
+            col = f.get_col(meta.db_table)
+            found = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+            if found:
+                converters.append((i, col, found))
+        entry = cache[key] = (sql, [f.attname for f in selected], converters)
+    sql, names, converters = entry
     if limit is not None:
         params = [*params, limit]
-    return list(model.objects.raw(sql, params))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    db, out = connection.alias, []
+    for row in rows:
+        values = list(row)
+        for i, col, found in converters:
+            value = values[i]
+            for convert in found:
+                value = convert(value, col, connection)
+            values[i] = value
+        out.append(model.from_db(db, names, values))
+    return out
 
 
-_RAW_SQL: dict[tuple, str] = {}
+def _raw_cache() -> dict:
+    """Per connection (its converters are bound to it)."""
+    cache = getattr(connection, "_batchsite_raw_sql", None)
+    if cache is None:
+        cache = {}
+        connection._batchsite_raw_sql = cache
+    return cache
 
 
 def _pk_in(pks) -> str:
