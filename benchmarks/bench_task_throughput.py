@@ -21,7 +21,7 @@ compilation was most of it before the hot reads were hand-written), the spawn (t
 waits in vfork until the child has exec'd, ~1 ms under load), two mkdirs, and turns on the
 SQLite write lock with the other agent. The target (>= 0.5) is not reached: on 2 CPUs the
 agents, gunicorn and the task processes share the cores, and each task still costs an
-agent ~2 ms of CPU against ~1 ms to spawn it directly.
+agent 2.5-3 ms of CPU against ~1 ms to spawn it directly.
 
 Usage: .venv/bin/python benchmarks/bench_task_throughput.py [--tasks 5000] [--nodes 2] [--slots N]
 """
