@@ -5,6 +5,7 @@ measured in the same run (the machines are shared and noisy)."""
 from __future__ import annotations
 
 import os
+import socket
 import statistics
 import sys
 import tempfile
@@ -40,3 +41,20 @@ def timed(fn, repeat: int) -> list[float]:
 
 def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    """Wait until a server listens on the port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError("server did not start")

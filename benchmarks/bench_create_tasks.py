@@ -9,28 +9,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import time
 
-from _common import ROOT, setup_django
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError("server did not start")
+from _common import ROOT, free_port, setup_django, wait_port
 
 
 def raw_bulk_insert(job, count: int) -> float:
@@ -75,7 +58,7 @@ def main() -> None:
                                "--workers", str(args.workers), "--threads", "4", "--log-level", "warning"],
                               cwd=ROOT, env=env)
     try:
-        wait_for(port)
+        wait_port(port)
         client = BatchClient(endpoint=f"http://127.0.0.1:{port}",
                              credential=AzureNamedKeyCredential(account.name, account.primary_key))
         client.create_job(m.BatchJobCreateOptions(id="sdk", pool_info=m.BatchPoolInfo(pool_id="p")))
