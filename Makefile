@@ -28,7 +28,12 @@ run: install
 	$(VENV)/bin/python manage.py collectstatic --noinput -v0
 	PORT=$(PORT) $(VENV)/bin/python manage.py serve --port $(PORT)
 
-test: install sdk14
+# The browser tests drive Debian's Chromium; install it where it is missing (as root).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: install sdk14 browser-deps
 	$(VENV)/bin/python manage.py collectstatic --noinput -v0
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
