@@ -4,6 +4,9 @@ import base64
 import binascii
 import json
 import os
+import secrets
+import time
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -81,4 +84,22 @@ def env_json_object(name: str) -> dict:
         raise ImproperlyConfigured(f"{name} must be a JSON object") from None
     if not isinstance(value, dict):
         raise ImproperlyConfigured(f"{name} must be a JSON object")
+    return value
+
+
+def data_dir_secret(path: Path) -> str:
+    """The secret stored at `path`, made (random, mode 0600) by whichever process comes
+    first; processes starting together (web workers, agents) all read the same one."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # the creator may not have written it yet
+            value = path.read_text().strip()
+            if value:
+                return value
+            time.sleep(0.01)
+        raise ImproperlyConfigured(f"{path} is empty: remove it or set DJANGO_SECRET_KEY") from None
+    value = secrets.token_urlsafe(50)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
     return value

@@ -8,6 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 from batchsite.env import (
     DEV_ACCOUNT_KEY,
     DEV_ACCOUNT_NAME,
+    data_dir_secret,
     env_base64,
     env_bool,
     env_float,
@@ -20,12 +21,6 @@ from batchsite.env import (
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("BATCHSITE_DEBUG", False)
-SECRET_KEY = env_str("DJANGO_SECRET_KEY")
-if not SECRET_KEY:
-    if not DEBUG and not env_bool("BATCHSITE_INSECURE_DEV_SECRET", True):
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set")
-    # A development fallback: `make run` on a laptop must work without configuration.
-    SECRET_KEY = "batchsite-development-only-secret-change-me"
 ALLOWED_HOSTS = env_list("BATCHSITE_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("BATCHSITE_CSRF_TRUSTED_ORIGINS", [])
 USE_X_FORWARDED_HOST = env_bool("BATCHSITE_USE_X_FORWARDED_HOST", False)
@@ -34,6 +29,10 @@ DATA_DIR = Path(env_str("BATCHSITE_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 # The SQLite file and node task directories live here; a fresh clone has no var/ yet.
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 (DATA_DIR / "static").mkdir(exist_ok=True)
+
+# Without DJANGO_SECRET_KEY, a random key made once per data dir (never a key in the code),
+# so `make run` needs no configuration and sessions survive restarts.
+SECRET_KEY = env_str("DJANGO_SECRET_KEY") or data_dir_secret(DATA_DIR / ".secret_key")
 
 BATCHSITE_ACCOUNT_NAME = env_str("BATCHSITE_ACCOUNT_NAME", DEV_ACCOUNT_NAME)
 BATCHSITE_ACCOUNT_KEY = env_base64(
