@@ -14,6 +14,7 @@ from tasks.models import Attempt, ComputeNode, Pool
 from tasks.operations import jobs as job_ops
 from tasks.operations import pools as pool_ops
 from tasks.operations import tasks as task_ops
+from tasks.timefmt import format_datetime_wire
 
 from . import odata
 from .base import BatchApiView
@@ -177,8 +178,6 @@ class TaskCollectionApi(BatchApiView):
     def _result(self, job, result) -> dict:
         if result.task is not None:
             t = result.task
-            from tasks.timefmt import format_datetime_wire
-
             return {"status": "success", "taskId": t.task_id, "eTag": t.etag,
                     "lastModified": format_datetime_wire(t.last_modified),
                     "location": task_url(self.base_url, job.job_id, t.task_id)}
