@@ -238,12 +238,7 @@ def update_task(task: Task, *, constraints: dict | None, precondition: Precondit
     7 days, maxTaskRetryCount the job's."""
     constraints = constraints or {}
     with transaction.atomic():
-        locked = _lock_task(task)
-        if precondition:
-            precondition(locked)
-        error = can_update_task(locked)
-        if error:
-            raise error
+        locked = _lock_task(task, precondition, can_update_task)
         locked.max_wall_clock_time = constraints.get("maxWallClockTime")
         locked.retention_time = constraints.get("retentionTime", DEFAULT_RETENTION)
         locked.max_task_retry_count = constraints.get("maxTaskRetryCount", locked.job.max_task_retry_count)
@@ -271,12 +266,7 @@ def terminate_task(task: Task, *, precondition: Precondition = None) -> Task:
     a running process (the primary of a multi-instance task) is killed at once by its
     node, and the subtasks in the background. Refuses a completed task (409 TaskCompleted)."""
     with transaction.atomic():
-        locked = _lock_task(task)
-        if precondition:
-            precondition(locked)
-        error = can_terminate_task(locked)
-        if error:
-            raise error
+        locked = _lock_task(task, precondition, can_terminate_task)
         _terminate_locked_task(locked, code="TaskEnded", message="The task was terminated by a request.")
         complete_job_if_all_tasks_done(locked.job)
     return locked
@@ -319,12 +309,7 @@ def reactivate_task(task: Task, *, precondition: Precondition = None) -> Task:
     maxTaskRetryCount new tries), and its previous exit code, result and failure
     information are gone. Subtasks of a multi-instance task start afresh."""
     with transaction.atomic():
-        locked = _lock_task(task)
-        if precondition:
-            precondition(locked)
-        error = can_reactivate_task(locked)
-        if error:
-            raise error
+        locked = _lock_task(task, precondition, can_reactivate_task)
         old = (locked.state, locked.result)
         _set_state(locked, Task.State.ACTIVE, now())
         locked.start_time = locked.end_time = locked.exit_code = locked.failure_info = None
@@ -355,12 +340,7 @@ def delete_task(task: Task, *, precondition: Precondition = None) -> None:
     on a node (the primary's at once, the subtasks' in the background) is removed whatever
     its retentionTime."""
     with transaction.atomic():
-        locked = _lock_task(task)
-        if precondition:
-            precondition(locked)
-        error = can_delete_task(locked)
-        if error:
-            raise error
+        locked = _lock_task(task, precondition, can_delete_task)
         queue_task_cleanup([locked.pk], reason="delete")
         delta = CountDelta()
         delta.add(locked.state, locked.result, locked.required_slots, -1)
@@ -391,10 +371,17 @@ def queue_task_cleanup(task_pks: list[int], *, reason: str) -> None:
 # --- shared ------------------------------------------------------------------------------
 
 
-def _lock_task(task: Task) -> Task:
+def _lock_task(task: Task, precondition: Precondition, refusal) -> Task:
+    """Lock the task row (with its job), then check the caller's condition and the
+    operation's rule on it."""
     locked = Task.objects.select_for_update().select_related("job").filter(pk=task.pk).first()
     if locked is None:
         raise BatchError.task_not_found()
+    if precondition:
+        precondition(locked)
+    error = refusal(locked)
+    if error:
+        raise error
     return locked
 
 
