@@ -55,6 +55,13 @@ def service(data: Path, *, nodes: int, slots: int, workers: int = 2):
                 child.kill()
 
 
+def poll_seconds() -> float:
+    """How often the agents poll (the latency benchmarks print it beside their figures)."""
+    from django.conf import settings
+
+    return settings.BATCHSITE_NODE_POLL_SECONDS
+
+
 def percentile(samples: list[float], p: float) -> float:
     ordered = sorted(samples)
     k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))

@@ -14,7 +14,7 @@ import subprocess
 import time
 
 from _common import setup_django
-from _nodes import percentile, service
+from _nodes import percentile, poll_seconds, service
 
 COMMAND = ["/bin/date", "+%s.%N"]
 
@@ -53,19 +53,13 @@ def main() -> None:
             latencies.append(float(out) - sent)
 
     print(f"start latency of {args.samples} tasks on {args.nodes} idle nodes x {args.slots} slots "
-          f"(poll {_poll()} s)")
+          f"(poll {poll_seconds()} s)")
     print(f"  add -> process running: p50 {percentile(latencies, 50) * 1000:7.1f} ms   "
           f"p95 {percentile(latencies, 95) * 1000:7.1f} ms   max {max(latencies) * 1000:7.1f} ms")
     print(f"  started directly (same run): p50 {percentile(direct, 50) * 1000:5.1f} ms   "
           f"p95 {percentile(direct, 95) * 1000:5.1f} ms")
     print(f"  ratio p50 direct / batchsite: {percentile(direct, 50) / percentile(latencies, 50):.3f}   "
           f"target: p50 < 500 ms")
-
-
-def _poll() -> float:
-    from django.conf import settings
-
-    return settings.BATCHSITE_NODE_POLL_SECONDS
 
 
 if __name__ == "__main__":

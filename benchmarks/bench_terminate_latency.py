@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 from _common import setup_django
-from _nodes import percentile, service
+from _nodes import percentile, poll_seconds, service
 
 
 def gone(pid: int) -> bool:
@@ -65,19 +65,13 @@ def main() -> None:
                 time.sleep(0.002)
             latencies.append(time.perf_counter() - started)
 
-    print(f"terminate latency of {args.samples} running tasks on 2 nodes (poll {_poll()} s)")
+    print(f"terminate latency of {args.samples} running tasks on 2 nodes (poll {poll_seconds()} s)")
     print(f"  terminate -> process gone: p50 {percentile(latencies, 50) * 1000:7.1f} ms   "
           f"p95 {percentile(latencies, 95) * 1000:7.1f} ms   max {max(latencies) * 1000:7.1f} ms")
     print(f"  killed directly (same run): p50 {percentile(direct, 50) * 1000:5.2f} ms   "
           f"p95 {percentile(direct, 95) * 1000:5.2f} ms")
     print(f"  ratio p95 direct / batchsite: {percentile(direct, 95) / percentile(latencies, 95):.4f}   "
           f"target: p95 < 1000 ms")
-
-
-def _poll() -> float:
-    from django.conf import settings
-
-    return settings.BATCHSITE_NODE_POLL_SECONDS
 
 
 if __name__ == "__main__":
