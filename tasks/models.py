@@ -234,7 +234,9 @@ class Task(models.Model):
         SUCCESS = "success"
         FAILURE = "failure"
 
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="tasks")
+    # No index of its own: the unique (job, id_key) and the indexes below lead with job,
+    # and every index costs each state change of every task a write.
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="tasks", db_index=False)
     task_id = models.CharField(max_length=64)
     # lower(task_id): the key of the case-insensitive unique constraint, of lookups and of
     # the list order, so all three use one plain index on every database.
@@ -268,8 +270,8 @@ class Task(models.Model):
     last_requeue_time = models.DateTimeField(null=True, blank=True)
 
     # nodeInfo of the latest attempt (the primary's for a multi-instance task)
-    node = models.ForeignKey(
-        ComputeNode, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks"
+    node = models.ForeignKey(  # indexed by task_node_state
+        ComputeNode, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks", db_index=False
     )
     node_name = models.CharField(max_length=128, blank=True)  # the Batch node id, kept after the node goes
     pool_id = models.CharField(max_length=64, blank=True)
@@ -307,12 +309,11 @@ class Task(models.Model):
         indexes = [
             # A filtered page: WHERE job=? AND state=? ORDER BY id_key (keyset paging).
             models.Index(fields=["job", "state", "id_key"], name="task_job_state_id"),
-            # Scheduling and the 180-day sweep: oldest active tasks first.
-            models.Index(fields=["state", "creation_time"], name="task_state_created"),
-            # Claiming work: a job's oldest active tasks first (tasks.operations.attempts).
+            # Claiming work and the 180-day sweep: a job's oldest active tasks first.
             models.Index(fields=["job", "state", "creation_time"], name="task_job_state_created"),
-            # Retention expiry: completed tasks whose files are still on a node.
-            models.Index(fields=["state", "files_cleaned", "end_time"], name="task_retention"),
+            # Retention expiry: ended tasks whose files are still on a node. Without state,
+            # so that claiming a task (active -> running) leaves this index alone.
+            models.Index(fields=["files_cleaned", "end_time"], name="task_retention_due"),
             models.Index(fields=["job", "creation_time"], name="task_job_created"),
             models.Index(fields=["job", "exit_code"], name="task_job_exit_code"),
             # The dashboard's keyset sorts: (key, pk) under a job.
@@ -387,12 +388,14 @@ class Attempt(models.Model):
         REQUEUED = "requeued"
         DELETED = "deleted"
 
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="attempts")
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempts")
+    # The foreign keys are indexed by the composite indexes below, which lead with them
+    # (every attempt of every agent writes each index once or twice).
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="attempts", db_index=False)
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempts", db_index=False)
     subtask_id = models.PositiveIntegerField(null=True, blank=True)  # null: the task or primary
     number = models.PositiveIntegerField(default=1)
     node = models.ForeignKey(
-        ComputeNode, null=True, blank=True, on_delete=models.SET_NULL, related_name="attempts"
+        ComputeNode, null=True, blank=True, on_delete=models.SET_NULL, related_name="attempts", db_index=False
     )
     node_name = models.CharField(max_length=128, blank=True)  # the Batch node id, kept after the node goes
     slots = models.PositiveIntegerField(default=1)
@@ -415,6 +418,8 @@ class Attempt(models.Model):
         ]
         indexes = [
             models.Index(fields=["node", "outcome"], name="attempt_node_outcome"),
+            # A node's recent attempts (its dashboard page).
+            models.Index(fields=["node", "claimed"], name="attempt_node_claimed"),
             models.Index(fields=["job", "claimed"], name="attempt_job_claimed"),
             models.Index(fields=["task", "number"], name="attempt_task_number"),
         ]

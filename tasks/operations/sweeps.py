@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import Q
 
 from tasks.models import Attempt, Job, Task
 
 from .common import now
 from .jobs import purge_deleting_job
 from .tasks import MAX_LIFETIME
+
+NOT_COMPLETED = (Task.State.ACTIVE, Task.State.PREPARING, Task.State.RUNNING)
 
 
 def expire_task_lifetimes(*, batch: int = 1000) -> int:
@@ -17,19 +20,25 @@ def expire_task_lifetimes(*, batch: int = 1000) -> int:
     and is left in whatever state it was in. Returns how many tasks it expired."""
     cutoff = now() - MAX_LIFETIME
     expired = 0
-    while True:
-        with transaction.atomic():
-            pks = list(
-                Task.objects.filter(creation_time__lt=cutoff, lifetime_expired=False)
-                .exclude(state=Task.State.COMPLETED)
-                .values_list("pk", flat=True)[:batch]
-            )
-            if not pks:
-                return expired
-            Attempt.objects.filter(task_id__in=pks, outcome=Attempt.Outcome.RUNNING).update(
-                cancel_requested="terminate"
-            )
-            expired += Task.objects.filter(pk__in=pks).update(lifetime_expired=True)
+    # A task is never older than its job: only jobs added before the cutoff with tasks
+    # not completed can hold one, and their tasks are found by (job, state, creation_time).
+    jobs = (Job.objects.filter(creation_time__lt=cutoff)
+            .filter(Q(active_count__gt=0) | Q(running_count__gt=0)).values_list("pk", flat=True))
+    for job_pk in list(jobs):
+        while True:
+            with transaction.atomic():
+                pks = list(
+                    Task.objects.filter(job_id=job_pk, state__in=NOT_COMPLETED, creation_time__lt=cutoff,
+                                        lifetime_expired=False)
+                    .values_list("pk", flat=True)[:batch]
+                )
+                if not pks:
+                    break
+                Attempt.objects.filter(task_id__in=pks, outcome=Attempt.Outcome.RUNNING).update(
+                    cancel_requested="terminate"
+                )
+                expired += Task.objects.filter(pk__in=pks).update(lifetime_expired=True)
+    return expired
 
 
 def purge_deleting_jobs() -> int:

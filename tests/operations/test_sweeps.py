@@ -14,7 +14,10 @@ pytestmark = pytest.mark.django_db
 
 
 def aged(days, **kw):
-    return TaskFactory(creation_time=timezone.now() - timedelta(days=days), **kw)
+    """A task added `days` ago, to a job at least as old (a task never predates its job)."""
+    born = timezone.now() - timedelta(days=days)
+    kw.setdefault("job", JobFactory(creation_time=born))
+    return TaskFactory(creation_time=born, **kw)
 
 
 def snapshot(task):
@@ -57,8 +60,17 @@ def test_expires_each_task_once():
     assert expire_task_lifetimes() == 0
 
 
+def test_finds_old_tasks_in_every_old_job_and_not_in_a_job_with_nothing_left_to_run():
+    old = [aged(200) for _ in range(3)]
+    done = aged(300, succeeded=True)
+    assert expire_task_lifetimes() == 3
+    assert set(Task.objects.filter(lifetime_expired=True)) == set(old)
+    done.refresh_from_db()
+    assert not done.lifetime_expired
+
+
 def test_works_through_more_tasks_than_one_batch():
-    job = JobFactory()
+    job = JobFactory(creation_time=timezone.now() - timedelta(days=190))
     for _ in range(5):
         aged(190, job=job)
     assert expire_task_lifetimes(batch=2) == 5
