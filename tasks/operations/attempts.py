@@ -25,6 +25,7 @@ from django.db.models import DateTimeField, ExpressionWrapper, F, Max, Sum
 from tasks.models import Attempt, ComputeNode, Job, SubTask, Task
 from tasks.node import layout
 
+from . import sql
 from .common import new_etag, now
 from .counts import CountDelta
 from .jobs import _set_job_state, can_terminate_job, complete_job_if_all_tasks_done, terminate_job
@@ -66,7 +67,9 @@ def claim_work(node: ComputeNode, *, limit: int) -> list[Attempt]:
     """
     if limit <= 0:
         return []
-    with transaction.atomic():
+    # No savepoint when nested (an agent reports and claims in one transaction): a failure
+    # rolls the whole transaction back, and the caller retries all of it.
+    with transaction.atomic(savepoint=False):
         row = _node_for_claim(node.pk)
         if row is None:
             return []
@@ -77,7 +80,7 @@ def claim_work(node: ComputeNode, *, limit: int) -> list[Attempt]:
         me.state, me.slots = state, slots
         pool = me.pool
         # The job counters make jobs with nothing to run cost nothing here.
-        jobs = _raw(Job, _CLAIM_JOB_FIELDS,
+        jobs = sql.select_models(Job, _CLAIM_JOB_FIELDS,
                     "{account_id} = %s AND {state} = %s AND LOWER({pool_id}) = %s AND {active_count} > 0",
                     [pool.account_id, Job.State.ACTIVE, pool.pool_id.lower()],
                     order="{priority} DESC, {creation_time}, {id}")
@@ -103,17 +106,16 @@ def _node_for_claim(node_pk: int) -> tuple[str, bool, int, int] | None:
     claim of every agent."""
     qn = connection.ops.quote_name
     nodes, attempts = qn(ComputeNode._meta.db_table), qn(Attempt._meta.db_table)
-    sql = (f"SELECT n.{qn('state')}, n.{qn('scheduling_enabled')}, n.{qn('slots')}, "
+    statement = (f"SELECT n.{qn('state')}, n.{qn('scheduling_enabled')}, n.{qn('slots')}, "
            f"(SELECT COALESCE(SUM(a.{qn('slots')}), 0) FROM {attempts} a "
            f"WHERE a.{qn('node_id')} = n.{qn('id')} AND a.{qn('outcome')} = %s) "
            f"FROM {nodes} n WHERE n.{qn('id')} = %s")
-    if _row_locks():
-        sql += " FOR UPDATE"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [Attempt.Outcome.RUNNING, node_pk])
-        row = cursor.fetchone()
-    if row is None:
+    if sql.row_locks():
+        statement += " FOR UPDATE"
+    rows, _ = sql.run(statement, [Attempt.Outcome.RUNNING, node_pk])
+    if not rows:
         return None
+    row = rows[0]
     return row[0], bool(row[1]), int(row[2]), int(row[3])
 
 
@@ -141,7 +143,7 @@ class _Claim:
 
     def from_job(self, job: Job) -> None:
         locked = job
-        if _row_locks():
+        if sql.row_locks():
             locked = _locked(Job.objects.filter(pk=job.pk, state=Job.State.ACTIVE).only(*_CLAIM_JOB_FIELDS)).first()
             if locked is None:
                 return  # changing under another writer right now; the next pass sees it
@@ -163,6 +165,8 @@ class _Claim:
                     continue
             self.free -= task.required_slots
             chosen.append((task, others))
+            if len(chosen) >= allowance or self.free <= 0:
+                break  # before the generator reads another page
         if chosen:
             self._start(locked, chosen)
 
@@ -173,14 +177,15 @@ class _Claim:
         params = [job.pk, Task.State.ACTIVE, False]
         after: tuple[datetime, int] | None = None
         scanned = 0
-        # Enough rows for the slots left, plus a few for tasks that cannot run yet.
-        page = 2 * (self.limit - len(self.attempts)) + 8
+        # Rows for the slots left (each row read becomes a model instance); a run of
+        # tasks that cannot start yet grows the pages below.
+        page = self.limit - len(self.attempts)
         while scanned < CLAIM_SCAN_LIMIT:
             if after is None:
-                rows = _raw(Task, _CLAIM_TASK_FIELDS, where, params, order="{creation_time}, {id}", limit=page,
+                rows = sql.select_models(Task, _CLAIM_TASK_FIELDS, where, params, order="{creation_time}, {id}", limit=page,
                             lock=True)
             else:
-                rows = _raw(Task, _CLAIM_TASK_FIELDS,
+                rows = sql.select_models(Task, _CLAIM_TASK_FIELDS,
                             where + " AND ({creation_time} > %s OR ({creation_time} = %s AND {id} > %s))",
                             [*params, *(connection.ops.adapt_datetimefield_value(after[0]),) * 2, after[1]], order="{creation_time}, {id}", limit=page,
                             lock=True)
@@ -225,25 +230,27 @@ class _Claim:
         node, t = self.node, self.t
         pks = [task.pk for task, _ in chosen]
         etag = new_etag()
-        fields = ["previous_state", "previous_state_transition_time", "state", "state_transition_time",
-                  "start_time", "end_time", "exit_code", "result", "failure_info", "node", "node_name", "pool_id",
-                  "affinity_id", "task_root_directory", "files_cleaned", "wait_time", "etag", "last_modified"]
-        rows = [(task.pk, [
-            task.state, task.state_transition_time, Task.State.RUNNING, t, t, None, None, "", None, node.pk,
-            node.node_id, node.pool.pool_id, f"TVM:{node.node_id}",
-            layout.task_dir(node.root_dir, job.job_id, task.task_id), False,
-            t - task.creation_time,  # waitTime: from creation to the most recent start
-            etag, t,
-        ]) for task, _ in chosen]
-        updated = _write_rows(Task, fields, rows, only_if=("state", Task.State.ACTIVE))
+        # A task that never ran still has its execution fields at their defaults: leaving
+        # them out of its UPDATE leaves the indexes on them (end time, exit code) alone.
+        fresh, again = [], []
+        for task, _ in chosen:
+            values = [task.state, task.state_transition_time, Task.State.RUNNING, t, t, node.pk, node.node_id,
+                      node.pool.pool_id, f"TVM:{node.node_id}", layout.task_dir(node.root_dir, job.job_id, task.task_id),
+                      t - task.creation_time,  # waitTime: from creation to the most recent start
+                      etag, t]
+            if task.previous_state:
+                again.append((task.pk, values + [None, None, "", None, False]))
+            else:
+                fresh.append((task.pk, values))
+        updated = (sql.update_rows(Task, _CLAIM_SET, fresh, only_if=("state", Task.State.ACTIVE))
+                   + sql.update_rows(Task, _CLAIM_SET + _CLAIM_RESET, again, only_if=("state", Task.State.ACTIVE)))
         if updated != len(pks):
             # Impossible while the rows are locked (PostgreSQL) or the database is
             # (SQLite); refuse to start anything rather than run a task twice.
             raise RuntimeError("claimed tasks changed under their lock")
         # A task never started before (no previous state) has no attempt to count.
-        again = [task.pk for task, _ in chosen if task.previous_state]
         numbers = dict(
-            Attempt.objects.filter(task_id__in=again).values("task_id").annotate(n=Max("number"))
+            Attempt.objects.filter(task_id__in=[pk for pk, _ in again]).values("task_id").annotate(n=Max("number"))
             .values_list("task_id", "n")
         ) if again else {}
         multi = [task.pk for task, others in chosen if others]
@@ -278,23 +285,31 @@ class _Claim:
         self.attempts.extend(mine)
 
 
+# What a claim writes to a task, and what it resets for a task that ran before.
+_CLAIM_SET = ["previous_state", "previous_state_transition_time", "state", "state_transition_time", "start_time",
+              "node", "node_name", "pool_id", "affinity_id", "task_root_directory", "wait_time", "etag",
+              "last_modified"]
+_CLAIM_RESET = ["end_time", "exit_code", "result", "failure_info", "files_cleaned"]
+
+
 def _insert_attempts(attempts: list[Attempt]) -> None:
     """Attempt.objects.bulk_create(attempts), pks included, in one hand-written INSERT
     ... RETURNING (every claim of every agent runs it)."""
+    conn = sql.conn()
     meta = Attempt._meta
-    qn = connection.ops.quote_name
+    qn = conn.ops.quote_name
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     row = f"({', '.join(['%s'] * len(fields))})"
-    sql = (f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
-           f"VALUES {', '.join([row] * len(attempts))} "
-           f"RETURNING {qn(meta.pk.column)}, {qn(meta.get_field('task').column)}, {qn(meta.get_field('subtask_id').column)}")
-    params = [f.get_db_prep_save(f.pre_save(a, True), connection) for a in attempts for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        pks = {(task_id, subtask_id): pk for pk, task_id, subtask_id in cursor.fetchall()}
+    statement = (f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+                 f"VALUES {', '.join([row] * len(attempts))} "
+                 f"RETURNING {qn(meta.pk.column)}, {qn(meta.get_field('task').column)}, {qn(meta.get_field('subtask_id').column)}")
+    preps = list(zip([f.attname for f in fields], sql.preparers(Attempt, [f.name for f in fields]), strict=True))
+    params = [prep(getattr(a, name)) for a in attempts for name, prep in preps]
+    rows, _ = sql.run(statement, params)
+    pks = {(task_id, subtask_id): pk for pk, task_id, subtask_id in rows}
     for a in attempts:
         a.pk = pks[(a.task_id, a.subtask_id)]
-        a._state.adding, a._state.db = False, connection.alias
+        a._state.adding, a._state.db = False, conn.alias
 
 
 def _mark_claimed(task: Task, node: ComputeNode, t: datetime, etag: str) -> None:
@@ -451,14 +466,14 @@ def finish_attempts(reports: list[AttemptReport]) -> FinishResult:
     if not reports:
         return result
     by_pk = {r.attempt_pk: r for r in reports}
-    with transaction.atomic():
-        found = _raw(Attempt, _FINISH_FIELDS, _pk_in(by_pk), list(by_pk), order="{id}")
+    with transaction.atomic(savepoint=False):  # as in claim_work
+        found = sql.select_models(Attempt, _FINISH_FIELDS, sql.pk_in(by_pk), list(by_pk), order="{id}")
         result.done.extend(sorted(set(by_pk) - {a.pk for a in found}))  # deleted with their task
         task_pks = sorted({a.task_id for a in found})
-        tasks = {t.pk: t for t in _raw(Task, _TASK_FIELDS, _pk_in(task_pks), task_pks)} if task_pks else {}
+        tasks = {t.pk: t for t in sql.select_models(Task, _TASK_FIELDS, sql.pk_in(task_pks), task_pks)} if task_pks else {}
         job_pks = sorted({a.job_id for a in found})
-        jobs = {j.pk: j for j in _raw(Job, _JOB_FIELDS, _pk_in(job_pks), job_pks)} if job_pks else {}
-        if _row_locks():
+        jobs = {j.pk: j for j in sql.select_models(Job, _JOB_FIELDS, sql.pk_in(job_pks), job_pks)} if job_pks else {}
+        if sql.row_locks():
             # Take the job and task rows, skipping any another writer holds, and read the
             # attempts again under those locks.
             jobs = {j.pk: j for j in _locked(Job.objects.filter(pk__in=jobs).only(*_JOB_FIELDS))}
@@ -481,109 +496,19 @@ def finish_attempts(reports: list[AttemptReport]) -> FinishResult:
 
 # What finishing an attempt reads (the rest of a task, its spec above all, is loaded only
 # when a failure needs its exit conditions): this runs for every attempt of every agent.
-_TASK_FIELDS = ["job_id", "state", "previous_state", "state_transition_time", "previous_state_transition_time",
-                "etag", "last_modified", "start_time", "end_time", "exit_code", "result", "failure_info",
-                "retry_count", "last_retry_time", "max_task_retry_count", "required_slots", "number_of_instances",
-                "user_cpu_time", "kernel_cpu_time", "wall_clock_time"]
+# The fields finishing overwrites (previous state, etag, end time, exit code, failure
+# information) are not read either.
+_TASK_FIELDS = ["job_id", "state", "state_transition_time", "start_time", "result", "retry_count",
+                "max_task_retry_count", "required_slots", "number_of_instances", "user_cpu_time", "kernel_cpu_time",
+                "wall_clock_time"]
 _JOB_FIELDS = ["state", "on_task_failure", "on_all_tasks_complete"]
 _FINISH_FIELDS = ["task_id", "job_id", "subtask_id", "outcome", "cancel_requested", "end_time", "exit_code",
                   "failure_info"]
 
 
-def _raw(model, fields: list[str], where: str, params: list, *, order: str = "", limit: int | None = None,
-         lock: bool = False) -> list:
-    """`model.objects.filter(...).only(*fields).order_by(...)[:limit]` (with
-    select_for_update(skip_locked=True, of=("self",)) when `lock`, on PostgreSQL) as one
-    hand-written SELECT whose rows become model instances as the ORM makes them (the
-    backend's and the fields' converters, then from_db): the agents' hot path runs a few
-    of these per batch of tasks, and compiling an ORM query costs ten times what SQLite
-    takes to answer it. `where` and `order` name columns as {field}; the fields not
-    selected are deferred, as with only()."""
-    key = (model, tuple(fields), where, order, limit is not None, lock)
-    cache = _raw_cache()
-    entry = cache.get(key)
-    if entry is None:
-        meta = model._meta
-        qn = connection.ops.quote_name
-        columns = {f.name: qn(f.column) for f in meta.concrete_fields}
-        columns.update({f.attname: qn(f.column) for f in meta.concrete_fields})
-        columns["id"] = qn(meta.pk.column)
-        # In the model's field order, which from_db expects.
-        wanted = {meta.pk, *(meta.get_field(f) for f in fields)}
-        selected = [f for f in meta.concrete_fields if f in wanted]
-        sql = (f"SELECT {', '.join(qn(f.column) for f in selected)} FROM {qn(meta.db_table)} "
-               f"WHERE {where.format(**columns)}")
-        if order:
-            sql += f" ORDER BY {order.format(**columns)}"
-        if limit is not None:
-            sql += " LIMIT %s"
-        if lock and _row_locks():
-            sql += f" FOR UPDATE OF {qn(meta.db_table)} SKIP LOCKED"
-        converters = []
-        for i, f in enumerate(selected):
-            col = f.get_col(meta.db_table)
-            found = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
-            if found:
-                converters.append((i, col, found))
-        entry = cache[key] = (sql, [f.attname for f in selected], converters)
-    sql, names, converters = entry
-    if limit is not None:
-        params = [*params, limit]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    db, out = connection.alias, []
-    for row in rows:
-        values = list(row)
-        for i, col, found in converters:
-            value = values[i]
-            for convert in found:
-                value = convert(value, col, connection)
-            values[i] = value
-        out.append(model.from_db(db, names, values))
-    return out
 
 
-def _raw_cache() -> dict:
-    """Per connection (its converters are bound to it)."""
-    cache = getattr(connection, "_batchsite_raw_sql", None)
-    if cache is None:
-        cache = {}
-        connection._batchsite_raw_sql = cache
-    return cache
 
-
-def _pk_in(pks) -> str:
-    return "{id} IN (" + ", ".join(["%s"] * len(pks)) + ")"
-
-
-def _row_locks() -> bool:
-    """PostgreSQL takes row locks (SKIP LOCKED); SQLite serializes whole transactions."""
-    return connection.features.has_select_for_update_skip_locked
-
-
-def _write_rows(model, fields: list[str], rows: list[tuple[int, list]], *,
-                only_if: tuple[str, object] | None = None) -> int:
-    """UPDATE one row per (pk, values) in a single executemany, optionally only where a
-    column still has a value (compare-and-set): what bulk_update does, without compiling
-    a CASE expression per field and row (the agents' hot path). Returns the rows updated."""
-    if not rows:
-        return 0
-    meta = model._meta
-    columns = [meta.get_field(name) for name in fields]
-    qn = connection.ops.quote_name
-    sql = (f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(c.column)} = %s' for c in columns)} "
-           f"WHERE {qn(meta.pk.column)} = %s")
-    extra = []
-    if only_if is not None:
-        field = meta.get_field(only_if[0])
-        sql += f" AND {qn(field.column)} = %s"
-        extra = [field.get_db_prep_save(only_if[1], connection)]
-    params = [[c.get_db_prep_save(v, connection) for c, v in zip(columns, values, strict=True)] + [pk] + extra
-              for pk, values in rows]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
-        return cursor.rowcount
 
 
 class _Outcomes:
@@ -595,6 +520,7 @@ class _Outcomes:
         self.changed: dict[int, Task] = {}
         self.deltas: dict[int, CountDelta] = defaultdict(CountDelta)
         self.failed: list[Task] = []  # completed with failure: jobAction candidates
+        self.retried: set[int] = set()
         self.completed_jobs: set[int] = set()
         self.run = self.succeeded = 0
 
@@ -676,6 +602,7 @@ class _Outcomes:
         _set_task_state(task, Task.State.ACTIVE, t)
         task.retry_count += 1
         task.last_retry_time = t
+        self.retried.add(task.pk)
         task.end_time = task.exit_code = task.failure_info = None
         task.result = ""
         self._changed(task, old)
@@ -696,11 +623,14 @@ class _Outcomes:
 
     def save(self) -> None:
         fields = ["outcome", "end_time", "exit_code", "failure_info"]
-        _write_rows(Attempt, fields, [(a.pk, [getattr(a, f) for f in fields]) for a in self.attempts])
+        sql.update_rows(Attempt, fields, [(a.pk, [getattr(a, f) for f in fields]) for a in self.attempts])
+        # retryCount only where it changed: it is indexed (the dashboard's sort).
         fields = ["state", "previous_state", "state_transition_time", "previous_state_transition_time", "etag",
-                  "last_modified", "end_time", "exit_code", "result", "failure_info", "retry_count",
-                  "last_retry_time", "user_cpu_time", "kernel_cpu_time", "wall_clock_time"]
-        _write_rows(Task, fields, [(t.pk, [getattr(t, f) for f in fields]) for t in self.changed.values()])
+                  "last_modified", "end_time", "exit_code", "result", "failure_info", "user_cpu_time",
+                  "kernel_cpu_time", "wall_clock_time"]
+        for extra, tasks in ((["retry_count", "last_retry_time"], [t for t in self.changed.values() if t.pk in self.retried]),
+                             ([], [t for t in self.changed.values() if t.pk not in self.retried])):
+            sql.update_rows(Task, fields + extra, [(t.pk, [getattr(t, f) for f in fields + extra]) for t in tasks])
         for job_pk, delta in self.deltas.items():
             delta.apply(job_pk)
         acted: set[int] = set()

@@ -9,6 +9,8 @@ from django.db import connection
 
 from tasks.models import Job, Task
 
+from . import sql
+
 BUCKETS = ("active", "running", "completed", "succeeded", "failed")
 
 
@@ -54,9 +56,8 @@ class CountDelta:
         qn = connection.ops.quote_name
         columns = [qn(Job._meta.get_field(name).column) for name in changes]
         sets = ", ".join(f"{column} = {column} + %s" for column in columns)
-        with connection.cursor() as cursor:
-            cursor.execute(f"UPDATE {qn(Job._meta.db_table)} SET {sets} WHERE {qn(Job._meta.pk.column)} = %s",
-                           [*changes.values(), job_pk])
+        sql.run(f"UPDATE {qn(Job._meta.db_table)} SET {sets} WHERE {qn(Job._meta.pk.column)} = %s",
+                [*changes.values(), job_pk])
 
 
 def recount_job(job: Job) -> None:

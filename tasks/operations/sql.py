@@ -1,0 +1,203 @@
+"""Hand-written SQL for the node agents' hot path (claim, finish, counters).
+
+Every agent runs a dozen statements per batch of tasks it claims and reports. Through the
+ORM, compiling a query costs ten times what SQLite takes to answer it, and even a
+hand-written statement pays for Django's cursor layers on every call. These helpers
+build each statement once per connection and, on SQLite, hand it straight to the
+driver (still inside Django's transaction and error mapping). Whenever something
+observes queries (a test's CaptureQueriesContext, DEBUG logging, an execute wrapper),
+they go through Django's cursor like any other query, so they are seen.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import signals
+from django.db.models.base import ModelState
+from django.utils.duration import duration_microseconds
+
+UTC = datetime.UTC
+
+
+def conn():
+    """The connection itself: `django.db.connection` is a proxy that looks the connection
+    up (a thread-local) on every attribute, thousands of times per batch on this path."""
+    return connections[DEFAULT_DB_ALIAS]
+
+
+def row_locks() -> bool:
+    """PostgreSQL takes row locks (SKIP LOCKED); SQLite serializes whole transactions."""
+    return conn().features.has_select_for_update_skip_locked
+
+
+def cache(c=None) -> dict:
+    """Statements, converters and preparers, per connection (they are bound to it)."""
+    c = c or conn()
+    found = getattr(c, "_batchsite_sql", None)
+    if found is None:
+        found = c._batchsite_sql = {}
+    return found
+
+
+def run(sql: str, params, *, many: bool = False, c=None) -> tuple[list, int]:
+    """Execute one statement (`%s` placeholders); return (rows fetched, rowcount)."""
+    c = c or conn()
+    if c.vendor == "sqlite" and not c.execute_wrappers and not c.queries_logged:
+        statements = cache(c)
+        native = statements.get(sql)
+        if native is None:
+            native = statements[sql] = sql.replace("%s", "?")
+        c.ensure_connection()
+        c.validate_no_broken_transaction()
+        with c.wrap_database_errors:
+            cursor = c.connection.executemany(native, params) if many else c.connection.execute(native, params)
+            try:
+                return cursor.fetchall(), cursor.rowcount
+            finally:
+                cursor.close()
+    with c.cursor() as cursor:
+        if many:
+            cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, params)
+        return (cursor.fetchall() if cursor.description else []), cursor.rowcount
+
+
+def pk_in(pks) -> str:
+    return "{id} IN (" + ", ".join(["%s"] * len(pks)) + ")"
+
+
+def select_models(model, fields: list[str], where: str, params: list, *, order: str = "",
+                  limit: int | None = None, lock: bool = False) -> list:
+    """`model.objects.filter(...).only(*fields).order_by(...)[:limit]` (with
+    select_for_update(skip_locked=True, of=("self",)) when `lock`, on PostgreSQL) as one
+    hand-written SELECT whose rows become model instances as the ORM makes them (the
+    backend's and the fields' converters, then from_db). `where` and `order` name
+    columns as {field}; the fields not selected are deferred, as with only()."""
+    c = conn()
+    statements = cache(c)
+    key = (model, tuple(fields), where, order, limit is not None, lock)
+    entry = statements.get(key)
+    if entry is None:
+        meta = model._meta
+        qn = c.ops.quote_name
+        columns = {f.name: qn(f.column) for f in meta.concrete_fields}
+        columns.update({f.attname: qn(f.column) for f in meta.concrete_fields})
+        columns["id"] = qn(meta.pk.column)
+        # In the model's field order, which from_db expects.
+        wanted = {meta.pk, *(meta.get_field(f) for f in fields)}
+        selected = [f for f in meta.concrete_fields if f in wanted]
+        sql = (f"SELECT {', '.join(qn(f.column) for f in selected)} FROM {qn(meta.db_table)} "
+               f"WHERE {where.format(**columns)}")
+        if order:
+            sql += f" ORDER BY {order.format(**columns)}"
+        if limit is not None:
+            sql += " LIMIT %s"
+        if lock and row_locks():
+            sql += f" FOR UPDATE OF {qn(meta.db_table)} SKIP LOCKED"
+        converters = []
+        for i, f in enumerate(selected):
+            col = f.get_col(meta.db_table)
+            found = c.ops.get_db_converters(col) + col.get_db_converters(c)
+            if found:
+                converters.append((i, col, found))
+        entry = statements[key] = (sql, [f.attname for f in selected], converters)
+    sql, names, converters = entry
+    if limit is not None:
+        params = [*params, limit]
+    rows, _ = run(sql, params, c=c)
+    db, out = c.alias, []
+    make = model.from_db if signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model) else None
+    for row in rows:
+        values = list(row)
+        for i, col, found in converters:
+            value = values[i]
+            if value is not None:  # every converter here maps None to None
+                for convert in found:
+                    value = convert(value, col, c)
+            values[i] = value
+        out.append(make(db, names, values) if make else _instance(model, db, names, values))
+    return out
+
+
+def _instance(model, db: str, names: list[str], values: list):
+    """`model.from_db(db, names, values)` without the generic __init__ (a setattr per
+    field through its descriptor): the attributes go straight into the instance, as the
+    descriptors would put them in a new instance; fields not named stay deferred."""
+    obj = model.__new__(model)
+    obj.__dict__.update(zip(names, values, strict=True))
+    state = obj._state = ModelState()
+    state.adding, state.db = False, db
+    return obj
+
+
+def update_rows(model, fields: list[str], rows: list[tuple[int, list]], *,
+                only_if: tuple[str, object] | None = None) -> int:
+    """UPDATE one row per (pk, values) in a single executemany, optionally only where a
+    column still has a value (compare-and-set): what bulk_update does, without compiling
+    a CASE expression per field and row. Returns the rows updated."""
+    if not rows:
+        return 0
+    c = conn()
+    statements = cache(c)
+    key = ("update", model, tuple(fields), only_if)
+    entry = statements.get(key)
+    if entry is None:
+        meta = model._meta
+        columns = [meta.get_field(name) for name in fields]
+        qn = c.ops.quote_name
+        sql = (f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(col.column)} = %s' for col in columns)} "
+               f"WHERE {qn(meta.pk.column)} = %s")
+        extra = []
+        if only_if is not None:
+            field = meta.get_field(only_if[0])
+            sql += f" AND {qn(field.column)} = %s"
+            extra = [field.get_db_prep_save(only_if[1], c)]
+        entry = statements[key] = (sql, preparers(model, fields), extra)
+    sql, preps, extra = entry
+    params = [[prep(v) for prep, v in zip(preps, values, strict=True)] + [pk] + extra for pk, values in rows]
+    _, count = run(sql, params, many=True, c=c)
+    return count
+
+
+def preparers(model, names: list[str]) -> list:
+    """For each field, a function from a Python value to its database value, as
+    `field.get_db_prep_save(value, connection)` makes it, minus the checks that only
+    matter for values of unknown origin (strings parsed as dates, naive datetimes): these
+    writes carry values the rules layer made."""
+    statements = cache()
+    key = ("prep", model, tuple(names))
+    found = statements.get(key)
+    if found is None:
+        found = statements[key] = [_preparer(conn(), model._meta.get_field(name)) for name in names]
+    return found
+
+
+def _preparer(c, field):
+    kind = field.get_internal_type()
+    if kind in ("CharField", "TextField", "BooleanField", "IntegerField", "PositiveIntegerField",
+                "BigIntegerField", "ForeignKey"):
+        return _same
+    if kind == "DateTimeField":
+        if c.vendor == "sqlite" and c.timezone == UTC:
+            return _sqlite_utc_datetime
+        adapt = c.ops.adapt_datetimefield_value
+        return lambda v: None if v is None else adapt(v)
+    if kind == "DurationField" and not c.features.has_native_duration_field:
+        return lambda v: None if v is None else duration_microseconds(v)
+    return lambda v: field.get_db_prep_save(v, c)
+
+
+def _same(value):
+    return value
+
+
+def _sqlite_utc_datetime(value):
+    """What the SQLite backend stores for a datetime when the connection's zone is UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is not UTC and value.utcoffset() is not None:
+        value = value.astimezone(UTC)
+    return str(value.replace(tzinfo=None))
