@@ -17,7 +17,7 @@ from tasks.models import Attempt, Job, NodeCleanup, SubTask, Task
 
 from .common import Precondition, job_state_refusal, new_etag, now
 from .counts import CountDelta
-from .fast_insert import insert_objects
+from .fast_insert import insert_rows, prepare_rows
 from .jobs import complete_job_if_all_tasks_done
 
 DEFAULT_RETENTION = timedelta(days=7)
@@ -108,6 +108,39 @@ def _new_task(job: Job, spec: dict, t) -> Task:
     )
 
 
+@dataclass
+class _Made:
+    # Per spec: its id as sent, its id key (None when its wire shape was refused), and its
+    # task or refusal.
+    outcomes: list[tuple[str, str | None, Task | BatchError]]
+    rows: tuple[str, list[list]]  # the INSERT and one row per outcome (an empty one for a refusal)
+
+
+def _make_tasks(job: Job, specs: list[dict | BatchError], ids: list[str], t) -> _Made:
+    """Each spec's new task (not saved) or the error it earned against this job."""
+    outcomes: list[tuple[str, str | None, Task | BatchError]] = []
+    for spec, task_id in zip(specs, ids, strict=True):
+        if isinstance(spec, BatchError):
+            outcomes.append((task_id, None, spec))
+            continue
+        try:
+            check_task_against_job(job, spec)
+        except BatchError as error:
+            outcomes.append((task_id, spec["id"].lower(), error))
+            continue
+        outcomes.append((task_id, spec["id"].lower(), _new_task(job, spec, t)))
+    sql, made_rows = prepare_rows(Task, [o for _, _, o in outcomes if isinstance(o, Task)])
+    it = iter(made_rows)
+    return _Made(outcomes, (sql, [next(it) if isinstance(o, Task) else [] for _, _, o in outcomes]))
+
+
+def _adding_inputs(job: Job) -> tuple:
+    """What the tasks made for a job depend on (check_task_against_job, _new_task)."""
+    return (job.pk, job.max_task_retry_count, job.uses_task_dependencies, job.on_task_failure,
+            (job.spec.get("jobPreparationTask") or {}).get("id"), "jobPreparationTask" in job.spec,
+            (job.spec.get("jobReleaseTask") or {}).get("id"), "jobReleaseTask" in job.spec)
+
+
 def _lock_job_for_adding(job: Job) -> Job:
     locked = Job.objects.select_for_update().filter(pk=job.pk).first()
     if locked is None:
@@ -166,33 +199,39 @@ def add_task_collection(job: Job, *, specs: list[dict | BatchError], ids: list[s
     """
     if len(specs) > MAX_COLLECTION:
         raise BatchError.too_many_tasks(len(specs))
+    # The tasks and their rows are made before the transaction from the job as read, so
+    # the job's lock (and SQLite's write lock) is held only for the statements; made
+    # again under the lock if the job changed in what they depend on meanwhile.
+    t = now()
+    made = _make_tasks(job, specs, ids, t)
     results: list[AddResult] = []
     with transaction.atomic():
         locked = _lock_job_for_adding(job)
+        if _adding_inputs(locked) != _adding_inputs(job):
+            made = _make_tasks(locked, specs, ids, t)
         keys = [s["id"].lower() for s in specs if isinstance(s, dict)]
         taken = set(Task.objects.filter(job=locked, id_key__in=keys).values_list("id_key", flat=True))
-        t = now()
         fresh: list[Task] = []
-        for spec, task_id in zip(specs, ids, strict=True):
-            if isinstance(spec, BatchError):
-                results.append(AddResult(task_id, error=spec))
+        fresh_rows: list[list] = []
+        sql, rows = made.rows
+        for (task_id, key, outcome), row in zip(made.outcomes, rows, strict=True):
+            if key is None:  # the wire shape was refused
+                results.append(AddResult(task_id, error=outcome))
                 continue
-            key = spec["id"].lower()
             if key in taken:
                 results.append(AddResult(task_id, error=BatchError.task_exists()))
                 continue
-            try:
-                check_task_against_job(locked, spec)
-            except BatchError as error:
-                results.append(AddResult(task_id, error=error))
+            if isinstance(outcome, BatchError):  # a rule that depends on the job
+                results.append(AddResult(task_id, error=outcome))
                 continue
             taken.add(key)
-            task = _new_task(locked, spec, t)
-            fresh.append(task)
-            results.append(AddResult(task_id, task=task))
+            outcome.job = locked
+            fresh.append(outcome)
+            fresh_rows.append(row)
+            results.append(AddResult(task_id, task=outcome))
         try:
             with transaction.atomic():
-                insert_objects(Task, fresh)
+                insert_rows(sql, fresh_rows)
             pks = dict(Task.objects.filter(job=locked, id_key__in=[t.id_key for t in fresh])
                        .values_list("id_key", "pk"))
             for task in fresh:

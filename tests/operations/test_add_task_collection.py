@@ -123,3 +123,21 @@ def test_a_request_of_only_bad_tasks_adds_nothing(assert_counters_true):
     results = add(job, specs("A", "a"))
     assert verdicts(results) == [("A", "TaskExists"), ("a", "TaskExists")]
     assert assert_counters_true(job)["active_count"] == 1
+
+
+def test_tasks_take_the_jobs_defaults_as_they_are_under_its_lock_not_as_the_caller_read_them():
+    # The tasks are made before the transaction from the job the caller holds; a job
+    # changed meanwhile must not leave its old defaults or rules on them.
+    job = JobFactory(max_task_retry_count=1, uses_task_dependencies=False)
+    stale = type(job).objects.get(pk=job.pk)
+    type(job).objects.filter(pk=job.pk).update(max_task_retry_count=5, uses_task_dependencies=True)
+    results = add(stale, specs("a") + [{"id": "b", "commandLine": "/bin/true", "dependsOn": {"taskIds": ["a"]}}])
+    assert verdicts(results) == [("a", "ok"), ("b", "ok")]
+    assert Task.objects.get(job=job, task_id="a").max_task_retry_count == 5
+
+
+def test_an_id_in_the_job_gets_task_exists_before_any_rule_of_its_job():
+    job = JobFactory(uses_task_dependencies=False)
+    TaskFactory(job=job, task_id="a")
+    results = add(job, [{"id": "A", "commandLine": "/bin/true", "dependsOn": {"taskIds": ["x"]}}])
+    assert verdicts(results) == [("A", "TaskExists")]
