@@ -62,3 +62,30 @@ def test_other_writers_queue_first_and_an_agent_does_not():
     finally:
         connection.writes_first = False
     assert lock_is_free("writers")
+
+
+def test_an_agents_connection_checkpoints_after_its_commits_outside_the_lock(monkeypatch):
+    from batchsite.sqlite import base
+
+    seen = []
+    monkeypatch.setattr(base.DatabaseWrapper, "_checkpoint", lambda self: seen.append(lock_is_free()))
+    connection.writes_first = True
+    try:
+        for i in range(base.CHECKPOINT_EVERY * 2):
+            with transaction.atomic():
+                Account.objects.create(name=f"f{i}", primary_key="eA==")
+            if i == 0:
+                # SQLite's own checkpoints (inside a commit, under the lock) are off here.
+                assert connection.cursor().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    finally:
+        connection.writes_first = False
+    assert seen == [True, True]  # one per CHECKPOINT_EVERY commits, with the write lock free
+    with transaction.atomic():
+        Account.objects.create(name="h", primary_key="eA==")
+    assert connection.cursor().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+
+
+def test_other_connections_keep_sqlites_own_checkpoints():
+    with transaction.atomic():
+        Account.objects.create(name="g", primary_key="eA==")
+    assert connection.cursor().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000

@@ -197,7 +197,7 @@ class _Claim:
             for task in rows:
                 if task.spec.get("dependsOn") and task.pk not in ready:
                     continue
-                task.job = job
+                sql.link(task, "job", job)
                 yield task
             if len(rows) < page:
                 return
@@ -265,8 +265,8 @@ class _Claim:
             _mark_claimed(task, node, t, etag)
             delta.move(old, (task.state, task.result), task.required_slots)
             number = (numbers.get(task.pk) or 0) + 1
-            mine.append(Attempt(task=task, job=job, number=number, node=node, node_name=node.node_id,
-                                slots=task.required_slots, claimed=t, start_time=t,
+            mine.append(Attempt(task_id=task.pk, job_id=job.pk, number=number, node_id=node.pk,
+                                node_name=node.node_id, slots=task.required_slots, claimed=t, start_time=t,
                                 task_dir=task.task_root_directory))
             for i, other in enumerate(others, start=1):
                 other_dir = layout.task_dir(other.root_dir, job.job_id, task.task_id)
@@ -281,7 +281,9 @@ class _Claim:
         delta.apply(job.pk)
         job.running_count += len(chosen)
         for attempt, (task, _) in zip(mine, chosen, strict=True):
-            attempt.task, attempt.job = task, job
+            sql.link(attempt, "task", task)
+            sql.link(attempt, "job", job)
+            sql.link(attempt, "node", node)
         self.attempts.extend(mine)
 
 
@@ -318,7 +320,8 @@ def _mark_claimed(task: Task, node: ComputeNode, t: datetime, etag: str) -> None
     task.state, task.state_transition_time, task.start_time = Task.State.RUNNING, t, t
     task.end_time = task.exit_code = task.failure_info = None
     task.result = ""
-    task.node, task.node_name, task.pool_id = node, node.node_id, node.pool.pool_id
+    sql.link(task, "node", node)
+    task.node_name, task.pool_id = node.node_id, node.pool.pool_id
     task.task_root_directory = layout.task_dir(node.root_dir, task.job.job_id, task.task_id)
     task.etag, task.last_modified = etag, t
 
@@ -486,8 +489,9 @@ def finish_attempts(reports: list[AttemptReport]) -> FinishResult:
             return result
         outcome = _Outcomes(jobs, tasks)
         for attempt in found:
-            attempt.task, attempt.job = tasks[attempt.task_id], jobs[attempt.job_id]
-            attempt.task.job = attempt.job
+            sql.link(attempt, "task", tasks[attempt.task_id])
+            sql.link(attempt, "job", jobs[attempt.job_id])
+            sql.link(attempt.task, "job", attempt.job)
             outcome.apply(attempt, by_pk[attempt.pk])
         outcome.save()
         result.run, result.succeeded = outcome.run, outcome.succeeded

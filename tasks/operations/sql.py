@@ -122,6 +122,14 @@ def select_models(model, fields: list[str], where: str, params: list, *, order: 
     return out
 
 
+def link(obj, name: str, related) -> None:
+    """`obj.<name> = related` for a foreign key, as its descriptor sets it (the id, and
+    the object in the instance's cache) without the descriptor's checks, which cost
+    more than the rest of an agent's bookkeeping for the task."""
+    obj.__dict__[f"{name}_id"] = related.pk
+    obj._state.fields_cache[name] = related
+
+
 def _instance(model, db: str, names: list[str], values: list):
     """`model.from_db(db, names, values)` without the generic __init__ (a setattr per
     field through its descriptor): the attributes go straight into the instance, as the
