@@ -46,6 +46,7 @@ from .process import (
     exit_code_of,
     exit_status,
     kill_node_processes,
+    passed_through,
     reap,
     signal_group,
     spawn,
@@ -91,6 +92,17 @@ class NodeAgent:
         self.grace = settings.BATCHSITE_NODE_KILL_GRACE_SECONDS
         self.publish_every = settings.BATCHSITE_NODE_PUBLISH_SECONDS
         self.storage = storage.task_file_storage()
+        # What every task's environment starts from (read once; the agent's environment
+        # does not change while it runs).
+        self.base_env = passed_through()
+        self.node_env = {
+            "AZ_BATCH_ACCOUNT_NAME": pool.account.name,
+            "AZ_BATCH_POOL_ID": pool.pool_id,
+            "AZ_BATCH_NODE_ID": node_id,
+            "AZ_BATCH_NODE_IS_DEDICATED": "true",
+            "AZ_BATCH_NODE_ROOT_DIR": str(self.root),
+            "AZ_BATCH_NODE_SHARED_DIR": str(self.root / "shared"),
+        }
         self.publishing = not storage.is_local_to(self.storage, layout.nodes_dir(settings.DATA_DIR))
         self.out = out
         self.node: ComputeNode | None = None
@@ -238,7 +250,7 @@ class NodeAgent:
         # is not ours yet, so the next control pass gives it back (requeue) whole.
         run.env = environment(job_settings=job.spec.get("commonEnvironmentSettings"),
                               task_settings=task.spec.get("environmentSettings"),
-                              batch=self._batch_variables(attempt, run))
+                              batch=self._batch_variables(attempt, run), base=self.base_env)
         self.runs[attempt.pk] = run
         try:
             _make_dirs(run.task_dir, run.cwd)
@@ -280,12 +292,7 @@ class NodeAgent:
     def _batch_variables(self, attempt: Attempt, run: Run) -> dict[str, str]:
         task, job = attempt.task, attempt.job
         env = {
-            "AZ_BATCH_ACCOUNT_NAME": self.pool.account.name,
-            "AZ_BATCH_POOL_ID": self.pool.pool_id,
-            "AZ_BATCH_NODE_ID": self.node_id,
-            "AZ_BATCH_NODE_IS_DEDICATED": "true",
-            "AZ_BATCH_NODE_ROOT_DIR": str(self.root),
-            "AZ_BATCH_NODE_SHARED_DIR": str(self.root / "shared"),
+            **self.node_env,
             "AZ_BATCH_JOB_ID": job.job_id,
             "AZ_BATCH_TASK_ID": task.task_id,
             "AZ_BATCH_TASK_DIR": run.task_dir,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -29,6 +30,10 @@ import psutil
 # only these variables are passed through, below the task's own settings.
 PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# A command line shlex would split on its whitespace alone (no quotes, no backslashes),
+# into these words.
+_PLAIN = re.compile(r"[^'\"\\]*")
+_WORD = re.compile(r"[^ \t\r\n]+")
 
 
 class LaunchError(Exception):
@@ -39,13 +44,20 @@ class LaunchError(Exception):
         self.code, self.message = code, message
 
 
-def environment(*, job_settings: list[dict] | None, task_settings: list[dict] | None,
-                batch: dict[str, str]) -> dict[str, str]:
-    """A task's environment: a few variables of the agent's, then the job's
-    commonEnvironmentSettings, then the task's environmentSettings (a task setting wins
-    over the job's), then the AZ_BATCH_* variables, which the service owns."""
+def passed_through() -> dict[str, str]:
+    """The agent's own variables a task gets (PATH at least)."""
     env = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
     env.setdefault("PATH", DEFAULT_PATH)
+    return env
+
+
+def environment(*, job_settings: list[dict] | None, task_settings: list[dict] | None,
+                batch: dict[str, str], base: dict[str, str] | None = None) -> dict[str, str]:
+    """A task's environment: a few variables of the agent's (`base`, from
+    passed_through()), then the job's commonEnvironmentSettings, then the task's
+    environmentSettings (a task setting wins over the job's), then the AZ_BATCH_*
+    variables, which the service owns."""
+    env = dict(base) if base is not None else passed_through()
     for setting in (job_settings or []) + (task_settings or []):
         if setting.get("name"):
             env[setting["name"]] = setting.get("value") or ""
@@ -57,10 +69,13 @@ def command_argv(command_line: str, *, env: dict[str, str], cwd: str) -> list[st
     """Split a command line like a POSIX shell would split words (no expansion) and find
     its program: a name with a slash relative to the working directory, else on the
     task's PATH. Raises LaunchError CommandProgramNotFound / CommandLaunchFailed."""
-    try:
-        argv = shlex.split(command_line)
-    except ValueError as e:
-        raise LaunchError("CommandLaunchFailed", f"The command line cannot be parsed: {e}.") from None
+    if _PLAIN.fullmatch(command_line):
+        argv = _WORD.findall(command_line)  # what shlex makes of a line without quotes or escapes
+    else:
+        try:
+            argv = shlex.split(command_line)
+        except ValueError as e:
+            raise LaunchError("CommandLaunchFailed", f"The command line cannot be parsed: {e}.") from None
     if not argv:
         raise LaunchError("CommandLaunchFailed", "The command line is empty.")
     program = argv[0]

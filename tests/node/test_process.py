@@ -43,6 +43,15 @@ def test_a_command_line_is_split_like_shell_words_but_never_expanded(task_dir):
     assert (task_dir / "stdout.txt").read_text() == "$HOME a  b c d *\n"
 
 
+@pytest.mark.parametrize("line", ["/bin/echo a  b", "/bin/echo\ta\nb\r c ", "/bin/echo a\xa0b c\x0bd #e",
+                                  "/bin/echo 'a  b' c", '/bin/echo "a\\"b" c', "/bin/echo a\\ b"])
+def test_lines_without_quotes_are_split_exactly_as_shlex_splits_them(task_dir, line):
+    import shlex
+
+    env = environment(job_settings=None, task_settings=None, batch={})
+    assert command_argv(line, env=env, cwd=str(task_dir))[1:] == shlex.split(line)[1:]
+
+
 def test_output_goes_to_the_task_files_and_the_exit_code_comes_back(task_dir):
     assert run(task_dir, "/bin/sh -c 'echo out; echo err >&2; exit 7'") == 7
     assert (task_dir / "stdout.txt").read_text() == "out\n"
