@@ -28,6 +28,7 @@ from tasks.node import layout
 from . import sql
 from .common import new_etag, now
 from .counts import CountDelta
+from .fast_insert import new_instance
 from .jobs import _set_job_state, can_terminate_job, complete_job_if_all_tasks_done, terminate_job
 
 # Node states in which a node takes new work.
@@ -265,9 +266,9 @@ class _Claim:
             _mark_claimed(task, node, t, etag)
             delta.move(old, (task.state, task.result), task.required_slots)
             number = (numbers.get(task.pk) or 0) + 1
-            mine.append(Attempt(task_id=task.pk, job_id=job.pk, number=number, node_id=node.pk,
-                                node_name=node.node_id, slots=task.required_slots, claimed=t, start_time=t,
-                                task_dir=task.task_root_directory))
+            mine.append(new_instance(Attempt, {"task": task, "job": job, "node": node}, number=number,
+                                     node_name=node.node_id, slots=task.required_slots, claimed=t, start_time=t,
+                                     task_dir=task.task_root_directory))
             for i, other in enumerate(others, start=1):
                 other_dir = layout.task_dir(other.root_dir, job.job_id, task.task_id)
                 subtasks.append(SubTask(task=task, subtask_id=i, state=SubTask.State.PREPARING,
@@ -280,10 +281,6 @@ class _Claim:
             SubTask.objects.bulk_create(subtasks)
         delta.apply(job.pk)
         job.running_count += len(chosen)
-        for attempt, (task, _) in zip(mine, chosen, strict=True):
-            sql.link(attempt, "task", task)
-            sql.link(attempt, "job", job)
-            sql.link(attempt, "node", node)
         self.attempts.extend(mine)
 
 

@@ -8,6 +8,37 @@ lock), so the transaction holds it only for the statements."""
 from __future__ import annotations
 
 from django.db import connection, models
+from django.db.models import signals
+from django.db.models.base import ModelState
+
+
+def new_instance(model: type[models.Model], related: dict[str, models.Model], **values) -> models.Model:
+    """`model(**related, **values)` for a new row, without the generic __init__ (a
+    setattr per field through its descriptor, and a foreign key's checks): the fields'
+    defaults, then `values` by attribute name, then each foreign key in `related` with
+    its id and its cached object, as the descriptors would leave them."""
+    if signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model):
+        return model(**related, **values)
+    defaults = _DEFAULTS.get(model)
+    if defaults is None:
+        # (name, a callable default to call per row, or the constant default)
+        defaults = _DEFAULTS[model] = [
+            (f.attname, f.default, None) if f.has_default() and callable(f.default) else (f.attname, None, f.get_default())
+            for f in model._meta.concrete_fields
+        ]
+    obj = model.__new__(model)
+    attrs = obj.__dict__
+    for name, make, value in defaults:
+        attrs[name] = make() if make is not None else value
+    attrs.update(values)
+    obj._state = ModelState()
+    for name, other in related.items():
+        attrs[f"{name}_id"] = other.pk
+        obj._state.fields_cache[name] = other
+    return obj
+
+
+_DEFAULTS: dict = {}
 
 
 def insert_objects(model: type[models.Model], objs: list[models.Model]) -> None:

@@ -17,8 +17,9 @@ from tasks.models import Attempt, Job, NodeCleanup, SubTask, Task
 
 from .common import Precondition, job_state_refusal, new_etag, now
 from .counts import CountDelta
-from .fast_insert import insert_rows, prepare_rows
+from .fast_insert import insert_rows, new_instance, prepare_rows
 from .jobs import complete_job_if_all_tasks_done
+from .sql import link
 
 DEFAULT_RETENTION = timedelta(days=7)
 MAX_LIFETIME = timedelta(days=180)
@@ -88,8 +89,8 @@ def _new_task(job: Job, spec: dict, t) -> Task:
     constraints = spec.get("constraints") or {}
     multi = spec.get("multiInstanceSettings") or {}
     etag = new_etag()
-    return Task(
-        job=job,
+    return new_instance(
+        Task, {"job": job},
         task_id=spec["id"],
         id_key=spec["id"].lower(),
         display_name=spec.get("displayName") or "",
@@ -225,7 +226,7 @@ def add_task_collection(job: Job, *, specs: list[dict | BatchError], ids: list[s
                 results.append(AddResult(task_id, error=outcome))
                 continue
             taken.add(key)
-            outcome.job = locked
+            link(outcome, "job", locked)
             fresh.append(outcome)
             fresh_rows.append(row)
             results.append(AddResult(task_id, task=outcome))

@@ -1,0 +1,37 @@
+"""The hot path's shortcuts past Django's generic machinery must leave instances exactly
+as Django's own would: tasks.operations.fast_insert.new_instance and sql.link."""
+
+import pytest
+
+from tasks.models import Attempt, Job, Task
+from tasks.operations import sql
+from tasks.operations.fast_insert import new_instance
+
+
+def fields(obj):
+    return {k: v for k, v in obj.__dict__.items() if k != "_state"}
+
+
+@pytest.mark.parametrize("model, related, values", [
+    (Task, {"job": Job(pk=7)}, {"task_id": "A", "id_key": "a", "command_line": "/bin/true", "spec": {"x": 1}}),
+    (Attempt, {"job": Job(pk=7), "task": Task(pk=9)}, {"number": 2, "task_dir": "/d"}),
+])
+def test_new_instance_is_what_the_constructor_makes(model, related, values):
+    fast, slow = new_instance(model, related, **values), model(**related, **values)
+    assert fields(fast) == fields(slow)
+    assert fast._state.adding and fast._state.db is None
+    for name, other in related.items():
+        assert getattr(fast, name) is other
+
+
+def test_callable_defaults_are_made_afresh_for_each_instance():
+    a, b = new_instance(Task, {"job": Job(pk=1)}), new_instance(Task, {"job": Job(pk=1)})
+    assert a.spec == {} and a.spec is not b.spec
+
+
+def test_link_sets_the_id_and_the_cached_object_as_assignment_does():
+    job = Job(pk=3)
+    fast, slow = Task(), Task()
+    sql.link(fast, "job", job)
+    slow.job = job
+    assert fields(fast) == fields(slow) and fast.job is job
