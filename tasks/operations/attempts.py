@@ -105,15 +105,20 @@ def _node_for_claim(node_pk: int) -> tuple[str, bool, int, int] | None:
     in one statement that locks the node row on PostgreSQL (so claims that reserve slots
     on it, its own and multi-instance ones, take turns). Hand-written: it runs on every
     claim of every agent."""
-    qn = connection.ops.quote_name
-    nodes, attempts = qn(ComputeNode._meta.db_table), qn(Attempt._meta.db_table)
-    statement = (f"SELECT n.{qn('state')}, n.{qn('scheduling_enabled')}, n.{qn('slots')}, "
-           f"(SELECT COALESCE(SUM(a.{qn('slots')}), 0) FROM {attempts} a "
-           f"WHERE a.{qn('node_id')} = n.{qn('id')} AND a.{qn('outcome')} = %s) "
-           f"FROM {nodes} n WHERE n.{qn('id')} = %s")
-    if sql.row_locks():
-        statement += " FOR UPDATE"
-    rows, _ = sql.run(statement, [Attempt.Outcome.RUNNING, node_pk])
+    c = sql.conn()
+    statements = sql.cache(c)
+    statement = statements.get("node_for_claim")
+    if statement is None:
+        qn = c.ops.quote_name
+        nodes, attempts = qn(ComputeNode._meta.db_table), qn(Attempt._meta.db_table)
+        statement = (f"SELECT n.{qn('state')}, n.{qn('scheduling_enabled')}, n.{qn('slots')}, "
+                     f"(SELECT COALESCE(SUM(a.{qn('slots')}), 0) FROM {attempts} a "
+                     f"WHERE a.{qn('node_id')} = n.{qn('id')} AND a.{qn('outcome')} = %s) "
+                     f"FROM {nodes} n WHERE n.{qn('id')} = %s")
+        if sql.row_locks():
+            statement += " FOR UPDATE"
+        statements["node_for_claim"] = statement
+    rows, _ = sql.run(statement, [Attempt.Outcome.RUNNING, node_pk], c=c)
     if not rows:
         return None
     row = rows[0]
@@ -295,16 +300,23 @@ def _insert_attempts(attempts: list[Attempt]) -> None:
     """Attempt.objects.bulk_create(attempts), pks included, in one hand-written INSERT
     ... RETURNING (every claim of every agent runs it)."""
     conn = sql.conn()
-    meta = Attempt._meta
-    qn = conn.ops.quote_name
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    row = f"({', '.join(['%s'] * len(fields))})"
-    statement = (f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
-                 f"VALUES {', '.join([row] * len(attempts))} "
-                 f"RETURNING {qn(meta.pk.column)}, {qn(meta.get_field('task').column)}, {qn(meta.get_field('subtask_id').column)}")
-    preps = list(zip([f.attname for f in fields], sql.preparers(Attempt, [f.name for f in fields]), strict=True))
+    statements = sql.cache(conn)
+    key = ("insert attempts", len(attempts))
+    entry = statements.get(key)
+    if entry is None:
+        meta = Attempt._meta
+        qn = conn.ops.quote_name
+        fields = [f for f in meta.concrete_fields if not f.primary_key]
+        row = f"({', '.join(['%s'] * len(fields))})"
+        statement = (f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+                     f"VALUES {', '.join([row] * len(attempts))} "
+                     f"RETURNING {qn(meta.pk.column)}, {qn(meta.get_field('task').column)}, "
+                     f"{qn(meta.get_field('subtask_id').column)}")
+        preps = list(zip([f.attname for f in fields], sql.preparers(Attempt, [f.name for f in fields]), strict=True))
+        entry = statements[key] = (statement, preps)
+    statement, preps = entry
     params = [prep(getattr(a, name)) for a in attempts for name, prep in preps]
-    rows, _ = sql.run(statement, params)
+    rows, _ = sql.run(statement, params, c=conn)
     pks = {(task_id, subtask_id): pk for pk, task_id, subtask_id in rows}
     for a in attempts:
         a.pk = pks[(a.task_id, a.subtask_id)]

@@ -17,7 +17,8 @@ def new_instance(model: type[models.Model], related: dict[str, models.Model], **
     setattr per field through its descriptor, and a foreign key's checks): the fields'
     defaults, then `values` by attribute name, then each foreign key in `related` with
     its id and its cached object, as the descriptors would leave them."""
-    if signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model):
+    if (signals.pre_init.receivers or signals.post_init.receivers) and (
+            signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model)):
         return model(**related, **values)
     defaults = _DEFAULTS.get(model)
     if defaults is None:

@@ -109,7 +109,7 @@ def select_models(model, fields: list[str], where: str, params: list, *, order: 
         params = [*params, limit]
     rows, _ = run(sql, params, c=c)
     db, out = c.alias, []
-    make = model.from_db if signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model) else None
+    make = model.from_db if _init_signals(model) else None
     for row in rows:
         values = list(row)
         for i, col, found in converters:
@@ -128,6 +128,13 @@ def link(obj, name: str, related) -> None:
     more than the rest of an agent's bookkeeping for the task."""
     obj.__dict__[f"{name}_id"] = related.pk
     obj._state.fields_cache[name] = related
+
+
+def _init_signals(model) -> bool:
+    """Whether anything listens to the model's pre_init/post_init (then instances are
+    made by the constructor after all)."""
+    return bool(signals.pre_init.receivers or signals.post_init.receivers) and (
+        signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model))
 
 
 def _instance(model, db: str, names: list[str], values: list):
@@ -203,9 +210,20 @@ def _same(value):
 
 
 def _sqlite_utc_datetime(value):
-    """What the SQLite backend stores for a datetime when the connection's zone is UTC."""
+    """What the SQLite backend stores for a datetime when the connection's zone is UTC.
+    A claim or a report writes the same instant into several columns: the last one
+    converted is remembered (one tuple, replaced whole, so threads cannot mix two)."""
     if value is None:
         return None
-    if value.tzinfo is not UTC and value.utcoffset() is not None:
-        value = value.astimezone(UTC)
-    return str(value.replace(tzinfo=None))
+    last = _LAST_DATETIME[0]
+    if value is last[0]:
+        return last[1]
+    out = value
+    if out.tzinfo is not UTC and out.utcoffset() is not None:
+        out = out.astimezone(UTC)
+    out = str(out.replace(tzinfo=None))
+    _LAST_DATETIME[0] = (value, out)
+    return out
+
+
+_LAST_DATETIME: list[tuple] = [(None, None)]

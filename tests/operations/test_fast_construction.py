@@ -35,3 +35,16 @@ def test_link_sets_the_id_and_the_cached_object_as_assignment_does():
     sql.link(fast, "job", job)
     slow.job = job
     assert fields(fast) == fields(slow) and fast.job is job
+
+
+@pytest.mark.django_db
+def test_datetimes_are_stored_as_the_backend_stores_them():
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from django.db import connection
+
+    prep = sql.preparers(Task, ["creation_time"])[0]
+    t = dt.datetime(2026, 11, 27, 10, 0, 0, 123456, tzinfo=dt.UTC)
+    for value in [t, t, t.replace(microsecond=0), t.astimezone(ZoneInfo("Europe/Paris")), t, None]:
+        assert prep(value) == connection.ops.adapt_datetimefield_value(value)
