@@ -17,7 +17,7 @@ KEY = "YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktMDA="
 
 
 @contextlib.contextmanager
-def service(data: Path, *, nodes: int, slots: int, workers: int = 2):
+def service(data: Path, *, nodes: int, slots: int, workers: int = 2, threads: int = 4):
     """Yield (client, account, pool) with the server and agents running."""
     from azure.batch import BatchClient
     from azure.core.credentials import AzureNamedKeyCredential
@@ -31,7 +31,7 @@ def service(data: Path, *, nodes: int, slots: int, workers: int = 2):
     port = free_port()
     children = [subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "batchsite.wsgi", "--bind", f"127.0.0.1:{port}", "--workers",
-         str(workers), "--threads", "4", "--log-level", "warning"], cwd=ROOT, env=env)]
+         str(workers), "--threads", str(threads), "--log-level", "warning"], cwd=ROOT, env=env)]
     for i in range(nodes):
         children.append(subprocess.Popen(
             [sys.executable, "manage.py", "runnode", "--pool", "local", "--slots", str(slots), "--node-id",
