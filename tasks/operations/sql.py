@@ -49,14 +49,18 @@ def run(sql: str, params, *, many: bool = False, c=None) -> tuple[list, int]:
         native = statements.get(sql)
         if native is None:
             native = statements[sql] = sql.replace("%s", "?")
-        c.ensure_connection()
-        c.validate_no_broken_transaction()
-        with c.wrap_database_errors:
+        if c.connection is None:
+            c.ensure_connection()
+        if c.needs_rollback:
+            c.validate_no_broken_transaction()  # raises, as Django's cursor would
+        try:
             cursor = c.connection.executemany(native, params) if many else c.connection.execute(native, params)
-            try:
-                return cursor.fetchall(), cursor.rowcount
-            finally:
-                cursor.close()
+            rows = cursor.fetchall()
+            cursor.close()
+            return rows, cursor.rowcount
+        except c.Database.Error:
+            with c.wrap_database_errors:  # Django's exception for it, as its cursor raises
+                raise
     with c.cursor() as cursor:
         if many:
             cursor.executemany(sql, params)

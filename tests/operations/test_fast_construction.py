@@ -48,3 +48,17 @@ def test_datetimes_are_stored_as_the_backend_stores_them():
     t = dt.datetime(2026, 11, 27, 10, 0, 0, 123456, tzinfo=dt.UTC)
     for value in [t, t, t.replace(microsecond=0), t.astimezone(ZoneInfo("Europe/Paris")), t, None]:
         assert prep(value) == connection.ops.adapt_datetimefield_value(value)
+
+
+@pytest.mark.django_db
+def test_hand_written_statements_fail_with_djangos_exceptions():
+    from django.db import DatabaseError, IntegrityError, transaction
+
+    # (each in its own savepoint: PostgreSQL refuses everything after an error otherwise)
+    with pytest.raises(DatabaseError), transaction.atomic():
+        sql.run("SELECT * FROM no_such_table WHERE id = %s", [1])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        sql.run('INSERT INTO "tasks_account" ("name", "primary_key", "secondary_key") VALUES (%s, %s, %s)',
+                [None, "k", ""])
+    rows, count = sql.run('SELECT COUNT(*) FROM "tasks_account" WHERE "name" = %s', ["nobody"])
+    assert rows == [(0,)]
