@@ -479,12 +479,13 @@ def finish_attempts(reports: list[AttemptReport]) -> FinishResult:
         return result
     by_pk = {r.attempt_pk: r for r in reports}
     with transaction.atomic(savepoint=False):  # as in claim_work
-        found = sql.select_models(Attempt, _FINISH_FIELDS, sql.pk_in(by_pk), list(by_pk), order="{id}")
+        # The attempts with their tasks and jobs, in one statement.
+        rows = sql.select_with(Attempt, _FINISH_FIELDS, [("task", _TASK_FIELDS), ("job", _JOB_FIELDS)],
+                               sql.pk_in(by_pk), list(by_pk), order="{id}")
+        found = [a for a, _, _ in rows]
         result.done.extend(sorted(set(by_pk) - {a.pk for a in found}))  # deleted with their task
-        task_pks = sorted({a.task_id for a in found})
-        tasks = {t.pk: t for t in sql.select_models(Task, _TASK_FIELDS, sql.pk_in(task_pks), task_pks)} if task_pks else {}
-        job_pks = sorted({a.job_id for a in found})
-        jobs = {j.pk: j for j in sql.select_models(Job, _JOB_FIELDS, sql.pk_in(job_pks), job_pks)} if job_pks else {}
+        tasks = {t.pk: t for _, t, _ in rows}
+        jobs = {j.pk: j for _, _, j in rows}
         if sql.row_locks():
             # Take the job and task rows, skipping any another writer holds, and read the
             # attempts again under those locks.

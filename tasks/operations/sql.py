@@ -126,6 +126,76 @@ def select_models(model, fields: list[str], where: str, params: list, *, order: 
     return out
 
 
+def select_with(model, fields: list[str], joins: list[tuple[str, list[str]]], where: str, params: list, *,
+                order: str = "") -> list[tuple]:
+    """Like select_models, with the rows each named foreign key points to in the same
+    SELECT (inner joins): one tuple per row, (instance, related instance, ...). A related
+    row met twice is one instance. `where` and `order` name the base model's columns."""
+    c = conn()
+    statements = cache(c)
+    key = ("with", model, tuple(fields), tuple((n, tuple(f)) for n, f in joins), where, order)
+    entry = statements.get(key)
+    if entry is None:
+        qn = c.ops.quote_name
+        meta = model._meta
+        columns = {f.name: f"b.{qn(f.column)}" for f in meta.concrete_fields}
+        columns.update({f.attname: f"b.{qn(f.column)}" for f in meta.concrete_fields})
+        columns["id"] = f"b.{qn(meta.pk.column)}"
+        parts = [_part(c, model, fields, "b")]
+        tables = f"{qn(meta.db_table)} b"
+        for i, (name, related_fields) in enumerate(joins):
+            field = meta.get_field(name)
+            other = field.related_model
+            alias = f"r{i}"
+            parts.append(_part(c, other, related_fields, alias))
+            tables += (f" INNER JOIN {qn(other._meta.db_table)} {alias} "
+                       f"ON {alias}.{qn(other._meta.pk.column)} = b.{qn(field.column)}")
+        sql = (f"SELECT {', '.join(col for part in parts for col in part[1])} FROM {tables} "
+               f"WHERE {where.format(**columns)}")
+        if order:
+            sql += f" ORDER BY {order.format(**columns)}"
+        entry = statements[key] = (sql, parts)
+    sql, parts = entry
+    rows, _ = run(sql, params, c=c)
+    db, out = c.alias, []
+    seen: list[dict] = [{} for _ in parts]
+    for row in rows:
+        start, objs = 0, []
+        for (part_model, cols, names, converters), known in zip(parts, seen, strict=True):
+            values = list(row[start:start + len(cols)])
+            start += len(cols)
+            for i, col, found in converters:
+                value = values[i]
+                if value is not None:
+                    for convert in found:
+                        value = convert(value, col, c)
+                values[i] = value
+            obj = known.get(values[0]) if objs else None  # the pk comes first in model order
+            if obj is None:
+                obj = (part_model.from_db(db, names, values) if _init_signals(part_model)
+                       else _instance(part_model, db, names, values))
+                if objs:
+                    known[obj.pk] = obj
+            objs.append(obj)
+        out.append(tuple(objs))
+    return out
+
+
+def _part(c, model, fields: list[str], alias: str) -> tuple:
+    """A model's share of a joined SELECT: (model, its columns, attribute names, converters)."""
+    meta = model._meta
+    qn = c.ops.quote_name
+    wanted = {meta.pk, *(meta.get_field(f) for f in fields)}
+    selected = [f for f in meta.concrete_fields if f in wanted]  # the model's order: the pk first
+    converters = []
+    for i, f in enumerate(selected):
+        col = f.get_col(meta.db_table)
+        found = c.ops.get_db_converters(col) + col.get_db_converters(c)
+        if found:
+            converters.append((i, col, found))
+    return model, [f"{alias}.{qn(f.column)}" for f in selected], [f.attname for f in selected], converters
+
+
 def link(obj, name: str, related) -> None:
     """`obj.<name> = related` for a foreign key, as its descriptor sets it (the id, and
     the object in the instance's cache) without the descriptor's checks, which cost

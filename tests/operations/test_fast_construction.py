@@ -62,3 +62,21 @@ def test_hand_written_statements_fail_with_djangos_exceptions():
                 [None, "k", ""])
     rows, count = sql.run('SELECT COUNT(*) FROM "tasks_account" WHERE "name" = %s', ["nobody"])
     assert rows == [(0,)]
+
+
+@pytest.mark.django_db
+def test_select_with_loads_the_related_rows_once_each_as_the_orm_would():
+    from django.utils import timezone
+
+    from tests.factories import TaskFactory
+
+    task = TaskFactory(running=True)
+    first = Attempt.objects.create(task=task, job=task.job, claimed=timezone.now())
+    second = Attempt.objects.create(task=task, job=task.job, claimed=timezone.now(), subtask_id=1)
+    rows = sql.select_with(Attempt, ["task_id", "subtask_id"], [("task", ["state", "retry_count"]), ("job", ["state"])],
+                           sql.pk_in([first.pk, second.pk]), [first.pk, second.pk], order="{id}")
+    assert [a.pk for a, _, _ in rows] == [first.pk, second.pk]
+    assert rows[0][1] is rows[1][1] and rows[0][2] is rows[1][2]  # one task, one job
+    loaded, orm = rows[0][1], Task.objects.only("state", "retry_count").get(pk=task.pk)
+    assert (loaded.pk, loaded.state, loaded.retry_count) == (orm.pk, orm.state, orm.retry_count)
+    assert rows[1][0].subtask_id == 1 and rows[0][2].pk == task.job_id
