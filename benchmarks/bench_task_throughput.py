@@ -19,15 +19,16 @@ see the figures below.
 
 Figures (2026-11-27, 2 CPUs, 2 nodes x 2 slots, nothing else running):
   before this day's work (4d60d9c): 372-460 tasks/s beside 1,330-1,800/s: ratio 0.21-0.35
-  now: 950-1,150 tasks/s beside 2,000-2,100/s: ratio 0.46-0.55 per round, median >= 0.5
+  now (8462db8): 1,070-1,185 tasks/s beside 1,960-2,290/s: ratio 0.47-0.54 per round,
+                 medians of three runs 0.52, 0.52, 0.53; one at a time 0.85-0.87
 Where it went: the agents' report+claim transaction (fewer indexes to write, hand-written
-statements straight to sqlite3, no Model.__init__), the SQLite write lock (a queue on a
-lock file instead of SQLite's sleep-and-retry, agents ahead of web requests, checkpoints
-after the commit instead of inside it) and the add path (tasks built before the lock).
-What is left is CPU: on 2 cores the agents (~0.9 ms a task, spawning included), the task
-processes (~0.5 ms each), gunicorn and the SDK client (~0.45 ms a task together, while
-adding) share the cores; spawning directly is one parent process with its children
-running beside it on the other core.
+statements straight to sqlite3, one SELECT for a report, no Model.__init__), the SQLite
+write lock (a queue on a lock file instead of SQLite's sleep-and-retry, agents ahead of
+web requests, checkpoints after the commit instead of inside it) and the add path (tasks
+built before the lock). What is left is CPU: on 2 cores the agents (~0.8 ms a task,
+spawning included), the task processes (~0.55 ms each: exec and the dynamic loader),
+gunicorn and the SDK client (~0.4 ms a task together, while adding) share the cores;
+spawning directly is one parent process with its children running on the other core.
 
 Usage: .venv/bin/python benchmarks/bench_task_throughput.py [--tasks 5000] [--rounds 3] [--nodes 2] [--slots N]
                                                            [--data-dir PATH]
