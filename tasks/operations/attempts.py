@@ -239,15 +239,13 @@ class _Claim:
         # A task that never ran still has its execution fields at their defaults: leaving
         # them out of its UPDATE leaves the indexes on them (end time, exit code) alone.
         fresh, again = [], []
+        delta = CountDelta()
         for task, _ in chosen:
-            values = [task.state, task.state_transition_time, Task.State.RUNNING, t, t, node.pk, node.node_id,
-                      node.pool.pool_id, f"TVM:{node.node_id}", layout.task_dir(node.root_dir, job.job_id, task.task_id),
-                      t - task.creation_time,  # waitTime: from creation to the most recent start
-                      etag, t]
-            if task.previous_state:
-                again.append((task.pk, values + [None, None, "", None, False]))
-            else:
-                fresh.append((task.pk, values))
+            old, ran_before = (task.state, task.result), bool(task.previous_state)
+            _mark_claimed(task, node, t, etag)
+            delta.move(old, (task.state, task.result), task.required_slots)
+            fields = _CLAIM_SET + _CLAIM_RESET if ran_before else _CLAIM_SET
+            (again if ran_before else fresh).append((task.pk, [getattr(task, f) for f in fields]))
         updated = (sql.update_rows(Task, _CLAIM_SET, fresh, only_if=("state", Task.State.ACTIVE))
                    + sql.update_rows(Task, _CLAIM_SET + _CLAIM_RESET, again, only_if=("state", Task.State.ACTIVE)))
         if updated != len(pks):
@@ -262,14 +260,10 @@ class _Claim:
         multi = [task.pk for task, others in chosen if others]
         if multi:
             SubTask.objects.filter(task_id__in=multi).delete()  # a new run's instances replace the last
-        delta = CountDelta()
         mine: list[Attempt] = []
         theirs: list[Attempt] = []
         subtasks: list[SubTask] = []
         for task, others in chosen:
-            old = (task.state, task.result)
-            _mark_claimed(task, node, t, etag)
-            delta.move(old, (task.state, task.result), task.required_slots)
             number = (numbers.get(task.pk) or 0) + 1
             mine.append(new_instance(Attempt, {"task": task, "job": job, "node": node}, number=number,
                                      node_name=node.node_id, slots=task.required_slots, claimed=t, start_time=t,
@@ -289,9 +283,10 @@ class _Claim:
         self.attempts.extend(mine)
 
 
-# What a claim writes to a task, and what it resets for a task that ran before.
+# What a claim writes to a task (as _mark_claimed sets it), and what it resets for a
+# task that ran before.
 _CLAIM_SET = ["previous_state", "previous_state_transition_time", "state", "state_transition_time", "start_time",
-              "node", "node_name", "pool_id", "affinity_id", "task_root_directory", "wait_time", "etag",
+              "node_id", "node_name", "pool_id", "affinity_id", "task_root_directory", "wait_time", "etag",
               "last_modified"]
 _CLAIM_RESET = ["end_time", "exit_code", "result", "failure_info", "files_cleaned"]
 
@@ -324,14 +319,16 @@ def _insert_attempts(attempts: list[Attempt]) -> None:
 
 
 def _mark_claimed(task: Task, node: ComputeNode, t: datetime, etag: str) -> None:
-    """Mirror the claim's UPDATE on the in-memory task handed to the agent."""
+    """Claim the in-memory task for the node: the values the claim's UPDATE writes
+    (_CLAIM_SET, _CLAIM_RESET) and the agent then reads."""
     task.previous_state, task.previous_state_transition_time = task.state, task.state_transition_time
     task.state, task.state_transition_time, task.start_time = Task.State.RUNNING, t, t
     task.end_time = task.exit_code = task.failure_info = None
-    task.result = ""
+    task.result, task.files_cleaned = "", False
     sql.link(task, "node", node)
-    task.node_name, task.pool_id = node.node_id, node.pool.pool_id
+    task.node_name, task.pool_id, task.affinity_id = node.node_id, node.pool.pool_id, f"TVM:{node.node_id}"
     task.task_root_directory = layout.task_dir(node.root_dir, task.job.job_id, task.task_id)
+    task.wait_time = t - task.creation_time  # waitTime: from creation to the most recent start
     task.etag, task.last_modified = etag, t
 
 

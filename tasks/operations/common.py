@@ -20,6 +20,21 @@ def now() -> datetime:
     return timezone.now()
 
 
+def lock_checked(queryset, missing: Callable[[], BatchError], precondition: Precondition, refusal):
+    """Lock the one row of `queryset` (the 404 `missing()` makes when it is gone), then
+    check the caller's condition (If-Match & co.) and the operation's rule on the locked
+    row, so both judge what the write will change."""
+    locked = queryset.select_for_update().first()
+    if locked is None:
+        raise missing()
+    if precondition:
+        precondition(locked)
+    error = refusal(locked)
+    if error:
+        raise error
+    return locked
+
+
 def new_etag() -> str:
     """An opaque ETag in the service's style (0x + 16 hex digits); new on every write."""
     return "0x8D" + secrets.token_hex(7).upper()

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-from django.db import connection
-
 from tasks.models import Job, Task
 
 from . import sql
@@ -53,20 +51,17 @@ class CountDelta:
             return
         # `SET c = c + %s`, written out: the same statement as update(c=F("c") + n), without
         # compiling expressions, since node agents run it twice for every batch of tasks.
-        key = tuple(changes)
-        statement = _STATEMENTS.get(key)
+        c = sql.conn()
+        statements = sql.cache(c)
+        key = ("counters", tuple(changes))
+        statement = statements.get(key)
         if statement is None:
-            qn = connection.ops.quote_name
+            qn = c.ops.quote_name
             columns = [qn(Job._meta.get_field(name).column) for name in changes]
             sets = ", ".join(f"{column} = {column} + %s" for column in columns)
-            statement = _STATEMENTS[key] = (f"UPDATE {qn(Job._meta.db_table)} SET {sets} "
-                                            f"WHERE {qn(Job._meta.pk.column)} = %s")
-        sql.run(statement, [*changes.values(), job_pk])
-
-
-# The counter UPDATEs by the columns they change (quoting is the same on every backend
-# batchsite runs on, so one cache serves all connections).
-_STATEMENTS: dict[tuple[str, ...], str] = {}
+            statement = statements[key] = (f"UPDATE {qn(Job._meta.db_table)} SET {sets} "
+                                           f"WHERE {qn(Job._meta.pk.column)} = %s")
+        sql.run(statement, [*changes.values(), job_pk], c=c)
 
 
 def recount_job(job: Job) -> None:

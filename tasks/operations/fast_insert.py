@@ -8,8 +8,9 @@ lock), so the transaction holds it only for the statements."""
 from __future__ import annotations
 
 from django.db import connection, models
-from django.db.models import signals
 from django.db.models.base import ModelState
+
+from .sql import init_signals, link
 
 
 def new_instance(model: type[models.Model], related: dict[str, models.Model], **values) -> models.Model:
@@ -17,8 +18,7 @@ def new_instance(model: type[models.Model], related: dict[str, models.Model], **
     setattr per field through its descriptor, and a foreign key's checks): the fields'
     defaults, then `values` by attribute name, then each foreign key in `related` with
     its id and its cached object, as the descriptors would leave them."""
-    if (signals.pre_init.receivers or signals.post_init.receivers) and (
-            signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model)):
+    if init_signals(model):
         return model(**related, **values)
     defaults = _DEFAULTS.get(model)
     if defaults is None:
@@ -34,17 +34,11 @@ def new_instance(model: type[models.Model], related: dict[str, models.Model], **
     attrs.update(values)
     obj._state = ModelState()
     for name, other in related.items():
-        attrs[f"{name}_id"] = other.pk
-        obj._state.fields_cache[name] = other
+        link(obj, name, other)
     return obj
 
 
 _DEFAULTS: dict = {}
-
-
-def insert_objects(model: type[models.Model], objs: list[models.Model]) -> None:
-    """INSERT these unsaved instances (primary keys left to the database)."""
-    insert_rows(*prepare_rows(model, objs))
 
 
 def prepare_rows(model: type[models.Model], objs: list[models.Model]) -> tuple[str, list[list]]:

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from tasks.errors import BatchError
 from tasks.models import Account, Attempt, Job, Task
 
-from .common import Precondition, job_state_refusal, new_etag, now
+from .common import Precondition, job_state_refusal, lock_checked, new_etag, now
 
 # Properties Update (PUT) and Patch may change; the rest are fixed at add time.
 UPDATABLE = ("priority", "maxParallelTasks", "allowTaskPreemption", "constraints", "poolInfo",
@@ -61,15 +61,7 @@ def can_update_job(job: Job) -> BatchError | None:
 
 def _lock_job(job: Job, precondition: Precondition, refusal) -> Job:
     """Lock the job row, then check the caller's condition and the operation's rule on it."""
-    locked = Job.objects.select_for_update().filter(pk=job.pk).first()
-    if locked is None:
-        raise BatchError.job_not_found()
-    if precondition:
-        precondition(locked)
-    error = refusal(locked)
-    if error:
-        raise error
-    return locked
+    return lock_checked(Job.objects.filter(pk=job.pk), BatchError.job_not_found, precondition, refusal)
 
 
 def update_job(job: Job, *, spec: dict, replace: bool, precondition: Precondition = None) -> Job:

@@ -85,45 +85,23 @@ def select_models(model, fields: list[str], where: str, params: list, *, order: 
     key = (model, tuple(fields), where, order, limit is not None, lock)
     entry = statements.get(key)
     if entry is None:
-        meta = model._meta
-        qn = c.ops.quote_name
-        columns = {f.name: qn(f.column) for f in meta.concrete_fields}
-        columns.update({f.attname: qn(f.column) for f in meta.concrete_fields})
-        columns["id"] = qn(meta.pk.column)
-        # In the model's field order, which from_db expects.
-        wanted = {meta.pk, *(meta.get_field(f) for f in fields)}
-        selected = [f for f in meta.concrete_fields if f in wanted]
-        sql = (f"SELECT {', '.join(qn(f.column) for f in selected)} FROM {qn(meta.db_table)} "
-               f"WHERE {where.format(**columns)}")
+        table = c.ops.quote_name(model._meta.db_table)
+        columns = _columns(c, model, "")
+        part = _part(c, model, fields, table)
+        sql = f"SELECT {', '.join(part[1])} FROM {table} WHERE {where.format(**columns)}"
         if order:
             sql += f" ORDER BY {order.format(**columns)}"
         if limit is not None:
             sql += " LIMIT %s"
         if lock and row_locks():
-            sql += f" FOR UPDATE OF {qn(meta.db_table)} SKIP LOCKED"
-        converters = []
-        for i, f in enumerate(selected):
-            col = f.get_col(meta.db_table)
-            found = c.ops.get_db_converters(col) + col.get_db_converters(c)
-            if found:
-                converters.append((i, col, found))
-        entry = statements[key] = (sql, [f.attname for f in selected], converters)
-    sql, names, converters = entry
+            sql += f" FOR UPDATE OF {table} SKIP LOCKED"
+        entry = statements[key] = (sql, part)
+    sql, part = entry
     if limit is not None:
         params = [*params, limit]
     rows, _ = run(sql, params, c=c)
-    db, out = c.alias, []
-    make = model.from_db if _init_signals(model) else None
-    for row in rows:
-        values = list(row)
-        for i, col, found in converters:
-            value = values[i]
-            if value is not None:  # every converter here maps None to None
-                for convert in found:
-                    value = convert(value, col, c)
-            values[i] = value
-        out.append(make(db, names, values) if make else _instance(model, db, names, values))
-    return out
+    make = _maker(model)
+    return [_from_row(c, part, list(row), make) for row in rows]
 
 
 def select_with(model, fields: list[str], joins: list[tuple[str, list[str]]], where: str, params: list, *,
@@ -138,9 +116,7 @@ def select_with(model, fields: list[str], joins: list[tuple[str, list[str]]], wh
     if entry is None:
         qn = c.ops.quote_name
         meta = model._meta
-        columns = {f.name: f"b.{qn(f.column)}" for f in meta.concrete_fields}
-        columns.update({f.attname: f"b.{qn(f.column)}" for f in meta.concrete_fields})
-        columns["id"] = f"b.{qn(meta.pk.column)}"
+        columns = _columns(c, model, "b.")
         parts = [_part(c, model, fields, "b")]
         tables = f"{qn(meta.db_table)} b"
         for i, (name, related_fields) in enumerate(joins):
@@ -157,23 +133,17 @@ def select_with(model, fields: list[str], joins: list[tuple[str, list[str]]], wh
         entry = statements[key] = (sql, parts)
     sql, parts = entry
     rows, _ = run(sql, params, c=c)
-    db, out = c.alias, []
-    seen: list[dict] = [{} for _ in parts]
+    makers = [_maker(part[0]) for part in parts]
+    seen: list[dict] = [{} for _ in parts]  # related instances by pk
+    out = []
     for row in rows:
         start, objs = 0, []
-        for (part_model, cols, names, converters), known in zip(parts, seen, strict=True):
-            values = list(row[start:start + len(cols)])
-            start += len(cols)
-            for i, col, found in converters:
-                value = values[i]
-                if value is not None:
-                    for convert in found:
-                        value = convert(value, col, c)
-                values[i] = value
+        for part, make, known in zip(parts, makers, seen, strict=True):
+            values = list(row[start:start + len(part[1])])
+            start += len(part[1])
             obj = known.get(values[0]) if objs else None  # the pk comes first in model order
             if obj is None:
-                obj = (part_model.from_db(db, names, values) if _init_signals(part_model)
-                       else _instance(part_model, db, names, values))
+                obj = _from_row(c, part, values, make)
                 if objs:
                     known[obj.pk] = obj
             objs.append(obj)
@@ -181,19 +151,50 @@ def select_with(model, fields: list[str], joins: list[tuple[str, list[str]]], wh
     return out
 
 
-def _part(c, model, fields: list[str], alias: str) -> tuple:
-    """A model's share of a joined SELECT: (model, its columns, attribute names, converters)."""
+def _columns(c, model, prefix: str) -> dict[str, str]:
+    """The quoted column of each field, by name and attribute name (and "id" for the
+    pk), for the {field} placeholders of a where or order clause."""
+    meta = model._meta
+    qn = c.ops.quote_name
+    columns = {f.name: f"{prefix}{qn(f.column)}" for f in meta.concrete_fields}
+    columns.update({f.attname: f"{prefix}{qn(f.column)}" for f in meta.concrete_fields})
+    columns["id"] = f"{prefix}{qn(meta.pk.column)}"
+    return columns
+
+
+def _part(c, model, fields: list[str], qualifier: str) -> tuple:
+    """A model's share of a SELECT: (model, its columns qualified by the table or alias,
+    attribute names, converters), the pk and `fields` in the model's field order, which
+    from_db expects."""
     meta = model._meta
     qn = c.ops.quote_name
     wanted = {meta.pk, *(meta.get_field(f) for f in fields)}
-    selected = [f for f in meta.concrete_fields if f in wanted]  # the model's order: the pk first
+    selected = [f for f in meta.concrete_fields if f in wanted]
     converters = []
     for i, f in enumerate(selected):
         col = f.get_col(meta.db_table)
         found = c.ops.get_db_converters(col) + col.get_db_converters(c)
         if found:
             converters.append((i, col, found))
-    return model, [f"{alias}.{qn(f.column)}" for f in selected], [f.attname for f in selected], converters
+    return model, [f"{qualifier}.{qn(f.column)}" for f in selected], [f.attname for f in selected], converters
+
+
+def _from_row(c, part: tuple, values: list, make):
+    """The instance a row's share of values makes, after the converters."""
+    model, _, names, converters = part
+    for i, col, found in converters:
+        value = values[i]
+        if value is not None:  # every converter here maps None to None
+            for convert in found:
+                value = convert(value, col, c)
+        values[i] = value
+    return make(c.alias, names, values) if make else _instance(model, c.alias, names, values)
+
+
+def _maker(model):
+    """from_db when something listens to the model's init signals, else None (the
+    instances are made without __init__)."""
+    return model.from_db if init_signals(model) else None
 
 
 def link(obj, name: str, related) -> None:
@@ -204,7 +205,7 @@ def link(obj, name: str, related) -> None:
     obj._state.fields_cache[name] = related
 
 
-def _init_signals(model) -> bool:
+def init_signals(model) -> bool:
     """Whether anything listens to the model's pre_init/post_init (then instances are
     made by the constructor after all)."""
     return bool(signals.pre_init.receivers or signals.post_init.receivers) and (

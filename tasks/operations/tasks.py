@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from tasks.errors import BatchError
 from tasks.models import Attempt, Job, NodeCleanup, SubTask, Task
 
-from .common import Precondition, job_state_refusal, new_etag, now
+from .common import Precondition, job_state_refusal, lock_checked, new_etag, now
 from .counts import CountDelta
 from .fast_insert import insert_rows, new_instance, prepare_rows
 from .jobs import complete_job_if_all_tasks_done
@@ -109,30 +109,24 @@ def _new_task(job: Job, spec: dict, t) -> Task:
     )
 
 
-@dataclass
-class _Made:
-    # Per spec: its id as sent, its id key (None when its wire shape was refused), and its
-    # task or refusal.
-    outcomes: list[tuple[str, str | None, Task | BatchError]]
-    rows: tuple[str, list[list]]  # the INSERT and one row per outcome (an empty one for a refusal)
-
-
-def _make_tasks(job: Job, specs: list[dict | BatchError], ids: list[str], t) -> _Made:
-    """Each spec's new task (not saved) or the error it earned against this job."""
-    outcomes: list[tuple[str, str | None, Task | BatchError]] = []
+def _make_tasks(job: Job, specs: list[dict | BatchError], ids: list[str], t) -> tuple[str, list[tuple]]:
+    """The INSERT of new tasks, and per spec (its id as sent, its id key or None when its
+    wire shape was refused, its new task or the error it earned against this job, the
+    task's row or None)."""
+    made: list[tuple] = []
     for spec, task_id in zip(specs, ids, strict=True):
         if isinstance(spec, BatchError):
-            outcomes.append((task_id, None, spec))
+            made.append((task_id, None, spec))
             continue
         try:
             check_task_against_job(job, spec)
         except BatchError as error:
-            outcomes.append((task_id, spec["id"].lower(), error))
+            made.append((task_id, spec["id"].lower(), error))
             continue
-        outcomes.append((task_id, spec["id"].lower(), _new_task(job, spec, t)))
-    sql, made_rows = prepare_rows(Task, [o for _, _, o in outcomes if isinstance(o, Task)])
-    it = iter(made_rows)
-    return _Made(outcomes, (sql, [next(it) if isinstance(o, Task) else [] for _, _, o in outcomes]))
+        made.append((task_id, spec["id"].lower(), _new_task(job, spec, t)))
+    sql, rows = prepare_rows(Task, [o for _, _, o in made if isinstance(o, Task)])
+    row = iter(rows)
+    return sql, [(*m, next(row) if isinstance(m[2], Task) else None) for m in made]
 
 
 def _adding_inputs(job: Job) -> tuple:
@@ -143,13 +137,7 @@ def _adding_inputs(job: Job) -> tuple:
 
 
 def _lock_job_for_adding(job: Job) -> Job:
-    locked = Job.objects.select_for_update().filter(pk=job.pk).first()
-    if locked is None:
-        raise BatchError.job_not_found()
-    error = job_state_refusal(locked)
-    if error:
-        raise error
-    return locked
+    return lock_checked(Job.objects.filter(pk=job.pk), BatchError.job_not_found, None, job_state_refusal)
 
 
 def can_add_task(job: Job) -> BatchError | None:
@@ -204,18 +192,17 @@ def add_task_collection(job: Job, *, specs: list[dict | BatchError], ids: list[s
     # the job's lock (and SQLite's write lock) is held only for the statements; made
     # again under the lock if the job changed in what they depend on meanwhile.
     t = now()
-    made = _make_tasks(job, specs, ids, t)
+    sql, made = _make_tasks(job, specs, ids, t)
     results: list[AddResult] = []
     with transaction.atomic():
         locked = _lock_job_for_adding(job)
         if _adding_inputs(locked) != _adding_inputs(job):
-            made = _make_tasks(locked, specs, ids, t)
-        keys = [s["id"].lower() for s in specs if isinstance(s, dict)]
+            sql, made = _make_tasks(locked, specs, ids, t)
+        keys = [key for _, key, _, _ in made if key is not None]
         taken = set(Task.objects.filter(job=locked, id_key__in=keys).values_list("id_key", flat=True))
         fresh: list[Task] = []
         fresh_rows: list[list] = []
-        sql, rows = made.rows
-        for (task_id, key, outcome), row in zip(made.outcomes, rows, strict=True):
+        for task_id, key, outcome, row in made:
             if key is None:  # the wire shape was refused
                 results.append(AddResult(task_id, error=outcome))
                 continue
@@ -414,15 +401,8 @@ def queue_task_cleanup(task_pks: list[int], *, reason: str) -> None:
 def _lock_task(task: Task, precondition: Precondition, refusal) -> Task:
     """Lock the task row (with its job), then check the caller's condition and the
     operation's rule on it."""
-    locked = Task.objects.select_for_update().select_related("job").filter(pk=task.pk).first()
-    if locked is None:
-        raise BatchError.task_not_found()
-    if precondition:
-        precondition(locked)
-    error = refusal(locked)
-    if error:
-        raise error
-    return locked
+    return lock_checked(Task.objects.select_related("job").filter(pk=task.pk), BatchError.task_not_found,
+                        precondition, refusal)
 
 
 def _set_state(task: Task, state: str, t) -> None:
