@@ -13,6 +13,7 @@ def get_job(account: Account, job_id: str) -> Job:
     job = Job.objects.filter(account=account, id_key=job_id.lower()).first()
     if job is None:
         raise BatchError.job_not_found()
+    job.account = account  # task-file keys start with the account's name: no query for it
     return job
 
 

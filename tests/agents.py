@@ -64,7 +64,8 @@ class AgentGroup:
     def start(self, pool: Pool, node_id: str, *, slots: int = 2, wait: bool = True, clean: bool = True,
               **env: str) -> subprocess.Popen:
         if clean:
-            shutil.rmtree(layout.node_root(settings.DATA_DIR, node_id), ignore_errors=True)
+            shutil.rmtree(layout.node_root(settings.DATA_DIR, pool.account.name, pool.pool_id, node_id),
+                          ignore_errors=True)
         environment = {**os.environ, "DATABASE_URL": database_url(), "BATCHSITE_DATA_DIR": str(settings.DATA_DIR),
                        **FAST, **env}
         log = open(self.log_dir / f"{node_id}.log", "ab")  # noqa: SIM115 - the child owns it
@@ -75,7 +76,7 @@ class AgentGroup:
         )
         log.close()
         self.procs[node_id] = proc
-        self.started.add(node_id)
+        self.started.add((pool.account.name, pool.pool_id, node_id))
         if wait:
             wait_for(lambda: proc.poll() is not None or ComputeNode.objects.filter(
                 pool=pool, node_id=node_id, agent_pid=proc.pid, state__in=["idle", "running"]).exists(),
@@ -117,5 +118,5 @@ def agents(transactional_db, tmp_path):
     group = AgentGroup(tmp_path)
     yield group
     group.stop_all()
-    for node_id in group.started:
-        shutil.rmtree(layout.node_root(settings.DATA_DIR, node_id), ignore_errors=True)
+    for account, pool_id, node_id in group.started:
+        shutil.rmtree(layout.node_root(settings.DATA_DIR, account, pool_id, node_id), ignore_errors=True)

@@ -85,7 +85,8 @@ class Run:
 class NodeAgent:
     def __init__(self, pool: Pool, *, node_id: str, slots: int, out=None) -> None:
         self.pool, self.node_id, self.slots = pool, node_id, slots
-        self.root = layout.node_root(settings.DATA_DIR, node_id)
+        self.key = layout.node_key(pool.account.name, pool.pool_id, node_id)
+        self.root = layout.node_root(settings.DATA_DIR, pool.account.name, pool.pool_id, node_id)
         self.poll = settings.BATCHSITE_NODE_POLL_SECONDS
         self.heartbeat_every = settings.BATCHSITE_NODE_HEARTBEAT_SECONDS
         self.lost_after = timedelta(seconds=settings.BATCHSITE_NODE_LOST_SECONDS)
@@ -244,7 +245,7 @@ class NodeAgent:
         kind = "subtask" if attempt.subtask_id is not None else ("primary" if task.number_of_instances > 1 else "task")
         limit = task.max_wall_clock_time.total_seconds() if task.max_wall_clock_time else None
         run = Run(attempt_pk=attempt.pk, task_pk=task.pk, kind=kind, phase="run", slots=attempt.slots,
-                  task_dir=attempt.task_dir, key=layout.storage_key(self.node_id, job.job_id, task.task_id),
+                  task_dir=attempt.task_dir, key=layout.storage_key(self.key, job.job_id, task.task_id),
                   env={}, command_line=task.command_line, instances=task.number_of_instances, wall_limit=limit)
         # The environment first: it may read the database, and if that fails the attempt
         # is not ours yet, so the next control pass gives it back (requeue) whole.

@@ -1,6 +1,9 @@
 """Where a node keeps a task's files, as on a Batch Linux node.
 
-A node's root is `<BATCHSITE_DATA_DIR>/nodes/<node-id>` (AZ_BATCH_NODE_ROOT_DIR). A task's
+A node's root is `<BATCHSITE_DATA_DIR>/nodes/<account>/<pool-id>/<node-id>`
+(AZ_BATCH_NODE_ROOT_DIR): node ids are unique only within a pool, so the account and the
+pool are part of every path and key, and two accounts' nodes of one id never share a
+directory, a process match or a storage key. A task's
 directory is `<root>/workitems/<job-id>/job-1/<task-id>` (AZ_BATCH_TASK_DIR) holding
 `stdout.txt`, `stderr.txt` and `wd/` (AZ_BATCH_TASK_WORKING_DIR). Job and task ids are
 `[A-Za-z0-9_-]`, so they are safe as directory names.
@@ -25,8 +28,13 @@ def nodes_dir(data_dir: Path | str) -> Path:
     return Path(data_dir) / "nodes"
 
 
-def node_root(data_dir: Path | str, node_id: str) -> Path:
-    return nodes_dir(data_dir) / node_id
+def node_key(account: str, pool_id: str, node_id: str) -> str:
+    """A node's directory relative to `nodes/`: also its prefix in the task-file storage."""
+    return f"{account}/{pool_id}/{node_id}"
+
+
+def node_root(data_dir: Path | str, account: str, pool_id: str, node_id: str) -> Path:
+    return nodes_dir(data_dir) / node_key(account, pool_id, node_id)
 
 
 def task_dir(root_dir: str, job_id: str, task_id: str) -> str:
@@ -37,6 +45,6 @@ def task_key_within_node(job_id: str, task_id: str) -> str:
     return f"workitems/{job_id}/job-1/{task_id}"
 
 
-def storage_key(node_id: str, job_id: str, task_id: str) -> str:
-    """The task directory's key in the task-file storage."""
-    return f"{node_id}/{task_key_within_node(job_id, task_id)}"
+def storage_key(node: str, job_id: str, task_id: str) -> str:
+    """The task directory's key in the task-file storage; `node` is its node_key."""
+    return f"{node}/{task_key_within_node(job_id, task_id)}"

@@ -8,7 +8,8 @@ shared backend (BATCHSITE_TASK_FILES_BACKEND / _OPTIONS, e.g. django-storages' S
 publish their task directories into it (`publish_dir`): while a task runs, every
 BATCHSITE_NODE_PUBLISH_SECONDS, and when it ends.
 
-Keys are `<node-id>/workitems/<job-id>/job-1/<task-id>/<name>` (tasks.node.layout).
+Keys are `<account>/<pool-id>/<node-id>/workitems/<job-id>/job-1/<task-id>/<name>`
+(tasks.node.layout).
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ class TaskFiles:
     @classmethod
     def of_task(cls, task) -> TaskFiles:
         """The files of the task's latest run (nodeInfo: the node that ran it last)."""
-        return cls(layout.storage_key(task.node_name, task.job.job_id, task.task_id))
+        node = layout.node_key(task.job.account.name, task.pool_id, task.node_name)
+        return cls(layout.storage_key(node, task.job.job_id, task.task_id))
 
     def _key(self, name: str) -> str:
         return f"{self.prefix}/{name}" if name else self.prefix

@@ -26,7 +26,7 @@ def task(job, nodes_dir):
     """A task that ran on node n1 and left stdout.txt, stderr.txt and wd/ files."""
     task = TaskFactory(job=job, task_id="T1", succeeded=True, node_name="n1", pool_id="p",
                        task_root_directory=f"/elsewhere/n1/workitems/{job.job_id}/job-1/T1")
-    root = nodes_dir / "n1" / "workitems" / job.job_id / "job-1" / "T1"
+    root = nodes_dir / job.account.name / "p" / "n1" / "workitems" / job.job_id / "job-1" / "T1"
     (root / "wd" / "out").mkdir(parents=True)
     (root / "stdout.txt").write_bytes(b"0123456789")
     (root / "stderr.txt").write_bytes(b"")

@@ -41,4 +41,4 @@ def test_a_running_tasks_output_is_published_and_read_through_the_storage(agents
     wait_for(lambda: Task.objects.get(pk=task.pk).state == Task.State.COMPLETED, message="the task to end")
     r = api.get(f"/jobs/{job.job_id}/tasks/t1/files/wd%2Fresult.txt")
     assert r.status_code == 200 and b"".join(r.streaming_content) == b"second\n"
-    assert (shared / "far-away" / "workitems" / job.job_id / "job-1" / "t1" / "stdout.txt").exists()
+    assert (shared / "publisher" / "remote" / "far-away" / "workitems" / job.job_id / "job-1" / "t1" / "stdout.txt").exists()

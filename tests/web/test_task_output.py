@@ -4,7 +4,7 @@ reads only the end of a large file, follows a running task and stops once it com
 import pytest
 from django.urls import reverse
 
-from tasks.node.layout import storage_key
+from tasks.node.storage import TaskFiles
 from tasks.web import files
 from tests.factories import TaskFactory
 from tests.web.conftest import HTMX, task_url
@@ -20,7 +20,7 @@ def storage(settings, tmp_path):
         "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}}}
 
     def write(task, name: str, text: str):
-        path = tmp_path / storage_key(task.node_name, task.job.job_id, task.task_id) / name
+        path = tmp_path / TaskFiles.of_task(task).prefix / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         return path
@@ -29,7 +29,7 @@ def storage(settings, tmp_path):
 
 
 def ran(job, **kw):
-    return TaskFactory(job=job, node_name="node-1", task_root_directory="/nodes/node-1/t", **kw)
+    return TaskFactory(job=job, node_name="node-1", pool_id="p1", task_root_directory="/nodes/node-1/t", **kw)
 
 
 def test_shows_stdout_and_stderr_of_a_task(op, job, storage):
