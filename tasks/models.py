@@ -71,9 +71,19 @@ class AccountGroupGrant(models.Model):
 
 
 class Pool(models.Model):
+    """A Batch pool: target node counts (or an autoscale formula), a node size, task slots
+    per node, a start task and a scheduling policy. Its nodes come from the node provider
+    its vmSize maps to (tasks.providers); the reconciler drives the current nodes toward
+    the targets. Properties stored only to round-trip stay in `spec`, in wire form."""
+
     class State(models.TextChoices):
         ACTIVE = "active"
         DELETING = "deleting"
+
+    class AllocationState(models.TextChoices):
+        STEADY = "steady"
+        RESIZING = "resizing"
+        STOPPING = "stopping"
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="pools")
     pool_id = models.CharField(max_length=64)
@@ -87,51 +97,127 @@ class Pool(models.Model):
     last_modified = models.DateTimeField()
     state_transition_time = models.DateTimeField()
 
+    # Which node provider starts this pool's nodes ("local", "slurm"), fixed at creation
+    # from the deployment's vmSize table (tasks.providers).
+    provider = models.CharField(max_length=32, default="local")
+
+    # Resize: the targets, the allocation state, and the current resize's rules.
+    target_dedicated_nodes = models.PositiveIntegerField(default=0)
+    target_low_priority_nodes = models.PositiveIntegerField(default=0)
+    allocation_state = models.CharField(
+        max_length=16, choices=AllocationState.choices, default=AllocationState.STEADY
+    )
+    allocation_state_transition_time = models.DateTimeField(null=True, blank=True)
+    resize_timeout = models.DurationField(null=True, blank=True)  # null: Batch's default, 15 minutes
+    # How nodes leave when the current resize shrinks the pool: requeue, terminate,
+    # taskcompletion or retaineddata.
+    node_deallocation_option = models.CharField(max_length=16, blank=True)
+    resize_errors = models.JSONField(default=list, blank=True)  # [{code, message, values}]
+
+    # Autoscale.
+    enable_auto_scale = models.BooleanField(default=False)
+    auto_scale_formula = models.TextField(blank=True)
+    auto_scale_evaluation_interval = models.DurationField(null=True, blank=True)  # null: 15 minutes
+    auto_scale_run = models.JSONField(null=True, blank=True)  # {timestamp, results, error}
+    auto_scale_next = models.DateTimeField(null=True, blank=True)  # next periodic evaluation due
+
+    # An auto pool (a job's poolInfo.autoPoolSpecification): the job it was made for, and
+    # whether it outlives that job (keepAlive).
+    owner_job = models.ForeignKey("Job", null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="auto_pools")
+    keep_alive = models.BooleanField(default=False)
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["account", "id_key"], name="pool_id_unique_ci"),
             models.CheckConstraint(condition=Q(id_key=Lower("pool_id")), name="pool_id_key_is_lower"),
             models.CheckConstraint(condition=Q(state__in=["active", "deleting"]), name="pool_state_valid"),
+            models.CheckConstraint(condition=Q(allocation_state__in=["steady", "resizing", "stopping"]),
+                                   name="pool_allocation_state_valid"),
         ]
 
     def __str__(self) -> str:
         return self.pool_id
 
 
+class PoolSample(models.Model):
+    """One sample of a pool's metrics ($ActiveTasks, $CPUPercent, ...), taken periodically,
+    which autoscale formulas read through GetSample and friends."""
+
+    pool = models.ForeignKey(Pool, on_delete=models.CASCADE, related_name="samples", db_index=False)
+    time = models.DateTimeField()
+    values = models.JSONField(default=dict)  # {"ActiveTasks": 3, "CPUPercent": 12.5, ...}
+
+    class Meta:
+        indexes = [models.Index(fields=["pool", "time"], name="pool_sample_time")]
+
+
+NODE_STATES = ["idle", "rebooting", "reimaging", "running", "unusable", "creating", "starting",
+               "waitingforstarttask", "starttaskfailed", "unknown", "leavingpool", "offline", "preempted"]
+
+
 class ComputeNode(models.Model):
-    """A `runnode` agent: a number of task slots in one pool."""
+    """A compute node: one `runnode` agent with a number of task slots in one pool,
+    started by the pool's node provider (or by hand)."""
 
     class State(models.TextChoices):
         IDLE = "idle"
+        REBOOTING = "rebooting"
+        REIMAGING = "reimaging"
         RUNNING = "running"
-        STARTING = "starting"
-        OFFLINE = "offline"
         UNUSABLE = "unusable"
-        LEAVINGPOOL = "leavingpool"
+        CREATING = "creating"
+        STARTING = "starting"
+        WAITINGFORSTARTTASK = "waitingforstarttask"
+        STARTTASKFAILED = "starttaskfailed"
         UNKNOWN = "unknown"
+        LEAVINGPOOL = "leavingpool"
+        OFFLINE = "offline"
+        PREEMPTED = "preempted"
+
+    class Action(models.TextChoices):
+        """What the node's agent has been asked to do next (by the API, the dashboard or
+        the reconciler), with `action_option` saying what happens to running tasks."""
+
+        NONE = ""
+        REBOOT = "reboot"
+        REIMAGE = "reimage"
+        REMOVE = "remove"  # leave the pool (resize down, Remove Nodes, pool deletion)
 
     pool = models.ForeignKey(Pool, on_delete=models.CASCADE, related_name="nodes")
     node_id = models.CharField(max_length=128)
-    state = models.CharField(max_length=16, choices=State.choices, default=State.STARTING)
+    state = models.CharField(max_length=24, choices=State.choices, default=State.STARTING)
     scheduling_enabled = models.BooleanField(default=True)
+    is_dedicated = models.BooleanField(default=True)
     slots = models.PositiveIntegerField(default=1)
     hostname = models.CharField(max_length=255, blank=True)
     ip_address = models.CharField(max_length=64, blank=True)
     root_dir = models.CharField(max_length=1024, blank=True)
     agent_pid = models.IntegerField(null=True, blank=True)
-    registered = models.DateTimeField()
+    # The provider's own handle of the node ("local:<pid>", a Slurm job id); blank for an
+    # agent started by hand.
+    provider_handle = models.CharField(max_length=128, blank=True)
+    allocation_time = models.DateTimeField(null=True, blank=True)  # when the provider was asked for it
+    registered = models.DateTimeField()  # lastBootTime: the agent's latest (re)start
     last_heartbeat = models.DateTimeField()
     state_transition_time = models.DateTimeField()
     total_tasks_run = models.PositiveIntegerField(default=0)
     total_tasks_succeeded = models.PositiveIntegerField(default=0)
+    pending_action = models.CharField(max_length=16, choices=Action.choices, blank=True, default="")
+    action_option = models.CharField(max_length=16, blank=True)  # requeue/terminate/taskcompletion/retaineddata
+    # startTaskInfo of the pool's start task on this node (wire form), and node errors.
+    start_task_info = models.JSONField(null=True, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+    # The latest samples the agent reported (for $CPUPercent, $MemoryBytes).
+    cpu_percent = models.FloatField(null=True, blank=True)
+    memory_bytes = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["pool", "node_id"], name="node_id_unique"),
-            models.CheckConstraint(
-                condition=Q(state__in=["idle", "running", "starting", "offline", "unusable", "leavingpool", "unknown"]),
-                name="node_state_valid",
-            ),
+            models.CheckConstraint(condition=Q(state__in=NODE_STATES), name="node_state_valid"),
+            models.CheckConstraint(condition=Q(pending_action__in=["", "reboot", "reimage", "remove"]),
+                                   name="node_pending_action_valid"),
         ]
         indexes = [
             # Lost-node detection: nodes whose heartbeat stopped.
