@@ -170,7 +170,8 @@ def _check_arity(node, what: str, arity: tuple[int, int | None], given: int) -> 
             wanted = str(fewest)
         else:
             wanted = f"{fewest} to {most}"
-        raise _invalid(node, f"{what} takes {wanted} argument{'s' if wanted != '1' else ''}, "
+        singular = wanted in ("1", "at least 1")
+        raise _invalid(node, f"{what} takes {wanted} argument{'' if singular else 's'}, "
                              f"not {given}")
 
 
@@ -205,6 +206,7 @@ class _Run:
                 raise ValueError(f"{name!r} is not one of {', '.join(CURRENT_VARIABLES)}")
             self.current[canonical] = float(value)
         self.assigned: dict[str, object] = {}   # every assignment, by name as canonical
+        self.assigned_at: dict[str, syntax.Assign] = {}   # where each name was last assigned
         self.histories: dict[str, SampleHistory] = {}
 
     # -- variables -----------------------------------------------------------------------
@@ -243,6 +245,7 @@ class _Run:
                 raise OperandError(f"{DEALLOCATION} takes one of {', '.join(DEALLOCATION_OPTIONS)}, "
                                    f"not {shown}")
         self.assigned[canonical] = value
+        self.assigned_at[canonical] = node
 
     # -- expressions ---------------------------------------------------------------------
     def value(self, node: syntax.Node):
@@ -378,7 +381,9 @@ class _Run:
     def _final_target(self, name: str) -> int:
         converted = _to_target(self.target(name))
         if converted is None:
-            raise OperandError(f"{name} is {format_double(self.target(name))}, not a number of nodes")
+            alias = "$TargetDedicated" if name == DEDICATED else "$TargetLowPriority"
+            raise _TargetError(name if name in self.assigned else alias,
+                               f"{name} is {format_double(self.target(name))}, not a number of nodes")
         return converted
 
 
@@ -400,6 +405,13 @@ def _flatten_vector(items: list) -> list[float]:
         else:
             raise OperandError(f"a doubleVec holds doubles, not a {type_name(item)}")
     return values
+
+
+class _TargetError(Exception):
+    def __init__(self, name: str, reason: str):
+        super().__init__(reason)
+        self.name = name
+        self.reason = reason
 
 
 class _Failure(Exception):
@@ -438,9 +450,9 @@ def evaluate(formula: str, *, samples: Samples, now: datetime, current: Mapping[
                 break
         try:
             targets = run.targets()
-        except OperandError as exc:
-            last = statements[-1] if statements else syntax.Bare(1, 1, syntax.Number(1, 1, 0.0))
-            raise _Failure(last, str(exc)) from None
+        except _TargetError as exc:
+            # only an assigned target can be out of range: the caller's are counts
+            raise _Failure(run.assigned_at[exc.name], exc.reason) from None
     except _Failure as failure:
         raise EvaluationFailed(at(failure.node.line, failure.node.column, failure.reason),
                                results_text=_safe_results(run)) from None
