@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from . import errors, syntax
@@ -431,6 +431,7 @@ def evaluate(formula: str, *, samples: Samples, now: datetime, current: Mapping[
     """
     if now.tzinfo is None:
         raise ValueError("now must be an aware datetime")
+    now = now.astimezone(UTC)   # the service's clock: time().hour is a UTC hour
     statements = compile_formula(formula)
     run = _Run(samples=samples, now=now, current=current, rng=rng)
     stopped = False
