@@ -62,7 +62,7 @@ the formula leaves alone is the current one (from `current`), and so is what rea
 returns before it is assigned; $NodeDeallocationOption shows `requeue` when unassigned. A
 target is the assigned double with its fraction dropped, clamped at 0 (and 2**31-1).
 $TargetDedicated and $TargetLowPriority are aliases; when both names are assigned the full
-name wins. Service variable names match regardless of case.
+name wins. Names are case-sensitive: `$pendingTasks` is the formula's own variable.
 
 Samples: what the caller implements — `period` (a timedelta, 30 s on Batch) and
 `series(metric)`, every recorded (time, value) of one metric oldest first, for the metrics

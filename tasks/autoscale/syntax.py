@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from lark import Lark, Token, v_args
+from lark import Lark, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.visitors import Transformer_NonRecursive
 
@@ -165,12 +165,6 @@ class Bare(Node):
     value: Node
 
 
-def _pos(item) -> tuple[int, int]:
-    if isinstance(item, Token):
-        return item.line, item.column
-    return item.line, item.column
-
-
 @v_args(inline=True)
 class _ToTree(Transformer_NonRecursive):
     def start(self, *statements):
@@ -290,10 +284,9 @@ _TOKEN_TEXT = {
 
 
 def _expected(names) -> str:
+    # a long list of everything that could follow helps nobody
     texts = sorted({_TOKEN_TEXT.get(n, n) for n in names})
-    if not texts:
-        return ""
-    if len(texts) > 6:
+    if not texts or len(texts) > 6:
         return ""
     return "; expected " + " or ".join(texts)
 
@@ -303,8 +296,7 @@ def _describe(exc: UnexpectedInput, formula: str) -> str:
             isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         lines = formula.split("\n")
         line, column = len(lines), len(lines[-1]) + 1
-        expected = exc.expected if isinstance(exc, UnexpectedEOF) else exc.expected
-        return at(line, column, "Syntax error: the formula ends too early" + _expected(expected))
+        return at(line, column, "Syntax error: the formula ends too early" + _expected(exc.expected))
     if isinstance(exc, UnexpectedToken):
         token = exc.token
         hint = ""

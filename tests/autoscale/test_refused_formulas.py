@@ -65,7 +65,6 @@ def test_a_formula_with_an_unknown_function_method_member_or_constant(formula, d
 @pytest.mark.parametrize("formula, detail", [
     ("$CPUPercent = 5;", "Line 1, Col 1: $CPUPercent is a read-only service-defined variable"),
     ("$CurrentDedicatedNodes = 5;", "Line 1, Col 1: $CurrentDedicatedNodes is a read-only service-defined variable"),
-    ("$currentdedicatednodes = 5;", "Line 1, Col 1: $CurrentDedicatedNodes is a read-only service-defined variable"),
     ("$CurrentDedicated = 5;", "Line 1, Col 1: $CurrentDedicated is a read-only service-defined variable"),
     ("$TaskSlotsPerNode = 2;", "Line 1, Col 1: $TaskSlotsPerNode is a read-only service-defined variable"),
     ("TimeInterval_Minute = 2;", "Line 1, Col 1: TimeInterval_Minute is a constant and cannot be assigned"),
