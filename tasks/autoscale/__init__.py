@@ -71,8 +71,10 @@ $DiskWriteBytes, $DiskReadOps, $DiskWriteOps, $NetworkInBytes, $NetworkOutBytes,
 $SampleNodeCount, $ActiveTasks, $RunningTasks, $PendingTasks, $SucceededTasks, $FailedTasks,
 $PreemptedNodeCount. A metric batchsite cannot measure simply has no samples: a formula
 reading it over a window fails with InsufficientSampleData, as on a new Batch pool.
-ListSamples(series_by_metric) or ListSamples.from_records([(time, {metric: value})]) is the
-in-memory implementation. Samples later than `now` are ignored.
+ListSamples is the in-memory implementation: ListSamples({"$ActiveTasks": [(time, value)]}), or
+straight from PoolSample rows, ListSamples.from_records((s.time, s.values) for s in rows),
+whose keys may go without `$` ("ActiveTasks") and may hold other values (left out). Samples
+later than `now` are ignored.
 
 `current`: the non-sampled variables, keys from CURRENT_VARIABLES ($CurrentDedicatedNodes,
 $CurrentLowPriorityNodes, $PreemptedNodeCount, $UsableNodeCount, $TaskSlotsPerNode,
