@@ -16,11 +16,15 @@ filter plus the highest task pk at that moment, so tasks added later are never t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
+import uuid
 from collections import Counter
 from datetime import timedelta
 
+from django.db import Error as DatabaseError
 from django.db import connection, transaction
 
 from tasks.errors import BatchError
@@ -82,32 +86,52 @@ def start_worker(op_pk: int) -> threading.Thread:
 
 def _worker(op_pk: int) -> None:
     try:
-        run_bulk_operation(op_pk)
+        run_bulk_operation_resumed(op_pk)
     except Exception:  # a crashed worker leaves the op to the sweep; never kills the server
         log.exception("bulk operation %s failed", op_pk)
     finally:
         connection.close()
 
 
-def _claim(op_pk: int, *, stale_before=None) -> BulkOperation | None:
-    """Take a pending operation (or a stale running one) for this runner, or None."""
+def run_bulk_operation_resumed(op_pk: int, *, stale_before=None, first_retry: float = 0.5,
+                               max_retry: float = 30.0) -> BulkOperation | None:
+    """run_bulk_operation, resumed after a database error (a restart, a failover): on a
+    new connection, after 0.5 s, 1 s, 2 s, ... (at most max_retry), from its cursor, until
+    it ends or another runner has it. None if another runner has it."""
+    runner = uuid.uuid4().hex
+    delay = first_retry
+    while True:
+        try:
+            return run_bulk_operation(op_pk, stale_before=stale_before, runner=runner)
+        except DatabaseError as e:
+            log.warning("bulk operation %s: database error, resuming in %.1f s: %s", op_pk, delay, e)
+            if not connection.in_atomic_block:  # never a caller's transaction
+                with contextlib.suppress(Exception):
+                    connection.close()
+            time.sleep(delay)
+            delay = min(max_retry, delay * 2)
+
+
+def _claim(op_pk: int, *, stale_before=None, runner: str | None = None) -> BulkOperation | None:
+    """Take a pending operation (or a stale running one, or one `runner` was running
+    before a database error) for this runner, or None."""
     with transaction.atomic():
         op = BulkOperation.objects.select_for_update().filter(pk=op_pk).first()
         if op is None or op.state in (BulkOperation.State.DONE, BulkOperation.State.FAILED):
             return None
-        if op.state == BulkOperation.State.RUNNING:
+        if op.state == BulkOperation.State.RUNNING and not (runner and op.scope.get("runner") == runner):
             beat = op.scope.get("beat")
             if stale_before is None or (beat and beat > stale_before.isoformat()):
                 return None
         op.state = BulkOperation.State.RUNNING
-        op.scope = {**op.scope, "beat": now().isoformat()}
+        op.scope = {**op.scope, "beat": now().isoformat(), "runner": runner}
         op.save(update_fields=["state", "scope"])
     return op
 
 
-def run_bulk_operation(op_pk: int, *, stale_before=None) -> BulkOperation | None:
+def run_bulk_operation(op_pk: int, *, stale_before=None, runner: str | None = None) -> BulkOperation | None:
     """Run (or resume) one bulk operation to the end; None if another runner has it."""
-    op = _claim(op_pk, stale_before=stale_before)
+    op = _claim(op_pk, stale_before=stale_before, runner=runner)
     if op is None:
         return None
     job = Job.objects.select_related("account").get(pk=op.job_id)
@@ -154,6 +178,6 @@ def run_pending_bulk_operations() -> int:
         state__in=[BulkOperation.State.PENDING, BulkOperation.State.RUNNING]
     ).values_list("pk", flat=True)
     for pk in list(pks):
-        if run_bulk_operation(pk, stale_before=stale_before) is not None:
+        if run_bulk_operation_resumed(pk, stale_before=stale_before) is not None:
             ran += 1
     return ran
