@@ -20,7 +20,6 @@ import contextlib
 import logging
 import threading
 import time
-import uuid
 from collections import Counter
 from datetime import timedelta
 
@@ -95,43 +94,46 @@ def _worker(op_pk: int) -> None:
 
 def run_bulk_operation_resumed(op_pk: int, *, stale_before=None, first_retry: float = 0.5,
                                max_retry: float = 30.0) -> BulkOperation | None:
-    """run_bulk_operation, resumed after a database error (a restart, a failover): on a
-    new connection, after 0.5 s, 1 s, 2 s, ... (at most max_retry), from its cursor, until
-    it ends or another runner has it. None if another runner has it."""
-    runner = uuid.uuid4().hex
+    """run_bulk_operation, resumed after a database error (a restart, a failover) instead
+    of left for STALE_AFTER: on a new connection, after 0.5 s, 1 s, 2 s, ... (at most
+    max_retry), from the operation's cursor, until it ends. A runner that took the
+    operation after the error (its beat is newer) keeps it: then this returns None, as
+    when another runner has it from the start."""
     delay = first_retry
     while True:
         try:
-            return run_bulk_operation(op_pk, stale_before=stale_before, runner=runner)
+            return run_bulk_operation(op_pk, stale_before=stale_before)
         except DatabaseError as e:
+            failed_at = now()
             log.warning("bulk operation %s: database error, resuming in %.1f s: %s", op_pk, delay, e)
             if not connection.in_atomic_block:  # never a caller's transaction
                 with contextlib.suppress(Exception):
                     connection.close()
             time.sleep(delay)
             delay = min(max_retry, delay * 2)
+            # Its beat is from before the error: take it up again unless another runner has since.
+            stale_before = failed_at
 
 
-def _claim(op_pk: int, *, stale_before=None, runner: str | None = None) -> BulkOperation | None:
-    """Take a pending operation (or a stale running one, or one `runner` was running
-    before a database error) for this runner, or None."""
+def _claim(op_pk: int, *, stale_before=None) -> BulkOperation | None:
+    """Take a pending operation (or a stale running one) for this runner, or None."""
     with transaction.atomic():
         op = BulkOperation.objects.select_for_update().filter(pk=op_pk).first()
         if op is None or op.state in (BulkOperation.State.DONE, BulkOperation.State.FAILED):
             return None
-        if op.state == BulkOperation.State.RUNNING and not (runner and op.scope.get("runner") == runner):
+        if op.state == BulkOperation.State.RUNNING:
             beat = op.scope.get("beat")
             if stale_before is None or (beat and beat > stale_before.isoformat()):
                 return None
         op.state = BulkOperation.State.RUNNING
-        op.scope = {**op.scope, "beat": now().isoformat(), "runner": runner}
+        op.scope = {**op.scope, "beat": now().isoformat()}
         op.save(update_fields=["state", "scope"])
     return op
 
 
-def run_bulk_operation(op_pk: int, *, stale_before=None, runner: str | None = None) -> BulkOperation | None:
+def run_bulk_operation(op_pk: int, *, stale_before=None) -> BulkOperation | None:
     """Run (or resume) one bulk operation to the end; None if another runner has it."""
-    op = _claim(op_pk, stale_before=stale_before, runner=runner)
+    op = _claim(op_pk, stale_before=stale_before)
     if op is None:
         return None
     job = Job.objects.select_related("account").get(pk=op.job_id)
