@@ -1,57 +1,20 @@
 """`manage.py serve` as `make run` starts it: one dead child no longer stops the service,
 Ctrl-C stops everything cleanly, and a first start says how to sign in.
 
-Each test serves its own SQLite database in a data dir of its own (copied from one
-migrated once), never the test database."""
+Each test serves its own SQLite database in a data dir of its own (tests/service/conftest.py),
+never the test database."""
 
 from __future__ import annotations
 
-import shutil
 import stat
-import tempfile
-from pathlib import Path
 
 import pytest
 
 from batchsite.env import DEV_ACCOUNT_KEY
 from tests.agents import wait_for
-from tests.service.live import Api, Serve, alive, clean_environment, manage, until_replaced
+from tests.service.live import Api, alive, until_replaced
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def migrated():
-    """A data dir with a migrated SQLite database, made once for the module."""
-    base = Path(tempfile.mkdtemp(prefix="bs-serve-"))
-    env = clean_environment()
-    manage("migrate", "--noinput", "-v0", env={**env, "BATCHSITE_DATA_DIR": str(base)})
-    yield base, env
-    shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture
-def fresh(migrated):
-    """A new data dir holding a copy of the migrated database; the `serve`s started in it
-    are stopped at the end."""
-    base, env = migrated
-    # Short paths: gunicorn's control socket lives in the data dir (AF_UNIX paths < 108 bytes).
-    data_dir = Path(tempfile.mkdtemp(prefix="bs-"))
-    shutil.copy(base / "batchsite.sqlite3", data_dir / "batchsite.sqlite3")
-    serves: list[Serve] = []
-
-    # HOME in the data dir, no XDG_RUNTIME_DIR: gunicorn's shared default control socket
-    # would be made under data_dir/home.
-    env = {k: v for k, v in env.items() if k != "XDG_RUNTIME_DIR"}
-
-    def start(**kw) -> Serve:
-        serves.append(Serve(data_dir, env={**env, "HOME": str(data_dir / "home"), **kw.pop("env", {})}, **kw))
-        return serves[-1]
-
-    yield start
-    for serve in serves:
-        serve.close()
-    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def test_a_killed_agent_web_server_or_sweep_is_restarted_and_the_service_keeps_serving(fresh):
