@@ -31,7 +31,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 log = logging.getLogger("batchsite.supervisor")
 
@@ -58,7 +58,6 @@ class _Child:
     quick_deaths: int = 0  # consecutive deaths before `healthy_after`: the backoff's exponent
     restart_at: float | None = None
     restarts: int = 0
-    pids: list[int] = field(default_factory=list)  # every pid it has had, oldest first
 
 
 class Supervisor:
@@ -142,7 +141,6 @@ class Supervisor:
             child.popen = None
             self._schedule_restart(child)
             return
-        child.pids.append(child.popen.pid)
         log.info("supervisor: started %s (pid %d)", program.name, child.popen.pid)
         if child.restarts:
             log.warning("supervisor: %s restarted (pid %d, restart %d)", program.name, child.popen.pid,
@@ -202,11 +200,6 @@ class Supervisor:
             _kill_group(child.popen.pid)
             child.popen.wait()
             child.popen = None
-
-    # --- for callers and tests ---------------------------------------------------------
-
-    def pids(self) -> dict[str, int | None]:
-        return {c.program.name: (c.popen.pid if c.popen else None) for c in self.children}
 
 
 def _has_exited(pid: int) -> bool:

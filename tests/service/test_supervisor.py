@@ -189,3 +189,14 @@ def test_a_program_that_cannot_start_is_retried_with_backoff(supervised, tmp_pat
     wait_for(lambda: s.log().count("missing could not start") >= 3, message=f"retries\n{s.log()}")
     assert re.findall(r"restarting missing in ([\d.]+) s", s.log())[:3] == ["0.1", "0.2", "0.2"]
     assert s.stop() == 0
+
+
+def test_a_second_stop_signal_kills_at_once_what_ignores_sigterm(supervised):
+    s = supervised({"stubborn": ["/bin/sh", "-c", "trap '' TERM; sleep 1000 & wait"]}, stop_timeout=600)
+    pid = s.wait_started("stubborn")
+    wait_for(lambda: psutil.Process(pid).children(), message="the stubborn sleep")
+    s.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "stopping (SIGTERM)" in s.log(), message="the first stop")
+    s.proc.send_signal(signal.SIGINT)
+    assert s.proc.wait(60) == 0  # long before the 600 s stop_timeout
+    assert "killing stubborn" in s.log() and not alive(pid)
