@@ -476,7 +476,7 @@ class NodeAgent:
 
     def _publish(self, run: Run) -> None:
         with contextlib.suppress(OSError):
-            storage.publish_dir(self.storage, Path(run.task_dir), run.key)
+            storage.publish_dir(self.storage, layout.nodes_dir(settings.DATA_DIR), run.key)
 
     # --- stopping ------------------------------------------------------------------------
 
