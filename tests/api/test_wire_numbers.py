@@ -8,6 +8,7 @@ stays refused. The rule lives in the shared field types, so every serializer has
 import json
 
 import pytest
+from rest_framework.exceptions import ValidationError
 
 from tasks.api.serializers import StrictBooleanField, StrictIntegerField
 from tasks.models import Job, Pool, Task
@@ -27,7 +28,7 @@ def test_a_string_holding_an_integer_is_that_integer(text, value):
     "", " ", "1.0", "1e3", "0x10", "1_000", "1 2", "+-1", "one", "\u0661\u0662", "\uff11", "1\u00a0",
 ])
 def test_a_string_that_int32_parse_refuses_is_still_a_wrong_type(text):
-    with pytest.raises(Exception) as refused:
+    with pytest.raises(ValidationError) as refused:
         StrictIntegerField().run_validation(text)
     assert refused.value.detail[0].code == "type"
 
@@ -39,15 +40,16 @@ def test_a_string_holding_a_boolean_is_that_boolean(text, value):
 
 @pytest.mark.parametrize("text", ["", "yes", "1", "0", "t", "truth"])
 def test_a_string_that_boolean_parse_refuses_is_still_a_wrong_type(text):
-    with pytest.raises(Exception) as refused:
+    with pytest.raises(ValidationError) as refused:
         StrictBooleanField().run_validation(text)
     assert refused.value.detail[0].code == "type"
 
 
 def test_json_booleans_and_numbers_keep_their_own_types():
     for field, wrong in ((StrictIntegerField(), True), (StrictIntegerField(), 1.5), (StrictBooleanField(), 1)):
-        with pytest.raises(Exception):
+        with pytest.raises(ValidationError) as refused:
             field.run_validation(wrong)
+        assert refused.value.detail[0].code == "type"
 
 
 def test_add_task_reads_every_integer_sent_as_a_string(batch, job):
