@@ -143,7 +143,7 @@ class EnvironmentSettingSerializer(WireSerializer):
 class TaskConstraintsSerializer(WireSerializer):
     maxWallClockTime = DurationField(required=False)
     retentionTime = DurationField(required=False)
-    maxTaskRetryCount = StrictIntegerField(required=False, min_value=-1)
+    maxTaskRetryCount = StrictIntegerField(required=False)  # its range: operations.constraints
 
 
 class ExitOptionsSerializer(WireSerializer):
@@ -296,7 +296,7 @@ class TaskAddCollectionParameterSerializer(WireSerializer):
 
 class JobConstraintsSerializer(WireSerializer):
     maxWallClockTime = DurationField(required=False)
-    maxTaskRetryCount = StrictIntegerField(required=False, min_value=-1)
+    maxTaskRetryCount = StrictIntegerField(required=False)  # its range: operations.constraints
 
 
 class PoolInfoSerializer(WireSerializer):
@@ -318,9 +318,9 @@ class JobAddParameterSerializer(WireSerializer):
     id = BatchIdField()
     displayName = StrictCharField(required=False, max_length=1024, allow_blank=True)
     usesTaskDependencies = StrictBooleanField(required=False)
-    priority = StrictIntegerField(required=False, min_value=-1000, max_value=1000)
+    priority = StrictIntegerField(required=False)  # its range: operations.constraints
     allowTaskPreemption = StrictBooleanField(required=False)
-    maxParallelTasks = StrictIntegerField(required=False, min_value=-1)
+    maxParallelTasks = StrictIntegerField(required=False)  # its range: operations.constraints
     constraints = JobConstraintsSerializer(required=False)
     jobManagerTask = serializers.DictField(required=False)
     jobPreparationTask = serializers.DictField(required=False)
@@ -332,16 +332,11 @@ class JobAddParameterSerializer(WireSerializer):
     networkConfiguration = serializers.DictField(required=False)
     metadata = MetadataItemSerializer(many=True, required=False)
 
-    def validate_maxParallelTasks(self, value):
-        if value == 0:
-            raise serializers.ValidationError("maxParallelTasks must be -1 or greater than 0")
-        return value
-
 
 class JobUpdateParameterSerializer(WireSerializer):
-    priority = StrictIntegerField(required=False, min_value=-1000, max_value=1000)
+    priority = StrictIntegerField(required=False)
     allowTaskPreemption = StrictBooleanField(required=False)
-    maxParallelTasks = StrictIntegerField(required=False, min_value=-1)
+    maxParallelTasks = StrictIntegerField(required=False)
     constraints = JobConstraintsSerializer(required=False)
     poolInfo = PoolInfoSerializer(required=False)
     onAllTasksComplete = EnumField(["noaction", "terminatejob"], required=False)
