@@ -3,12 +3,12 @@ list envelopes and paging. Authentication is DRF's (tasks.api.auth)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
+import re
 import uuid
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
+from django.core import signing
 from django.core.exceptions import RequestDataTooBig
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,15 +23,41 @@ DEFAULT_PAGE = 1000
 MAX_BODY = 8 * 1024 * 1024
 
 
+# A continuation token is the last key of a page, signed: only a token this service made
+# reads back, so a garbled or invented one is refused instead of read as "from the start"
+# (a client following nextLinks would loop). base64url and "." only: URL-safe (REFERENCE §3).
+_TOKENS = signing.Signer(salt="batchsite.api.skiptoken", sep=".")
+
+
 def encode_token(key: str) -> str:
-    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+    return _TOKENS.sign_object(key)
 
 
 def decode_token(token: str) -> str:
+    """The key a $skiptoken continues after, or 400 InvalidQueryParameterValue."""
     try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BatchError.invalid_query("$skiptoken", token, "The continuation token is not valid.") from None
+        key = _TOKENS.unsign_object(token)
+    except (signing.BadSignature, ValueError, UnicodeError):
+        key = None
+    if not isinstance(key, str) or not key:
+        raise BatchError.invalid_query("$skiptoken", token, "The continuation token is not valid.")
+    return key
+
+
+# The path parts before a task's or node's file path: ids there never hold a "/", so an
+# encoded one (%2F, which WSGI decodes) would make the path name another operation.
+_FILE_PATH_START = re.compile(r"/(?:jobs/[^/]+/tasks/[^/]+|pools/[^/]+/nodes/[^/]+)/files/")
+
+
+def encoded_slash_in_an_id(meta: dict) -> bool:
+    """Whether the path as sent (the server's raw URI, when it gives one) holds an encoded
+    slash outside a file path."""
+    raw = meta.get("RAW_URI") or meta.get("REQUEST_URI") or ""
+    path = urlsplit(raw).path if "://" in raw[:12] else raw.split("?", 1)[0]
+    start = _FILE_PATH_START.match(path)
+    if start:
+        path = path[:start.end()]
+    return "%2f" in path.lower()
 
 
 MAX_BODY_DEPTH = 32  # Batch bodies nest about 6 deep; deeper would exhaust recursion later
@@ -80,6 +106,8 @@ class BatchApiView(APIView):
     def initial(self, request, *args, **kwargs):
         self.batch_request_id = str(uuid.uuid4())
         request._request.batch_request_id = self.batch_request_id
+        if encoded_slash_in_an_id(request._request.META):
+            raise BatchError.invalid_uri()  # as for any path that names no Batch resource
         super().initial(request, *args, **kwargs)  # authenticates: SharedKey on every call
         # Exactly the parameters the signature covered (tasks.api.auth.query_parameters).
         meta = request._request.META
