@@ -3,6 +3,7 @@ list envelopes and paging. Authentication is DRF's (tasks.api.auth)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -17,8 +18,8 @@ from tasks.errors import BatchError
 from tasks.timefmt import format_http_date
 
 from .auth import check_content_md5, query_parameters
+from .schema import SUPPORTED_API_VERSIONS, BatchAutoSchema
 
-SUPPORTED_API_VERSIONS = ("2024-02-01.19.0", "2024-07-01.20.0", "2025-06-01")
 DEFAULT_PAGE = 1000
 MAX_BODY = 8 * 1024 * 1024
 
@@ -102,6 +103,7 @@ class BatchApiView(APIView):
 
     # No OPTIONS: Batch has none, and DRF's answer would describe our views, not Batch.
     http_method_names = ["get", "post", "put", "patch", "delete", "head"]
+    schema = BatchAutoSchema()
 
     def initial(self, request, *args, **kwargs):
         self.batch_request_id = str(uuid.uuid4())
@@ -241,6 +243,14 @@ class BatchApiView(APIView):
             return item
         wanted = {s.lower() for s in select}
         return {k: v for k, v in item.items() if k.lower() in wanted}
+
+    @staticmethod
+    def collection_headers(response: Response, *, etags: list[str], last_modified) -> Response:
+        """ETag and Last-Modified of a collection (a page of a list, the tasks a collection
+        added), which the REST spec declares. `etags` names each member and its version
+        ("id:etag"), so the ETag changes whenever a member changes, comes or goes."""
+        digest = hashlib.sha256("\n".join(etags).encode()).hexdigest()[:16].upper()
+        return BatchApiView.resource_headers(response, etag=f"0x{digest}", last_modified=last_modified)
 
     @staticmethod
     def resource_headers(response: Response, *, etag: str, last_modified, url: str | None = None) -> Response:
