@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 import uuid
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -22,6 +23,49 @@ from .schema import SUPPORTED_API_VERSIONS, BatchAutoSchema
 
 DEFAULT_PAGE = 1000
 MAX_BODY = 8 * 1024 * 1024
+# After an early answer, this much of an unread body is read and dropped (within the time)
+# so the connection can serve the next request; a larger body closes the connection.
+DRAIN_LIMIT = 2 * MAX_BODY
+DRAIN_SECONDS = 10.0
+# WSGI environ key by which the application asks its server to close the connection after
+# this answer (WSGI forbids the application a Connection header): batchsite.gunicorn_worker.
+CLOSE_CONNECTION = "batchsite.close_connection"
+
+
+def finish_request_body(request) -> None:
+    """Read and drop what is left of the request body, once the answer is decided.
+
+    An answer given before the body is read (a 413, a bad signature, a missing job) leaves
+    the body on the connection. gunicorn then drains at most 64 KiB and closes a connection
+    it had announced as keep-alive: the SDK's create_tasks, which halves a chunk after a 413
+    and sends it on the same connection, failed with RemoteDisconnected. So up to
+    DRAIN_LIMIT bytes (DRAIN_SECONDS) are read here; past that the connection is marked to
+    close, which the answer then says (Connection: close).
+    """
+    meta = request.META
+    if getattr(request, "_body", None) is not None:
+        return  # read whole already (HttpRequest.body)
+    try:
+        declared = int(meta.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = DRAIN_LIMIT + 1  # unknown: do not wait for it
+    chunked = "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if declared > DRAIN_LIMIT:
+        meta[CLOSE_CONNECTION] = True
+        return
+    # Django reads a body only up to its Content-Length; a chunked one only the server has.
+    stream = meta.get("wsgi.input") if chunked else request
+    if stream is None or (not chunked and declared == 0):
+        return
+    deadline, drained = time.monotonic() + DRAIN_SECONDS, 0
+    try:
+        while chunk := stream.read(64 * 1024):
+            drained += len(chunk)
+            if drained > DRAIN_LIMIT or time.monotonic() > deadline:
+                meta[CLOSE_CONNECTION] = True
+                return
+    except (OSError, ValueError):
+        meta[CLOSE_CONNECTION] = True  # the client went away or sent a broken body
 
 
 # A continuation token is the last key of a page, signed: only a token this service made
@@ -137,6 +181,7 @@ class BatchApiView(APIView):
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
+        finish_request_body(request._request)
         rid = getattr(request._request, "batch_request_id", None) or str(uuid.uuid4())
         response["request-id"] = rid
         client_id = request._request.META.get("HTTP_CLIENT_REQUEST_ID")
