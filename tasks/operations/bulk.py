@@ -46,24 +46,40 @@ STALE_AFTER = timedelta(minutes=2)
 
 
 def scope_queryset(job: Job, scope: dict):
-    """The tasks a bulk scope names (before the `pk > cursor` of a run). Raises BatchError
-    (400 InvalidPropertyValue) for a filter that does not read cleanly: a filter with an
-    error would otherwise act on more tasks than the one confirmed."""
+    """The tasks a bulk scope names (before the `pk > cursor` of a run). Raises the
+    refusal of `scope_refusal` for a scope that cannot be read."""
     from tasks.listing import TaskFilter
 
+    error = scope_refusal(scope)
+    if error:
+        raise error
     qs = Task.objects.filter(job=job)
     if "tasks" in scope:
         return qs.filter(id_key__in=[t.lower() for t in scope["tasks"]])
-    f = TaskFilter.from_params(scope.get("filter") or {})
+    qs = qs.filter(TaskFilter.from_params(scope.get("filter") or {}).where())
+    return qs.filter(pk__lte=scope.get("max_pk", 0))
+
+
+def scope_refusal(scope: dict) -> BatchError | None:
+    """A selection of more than MAX_SELECTION tasks, or a filter with an error (which would
+    act on more tasks than the one confirmed), is refused (400 InvalidPropertyValue)."""
+    from tasks.listing import TaskFilter
+
+    if "tasks" in scope:
+        if len(scope["tasks"]) > MAX_SELECTION:
+            return BatchError.invalid_property("tasks", len(scope["tasks"]),
+                                               f"Select at most {MAX_SELECTION} tasks, or act on the filter.")
+        return None
+    params = scope.get("filter") or {}
+    f = TaskFilter.from_params(params)
     if f.errors:
         key = next(iter(f.errors))
-        raise BatchError.invalid_property(f"filter.{key}", (scope.get("filter") or {}).get(key, ""),
-                                          f.error_text())
-    return qs.filter(f.where()).filter(pk__lte=scope.get("max_pk", 0))
+        return BatchError.invalid_property(f"filter.{key}", params.get(key, ""), f.error_text())
+    return None
 
 
 def selection_scope(task_ids: list[str]) -> dict:
-    return {"tasks": sorted(set(task_ids))[:MAX_SELECTION]}
+    return {"tasks": sorted(set(task_ids))}
 
 
 def filter_scope(job: Job, params: dict) -> dict:
@@ -72,15 +88,19 @@ def filter_scope(job: Job, params: dict) -> dict:
     return {"filter": params, "max_pk": last}
 
 
+def can_start_bulk_operation(*, action: str, scope: dict) -> BatchError | None:
+    """An unknown action, or a scope `scope_refusal` refuses (400 InvalidPropertyValue)."""
+    if action not in TASK_ACTIONS:
+        return BatchError.invalid_property("action", action, "Choose terminate, reactivate or delete.")
+    return scope_refusal(scope)
+
+
 def start_bulk_operation(job: Job, *, action: str, scope: dict, user, actor: str, total: int) -> BulkOperation:
     """Record a bulk action and start it in the background after commit. `total` is the
-    exact count the user confirmed. Raises BatchError (400 InvalidPropertyValue) for an
-    unknown action, a selection of more than MAX_SELECTION tasks or a filter with an error."""
-    if action not in TASK_ACTIONS:
-        raise BatchError.invalid_property("action", action, "Unknown bulk action.")
-    if len(scope.get("tasks") or []) > MAX_SELECTION:
-        raise BatchError.invalid_property("tasks", len(scope["tasks"]), f"Select at most {MAX_SELECTION} tasks.")
-    scope_queryset(job, scope)  # refuses a filter with an error
+    exact count the user confirmed. Raises the refusal of `can_start_bulk_operation`."""
+    error = can_start_bulk_operation(action=action, scope=scope)
+    if error:
+        raise error
     with transaction.atomic():
         audit = record_action(job.account, user=user, actor=actor, action=f"bulk-{action}",
                               scope={"job": job.job_id, **scope}, outcome={"state": "pending", "total": total})

@@ -17,7 +17,12 @@ from tasks.errors import BatchError
 from tasks.listing import FIELD_LABELS, PAGE_SIZE, SORT_LABELS, TaskFilter, page_of
 from tasks.models import Attempt, BulkOperation, ComputeNode, Job, Pool, Task
 from tasks.operations.actions import DESTRUCTIVE, TASK_ACTIONS, refusals_of
-from tasks.operations.bulk import MAX_SELECTION, filter_scope, scope_queryset, selection_scope
+from tasks.operations.bulk import (
+    can_start_bulk_operation,
+    filter_scope,
+    scope_queryset,
+    selection_scope,
+)
 from tasks.operations.tasks import can_add_task, can_update_task
 
 from . import files
@@ -196,30 +201,25 @@ def bulk_preview(job: Job, params) -> BulkPreview:
     filter with an error none (it is refused, never widened)."""
     action = params.get("action", "")
     selected = [t for t in params.getlist("task") if t] if hasattr(params, "getlist") else []
-    kind = "selection" if selected else "filter"
-    preview = BulkPreview(action=action, kind=kind)
-    if action not in TASK_ACTIONS:
-        preview.error = "Choose terminate, reactivate or delete."
-        return preview
-    if kind == "filter":
-        f = TaskFilter.from_params(params)
+    preview = BulkPreview(action=action, kind="selection" if selected else "filter")
+    f = TaskFilter.from_params(params)
+    if not selected:
         preview.back_query = f.querystring()
-        if f.errors:
+    scope = selection_scope(selected) if selected else {"filter": f.params(sort=False)}
+    error = can_start_bulk_operation(action=action, scope=scope)
+    if error:
+        preview.error = dict(error.values).get("Reason", error.message)
+        if dict(error.values).get("PropertyName", "").startswith("filter."):
             preview.error = "The filter has an error, so nothing is counted or acted on. Correct it and try again."
-            preview.filter_errors = {FIELD_LABELS[key]: error for key, error in f.errors.items()}
-            return preview
-    if kind == "selection":
-        if len(selected) > MAX_SELECTION:
-            preview.error = f"Select at most {MAX_SELECTION} tasks, or act on the filter."
-            return preview
-        preview.scope = selection_scope(selected)
-        qs = scope_queryset(job, preview.scope)
+            preview.filter_errors = {FIELD_LABELS[key]: text for key, text in f.errors.items()}
+        return preview
+    preview.scope = scope if selected else filter_scope(job, scope["filter"])
+    qs = scope_queryset(job, preview.scope)
+    if selected:
         preview.count = qs.count()
         preview.description = f"{len(preview.scope['tasks'])} selected task(s)"
         preview.hidden = [("task", t) for t in preview.scope["tasks"]]
     else:
-        preview.scope = filter_scope(job, f.params(sort=False))
-        qs = scope_queryset(job, preview.scope)
         counted = f.count_from(job)
         preview.count = counted if counted is not None else qs.count()
         preview.description = f.describe()

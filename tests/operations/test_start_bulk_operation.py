@@ -5,7 +5,7 @@ import pytest
 from tasks.errors import BatchError
 from tasks.models import AuditRecord, BulkOperation
 from tasks.operations import bulk
-from tasks.operations.bulk import MAX_SELECTION, start_bulk_operation
+from tasks.operations.bulk import MAX_SELECTION, can_start_bulk_operation, start_bulk_operation
 from tests.factories import JobFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -29,8 +29,25 @@ def test_refuses_a_scope_it_could_not_act_on_exactly(scope, property_name):
 
 
 def test_refuses_an_unknown_action():
-    with pytest.raises(BatchError):
+    with pytest.raises(BatchError) as refused:
         start(JobFactory(), {"tasks": ["a"]}, action="explode")
+    assert dict(refused.value.values)["PropertyName"] == "action"
+
+
+@pytest.mark.parametrize("action, scope", [
+    ("explode", {"tasks": ["a"]}), ("delete", {"tasks": ["a"] * (MAX_SELECTION + 1)}),
+    ("delete", {"filter": {"exit_code": "x"}, "max_pk": 1}), ("delete", {"filter": {}, "max_pk": 1}),
+    ("reactivate", {"tasks": ["a", "b"]}), ("terminate", {"filter": {"state": "running"}, "max_pk": 1}),
+])
+def test_the_may_i_form_agrees_with_the_operation(monkeypatch, action, scope):
+    monkeypatch.setattr(bulk, "start_worker", lambda pk: None)
+    expected = can_start_bulk_operation(action=action, scope=scope)
+    try:
+        start(JobFactory(), scope, action=action)
+        raised = None
+    except BatchError as error:
+        raised = error
+    assert raised == expected
 
 
 def test_records_a_valid_scope_pending_with_its_audit(monkeypatch):
