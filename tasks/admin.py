@@ -112,10 +112,20 @@ class RulesAdmin(admin.ModelAdmin):
     delete_refusal = ""
     editable: tuple[str, ...] = ()
     rules_note = ""
+    groups: tuple[tuple[str | None, tuple[str, ...]], ...] = ()  # the change form's sections
 
     def get_readonly_fields(self, request, obj=None):
         model_fields = [f.name for f in self.model._meta.fields if f.name not in self.editable]
         return [*model_fields, *self.readonly_fields]
+
+    def get_fieldsets(self, request, obj=None):
+        if not self.groups:
+            return super().get_fieldsets(request, obj)
+        named = {name for _, names in self.groups for name in names}
+        # A field added to the model later still shows, under "Other".
+        other = [f.name for f in self.model._meta.fields if f.name not in named and f.name != "id"]
+        sections = [(title, {"fields": names}) for title, names in self.groups]
+        return sections + ([("Other", {"fields": other})] if other else [])
 
     def has_add_permission(self, request, *args):
         return not self.add_refusal and super().has_add_permission(request, *args)
@@ -339,6 +349,14 @@ class JobAdmin(RulesAdmin):
         _job_action("delete", "Delete", job_ops.delete_job),
         "recount",
     ]
+    groups = (
+        (None, ("job_id", "account", "display_name", "uses_task_dependencies", "on_task_failure", "spec")),
+        ("Updatable: saved through Patch Job", editable),
+        ("State", ("state", "previous_state", "state_transition_time", "previous_state_transition_time",
+                   "creation_time", "last_modified", "etag", "start_time", "end_time", "terminate_reason")),
+        ("Task counters", ("active_count", "running_count", "completed_count", "succeeded_count", "failed_count",
+                           "active_slots", "running_slots", "completed_slots", "succeeded_slots", "failed_slots")),
+    )
     add_refusal = "Jobs are added through the Batch API (Add Job), not the admin."
     delete_refusal = ("Delete a job with the “Delete selected jobs (rules layer)” action of the job list: it goes "
                       "through Delete Job, which stops its tasks and removes their files.")
@@ -414,6 +432,17 @@ class TaskAdmin(RulesAdmin):
         _task_action("reactivate", "Reactivate"),
         _task_action("delete", "Delete"),
     ]
+    groups = (
+        (None, ("task_id", "job", "display_name", "command_line", "required_slots", "number_of_instances", "spec")),
+        ("Constraints: saved through Update Task", editable),
+        ("State", ("state", "previous_state", "state_transition_time", "previous_state_transition_time",
+                   "creation_time", "last_modified", "etag")),
+        ("Execution", ("start_time", "end_time", "exit_code", "result", "failure_info", "retry_count",
+                       "last_retry_time", "requeue_count", "last_requeue_time")),
+        ("Node", ("node", "node_name", "pool_id", "affinity_id", "task_root_directory")),
+        ("Statistics", ("user_cpu_time", "kernel_cpu_time", "wall_clock_time", "wait_time", "read_iops", "write_iops",
+                        "read_io_gib", "write_io_gib")),
+    )
     add_refusal = "Tasks are added through the Batch API or the dashboard, not the admin."
     delete_refusal = ("Delete a task with the “Delete selected tasks (rules layer)” action of the task list: it "
                       "goes through Delete Task, which stops its process and removes its files.")
