@@ -188,12 +188,12 @@ def _run_batch(op_pk: int, token: str, base) -> tuple[BulkOperation | None, bool
         if not pks:
             _finish(op)
             return op, False
-        tasks = _lock_batch(pks)
+        tasks = _lock_batch(base, pks)
         operation, _ = TASK_ACTIONS[op.action]
         refused = Counter(op.scope.get("refused", {}))
         for pk in pks:
             task = tasks.get(pk)
-            if task is None:  # deleted since the batch was read: not acted on, not counted
+            if task is None:  # gone, or out of the scope, since the batch was read: not acted on
                 continue
             task.job = job
             try:
@@ -214,12 +214,12 @@ def _run_batch(op_pk: int, token: str, base) -> tuple[BulkOperation | None, bool
     return op, True
 
 
-def _lock_batch(pks: list[int]) -> dict[int, Task]:
-    """Lock a batch's tasks and their running attempts before any operation locks the job
-    row, so that on PostgreSQL the batch waits for an agent only while it holds no job
-    lock that agent may need (agents skip locked tasks and attempts, then update the job's
-    counters): the lock order that cannot deadlock."""
-    tasks = {t.pk: t for t in Task.objects.select_for_update(of=("self",)).filter(pk__in=pks)}
+def _lock_batch(base, pks: list[int]) -> dict[int, Task]:
+    """Lock a batch's tasks that are still in the scope, and their running attempts, before
+    any operation locks the job row: on PostgreSQL the batch then waits for an agent only
+    while it holds no job lock that agent may need (agents skip locked tasks and attempts,
+    then update the job's counters), the lock order that cannot deadlock."""
+    tasks = {t.pk: t for t in base.select_for_update(of=("self",)).filter(pk__in=pks)}
     list(Attempt.objects.select_for_update().filter(task_id__in=pks, outcome=Attempt.Outcome.RUNNING)
          .values_list("pk", flat=True))
     return tasks

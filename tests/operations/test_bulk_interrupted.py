@@ -130,3 +130,21 @@ def test_a_crash_between_two_tasks_of_a_batch_leaves_nothing_half_counted(monkey
     assert (op.state, op.done, op.succeeded, op.refused) == ("done", 7, 7, 0)
     assert sorted(op.outcomes) == [f"f{i}" for i in range(7)]
     assert AuditRecord.objects.get(pk=op.audit_id).outcome["succeeded"] == 7
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_runner_whose_run_was_taken_over_stops_before_acting_again(monkeypatch):
+    """A runner thought dead (no beat for STALE_AFTER) but only slow: the one that resumed
+    the run holds it now, and the slow one's next batch acts on nothing."""
+    job = JobFactory()
+    for i in range(4):
+        TaskFactory(job=job, task_id=f"f{i}", failed=True)
+    op = start(job, "reactivate", {"filter": {"result": "failure"}, "max_pk": 10**12}, 4, monkeypatch)
+    slow = bulk._claim(op.pk)
+    resumed = bulk._claim(op.pk, stale_before=now() + timedelta(days=1))
+    base = bulk.scope_queryset(job, BulkOperation.objects.get(pk=op.pk).scope)
+    assert bulk._run_batch(op.pk, slow, base) == (None, False)
+    assert Task.objects.filter(job=job, state=Task.State.ACTIVE).count() == 0
+    monkeypatch.setattr(bulk, "BATCH", 3)
+    ran, more = bulk._run_batch(op.pk, resumed, base)
+    assert more and (ran.done, ran.succeeded) == (3, 3)
