@@ -275,11 +275,17 @@ def _shown(text: str) -> str:
     return repr(text if len(text) <= 40 else text[:40] + "…")
 
 
+def storable(text: str) -> bool:
+    """Whether every database can compare with this text: PostgreSQL refuses a NUL in any
+    string (a 500 if it reaches a query), and no stored id or name holds one."""
+    return "\x00" not in text
+
+
 def _text_error(text: str) -> str:
     if len(text) > TEXT_LIMIT:
         return f"At most {TEXT_LIMIT} characters, not {len(text)}."
-    if "\x00" in text:
-        return "A NUL character cannot be part of a filter."  # no database stores it
+    if not storable(text):
+        return "A NUL character cannot be part of a filter."
     return ""
 
 
@@ -439,6 +445,6 @@ def _load(value, kind: str):
         if not isinstance(value, int) or not -(2**63) <= value < 2**63:
             raise ValueError("not a 64-bit integer")
         return value
-    if not isinstance(value, str) or "\x00" in value:
+    if not isinstance(value, str) or not storable(value):
         raise TypeError("id cursor must be a string without NUL")
     return value

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from tasks import queries
 from tasks.errors import BatchError
-from tasks.listing import FIELD_LABELS, PAGE_SIZE, SORT_LABELS, TaskFilter, page_of
+from tasks.listing import FIELD_LABELS, PAGE_SIZE, SORT_LABELS, TaskFilter, page_of, storable
 from tasks.models import Attempt, BulkOperation, ComputeNode, Job, Pool, Task
 from tasks.operations.actions import DESTRUCTIVE, TASK_ACTIONS, refusals_of
 from tasks.operations.bulk import (
@@ -41,10 +41,11 @@ def job_list_context(user, params) -> dict:
     tab = params.get("tab") if params.get("tab") in JOB_TABS else "active"
     jobs = Job.objects.filter(account_id__in=list(roles)).filter(JOB_TABS[tab]).select_related("account")
     if params.get("q"):
-        jobs = jobs.filter(id_key__contains=params["q"].strip().lower())
+        q = params["q"].strip().lower()
+        jobs = jobs.filter(id_key__contains=q) if storable(q) else jobs.none()
     after = params.get("after", "")
     account_pk, _, key = after.partition(".")
-    if account_pk.isdigit() and len(account_pk) < 19 and key:
+    if account_pk.isdigit() and len(account_pk) < 19 and key and storable(key):
         jobs = jobs.filter(Q(account_id__gt=int(account_pk)) | Q(account_id=int(account_pk), id_key__gt=key))
     rows = list(jobs.order_by("account_id", "id_key")[: JOB_PAGE + 1])
     more, rows = len(rows) > JOB_PAGE, rows[:JOB_PAGE]

@@ -23,7 +23,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, reswap, retarget
 
 from tasks.errors import BatchError
-from tasks.listing import FIELD_LABELS, TaskFilter
+from tasks.listing import FIELD_LABELS, TaskFilter, storable
 from tasks.models import AuditRecord, BulkOperation
 from tasks.operations.actions import DESTRUCTIVE, act_on_task
 from tasks.operations.audit import actor_name, audited
@@ -281,7 +281,8 @@ def node_detail(request, account, pool_id, node_id):
 def audit_list(request):
     records = AuditRecord.objects.filter(account__in=operator_accounts(request.user))
     if request.GET.get("account"):
-        records = records.filter(account__name=request.GET["account"])
+        name = request.GET["account"]
+        records = records.filter(account__name=name) if storable(name) else records.none()
     before = request.GET.get("before", "")
     if before.isdigit() and len(before) < 19:
         records = records.filter(pk__lt=int(before))
