@@ -61,14 +61,17 @@ def scope_queryset(job: Job, scope: dict):
 
 
 def scope_refusal(scope: dict) -> BatchError | None:
-    """A selection of more than MAX_SELECTION tasks, or a filter with an error (which would
-    act on more tasks than the one confirmed), is refused (400 InvalidPropertyValue)."""
-    from tasks.listing import TaskFilter
+    """A selection of more than MAX_SELECTION tasks or with an id no database can compare
+    (a NUL), or a filter with an error (which would act on more tasks than the one
+    confirmed), is refused (400 InvalidPropertyValue)."""
+    from tasks.listing import TaskFilter, storable
 
     if "tasks" in scope:
         if len(scope["tasks"]) > MAX_SELECTION:
             return BatchError.invalid_property("tasks", len(scope["tasks"]),
                                                f"Select at most {MAX_SELECTION} tasks, or act on the filter.")
+        if not all(storable(t) for t in scope["tasks"]):
+            return BatchError.invalid_property("tasks", None, "A task id has no NUL character.")
         return None
     params = scope.get("filter") or {}
     f = TaskFilter.from_params(params)
