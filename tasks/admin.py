@@ -42,6 +42,7 @@ from tasks.operations import pools as pool_ops
 from tasks.operations.accounts import regenerate_account_key
 from tasks.operations.actions import act_on_task
 from tasks.operations.audit import actor_name, audited
+from tasks.operations.constraints import check_job_values
 from tasks.operations.counts import recount_job
 from tasks.operations.tasks import can_update_task, update_task
 from tasks.timefmt import format_duration
@@ -312,7 +313,9 @@ class JobAdminForm(forms.ModelForm):
         if refusal:
             raise forms.ValidationError(batch_error_text(refusal))
         try:
-            self.patch = validate_wire(JobUpdateParameterSerializer, self.wire(cleaned))
+            patch = validate_wire(JobUpdateParameterSerializer, self.wire(cleaned))
+            check_job_values(patch)  # the value rules update_job applies, shown at their field
+            self.patch = patch
         except BatchError as error:
             path = dict(error.values).get("PropertyName", "")
             field = next((name for name, wire in _JOB_WIRE.items() if wire == path), None)
