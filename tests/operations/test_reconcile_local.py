@@ -1,0 +1,76 @@
+"""The reconciler with the real `local` provider and real agents against the test database."""
+
+import os
+import signal
+
+import pytest
+
+from tasks.models import ComputeNode, Pool, Task
+from tasks.operations.jobs import add_job
+from tasks.operations.pools import add_pool, ensure_local_pool
+from tasks.operations.reconcile import Reconciler
+from tasks.operations.tasks import add_task
+from tests.factories import AccountFactory
+from tests.local_nodes import reconcile_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def idle_nodes(pool: Pool) -> list[ComputeNode]:
+    return list(ComputeNode.objects.filter(pool=pool, state="idle"))
+
+
+def steady_with(pool: Pool, count: int):
+    def check():
+        fresh = Pool.objects.get(pk=pool.pk)
+        return fresh.allocation_state == "steady" and len(idle_nodes(pool)) == count and fresh
+    return check
+
+
+def test_a_new_pool_gets_idle_agents_that_run_its_tasks(reconciler, local_provider):
+    pool = add_pool(AccountFactory(name="rl"), spec={"id": "p2", "vmSize": "standard_d2s_v3",
+                                                     "targetDedicatedNodes": 2, "taskSlotsPerNode": 2})
+    reconcile_until(reconciler, steady_with(pool, 2), message="2 idle nodes and steady")
+    nodes = idle_nodes(pool)
+    assert all(n.node_id.startswith("tvmps_") and n.slots == 2 and n.provider_handle == f"local:{n.agent_pid}"
+               for n in nodes)
+    job = add_job(pool.account, spec={"id": "j", "poolInfo": {"poolId": "p2"}})
+    for i in range(6):
+        add_task(job, spec={"id": f"t{i}", "commandLine": "/bin/sh -c 'echo $AZ_BATCH_NODE_ID'"})
+    reconcile_until(reconciler, lambda: Task.objects.filter(job=job, state="completed").count() == 6,
+                    message="the tasks to complete")
+    assert set(Task.objects.filter(job=job).values_list("result", flat=True)) == {"success"}
+    assert set(Task.objects.filter(job=job).values_list("node_name", flat=True)) <= {n.node_id for n in nodes}
+
+
+def test_a_killed_agent_is_restarted_with_the_same_node_id(reconciler, local_provider):
+    pool = add_pool(AccountFactory(name="rk"), spec={"id": "p", "vmSize": "x", "targetDedicatedNodes": 1})
+    node = reconcile_until(reconciler, lambda: (idle_nodes(pool) or [None])[0], message="a node")
+    os.kill(node.agent_pid, signal.SIGKILL)
+    again = reconcile_until(reconciler, lambda: ComputeNode.objects.filter(
+        pk=node.pk, state="idle").exclude(agent_pid=node.agent_pid).first(), message="the node back")
+    assert again.node_id == node.node_id and again.registered > node.registered
+    assert again.provider_handle == f"local:{again.agent_pid}"
+
+
+def test_a_new_reconciler_adopts_the_agents_of_one_that_was_killed(reconciler, local_provider):
+    pool = add_pool(AccountFactory(name="ra"), spec={"id": "p", "vmSize": "x", "targetDedicatedNodes": 2})
+    reconcile_until(reconciler, steady_with(pool, 2), message="2 idle nodes")
+    pids = {n.agent_pid for n in idle_nodes(pool)}
+    successor = Reconciler(providers={"local": type(local_provider)(environment=local_provider.environment)})
+    for _ in range(5):
+        successor.run_pass()
+    assert {n.agent_pid for n in idle_nodes(pool)} == pids
+    assert {r.handle for r in local_provider.running()} == {f"local:{pid}" for pid in pids}
+
+
+def test_a_clean_shutdown_stops_the_local_agents_gracefully(reconciler, local_provider):
+    pool = ensure_local_pool(AccountFactory(name="rs"), nodes=2, slots=1)
+    reconcile_until(reconciler, steady_with(pool, 2), message="2 idle nodes")
+    assert reconciler.shutdown(timeout=20) == 2
+    assert local_provider.running() == []
+    assert set(ComputeNode.objects.filter(pool=pool).values_list("state", flat=True)) == {"offline"}
+    # The next reconciler starts them again, with the same ids.
+    ids = set(ComputeNode.objects.filter(pool=pool).values_list("node_id", flat=True))
+    reconcile_until(reconciler, lambda: len(idle_nodes(pool)) == 2, message="the nodes back")
+    assert {n.node_id for n in idle_nodes(pool)} == ids
