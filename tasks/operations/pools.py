@@ -89,11 +89,16 @@ def add_pool(account: Account, *, spec: dict, owner_job=None, keep_alive: bool =
     5 minutes, targets with enableAutoScale, a subnetId or custom image (400
     InvalidPropertyValue), enableAutoScale without a formula (400 MissingRequiredProperty),
     application packages or certificates (409 InvalidApplicationPackageReferences /
-    InvalidCertificateReferences).
+    InvalidCertificateReferences), a formula Batch refuses (400
+    AutoScalingFormulaSyntaxError / AutoScaleFormulaTooLong).
     """
     size = pool_specs.check_pool_spec(spec)
     t = now()
     auto = bool(spec.get("enableAutoScale"))
+    if auto:
+        from .autoscale import validate_formula
+
+        validate_formula(spec["autoScaleFormula"])
     pool = Pool(
         account=account,
         pool_id=spec["id"],
@@ -114,7 +119,6 @@ def add_pool(account: Account, *, spec: dict, owner_job=None, keep_alive: bool =
         enable_auto_scale=auto,
         auto_scale_formula=spec.get("autoScaleFormula", "") if auto else "",
         auto_scale_evaluation_interval=spec.get("autoScaleEvaluationInterval") if auto else None,
-        auto_scale_next=t if auto else None,
         owner_job=owner_job,
         keep_alive=keep_alive,
     )
@@ -123,6 +127,10 @@ def add_pool(account: Account, *, spec: dict, owner_job=None, keep_alive: bool =
     try:
         with transaction.atomic():
             pool.save(force_insert=True)
+            if auto:
+                from .autoscale import evaluate_new_pool
+
+                evaluate_new_pool(pool)
     except IntegrityError:
         raise BatchError.pool_exists() from None
     return pool

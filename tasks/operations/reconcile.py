@@ -21,6 +21,8 @@ One pass (`Reconciler.run_pass`, looped by `manage.py reconcile`):
    - while `stopping` (Stop Resize): nodes not yet allocated are cancelled, then the pool
      is `steady` with a ResizeStopped resizeError for each kind short of its target.
 3. Stop agents the provider runs for nodes that no longer exist.
+4. Evaluate the autoscale formulas that are due, and sample every pool's metrics each
+   BATCHSITE_POOL_SAMPLE_SECONDS (tasks.operations.autoscale).
 
 Every transition is a locked read-check-write of the pool row, so an API call changing the
 pool meanwhile is either seen or sees the result. The reconciler's own transitions
@@ -42,6 +44,7 @@ from tasks.models import ComputeNode, Pool
 from tasks.providers import registry
 from tasks.providers.base import NodeLaunch, NodeProvider, ProviderError, RunningNode
 
+from . import autoscale as autoscale_ops
 from . import pools as pool_ops
 from .attempts import used_slots
 from .common import now
@@ -85,6 +88,7 @@ class Reconciler:
     def __init__(self, *, providers: dict[str, NodeProvider] | None = None) -> None:
         self._providers = dict(providers or {})
         self._backoff: dict[int, _Backoff] = {}
+        self._next_samples = 0.0
 
     def provider(self, name: str) -> NodeProvider:
         if name not in self._providers:
@@ -115,6 +119,11 @@ class Reconciler:
                 log.exception("reconciling pool %s of %s failed", pool.pool_id, pool.account.name)
             counts["pools"] += 1
         counts["stopped"] += self._stop_orphans(running)
+        counts["evaluated"] = autoscale_ops.evaluate_due_pools()
+        clock = time.monotonic()
+        if clock >= self._next_samples:
+            self._next_samples = clock + settings.BATCHSITE_POOL_SAMPLE_SECONDS
+            counts["sampled"] = autoscale_ops.record_samples()
         return counts
 
     def _pool(self, pool: Pool, running: dict[Key, RunningNode] | None, failure: str | None,

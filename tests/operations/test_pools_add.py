@@ -76,12 +76,21 @@ def test_nested_durations_are_stored_in_wire_form():
     assert pool.spec["startTask"]["constraints"]["maxWallClockTime"] == "PT1H"
 
 
-def test_an_autoscaled_pool_keeps_its_formula_and_no_targets():
+def test_an_autoscaled_pool_gets_its_targets_from_its_formula_at_once():
     pool = add_pool(AccountFactory(), spec={"id": "p", "vmSize": "a", "enableAutoScale": True,
                                             "autoScaleFormula": "$TargetDedicatedNodes=1;",
                                             "autoScaleEvaluationInterval": timedelta(minutes=10)})
+    pool.refresh_from_db()
     assert (pool.enable_auto_scale, pool.auto_scale_formula) == (True, "$TargetDedicatedNodes=1;")
-    assert pool.auto_scale_evaluation_interval == timedelta(minutes=10)
+    assert (pool.target_dedicated_nodes, pool.allocation_state) == (1, "resizing")
+    assert pool.auto_scale_run["results"] == (
+        "$TargetDedicatedNodes=1;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue")
+    assert timedelta(minutes=10) <= pool.auto_scale_next - pool.creation_time < timedelta(minutes=10, seconds=5)
+
+
+def test_refuses_a_formula_batch_refuses():
+    error = refused({"id": "p", "vmSize": "a", "enableAutoScale": True, "autoScaleFormula": "$TargetDedicatedNodes=("})
+    assert (error.code, error.status) == ("AutoScalingFormulaSyntaxError", 400)
 
 
 def test_refuses_an_id_already_in_the_account_whatever_its_case():
