@@ -213,8 +213,6 @@ def test_samples_measure_the_pools_tasks_and_nodes():
         "MemoryBytes": 2000}
     assert "SucceededTasks" not in values  # nothing to compare with yet
     assert ops.record_samples(at=first + timedelta(seconds=5)) == 0  # not a period yet
-    from tasks.models import Attempt
-    from tasks.operations.attempts import finish_attempt
     finish_attempt(Attempt.objects.get(node=node), exit_code=0)
     assert ops.record_samples(at=first + timedelta(seconds=30)) == 1
     latest = PoolSample.objects.filter(pool=pool).order_by("-time").first().values
