@@ -135,16 +135,17 @@ def check_pool_spec(spec: dict, prefix: str = "") -> sizes.VmSize:
 def stored(spec: dict) -> dict:
     """The part of a specification kept in Pool.spec (what has no column), JSON-safe:
     durations and times in their wire form."""
-    return {key: _wire(value) for key, value in spec.items() if key not in COLUMNS}
+    return {key: wire(value) for key, value in spec.items() if key not in COLUMNS}
 
 
-def _wire(value):
+def wire(value):
+    """A value in JSON-safe wire form: durations and times as Batch writes them."""
     if isinstance(value, timedelta):
         return format_duration(value)
     if isinstance(value, datetime):
         return format_datetime_wire(value)
     if isinstance(value, dict):
-        return {k: _wire(v) for k, v in value.items()}
+        return {k: wire(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_wire(v) for v in value]
+        return [wire(v) for v in value]
     return value

@@ -18,15 +18,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 
 from tasks.errors import BatchError
-from tasks.models import Account, Attempt, ComputeNode, Pool
+from tasks.models import Account, ComputeNode, Pool
 from tasks.providers import sizes
 
 from . import pool_specs
-from .attempts import requeue_attempts
 from .common import Precondition, lock_checked, new_etag, now
 
 MAX_REMOVE_NODES = 100
@@ -220,16 +220,33 @@ def finish_pool_deletion(pool: Pool) -> bool:
         return Pool.objects.filter(pk=pool.pk, state=Pool.State.DELETING).delete()[0] > 0
 
 
+def finish_pool_deletions() -> int:
+    """For the sweep: pools being deleted whose last node has left are removed, and the
+    nodes of hand-started agents that stopped (offline, or no heartbeat for
+    BATCHSITE_NODE_LOST_SECONDS) leave with them; provider-managed nodes are the
+    reconciler's. Returns how many pools it removed."""
+    lost = now() - timedelta(seconds=settings.BATCHSITE_NODE_LOST_SECONDS)
+    removed = 0
+    for pool in Pool.objects.filter(state=Pool.State.DELETING):
+        stopped = (ComputeNode.objects.filter(pool=pool, provider_handle="").exclude(state=ComputeNode.State.CREATING)
+                   .filter(Q(state=ComputeNode.State.OFFLINE) | Q(last_heartbeat__lt=lost)))
+        for node in stopped:
+            drop_node(node)
+        removed += finish_pool_deletion(pool)
+    return removed
+
+
 def drop_node(node: ComputeNode) -> bool:
     """A node leaves its pool without its agent (never started, dead, or a stopped
-    hand-started agent): what still runs there is requeued and the row deleted. Returns
-    False when a task row was busy (call again later)."""
-    running = list(Attempt.objects.filter(node_id=node.pk, outcome=Attempt.Outcome.RUNNING)
-                   .values_list("pk", flat=True))
-    settled = set(requeue_attempts(running))
-    if len(settled) < len(running):
+    hand-started agent): what still runs there is requeued, the files of its completed
+    tasks count as cleaned up, the row is deleted (nodes.leave_pool). Returns False when
+    a task row stayed busy (call again later)."""
+    from .nodes import NodeStillBusy, leave_pool
+
+    try:
+        leave_pool(node)
+    except NodeStillBusy:
         return False
-    ComputeNode.objects.filter(pk=node.pk).delete()
     return True
 
 

@@ -1,11 +1,14 @@
 """delete_pool: asynchronous (deleting, nodes leave, then gone) and can_delete_pool."""
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 
 from tasks.errors import BatchError
 from tasks.models import ComputeNode, Job, Pool
 from tasks.operations.pools import can_delete_pool, delete_pool, finish_pool_deletion
+from tasks.operations.sweeps import run_sweeps
 from tests.factories import ComputeNodeFactory, JobFactory, PoolFactory
 
 pytestmark = pytest.mark.django_db
@@ -80,3 +83,16 @@ def test_can_delete_agrees_with_delete_in_every_state():
         except BatchError as error:
             outcome = error.code
         assert outcome == (predicted.code if predicted else None), state
+
+
+def test_the_sweep_removes_a_deleting_pool_once_its_hand_started_agents_stopped():
+    pool = PoolFactory()
+    alive = ComputeNodeFactory(pool=pool)
+    stale = ComputeNodeFactory(pool=pool, last_heartbeat=timezone.now() - timedelta(minutes=5))
+    managed = ComputeNodeFactory(pool=pool, provider_handle="local:1", state="offline")
+    delete_pool(pool)
+    assert run_sweeps()["deleted_pools"] == 0
+    assert set(ComputeNode.objects.filter(pool=pool).values_list("pk", flat=True)) == {alive.pk, managed.pk}
+    assert not ComputeNode.objects.filter(pk=stale.pk).exists()
+    ComputeNode.objects.filter(pk__in=[alive.pk, managed.pk]).delete()  # they left
+    assert run_sweeps()["deleted_pools"] == 1 and not Pool.objects.filter(pk=pool.pk).exists()
