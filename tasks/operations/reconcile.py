@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import shutil
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -41,6 +42,7 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 
 from tasks.models import ComputeNode, Pool
+from tasks.node import layout
 from tasks.providers import registry
 from tasks.providers.base import NodeLaunch, NodeProvider, ProviderError, RunningNode
 
@@ -172,6 +174,11 @@ class Reconciler:
                 handle = seen.handle if seen is not None else node.provider_handle
                 if handle:
                     _stop(provider, handle, graceful=False)
+                if pool.provider == "local":
+                    # The node's disk goes with it, as a VM's does (its agent, had it been
+                    # alive, would have wiped it on leaving).
+                    shutil.rmtree(layout.node_root(settings.DATA_DIR, pool.account.name, pool.pool_id,
+                                                   node.node_id), ignore_errors=True)
         return removed
 
     # --- keeping agents running ----------------------------------------------------------

@@ -2,14 +2,18 @@
 
 import os
 import signal
+from datetime import timedelta
 
 import pytest
+from django.conf import settings
 
 from tasks.models import ComputeNode, Pool, Task
+from tasks.node import layout
 from tasks.operations.jobs import add_job
-from tasks.operations.pools import add_pool, ensure_local_pool
+from tasks.operations.pools import add_pool, ensure_local_pool, resize_pool
 from tasks.operations.reconcile import Reconciler
 from tasks.operations.tasks import add_task
+from tests.agents import wait_for
 from tests.factories import AccountFactory
 from tests.local_nodes import reconcile_until
 
@@ -74,3 +78,42 @@ def test_a_clean_shutdown_stops_the_local_agents_gracefully(reconciler, local_pr
     ids = set(ComputeNode.objects.filter(pool=pool).values_list("node_id", flat=True))
     reconcile_until(reconciler, lambda: len(idle_nodes(pool)) == 2, message="the nodes back")
     assert {n.node_id for n in idle_nodes(pool)} == ids
+
+
+@pytest.mark.parametrize("option", ["requeue", "terminate", "taskcompletion", "retaineddata"])
+def test_scale_down_to_zero_drains_the_node_per_its_option_then_the_agent_leaves(reconciler, local_provider,
+                                                                                 option):
+    pool = add_pool(AccountFactory(name=f"sd{option[:4]}"), spec={"id": "p", "vmSize": "x",
+                                                                 "targetDedicatedNodes": 1})
+    node = reconcile_until(reconciler, lambda: (idle_nodes(pool) or [None])[0], message="a node")
+    job = add_job(pool.account, spec={"id": "j", "poolInfo": {"poolId": "p"}})
+    task = add_task(job, spec={"id": "t", "commandLine": "/bin/sh -c 'sleep 2'",
+                               "constraints": {"retentionTime": timedelta(seconds=2)}})
+    reconcile_until(reconciler, lambda: Task.objects.filter(pk=task.pk, state="running").exists(),
+                    message="the task to run")
+    resize_pool(Pool.objects.get(pk=pool.pk), target_dedicated=0, node_deallocation_option=option)
+    reconcile_until(reconciler, lambda: not ComputeNode.objects.filter(pk=node.pk).exists(), timeout=40,
+                    message="the node to leave")
+    reconcile_until(reconciler, lambda: not local_provider.running(), message="the agent to exit")
+    reconcile_until(reconciler, steady_with(pool, 0), message="steady with no node")
+    task.refresh_from_db()
+    if option == "requeue":
+        assert (task.state, task.requeue_count) == ("active", 1)
+    elif option == "terminate":
+        assert (task.state, task.result, task.failure_info["code"]) == ("completed", "failure", "TaskEnded")
+    else:
+        assert (task.state, task.result, task.requeue_count) == ("completed", "success", 0)
+    assert Pool.objects.get(pk=pool.pk).resize_errors == []
+
+
+def test_a_dead_node_asked_to_leave_is_removed_with_its_directory(reconciler, local_provider):
+    pool = add_pool(AccountFactory(name="rd"), spec={"id": "p", "vmSize": "x", "targetDedicatedNodes": 1})
+    node = reconcile_until(reconciler, lambda: (idle_nodes(pool) or [None])[0], message="a node")
+    root = layout.node_root(settings.DATA_DIR, "rd", "p", node.node_id)
+    assert root.is_dir()
+    os.kill(node.agent_pid, signal.SIGKILL)
+    wait_for(lambda: not local_provider.running(), message="the agent dead")
+    ComputeNode.objects.filter(pk=node.pk).update(pending_action="remove", action_option="requeue")
+    Pool.objects.filter(pk=pool.pk).update(target_dedicated_nodes=0)
+    reconcile_until(reconciler, lambda: not ComputeNode.objects.filter(pk=node.pk).exists(), message="removed")
+    assert not root.exists()
