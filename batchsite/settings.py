@@ -65,6 +65,9 @@ BATCHSITE_VM_SIZES = env_json_object("BATCHSITE_VM_SIZES")
 BATCHSITE_NODE_ALLOCATION_SECONDS = env_float("BATCHSITE_NODE_ALLOCATION_SECONDS", 0.0)
 BATCHSITE_RECONCILE_SECONDS = env_float("BATCHSITE_RECONCILE_SECONDS", 1.0, minimum=0.05)
 BATCHSITE_POOL_SAMPLE_SECONDS = env_float("BATCHSITE_POOL_SAMPLE_SECONDS", 30.0, minimum=1.0)
+# The most nodes the `local` provider runs on this machine, all pools together (each agent
+# is a Python process of ~80 MB): a resize beyond it stops with AccountCoreQuotaReached.
+BATCHSITE_LOCAL_MAX_NODES = env_int("BATCHSITE_LOCAL_MAX_NODES", 16)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

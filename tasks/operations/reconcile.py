@@ -58,6 +58,8 @@ Key = tuple[str, str, str]  # (account name, lower-case pool id, node id)
 BACKOFF_MAX_SECONDS = 60.0
 HEALTHY_AFTER_SECONDS = 60.0  # an agent alive this long after a restart resets its backoff
 KINDS = ((True, "dedicated"), (False, "low priority"))
+# A node without a provider handle is the reconciler's only while `creating`.
+_HAND_STARTED_STATES = [state for state in ComputeNode.State.values if state != ComputeNode.State.CREATING]
 # Which nodes leave first when a pool shrinks: those without an agent yet, then nodes not
 # taking work, then idle ones, then busy ones (fewest slots in use first).
 _REMOVAL_RANK = {ComputeNode.State.IDLE: 3, ComputeNode.State.RUNNING: 4}
@@ -326,21 +328,37 @@ class Reconciler:
                                  for kind, label in KINDS
                                  if _allocated(staying, kind) < targets[kind]])
                 return
-            created = False
-            shrinking = False
+            created = shrinking = False
+            room = _local_room() if locked.provider == "local" else None
+            goal = dict(targets)  # what this resize can reach (less when the quota stops it)
             for kind, _ in KINDS:
                 have = [n for n in staying if n.is_dedicated == kind]
                 if len(have) < targets[kind]:
-                    for _ in range(targets[kind] - len(have)):
+                    count = targets[kind] - len(have)
+                    if room is not None:
+                        count, room = min(count, room), room - min(count, room)
+                        goal[kind] = len(have) + count
+                    for _ in range(count):
                         _new_node(locked, kind, t)
-                    created = True
+                    created = created or count > 0
                 elif len(have) > targets[kind]:
                     _ask_to_leave(_removal_order(have)[: len(have) - targets[kind]],
                                   locked.node_deallocation_option or "requeue")
                     shrinking = True
             if not created and not leaving and not shrinking and all(
-                    _allocated(staying, kind) == targets[kind] for kind, _ in KINDS):
-                _settle(locked, [])
+                    _allocated(staying, kind) == goal[kind] for kind, _ in KINDS):
+                _settle(locked, [resize_error(
+                    "AccountCoreQuotaReached", f"Desired number of {label} nodes could not be allocated as this "
+                    f"machine's quota of local nodes (BATCHSITE_LOCAL_MAX_NODES="
+                    f"{settings.BATCHSITE_LOCAL_MAX_NODES}) was reached") for kind, label in KINDS
+                    if goal[kind] < targets[kind]])
+
+
+def _local_room() -> int:
+    """How many more nodes the local provider may run on this machine (all pools)."""
+    used = ComputeNode.objects.filter(pool__provider="local").exclude(provider_handle="",
+                                                                       state__in=_HAND_STARTED_STATES).count()
+    return max(0, settings.BATCHSITE_LOCAL_MAX_NODES - used)
 
 
 def _describe(error: Exception) -> str:

@@ -326,3 +326,20 @@ def test_requeued_tasks_of_a_removed_node_run_elsewhere(reconciler, provider):
     reconciler.run_pass()
     assert [a.task.task_id for a in claim(second)] == ["t1"]
     assert Task.objects.get(job=job).requeue_count == 1
+
+
+def test_the_local_quota_stops_a_resize_with_account_core_quota_reached(reconciler, provider, settings):
+    settings.BATCHSITE_LOCAL_MAX_NODES = 3
+    first = make_pool(targetDedicatedNodes=2)
+    second = add_pool(first.account, spec={"id": "q", "vmSize": "x", "targetDedicatedNodes": 1,
+                                           "targetLowPriorityNodes": 1})
+    reconciler.run_pass()
+    assert ComputeNode.objects.filter(pool=first).count() == 2
+    assert list(ComputeNode.objects.filter(pool=second).values_list("is_dedicated", flat=True)) == [True]
+    register_all(first), register_all(second)
+    reconciler.run_pass()
+    after = refreshed(second)
+    assert (after.allocation_state, after.target_low_priority_nodes) == ("steady", 1)
+    assert [e["code"] for e in after.resize_errors] == ["AccountCoreQuotaReached"]
+    assert "low priority" in after.resize_errors[0]["message"]
+    assert refreshed(first).resize_errors == []

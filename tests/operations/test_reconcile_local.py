@@ -117,3 +117,14 @@ def test_a_dead_node_asked_to_leave_is_removed_with_its_directory(reconciler, lo
     Pool.objects.filter(pk=pool.pk).update(target_dedicated_nodes=0)
     reconcile_until(reconciler, lambda: not ComputeNode.objects.filter(pk=node.pk).exists(), message="removed")
     assert not root.exists()
+
+
+def test_a_low_priority_node_is_an_agent_that_says_so(reconciler, local_provider):
+    pool = add_pool(AccountFactory(name="lp"), spec={"id": "p", "vmSize": "x", "targetLowPriorityNodes": 1})
+    node = reconcile_until(reconciler, lambda: (idle_nodes(pool) or [None])[0], message="a node")
+    assert (node.is_dedicated, node.node_id.endswith("_p")) == (False, True)
+    job = add_job(pool.account, spec={"id": "j", "poolInfo": {"poolId": "p"}})
+    task = add_task(job, spec={"id": "t", "commandLine": "/bin/sh -c 'test $AZ_BATCH_NODE_IS_DEDICATED = false'"})
+    reconcile_until(reconciler, lambda: Task.objects.filter(pk=task.pk, state="completed").first(),
+                    message="the task")
+    assert Task.objects.get(pk=task.pk).result == "success"
