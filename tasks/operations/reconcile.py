@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, InterfaceError, transaction
 
 from tasks.models import ComputeNode, Pool
 from tasks.node import layout
@@ -56,6 +56,7 @@ log = logging.getLogger("batchsite.reconcile")
 
 Key = tuple[str, str, str]  # (account name, lower-case pool id, node id)
 BACKOFF_MAX_SECONDS = 60.0
+FAST_SECONDS = 0.25  # between passes while a pool is resizing, stopping or being deleted
 HEALTHY_AFTER_SECONDS = 60.0  # an agent alive this long after a restart resets its backoff
 KINDS = ((True, "dedicated"), (False, "low priority"))
 # A node without a provider handle is the reconciler's only while `creating`.
@@ -106,6 +107,9 @@ class Reconciler:
         provider and per-pool failures are contained."""
         counts = {"pools": 0, "started": 0, "removed": 0, "stopped": 0}
         pools = list(Pool.objects.select_related("account").order_by("pk"))
+        # Pools on the move: the loop looks again sooner (FAST_SECONDS) until they settle.
+        counts["busy"] = sum(1 for p in pools if p.state == Pool.State.DELETING
+                             or p.allocation_state != Pool.AllocationState.STEADY)
         running: dict[str, dict[Key, RunningNode] | None] = {}
         failures: dict[str, str] = {}
         for name in sorted({p.provider for p in pools} | set(self._providers)):
@@ -117,7 +121,7 @@ class Reconciler:
         for pool in pools:
             try:
                 self._pool(pool, running.get(pool.provider), failures.get(pool.provider), counts)
-            except DatabaseError:
+            except (DatabaseError, InterfaceError):
                 raise
             except Exception:  # noqa: BLE001 - one pool's failure never stops the others
                 log.exception("reconciling pool %s of %s failed", pool.pool_id, pool.account.name)
@@ -259,9 +263,11 @@ class Reconciler:
 
         while not should_stop():
             started = time.monotonic()
+            pause = interval
             try:
-                self.run_pass()
-            except DatabaseError as e:
+                if self.run_pass()["busy"]:
+                    pause = min(interval, FAST_SECONDS)
+            except (DatabaseError, InterfaceError) as e:
                 log.warning("reconciler: database error, retrying: %s", e)
                 try:
                     connection.close()
@@ -270,8 +276,8 @@ class Reconciler:
                 close_old_connections()
             except Exception:  # noqa: BLE001 - the loop must outlive any bug in one pass
                 log.exception("reconciler pass failed")
-            while not should_stop() and time.monotonic() - started < interval:
-                time.sleep(min(0.05, interval))
+            while not should_stop() and time.monotonic() - started < pause:
+                time.sleep(min(0.05, pause))
 
     def shutdown(self, *, timeout: float) -> int:
         """A clean stop: the agents of the local provider get SIGTERM (they requeue their

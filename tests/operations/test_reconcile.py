@@ -4,6 +4,7 @@ provider errors, crash recovery and adoption."""
 from datetime import timedelta
 
 import pytest
+from django.db import OperationalError
 from django.utils import timezone
 
 from tasks.models import Attempt, ComputeNode, Pool, Task
@@ -343,3 +344,20 @@ def test_the_local_quota_stops_a_resize_with_account_core_quota_reached(reconcil
     assert [e["code"] for e in after.resize_errors] == ["AccountCoreQuotaReached"]
     assert "low priority" in after.resize_errors[0]["message"]
     assert refreshed(first).resize_errors == []
+
+
+def test_the_loop_outlives_a_database_error_and_a_bug(reconciler, monkeypatch):
+    calls = []
+    real = reconciler.run_pass
+
+    def flaky():
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        if len(calls) == 2:
+            raise RuntimeError("a bug")
+        return real()
+
+    monkeypatch.setattr(reconciler, "run_pass", flaky)
+    reconciler.run(interval=0.01, should_stop=lambda: len(calls) >= 3)
+    assert len(calls) == 3
