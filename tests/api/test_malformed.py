@@ -276,8 +276,8 @@ def test_an_unknown_path_is_invalid_uri(batch, world, path):
     ("method", "path"),
     [
         ("GET", "/jobschedules"), ("POST", "/jobs/j/disable"), ("POST", "/jobs/j/enable"),
-        ("GET", "/certificates"), ("GET", "/applications"), ("GET", "/supportedimages"),
-        ("POST", "/pools/p/resize"), ("GET", "/poolusagemetrics"), ("GET", "/jobs/j/jobpreparationandreleasetaskstatus"),
+        ("GET", "/certificates"), ("GET", "/applications"), ("GET", "/lifetimepoolstats"),
+        ("POST", "/pools/p/upgradeos"), ("GET", "/poolusagemetrics"), ("GET", "/jobs/j/jobpreparationandreleasetaskstatus"),
         ("DELETE", "/jobschedules/s"),
     ],
 )
