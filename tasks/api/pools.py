@@ -41,13 +41,6 @@ from .render import node_url
 from .render_pools import node_counts_json, node_json, pool_json, pool_stats_json, pool_url
 from .serializers import validate_wire
 
-# Read-only BatchPool properties a client may send back in a Patch body: ignored.
-POOL_READ_ONLY = {
-    "id", "url", "eTag", "lastModified", "creationTime", "state", "stateTransitionTime", "allocationState",
-    "allocationStateTransitionTime", "resizeErrors", "currentDedicatedNodes", "currentLowPriorityNodes",
-    "autoScaleRun", "stats", "identity", "currentNodeCommunicationMode",
-}
-
 
 class PoolView(BatchApiView):
     """Helpers the pool paths share."""
@@ -115,8 +108,7 @@ class PoolApi(PoolView):
     def patch(self, request, pool_id):
         precondition = write_precondition(request._request.META)
         pool = self.pool(pool_id)
-        spec = validate_wire(PoolPatchParameterSerializer, self.json_body(allow_empty=True), known=POOL_READ_ONLY)
-        spec = {k: v for k, v in spec.items() if k not in POOL_READ_ONLY}
+        spec = validate_wire(PoolPatchParameterSerializer, self.json_body(allow_empty=True))
         pool = pool_ops.patch_pool(pool, spec=spec, precondition=precondition)
         return self.pool_headers(Response(None, status=200), pool)
 
@@ -319,16 +311,16 @@ class NodeEnableSchedulingApi(NodeView):
 # What a batchsite node cannot do, and why: an agent on a shared machine has no login of
 # its own, no Batch service logs, no VM to start or deallocate and no VM extensions.
 NODE_UNSUPPORTED = {
-    "users": "Node user accounts are not supported: a batchsite node is an agent process on a shared machine, "
+    "users": "batchsite does not support node user accounts: a node is an agent process on a shared machine, "
              "with no user accounts of its own to create.",
-    "remoteloginsettings": "Remote login is not supported: a batchsite node is an agent process, not a virtual "
+    "remoteloginsettings": "batchsite does not support remote login: a node is an agent process, not a virtual "
                            "machine with its own SSH or RDP endpoint.",
-    "rdp": "Remote Desktop is not supported: a batchsite node is an agent process, not a Windows virtual machine.",
-    "uploadbatchservicelogs": "Uploading Batch service logs is not supported: read the agent's log where the "
-                              "node provider keeps it.",
-    "start": "Starting a deallocated node is not supported: batchsite nodes are never deallocated.",
-    "deallocate": "Deallocating a node is not supported: remove the node (Remove Nodes) or resize the pool instead.",
-    "extensions": "VM extensions are not supported: a batchsite node is an agent process, not a virtual machine.",
+    "rdp": "batchsite does not support Remote Desktop: a node is an agent process, not a Windows virtual machine.",
+    "uploadbatchservicelogs": "batchsite does not upload Batch service logs: read the agent's log where its node "
+                              "provider keeps it.",
+    "start": "batchsite does not start deallocated nodes: its nodes are never deallocated.",
+    "deallocate": "batchsite does not deallocate nodes: remove the node (Remove Nodes) or resize the pool instead.",
+    "extensions": "batchsite does not support VM extensions: a node is an agent process, not a virtual machine.",
 }
 
 

@@ -370,7 +370,11 @@ class JobTerminateParameterSerializer(WireSerializer):
 def _first_error(errors, path: str = ""):
     if isinstance(errors, dict):
         for key, value in errors.items():
-            sub = key if key == "non_field_errors" else (f"{path}.{key}" if path else key)
+            # DRF keys a list's item errors by index: name them as `items[0]`.
+            if isinstance(key, int):
+                sub = f"{path}[{key}]"
+            else:
+                sub = key if key == "non_field_errors" else (f"{path}.{key}" if path else key)
             if key == "non_field_errors":
                 sub = path
             found = _first_error(value, sub)
