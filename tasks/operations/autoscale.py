@@ -35,7 +35,7 @@ from tasks.timefmt import format_datetime_wire
 
 from . import pool_specs
 from .common import Precondition, lock_checked, new_etag, now
-from .pools import COUNTED, current_nodes
+from .pool_nodes import COUNTED, current_nodes
 
 log = logging.getLogger("batchsite.autoscale")
 
