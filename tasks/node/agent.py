@@ -490,9 +490,9 @@ class NodeAgent:
             self.selector.register(st.child.pidfd, selectors.EVENT_READ, "start")
 
     def _publish_startup(self) -> None:
+        """The start task's directory, published like a task's (the node files API reads it)."""
         if self.publishing:
-            with contextlib.suppress(OSError):
-                storage.publish_dir(self.storage, self.root / layout.STARTUP_DIR, layout.startup_key(self.key))
+            self._publish_dir(layout.startup_key(self.key))
 
     def _refresh_orders(self) -> node_ops.NodeOrders:
         orders = node_ops.get_node_orders(self.node)
@@ -690,8 +690,13 @@ class NodeAgent:
             node_ops.mark_lost_nodes_offline(lost_after=self.lost_after)
 
     def _publish(self, run: Run) -> None:
+        self._publish_dir(run.key)
+
+    def _publish_dir(self, key: str) -> None:
+        """Copy the directory `key` of this node's disk into the shared storage under the
+        same key."""
         with contextlib.suppress(OSError):
-            storage.publish_dir(self.storage, Path(run.task_dir), run.key)
+            storage.publish_dir(self.storage, layout.nodes_dir(settings.DATA_DIR) / key, key)
 
     # --- stopping ------------------------------------------------------------------------
 
