@@ -35,7 +35,7 @@ from tasks.timefmt import format_datetime_wire
 
 from . import pool_specs
 from .common import Precondition, lock_checked, new_etag, now
-from .pools import COUNTED, current_nodes
+from .pool_nodes import COUNTED, current_nodes
 
 log = logging.getLogger("batchsite.autoscale")
 
@@ -49,9 +49,8 @@ _TOTALS = ("_succeeded", "_failed")  # cumulative counters kept in a sample for 
 def pool_samples(pool: Pool) -> autoscale.ListSamples:
     """The pool's recorded samples, as the evaluator reads them (one query)."""
     rows = PoolSample.objects.filter(pool=pool).order_by("time").values_list("time", "values")
-    records = [(t, {f"${k}": v for k, v in values.items() if not k.startswith("_")}) for t, values in rows]
-    return autoscale.ListSamples.from_records(
-        records, period=timedelta(seconds=settings.BATCHSITE_POOL_SAMPLE_SECONDS))
+    # from_records leaves out keys that name no metric (the totals kept for the deltas).
+    return autoscale.ListSamples.from_records(rows, period=timedelta(seconds=settings.BATCHSITE_POOL_SAMPLE_SECONDS))
 
 
 def current_variables(pool: Pool) -> dict[str, float]:

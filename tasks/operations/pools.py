@@ -20,37 +20,28 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Q
 
 from tasks.errors import BatchError
 from tasks.models import Account, ComputeNode, Pool
 from tasks.providers import sizes
 
 from . import pool_specs
+from .autoscale import (  # noqa: F401 - the pool operations, in one place for their callers
+    can_disable_auto_scale,
+    can_enable_auto_scale,
+    can_evaluate_auto_scale,
+    disable_auto_scale,
+    enable_auto_scale,
+    evaluate_auto_scale,
+    evaluate_new_pool,
+    validate_formula,
+)
 from .common import Precondition, lock_checked, new_etag, now
+from .pool_nodes import COUNTED, current_nodes, is_managed  # noqa: F401 - re-exported
 
 MAX_REMOVE_NODES = 100
 LOCAL_POOL_ID = "local"
-
-# Nodes that still count toward a pool's current size: all but a hand-started node whose
-# agent stopped (its row stays for the record; the reconciler removes none of them).
-COUNTED = ~Q(provider_handle="", state=ComputeNode.State.OFFLINE)
-
-
-def is_managed(node: ComputeNode) -> bool:
-    """The reconciler made this node (it starts, restarts and stops its agent)."""
-    return bool(node.provider_handle) or node.state == ComputeNode.State.CREATING
-
-
-def current_nodes(pools: list[Pool]) -> dict[int, tuple[int, int]]:
-    """(currentDedicatedNodes, currentLowPriorityNodes) of each pool, in one query."""
-    counts = {pool.pk: [0, 0] for pool in pools}
-    rows = (ComputeNode.objects.filter(COUNTED, pool__in=pools).values("pool_id", "is_dedicated")
-            .annotate(n=Count("pk")))
-    for row in rows:
-        counts[row["pool_id"]][0 if row["is_dedicated"] else 1] = row["n"]
-    return {pk: (d, lp) for pk, (d, lp) in counts.items()}
-
 
 def _lock_pool(pool: Pool, precondition: Precondition, refusal) -> Pool:
     """Lock the pool row, then check the caller's condition and the operation's rule on it."""
@@ -96,8 +87,6 @@ def add_pool(account: Account, *, spec: dict, owner_job=None, keep_alive: bool =
     t = now()
     auto = bool(spec.get("enableAutoScale"))
     if auto:
-        from .autoscale import validate_formula
-
         validate_formula(spec["autoScaleFormula"])
     pool = Pool(
         account=account,
@@ -128,8 +117,6 @@ def add_pool(account: Account, *, spec: dict, owner_job=None, keep_alive: bool =
         with transaction.atomic():
             pool.save(force_insert=True)
             if auto:
-                from .autoscale import evaluate_new_pool
-
                 evaluate_new_pool(pool)
     except IntegrityError:
         raise BatchError.pool_exists() from None
