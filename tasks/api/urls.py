@@ -42,6 +42,9 @@ urlpatterns = [
          name="node-disable-scheduling"),
     path("pools/<str:pool_id>/nodes/<str:node_id>/enablescheduling", pools.NodeEnableSchedulingApi.as_view(),
          name="node-enable-scheduling"),
+    path("pools/<str:pool_id>/nodes/<str:node_id>/files", files.NodeFileListApi.as_view(), name="node-files"),
+    path("pools/<str:pool_id>/nodes/<str:node_id>/files/<path:file_path>", files.NodeFileApi.as_view(),
+         name="node-file"),
     re_path(r"^pools/(?P<pool_id>[^/]+)/nodes/(?P<node_id>[^/]+)/(?P<operation>users|remoteloginsettings|rdp"
             r"|uploadbatchservicelogs|start|deallocate|extensions)(?P<rest>/.*)?$",
             pools.NodeUnsupportedApi.as_view(), name="node-unsupported"),
@@ -54,7 +57,6 @@ urlpatterns = [
         r"jobs/ID/(?:disable|enable|jobpreparationandreleasetaskstatus)",
         r"pools/ID/upgradeos",
         r"pools/ID/nodes/ID/upgradeos",
-        r"pools/ID/nodes/ID/files(?:/.*)?",
         r"poolusagemetrics|lifetimejobstats|lifetimepoolstats",
     )) + r")$", views.UnsupportedApi.as_view(), name="unsupported"),
 ]
