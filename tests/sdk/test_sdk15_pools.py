@@ -78,8 +78,9 @@ def test_a_new_pool_of_two_dedicated_nodes_reaches_two_idle_nodes_and_runs_tasks
     tasks = completed(client15, "j", 8)
     assert {t.execution_info.result for t in tasks.values()} == {m.BatchTaskExecutionResult.SUCCESS}
     assert {t.node_info.node_id for t in tasks.values()} <= {n.id for n in nodes}
-    listed = {n.id: n for n in client15.list_nodes("p2")}
-    assert sum(n.total_tasks_run for n in listed.values()) == 8
+    # An agent reports the runs it finished with its next heartbeat.
+    listed = wait_for(lambda: (lambda ns: sum(n.total_tasks_run for n in ns.values()) == 8 and ns)(
+        {n.id: n for n in client15.list_nodes("p2")}), timeout=30, message="totalTasksRun to reach 8")
     recent = [r for n in listed.values() for r in n.recent_tasks or []]
     assert {(r.job_id, r.task_state) for r in recent} == {("j", "completed")} and len(recent) == 8
     [counts] = [c for c in client15.list_pool_node_counts(filter="poolId eq 'p2'")]
@@ -237,6 +238,19 @@ def test_reboot_with_requeue_requeues_the_running_task(client15, reconciling):
     assert again.state != "rebooting" and again.last_boot_time > node.last_boot_time
     t = completed(client15, "j", 1)["t"]
     assert (t.execution_info.requeue_count, t.execution_info.result) == (1, "success")
+
+
+def test_reimage_waits_for_the_node_and_wipes_its_disk(client15, reconciling):
+    new_pool(client15, "ri", dedicated=1)
+    [node] = wait_idle(client15, "ri", 1)
+    add_tasks(client15, "j", "ri", [task("t", "/bin/sh -c 'echo kept > $AZ_BATCH_NODE_SHARED_DIR/mine'")])
+    completed(client15, "j", 1)
+    assert "shared/mine" in {f.name for f in client15.list_node_files("ri", node.id, recursive=True)}
+    client15.begin_reimage_node("ri", node.id, hidden.BatchNodeReimageOptions(node_reimage_option="requeue"),
+                                polling_interval=POLL).result()
+    again = wait_idle(client15, "ri", 1)[0]
+    assert again.id == node.id and again.last_boot_time > node.last_boot_time
+    assert "shared/mine" not in {f.name for f in client15.list_node_files("ri", node.id, recursive=True)}
 
 
 def test_disable_and_enable_scheduling(client15, reconciling):
