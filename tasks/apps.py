@@ -7,4 +7,5 @@ class TasksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from tasks import checks  # noqa: F401  (registers the deployment checks)
         from tasks.api import schema  # noqa: F401  (registers the Shared Key scheme)

@@ -696,7 +696,8 @@ class NodeAgent:
         """Copy the directory `key` of this node's disk into the shared storage under the
         same key."""
         with contextlib.suppress(OSError):
-            storage.publish_dir(self.storage, layout.nodes_dir(settings.DATA_DIR) / key, key)
+            # Only regular files, never through a link (storage.publish_dir).
+            storage.publish_dir(self.storage, layout.nodes_dir(settings.DATA_DIR), key)
 
     # --- stopping ------------------------------------------------------------------------
 
