@@ -280,13 +280,22 @@ def mark_lost_nodes_offline(*, lost_after: timedelta) -> int:
 
 def stop_node(node: ComputeNode) -> list[int]:
     """An agent is stopping (SIGTERM): the tasks it was running are requeued and the node
-    goes offline. Returns the attempts still to requeue (rows busy; call again)."""
+    goes offline without an agent (agent_pid cleared: see stopped_agents). Returns the
+    attempts still to requeue (rows busy; call again)."""
     left = _requeue_all(node)
     if not left:
         t = now()
         ComputeNode.objects.filter(pk=node.pk).exclude(state=State.OFFLINE).update(
             state=State.OFFLINE, state_transition_time=t)
+        ComputeNode.objects.filter(pk=node.pk).update(agent_pid=None)
     return left
+
+
+def stopped_agents(*, lost_after: timedelta) -> Q:
+    """The nodes no agent runs any more: stopped (SIGTERM) or silent for `lost_after`.
+    `offline` alone does not say it: a node whose scheduling is disabled and that runs
+    nothing is offline too, with its agent alive."""
+    return Q(state=State.OFFLINE, agent_pid__isnull=True) | Q(last_heartbeat__lt=now() - lost_after)
 
 
 def _requeue_all(node: ComputeNode) -> list[int]:
