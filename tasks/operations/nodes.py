@@ -477,7 +477,9 @@ def _lock_node(node: ComputeNode, precondition: Precondition, refusal) -> Comput
 
 
 def _alive(node: ComputeNode) -> bool:
-    return node.last_heartbeat >= now() - timedelta(seconds=settings.BATCHSITE_NODE_LOST_SECONDS)
+    """An agent runs the node: it did not stop (stop_node clears its pid) and heartbeats."""
+    return node.agent_pid is not None and node.last_heartbeat >= now() - timedelta(
+        seconds=settings.BATCHSITE_NODE_LOST_SECONDS)
 
 
 def _restart_refusal(node: ComputeNode) -> BatchError | None:
