@@ -207,7 +207,7 @@ def finish_pool_deletion(pool: Pool) -> bool:
 
 def finish_pool_deletions() -> int:
     """For the sweep: pools being deleted whose last node has left are removed, and the
-    nodes of hand-started agents that stopped (offline, or no heartbeat for
+    nodes of hand-started agents that stopped (SIGTERM, or no heartbeat for
     BATCHSITE_NODE_LOST_SECONDS) leave with them; provider-managed nodes are the
     reconciler's. Returns how many pools it removed."""
     removed = 0
