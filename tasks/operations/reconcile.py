@@ -212,7 +212,7 @@ class Reconciler:
                         provider: NodeProvider) -> int:
         """Nodes asked to leave that no agent will drain: requeue their work, delete them."""
         removed = 0
-        lost_after = timedelta(seconds=settings.BATCHSITE_NODE_LOST_SECONDS)
+        gone = set(ComputeNode.objects.filter(pool_ops.hand_started_gone(), pool=pool).values_list("pk", flat=True))
         for node in nodes:
             if node.pending_action != ComputeNode.Action.REMOVE:
                 continue
@@ -220,7 +220,7 @@ class Reconciler:
             if pool_ops.is_managed(node):
                 if seen is not None and not seen.pending:
                     continue  # its agent drains and leaves by itself
-            elif node.state != ComputeNode.State.OFFLINE and node.last_heartbeat > now() - lost_after:
+            elif node.pk not in gone:
                 continue  # a hand-started agent, alive: it leaves by itself
             if pool_ops.drop_node(node):
                 removed += 1
