@@ -28,11 +28,18 @@ urlpatterns = [
     path("pools/<str:pool_id>/nodes/<str:node_id>/files", files.NodeFileListApi.as_view(), name="node-files"),
     path("pools/<str:pool_id>/nodes/<str:node_id>/files/<path:file_path>", files.NodeFileApi.as_view(),
          name="node-file"),
-    # Every other Batch resource root: authenticated, then a clear "not supported" error.
-    re_path(
-        r"^(?:jobs|pools|jobschedules|applications|certificates|poolusagemetrics|nodecounts|supportedimages"
-        r"|lifetimejobstats|lifetimepoolstats)(?:/.*)?$",
-        views.UnsupportedApi.as_view(),
-        name="unsupported",
-    ),
+    # Every other operation of the Batch API (the 15.x and 14.x SDKs' paths): authenticated,
+    # then a clear "not supported" error. Any other path names no Batch resource: InvalidUri.
+    re_path(r"^(?:" + "|".join(p.replace("ID", r"[^/]+") for p in (
+        r"applications(?:/ID)?",
+        r"certificates(?:\(.*\)(?:/canceldelete)?)?",
+        r"jobschedules(?:/ID(?:/(?:disable|enable|terminate|jobs))?)?",
+        r"jobs/ID/(?:disable|enable|jobpreparationandreleasetaskstatus)",
+        r"pools/ID/(?:disableautoscale|enableautoscale|evaluateautoscale|removenodes|resize|stopresize"
+        r"|updateproperties|upgradeos)",
+        r"pools/ID/nodes/ID/(?:deallocate|disablescheduling|enablescheduling|reboot|reimage|remoteloginsettings"
+        r"|rdp|start|uploadbatchservicelogs|upgradeos)",
+        r"pools/ID/nodes/ID/(?:extensions|users)(?:/ID)?",
+        r"nodecounts|poolusagemetrics|supportedimages|lifetimejobstats|lifetimepoolstats",
+    )) + r")$", views.UnsupportedApi.as_view(), name="unsupported"),
 ]

@@ -9,6 +9,7 @@ from tasks.errors import BatchError
 from tasks.models import Account, Attempt, Job, Task
 
 from .common import Precondition, job_state_refusal, lock_checked, new_etag, now
+from .constraints import check_job_values
 
 # Properties Update (PUT) and Patch may change; the rest are fixed at add time.
 UPDATABLE = ("priority", "maxParallelTasks", "allowTaskPreemption", "constraints", "poolInfo",
@@ -17,7 +18,9 @@ INLINE_PURGE_LIMIT = 10_000
 
 
 def add_job(account: Account, *, spec: dict) -> Job:
-    """Add a job. Refuses an id already used in the account (409 JobExists)."""
+    """Add a job. Refuses an id already used in the account (409 JobExists) and the values
+    Batch refuses (400 InvalidPropertyValue: constraints.check_job_values)."""
+    check_job_values(spec)
     t = now()
     constraints = spec.get("constraints") or {}
     job = Job(
@@ -65,9 +68,11 @@ def _lock_job(job: Job, precondition: Precondition, refusal) -> Job:
 
 
 def update_job(job: Job, *, spec: dict, replace: bool, precondition: Precondition = None) -> Job:
-    """Update (replace=True, PUT) or patch a job's updatable properties. Refuses a job that
-    is completed, terminating or being deleted. onAllTasksComplete=terminatejob on a job
+    """Update (replace=True, PUT) or patch a job's updatable properties. Refuses the values
+    Add refuses (400 InvalidPropertyValue: constraints.check_job_values) and a job that is
+    completed, terminating or being deleted (409). onAllTasksComplete=terminatejob on a job
     whose tasks are all complete terminates it, as Batch does."""
+    check_job_values(spec)
     with transaction.atomic():
         locked = _lock_job(job, precondition, can_update_job)
         if replace or "priority" in spec:

@@ -44,16 +44,16 @@ ADD_TASK = [
     # wrong JSON types
     ("id is a number", task_with(id=5), 400, "InvalidRequestBody"),
     ("commandLine is a list", task_with(commandLine=["a"]), 400, "InvalidRequestBody"),
-    ("requiredSlots is a string", task_with(requiredSlots="2"), 400, "InvalidRequestBody"),
+    ("requiredSlots is a decimal string", task_with(requiredSlots="2.0"), 400, "InvalidRequestBody"),
     ("requiredSlots is a boolean", task_with(requiredSlots=True), 400, "InvalidRequestBody"),
     ("requiredSlots is a float", task_with(requiredSlots=1.5), 400, "InvalidRequestBody"),
     ("constraints is a string", task_with(constraints="none"), 400, "InvalidRequestBody"),
-    ("maxTaskRetryCount is a string", task_with(constraints={"maxTaskRetryCount": "3"}), 400, "InvalidRequestBody"),
+    ("maxTaskRetryCount is a word", task_with(constraints={"maxTaskRetryCount": "three"}), 400, "InvalidRequestBody"),
     ("maxWallClockTime is a number", task_with(constraints={"maxWallClockTime": 60}), 400, "InvalidRequestBody"),
     ("environmentSettings is an object", task_with(environmentSettings={"A": "1"}), 400, "InvalidRequestBody"),
     ("an environment setting is a string", task_with(environmentSettings=["A=1"]), 400, "InvalidRequestBody"),
     ("displayName is a number", task_with(displayName=5), 400, "InvalidRequestBody"),
-    ("exit code is a string", task_with(exitConditions={"exitCodes": [{"code": "1", "exitOptions": {}}]}), 400,
+    ("exit code is an exponent", task_with(exitConditions={"exitCodes": [{"code": "1e0", "exitOptions": {}}]}), 400,
      "InvalidRequestBody"),
     ("jobAction is a number", task_with(exitConditions={"default": {"jobAction": 1}}), 400, "InvalidRequestBody"),
     ("taskIds is a string", task_with(dependsOn={"taskIds": "a"}), 400, "InvalidRequestBody"),
@@ -104,6 +104,8 @@ ADD_TASK = [
      "InvalidPropertyValue"),
     ("no resource source", task_with(resourceFiles=[{"filePath": "a"}]), 400, "InvalidPropertyValue"),
     ("bad dependency id", task_with(dependsOn={"taskIds": ["no spaces"]}), 400, "InvalidPropertyValue"),
+    ("environment variable name with =", task_with(environmentSettings=[{"name": "A=B", "value": "1"}]), 400,
+     "InvalidPropertyValue"),
     # missing or unknown properties
     ("no id", {"commandLine": "x"}, 400, "MissingRequiredProperty"),
     ("no commandLine", {"id": "t-new"}, 400, "MissingRequiredProperty"),
@@ -190,7 +192,7 @@ OTHER_BODIES = [
     ("PUT", "/jobs/j/tasks/t", {"constraints": []}, 400, "InvalidRequestBody"),
     ("PUT", "/jobs/j/tasks/t", {"constraints": {"maxWallClockTime": "soon"}}, 400, "InvalidPropertyValue"),
     ("PUT", "/jobs/j/tasks/t", {"constraints": {"retentionTime": "-P1D"}}, 400, "InvalidPropertyValue"),
-    ("PUT", "/jobs/j/tasks/t", {"constraints": {"maxTaskRetryCount": "1"}}, 400, "InvalidRequestBody"),
+    ("PUT", "/jobs/j/tasks/t", {"constraints": {"maxTaskRetryCount": "one"}}, 400, "InvalidRequestBody"),
     ("PUT", "/jobs/j/tasks/t", {"constraints": {"maxTaskRetryCount": 2**40}}, 400, "InvalidPropertyValue"),
     ("PUT", "/jobs/j/tasks/t", {"color": "blue"}, 400, "UnsupportedProperty"),
     ("PUT", "/jobs/j/tasks/t", {"constraints": {"retries": 1}}, 400, "UnsupportedProperty"),
@@ -205,6 +207,8 @@ OTHER_BODIES = [
     ("POST", "/jobs", {"id": "new", "poolInfo": {"poolId": "p"}, "priority": 1001}, 400, "InvalidPropertyValue"),
     ("POST", "/jobs", {"id": "new", "poolInfo": {"poolId": "p"}, "priority": "high"}, 400, "InvalidRequestBody"),
     ("POST", "/jobs", {"id": "new", "poolInfo": {"poolId": "p"}, "maxParallelTasks": 0}, 400, "InvalidPropertyValue"),
+    ("POST", "/jobs", {"id": "new", "poolInfo": {"poolId": "p"},
+                       "commonEnvironmentSettings": [{"name": "A=B"}]}, 400, "InvalidPropertyValue"),
     ("POST", "/jobs", {"id": "new", "poolInfo": {"poolId": "p"}, "onAllTasksComplete": "party"}, 400,
      "InvalidPropertyValue"),
     ("POST", "/jobs", {"id": "new", "poolInfo": {"poolId": "p"}, "usesTaskDependencies": "yes"}, 400,
@@ -214,7 +218,10 @@ OTHER_BODIES = [
     ("POST", "/jobs", {"id": "new", "poolInfo": {"poolId": "p"}, "colour": "red"}, 400, "UnsupportedProperty"),
     ("POST", "/jobs", [], 400, "InvalidRequestBody"),
     ("PATCH", "/jobs/j", {"priority": 5000}, 400, "InvalidPropertyValue"),
-    ("PATCH", "/jobs/j", {"priority": "5"}, 400, "InvalidRequestBody"),
+    ("PATCH", "/jobs/j", {"priority": "5.0"}, 400, "InvalidRequestBody"),
+    ("PATCH", "/jobs/j", {"maxParallelTasks": 0}, 400, "InvalidPropertyValue"),
+    ("PUT", "/jobs/j", {"poolInfo": {"poolId": "p"}, "maxParallelTasks": 0}, 400, "InvalidPropertyValue"),
+    ("PUT", "/jobs/j", {"poolInfo": {"poolId": "p"}, "priority": -1001}, 400, "InvalidPropertyValue"),
     ("PUT", "/jobs/j", {"poolInfo": {"poolId": "p"}, "nonsense": 1}, 400, "UnsupportedProperty"),
     ("POST", "/jobs/j/terminate", {"terminateReason": 5}, 400, "InvalidRequestBody"),
     ("POST", "/jobs/j/terminate", {"terminateReason": "r" * 65}, 400, "InvalidPropertyValue"),
@@ -319,3 +326,75 @@ def test_a_host_outside_allowed_hosts_gets_a_batch_error_not_an_html_page(batch,
     body = json.loads(response.content)
     assert body["code"] == "InvalidHeaderValue"
     assert {"key": "HeaderName", "value": "Host"} in body["values"]
+
+
+# --- long values, encoded slashes (issue 8, item 14) -----------------------------------------
+
+
+def test_a_huge_bad_value_is_not_echoed_whole(batch, world):
+    r = batch.post("/jobs/j/tasks", {"id": "x" * 2_000_000, "commandLine": "x"})
+    assert_batch_error(r, 400, "InvalidPropertyValue")
+    assert len(r.content) < 4096
+    value = {v["key"]: v["value"] for v in json.loads(r.content)["values"]}["PropertyValue"]
+    assert value.startswith("xxxx") and len(value) <= 1100 and "2000000 characters" in value
+    assert unchanged(world)
+
+
+def test_a_huge_bad_query_value_is_not_echoed_whole(batch, world):
+    r = batch.get("/jobs/j/tasks", params={"$filter": "state eq " + "'a" * 50_000})
+    assert_batch_error(r, 400, "InvalidQueryParameterValue")
+    assert len(r.content) < 4096
+
+
+def test_every_detail_value_is_bounded_wherever_the_error_is_made():
+    from tasks.errors import BatchError
+
+    error = BatchError("InvalidInput", "m", 400, [("Reason", "r" * 10_000)])
+    assert len(dict(error.values)["Reason"]) <= 1100
+    assert dict(BatchError.invalid_property("p", "v" * 5000).values)["PropertyValue"].startswith("vvv")
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/pools/a%2Fb"), ("DELETE", "/pools/a%2Fb"), ("GET", "/pools/p%2Fnodes"), ("GET", "/jobs/j%2Fx/tasks"),
+    ("GET", "/jobs/j/tasks/t%2Fy"), ("POST", "/jobs/j%2Fterminate"), ("GET", "/pools/p/nodes/n%2Fm"),
+])
+def test_an_encoded_slash_in_an_id_is_an_invalid_uri_not_another_operation(batch, world, method, path):
+    # WSGI decodes %2F, so `/jobs/j%2Fterminate` looked like Terminate Job `j`. With the raw
+    # path (gunicorn's RAW_URI) it is recognised: 400 InvalidUri, not 501 or another
+    # operation. Without it the decoded path is all the server sees: it names no operation
+    # (InvalidUri), or one whose path is not the one signed (AuthenticationFailed).
+    assert_batch_error(send_raw(batch, method, path, raw_uri=True), 400, "InvalidUri")
+    r = send_raw(batch, method, path, raw_uri=False)
+    assert (r.status_code, json.loads(r.content)["code"]) in ((400, "InvalidUri"), (403, "AuthenticationFailed"))
+    assert unchanged(world)
+
+
+def send_raw(batch, method, path, *, raw_uri: bool):
+    """A signed request for `path` as sent (percent-encoded), with or without the server's
+    raw URI in the environ (gunicorn has it; Django's test client does not)."""
+    from email.utils import formatdate
+
+    from tests.conftest import API, sign
+
+    url = f"{path}?api-version={API}"
+    headers = {"ocp-date": formatdate(usegmt=True)}
+    signed = dict(headers, **({"content-length": "0"} if method != "GET" else {}))
+    headers["Authorization"] = sign(method, url, signed, batch.name, batch.key)
+    extra = {"RAW_URI": url} if raw_uri else {}
+    if method != "GET":
+        extra["CONTENT_LENGTH"] = "0"
+    return batch.client.generic(method, url, headers=headers, **extra)  # the test client decodes the path
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("POST", "/pools/p/stopresize"), ("POST", "/pools/p/nodes/n/reboot"), ("GET", "/pools/p/nodes/n/users/u"),
+    ("GET", "/jobschedules/s/jobs"), ("GET", "/nodecounts"), ("POST", "/pools/p/removenodes"),
+])
+def test_every_other_operation_of_the_batch_api_is_still_501(batch, world, method, path):
+    assert_batch_error(batch.request(method, path), 501, "UnsupportedOperation")
+    assert unchanged(world)
+
+
+@pytest.mark.parametrize("path", ["/pools/p/bogus", "/jobs/j/bogus", "/pools/p/nodes/n/bogus", "/jobschedules/s/x/y"])
+def test_a_path_under_a_batch_resource_that_is_no_batch_operation_is_invalid_uri(batch, world, path):
+    assert_batch_error(batch.get(path), 400, "InvalidUri")
