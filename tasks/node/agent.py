@@ -513,9 +513,9 @@ class NodeAgent:
             argv = command_argv(st.spec.get("commandLine") or "", env=st.env, cwd=st.cwd)
             st.child = spawn(argv, env=st.env, cwd=st.cwd, stdout=f"{st.task_dir}/{layout.STDOUT}",
                              stderr=f"{st.task_dir}/{layout.STDERR}")
-        except (LaunchError, OSError) as e:
+        except Exception as e:  # noqa: BLE001 - a start task that cannot start must end, not hold the node
             error = e if isinstance(e, LaunchError) else LaunchError(
-                "CommandLaunchFailed", f"The start task's directory cannot be made: {e.strerror or e}.")
+                "CommandLaunchFailed", f"The start task could not start: {getattr(e, 'strerror', None) or e}.")
             with contextlib.suppress(OSError):
                 Path(st.task_dir, layout.STDOUT).touch()
                 with open(f"{st.task_dir}/{layout.STDERR}", "a") as err:

@@ -78,7 +78,7 @@ def test_reboot_with_requeue_requeues_the_running_task_and_it_completes_elsewher
     assert (fresh(task).state, fresh(task).requeue_count) in {(Task.State.ACTIVE, 1), (Task.State.RUNNING, 1)}
     wait_for(lambda: fresh(task).state == Task.State.COMPLETED, timeout=20, message="the requeued task")
     assert (task.result, task.node_name, task.requeue_count) == ("success", "n2", 1)
-    assert not alive(pid)
+    wait_for(lambda: not alive(pid), timeout=5, message="the process on n1 to be killed")  # at its next look
     wait_for(lambda: restarted(pool, before), timeout=30, message="n1 to come back from its reboot")
     assert proc.poll() is None and node(pool).agent_pid == proc.pid  # the same process, restarted in place
     assert boots(pool) == 2  # the start task ran again
@@ -151,7 +151,7 @@ def test_disable_scheduling_with_requeue_sends_the_task_elsewhere_and_the_node_t
     node_ops.disable_node_scheduling(node(pool), option="requeue")
     wait_for(lambda: fresh(task).state == Task.State.COMPLETED, timeout=20, message="the requeued task")
     assert (task.node_name, task.requeue_count) == ("n2", 1)
-    assert not alive(pid)
+    wait_for(lambda: not alive(pid), timeout=5, message="the process on n1 to be killed")  # at its next look
     agents.stop("n2")
     other = add(make_job(pool.account, pool, "job2"), "t2", "/bin/true")
     time.sleep(1.0)

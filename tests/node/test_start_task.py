@@ -156,3 +156,11 @@ def test_the_start_tasks_output_is_read_through_the_node_files_api(agents, trans
     listed = api.get(base, params={"recursive": "true"})
     names = [f["name"] for f in json.loads(listed.content)["value"]]
     assert {"shared", "startup", "startup/stdout.txt", "startup/stderr.txt", "startup/wd", "workitems"} <= set(names)
+
+
+def test_a_start_task_whose_environment_no_process_can_have_fails_and_does_not_hold_the_node(
+        agents, transactional_db):
+    pool = make_pool("st-badenv", commandLine="/bin/true", environmentSettings=[{"name": "A=B", "value": "x"}])
+    agents.start(pool, "n1", slots=1, ready=("starttaskfailed",))
+    info = node(pool, "n1").start_task_info
+    assert (info["state"], info["failureInfo"]["code"]) == ("completed", "CommandLaunchFailed")
