@@ -9,3 +9,4 @@ class TasksConfig(AppConfig):
     def ready(self):
         from tasks import checks  # noqa: F401  (registers the deployment checks)
         from tasks.api import schema  # noqa: F401  (registers the Shared Key scheme)
+        from tasks.providers import checks  # noqa: F401  (registers the vmSize table check)

@@ -42,3 +42,15 @@ def test_a_running_tasks_output_is_published_and_read_through_the_storage(agents
     r = api.get(f"/jobs/{job.job_id}/tasks/t1/files/wd%2Fresult.txt")
     assert r.status_code == 200 and b"".join(r.streaming_content) == b"second\n"
     assert (shared / "publisher" / "remote" / "far-away" / "workitems" / job.job_id / "job-1" / "t1" / "stdout.txt").exists()
+
+
+def test_the_start_tasks_directory_is_published_for_the_node_files_api(agents, shared):
+    account = AccountFactory(name="starter")
+    pool = add_pool(account, spec={"id": "remote-start", "vmSize": "local", "startTask": {
+        "commandLine": "/bin/sh -c 'echo set up; echo done > marker'"}})
+    agents.start(pool, "far-away", slots=1, BATCHSITE_NODE_PUBLISH_SECONDS="0.3",
+                 BATCHSITE_TASK_FILES_OPTIONS=json.dumps({"location": str(shared)}))
+    startup = shared / "starter" / "remote-start" / "far-away" / "startup"
+    wait_for(lambda: (startup / "stdout.txt").exists(), message="the start task's output to be published")
+    assert (startup / "stdout.txt").read_text() == "set up\n"
+    assert (startup / "wd" / "marker").read_text() == "done\n"
