@@ -696,7 +696,7 @@ class NodeAgent:
         """Copy the directory `key` of this node's disk into the shared storage under the
         same key."""
         with contextlib.suppress(OSError):
-            storage.publish_dir(self.storage, layout.nodes_dir(settings.DATA_DIR) / key, key)
+            storage.publish_dir(self.storage, layout.nodes_dir(settings.DATA_DIR), key)
 
     # --- stopping ------------------------------------------------------------------------
 
