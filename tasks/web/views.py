@@ -22,8 +22,9 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, reswap, retarget
 
+from tasks.errors import BatchError
 from tasks.file_responses import file_bytes
-from tasks.listing import TaskFilter
+from tasks.listing import FIELD_LABELS, TaskFilter, storable
 from tasks.models import AuditRecord, BulkOperation
 from tasks.operations.actions import DESTRUCTIVE, act_on_task
 from tasks.operations.audit import actor_name, audited
@@ -81,8 +82,8 @@ def job_count(request, account, job_id):
     """The exact number of tasks a filter matches (a COUNT; asked for, never on every poll)."""
     _, job = job_access(request.user, account, job_id)
     f = TaskFilter.from_params(request.GET)
-    count = f.count_from(job)
-    if count is None:
+    count = None if f.errors else f.count_from(job)
+    if count is None and not f.errors:
         count = f.queryset(job).count()
     return render(request, "tasks/_job_count.html", {"count": count, "filter": f})
 
@@ -90,8 +91,14 @@ def job_count(request, account, job_id):
 @login_required
 @require_GET
 def job_export(request, account, job_id):
-    _, job = job_access(request.user, account, job_id)
+    """Everything the filter matches as CSV; a filter with an error is refused (400) with
+    the error, before the stream starts, rather than exporting more than was asked."""
+    access, job = job_access(request.user, account, job_id)
     f = TaskFilter.from_params(request.GET)
+    if f.errors:
+        context = {"access": access, "job": job, "filter": f, "labels": FIELD_LABELS,
+                   "refusal": pages.filter_refusal(f)}
+        return render(request, "tasks/job_export_refused.html", context, status=400)
     response = StreamingHttpResponse(pages.csv_rows(job, f), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{job.job_id}-tasks.csv"'
     return response
@@ -124,10 +131,14 @@ def job_bulk(request, account, job_id):
     access, job = job_access(request.user, account, job_id, act=request.method == "POST")
     params = request.POST if request.method == "POST" else request.GET
     preview = pages.bulk_preview(job, params)
+    if request.method == "POST" and not preview.error:
+        try:
+            op = start_bulk_operation(job, action=preview.action, scope=preview.scope, user=request.user,
+                                      actor=actor_name(request.user), total=preview.count)
+        except BatchError as error:
+            preview.error = f"{error.code}: {dict(error.values).get('Reason') or error.message}"
     if request.method == "GET" or preview.error:
         return render(request, "tasks/bulk_preview.html", {"access": access, "job": job, "preview": preview})
-    op = start_bulk_operation(job, action=preview.action, scope=preview.scope, user=request.user,
-                              actor=actor_name(request.user), total=preview.count)
     messages.success(request, f"Started: {preview.action} {preview.count} task(s).")
     return _go(request, reverse("web:bulk", args=[op.pk]))
 
@@ -275,7 +286,8 @@ def node_detail(request, account, pool_id, node_id):
 def audit_list(request):
     records = AuditRecord.objects.filter(account__in=operator_accounts(request.user))
     if request.GET.get("account"):
-        records = records.filter(account__name=request.GET["account"])
+        name = request.GET["account"]
+        records = records.filter(account__name=name) if storable(name) else records.none()
     before = request.GET.get("before", "")
     if before.isdigit() and len(before) < 19:
         records = records.filter(pk__lt=int(before))
