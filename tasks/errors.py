@@ -106,6 +106,14 @@ class BatchError(Exception):
         )
 
     @classmethod
+    def md5_mismatch(cls) -> BatchError:
+        return cls(
+            "Md5Mismatch",
+            "The MD5 value specified in the request did not match the MD5 value calculated by the server.",
+            400,
+        )
+
+    @classmethod
     def too_many_tasks(cls, count: int) -> BatchError:
         return cls(
             "InvalidPropertyValue",

@@ -10,9 +10,10 @@ import binascii
 import hashlib
 import hmac
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qsl, quote
 
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
@@ -50,31 +51,53 @@ def request_headers(meta: dict) -> dict[str, str]:
     return headers
 
 
-def string_to_sign(method: str, raw_path: str, query: str, headers: dict[str, str], account: str) -> str:
-    """The SDKs' StringToSign: verb, 11 standard headers, ocp-* headers, path, query."""
+def query_parameters(query: str) -> dict[str, str]:
+    """The query parameters of a request as the server uses them, and as both signatures
+    cover them: name (as sent) -> value. A name may appear once (names are compared
+    case-insensitively, as the views read them), so no value can go unsigned behind a
+    signed one; an empty value counts as absent, since the SDKs sign none. Raises 400
+    InvalidQueryParameterValue for a name given more than once."""
+    params: dict[str, str] = {}
+    seen: set[str] = set()
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name.lower() in seen:
+            raise BatchError.invalid_query(name, value, "The query parameter is given more than once.")
+        seen.add(name.lower())
+        if value:
+            params[name] = value
+    return params
+
+
+def _header_lines(method: str, headers: dict[str, str], ocp: str) -> str:
     s = method + "\n" + "".join(headers.get(h, "") + "\n" for h in SIGNED_HEADERS)
-    for name, value in sorted((k, v) for k, v in headers.items() if "ocp-" in k and v):
+    for name, value in sorted((k, v) for k, v in headers.items() if ocp_header(k, ocp) and v):
         s += f"{name}:{value}\n"
-    s += f"/{account}{raw_path}"
-    params = parse_qs(query, keep_blank_values=True)
-    for name in sorted(params):
-        if params[name][0]:
-            s += f"\n{name}:{params[name][0]}"
     return s
 
 
-def _documented_string_to_sign(method: str, raw_path: str, query: str, headers: dict[str, str], account: str) -> str:
-    """The variant the REST docs describe (lowercased names, multiple values joined), so
-    clients other than the Python SDKs (.NET, the CLI) authenticate too."""
-    s = method + "\n" + "".join(headers.get(h, "") + "\n" for h in SIGNED_HEADERS)
-    for name, value in sorted((k, v) for k, v in headers.items() if k.startswith("ocp-") and v):
-        s += f"{name}:{value}\n"
-    s += f"/{account}{raw_path}"
-    params: dict[str, list[str]] = {}
-    for name, values in parse_qs(query, keep_blank_values=True).items():
-        params.setdefault(name.lower(), []).extend(values)
+def ocp_header(name: str, how: str) -> bool:
+    # The SDKs test "ocp-" as a substring of the name, the REST docs as a prefix.
+    return name.startswith("ocp-") if how == "prefix" else "ocp-" in name
+
+
+def string_to_sign(method: str, raw_path: str, params: dict[str, str], headers: dict[str, str],
+                   account: str) -> str:
+    """The SDKs' StringToSign: verb, 11 standard headers, ocp-* headers, path, then each
+    parameter as `\nname:value`, names as sent and sorted case-sensitively."""
+    s = _header_lines(method, headers, "substring") + f"/{account}{raw_path}"
     for name in sorted(params):
-        s += f"\n{name}:{','.join(sorted(params[name]))}"
+        s += f"\n{name}:{params[name]}"
+    return s
+
+
+def _documented_string_to_sign(method: str, raw_path: str, params: dict[str, str], headers: dict[str, str],
+                               account: str) -> str:
+    """The variant the REST docs describe (names lowercased and sorted), so clients other
+    than the Python SDKs (.NET) authenticate too. query_parameters has refused a repeated
+    name, so each has one value (the docs' comma-joined list of one)."""
+    s = _header_lines(method, headers, "prefix") + f"/{account}{raw_path}"
+    for name, value in sorted((k.lower(), v) for k, v in params.items()):
+        s += f"\n{name}:{value}"
     return s
 
 
@@ -98,14 +121,59 @@ def raw_path_candidates(meta: dict) -> list[str]:
     return candidates
 
 
-def _sign(key: str, text: str) -> str:
-    return base64.b64encode(hmac.new(base64.b64decode(key), text.encode("utf-8"), hashlib.sha256).digest()).decode()
+def check_content_md5(header: str, body: bytes) -> None:
+    """Content-MD5 is signed and the body is not: when a client sends it, it is what binds
+    the body to the signature. 400 InvalidHeaderValue when it is not a base64 MD5, 400
+    Md5Mismatch when the body is not the one it describes."""
+    try:
+        digest = base64.b64decode(header.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        digest = b""
+    if len(digest) != hashlib.md5().digest_size:
+        raise BatchError.invalid_header("Content-MD5", header)
+    if not hmac.compare_digest(digest, hashlib.md5(body).digest()):
+        raise BatchError.md5_mismatch()
+
+
+# HMAC keys no account has: an unknown account, or a missing secondary key, is checked
+# against these, so every request costs the same HMACs whatever it names (an early answer
+# would tell which account names exist). 64 bytes, the length of a Batch key.
+_DUMMY_KEYS = (secrets.token_bytes(64), secrets.token_bytes(64))
+
+
+def _hmac(key: bytes, text: str) -> bytes:
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
+
+
+def _account_keys(account: Account | None) -> tuple[bytes, bytes]:
+    """The account's primary and secondary key, a dummy where it has none (or none that
+    decodes): always two keys, so the verification below costs the same for every name."""
+    keys = []
+    for i, text in enumerate((account.primary_key, account.secondary_key) if account else ("", "")):
+        try:
+            keys.append(base64.b64decode(text) if text else _DUMMY_KEYS[i])
+        except (binascii.Error, ValueError):
+            keys.append(_DUMMY_KEYS[i])
+    return keys[0], keys[1]
+
+
+def _signed_by(signature: str, texts: list[str], keys: tuple[bytes, bytes], real: tuple[bool, bool]) -> bool:
+    """Whether one of the real keys signed one of the texts. Every HMAC is computed and
+    compared in constant time, match or not."""
+    sent = signature.encode()
+    matched = False
+    for text in texts:
+        for key, is_real in zip(keys, real, strict=True):
+            matched |= hmac.compare_digest(base64.b64encode(_hmac(key, text)), sent) and is_real
+    return matched
 
 
 def authenticate_request(meta: dict, method: str) -> Account:
     """Return the account whose key signed this request, or raise the Batch refusal:
     403 AuthenticationFailed (bad or missing signature, unknown account, date outside the
-    15-minute window) or 400 InvalidAuthenticationInfo (malformed header)."""
+    15-minute window), 400 InvalidAuthenticationInfo (malformed header), 400
+    InvalidHeaderValue (unreadable date) or 400 InvalidQueryParameterValue (a query
+    parameter given twice, which no signature could cover)."""
     header = meta.get("HTTP_AUTHORIZATION", "")
     if not header:
         raise BatchError.authentication_failed("The Authorization header is missing.")
@@ -123,28 +191,21 @@ def authenticate_request(meta: dict, method: str) -> Account:
         raise BatchError.invalid_header("ocp-date" if "ocp-date" in headers else "Date", date_text) from None
     if abs(timezone.now() - sent) > DATE_WINDOW:
         raise BatchError.authentication_failed("The request date is more than 15 minutes from the server's time.")
+    params = query_parameters(meta.get("QUERY_STRING", ""))
     account = Account.objects.filter(name=name).first()
-    if account is None:
-        # Same answer as a bad signature: do not reveal which account names exist.
-        raise BatchError.authentication_failed("The MAC signature found in the HTTP request is not valid.")
-    query = meta.get("QUERY_STRING", "")
     header_sets = [headers]
     if headers.get("content-type") == "text/plain":
         # wsgiref (Django's runserver and live server) invents `text/plain` for requests
         # that sent no Content-Type; the client signed an empty line.
         header_sets.append({k: v for k, v in headers.items() if k != "content-type"})
-    for path in raw_path_candidates(meta):
-        for builder, hdrs in ((b, h) for b in (string_to_sign, _documented_string_to_sign) for h in header_sets):
-            text = builder(method, path, query, hdrs, account.name)
-            for key in (account.primary_key, account.secondary_key):
-                if not key:
-                    continue
-                try:
-                    expected = _sign(key, text)
-                except (binascii.Error, ValueError):
-                    continue
-                if hmac.compare_digest(expected.encode(), signature.encode()):
-                    return account
+    texts = [builder(method, path, params, hdrs, name)
+             for path in raw_path_candidates(meta)
+             for builder in (string_to_sign, _documented_string_to_sign)
+             for hdrs in header_sets]
+    real = (bool(account and account.primary_key), bool(account and account.secondary_key))
+    if _signed_by(signature, texts, _account_keys(account), real):
+        return account
+    # The same answer for an unknown account as for a bad signature.
     raise BatchError.authentication_failed("The MAC signature found in the HTTP request is not valid.")
 
 

@@ -16,6 +16,8 @@ from rest_framework.views import APIView
 from tasks.errors import BatchError
 from tasks.timefmt import format_http_date
 
+from .auth import check_content_md5, query_parameters
+
 SUPPORTED_API_VERSIONS = ("2024-02-01.19.0", "2024-07-01.20.0", "2025-06-01")
 DEFAULT_PAGE = 1000
 MAX_BODY = 8 * 1024 * 1024
@@ -79,7 +81,11 @@ class BatchApiView(APIView):
         self.batch_request_id = str(uuid.uuid4())
         request._request.batch_request_id = self.batch_request_id
         super().initial(request, *args, **kwargs)  # authenticates: SharedKey on every call
-        self.params = {k.lower(): v for k, v in request.query_params.items()}
+        # Exactly the parameters the signature covered (tasks.api.auth.query_parameters).
+        meta = request._request.META
+        self.params = {k.lower(): v for k, v in query_parameters(meta.get("QUERY_STRING", "")).items()}
+        if "HTTP_CONTENT_MD5" in meta:
+            check_content_md5(meta["HTTP_CONTENT_MD5"], self.body_bytes())
         self.api_version = self._api_version()
         for name in ("timeout",):
             if name in self.params:

@@ -7,6 +7,7 @@ form (durations parsed to timedelta, None meaning unlimited).
 
 from __future__ import annotations
 
+import re
 import threading
 
 from rest_framework import serializers
@@ -65,9 +66,17 @@ class EnumField(serializers.ChoiceField):
         return super().to_internal_value(data)
 
 
+# The Batch service reads bodies with ODataLib, which turns a JSON string into the
+# property's primitive type with .NET's Convert.ChangeType (invariant culture): the Azure
+# CLI relies on it, sending `"maxTaskRetryCount": "1"`. For an integer that is Int32.Parse
+# with NumberStyles.Integer: ASCII digits, one optional sign, whitespace around them.
+_INTEGER_TEXT = re.compile(r"[\t\n\v\f\r ]*[+-]?[0-9]+[\t\n\v\f\r ]*", re.ASCII)
+
+
 class StrictIntegerField(serializers.IntegerField):
-    """An integer that is a JSON number: "3" and true are wrong types, not integers. Batch
-    integers are int32 unless a field says otherwise (and a database column holds them)."""
+    """An integer as Batch reads one: a JSON number, or a string Int32.Parse accepts ("3",
+    " -1 "); true, 1.5, "1.0" and "0x10" are wrong types. Batch integers are int32 unless a
+    field says otherwise (and a database column holds them)."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("min_value", INT32_MIN)
@@ -75,13 +84,20 @@ class StrictIntegerField(serializers.IntegerField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
+        if isinstance(data, str) and _INTEGER_TEXT.fullmatch(data):
+            data = int(data)
         if isinstance(data, bool) or not isinstance(data, int):
             raise wrong_type("integer")
         return super().to_internal_value(data)
 
 
 class StrictBooleanField(serializers.BooleanField):
+    """A boolean as Batch reads one: JSON true/false, or a string Boolean.Parse accepts
+    ("true", "False", surrounding whitespace); 1 and "yes" are wrong types."""
+
     def to_internal_value(self, data):
+        if isinstance(data, str) and data.strip().lower() in ("true", "false"):
+            return data.strip().lower() == "true"
         if not isinstance(data, bool):
             raise wrong_type("boolean")
         return data
@@ -127,7 +143,7 @@ class EnvironmentSettingSerializer(WireSerializer):
 class TaskConstraintsSerializer(WireSerializer):
     maxWallClockTime = DurationField(required=False)
     retentionTime = DurationField(required=False)
-    maxTaskRetryCount = StrictIntegerField(required=False, min_value=-1)
+    maxTaskRetryCount = StrictIntegerField(required=False)  # its range: operations.constraints
 
 
 class ExitOptionsSerializer(WireSerializer):
@@ -280,12 +296,27 @@ class TaskAddCollectionParameterSerializer(WireSerializer):
 
 class JobConstraintsSerializer(WireSerializer):
     maxWallClockTime = DurationField(required=False)
-    maxTaskRetryCount = StrictIntegerField(required=False, min_value=-1)
+    maxTaskRetryCount = StrictIntegerField(required=False)  # its range: operations.constraints
+
+
+class AutoPoolSpecificationField(serializers.Field):
+    """poolInfo.autoPoolSpecification, validated like Add Pool's body
+    (tasks.api.pool_serializers, imported when first used: it builds on this module)."""
+
+    def to_internal_value(self, data):
+        from .pool_serializers import AutoPoolSpecificationSerializer
+
+        nested = AutoPoolSpecificationSerializer()
+        nested.bind(self.field_name, self.parent)  # a nested serializer refuses unknown properties
+        return nested.run_validation(data)
+
+    def to_representation(self, value):  # pragma: no cover - output is built in render.py
+        return value
 
 
 class PoolInfoSerializer(WireSerializer):
     poolId = BatchIdField(required=False)
-    autoPoolSpecification = serializers.DictField(required=False)
+    autoPoolSpecification = AutoPoolSpecificationField(required=False)
 
     def validate(self, attrs):
         # One of the two; an auto pool's rules are the rules layer's (tasks.operations.auto_pools).
@@ -303,9 +334,9 @@ class JobAddParameterSerializer(WireSerializer):
     id = BatchIdField()
     displayName = StrictCharField(required=False, max_length=1024, allow_blank=True)
     usesTaskDependencies = StrictBooleanField(required=False)
-    priority = StrictIntegerField(required=False, min_value=-1000, max_value=1000)
+    priority = StrictIntegerField(required=False)  # its range: operations.constraints
     allowTaskPreemption = StrictBooleanField(required=False)
-    maxParallelTasks = StrictIntegerField(required=False, min_value=-1)
+    maxParallelTasks = StrictIntegerField(required=False)  # its range: operations.constraints
     constraints = JobConstraintsSerializer(required=False)
     jobManagerTask = serializers.DictField(required=False)
     jobPreparationTask = serializers.DictField(required=False)
@@ -317,16 +348,11 @@ class JobAddParameterSerializer(WireSerializer):
     networkConfiguration = serializers.DictField(required=False)
     metadata = MetadataItemSerializer(many=True, required=False)
 
-    def validate_maxParallelTasks(self, value):
-        if value == 0:
-            raise serializers.ValidationError("maxParallelTasks must be -1 or greater than 0")
-        return value
-
 
 class JobUpdateParameterSerializer(WireSerializer):
-    priority = StrictIntegerField(required=False, min_value=-1000, max_value=1000)
+    priority = StrictIntegerField(required=False)
     allowTaskPreemption = StrictBooleanField(required=False)
-    maxParallelTasks = StrictIntegerField(required=False, min_value=-1)
+    maxParallelTasks = StrictIntegerField(required=False)
     constraints = JobConstraintsSerializer(required=False)
     poolInfo = PoolInfoSerializer(required=False)
     onAllTasksComplete = EnumField(["noaction", "terminatejob"], required=False)
@@ -338,30 +364,17 @@ class JobTerminateParameterSerializer(WireSerializer):
     terminateReason = StrictCharField(required=False, max_length=64, allow_blank=True)
 
 
-class PoolAddParameterSerializer(WireSerializer):
-    id = BatchIdField()
-    displayName = StrictCharField(required=False, max_length=1024, allow_blank=True)
-    vmSize = StrictCharField(max_length=64)
-    virtualMachineConfiguration = serializers.DictField(required=False)
-    targetDedicatedNodes = StrictIntegerField(required=False, min_value=0)
-    targetLowPriorityNodes = StrictIntegerField(required=False, min_value=0)
-    enableAutoScale = StrictBooleanField(required=False)
-    autoScaleFormula = StrictCharField(required=False)
-    taskSlotsPerNode = StrictIntegerField(required=False, min_value=1, max_value=256)
-    taskSchedulingPolicy = serializers.DictField(required=False)
-    startTask = serializers.DictField(required=False)
-    metadata = MetadataItemSerializer(many=True, required=False)
-    enableInterNodeCommunication = StrictBooleanField(required=False)
-    resizeTimeout = DurationField(required=False)
-
-
 # --- turning DRF verdicts into Batch errors ------------------------------------------------
 
 
 def _first_error(errors, path: str = ""):
     if isinstance(errors, dict):
         for key, value in errors.items():
-            sub = key if key == "non_field_errors" else (f"{path}.{key}" if path else key)
+            # DRF keys a list's item errors by index: name them as `items[0]`.
+            if isinstance(key, int):
+                sub = f"{path}[{key}]"
+            else:
+                sub = key if key == "non_field_errors" else (f"{path}.{key}" if path else key)
             if key == "non_field_errors":
                 sub = path
             found = _first_error(value, sub)
@@ -421,8 +434,6 @@ def validate_wire(serializer_class, data, *, known: set[str] | None = None, pref
 
 
 def _value_at(data, path: str):
-    import re
-
     node = data
     for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
         try:

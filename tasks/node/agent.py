@@ -347,6 +347,28 @@ class NodeAgent:
     # --- starting ------------------------------------------------------------------------
 
     def _start(self, attempt: Attempt) -> None:
+        """Start a claimed attempt. Whatever fails on the way (but the database, whose
+        failure gives the attempt back whole) completes it with CommandLaunchFailed: an
+        attempt this agent holds but does not run would keep its slots forever."""
+        try:
+            self._begin(attempt)
+        except DatabaseError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any failure must end the attempt, not wedge it
+            log.exception("node %s: attempt %s could not start", self.node_id, attempt.pk)
+            run = self.runs.get(attempt.pk) or self._bare_run(attempt)
+            self.runs[attempt.pk] = run
+            self._launch_failed(run, LaunchError("CommandLaunchFailed", f"The task could not start: {error}."))
+
+    def _bare_run(self, attempt: Attempt) -> Run:
+        """The least Run that reports a failed start and frees its slots."""
+        key = ""
+        with contextlib.suppress(Exception):
+            key = layout.storage_key(self.key, attempt.job.job_id, attempt.task.task_id)
+        return Run(attempt_pk=attempt.pk, task_pk=attempt.task_id, kind="task", phase="run", slots=attempt.slots,
+                   task_dir=attempt.task_dir, key=key, env={}, command_line="")
+
+    def _begin(self, attempt: Attempt) -> None:
         task, job = attempt.task, attempt.job
         multi = task.spec.get("multiInstanceSettings") or {}
         kind = "subtask" if attempt.subtask_id is not None else ("primary" if task.number_of_instances > 1 else "task")
@@ -383,14 +405,23 @@ class NodeAgent:
             argv = command_argv(command_line, env=run.env, cwd=run.cwd)
             run.child = spawn(argv, env=run.env, cwd=run.cwd, stdout=f"{run.task_dir}/{layout.STDOUT}",
                               stderr=f"{run.task_dir}/{layout.STDERR}", append=append)
+            if run.child.pidfd is not None:
+                self.selector.register(run.child.pidfd, selectors.EVENT_READ, run.attempt_pk)
         except LaunchError as e:
             self._launch_failed(run, e)
-            return
-        if run.child.pidfd is not None:
-            self.selector.register(run.child.pidfd, selectors.EVENT_READ, run.attempt_pk)
+        except Exception as e:  # noqa: BLE001 - a bug here must fail the attempt, not hold its slot
+            log.exception("node %s: attempt %s could not start", self.node_id, run.attempt_pk)
+            self._launch_failed(run, LaunchError("CommandLaunchFailed", f"The command could not start: {e}."))
 
     def _launch_failed(self, run: Run, error: LaunchError) -> None:
+        if run.child is not None:  # it started before the failure: it must not run on unseen
+            child, run.child = run.child, None
+            if child.pidfd is not None:
+                with contextlib.suppress(KeyError, ValueError):
+                    self.selector.unregister(child.pidfd)
+            reap(child)
         with contextlib.suppress(OSError):
+            _make_dirs(run.task_dir, run.cwd)  # the failure may come before they were made
             Path(run.task_dir, layout.STDOUT).touch()
             with open(f"{run.task_dir}/{layout.STDERR}", "a") as err:
                 err.write(f"batchsite: {error.message}\n")
@@ -690,6 +721,8 @@ class NodeAgent:
             node_ops.mark_lost_nodes_offline(lost_after=self.lost_after)
 
     def _publish(self, run: Run) -> None:
+        if not run.key:
+            return  # a start that failed before its storage key was known
         self._publish_dir(run.key)
 
     def _publish_dir(self, key: str) -> None:

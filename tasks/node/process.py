@@ -110,7 +110,9 @@ class Child:
 def spawn(argv: list[str], *, env: dict[str, str], cwd: str, stdout: str, stderr: str,
           append: bool = False) -> Child:
     """Start `argv` (argv[0] an absolute program path) in a new session. Raises
-    LaunchError CommandLaunchFailed when exec fails (bad format, permission)."""
+    LaunchError CommandLaunchFailed when the process cannot be made: exec fails (bad
+    format, permission), or the environment or arguments are not ones a process can have
+    (a name with "=", a NUL: Popen's ValueError)."""
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
     out = err = -1
     try:
@@ -120,6 +122,8 @@ def spawn(argv: list[str], *, env: dict[str, str], cwd: str, stdout: str, stderr
                                  start_new_session=True, close_fds=True)
     except OSError as e:
         raise LaunchError("CommandLaunchFailed", f"The command could not start: {e.strerror or e}.") from None
+    except (ValueError, TypeError) as e:
+        raise LaunchError("CommandLaunchFailed", f"The command could not start: {e}.") from None
     finally:
         for fd in (out, err):
             if fd >= 0:

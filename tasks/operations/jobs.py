@@ -9,6 +9,7 @@ from tasks.errors import BatchError
 from tasks.models import Account, Attempt, Job, Task
 
 from .common import Precondition, job_state_refusal, lock_checked, new_etag, now
+from .constraints import check_job_values
 
 # Properties Update (PUT) and Patch may change; the rest are fixed at add time.
 UPDATABLE = ("priority", "maxParallelTasks", "allowTaskPreemption", "constraints", "poolInfo",
@@ -18,8 +19,10 @@ INLINE_PURGE_LIMIT = 10_000
 
 def add_job(account: Account, *, spec: dict) -> Job:
     """Add a job. With poolInfo.autoPoolSpecification, its auto pool is created with it
-    (see add_auto_pool). Refuses an id already used in the account (409 JobExists), and
+    (see add_auto_pool). Refuses an id already used in the account (409 JobExists), the
+    values Batch refuses (400 InvalidPropertyValue: constraints.check_job_values), and
     what add_auto_pool refuses."""
+    check_job_values(spec)
     auto = (spec.get("poolInfo") or {}).get("autoPoolSpecification")
     if auto is not None:
         from .auto_pools import add_job_with_auto_pool
@@ -76,9 +79,11 @@ def _lock_job(job: Job, precondition: Precondition, refusal) -> Job:
 
 
 def update_job(job: Job, *, spec: dict, replace: bool, precondition: Precondition = None) -> Job:
-    """Update (replace=True, PUT) or patch a job's updatable properties. Refuses a job that
-    is completed, terminating or being deleted. onAllTasksComplete=terminatejob on a job
+    """Update (replace=True, PUT) or patch a job's updatable properties. Refuses the values
+    Add refuses (400 InvalidPropertyValue: constraints.check_job_values) and a job that is
+    completed, terminating or being deleted (409). onAllTasksComplete=terminatejob on a job
     whose tasks are all complete terminates it, as Batch does."""
+    check_job_values(spec)
     with transaction.atomic():
         locked = _lock_job(job, precondition, can_update_job)
         if replace or "priority" in spec:

@@ -76,7 +76,8 @@ def check_target(value: object, name: str) -> int:
 
 def check_honourable(spec: dict, prefix: str = "") -> None:
     """Refuse what no batchsite node can do: join a virtual network (subnetId), boot a
-    custom image, install application packages or certificates."""
+    custom image or a Cloud Services configuration, provide application licenses (400
+    InvalidPropertyValue), install application packages or certificates (409)."""
     network = spec.get("networkConfiguration") or {}
     if network.get("subnetId"):
         raise BatchError.invalid_property(
@@ -88,6 +89,14 @@ def check_honourable(spec: dict, prefix: str = "") -> None:
             raise BatchError.invalid_property(
                 f"{prefix}virtualMachineConfiguration.imageReference.{key}", image[key],
                 "batchsite cannot resolve a custom image; use a marketplace imageReference.")
+    if spec.get("cloudServiceConfiguration"):
+        raise BatchError.invalid_property(
+            f"{prefix}cloudServiceConfiguration", None,
+            "Cloud Services Configuration pools are retired; use virtualMachineConfiguration.")
+    if spec.get("applicationLicenses"):
+        raise BatchError.invalid_property(
+            f"{prefix}applicationLicenses", ",".join(map(str, spec["applicationLicenses"])),
+            "batchsite nodes have no licensed applications to make available.")
     if spec.get("applicationPackageReferences"):
         raise BatchError(
             "InvalidApplicationPackageReferences",

@@ -16,6 +16,7 @@ from tasks.errors import BatchError
 from tasks.models import Attempt, Job, NodeCleanup, SubTask, Task
 
 from .common import Precondition, job_state_refusal, lock_checked, new_etag, now
+from .constraints import check_max_task_retry_count, check_task_values
 from .counts import CountDelta
 from .fast_insert import insert_rows, new_instance, prepare_rows
 from .jobs import complete_job_if_all_tasks_done
@@ -36,13 +37,17 @@ _MISSING = object()
 
 
 def check_task_against_job(job: Job, spec: dict) -> None:
-    """The rules of a task that depend on its job (the wire shape is checked by the API).
+    """The rules of a new task beyond its wire shape (checked by the API), most of which
+    depend on its job.
 
-    400 TaskDependenciesNotSpecifiedOnJob: dependsOn on a job without usesTaskDependencies.
+    400 InvalidPropertyValue: the values constraints.check_task_values refuses (an
+    environment variable name with "="). 400 TaskDependenciesNotSpecifiedOnJob: dependsOn
+    on a job without usesTaskDependencies.
     400 InvalidPropertyValue: dependencyAction without task dependencies; a jobAction other
     than none while the job's onTaskFailure is noaction; a multi-instance task whose
     requiredSlots is not 1. 409 TaskIdSameAsJobPreparationTask / ...ReleaseTask.
     """
+    check_task_values(spec)
     if spec.get("dependsOn") and not job.uses_task_dependencies:
         raise BatchError.dependencies_not_on_job()
     depends = spec.get("dependsOn") or {}
@@ -262,8 +267,11 @@ def can_update_task(task: Task) -> BatchError | None:
 def update_task(task: Task, *, constraints: dict | None, precondition: Precondition = None) -> Task:
     """Replace a task's constraints (the only updatable property). Omitted constraints, or
     omitted members of them, take their defaults: maxWallClockTime unlimited, retentionTime
-    7 days, maxTaskRetryCount the job's."""
+    7 days, maxTaskRetryCount the job's. Refuses what Add refuses (400
+    InvalidPropertyValue: a maxTaskRetryCount below -1), a completed task (409
+    TaskCompleted) and a task of a job that is ending (409)."""
     constraints = constraints or {}
+    check_max_task_retry_count(constraints)
     with transaction.atomic():
         locked = _lock_task(task, precondition, can_update_task)
         locked.max_wall_clock_time = constraints.get("maxWallClockTime")

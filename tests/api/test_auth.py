@@ -201,3 +201,119 @@ def test_every_operation_refuses_an_unsigned_request_and_changes_nothing(batch, 
     assert r["request-id"]
     task.refresh_from_db()
     assert task.state == "active" and task.job.state == "active" and Pool.objects.filter(pk=pool.pk).exists()
+
+
+# --- what the signature covers is what the server uses (issue 8, item 3) --------------------
+
+
+def replayed(account, method: str, signed_url: str, sent_url: str):
+    """A request signed for `signed_url` (as the SDKs sign it) but sent to `sent_url`: what an
+    attacker who captured the signature can do without the key."""
+    date = http_date()
+    signed = {"ocp-date": date}
+    if method not in ("GET", "HEAD"):
+        signed["content-length"] = "0"
+    auth = sign(method, signed_url, signed, account.name, account.primary_key)
+    extra = {"CONTENT_LENGTH": "0"} if method not in ("GET", "HEAD") else {}
+    return Client().generic(method, sent_url, headers={"ocp-date": date, "Authorization": auth}, **extra)
+
+
+@pytest.mark.parametrize(
+    ("signed", "added"),
+    [
+        ("maxresults=1", "&maxresults=&maxresults=2"),  # the SDKs sign the first value and skip empty ones
+        ("maxresults=1", "&maxresults=2"),
+        ("maxresults=1", "&MaxResults=2"),  # the views read names case-insensitively
+        ("$filter=state%20eq%20%27completed%27", "&$filter=&$filter=state%20eq%20%27active%27"),
+        ("maxresults=1", f"&api-version=&api-version={API}"),
+    ],
+)
+def test_a_query_parameter_given_twice_is_refused_before_any_view_reads_it(account, job, signed, added):
+    TaskFactory(job=job, task_id="a")
+    TaskFactory(job=job, task_id="b")
+    url = f"/jobs/{job.job_id}/tasks?api-version={API}&{signed}"
+    assert replayed(account, "GET", url, url).status_code == 200
+    r = replayed(account, "GET", url, url + added)
+    assert (r.status_code, error_code(r)) == (400, "InvalidQueryParameterValue"), r.content
+    assert "more than once" in dict((v["key"], v["value"]) for v in json.loads(r.content)["values"])["Reason"]
+
+
+def test_a_captured_delete_replayed_with_a_second_recursive_deletes_nothing(account, job, settings, tmp_path):
+    settings.STORAGES = {**settings.STORAGES, "taskfiles": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}}}
+    task = TaskFactory(job=job, task_id="T1", succeeded=True, node_name="n1", pool_id="p",
+                       task_root_directory=f"/x/n1/workitems/{job.job_id}/job-1/T1")
+    wd = tmp_path / account.name / "p" / "n1" / "workitems" / job.job_id / "job-1" / "T1" / "wd"
+    (wd / "keep").mkdir(parents=True)
+    (wd / "keep" / "data.txt").write_bytes(b"precious")
+    url = f"/jobs/{job.job_id}/tasks/{task.task_id}/files/wd?api-version={API}"
+    r = replayed(account, "DELETE", url, url)  # the captured, non-recursive delete
+    assert (r.status_code, error_code(r)) == (409, "OperationInvalidForCurrentState")
+    r = replayed(account, "DELETE", url, url + "&recursive=&recursive=true")
+    assert r.status_code == 400, r.content
+    assert (wd / "keep" / "data.txt").read_bytes() == b"precious"
+
+
+def test_an_empty_parameter_is_ignored_as_the_sdks_leave_it_unsigned(account, job):
+    TaskFactory(job=job, task_id="a", succeeded=True)
+    TaskFactory(job=job, task_id="b")
+    url = f"/jobs/{job.job_id}/tasks?api-version={API}"
+    r = replayed(account, "GET", url, url + "&$filter=&maxresults=")
+    assert r.status_code == 200, r.content
+    assert [t["id"] for t in json.loads(r.content)["value"]] == ["a", "b"]
+
+
+def md5_of(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+def test_a_body_matching_its_content_md5_is_served(batch, job):
+    body = json.dumps({"id": "t1", "commandLine": "/bin/true"}).encode()
+    r = batch.post(f"/jobs/{job.job_id}/tasks", raw=body, headers={"Content-MD5": md5_of(body)})
+    assert r.status_code == 201, r.content
+
+
+def test_a_body_that_does_not_match_its_content_md5_is_refused_and_changes_nothing(batch, job):
+    # Content-MD5 is signed and the body is not: the MD5 is what ties the body to the signature.
+    signed_body = json.dumps({"id": "t1", "commandLine": "/bin/true"}).encode()
+    sent_body = json.dumps({"id": "t2", "commandLine": "/bin/rm -"}).encode()
+    assert len(signed_body) == len(sent_body)
+    r = batch.post(f"/jobs/{job.job_id}/tasks", raw=sent_body, headers={"Content-MD5": md5_of(signed_body)})
+    assert (r.status_code, error_code(r)) == (400, "Md5Mismatch"), r.content
+    assert not job.tasks.exists()
+
+
+@pytest.mark.parametrize("value", ["not base64!", base64.b64encode(b"short").decode()])
+def test_a_content_md5_that_is_no_md5_is_an_invalid_header(batch, job, value):
+    r = batch.post(f"/jobs/{job.job_id}/tasks", body={"id": "t1", "commandLine": "/bin/true"},
+                   headers={"Content-MD5": value})
+    assert (r.status_code, error_code(r)) == (400, "InvalidHeaderValue"), r.content
+    assert not job.tasks.exists()
+
+
+def test_an_unknown_account_costs_the_same_verification_as_a_wrong_key(account, job, monkeypatch):
+    """Not a timing assertion: the unknown-account path must run the very same HMACs (same
+    texts, as many keys) as a known account with a wrong key, so both answer in the same time."""
+    from tasks.api import auth
+
+    signed: list[tuple[str, bytes]] = []
+    real = auth._hmac
+
+    def spy(key: bytes, text: str) -> bytes:
+        signed.append((text, key))
+        return real(key, text)
+
+    monkeypatch.setattr(auth, "_hmac", spy)
+    wrong = base64.b64encode(b"not-the-key-of-this-account-0000").decode()
+    single = AccountFactory(secondary_key="")
+    runs = {}
+    for label, client in (("wrong key", BatchTestClient(account, key=wrong)),
+                          ("wrong key, no secondary", BatchTestClient(single, key=wrong)),
+                          ("unknown account", BatchTestClient(account, key=wrong, name="nosuchaccount"))):
+        signed.clear()
+        r = client.get(f"/jobs/{job.job_id}")
+        assert (r.status_code, error_code(r)) == (403, "AuthenticationFailed")
+        # HMAC-SHA256 costs the same for every key up to its 64-byte block.
+        runs[label] = (len(signed), len({text for text, _ in signed}), all(len(k) <= 64 for _, k in signed))
+    assert runs["wrong key"][0] > 0, "no signature was computed"
+    assert runs["unknown account"] == runs["wrong key"] == runs["wrong key, no secondary"]

@@ -99,6 +99,15 @@ def test_an_executable_without_a_known_format_fails_to_launch(task_dir):
     assert e.value.code == "CommandLaunchFailed"
 
 
+@pytest.mark.parametrize("task_settings", [[{"name": "A=B", "value": "1"}], [{"name": "A", "value": 5}]])
+def test_an_environment_no_process_can_have_fails_to_launch(task_dir, task_settings):
+    env = environment(job_settings=None, task_settings=task_settings, batch={})
+    argv = command_argv("/bin/true", env=env, cwd=str(task_dir / "wd"))
+    with pytest.raises(LaunchError) as e:
+        spawn(argv, env=env, cwd=str(task_dir / "wd"), stdout=str(task_dir / "o"), stderr=str(task_dir / "e"))
+    assert e.value.code == "CommandLaunchFailed"
+
+
 def test_the_environment_layers_agent_job_task_and_batch_variables(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgres://secret")
     monkeypatch.setenv("LANG", "C.UTF-8")

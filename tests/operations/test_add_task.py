@@ -235,6 +235,27 @@ def test_the_default_preparation_task_id_is_free_when_the_job_has_none():
     add_task(job, spec=spec("jobpreparation"))
 
 
+@pytest.mark.parametrize(("settings", "name"), [
+    ({"environmentSettings": [{"name": "A=B", "value": "1"}]}, "environmentSettings[0].name"),
+    ({"environmentSettings": [{"name": "OK"}, {"name": "=X"}]}, "environmentSettings[1].name"),
+])
+def test_refuses_an_environment_variable_name_no_process_can_have(settings, name):
+    # No POSIX environment can hold a name with "=": the agent could never start the task.
+    error = refusal(JobFactory(), spec(**settings))
+    assert (error.code, dict(error.values)["PropertyName"]) == ("InvalidPropertyValue", name)
+    assert not Task.objects.exists()
+
+
+def test_refuses_a_retry_count_below_minus_one():
+    error = refusal(JobFactory(), spec(constraints={"maxTaskRetryCount": -2}))
+    assert (error.code, dict(error.values)["PropertyName"]) == ("InvalidPropertyValue", "constraints.maxTaskRetryCount")
+
+
+def test_accepts_environment_variable_names_with_any_other_character():
+    task = add_task(JobFactory(), spec=spec(environmentSettings=[{"name": "a.b-c d", "value": "x=y"}]))
+    assert task.spec["environmentSettings"] == [{"name": "a.b-c d", "value": "x=y"}]
+
+
 def test_the_database_refuses_a_case_insensitive_duplicate_inserted_directly():
     task = TaskFactory(task_id="Dup")
     now = timezone.now()

@@ -141,3 +141,15 @@ def test_an_id_in_the_job_gets_task_exists_before_any_rule_of_its_job():
     TaskFactory(job=job, task_id="a")
     results = add(job, [{"id": "A", "commandLine": "/bin/true", "dependsOn": {"taskIds": ["x"]}}])
     assert verdicts(results) == [("A", "TaskExists")]
+
+
+def test_an_environment_variable_name_with_an_equals_sign_fails_only_its_task():
+    job = JobFactory()
+    results = add_task_collection(job, specs=[{"id": "good", "commandLine": "x"},
+                                              {"id": "bad", "commandLine": "x",
+                                               "environmentSettings": [{"name": "A=B"}]}],
+                                  ids=["good", "bad"])
+    assert results[0].task is not None
+    assert results[1].task is None and results[1].error.code == "InvalidPropertyValue"
+    assert dict(results[1].error.values)["PropertyName"] == "environmentSettings[0].name"
+    assert list(job.tasks.values_list("task_id", flat=True)) == ["good"]

@@ -127,6 +127,50 @@ def test_update_keeps_the_task_counters(assert_counters_true):
     assert (counts["active_count"], counts["running_count"]) == (1, 1)
 
 
+# --- the job's value rules, one answer for add, update and patch (issue 8, item 13) ------
+
+
+JOB_VALUE_RULES = [
+    ({"maxParallelTasks": 0}, "maxParallelTasks"),
+    ({"maxParallelTasks": -2}, "maxParallelTasks"),
+    ({"priority": 1001}, "priority"),
+    ({"priority": -1001}, "priority"),
+    ({"constraints": {"maxTaskRetryCount": -2}}, "constraints.maxTaskRetryCount"),
+    ({"commonEnvironmentSettings": [{"name": "A=B", "value": "1"}]}, "commonEnvironmentSettings[0].name"),
+    ({"jobManagerTask": {"id": "m", "commandLine": "x", "environmentSettings": [{"name": "ok"}, {"name": "X=1"}]}},
+     "jobManagerTask.environmentSettings[1].name"),
+]
+
+
+@pytest.mark.parametrize(("values", "name"), JOB_VALUE_RULES)
+def test_add_refuses_a_value_batch_refuses(values, name):
+    with pytest.raises(BatchError) as refused:
+        add_job(AccountFactory(), spec={"id": "j", "poolInfo": {"poolId": "p"}, **values})
+    assert refused.value.code == "InvalidPropertyValue"
+    assert dict(refused.value.values)["PropertyName"] == name
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize("replace", [True, False], ids=["update", "patch"])
+@pytest.mark.parametrize(("values", "name"), [r for r in JOB_VALUE_RULES if {"priority", "maxParallelTasks", "constraints"} & set(r[0])])
+def test_update_and_patch_refuse_what_add_refuses(values, name, replace):
+    job = JobFactory(priority=3, max_parallel_tasks=2)
+    etag = job.etag
+    with pytest.raises(BatchError) as refused:
+        update_job(job, spec=values, replace=replace)
+    assert refused.value.code == "InvalidPropertyValue"
+    assert dict(refused.value.values)["PropertyName"] == name
+    job.refresh_from_db()
+    assert (job.priority, job.max_parallel_tasks, job.etag) == (3, 2, etag)
+
+
+@pytest.mark.parametrize("values", [{"maxParallelTasks": -1}, {"maxParallelTasks": 1}, {"priority": -1000},
+                                    {"priority": 1000}])
+def test_the_limits_themselves_are_accepted_everywhere(values):
+    job = add_job(AccountFactory(), spec={"id": "j", "poolInfo": {"poolId": "p"}, **values})
+    assert update_job(job, spec=values, replace=True).etag != job.etag
+
+
 # --- terminate ---------------------------------------------------------------------------
 
 

@@ -116,3 +116,14 @@ def test_can_update_agrees_with_update_in_every_state():
             except BatchError as error:
                 outcome = error.code
             assert outcome == (predicted.code if predicted else None), (trait, job_state)
+
+
+def test_refuses_a_retry_count_below_minus_one_as_add_does():
+    task = TaskFactory(max_task_retry_count=3)
+    etag = task.etag
+    with pytest.raises(BatchError) as refused:
+        update_task(task, constraints={"maxTaskRetryCount": -2})
+    assert refused.value.code == "InvalidPropertyValue"
+    assert dict(refused.value.values)["PropertyName"] == "constraints.maxTaskRetryCount"
+    task.refresh_from_db()
+    assert (task.max_task_retry_count, task.etag) == (3, etag)
