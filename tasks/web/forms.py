@@ -138,10 +138,11 @@ class BatchErrorsForm(forms.Form):
     shown at the field it came from (`wire_fields`), any other above the form."""
 
     wire_fields: dict[str, str] = {}
+    default_field: str | None = None  # where a refusal naming no property goes
 
     def add_batch_error(self, error: BatchError) -> None:
         values = dict(error.values)
-        field = self.wire_fields.get(values.get("PropertyName", ""))
+        field = self.wire_fields.get(values.get("PropertyName", ""), self.default_field)
         reason = values.get("Reason") or values.get("Message") or error.message
         self.add_error(field, f"{error.code}: {reason}")
 
@@ -174,6 +175,7 @@ class AutoScaleForm(BatchErrorsForm):
                                               help_text="Empty: as it is (15 minutes at first); between 5 minutes "
                                                         "and 168 hours. " + DURATION_HELP)
     wire_fields = {"autoScaleFormula": "formula", "autoScaleEvaluationInterval": "evaluation_interval"}
+    default_field = "formula"  # a formula Batch refuses (AutoScalingFormulaSyntaxError) names no property
 
     @classmethod
     def for_pool(cls, pool, data=None) -> AutoScaleForm:
@@ -186,6 +188,7 @@ class EvaluateForm(BatchErrorsForm):
                               label="Formula", help_text="Evaluated against the pool as it stands now; nothing "
                                                          "is applied.")
     wire_fields = {"autoScaleFormula": "formula"}
+    default_field = "formula"
 
     @classmethod
     def for_pool(cls, pool, data=None) -> EvaluateForm:

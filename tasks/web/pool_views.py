@@ -166,7 +166,7 @@ def pool_action(request, account, pool_id, action):
     if action == "delete" and error is None:
         messages.success(request, f"Pool {pool.pool_id} is being deleted: its nodes leave first.")
         return go(request, reverse("web:pools", args=[account]))
-    return _after_pool_action(request, access, pool, error, _done_text(action, pool, result))
+    return _after_pool_action(request, access, pool, error, "" if error else _done_text(action, pool, result))
 
 
 def _done_text(action: str, pool, result) -> str:
@@ -184,15 +184,20 @@ def _after_pool_action(request, access, pool, error, success: str):
         if fresh is None:
             response = render(request, "tasks/_pool_gone.html", {"access": access, "pool_id": pool.pool_id})
         else:
-            context = {**pool_pages.pool_context(access, fresh), "flash": error.message if error else success,
+            context = {**pool_pages.pool_context(access, fresh), "flash": _said(error) if error else success,
                        "flash_error": error is not None, "close_dialog": True}
             response = render(request, "tasks/_pool_live.html", context)
         return reswap(retarget(response, "#pool-live"), "outerHTML")
     if error:
-        messages.error(request, f"{error.code}: {error.message}")
+        messages.error(request, f"{error.code}: {_said(error)}")
     else:
         messages.success(request, success)
     return HttpResponseRedirect(reverse("web:pool", args=[access.account.name, pool.pool_id]))
+
+
+def _said(error: BatchError) -> str:
+    """A refusal as people read it: its reason when it names one (which value, why)."""
+    return dict(error.values).get("Reason") or error.message
 
 
 # --- nodes -----------------------------------------------------------------------------------
@@ -239,12 +244,12 @@ def _after_node_action(request, access, node, error, success: str):
             response = render(request, "tasks/_node_gone.html",
                               {"access": access, "pool": node.pool, "node_id": node.node_id})
         else:
-            context = {**pool_pages.node_context(access, fresh), "flash": error.message if error else success,
+            context = {**pool_pages.node_context(access, fresh), "flash": _said(error) if error else success,
                        "flash_error": error is not None, "close_dialog": True}
             response = render(request, "tasks/_node_live.html", context)
         return reswap(retarget(response, "#node-live"), "outerHTML")
     if error:
-        messages.error(request, f"{error.code}: {error.message}")
+        messages.error(request, f"{error.code}: {_said(error)}")
     else:
         messages.success(request, success)
     if fresh is None:
