@@ -185,8 +185,7 @@ class AutoScaleForm(BatchErrorsForm):
 
 class EvaluateForm(BatchErrorsForm):
     formula = forms.CharField(widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}), strip=False,
-                              label="Formula", help_text="Evaluated against the pool as it stands now; nothing "
-                                                         "is applied.")
+                              label="Formula")
     wire_fields = {"autoScaleFormula": "formula"}
     default_field = "formula"
 

@@ -97,3 +97,12 @@ def test_costs_a_fixed_number_of_queries(op, account, pools, django_assert_num_q
     # session, user, membership, pools, current nodes, nodes by state, jobs with work waiting
     with django_assert_num_queries(7):
         op.get(reverse("web:pools", args=[account.name]))
+
+
+def test_the_index_costs_a_fixed_number_of_queries(op, account, pools, django_assert_num_queries):
+    other = AccountFactory()
+    for i in range(4):
+        ComputeNodeFactory.create_batch(2, pool=PoolFactory(account=other if i % 2 else account))
+    # session, user, pools (of the accounts the user sees), current nodes, nodes by state, jobs with work
+    with django_assert_num_queries(6):
+        op.get(reverse("web:pool-index"))
