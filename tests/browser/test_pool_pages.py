@@ -53,6 +53,7 @@ def test_operator_resizes_a_pool_watches_its_nodes_come_then_reboots_one(site, r
     page.goto("/web/demo/pools/")
     assert page.locator("#pools-table tr[data-pool=farm] [data-count=dedicated]").inner_text() == "0 / 0"
     page.click("#pools-table tr[data-pool=farm] a")
+    page.wait_for_url("**/web/demo/pools/farm/")
     page.evaluate("window.__notReloaded = true")
     assert node_count(page) == 0 and page.inner_text("#pool-allocation") == "steady"
 
@@ -81,10 +82,11 @@ def test_operator_resizes_a_pool_watches_its_nodes_come_then_reboots_one(site, r
     node = ComputeNode.objects.filter(pool__pool_id="farm").order_by("node_id").first()
     booted = node.registered
     page.click(f"#node-table tr[data-node={node.node_id}] a")
+    page.wait_for_url(f"**/nodes/{node.node_id}/")
     assert "preparing the node" in page.inner_text("#node-output-text")
     assert page.inner_text("#start-task-state").startswith("completed")
     page.click("#node-actions [data-action=reboot] a")
-    page.wait_for_selector("#node-dialog .confirm-box")
+    page.wait_for_selector("#node-dialog #confirm-reboot")
     assert page.is_checked("#node-dialog input[name=option][value=requeue]")
     shot(page, "53-node-reboot-confirm")
     page.click("#node-dialog button[type=submit]")
