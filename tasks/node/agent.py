@@ -212,14 +212,20 @@ class NodeAgent:
                 if killed:
                     log.warning("killed %d processes left behind by a previous run of node %s", killed, self.node_id)
                 previous = ComputeNode.objects.filter(pool=self.pool, node_id=self.node_id).first()
+                waiting = False
                 if previous is not None and previous.pending_action == ComputeNode.Action.REIMAGE:
-                    self._wipe_disk()
-                    node_ops.node_disk_wiped(previous)
+                    # The reimage is due, unless this process restarted while it still
+                    # waited for the tasks' retention (retaineddata): then it waits on.
+                    waiting = (previous.action_option == node_ops.RETAINEDDATA
+                               and node_ops.holds_retained_data(previous))
+                    if not waiting:
+                        self._wipe_disk()
+                        node_ops.node_disk_wiped(previous)
                 disk_error = self._make_dirs()
                 self.node = node_ops.register_node(
                     self.pool, node_id=self.node_id, slots=self.slots, hostname=socket.gethostname(),
                     ip_address=settings.BATCHSITE_NODE_IP, root_dir=str(self.root), agent_pid=os.getpid(),
-                    is_dedicated=self.is_dedicated,
+                    is_dedicated=self.is_dedicated, resume_order=waiting,
                 )
                 if disk_error:
                     node_ops.mark_node_unusable(self.node, code="NodeDiskUnusable", message=disk_error)
@@ -729,6 +735,7 @@ class NodeAgent:
         """Copy the directory `key` of this node's disk into the shared storage under the
         same key."""
         with contextlib.suppress(OSError):
+            # Only regular files, never through a link (storage.publish_dir).
             storage.publish_dir(self.storage, layout.nodes_dir(settings.DATA_DIR), key)
 
     # --- stopping ------------------------------------------------------------------------
