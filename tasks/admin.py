@@ -253,8 +253,8 @@ class AccountAdmin(RulesAdmin):
     fields = ["name", "primary_key_masked", "secondary_key_masked", "created"]
     readonly_fields = ["primary_key_masked", "secondary_key_masked"]
     actions = [_regenerate("primary"), _regenerate("secondary")]
-    add_refusal = ("Accounts come from the configuration (BATCHSITE_ACCOUNT_NAME and BATCHSITE_ACCOUNT_KEY), "
-                   "not from the admin.")
+    add_refusal = ("Accounts come from the configuration (BATCHSITE_ACCOUNT_NAME and BATCHSITE_ACCOUNT_KEY, or "
+                   "BATCHSITE_ACCOUNTS), not from the admin.")
     delete_refusal = ("An account cannot be deleted here: that would remove its pools, jobs and tasks without "
                       "stopping a node or a process. Remove it from the configuration instead.")
     rules_note = ("The keys are never shown: regenerate one (above) to get a new key, shown once. Access to the "

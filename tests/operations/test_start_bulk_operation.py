@@ -20,6 +20,7 @@ def start(job, scope, action="terminate"):
     ({"filter": {"since": "0001-01-01T00:00:00+14:00"}, "max_pk": 9}, "filter.since"),
     ({"filter": {"state": "exploded"}, "max_pk": 9}, "filter.state"),
     ({"tasks": [f"t{i}" for i in range(MAX_SELECTION + 1)]}, "tasks"),
+    ({"tasks": ["ok", "a\x00b"]}, "tasks"),  # PostgreSQL refuses a NUL in any string: was a 500 there
 ])
 def test_refuses_a_scope_it_could_not_act_on_exactly(scope, property_name):
     with pytest.raises(BatchError) as refused:

@@ -61,6 +61,11 @@ def test_confirming_a_filter_with_an_error_acts_on_nothing(op, failures, bad):
     assert Task.objects.filter(job=failures).count() == 7
 
 
+def test_a_selection_with_an_id_no_database_compares_is_refused(op, failures):
+    body = op.get(job_url("job-bulk", failures, action="delete", task=["f1", "a\x00"])).content.decode()
+    assert "A task id has no NUL character." in body and 'id="bulk-count"' not in body
+
+
 def test_the_way_back_from_a_refused_preview_keeps_the_filter_to_correct(op, failures):
     body = op.get(job_url("job-bulk", failures, action="delete", since="99999-01-01", node="n1")).content.decode()
     assert "?node=n1&amp;since=99999-01-01" in body and "Correct the filter" in body
