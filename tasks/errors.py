@@ -6,6 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+MAX_DETAIL = 1024  # characters of a detail value echoed back; a client may send megabytes
+
+
+def _bounded(value: object) -> str:
+    text = str(value)
+    if len(text) <= MAX_DETAIL:
+        return text
+    return f"{text[:MAX_DETAIL]}... ({len(text)} characters)"
+
 
 @dataclass
 class BatchError(Exception):
@@ -13,6 +22,11 @@ class BatchError(Exception):
     message: str
     status: int = 400
     values: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Detail values often quote the request (a property's value, a query): bounded here,
+        # once, for the API's error bodies, the dashboard's messages and the logs alike.
+        self.values = [(key, _bounded(value)) for key, value in self.values]
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
@@ -86,6 +100,10 @@ class BatchError(Exception):
             400,
             [("QueryParameterName", name)],
         )
+
+    @classmethod
+    def invalid_uri(cls) -> BatchError:
+        return cls("InvalidUri", "The requested URI does not represent any resource on the server.", 400)
 
     @classmethod
     def missing_header(cls, name: str) -> BatchError:

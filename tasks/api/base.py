@@ -3,12 +3,14 @@ list envelopes and paging. Authentication is DRF's (tasks.api.auth)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
+import hashlib
 import json
+import re
+import time
 import uuid
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
+from django.core import signing
 from django.core.exceptions import RequestDataTooBig
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,21 +19,90 @@ from tasks.errors import BatchError
 from tasks.timefmt import format_http_date
 
 from .auth import check_content_md5, query_parameters
+from .schema import SUPPORTED_API_VERSIONS, BatchAutoSchema
 
-SUPPORTED_API_VERSIONS = ("2024-02-01.19.0", "2024-07-01.20.0", "2025-06-01")
 DEFAULT_PAGE = 1000
 MAX_BODY = 8 * 1024 * 1024
+# After an early answer, this much of an unread body is read and dropped (within the time)
+# so the connection can serve the next request; a larger body closes the connection.
+DRAIN_LIMIT = 2 * MAX_BODY
+DRAIN_SECONDS = 10.0
+# WSGI environ key by which the application asks its server to close the connection after
+# this answer (WSGI forbids the application a Connection header): batchsite.gunicorn_worker.
+CLOSE_CONNECTION = "batchsite.close_connection"
+
+
+def finish_request_body(request) -> None:
+    """Read and drop what is left of the request body, once the answer is decided.
+
+    An answer given before the body is read (a 413, a bad signature, a missing job) leaves
+    the body on the connection. gunicorn then drains at most 64 KiB and closes a connection
+    it had announced as keep-alive: the SDK's create_tasks, which halves a chunk after a 413
+    and sends it on the same connection, failed with RemoteDisconnected. So up to
+    DRAIN_LIMIT bytes (DRAIN_SECONDS) are read here; past that the connection is marked to
+    close, which the answer then says (Connection: close).
+    """
+    meta = request.META
+    if getattr(request, "_body", None) is not None:
+        return  # read whole already (HttpRequest.body)
+    try:
+        declared = int(meta.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = DRAIN_LIMIT + 1  # unknown: do not wait for it
+    chunked = "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if declared > DRAIN_LIMIT:
+        meta[CLOSE_CONNECTION] = True
+        return
+    # Django reads a body only up to its Content-Length; a chunked one only the server has.
+    stream = meta.get("wsgi.input") if chunked else request
+    if stream is None or (not chunked and declared == 0):
+        return
+    deadline, drained = time.monotonic() + DRAIN_SECONDS, 0
+    try:
+        while chunk := stream.read(64 * 1024):
+            drained += len(chunk)
+            if drained > DRAIN_LIMIT or time.monotonic() > deadline:
+                meta[CLOSE_CONNECTION] = True
+                return
+    except (OSError, ValueError):
+        meta[CLOSE_CONNECTION] = True  # the client went away or sent a broken body
+
+
+# A continuation token is the last key of a page, signed: only a token this service made
+# reads back, so a garbled or invented one is refused instead of read as "from the start"
+# (a client following nextLinks would loop). base64url and "." only: URL-safe (REFERENCE §3).
+_TOKENS = signing.Signer(salt="batchsite.api.skiptoken", sep=".")
 
 
 def encode_token(key: str) -> str:
-    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+    return _TOKENS.sign_object(key)
 
 
 def decode_token(token: str) -> str:
+    """The key a $skiptoken continues after, or 400 InvalidQueryParameterValue."""
     try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BatchError.invalid_query("$skiptoken", token, "The continuation token is not valid.") from None
+        key = _TOKENS.unsign_object(token)
+    except (signing.BadSignature, ValueError, UnicodeError):
+        key = None
+    if not isinstance(key, str) or not key:
+        raise BatchError.invalid_query("$skiptoken", token, "The continuation token is not valid.")
+    return key
+
+
+# The path parts before a task's or node's file path: ids there never hold a "/", so an
+# encoded one (%2F, which WSGI decodes) would make the path name another operation.
+_FILE_PATH_START = re.compile(r"/(?:jobs/[^/]+/tasks/[^/]+|pools/[^/]+/nodes/[^/]+)/files/")
+
+
+def encoded_slash_in_an_id(meta: dict) -> bool:
+    """Whether the path as sent (the server's raw URI, when it gives one) holds an encoded
+    slash outside a file path."""
+    raw = meta.get("RAW_URI") or meta.get("REQUEST_URI") or ""
+    path = urlsplit(raw).path if "://" in raw[:12] else raw.split("?", 1)[0]
+    start = _FILE_PATH_START.match(path)
+    if start:
+        path = path[:start.end()]
+    return "%2f" in path.lower()
 
 
 MAX_BODY_DEPTH = 32  # Batch bodies nest about 6 deep; deeper would exhaust recursion later
@@ -76,10 +147,13 @@ class BatchApiView(APIView):
 
     # No OPTIONS: Batch has none, and DRF's answer would describe our views, not Batch.
     http_method_names = ["get", "post", "put", "patch", "delete", "head"]
+    schema = BatchAutoSchema()
 
     def initial(self, request, *args, **kwargs):
         self.batch_request_id = str(uuid.uuid4())
         request._request.batch_request_id = self.batch_request_id
+        if encoded_slash_in_an_id(request._request.META):
+            raise BatchError.invalid_uri()  # as for any path that names no Batch resource
         super().initial(request, *args, **kwargs)  # authenticates: SharedKey on every call
         # Exactly the parameters the signature covered (tasks.api.auth.query_parameters).
         meta = request._request.META
@@ -107,6 +181,7 @@ class BatchApiView(APIView):
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
+        finish_request_body(request._request)
         rid = getattr(request._request, "batch_request_id", None) or str(uuid.uuid4())
         response["request-id"] = rid
         client_id = request._request.META.get("HTTP_CLIENT_REQUEST_ID")
@@ -213,6 +288,14 @@ class BatchApiView(APIView):
             return item
         wanted = {s.lower() for s in select}
         return {k: v for k, v in item.items() if k.lower() in wanted}
+
+    @staticmethod
+    def collection_headers(response: Response, *, etags: list[str], last_modified) -> Response:
+        """ETag and Last-Modified of a collection (a page of a list, the tasks a collection
+        added), which the REST spec declares. `etags` names each member and its version
+        ("id:etag"), so the ETag changes whenever a member changes, comes or goes."""
+        digest = hashlib.sha256("\n".join(etags).encode()).hexdigest()[:16].upper()
+        return BatchApiView.resource_headers(response, etag=f"0x{digest}", last_modified=last_modified)
 
     @staticmethod
     def resource_headers(response: Response, *, etag: str, last_modified, url: str | None = None) -> Response:

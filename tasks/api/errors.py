@@ -86,6 +86,9 @@ def batch_exception_handler(exc, context):
 
 def batch_error_response(request, error: BatchError) -> JsonResponse:
     """A Batch error outside DRF (unknown path, Django-level failures)."""
+    from .base import finish_request_body
+
+    finish_request_body(request)  # answered before the body was read: keep the connection usable
     rid = str(uuid.uuid4())
     try:
         base = request.build_absolute_uri("/").rstrip("/")

@@ -18,9 +18,7 @@ def _is_page(request) -> bool:
 def not_found(request, exception=None):
     if _is_page(request):
         return defaults.page_not_found(request, exception)
-    return batch_error_response(
-        request, BatchError("InvalidUri", "The requested URI does not represent any resource on the server.", 400)
-    )
+    return batch_error_response(request, BatchError.invalid_uri())
 
 
 def bad_request(request, exception=None):

@@ -193,8 +193,6 @@ class PoolEvaluateAutoScaleApi(PoolView):
         pool = self.pool(pool_id)
         body = validate_wire(PoolEvaluateAutoScaleParameterSerializer, self.json_body())
         run = autoscale_ops.evaluate_auto_scale(pool, formula=body["autoScaleFormula"])
-        run = {"odata.metadata": f"{self.base_url}/$metadata#Microsoft.Azure.Batch.Protocol.Entities.AutoScaleRun",
-               **run}
         return self.pool_headers(Response(run, status=200), pool)
 
 

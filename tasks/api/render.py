@@ -4,6 +4,7 @@ absent values omitted, times in the service's 7-digit form."""
 from __future__ import annotations
 
 from tasks.models import Job, SubTask, Task
+from tasks.node.layout import task_key_within_node
 from tasks.timefmt import format_datetime_wire as dt
 from tasks.timefmt import format_duration
 
@@ -107,14 +108,18 @@ def task_stats_json(task: Task, *, base: str, job_id: str, version: str) -> dict
     }
 
 
-def subtask_json(sub: SubTask, *, base: str) -> dict:
+def subtask_json(sub: SubTask, *, base: str, job_id: str, task_id: str) -> dict:
+    node = node_url(base, sub.pool_id, sub.node_name) if sub.node_name else None
     return _drop_none({
         "id": sub.subtask_id,
         "nodeInfo": _drop_none({
-            "nodeUrl": node_url(base, sub.pool_id, sub.node_name) if sub.node_name else None,
+            "affinityId": f"TVM:{sub.node_name}" if sub.node_name else None,
+            "nodeUrl": node,
             "poolId": sub.pool_id or None,
             "nodeId": sub.node_name or None,
             "taskRootDirectory": sub.task_root_directory or None,
+            # A subtask's directory is on its own node: the node's files, as Batch gives it.
+            "taskRootDirectoryUrl": f"{node}/files/{task_key_within_node(job_id, task_id)}" if node else None,
         }) or None,
         "startTime": dt(sub.start_time),
         "endTime": dt(sub.end_time),

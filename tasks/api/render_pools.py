@@ -23,7 +23,7 @@ from .render import NEW_API, _drop_none, _int64, node_url, task_url
 # Properties of a pool only the api-versions before 2025-06-01 have (REFERENCE §14).
 OLD_API_ONLY = ("certificateReferences", "resourceTags", "targetNodeCommunicationMode", "applicationLicenses",
                 "cloudServiceConfiguration")
-# Secrets inside a pool specification: (path to a list or object, key). Never returned.
+# The keys of secrets inside a pool specification, at any depth: stored for the nodes, never returned.
 _SECRET_KEYS = frozenset({"password", "accountKey", "sasKey", "sshPrivateKey", "protectedSettings"})
 # The node states Batch counts in BatchNodeCounts, by their property names there.
 COUNTED_STATES = {

@@ -407,16 +407,23 @@ def _instance(serializer_class):
     return cache[serializer_class]
 
 
+def refuse_unknown_properties(serializer_class, data: dict, *, known: set[str] | None = None,
+                              prefix: str = "") -> None:
+    """400 UnsupportedProperty for a top-level property the schema (or `known`) lacks;
+    OData annotations (`odata.type`) are not properties."""
+    allowed = set(serializer_class._declared_fields) | (known or set())
+    for key in data:
+        if key not in allowed and not key.startswith("odata."):
+            raise BatchError.unsupported_property(prefix + key)
+
+
 def validate_wire(serializer_class, data, *, known: set[str] | None = None, prefix: str = ""):
     """Validate a body with a wire serializer, or raise the Batch error for its first
     problem: MissingRequiredProperty, UnsupportedProperty, InvalidPropertyValue or
     InvalidRequestBody (a wrong JSON type, of the whole body or of a property)."""
     if not isinstance(data, dict):
         raise BatchError.invalid_body("The request body must be a JSON object.")
-    allowed = set(serializer_class._declared_fields) | (known or set())
-    for key in data:
-        if key not in allowed and not key.startswith("odata."):
-            raise BatchError.unsupported_property(prefix + key)
+    refuse_unknown_properties(serializer_class, data, known=known, prefix=prefix)
     try:
         return _instance(serializer_class).run_validation(data)
     except serializers.ValidationError as exc:

@@ -45,14 +45,21 @@ urlpatterns = [
          name="node-disable-scheduling"),
     path("pools/<str:pool_id>/nodes/<str:node_id>/enablescheduling", pools.NodeEnableSchedulingApi.as_view(),
          name="node-enable-scheduling"),
+    path("pools/<str:pool_id>/nodes/<str:node_id>/files", files.NodeFileListApi.as_view(), name="node-files"),
+    path("pools/<str:pool_id>/nodes/<str:node_id>/files/<path:file_path>", files.NodeFileApi.as_view(),
+         name="node-file"),
     re_path(r"^pools/(?P<pool_id>[^/]+)/nodes/(?P<node_id>[^/]+)/(?P<operation>users|remoteloginsettings|rdp"
             r"|uploadbatchservicelogs|start|deallocate|extensions)(?P<rest>/.*)?$",
             pools.NodeUnsupportedApi.as_view(), name="node-unsupported"),
-    # Every other Batch resource root: authenticated, then a clear "not supported" error.
-    re_path(
-        r"^(?:jobs|pools|jobschedules|applications|certificates|poolusagemetrics|nodecounts|supportedimages"
-        r"|lifetimejobstats|lifetimepoolstats)(?:/.*)?$",
-        views.UnsupportedApi.as_view(),
-        name="unsupported",
-    ),
+    # Every other operation of the Batch API (the 15.x and 14.x SDKs' paths): authenticated,
+    # then a clear "not supported" error. Any other path names no Batch resource: InvalidUri.
+    re_path(r"^(?:" + "|".join(p.replace("ID", r"[^/]+") for p in (
+        r"applications(?:/ID)?",
+        r"certificates(?:\(.*\)(?:/canceldelete)?)?",
+        r"jobschedules(?:/ID(?:/(?:disable|enable|terminate|jobs))?)?",
+        r"jobs/ID/(?:disable|enable|jobpreparationandreleasetaskstatus)",
+        r"pools/ID/upgradeos",
+        r"pools/ID/nodes/ID/upgradeos",
+        r"poolusagemetrics|lifetimejobstats|lifetimepoolstats",
+    )) + r")$", views.UnsupportedApi.as_view(), name="unsupported"),
 ]

@@ -32,6 +32,7 @@ from .serializers import (
     TaskAddCollectionParameterSerializer,
     TaskAddParameterSerializer,
     TaskUpdateParameterSerializer,
+    refuse_unknown_properties,
     validate_wire,
 )
 
@@ -140,7 +141,9 @@ class TaskListApi(BatchApiView):
             task.job = job
             body = task_json(task, base=self.base_url, job_id=job.job_id, version=self.api_version, stats=stats)
             items.append(self.selected(body, select))
-        return self.envelope(items, metadata="tasks", last_key=tasks[-1].id_key if tasks else None, more=more)
+        response = self.envelope(items, metadata="tasks", last_key=tasks[-1].id_key if tasks else None, more=more)
+        return self.collection_headers(response, etags=[job.etag] + [f"{t.id_key}:{t.etag}" for t in tasks],
+                                       last_modified=max((t.last_modified for t in tasks), default=job.last_modified))
 
 
 class TaskCollectionApi(BatchApiView):
@@ -151,6 +154,7 @@ class TaskCollectionApi(BatchApiView):
         body = self.json_body(limit=COLLECTION_BODY_LIMIT - 1)
         if not isinstance(body, dict) or not isinstance(body.get("value"), list):
             raise BatchError.invalid_body("The body must be an object with a 'value' array of tasks.")
+        refuse_unknown_properties(TaskAddCollectionParameterSerializer, body)
         raw_tasks = body["value"]
         if not raw_tasks:
             raise BatchError.missing_property("value")
@@ -164,10 +168,13 @@ class TaskCollectionApi(BatchApiView):
             except BatchError as error:
                 specs.append(error)
         results = task_ops.add_task_collection(job, specs=specs, ids=ids)
-        return Response({
+        added = [r.task for r in results if r.task is not None]
+        response = Response({
             "odata.metadata": f"{self.base_url}/$metadata#taskaddresult",
             "value": [self._result(job, r) for r in results],
         })
+        return self.collection_headers(response, etags=[f"{t.id_key}:{t.etag}" for t in added],
+                                       last_modified=max((t.last_modified for t in added), default=job.last_modified))
 
     def _result(self, job, result) -> dict:
         if result.task is not None:
@@ -238,9 +245,14 @@ class SubtaskListApi(BatchApiView):
         job = queries.get_job(self.account, job_id)
         task = queries.get_task(job, task_id)
         # 14.x reads one page only, so every subtask goes in one response.
-        select = self.select()
-        items = [self.selected(subtask_json(s, base=self.base_url), select) for s in queries.list_subtasks(task)]
-        return Response({"odata.metadata": f"{self.base_url}/$metadata#subtasksinfo", "value": items})
+        select, subtasks = self.select(), list(queries.list_subtasks(task))
+        items = [self.selected(subtask_json(s, base=self.base_url, job_id=job.job_id, task_id=task.task_id), select)
+                 for s in subtasks]
+        response = Response({"odata.metadata": f"{self.base_url}/$metadata#subtasksinfo", "value": items})
+        return self.collection_headers(
+            response, etags=[task.etag] + [f"{s.subtask_id}:{s.state}:{s.state_transition_time.isoformat()}"
+                                           for s in subtasks],
+            last_modified=max([task.last_modified] + [s.state_transition_time for s in subtasks]))
 
 
 @extend_schema(exclude=True)

@@ -326,3 +326,75 @@ def test_a_host_outside_allowed_hosts_gets_a_batch_error_not_an_html_page(batch,
     body = json.loads(response.content)
     assert body["code"] == "InvalidHeaderValue"
     assert {"key": "HeaderName", "value": "Host"} in body["values"]
+
+
+# --- long values, encoded slashes (issue 8, item 14) -----------------------------------------
+
+
+def test_a_huge_bad_value_is_not_echoed_whole(batch, world):
+    r = batch.post("/jobs/j/tasks", {"id": "x" * 2_000_000, "commandLine": "x"})
+    assert_batch_error(r, 400, "InvalidPropertyValue")
+    assert len(r.content) < 4096
+    value = {v["key"]: v["value"] for v in json.loads(r.content)["values"]}["PropertyValue"]
+    assert value.startswith("xxxx") and len(value) <= 1100 and "2000000 characters" in value
+    assert unchanged(world)
+
+
+def test_a_huge_bad_query_value_is_not_echoed_whole(batch, world):
+    r = batch.get("/jobs/j/tasks", params={"$filter": "state eq " + "'a" * 50_000})
+    assert_batch_error(r, 400, "InvalidQueryParameterValue")
+    assert len(r.content) < 4096
+
+
+def test_every_detail_value_is_bounded_wherever_the_error_is_made():
+    from tasks.errors import BatchError
+
+    error = BatchError("InvalidInput", "m", 400, [("Reason", "r" * 10_000)])
+    assert len(dict(error.values)["Reason"]) <= 1100
+    assert dict(BatchError.invalid_property("p", "v" * 5000).values)["PropertyValue"].startswith("vvv")
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/pools/a%2Fb"), ("DELETE", "/pools/a%2Fb"), ("GET", "/pools/p%2Fnodes"), ("GET", "/jobs/j%2Fx/tasks"),
+    ("GET", "/jobs/j/tasks/t%2Fy"), ("POST", "/jobs/j%2Fterminate"), ("GET", "/pools/p/nodes/n%2Fm"),
+])
+def test_an_encoded_slash_in_an_id_is_an_invalid_uri_not_another_operation(batch, world, method, path):
+    # WSGI decodes %2F, so `/jobs/j%2Fterminate` looked like Terminate Job `j`. With the raw
+    # path (gunicorn's RAW_URI) it is recognised: 400 InvalidUri, not 501 or another
+    # operation. Without it the decoded path is all the server sees: it names no operation
+    # (InvalidUri), or one whose path is not the one signed (AuthenticationFailed).
+    assert_batch_error(send_raw(batch, method, path, raw_uri=True), 400, "InvalidUri")
+    r = send_raw(batch, method, path, raw_uri=False)
+    assert (r.status_code, json.loads(r.content)["code"]) in ((400, "InvalidUri"), (403, "AuthenticationFailed"))
+    assert unchanged(world)
+
+
+def send_raw(batch, method, path, *, raw_uri: bool):
+    """A signed request for `path` as sent (percent-encoded), with or without the server's
+    raw URI in the environ (gunicorn has it; Django's test client does not)."""
+    from email.utils import formatdate
+
+    from tests.conftest import API, sign
+
+    url = f"{path}?api-version={API}"
+    headers = {"ocp-date": formatdate(usegmt=True)}
+    signed = dict(headers, **({"content-length": "0"} if method != "GET" else {}))
+    headers["Authorization"] = sign(method, url, signed, batch.name, batch.key)
+    extra = {"RAW_URI": url} if raw_uri else {}
+    if method != "GET":
+        extra["CONTENT_LENGTH"] = "0"
+    return batch.client.generic(method, url, headers=headers, **extra)  # the test client decodes the path
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("POST", "/pools/p/upgradeos"), ("POST", "/pools/p/nodes/n/upgradeos"), ("GET", "/applications/a"),
+    ("GET", "/jobschedules/s/jobs"), ("GET", "/lifetimejobstats"), ("POST", "/jobs/j/disable"),
+])
+def test_every_other_operation_of_the_batch_api_is_still_501(batch, world, method, path):
+    assert_batch_error(batch.request(method, path), 501, "UnsupportedOperation")
+    assert unchanged(world)
+
+
+@pytest.mark.parametrize("path", ["/pools/p/bogus", "/jobs/j/bogus", "/pools/p/nodes/n/bogus", "/jobschedules/s/x/y"])
+def test_a_path_under_a_batch_resource_that_is_no_batch_operation_is_invalid_uri(batch, world, path):
+    assert_batch_error(batch.get(path), 400, "InvalidUri")

@@ -127,12 +127,22 @@ def test_maxresults_that_is_not_an_integer_is_refused(batch, job, value):
     assert (r.status_code, error_code(r)) == (400, "InvalidQueryParameterValue")
 
 
-@pytest.mark.parametrize("token", ["!!!", "%%%", "\u00e9t\u00e9", "////"])
-def test_a_skiptoken_that_is_not_ours_never_fails_the_server(batch, job, many, token):
+@pytest.mark.parametrize("token", ["!!!", "%%%", "\u00e9t\u00e9", "////", "garbage", "dDE", "YWJj", "MTIz" * 20])
+def test_a_skiptoken_that_is_not_ours_is_an_invalid_query_parameter(batch, job, many, token):
+    # Read as "from the start" it returned page 1 again: a client looping on nextLink
+    # would never end, and a typo went unnoticed.
     r = batch.get(f"/jobs/{job.job_id}/tasks", params={"$skiptoken": token})
-    assert r.status_code in (200, 400)
-    if r.status_code == 400:
-        assert error_code(r) == "InvalidQueryParameterValue"
+    assert (r.status_code, error_code(r)) == (400, "InvalidQueryParameterValue"), r.content
+    assert dict((v["key"], v["value"]) for v in json.loads(r.content)["values"])["QueryParameterName"] == "$skiptoken"
+
+
+def test_a_skiptoken_changed_by_one_character_is_refused(batch, job, many):
+    link = json.loads(batch.get(f"/jobs/{job.job_id}/tasks", params={"maxresults": 2}).content)["odata.nextLink"]
+    token = parse_qs(urlparse(link).query)["$skiptoken"][0]
+    assert batch.get(f"/jobs/{job.job_id}/tasks", params={"$skiptoken": token, "maxresults": 2}).status_code == 200
+    tampered = token[:-1] + ("A" if token[-1] != "A" else "B")
+    r = batch.get(f"/jobs/{job.job_id}/tasks", params={"$skiptoken": tampered, "maxresults": 2})
+    assert (r.status_code, error_code(r)) == (400, "InvalidQueryParameterValue")
 
 
 def test_jobs_page_through_next_links(batch, account):

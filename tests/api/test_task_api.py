@@ -579,8 +579,9 @@ def test_subtasks_of_a_multi_instance_task_come_in_one_page(batch, job):
     assert [s["id"] for s in got["value"]] == [1, 2]
     first, second = got["value"]
     assert first["state"] == "running" and "previousState" not in first
-    assert first["nodeInfo"] == {"nodeUrl": "http://testserver/pools/p/nodes/node-1", "poolId": "p",
-                                 "nodeId": "node-1"}
+    assert first["nodeInfo"] == {"affinityId": "TVM:node-1", "nodeUrl": "http://testserver/pools/p/nodes/node-1",
+                                 "poolId": "p", "nodeId": "node-1", "taskRootDirectoryUrl":
+                                 f"http://testserver/pools/p/nodes/node-1/files/workitems/{job.job_id}/job-1/mi"}
     assert (second["state"], second["previousState"], second["exitCode"], second["result"]) == (
         "completed", "running", 0, "success")
     assert "odata.nextLink" not in got

@@ -73,7 +73,7 @@ def scenario_lifecycle():
     c = client()
     add_pool(c, "p14", dedicated=2, task_slots_per_node=2,
              metadata=[m.MetadataItem(name="team", value="render")],
-             start_task=m.StartTask(command_line="/bin/sh -c 'touch $AZ_BATCH_NODE_SHARED_DIR/ready'",
+             start_task=m.StartTask(command_line="/bin/sh -c 'touch $AZ_BATCH_NODE_SHARED_DIR/ready; echo set up'",
                                     wait_for_success=True))
     nodes = idle(c, "p14", 2)
     add_job(c, "j14", "p14", [m.TaskAddParameter(
@@ -88,6 +88,8 @@ def scenario_lifecycle():
     c.pool.update_properties("p14", m.PoolUpdatePropertiesParameter(
         certificate_references=[], application_package_references=[], metadata=[]))
     replaced = c.pool.get("p14")
+    files = sorted(f.name for f in c.file.list_from_compute_node("p14", nodes[0].id, recursive=True))
+    startup = b"".join(c.file.get_from_compute_node("p14", nodes[0].id, "startup/stdout.txt")).decode()
     images = [i.node_agent_sku_id for i in c.account.list_supported_images(
         account_list_supported_images_options=m.AccountListSupportedImagesOptions(filter="osType eq 'linux'"))]
     exists = [c.pool.exists("p14"), c.pool.exists("nosuch")]
@@ -104,6 +106,8 @@ def scenario_lifecycle():
         "counts": [counts.dedicated.idle, counts.dedicated.total, counts.low_priority.total],
         "patched": [(i.name, i.value) for i in patched],
         "replaced": [replaced.metadata, replaced.start_task],
+        "files": [name for name in files if name.startswith(("startup/std", "shared/"))],
+        "startup": startup,
         "images": "batch.node.ubuntu 22.04" in images,
         "exists": exists,
         "gone": gone,

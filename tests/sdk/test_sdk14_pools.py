@@ -20,7 +20,7 @@ def pools14(run14, reconciling):
     return lambda scenario, *args: run14(scenario, *args, script=SCENARIOS)
 
 
-def test_a_pool_reaches_its_idle_nodes_runs_tasks_and_is_deleted(pools14):
+def test_a_pool_reaches_its_idle_nodes_runs_tasks_shows_node_files_and_is_deleted(pools14):
     out = pools14("lifecycle")
     assert out["results"] == ["success"] and out["on_nodes"] is True
     assert out["pool"] == ["steady", 2, 2, 2, "batch.node.ubuntu 22.04"]
@@ -29,6 +29,8 @@ def test_a_pool_reaches_its_idle_nodes_runs_tasks_and_is_deleted(pools14):
     assert out["counts"] == [2, 2, 0]
     assert out["patched"] == [["team", "vfx"]]
     assert out["replaced"] == [None, None]  # Update Properties replaces: what it omits is gone
+    assert out["files"] == ["shared/ready", "startup/stderr.txt", "startup/stdout.txt"]
+    assert out["startup"] == "set up\n"
     assert out["images"] is True and out["exists"] == [True, False] and out["gone"] is True
     assert not Pool.objects.filter(pool_id="p14").exists()
 

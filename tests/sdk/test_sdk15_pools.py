@@ -197,8 +197,9 @@ def test_an_autoscale_formula_evaluated_then_enabled_changes_the_node_count(clie
     assert (pool.enable_auto_scale, pool.auto_scale_formula, pool.target_dedicated_nodes) == (False, None, 2)
 
 
-def test_a_start_task_with_wait_for_success_runs_before_any_task(client15, reconciling):
-    start = m.BatchStartTask(command_line="/bin/sh -c 'sleep 1; echo $GREETING > $AZ_BATCH_NODE_SHARED_DIR/ready'",
+def test_a_start_task_with_wait_for_success_runs_before_any_task_and_its_files_are_the_nodes(client15, reconciling):
+    start = m.BatchStartTask(command_line="/bin/sh -c 'sleep 1; echo $GREETING > $AZ_BATCH_NODE_SHARED_DIR/ready; "
+                                          "echo set up'",
                              environment_settings=[m.EnvironmentSetting(name="GREETING", value="hello")],
                              wait_for_success=True, max_task_retry_count=1)
     new_pool(client15, "st", dedicated=1, start_task=start)
@@ -208,6 +209,11 @@ def test_a_start_task_with_wait_for_success_runs_before_any_task(client15, recon
     assert (info.state, info.exit_code, info.result, info.retry_count) == ("completed", 0, "success", 0)
     assert client15.get_pool("st").start_task.wait_for_success is True
     assert completed(client15, "j", 1)["t"].execution_info.result == "success"
+    # The node's files: the start task's output and what it left in shared/.
+    names = {f.name for f in client15.list_node_files("st", node.id, recursive=True)}
+    assert {"startup/stdout.txt", "shared/ready", "workitems/j/job-1/t/stdout.txt"} <= names
+    assert b"".join(client15.download_node_file("st", node.id, "startup/stdout.txt")) == b"set up\n"
+    assert b"".join(client15.download_node_file("st", node.id, "shared/ready")) == b"hello\n"
 
 
 def test_a_failing_start_task_that_is_waited_for_leaves_the_node_starttaskfailed(client15, reconciling):
