@@ -45,9 +45,6 @@ urlpatterns = [
          name="node-disable-scheduling"),
     path("pools/<str:pool_id>/nodes/<str:node_id>/enablescheduling", pools.NodeEnableSchedulingApi.as_view(),
          name="node-enable-scheduling"),
-    path("pools/<str:pool_id>/nodes/<str:node_id>/files", files.NodeFileListApi.as_view(), name="node-files"),
-    path("pools/<str:pool_id>/nodes/<str:node_id>/files/<path:file_path>", files.NodeFileApi.as_view(),
-         name="node-file"),
     re_path(r"^pools/(?P<pool_id>[^/]+)/nodes/(?P<node_id>[^/]+)/(?P<operation>users|remoteloginsettings|rdp"
             r"|uploadbatchservicelogs|start|deallocate|extensions)(?P<rest>/.*)?$",
             pools.NodeUnsupportedApi.as_view(), name="node-unsupported"),

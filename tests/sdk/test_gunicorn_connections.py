@@ -18,7 +18,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from email.utils import formatdate
@@ -28,6 +27,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from django.conf import settings
 
+from tasks.management.commands.serve import _gunicorn
 from tests.agents import database_url, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,10 +45,11 @@ def server(sdk_account, tmp_path):
         port = probe.getsockname()[1]
     env = {**os.environ, "DATABASE_URL": database_url(), "BATCHSITE_DATA_DIR": str(settings.DATA_DIR)}
     log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115 - the child owns it
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "python:batchsite.gunicorn_conf", "batchsite.wsgi",
-         "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4", "--no-control-socket"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    # serve's own command line for gunicorn, without its per-data-dir control socket.
+    argv = _gunicorn("127.0.0.1", port, 2)
+    argv = argv[:argv.index("--control-socket")] if "--control-socket" in argv else argv
+    proc = subprocess.Popen([*argv, "--no-control-socket"], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
     log.close()
 
     def up():

@@ -73,7 +73,10 @@ def _gunicorn(host: str, port: int, workers: int) -> list[str]:
     control = os.path.join(settings.DATA_DIR, "gunicorn.ctl")
     socket_args = (["--control-socket", control] if len(control.encode()) <= _MAX_SOCKET_PATH
                    else ["--no-control-socket"])
-    return [sys.executable, "-m", "gunicorn", "batchsite.wsgi", "--bind", f"{host}:{port}",
+    # The config selects batchsite's worker: it closes a connection the API asks to close
+    # and answers over-long request lines and headers with a Batch error body.
+    return [sys.executable, "-m", "gunicorn", "-c", "python:batchsite.gunicorn_conf", "batchsite.wsgi",
+            "--bind", f"{host}:{port}",
             "--workers", str(workers), "--threads", "4", "--access-logfile", "-",
             "--graceful-timeout", "5", *socket_args]
 
