@@ -1,11 +1,15 @@
 """The Django admin, for data fixes. It never goes around the rules layer:
 
 - State-, counter- and identity-bearing fields are read-only: a task's id, job, slots or
-  state, a job's id and counters, a pool's or a node's anything, an account's name and keys.
+  state, a job's id and counters, a pool's state and allocation, a node's anything, an
+  account's name and keys.
 - A change that has an operation goes through it: a task's constraints through
   `update_task`, a job's updatable properties through `update_job` (each first checked by
-  the API's wire serializer, so the admin accepts what the API accepts), an account's key
-  through `regenerate_account_key`. Refusals show at the field, or as a message banner.
+  the API's wire serializer, so the admin accepts what the API accepts), a pool's targets
+  through `resize_pool` and its formula through `enable_auto_scale` / `disable_auto_scale`,
+  an account's key through `regenerate_account_key`; a node's reboot, reimage, scheduling
+  and removal are list actions through the node operations. Refusals show at the field, or
+  as a message banner.
 - Deleting goes through the operation where there is one (the Delete actions of tasks, jobs
   and pools); rows without one (accounts, nodes, subtasks) and rows the API adds (tasks,
   jobs, pools, accounts from the configuration) cannot be added or deleted here, and a
@@ -16,13 +20,16 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html
 
+from tasks.api.render_pools import without_secrets
 from tasks.api.serializers import JobUpdateParameterSerializer, validate_wire
 from tasks.errors import BatchError
 from tasks.models import (
@@ -38,12 +45,14 @@ from tasks.models import (
     Task,
 )
 from tasks.operations import jobs as job_ops
+from tasks.operations import pool_specs
 from tasks.operations import pools as pool_ops
 from tasks.operations.accounts import regenerate_account_key
 from tasks.operations.actions import act_on_task
 from tasks.operations.audit import actor_name, audited
 from tasks.operations.constraints import check_job_values
 from tasks.operations.counts import recount_job
+from tasks.operations.pool_actions import act_on_node, act_on_pool
 from tasks.operations.tasks import can_update_task, update_task
 from tasks.timefmt import format_duration
 from tasks.web.forms import ConstraintsForm
@@ -114,6 +123,7 @@ class RulesAdmin(admin.ModelAdmin):
     editable: tuple[str, ...] = ()
     rules_note = ""
     groups: tuple[tuple[str | None, tuple[str, ...]], ...] = ()  # the change form's sections
+    hidden: tuple[str, ...] = ()  # model fields the change form never shows (shown another way)
 
     def get_readonly_fields(self, request, obj=None):
         model_fields = [f.name for f in self.model._meta.fields if f.name not in self.editable]
@@ -124,7 +134,8 @@ class RulesAdmin(admin.ModelAdmin):
             return super().get_fieldsets(request, obj)
         named = {name for _, names in self.groups for name in names}
         # A field added to the model later still shows, under "Other".
-        other = [f.name for f in self.model._meta.fields if f.name not in named and f.name != "id"]
+        other = [f.name for f in self.model._meta.fields
+                 if f.name not in named and f.name != "id" and f.name not in self.hidden]
         sections = [(title, {"fields": names}) for title, names in self.groups]
         return sections + ([("Other", {"fields": other})] if other else [])
 
@@ -268,25 +279,129 @@ class AccountAdmin(RulesAdmin):
 # --- pools and nodes -------------------------------------------------------------------------
 
 
+class PoolAdminForm(forms.ModelForm):
+    """A pool's targets, saved through Resize Pool, and its autoscale formula and interval,
+    saved through Enable AutoScale (or Disable AutoScale when the formula is emptied); each
+    first checked by its rule and, for a formula or an interval, as the API checks them."""
+
+    class Meta:
+        model = Pool
+        fields = ["target_dedicated_nodes", "target_low_priority_nodes", "auto_scale_formula",
+                  "auto_scale_evaluation_interval"]
+
+    def clean(self):
+        cleaned = super().clean()
+        self.change = None
+        changed = set(self.changed_data)
+        if self.errors or not changed:
+            return cleaned
+        targets = changed & {"target_dedicated_nodes", "target_low_priority_nodes"}
+        if targets and changed - targets:
+            raise forms.ValidationError("Change the targets or the autoscale settings, not both: they are two "
+                                        "operations (Resize Pool, Enable AutoScale).")
+        if targets:
+            self.change, rule = "resize", pool_ops.can_resize_pool
+        elif not cleaned.get("auto_scale_formula"):
+            self.change, rule = "disable-autoscale", pool_ops.can_disable_auto_scale
+        else:
+            self.change, rule = "enable-autoscale", pool_ops.can_enable_auto_scale
+            try:
+                pool_ops.validate_formula(cleaned["auto_scale_formula"])
+                pool_specs.check_evaluation_interval(cleaned.get("auto_scale_evaluation_interval"))
+            except BatchError as error:
+                field = ("auto_scale_evaluation_interval" if dict(error.values).get("PropertyName") ==
+                         "autoScaleEvaluationInterval" else "auto_scale_formula")
+                self.add_error(field, batch_error_text(error))
+        refusal = rule(self.instance)
+        if refusal:
+            raise forms.ValidationError(batch_error_text(refusal))
+        return cleaned
+
+
 @admin.register(Pool)
-class PoolAdmin(ViewOnlyAdmin):
-    list_display = ["pool_id", "account", "state", "vm_size", "task_slots_per_node", "creation_time"]
-    list_filter = ["state", "account"]
+class PoolAdmin(RulesAdmin):
+    form = PoolAdminForm
+    editable = ("target_dedicated_nodes", "target_low_priority_nodes", "auto_scale_formula",
+                "auto_scale_evaluation_interval")
+    list_display = ["pool_id", "account", "state", "allocation_state", "target_dedicated_nodes",
+                    "target_low_priority_nodes", "enable_auto_scale", "vm_size", "creation_time"]
+    list_filter = ["state", "allocation_state", "enable_auto_scale", "account"]
     search_fields = ["pool_id"]
-    actions = [_pool_action("delete", "Delete", pool_ops.delete_pool)]
+    readonly_fields = ["specification"]
+    hidden = ("spec",)  # shown as `specification`, its secrets withheld
+    actions = [
+        _pool_action("stop-resize", "Stop resizing", pool_ops.stop_resize_pool),
+        _pool_action("disable-autoscale", "Disable autoscale on", pool_ops.disable_auto_scale),
+        _pool_action("delete", "Delete", pool_ops.delete_pool),
+    ]
+    groups = (
+        (None, ("pool_id", "account", "vm_size", "provider", "task_slots_per_node", "specification")),
+        ("Targets: saved through Resize Pool", ("target_dedicated_nodes", "target_low_priority_nodes")),
+        ("Autoscale: saved through Enable AutoScale (empty the formula to disable it)",
+         ("auto_scale_formula", "auto_scale_evaluation_interval")),
+        ("State", ("state", "state_transition_time", "allocation_state", "allocation_state_transition_time",
+                   "resize_timeout", "node_deallocation_option", "resize_errors", "enable_auto_scale",
+                   "auto_scale_run", "auto_scale_next", "creation_time", "last_modified", "etag")),
+        ("Auto pool", ("owner_job", "keep_alive")),
+    )
     add_refusal = "Pools are added through the Batch API (Add Pool), not the admin."
     delete_refusal = ("Delete a pool with the “Delete selected pools (rules layer)” action of the pool list: it "
                       "goes through Delete Pool, which stops its nodes.")
+    rules_note = ("The targets are saved through Resize Pool and the formula through Enable (or Disable) "
+                  "AutoScale, with their rules; stop resize, disable autoscale and delete are actions on the pool "
+                  "list. The pool page of the dashboard does the same with more to see.")
+
+    @admin.display(description="Specification")
+    def specification(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(without_secrets(obj.spec), indent=2, ensure_ascii=False))
+
+    def save_through_operation(self, request, obj, form):
+        if form.change is None:
+            return
+        data = form.cleaned_data
+        if form.change == "resize":
+            scope = {"targetDedicatedNodes": data["target_dedicated_nodes"],
+                     "targetLowPriorityNodes": data["target_low_priority_nodes"]}
+            operation = lambda: pool_ops.resize_pool(  # noqa: E731
+                obj, target_dedicated=data["target_dedicated_nodes"],
+                target_low_priority=data["target_low_priority_nodes"])
+        elif form.change == "disable-autoscale":
+            scope, operation = {}, lambda: pool_ops.disable_auto_scale(obj)  # noqa: E731
+        else:
+            scope = {"autoScaleFormula": data["auto_scale_formula"]}
+            operation = lambda: pool_ops.enable_auto_scale(  # noqa: E731
+                obj, formula=data["auto_scale_formula"], evaluation_interval=data["auto_scale_evaluation_interval"])
+        _, error = act_on_pool(obj, form.change, operation, user=request.user,
+                               actor=actor_name(request.user, via="admin"), scope=scope)
+        if error:
+            raise error
+
+
+def _node_action(action: str, description: str):
+    return rules_action(action.replace("-", "_"), description, "node", "pool__account",
+                        lambda node, user, actor: act_on_node(node, action, user=user, actor=actor))
 
 
 @admin.register(ComputeNode)
 class ComputeNodeAdmin(ViewOnlyAdmin):
-    list_display = ["node_id", "pool", "state", "slots", "scheduling_enabled", "last_heartbeat", "total_tasks_run"]
-    list_filter = ["state", "scheduling_enabled", "pool"]
+    list_display = ["node_id", "pool", "state", "slots", "scheduling_enabled", "is_dedicated", "pending_action",
+                    "last_heartbeat", "total_tasks_run"]
+    list_filter = ["state", "scheduling_enabled", "is_dedicated", "pool"]
     search_fields = ["node_id", "hostname"]
+    list_select_related = ["pool"]
+    actions = [
+        _node_action("reboot", "Reboot"),
+        _node_action("reimage", "Reimage"),
+        _node_action("disable-scheduling", "Disable scheduling on"),
+        _node_action("enable-scheduling", "Enable scheduling on"),
+        _node_action("remove", "Remove from their pools"),
+    ]
     add_refusal = "Nodes join a pool when their agent starts (manage.py runnode or the pool's node provider)."
     delete_refusal = ("A node cannot be deleted here: it leaves its pool when its agent stops or its pool is "
-                      "resized or deleted, which requeues its tasks first.")
+                      "resized or deleted, which requeues its tasks first. Use the “Remove from their pools "
+                      "selected nodes (rules layer)” action: it goes through Remove Nodes.")
+    rules_note = ("Reboot, reimage, disable and enable scheduling and remove are actions on the node list; each "
+                  "goes through its operation with Batch's default option (requeue) and its rule.")
 
 
 # --- jobs ------------------------------------------------------------------------------------

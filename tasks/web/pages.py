@@ -8,14 +8,12 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Q
 from django.db.models.fields.json import KT
-from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 
 from tasks import queries
-from tasks.errors import BatchError
 from tasks.listing import FIELD_LABELS, PAGE_SIZE, SORT_LABELS, TaskFilter, page_of, storable
-from tasks.models import Attempt, BulkOperation, ComputeNode, Job, Pool, Task
+from tasks.models import Attempt, BulkOperation, Job, Task
 from tasks.operations.actions import DESTRUCTIVE, TASK_ACTIONS, refusals_of
 from tasks.operations.bulk import (
     can_start_bulk_operation,
@@ -326,40 +324,3 @@ def instance_rows(task: Task, subtasks: list) -> list[dict]:
                      "pool": sub.pool_id, "start": sub.start_time, "end": sub.end_time,
                      "exit_code": sub.exit_code, "result": sub.result, "failure": sub.failure_info})
     return rows
-
-
-# --- pools and nodes -----------------------------------------------------------------------
-
-
-def pools_context(account) -> dict:
-    """Pools of an account, their nodes, and what runs on each node. Three queries."""
-    pools = list(Pool.objects.filter(account=account).order_by("id_key"))
-    nodes = list(ComputeNode.objects.filter(pool__in=pools).order_by("pool_id", "node_id"))
-    running = _running_by_node(Attempt.objects.filter(node__in=nodes, outcome=Attempt.Outcome.RUNNING))
-    by_pool = {pool.pk: [] for pool in pools}
-    for node in nodes:
-        node.running = running.get(node.pk, [])
-        node.slots_used = sum(a.slots for a in node.running)
-        by_pool[node.pool_id].append(node)
-    for pool in pools:
-        pool.node_list = by_pool[pool.pk]
-    return {"pools": pools}
-
-
-def _running_by_node(attempts) -> dict[int, list[Attempt]]:
-    out: dict[int, list[Attempt]] = {}
-    for attempt in attempts.select_related("task", "job").order_by("claimed"):
-        out.setdefault(attempt.node_id, []).append(attempt)
-    return out
-
-
-def node_context(account, pool_id: str, node_id: str) -> dict:
-    """A node: its running attempts and its latest ones. Four queries."""
-    try:
-        node = queries.get_node(queries.get_pool(account, pool_id), node_id)
-    except BatchError:
-        raise Http404("No such node.") from None
-    running = _running_by_node(Attempt.objects.filter(node=node, outcome=Attempt.Outcome.RUNNING)).get(node.pk, [])
-    recent = list(Attempt.objects.filter(node=node).select_related("task", "job").order_by("-claimed")[:50])
-    return {"node": node, "pool": node.pool, "running": running, "recent": recent,
-            "slots_used": sum(a.slots for a in running)}

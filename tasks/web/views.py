@@ -16,11 +16,9 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
-from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, reswap, retarget
+from django_htmx.http import reswap, retarget
 
 from tasks.errors import BatchError
 from tasks.file_responses import file_bytes
@@ -34,25 +32,9 @@ from tasks.operations.tasks import add_task, update_task
 from . import charts, files, pages
 from .access import account_access, job_access, login_required, operator_accounts, task_access
 from .forms import AddTaskForm, ConstraintsForm
-
-htmx_aware = vary_on_headers("HX-Request")
-
-
-def _fragment_or_page(request, page: str, fragment: str, context: dict, *, live: bool | None = None):
-    """The fragment for htmx, the page otherwise; a poll of a finished region gets 286."""
-    if request.htmx:
-        if live is False and request.method == "GET":
-            response = HttpResponseStopPolling()
-            response.content = render(request, fragment, context).content
-            return response
-        return TemplateResponse(request, fragment, context)
-    return TemplateResponse(request, page, context)
-
-
-def _go(request, url: str):
-    """After a POST: htmx follows with a client redirect, a plain request with a 302."""
-    return HttpResponseClientRedirect(url) if request.htmx else HttpResponseRedirect(url)
-
+from .responses import fragment_or_page as _fragment_or_page
+from .responses import go as _go
+from .responses import htmx_aware
 
 # --- jobs ----------------------------------------------------------------------------------
 
@@ -261,24 +243,7 @@ def task_file(request, account, job_id, task_id, name):
                         content_type="application/octet-stream")
 
 
-# --- nodes and audit ---------------------------------------------------------------------
-
-
-@login_required
-@require_GET
-@htmx_aware
-def pool_list(request, account):
-    access = account_access(request.user, account)
-    context = {"access": access, **pages.pools_context(access.account)}
-    return _fragment_or_page(request, "tasks/pool_list.html", "tasks/_pool_nodes.html", context, live=True)
-
-
-@login_required
-@require_GET
-def node_detail(request, account, pool_id, node_id):
-    access = account_access(request.user, account)
-    context = {"access": access, **pages.node_context(access.account, pool_id, node_id)}
-    return render(request, "tasks/node_detail.html", context)
+# --- audit ---------------------------------------------------------------------------------
 
 
 @login_required

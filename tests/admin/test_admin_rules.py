@@ -187,11 +187,10 @@ def test_rows_the_rules_add_are_not_added_here(admin_client_, model, reason):
 
 
 @pytest.mark.parametrize("model, factory, field, value", [
-    ("pool", PoolFactory, "task_slots_per_node", "9"),
     ("computenode", ComputeNodeFactory, "slots", "9"),
     ("subtask", SubTaskFactory, "state", "completed"),
 ])
-def test_pools_nodes_and_subtasks_are_view_only(admin_client_, model, factory, field, value):
+def test_nodes_and_subtasks_are_view_only(admin_client_, model, factory, field, value):
     obj = factory()
     url = change_url(obj)
     assert admin_client_.get(url).status_code == 200
