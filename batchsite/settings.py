@@ -56,6 +56,11 @@ BATCHSITE_NODE_KILL_GRACE_SECONDS = env_float("BATCHSITE_NODE_KILL_GRACE_SECONDS
 BATCHSITE_NODE_PUBLISH_SECONDS = env_float("BATCHSITE_NODE_PUBLISH_SECONDS", 5.0, minimum=0.1)
 BATCHSITE_NODE_IP = env_str("BATCHSITE_NODE_IP", "127.0.0.1")
 
+# The `slurm` node provider (tasks/providers/slurm.py): the database URL its agents use,
+# when the compute nodes reach the database at another address than this process does
+# (default: this process's own database).
+BATCHSITE_SLURM_DATABASE_URL = env_str("BATCHSITE_SLURM_DATABASE_URL", "")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

@@ -17,7 +17,8 @@ from django.test import Client
 from tests.factories import AccountFactory, JobFactory
 
 # `agents`: real `manage.py runnode` subprocesses against the test database.
-pytest_plugins = ["tests.agents"]
+# `slurm`: the slurm node provider against a real Slurm (.ci/slurm-up), and its marker.
+pytest_plugins = ["tests.agents", "tests.slurm"]
 
 API = "2025-06-01"
 _STANDARD = ["content-encoding", "content-language", "content-length", "content-md5", "content-type",
