@@ -46,8 +46,8 @@ def unavailable() -> str | None:
     except subprocess.TimeoutExpired:
         return "Slurm's controller does not answer within 30 s: run .ci/slurm-up"
     if " is UP" not in ping.stdout:
-        return f"no Slurm controller answers (scontrol ping: {ping.stdout.strip() or ping.stderr.strip()}): " \
-               "run .ci/slurm-up"
+        said = (ping.stdout.strip() or ping.stderr.strip() or "no answer").splitlines()[0]
+        return f"no Slurm controller answers (scontrol ping: {said}): run .ci/slurm-up"
     # A state with a suffix (down*, idle~, drain...) is a node Slurm will not give work to.
     usable = [line for line in states.stdout.splitlines() if line.split()[1:] and line.split()[1] in USABLE]
     if len(usable) < NODES:
