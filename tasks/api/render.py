@@ -3,6 +3,8 @@ absent values omitted, times in the service's 7-digit form."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from tasks.models import ComputeNode, Job, Pool, SubTask, Task
 from tasks.timefmt import format_datetime_wire as dt
 from tasks.timefmt import format_duration
@@ -203,15 +205,22 @@ def pool_json(pool: Pool, *, base: str, version: str, current_nodes: int = 0) ->
         "creationTime": dt(pool.creation_time),
         "state": pool.state,
         "stateTransitionTime": dt(pool.state_transition_time),
-        "allocationState": "steady",
-        "allocationStateTransitionTime": dt(pool.creation_time),
+        "allocationState": pool.allocation_state,
+        "allocationStateTransitionTime": dt(pool.allocation_state_transition_time or pool.creation_time),
         "vmSize": pool.vm_size,
         "virtualMachineConfiguration": spec.get("virtualMachineConfiguration"),
+        "resizeTimeout": format_duration(pool.resize_timeout or timedelta(minutes=15)),
+        # Batch shows the last resize's errors once the pool is steady again.
+        "resizeErrors": (pool.resize_errors or None) if pool.allocation_state == "steady" else None,
         "currentDedicatedNodes": current_nodes,
         "currentLowPriorityNodes": 0,
-        "targetDedicatedNodes": spec.get("targetDedicatedNodes", current_nodes),
-        "targetLowPriorityNodes": spec.get("targetLowPriorityNodes", 0),
-        "enableAutoScale": spec.get("enableAutoScale", False),
+        "targetDedicatedNodes": pool.target_dedicated_nodes,
+        "targetLowPriorityNodes": pool.target_low_priority_nodes,
+        "enableAutoScale": pool.enable_auto_scale,
+        "autoScaleFormula": pool.auto_scale_formula or None,
+        "autoScaleEvaluationInterval": format_duration(pool.auto_scale_evaluation_interval or timedelta(minutes=15))
+        if pool.enable_auto_scale else None,
+        "autoScaleRun": pool.auto_scale_run if pool.enable_auto_scale else None,
         "taskSlotsPerNode": pool.task_slots_per_node,
         "taskSchedulingPolicy": spec.get("taskSchedulingPolicy") or {"nodeFillType": "spread"},
         "startTask": spec.get("startTask"),

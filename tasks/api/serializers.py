@@ -288,7 +288,8 @@ class PoolInfoSerializer(WireSerializer):
     autoPoolSpecification = serializers.DictField(required=False)
 
     def validate(self, attrs):
-        if "poolId" not in attrs:
+        # One of the two; an auto pool's rules are the rules layer's (tasks.operations.auto_pools).
+        if "poolId" not in attrs and "autoPoolSpecification" not in attrs:
             raise serializers.ValidationError({"poolId": ErrorDetail("This field is required.", "required")})
         return attrs
 
