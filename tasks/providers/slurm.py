@@ -30,19 +30,17 @@ are on the compute nodes: python, project_dir, data_dir, log_dir (`""`: no log),
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import shlex
 import subprocess
-import sys
 from pathlib import Path
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import quote, unquote
 
 from django.conf import settings
-from django.db import connection
 
 from .base import NodeLaunch, NodeProvider, ProviderError, RunningNode
+from .environment import database_url, instance_key, runnode_argv
 
 # Batch's PoolResizeErrorCodes: what a pool's resizeErrors entry says went wrong.
 ALLOCATION_FAILED = "AllocationFailed"
@@ -71,13 +69,6 @@ OPTIONS = {"partition": str, "account": str, "qos": str, "time": str, "sbatch_ar
 GONE = ("Invalid job id specified", "already completing or completed")
 
 
-def instance_key() -> str:
-    """This batchsite instance, as the job names carry it: its database and data directory."""
-    s = connection.settings_dict
-    identity = f"{connection.vendor}|{s.get('HOST') or ''}|{s.get('PORT') or ''}|{s['NAME']}|{settings.DATA_DIR}"
-    return hashlib.sha256(identity.encode()).hexdigest()[:12]
-
-
 def job_name(instance: str, account: str, pool_id: str, node_id: str) -> str:
     return ":".join([PREFIX, instance, *(quote(part, safe="") for part in (account, pool_id, node_id))])
 
@@ -90,28 +81,16 @@ def parse_job_name(name: str, instance: str) -> tuple[str, str, str] | None:
     return unquote(parts[2]), unquote(parts[3]), unquote(parts[4])
 
 
-def database_url() -> str:
-    """The URL of the database this process uses, for agents started elsewhere."""
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    auth = quote(s.get("USER") or "", safe="")
-    if s.get("PASSWORD"):
-        auth += ":" + quote(s["PASSWORD"], safe="")
-    host = s.get("HOST") or "localhost"
-    port = f":{s['PORT']}" if s.get("PORT") else ""
-    # libpq options from the URL's query (sslmode=require, ...) go back into it.
-    options = {k: v for k, v in (s.get("OPTIONS") or {}).items() if isinstance(v, str | int)}
-    query = f"?{urlencode(options)}" if options else ""
-    return f"postgres://{auth}@{host}{port}/{quote(s['NAME'], safe='')}{query}"
-
-
 class SlurmProvider(NodeProvider):
     name = "slurm"
 
-    def __init__(self, *, instance: str | None = None, timeout: float = 30.0) -> None:
-        # Every CLI call gets `timeout`: with slurmctld down each waits ~9 s for it.
+    def __init__(self, *, instance: str | None = None, environment: dict[str, str] | None = None,
+                 timeout: float = 30.0) -> None:
+        # `instance`: this batchsite's key in job names (default: from the database and the
+        # data directory); `environment`: extra variables for every agent (tests use short
+        # intervals); every CLI call gets `timeout` (with slurmctld down each waits ~9 s).
         self.instance = instance or instance_key()
+        self.environment = dict(environment or {})
         self.timeout = timeout
 
     # --- the interface -------------------------------------------------------------------
@@ -178,7 +157,7 @@ class SlurmProvider(NodeProvider):
             if options.get(option):
                 argv.append(f"--{option}={options[option]}")
         argv += options.get("sbatch_args", [])
-        argv.append(f"--wrap={_job_script(launch, options.get('python') or sys.executable)}")
+        argv.append(f"--wrap={_job_script(launch, options.get('python'), project_dir)}")
         return argv, self._environment(data_dir, options.get("export", []))
 
     def _environment(self, data_dir: str, export: list[str]) -> dict[str, str]:
@@ -189,6 +168,7 @@ class SlurmProvider(NodeProvider):
         env.update({name: str(getattr(settings, name)) for name in NODE_SETTINGS})
         env["DATABASE_URL"] = settings.BATCHSITE_SLURM_DATABASE_URL or database_url()
         env["BATCHSITE_DATA_DIR"] = data_dir
+        env.update(self.environment)
         if "SLURM_CONF" in os.environ:  # for sbatch itself
             env["SLURM_CONF"] = os.environ["SLURM_CONF"]
         return env
@@ -263,13 +243,13 @@ def _options(options: dict) -> dict:
     return options
 
 
-def _job_script(launch: NodeLaunch, python: str) -> str:
+def _job_script(launch: NodeLaunch, python: str | None, project_dir: str) -> str:
     """The job's script (sbatch --wrap, run by /bin/sh): the node's address, then the
     agent in the shell's place, so a signal for the batch step reaches the agent alone."""
-    argv = [python, "manage.py", "runnode", "--account", launch.account, "--pool", launch.pool_id,
-            "--node-id", launch.node_id, "--slots", str(launch.slots)]
-    if not launch.is_dedicated:
-        argv.append("--low-priority")
+    argv = runnode_argv(account=launch.account, pool_id=launch.pool_id, node_id=launch.node_id,
+                        slots=launch.slots, is_dedicated=launch.is_dedicated)
+    # The same command, with the interpreter and checkout the compute nodes have.
+    argv[0:2] = [python or argv[0], str(Path(project_dir) / "manage.py")]
     # NodeAddr is the address Slurm reaches the node at; resolved, it is the node's IP for
     # ipAddress and AZ_BATCH_HOST_LIST.
     return ('addr=$(scontrol show node -o "$SLURMD_NODENAME" 2>/dev/null | tr " " "\\n" | sed -n "s/^NodeAddr=//p"); '

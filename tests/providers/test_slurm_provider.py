@@ -12,7 +12,8 @@ from django.conf import settings
 from tasks.models import Attempt, ComputeNode, Task
 from tasks.operations.pools import add_pool
 from tasks.providers.base import ProviderError, RunningNode
-from tasks.providers.slurm import SlurmProvider, database_url
+from tasks.providers.environment import database_url
+from tasks.providers.slurm import SlurmProvider
 from tests.agents import wait_for
 from tests.execution import add, fresh, make_job
 from tests.factories import AccountFactory
