@@ -161,6 +161,27 @@ def slurm(transactional_db, settings, tmp_path):
             cluster.restart_slurm_node(node)
         cluster.clear()
     finally:
-        for account, pool_id, node_id in cluster.launched:
+        nodes = set(cluster.launched) | set(ComputeNode.objects.values_list("pool__account__name", "pool__pool_id",
+                                                                            "node_id"))
+        for account, pool_id, node_id in nodes:
             shutil.rmtree(layout.node_root(settings.DATA_DIR, account, pool_id, node_id), ignore_errors=True)
             shutil.rmtree(settings.DATA_DIR / "slurm" / account, ignore_errors=True)  # the default log_dir
+
+
+@pytest.fixture(params=["local", pytest.param("slurm", marks=pytest.mark.slurm)])
+def node_provider(request, settings, tmp_path):
+    """Each real provider in turn, as a pool test's provider: the vmSize table maps every
+    vmSize to it, so every pool the test adds gets its nodes from it."""
+    if request.param == "local":
+        provider, options = request.getfixturevalue("local_provider"), {}
+    else:
+        provider, options = request.getfixturevalue("slurm").provider, {"log_dir": str(tmp_path / "slurm-logs")}
+    settings.BATCHSITE_VM_SIZES = {"*": {"provider": request.param, "options": options}}
+    return provider
+
+
+@pytest.fixture
+def provider_reconciler(node_provider):
+    from tasks.operations.reconcile import Reconciler
+
+    return Reconciler(providers={node_provider.name: node_provider})
