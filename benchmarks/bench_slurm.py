@@ -1,26 +1,28 @@
-"""The slurm node provider: how fast its nodes come up, and whether tasks run as fast on
-them as on local agents (issue 9; targets: 3 slurm nodes idle < 5 s, throughput ratio >= 0.8).
+"""The slurm node provider beside the local one (issue 9; targets: a pool of 3 slurm nodes
+idle < 5 s after it is created, task throughput on it >= 0.8 of the same on 3 local nodes).
 
-1. Node start: 3 nodes from provider.start (one sbatch each) to 3 idle nodes in the
-   database, beside the same-run time of starting 3 local `runnode` processes directly.
-   (Once the reconciler lands, "from Add Pool" is the figure; the provider's part is this.)
-2. End-to-end throughput: --tasks `/bin/true` tasks added through the 15.x SDK to a
-   gunicorn-served batchsite and run by 3 nodes x --slots slots, from the first add to the
-   last completed: on 3 slurm nodes, beside the same on 3 local agents. Rounds alternate
-   local, slurm, local, ...; each slurm round's ratio is its rate over the mean of the
-   local rounds around it, and the median is the figure. The agents are the same program:
-   the ratio says what running them as Slurm jobs costs (cgroup tracking, accounting).
+Each round adds a pool of 3 dedicated nodes x --slots slots, with `manage.py reconcile`
+running as `make run` runs it, and measures:
+  up        Add Pool -> 3 nodes idle and the pool steady;
+  tasks     --tasks `/bin/true` tasks added through the 15.x SDK to a gunicorn-served
+            batchsite, from the first add to the last completed (tasks/s);
+  down      Resize to 0 with taskcompletion -> steady, no node, no agent left.
+Rounds alternate local, slurm, local, ... (one more local round than slurm rounds); each
+slurm round's ratio is its figure over the mean of the local rounds around it, and the
+median is the figure. The agents are the same program started two ways (a process in its
+own session, or a Slurm job in its own session and cgroup), so the ratios say what Slurm
+costs: sbatch and Slurm's scheduling for `up`, cgroup tracking and accounting for `tasks`.
 
-Needs a Slurm controller with 3 free nodes (.ci/slurm-up). SQLite unless DATABASE_URL is
-set (the agents run on this host either way).
+Needs a Slurm controller with 3 free nodes (.ci/slurm-up) on this host. SQLite unless
+DATABASE_URL is set.
 
-Usage: .venv/bin/python benchmarks/bench_slurm.py [--tasks 2000] [--rounds 3] [--slots 2] [--starts 3]
+Usage: .venv/bin/python benchmarks/bench_slurm.py [--tasks 2000] [--rounds 3] [--slots N]
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import json
 import os
 import shutil
 import signal
@@ -33,77 +35,53 @@ from _common import ROOT, free_port, setup_django, wait_port
 
 KEY = "YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktMDA="
 NODES = 3
+SIZES = {"slurm_3": {"provider": "slurm"}, "*": {"provider": "local"}}
 
 
-def wait_idle(pool, node_ids: list[str], timeout: float = 60) -> None:
-    from tasks.models import ComputeNode
-
+def wait(predicate, timeout: float = 120, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
-    while ComputeNode.objects.filter(pool=pool, node_id__in=node_ids, state="idle").count() < len(node_ids):
+    while not predicate():
         if time.monotonic() > deadline:
-            raise RuntimeError(f"nodes {node_ids} did not become idle")
+            raise RuntimeError(f"timed out waiting for {what}")
         time.sleep(0.01)
 
 
-def wait_gone(provider, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while provider.running():
-        if time.monotonic() > deadline:
-            raise RuntimeError("the slurm nodes did not stop")
-        time.sleep(0.1)
-
-
-@contextlib.contextmanager
-def local_nodes(pool, node_ids: list[str], slots: int):
-    """3 `runnode` processes on this machine, as the local provider starts them."""
-    children = [subprocess.Popen(
-        [sys.executable, "manage.py", "runnode", "--pool", pool.pool_id, "--slots", str(slots), "--node-id",
-         node_id, "--account", pool.account.name], cwd=ROOT, stdout=subprocess.DEVNULL) for node_id in node_ids]
-    try:
-        yield
-    finally:
-        for child in children:
-            child.send_signal(signal.SIGTERM)
-        for child in children:
-            child.wait(30)
-
-
-@contextlib.contextmanager
-def slurm_nodes(provider, pool, node_ids: list[str], slots: int):
-    from tasks.providers.base import NodeLaunch
-
-    handles = [provider.start(NodeLaunch(account=pool.account.name, pool_id=pool.pool_id, node_id=node_id,
-                                         slots=slots)) for node_id in node_ids]
-    try:
-        yield
-    finally:
-        for handle in handles:
-            provider.stop(handle, graceful=True)
-        wait_gone(provider)
-
-
-def time_to_idle(nodes, pool, node_ids: list[str]) -> float:
-    started = time.perf_counter()
-    with nodes():
-        wait_idle(pool, node_ids)
-        return time.perf_counter() - started
-
-
-def throughput(client, job_id: str, count: int) -> float:
+def a_round(client, account, kind: str, round_no: int, tasks: int, slots: int) -> tuple[float, float, float]:
+    """(up seconds, tasks/s, down seconds) of one pool on the `kind` provider."""
     from azure.batch import models as m
 
-    from tasks.models import Job
+    from tasks.models import ComputeNode, Job, Pool
+    from tasks.operations.pools import add_pool, resize_pool
+    from tasks.providers.registry import get_provider
 
-    client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id="bench")))
-    tasks = [m.BatchTaskCreateOptions(id=f"t{i:05d}", command_line="/bin/true") for i in range(count)]
     started = time.perf_counter()
-    client.create_tasks(job_id, tasks, max_concurrency=8)
-    while Job.objects.get(job_id=job_id).completed_count < count:
-        time.sleep(0.02)
-    rate = count / (time.perf_counter() - started)
-    job = Job.objects.get(job_id=job_id)
-    assert job.succeeded_count == count, f"only {job.succeeded_count} of {count} succeeded"
-    return rate
+    pool = add_pool(account, spec={"id": f"{kind}{round_no}", "vmSize": "slurm_3" if kind == "slurm" else "d2",
+                                   "targetDedicatedNodes": NODES, "taskSlotsPerNode": slots})
+    assert pool.provider == kind
+
+    def steady_with(count: int):
+        return lambda: (Pool.objects.get(pk=pool.pk).allocation_state == "steady"
+                        and ComputeNode.objects.filter(pool=pool).count() == count
+                        and ComputeNode.objects.filter(pool=pool, state="idle").count() == count)
+
+    wait(steady_with(NODES), what=f"the {kind} pool's nodes idle")
+    up = time.perf_counter() - started
+
+    job_id = f"tp{round_no}{kind}"
+    client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool.pool_id)))
+    specs = [m.BatchTaskCreateOptions(id=f"t{i:05d}", command_line="/bin/true") for i in range(tasks)]
+    started = time.perf_counter()
+    client.create_tasks(job_id, specs, max_concurrency=8)
+    wait(lambda: Job.objects.get(job_id=job_id).completed_count == tasks, timeout=600, what="the tasks")
+    rate = tasks / (time.perf_counter() - started)
+    assert Job.objects.get(job_id=job_id).succeeded_count == tasks
+
+    started = time.perf_counter()
+    resize_pool(Pool.objects.get(pk=pool.pk), target_dedicated=0, node_deallocation_option="taskcompletion")
+    wait(steady_with(0), what=f"the {kind} pool empty")
+    wait(lambda: not [r for r in get_provider(kind).running() if r.pool_id == pool.pool_id], what="agents gone")
+    down = time.perf_counter() - started
+    return up, rate, down
 
 
 def main() -> None:
@@ -111,69 +89,63 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3, help="slurm rounds (local rounds: one more)")
     parser.add_argument("--slots", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--starts", type=int, default=3, help="node-start samples per provider")
     args = parser.parse_args()
+    os.environ["BATCHSITE_VM_SIZES"] = json.dumps(SIZES)
+    # The local provider hands its agents this whole environment, the slurm one only what an
+    # agent needs: PYTHONDONTWRITEBYTECODE (set on some machines) alone made each local agent
+    # compile batchsite's modules at every start and halved the local rounds' figures.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     data = setup_django("slurm")
 
     from azure.batch import BatchClient
     from azure.core.credentials import AzureNamedKeyCredential
+    from django.conf import settings
 
     from tasks.models import Account
-    from tasks.operations.pools import ensure_pool
     from tasks.providers.slurm import SlurmProvider
 
-    account, _ = Account.objects.get_or_create(name="bench", defaults={"primary_key": KEY})
-    pool = ensure_pool(account, "bench", slots_per_node=args.slots)
-    provider = SlurmProvider()
-    if provider.running():
+    if SlurmProvider().running():
         raise SystemExit("this benchmark's Slurm jobs are already running")
-
-    # 1. Node start, alternating local and slurm.
-    starts = {"local": [], "slurm": []}
-    for i in range(args.starts):
-        for kind in ("local", "slurm"):
-            ids = [f"{kind}-{i}-{n}" for n in range(NODES)]
-            nodes = (lambda ids=ids: local_nodes(pool, ids, args.slots)) if kind == "local" else \
-                (lambda ids=ids: slurm_nodes(provider, pool, ids, args.slots))
-            starts[kind].append(time_to_idle(nodes, pool, ids))
-
-    # 2. Throughput, local and slurm rounds alternating, one service for all of them.
+    account = Account.objects.create(name="bench", primary_key=KEY)
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "batchsite.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--threads", "4", "--log-level", "warning"], cwd=ROOT)
-    rates = {"local": [], "slurm": []}
+    children = [
+        subprocess.Popen([sys.executable, "manage.py", "reconcile"], cwd=ROOT, stdout=subprocess.DEVNULL),
+        subprocess.Popen([sys.executable, "-m", "gunicorn", "batchsite.wsgi", "--bind", f"127.0.0.1:{port}",
+                          "--workers", "2", "--threads", "4", "--log-level", "warning"], cwd=ROOT),
+    ]
+    rounds = {"local": [], "slurm": []}
     try:
         wait_port(port)
         client = BatchClient(endpoint=f"http://127.0.0.1:{port}", credential=AzureNamedKeyCredential("bench", KEY))
-        kinds = ["local", "slurm"] * args.rounds + ["local"]
-        for r, kind in enumerate(kinds):
-            ids = [f"tp-{kind}-{r}-{n}" for n in range(NODES)]
-            nodes = local_nodes(pool, ids, args.slots) if kind == "local" else slurm_nodes(provider, pool, ids,
-                                                                                           args.slots)
-            with nodes:
-                wait_idle(pool, ids)
-                rates[kind].append(throughput(client, f"tp{r}", args.tasks))
+        for r, kind in enumerate(["local", "slurm"] * args.rounds + ["local"]):
+            rounds[kind].append(a_round(client, account, kind, r, args.tasks, args.slots))
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(30)
-    if not os.environ.get("BENCH_DATA_DIR"):
-        shutil.rmtree(data, ignore_errors=True)
+        for child in children:
+            child.send_signal(signal.SIGTERM)
+        for child in children:
+            child.wait(60)
+        if not os.environ.get("BENCH_DATA_DIR"):
+            shutil.rmtree(data, ignore_errors=True)
 
-    print(f"slurm node provider, {NODES} nodes x {args.slots} slots ({os.cpu_count()} CPUs), "
-          f"Slurm nodes on this host")
-    print(f"  node start, {args.starts} samples each: 3 nodes from start to idle")
-    print(f"    slurm (provider.start -> sbatch -> agent idle): median {statistics.median(starts['slurm']):.2f} s "
-          f"({', '.join(f'{s:.2f}' for s in starts['slurm'])})   target: < 5 s")
-    print(f"    local (runnode processes started directly):     median {statistics.median(starts['local']):.2f} s "
-          f"({', '.join(f'{s:.2f}' for s in starts['local'])})")
-    print(f"    ratio slurm / local: {statistics.median(starts['slurm']) / statistics.median(starts['local']):.2f}")
-    ratios = [rates["slurm"][i] / ((rates["local"][i] + rates["local"][i + 1]) / 2) for i in range(args.rounds)]
-    print(f"  throughput, {args.tasks:,} x /bin/true per round, add -> completed:")
-    for i, ratio in enumerate(ratios):
-        print(f"    round {i + 1}: slurm {rates['slurm'][i]:,.0f} tasks/s beside local {rates['local'][i]:,.0f} / "
-              f"{rates['local'][i + 1]:,.0f} tasks/s: ratio {ratio:.2f}")
-    print(f"  ratio slurm / local, median of {args.rounds} rounds: {statistics.median(ratios):.2f}   target: >= 0.8")
+    local, slurm = rounds["local"], rounds["slurm"]
+
+    def ratios(i: int) -> list[float]:
+        return [slurm[r][i] / ((local[r][i] + local[r + 1][i]) / 2) for r in range(args.rounds)]
+
+    print(f"pools of {NODES} nodes x {args.slots} slots on local and on slurm (Slurm's nodes on this host, "
+          f"{os.cpu_count()} CPUs), {args.tasks:,} x /bin/true per round, reconciler interval "
+          f"{settings.BATCHSITE_RECONCILE_SECONDS:g} s")
+    for r in range(args.rounds):
+        print(f"  round {r + 1}: slurm up {slurm[r][0]:.2f} s, {slurm[r][1]:,.0f} tasks/s, down {slurm[r][2]:.2f} s;"
+              f" local around it up {local[r][0]:.2f} / {local[r + 1][0]:.2f} s, {local[r][1]:,.0f} / "
+              f"{local[r + 1][1]:,.0f} tasks/s, down {local[r][2]:.2f} / {local[r + 1][2]:.2f} s")
+    print(f"  Add Pool -> {NODES} slurm nodes idle: {statistics.median(s[0] for s in slurm):.2f} s (median)"
+          f"   target: < 5 s; local {statistics.median(s[0] for s in local):.2f} s; ratio slurm / local "
+          f"{statistics.median(ratios(0)):.2f}")
+    print(f"  throughput on {NODES} slurm nodes / on {NODES} local nodes: {statistics.median(ratios(1)):.2f} "
+          f"(median of {args.rounds} rounds: {', '.join(f'{x:.2f}' for x in ratios(1))})   target: >= 0.8")
+    print(f"  resize to 0 (taskcompletion) -> steady, agents gone: slurm {statistics.median(s[2] for s in slurm):.2f}"
+          f" s, local {statistics.median(s[2] for s in local):.2f} s; ratio {statistics.median(ratios(2)):.2f}")
 
 
 if __name__ == "__main__":
