@@ -149,16 +149,20 @@ class SlurmProvider(NodeProvider):
         project_dir = options.get("project_dir") or str(settings.BASE_DIR)
         data_dir = options.get("data_dir") or str(settings.DATA_DIR)
         log_dir = options.get("log_dir", str(Path(data_dir) / "slurm"))
-        grace = math.ceil(settings.BATCHSITE_NODE_KILL_GRACE_SECONDS) + SIGNAL_MARGIN_SECONDS
+        env = self._environment(data_dir, options.get("export", []))
+        # The agent's own grace, as it will read it, plus Slurm's margin.
+        notice = math.ceil(float(env["BATCHSITE_NODE_KILL_GRACE_SECONDS"])) + SIGNAL_MARGIN_SECONDS
         argv = ["sbatch", "--parsable", "--exclusive", "--no-requeue", "--nodes=1", f"--job-name={name}",
-                f"--signal=B:TERM@{grace}", f"--chdir={project_dir}", "--export=ALL", "--open-mode=append",
+                f"--signal=B:TERM@{notice}", f"--chdir={project_dir}", "--export=ALL", "--open-mode=append",
                 f"--output={self._log_file(log_dir, launch)}"]
         for option in ("partition", "account", "qos", "time"):
             if options.get(option):
                 argv.append(f"--{option}={options[option]}")
         argv += options.get("sbatch_args", [])
+        # The script holds no secret (`scontrol write batch_script` shows it): those travel
+        # in the job's environment.
         argv.append(f"--wrap={_job_script(launch, options.get('python'), project_dir)}")
-        return argv, self._environment(data_dir, options.get("export", []))
+        return argv, env
 
     def _environment(self, data_dir: str, export: list[str]) -> dict[str, str]:
         """The job's whole environment (--export=ALL of exactly this): what the agent
