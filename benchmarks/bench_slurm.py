@@ -91,10 +91,6 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     os.environ["BATCHSITE_VM_SIZES"] = json.dumps(SIZES)
-    # The local provider hands its agents this whole environment, the slurm one only what an
-    # agent needs: PYTHONDONTWRITEBYTECODE (set on some machines) alone made each local agent
-    # compile batchsite's modules at every start and halved the local rounds' figures.
-    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     data = setup_django("slurm")
 
     from azure.batch import BatchClient
