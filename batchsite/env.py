@@ -4,8 +4,10 @@ import base64
 import binascii
 import json
 import os
+import re
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -14,6 +16,17 @@ from django.core.exceptions import ImproperlyConfigured
 # README, used only when BATCHSITE_ACCOUNT_NAME/BATCHSITE_ACCOUNT_KEY are not set.
 DEV_ACCOUNT_NAME = "devbatch"
 DEV_ACCOUNT_KEY = "YmF0Y2hzaXRlLWRldmVsb3BtZW50LWtleS1ub3Qtc2VjcmV0LTAwMDAwMDAwMDA="
+# Batch account names: 3 to 24 lowercase letters and digits (as Azure names them).
+ACCOUNT_NAME = re.compile(r"[a-z0-9]{3,24}")
+
+
+@dataclass(frozen=True)
+class AccountKeys:
+    """A Batch account from the environment: its name and its keys (base64)."""
+
+    name: str
+    key: str
+    secondary_key: str = ""
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -103,3 +116,41 @@ def data_dir_secret(path: Path) -> str:
     with os.fdopen(fd, "w") as f:
         f.write(value)
     return value
+
+
+def account_name(variable: str, name: str) -> str:
+    if not ACCOUNT_NAME.fullmatch(name):
+        raise ImproperlyConfigured(
+            f"{variable}: {name!r} is not a Batch account name (3-24 lowercase letters and digits)")
+    return name
+
+
+def _account_key(variable: str, name: str, key: str) -> str:
+    try:
+        decoded = base64.b64decode(key, validate=True)
+    except (binascii.Error, ValueError):
+        decoded = b""
+    if not decoded:
+        # Never the key itself in the message: it may be a real one, one character off.
+        raise ImproperlyConfigured(f"{variable}: a key of account {name} is not base64")
+    return key
+
+
+def env_accounts(variable: str) -> list[AccountKeys]:
+    """Accounts in Azurite's format: `name:key1[:key2];name2:key1` (a trailing `;` is
+    fine). Names are Batch account names, each once; keys are base64."""
+    raw = os.environ.get(variable, "")
+    accounts: list[AccountKeys] = []
+    for entry in raw.split(";"):
+        entry = entry.strip()
+        if not entry:
+            continue
+        name, *keys = entry.split(":")
+        account_name(variable, name)
+        if not 1 <= len(keys) <= 2:
+            raise ImproperlyConfigured(f"{variable}: account {name} needs `name:key1[:key2]`")
+        if any(a.name == name for a in accounts):
+            raise ImproperlyConfigured(f"{variable}: account {name} is listed twice")
+        keys = [_account_key(variable, name, k) for k in keys]
+        accounts.append(AccountKeys(name, keys[0], keys[1] if len(keys) > 1 else ""))
+    return accounts

@@ -3,12 +3,16 @@
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from batchsite.env import (
     DEV_ACCOUNT_KEY,
     DEV_ACCOUNT_NAME,
+    AccountKeys,
+    account_name,
     data_dir_secret,
+    env_accounts,
     env_base64,
     env_bool,
     env_float,
@@ -34,13 +38,22 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 # so `make run` needs no configuration and sessions survive restarts.
 SECRET_KEY = env_str("DJANGO_SECRET_KEY") or data_dir_secret(DATA_DIR / ".secret_key")
 
-BATCHSITE_ACCOUNT_NAME = env_str("BATCHSITE_ACCOUNT_NAME", DEV_ACCOUNT_NAME)
-BATCHSITE_ACCOUNT_KEY = env_base64(
-    "BATCHSITE_ACCOUNT_KEY",
-    DEV_ACCOUNT_KEY if BATCHSITE_ACCOUNT_NAME == DEV_ACCOUNT_NAME else "",
-)
-if not BATCHSITE_ACCOUNT_KEY:
-    raise ImproperlyConfigured("BATCHSITE_ACCOUNT_KEY must be set with BATCHSITE_ACCOUNT_NAME")
+# Batch accounts. The default one (it owns the pool `local` and its nodes) comes from
+# BATCHSITE_ACCOUNT_NAME/_KEY; BATCHSITE_ACCOUNTS (Azurite's format) adds others, which
+# start empty. As in Azurite, listing accounts without BATCHSITE_ACCOUNT_NAME turns the
+# development account (its key is public) off: the first one listed is the default.
+_LISTED_ACCOUNTS = env_accounts("BATCHSITE_ACCOUNTS")
+if env_str("BATCHSITE_ACCOUNT_NAME") or env_str("BATCHSITE_ACCOUNT_KEY") or not _LISTED_ACCOUNTS:
+    _name = account_name("BATCHSITE_ACCOUNT_NAME", env_str("BATCHSITE_ACCOUNT_NAME", DEV_ACCOUNT_NAME))
+    _key = env_base64("BATCHSITE_ACCOUNT_KEY", DEV_ACCOUNT_KEY if _name == DEV_ACCOUNT_NAME else "")
+    if not _key:
+        raise ImproperlyConfigured("BATCHSITE_ACCOUNT_KEY must be set with BATCHSITE_ACCOUNT_NAME")
+    if any(a.name == _name for a in _LISTED_ACCOUNTS):
+        raise ImproperlyConfigured(f"account {_name} is both BATCHSITE_ACCOUNT_NAME and in BATCHSITE_ACCOUNTS")
+    _LISTED_ACCOUNTS.insert(0, AccountKeys(_name, _key, env_base64("BATCHSITE_ACCOUNT_SECONDARY_KEY", "")))
+BATCHSITE_ACCOUNTS: list[AccountKeys] = _LISTED_ACCOUNTS  # the default account first
+BATCHSITE_ACCOUNT_NAME = BATCHSITE_ACCOUNTS[0].name
+BATCHSITE_ACCOUNT_KEY = BATCHSITE_ACCOUNTS[0].key
 
 BATCHSITE_LOCAL_NODES = env_int("BATCHSITE_LOCAL_NODES", 2)
 BATCHSITE_LOCAL_SLOTS = env_int("BATCHSITE_LOCAL_SLOTS", 0)  # 0: the number of CPUs
@@ -86,11 +99,13 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_htmx",
     "template_partials",
+    "csp",
     "tasks",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -137,6 +152,24 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
 
+# --- Surviving a database restart; serving behind HTTPS (README "Configuration") ---
+if DATABASES["default"]["ENGINE"] != "batchsite.sqlite":
+    # A kept connection is checked before a request reuses it (one round trip), so after a
+    # database restart no request fails on a connection the server already closed.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# One switch for "clients reach batchsite over HTTPS" (through a TLS proxy in front of
+# gunicorn, which must set X-Forwarded-Proto): redirect plain HTTP, secure-only cookies,
+# HSTS; each part can be set on its own. `manage.py check --deploy` is clean with it.
+BATCHSITE_HTTPS = env_bool("BATCHSITE_HTTPS", False)
+SECURE_SSL_REDIRECT = env_bool("BATCHSITE_SSL_REDIRECT", BATCHSITE_HTTPS)
+SESSION_COOKIE_SECURE = env_bool("BATCHSITE_SECURE_COOKIES", BATCHSITE_HTTPS)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = env_int("BATCHSITE_HSTS_SECONDS", 31_536_000 if BATCHSITE_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("BATCHSITE_HSTS_INCLUDE_SUBDOMAINS", BATCHSITE_HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("BATCHSITE_HSTS_PRELOAD", BATCHSITE_HTTPS)
+if BATCHSITE_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -171,8 +204,30 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "web:jobs"
 LOGOUT_REDIRECT_URL = "login"
 SESSION_COOKIE_HTTPONLY = True
-CSRF_COOKIE_HTTPONLY = False
+# No page script reads the CSRF cookie: forms carry {% csrf_token %} and htmx sends the
+# token from base.html's hx-headers.
+CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# Content-Security-Policy of the dashboard, the admin and the API (django-csp): scripts,
+# styles and everything else only from this origin, never inline, so nothing a task writes
+# that reaches a page can run there. Responses carrying a task's or a node's file bytes get
+# a sandboxing policy of their own instead (tasks.file_responses).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tasks.api.auth.SharedKeyAuthentication"],

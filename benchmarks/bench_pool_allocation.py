@@ -10,6 +10,15 @@ Rounds alternate baseline and pool; the median of each is the figure, and the ra
 pool / baseline (1.0: the pool costs nothing over starting the agents yourself; the
 difference is the reconciler's pass interval and its bookkeeping).
 
+Figures (2026-12-01, 2 CPUs shared by eight engineers' test runs, load average 10-15,
+medians of 5 rounds): pool created -> 4 nodes idle 7.9 s beside 7.3 s by hand (ratio 1.08);
+after agents stopped importing the OpenAPI machinery (a third of their start), 8.8 s beside
+9.0 s (ratio 0.99). Resize to 0 with taskcompletion 0.6-0.8 s beside 2.3-2.7 s for SIGTERM
+by hand (ratio 0.22-0.34: a leaving agent has nothing to requeue and no grace to wait);
+with each node busy with a 1 s task, 1.4 s (ratio 0.70). The < 2 s target is out of reach
+on this machine for any way of starting 4 Django processes (the baseline alone takes 6-10 s
+here); what the pool adds on top of them is nothing measurable.
+
 Usage: .venv/bin/python benchmarks/bench_pool_allocation.py [--nodes 4] [--rounds 3] [--busy]
   --busy: each node runs a 1 s task when the resize down starts (taskcompletion waits for it)
 """

@@ -80,3 +80,15 @@ def count_running(node: ComputeNode) -> tuple[int, int]:
         n=Count("pk"), slots=Sum("slots", default=0)
     )
     return agg["n"], agg["slots"]
+
+
+RECENT_NODE_TASKS = 10
+
+
+def list_recent_node_tasks(node: ComputeNode, *, limit: int = RECENT_NODE_TASKS) -> list:
+    """A node's latest attempts, newest first, each with its task and job loaded: the
+    node's recentTasks (taskUrl, jobId, taskId, subtaskId, taskState, executionInfo). One
+    query, on the (node, claimed) index."""
+    from tasks.models import Attempt
+
+    return list(Attempt.objects.filter(node=node).select_related("task", "job").order_by("-claimed", "-pk")[:limit])

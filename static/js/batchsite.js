@@ -17,6 +17,19 @@
     }
   });
 
+  // Live regions poll (hx-trigger="every Ns" data-poll) only while the page is visible and,
+  // with data-poll-pause="<selector>", while nothing matches the selector (a ticked task
+  // would be lost in the swap). Here rather than in an hx-trigger filter, which htmx would
+  // have to eval: the Content-Security-Policy allows no eval.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!elt.hasAttribute("data-poll") || event.detail.requestConfig.triggeringEvent) return;
+    var pause = elt.getAttribute("data-poll-pause");
+    if (document.visibilityState !== "visible" || (pause && document.querySelector(pause))) {
+      event.preventDefault();
+    }
+  });
+
   // A "Cancel" inside a dialog closes it instead of navigating (its href is the fallback).
   document.addEventListener("click", function (event) {
     var link = event.target.closest("[data-close-dialog]");

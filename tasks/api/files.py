@@ -1,12 +1,16 @@
-"""Task file calls (REFERENCE §11): list a task's directory, get a file (a range of it with
-ocp-range, still answered 200), its properties (HEAD), delete it.
+"""Task and node file calls (REFERENCE §11): list a task's directory or a node's root, get a
+file (a range of it with ocp-range, still answered 200), its properties (HEAD), delete it.
 
 Files are read through the task-file storage (tasks.node.storage), never from a node's
-disk directly, so agents on other machines can publish them.
+disk directly, so agents on other machines can publish them; the storage never follows a
+symbolic link and bounds every listing. A link (or a FIFO) a task made is listed as a file
+entry, as `ls -l` shows it, and its properties answer HEAD, but Get refuses to read it.
+Responses with file bytes are sandboxed (tasks.file_responses).
 """
 
 from __future__ import annotations
 
+import errno
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,30 +22,45 @@ from rest_framework.response import Response
 
 from tasks import queries
 from tasks.errors import BatchError
-from tasks.node.storage import FileInfo, TaskFiles, clean_name
+from tasks.file_responses import file_bytes
+from tasks.node.storage import LINK, FileInfo, TaskFiles, clean_name
 from tasks.operations.attempts import can_read_task_files
 from tasks.timefmt import format_datetime_wire, format_http_date
 
 from . import odata
 from .base import BatchApiView
 from .conditional import check_read
-from .render import task_url
+from .render import node_url, task_url
 
 CHUNK = 64 * 1024
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
 
 
-def _task_files(view: BatchApiView, job_id: str, task_id: str):
+@dataclass
+class _Where:
+    """The directory a file call works in, and the URL its entries are named under."""
+
+    files: TaskFiles
+    url: str  # .../files
+
+
+def _task_files(view: BatchApiView, job_id: str, task_id: str) -> _Where:
     job = queries.get_job(view.account, job_id)
     task = queries.get_task(job, task_id)
     error = can_read_task_files(task)
     if error:
         raise error
-    return job, task, TaskFiles.of_task(task)
+    return _Where(TaskFiles.of_task(task), f"{task_url(view.base_url, job.job_id, task.task_id)}/files")
 
 
-def _file_url(base: str, job_id: str, task_id: str, name: str) -> str:
-    return f"{task_url(base, job_id, task_id)}/files/{quote(name, safe='')}"
+def _node_files(view: BatchApiView, pool_id: str, node_id: str) -> _Where:
+    """A node of the caller's account (PoolNotFound / NodeNotFound otherwise): its root."""
+    node = queries.get_node(queries.get_pool(view.account, pool_id), node_id)
+    return _Where(TaskFiles.of_node(node), f"{node_url(view.base_url, node.pool.pool_id, node.node_id)}/files")
+
+
+def _file_url(files_url: str, name: str) -> str:
+    return f"{files_url}/{quote(name, safe='')}"
 
 
 def _int64(value: int, version: str):
@@ -61,23 +80,19 @@ def _etag(info: FileInfo) -> str:
     return f"0x8D{stamp:X}{info.size:X}"
 
 
-class TaskFileListApi(BatchApiView):
-    @extend_schema(summary="List Task Files")
-    def get(self, request, job_id, task_id):
-        job, task, files = _task_files(self, job_id, task_id)
+class _FileListApi(BatchApiView):
+    def list_files(self, where: _Where):
+        """One page of entries: the top level, or everything with recursive=true, whose name
+        starts with $filter's startswith(name,'...'). A page the storage's budget cut short
+        still carries an odata.nextLink that goes on from where it stopped."""
         prefix = odata.file_name_prefix(self.params.get("$filter", ""))
         recursive = self.params.get("recursive", "false").lower() == "true"
-        after, limit = self.after_key(), self.page_size()
-        entries = [f for f in files.list(recursive=recursive)
-                   if f.name.startswith(prefix) and (after is None or f.name > after)]
-        page = entries[:limit]
-        items = [self._entry(job.job_id, task.task_id, f) for f in page]
-        return self.envelope(items, metadata="files", last_key=page[-1].name if page else None,
-                             more=len(entries) > limit)
+        page = where.files.list(recursive=recursive, prefix=prefix, after=self.after_key(), limit=self.page_size())
+        items = [self._entry(where.url, f) for f in page]
+        return self.envelope(items, metadata="files", last_key=page.resume, more=page.more)
 
-    def _entry(self, job_id: str, task_id: str, info: FileInfo) -> dict:
-        entry = {"name": info.name, "url": _file_url(self.base_url, job_id, task_id, info.name),
-                 "isDirectory": info.is_directory}
+    def _entry(self, files_url: str, info: FileInfo) -> dict:
+        entry = {"name": info.name, "url": _file_url(files_url, info.name), "isDirectory": info.is_directory}
         if not info.is_directory:
             properties = {"creationTime": format_datetime_wire(info.created),
                           "lastModified": format_datetime_wire(info.modified),
@@ -88,45 +103,76 @@ class TaskFileListApi(BatchApiView):
         return entry
 
 
-class TaskFileApi(BatchApiView):
-    @extend_schema(summary="Get Task File", responses={200: bytes})
-    def get(self, request, job_id, task_id, file_path):
-        job, task, files, name, info = self._file(job_id, task_id, file_path)
-        if info.is_directory:
-            raise BatchError.operation_invalid_for_state(
-                "The path is a directory: list its files with List Task Files.")
-        start, end = self._range(info.size)
-        response = StreamingHttpResponse(self._read(files, name, start, end), content_type="application/octet-stream")
-        response["Content-Length"] = str(end - start)
-        return self._headers(response, job.job_id, task.task_id, info)
+class TaskFileListApi(_FileListApi):
+    @extend_schema(summary="List Task Files")
+    def get(self, request, job_id, task_id):
+        return self.list_files(_task_files(self, job_id, task_id))
 
-    @extend_schema(summary="Get Task File Properties", responses={200: None})
-    def head(self, request, job_id, task_id, file_path):
-        job, task, _, _, info = self._file(job_id, task_id, file_path)
+
+class NodeFileListApi(_FileListApi):
+    @extend_schema(summary="List Compute Node Files")
+    def get(self, request, pool_id, node_id):
+        return self.list_files(_node_files(self, pool_id, node_id))
+
+
+class _FileApi(BatchApiView):
+    @file_bytes
+    def get_file(self, where: _Where, file_path: str):
+        """The file's bytes (ocp-range: a part of them, still 200). 404 FileNotFound; 409
+        OperationInvalidForCurrentState for a directory, a link or a FIFO, which have none
+        to give; 416 InvalidRange."""
+        name, info = self._file(where, file_path)
+        if not info.is_file:
+            raise BatchError.operation_invalid_for_state(_unreadable(info))
+        start, end = self._range(info.size)
+        handle = self._open(where.files, name)  # before the response: a failure is still an error
+        response = StreamingHttpResponse(self._read(handle, start, end), content_type="application/octet-stream")
+        response["Content-Length"] = str(end - start)
+        return self._headers(response, where, info)
+
+    @file_bytes
+    def file_properties(self, where: _Where, file_path: str):
+        _, info = self._file(where, file_path)
         response = HttpResponse(b"", content_type="application/octet-stream")
         response["Content-Length"] = str(info.size)
-        return self._headers(response, job.job_id, task.task_id, info)
+        return self._headers(response, where, info)
 
-    @extend_schema(summary="Delete Task File", responses={200: None})
-    def delete(self, request, job_id, task_id, file_path):
-        _, _, files, name, info = self._file(job_id, task_id, file_path, conditional=False)
+    def delete_file(self, where: _Where, file_path: str):
+        """Delete a file or a link (never its target), or a directory with recursive=true,
+        without following any link inside it. 409 OperationInvalidForCurrentState for a
+        non-empty directory without recursive, or what the node's disk refused."""
+        name, _ = self._file(where, file_path, conditional=False)
         recursive = self.params.get("recursive", "false").lower() == "true"
-        if not files.delete(name, recursive=recursive):
+        try:
+            deleted = where.files.delete(name, recursive=recursive)
+        except FileNotFoundError:
+            raise BatchError.file_not_found() from None
+        except OSError as e:
+            raise BatchError.operation_invalid_for_state(f"The file could not be deleted: {e.strerror}.") from None
+        if not deleted:
             raise BatchError.operation_invalid_for_state(
                 "The directory is not empty: delete it with recursive=true.")
         return Response(None, status=200)
 
     # --- helpers -------------------------------------------------------------------------
 
-    def _file(self, job_id, task_id, file_path, *, conditional: bool = True):
-        job, task, files = _task_files(self, job_id, task_id)
+    def _file(self, where: _Where, file_path: str, *, conditional: bool = True) -> tuple[str, FileInfo]:
         name = clean_name(file_path)
-        info = files.stat(name) if name else None
+        info = where.files.stat(name) if name else None
         if info is None:
             raise BatchError.file_not_found()
         if conditional and info.modified is not None:
             check_read(self.request._request.META, _Stamp(info.modified), dates_only=True)
-        return job, task, files, name, info
+        return name, info
+
+    @staticmethod
+    def _open(files: TaskFiles, name: str):
+        try:
+            return files.open(name)
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
+                raise BatchError.file_not_found() from None  # gone, or swapped for a link
+            raise BatchError.operation_invalid_for_state(f"The file cannot be read: {e.strerror}.") from None
 
     def _range(self, size: int) -> tuple[int, int]:
         """ocp-range `bytes=start-end` (end inclusive; `start-` to the end, `-n` the last
@@ -150,8 +196,7 @@ class TaskFileApi(BatchApiView):
         return start, end
 
     @staticmethod
-    def _read(files: TaskFiles, name: str, start: int, end: int):
-        handle = files.open(name)
+    def _read(handle, start: int, end: int):
         try:
             handle.seek(start)
             left = end - start
@@ -164,9 +209,9 @@ class TaskFileApi(BatchApiView):
         finally:
             handle.close()
 
-    def _headers(self, response, job_id: str, task_id: str, info: FileInfo):
+    def _headers(self, response, where: _Where, info: FileInfo):
         response["ocp-batch-file-isdirectory"] = "true" if info.is_directory else "false"
-        response["ocp-batch-file-url"] = _file_url(self.base_url, job_id, task_id, info.name)
+        response["ocp-batch-file-url"] = _file_url(where.url, info.name)
         if info.mode:
             response["ocp-batch-file-mode"] = info.mode
         if info.created is not None:
@@ -175,3 +220,39 @@ class TaskFileApi(BatchApiView):
             response["Last-Modified"] = format_http_date(info.modified)
         response["ETag"] = _etag(info)
         return response
+
+
+def _unreadable(info: FileInfo) -> str:
+    if info.is_directory:
+        return "The path is a directory: list its files with List Task Files or List Compute Node Files."
+    if info.kind == LINK:
+        return "The path is a symbolic link, which batchsite never follows: get the file it points to by its own path."
+    return "The path is not a regular file (a FIFO, a socket or a device): it has no bytes to get."
+
+
+class TaskFileApi(_FileApi):
+    @extend_schema(summary="Get Task File", responses={200: bytes})
+    def get(self, request, job_id, task_id, file_path):
+        return self.get_file(_task_files(self, job_id, task_id), file_path)
+
+    @extend_schema(summary="Get Task File Properties", responses={200: None})
+    def head(self, request, job_id, task_id, file_path):
+        return self.file_properties(_task_files(self, job_id, task_id), file_path)
+
+    @extend_schema(summary="Delete Task File", responses={200: None})
+    def delete(self, request, job_id, task_id, file_path):
+        return self.delete_file(_task_files(self, job_id, task_id), file_path)
+
+
+class NodeFileApi(_FileApi):
+    @extend_schema(summary="Get Compute Node File", responses={200: bytes})
+    def get(self, request, pool_id, node_id, file_path):
+        return self.get_file(_node_files(self, pool_id, node_id), file_path)
+
+    @extend_schema(summary="Get Compute Node File Properties", responses={200: None})
+    def head(self, request, pool_id, node_id, file_path):
+        return self.file_properties(_node_files(self, pool_id, node_id), file_path)
+
+    @extend_schema(summary="Delete Compute Node File", responses={200: None})
+    def delete(self, request, pool_id, node_id, file_path):
+        return self.delete_file(_node_files(self, pool_id, node_id), file_path)

@@ -25,6 +25,9 @@ urlpatterns = [
     path("pools/<str:pool_id>", views.PoolApi.as_view(), name="pool"),
     path("pools/<str:pool_id>/nodes", views.NodeListApi.as_view(), name="nodes"),
     path("pools/<str:pool_id>/nodes/<str:node_id>", views.NodeApi.as_view(), name="node"),
+    path("pools/<str:pool_id>/nodes/<str:node_id>/files", files.NodeFileListApi.as_view(), name="node-files"),
+    path("pools/<str:pool_id>/nodes/<str:node_id>/files/<path:file_path>", files.NodeFileApi.as_view(),
+         name="node-file"),
     # Every other Batch resource root: authenticated, then a clear "not supported" error.
     re_path(
         r"^(?:jobs|pools|jobschedules|applications|certificates|poolusagemetrics|nodecounts|supportedimages"

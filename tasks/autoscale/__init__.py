@@ -62,7 +62,7 @@ the formula leaves alone is the current one (from `current`), and so is what rea
 returns before it is assigned; $NodeDeallocationOption shows `requeue` when unassigned. A
 target is the assigned double with its fraction dropped, clamped at 0 (and 2**31-1).
 $TargetDedicated and $TargetLowPriority are aliases; when both names are assigned the full
-name wins. Service variable names match regardless of case.
+name wins. Names are case-sensitive: `$pendingTasks` is the formula's own variable.
 
 Samples: what the caller implements — `period` (a timedelta, 30 s on Batch) and
 `series(metric)`, every recorded (time, value) of one metric oldest first, for the metrics
@@ -71,8 +71,10 @@ $DiskWriteBytes, $DiskReadOps, $DiskWriteOps, $NetworkInBytes, $NetworkOutBytes,
 $SampleNodeCount, $ActiveTasks, $RunningTasks, $PendingTasks, $SucceededTasks, $FailedTasks,
 $PreemptedNodeCount. A metric batchsite cannot measure simply has no samples: a formula
 reading it over a window fails with InsufficientSampleData, as on a new Batch pool.
-ListSamples(series_by_metric) or ListSamples.from_records([(time, {metric: value})]) is the
-in-memory implementation. Samples later than `now` are ignored.
+ListSamples is the in-memory implementation: ListSamples({"$ActiveTasks": [(time, value)]}), or
+straight from PoolSample rows, ListSamples.from_records((s.time, s.values) for s in rows),
+whose keys may go without `$` ("ActiveTasks") and may hold other values (left out). Samples
+later than `now` are ignored.
 
 `current`: the non-sampled variables, keys from CURRENT_VARIABLES ($CurrentDedicatedNodes,
 $CurrentLowPriorityNodes, $PreemptedNodeCount, $UsableNodeCount, $TaskSlotsPerNode,

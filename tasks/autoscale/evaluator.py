@@ -21,6 +21,7 @@ from .values import (
     binary,
     format_double,
     format_value,
+    scalar,
     truth,
     type_name,
     unary,
@@ -58,8 +59,7 @@ ALIASES = {
 }
 WRITABLE = {DEDICATED, LOW_PRIORITY, DEALLOCATION, "$TargetDedicated", "$TargetLowPriority"}
 
-_SERVICE = {name.lower(): name for name in
-            (*METRICS, *CURRENT_VARIABLES, DEALLOCATION, *ALIASES)}
+_SERVICE = frozenset((*METRICS, *CURRENT_VARIABLES, DEALLOCATION, *ALIASES))
 _CONSTANTS = {**TIME_INTERVALS, **{option: option for option in DEALLOCATION_OPTIONS}}
 
 # method -> (fewest arguments, most arguments)
@@ -97,8 +97,9 @@ class Evaluation:
 
 
 def service_name(name: str) -> str | None:
-    """The canonical spelling of a service variable (matched regardless of case), or None."""
-    return _SERVICE.get(name.lower()) if name.startswith("$") else None
+    """The name when it is a service variable's, or None: names are case-sensitive, so
+    `$pendingTasks = $PendingTasks.GetSample(1)` assigns a variable of the formula's own."""
+    return name if name in _SERVICE else None
 
 
 def _invalid(node: syntax.Node, reason: str) -> InvalidFormula:
@@ -237,6 +238,7 @@ class _Run:
     def write(self, node: syntax.Assign, value) -> None:
         canonical = service_name(node.name) or node.name
         if canonical in (DEDICATED, LOW_PRIORITY, "$TargetDedicated", "$TargetLowPriority"):
+            value = scalar(value)
             if not isinstance(value, float):
                 raise OperandError(f"{canonical} takes a double, not a {type_name(value)}")
         elif canonical == DEALLOCATION:
@@ -456,16 +458,12 @@ def evaluate(formula: str, *, samples: Samples, now: datetime, current: Mapping[
             raise _Failure(run.assigned_at[exc.name], exc.reason) from None
     except _Failure as failure:
         raise EvaluationFailed(at(failure.node.line, failure.node.column, failure.reason),
-                               results_text=_safe_results(run)) from None
+                               results_text=run.results_text()) from None
     except EvaluationFailed as failed:
-        failed.results_text = _safe_results(run)
+        failed.results_text = run.results_text()
         raise
     return Evaluation(targets=targets, variables=dict(run.assigned),
                       results_text=run.results_text(), stopped=stopped)
-
-
-def _safe_results(run: _Run) -> str:
-    return run.results_text()
 
 
 def validate(formula: str) -> None:

@@ -71,26 +71,32 @@ class Samples(Protocol):
 class ListSamples:
     """Samples held in memory: for tests, and for a caller that reads its rows first.
 
+    Metric names may be given with or without their `$` ("$ActiveTasks" or "ActiveTasks").
+
     >>> ListSamples({"$ActiveTasks": [(t0, 3), (t1, 5)]})
-    >>> ListSamples.from_records([(t0, {"$ActiveTasks": 3, "$RunningTasks": 1}), ...])
+    >>> ListSamples.from_records((s.time, s.values) for s in pool.samples.order_by("time"))
     """
 
     def __init__(self, series: Mapping[str, Iterable[tuple[datetime, float]]] | None = None,
                  *, period: timedelta = SAMPLE_PERIOD):
         self.period = period
         self._series: dict[str, list[tuple[datetime, float]]] = {}
-        for metric, points in (series or {}).items():
-            _check_metric(metric)
+        for name, points in (series or {}).items():
+            metric = metric_name(name)
+            if metric is None:
+                raise ValueError(f"{name!r} is not a sampled metric; use one of {', '.join(METRICS)}")
             self._series[metric] = sorted(((t, float(v)) for t, v in points), key=lambda p: p[0])
 
     @classmethod
     def from_records(cls, records: Iterable[tuple[datetime, Mapping[str, float]]],
                      *, period: timedelta = SAMPLE_PERIOD) -> ListSamples:
-        """From one record per sampling time, each holding a value per metric (PoolSample rows)."""
+        """From one record per sampling time, each a {metric: value} (PoolSample rows). A value
+        that is None, or a key that names no sampled metric, is not a sample and is left out."""
         series: dict[str, list[tuple[datetime, float]]] = {}
         for moment, values in records:
-            for metric, value in values.items():
-                if value is not None:
+            for name, value in values.items():
+                metric = metric_name(name)
+                if metric is not None and value is not None:
                     series.setdefault(metric, []).append((moment, value))
         return cls(series, period=period)
 
@@ -98,9 +104,10 @@ class ListSamples:
         return self._series.get(metric, [])
 
 
-def _check_metric(metric: str) -> None:
-    if metric not in METRICS:
-        raise ValueError(f"{metric!r} is not a sampled metric; use one of {', '.join(METRICS)}")
+def metric_name(name: str) -> str | None:
+    """The metric's name with its `$` ("ActiveTasks" -> "$ActiveTasks"), or None for no metric."""
+    metric = name if name.startswith("$") else "$" + name
+    return metric if metric in METRICS else None
 
 
 class SampleHistory:

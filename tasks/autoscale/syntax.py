@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.visitors import Transformer_NonRecursive
 
 from .errors import InvalidFormula, at
 
@@ -164,14 +165,8 @@ class Bare(Node):
     value: Node
 
 
-def _pos(item) -> tuple[int, int]:
-    if isinstance(item, Token):
-        return item.line, item.column
-    return item.line, item.column
-
-
 @v_args(inline=True)
-class _ToTree(Transformer):
+class _ToTree(Transformer_NonRecursive):
     def start(self, *statements):
         return tuple(statements)
 
@@ -226,13 +221,56 @@ def _parser() -> Lark:
                 maybe_placeholders=False)
 
 
+# Deeper nesting than this is refused: the checks and the evaluation recurse once per level,
+# and no formula a person writes nests a hundred expressions (8 KB of "-" or "max(" could).
+MAX_DEPTH = 100
+
+
 def parse(formula: str) -> tuple[Node, ...]:
     """Parse a formula into its statements; InvalidFormula says where and why it does not."""
     try:
         tree = _parser().parse(formula)
     except UnexpectedInput as exc:
         raise InvalidFormula(_describe(exc, formula)) from None
-    return _ToTree().transform(tree)
+    statements = _ToTree().transform(tree)
+    for statement in statements:
+        deepest = _deepest(statement)
+        if deepest is not None:
+            raise InvalidFormula(at(deepest.line, deepest.column,
+                                    f"Expressions are nested more than {MAX_DEPTH} deep"))
+    return statements
+
+
+def children(node: Node) -> tuple[Node, ...]:
+    """The expressions directly inside a node."""
+    if isinstance(node, Assign | Bare):
+        return (node.value,)
+    if isinstance(node, Vector):
+        return node.items
+    if isinstance(node, Call):
+        return node.arguments
+    if isinstance(node, Method):
+        return (node.target, *node.arguments)
+    if isinstance(node, Member):
+        return (node.target,)
+    if isinstance(node, Unary):
+        return (node.operand,)
+    if isinstance(node, Binary):
+        return (node.left, node.right)
+    if isinstance(node, Conditional):
+        return (node.condition, node.then, node.otherwise)
+    return ()
+
+
+def _deepest(statement: Node) -> Node | None:
+    """The first node nested deeper than MAX_DEPTH, found without recursing."""
+    stack = [(statement, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return node
+        stack.extend((child, depth + 1) for child in children(node))
+    return None
 
 
 _TOKEN_TEXT = {
@@ -246,10 +284,9 @@ _TOKEN_TEXT = {
 
 
 def _expected(names) -> str:
+    # a long list of everything that could follow helps nobody
     texts = sorted({_TOKEN_TEXT.get(n, n) for n in names})
-    if not texts:
-        return ""
-    if len(texts) > 6:
+    if not texts or len(texts) > 6:
         return ""
     return "; expected " + " or ".join(texts)
 
@@ -259,8 +296,7 @@ def _describe(exc: UnexpectedInput, formula: str) -> str:
             isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         lines = formula.split("\n")
         line, column = len(lines), len(lines[-1]) + 1
-        expected = exc.expected if isinstance(exc, UnexpectedEOF) else exc.expected
-        return at(line, column, "Syntax error: the formula ends too early" + _expected(expected))
+        return at(line, column, "Syntax error: the formula ends too early" + _expected(exc.expected))
     if isinstance(exc, UnexpectedToken):
         token = exc.token
         hint = ""

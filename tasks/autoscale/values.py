@@ -59,8 +59,6 @@ TIMESTAMP_MEMBERS = {
 
 def type_name(value) -> str:
     """Batch's name of a value's type, for messages."""
-    if isinstance(value, bool):
-        return "double"
     if isinstance(value, float | int):
         return "double"
     if isinstance(value, DoubleVec):
@@ -118,8 +116,18 @@ def _vector_op(op, a, b) -> DoubleVec:
     return DoubleVec(op(a, y) for y in b)
 
 
+def scalar(value):
+    """A one-element doubleVec taken as its double, where only a double fits (comparisons,
+    conditions, targets): published formulas compare $X.GetSample(1) with a number."""
+    if isinstance(value, DoubleVec) and len(value) == 1:
+        return value[0]
+    return value
+
+
 def binary(op: str, a, b):
     """Apply a binary operator per Batch's operations table; OperandError when it is not there."""
+    if op in _COMPARISON or op in ("&&", "||"):
+        a, b = scalar(a), scalar(b)
     if op in _ARITHMETIC:
         fn = _ARITHMETIC[op]
         if _is_double(a) and _is_double(b):
@@ -166,13 +174,15 @@ def unary(op: str, a):
         return -float(a)
     if op == "-" and isinstance(a, TimeInterval):
         return TimeInterval(-a.seconds)
-    if op == "!" and _is_double(a):
+    if op == "!" and _is_double(scalar(a)):
+        a = scalar(a)
         return 1.0 if a == 0 else 0.0
     raise OperandError(f"operator {op} does not apply to {type_name(a)}")
 
 
 def truth(value) -> bool:
     """A ternary's condition: a double, nonzero is true."""
+    value = scalar(value)
     if not _is_double(value):
         raise OperandError(f"a condition must be a double, not a {type_name(value)}")
     return value != 0

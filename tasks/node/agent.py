@@ -212,14 +212,20 @@ class NodeAgent:
                 if killed:
                     log.warning("killed %d processes left behind by a previous run of node %s", killed, self.node_id)
                 previous = ComputeNode.objects.filter(pool=self.pool, node_id=self.node_id).first()
+                waiting = False
                 if previous is not None and previous.pending_action == ComputeNode.Action.REIMAGE:
-                    self._wipe_disk()
-                    node_ops.node_disk_wiped(previous)
+                    # The reimage is due, unless this process restarted while it still
+                    # waited for the tasks' retention (retaineddata): then it waits on.
+                    waiting = (previous.action_option == node_ops.RETAINEDDATA
+                               and node_ops.holds_retained_data(previous))
+                    if not waiting:
+                        self._wipe_disk()
+                        node_ops.node_disk_wiped(previous)
                 disk_error = self._make_dirs()
                 self.node = node_ops.register_node(
                     self.pool, node_id=self.node_id, slots=self.slots, hostname=socket.gethostname(),
                     ip_address=settings.BATCHSITE_NODE_IP, root_dir=str(self.root), agent_pid=os.getpid(),
-                    is_dedicated=self.is_dedicated,
+                    is_dedicated=self.is_dedicated, resume_order=waiting,
                 )
                 if disk_error:
                     node_ops.mark_node_unusable(self.node, code="NodeDiskUnusable", message=disk_error)
@@ -490,9 +496,9 @@ class NodeAgent:
             self.selector.register(st.child.pidfd, selectors.EVENT_READ, "start")
 
     def _publish_startup(self) -> None:
+        """The start task's directory, published like a task's (the node files API reads it)."""
         if self.publishing:
-            with contextlib.suppress(OSError):
-                storage.publish_dir(self.storage, self.root / layout.STARTUP_DIR, layout.startup_key(self.key))
+            self._publish_dir(layout.startup_key(self.key))
 
     def _refresh_orders(self) -> node_ops.NodeOrders:
         orders = node_ops.get_node_orders(self.node)
@@ -690,8 +696,14 @@ class NodeAgent:
             node_ops.mark_lost_nodes_offline(lost_after=self.lost_after)
 
     def _publish(self, run: Run) -> None:
+        self._publish_dir(run.key)
+
+    def _publish_dir(self, key: str) -> None:
+        """Copy the directory `key` of this node's disk into the shared storage under the
+        same key."""
         with contextlib.suppress(OSError):
-            storage.publish_dir(self.storage, Path(run.task_dir), run.key)
+            # Only regular files, never through a link (storage.publish_dir).
+            storage.publish_dir(self.storage, layout.nodes_dir(settings.DATA_DIR), key)
 
     # --- stopping ------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from tasks.timefmt import format_datetime_wire
 
 from . import pool_specs
 from .common import Precondition, lock_checked, new_etag, now
-from .pools import COUNTED, current_nodes
+from .pool_nodes import counted, current_nodes
 
 log = logging.getLogger("batchsite.autoscale")
 
@@ -49,15 +49,14 @@ _TOTALS = ("_succeeded", "_failed")  # cumulative counters kept in a sample for 
 def pool_samples(pool: Pool) -> autoscale.ListSamples:
     """The pool's recorded samples, as the evaluator reads them (one query)."""
     rows = PoolSample.objects.filter(pool=pool).order_by("time").values_list("time", "values")
-    records = [(t, {f"${k}": v for k, v in values.items() if not k.startswith("_")}) for t, values in rows]
-    return autoscale.ListSamples.from_records(
-        records, period=timedelta(seconds=settings.BATCHSITE_POOL_SAMPLE_SECONDS))
+    # from_records leaves out keys that name no metric (the totals kept for the deltas).
+    return autoscale.ListSamples.from_records(rows, period=timedelta(seconds=settings.BATCHSITE_POOL_SAMPLE_SECONDS))
 
 
 def current_variables(pool: Pool) -> dict[str, float]:
     """The service-defined variables that are not samples, as the pool stands (one query)."""
     dedicated, low = current_nodes([pool])[pool.pk]
-    usable = ComputeNode.objects.filter(COUNTED, pool=pool, state__in=("idle", "running")).count()
+    usable = ComputeNode.objects.filter(counted(), pool=pool, state__in=("idle", "running")).count()
     return {
         "$CurrentDedicatedNodes": dedicated,
         "$CurrentLowPriorityNodes": low,
@@ -254,7 +253,7 @@ def measure(pool: Pool, previous: dict | None) -> dict:
             .aggregate(active=Sum("active_count"), running=Sum("running_count")))
     totals = (Job.objects.filter(account_id=pool.account_id, pool_id__iexact=pool.pool_id)
               .aggregate(succeeded=Sum("succeeded_count"), failed=Sum("failed_count")))
-    nodes = ComputeNode.objects.filter(COUNTED, pool=pool).aggregate(
+    nodes = ComputeNode.objects.filter(counted(), pool=pool).aggregate(
         n=Count("pk"), cpu=Avg("cpu_percent"), memory=Avg("memory_bytes"))
     active, running = jobs["active"] or 0, jobs["running"] or 0
     succeeded, failed = totals["succeeded"] or 0, totals["failed"] or 0

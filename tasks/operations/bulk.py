@@ -16,11 +16,14 @@ filter plus the highest task pk at that moment, so tasks added later are never t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 from collections import Counter
 from datetime import timedelta
 
+from django.db import Error as DatabaseError
 from django.db import connection, transaction
 
 from tasks.errors import BatchError
@@ -82,11 +85,34 @@ def start_worker(op_pk: int) -> threading.Thread:
 
 def _worker(op_pk: int) -> None:
     try:
-        run_bulk_operation(op_pk)
+        run_bulk_operation_resumed(op_pk)
     except Exception:  # a crashed worker leaves the op to the sweep; never kills the server
         log.exception("bulk operation %s failed", op_pk)
     finally:
         connection.close()
+
+
+def run_bulk_operation_resumed(op_pk: int, *, stale_before=None, first_retry: float = 0.5,
+                               max_retry: float = 30.0) -> BulkOperation | None:
+    """run_bulk_operation, resumed after a database error (a restart, a failover) instead
+    of left for STALE_AFTER: on a new connection, after 0.5 s, 1 s, 2 s, ... (at most
+    max_retry), from the operation's cursor, until it ends. A runner that took the
+    operation after the error (its beat is newer) keeps it: then this returns None, as
+    when another runner has it from the start."""
+    delay = first_retry
+    while True:
+        try:
+            return run_bulk_operation(op_pk, stale_before=stale_before)
+        except DatabaseError as e:
+            failed_at = now()
+            log.warning("bulk operation %s: database error, resuming in %.1f s: %s", op_pk, delay, e)
+            if not connection.in_atomic_block:  # never a caller's transaction
+                with contextlib.suppress(Exception):
+                    connection.close()
+            time.sleep(delay)
+            delay = min(max_retry, delay * 2)
+            # Its beat is from before the error: take it up again unless another runner has since.
+            stale_before = failed_at
 
 
 def _claim(op_pk: int, *, stale_before=None) -> BulkOperation | None:
@@ -154,6 +180,6 @@ def run_pending_bulk_operations() -> int:
         state__in=[BulkOperation.State.PENDING, BulkOperation.State.RUNNING]
     ).values_list("pk", flat=True)
     for pk in list(pks):
-        if run_bulk_operation(pk, stale_before=stale_before) is not None:
+        if run_bulk_operation_resumed(pk, stale_before=stale_before) is not None:
             ran += 1
     return ran

@@ -76,7 +76,8 @@ LEAVE_TRIES = 50
 
 
 def register_node(pool: Pool, *, node_id: str, slots: int, hostname: str = "", ip_address: str = "",
-                  root_dir: str = "", agent_pid: int | None = None, is_dedicated: bool = True) -> ComputeNode:
+                  root_dir: str = "", agent_pid: int | None = None, is_dedicated: bool = True,
+                  resume_order: bool = False) -> ComputeNode:
     """Register a node agent in its pool, or register it again after a restart.
 
     The node the reconciler created (`creating`), a node being rebooted or reimaged (the
@@ -86,7 +87,9 @@ def register_node(pool: Pool, *, node_id: str, slots: int, hostname: str = "", i
     is disabled); a node asked to leave the pool is `leavingpool`. lastBootTime is now.
     Attempts the database still shows running on it belong to the agent's previous life
     (it killed what it left behind before registering), so their tasks are requeued: no
-    task is lost. Refuses a node id that is not `[A-Za-z0-9_.-]` (400 InvalidPropertyValue)
+    task is lost. With `resume_order` (an agent that restarted while a reimage with
+    retaineddata still waited for its tasks' retention) the order stays and the node stays
+    `reimaging`. Refuses a node id that is not `[A-Za-z0-9_.-]` (400 InvalidPropertyValue)
     or a slot count below 1.
     """
     if not NODE_ID_PATTERN.match(node_id or ""):
@@ -108,9 +111,13 @@ def register_node(pool: Pool, *, node_id: str, slots: int, hostname: str = "", i
                                                       state=State.STARTING if starts else State.IDLE, **fields)
             except IntegrityError:
                 node = ComputeNode.objects.select_for_update().get(pool=pool, node_id=node_id)
-        if node.pending_action in (Action.REBOOT, Action.REIMAGE):
+        if node.pending_action in (Action.REBOOT, Action.REIMAGE) and not resume_order:
             node.pending_action, node.action_option = Action.NONE, ""
-        if node.pending_action == Action.REMOVE:
+        if node.pending_action == Action.REBOOT:
+            fields["state"] = State.REBOOTING
+        elif node.pending_action == Action.REIMAGE:
+            fields["state"] = State.REIMAGING
+        elif node.pending_action == Action.REMOVE:
             fields["state"] = State.LEAVINGPOOL
         elif starts:
             fields["state"] = State.STARTING
@@ -273,13 +280,22 @@ def mark_lost_nodes_offline(*, lost_after: timedelta) -> int:
 
 def stop_node(node: ComputeNode) -> list[int]:
     """An agent is stopping (SIGTERM): the tasks it was running are requeued and the node
-    goes offline. Returns the attempts still to requeue (rows busy; call again)."""
+    goes offline without an agent (agent_pid cleared: see stopped_agents). Returns the
+    attempts still to requeue (rows busy; call again)."""
     left = _requeue_all(node)
     if not left:
         t = now()
         ComputeNode.objects.filter(pk=node.pk).exclude(state=State.OFFLINE).update(
             state=State.OFFLINE, state_transition_time=t)
+        ComputeNode.objects.filter(pk=node.pk).update(agent_pid=None)
     return left
+
+
+def stopped_agents(*, lost_after: timedelta) -> Q:
+    """The nodes no agent runs any more: stopped (SIGTERM) or silent for `lost_after`.
+    `offline` alone does not say it: a node whose scheduling is disabled and that runs
+    nothing is offline too, with its agent alive."""
+    return Q(state=State.OFFLINE, agent_pid__isnull=True) | Q(last_heartbeat__lt=now() - lost_after)
 
 
 def _requeue_all(node: ComputeNode) -> list[int]:
@@ -461,7 +477,9 @@ def _lock_node(node: ComputeNode, precondition: Precondition, refusal) -> Comput
 
 
 def _alive(node: ComputeNode) -> bool:
-    return node.last_heartbeat >= now() - timedelta(seconds=settings.BATCHSITE_NODE_LOST_SECONDS)
+    """An agent runs the node: it did not stop (stop_node clears its pid) and heartbeats."""
+    return node.agent_pid is not None and node.last_heartbeat >= now() - timedelta(
+        seconds=settings.BATCHSITE_NODE_LOST_SECONDS)
 
 
 def _restart_refusal(node: ComputeNode) -> BatchError | None:

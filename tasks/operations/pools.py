@@ -18,39 +18,28 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
 
 from tasks.errors import BatchError
 from tasks.models import Account, ComputeNode, Pool
 from tasks.providers import sizes
 
 from . import pool_specs
+from .autoscale import (  # noqa: F401 - the pool operations, in one place for their callers
+    can_disable_auto_scale,
+    can_enable_auto_scale,
+    can_evaluate_auto_scale,
+    disable_auto_scale,
+    enable_auto_scale,
+    evaluate_auto_scale,
+    evaluate_new_pool,
+    validate_formula,
+)
 from .common import Precondition, lock_checked, new_etag, now
+from .pool_nodes import counted, current_nodes, hand_started_gone, is_managed  # noqa: F401 - re-exported
 
 MAX_REMOVE_NODES = 100
 LOCAL_POOL_ID = "local"
-
-# Nodes that still count toward a pool's current size: all but a hand-started node whose
-# agent stopped (its row stays for the record; the reconciler removes none of them).
-COUNTED = ~Q(provider_handle="", state=ComputeNode.State.OFFLINE)
-
-
-def is_managed(node: ComputeNode) -> bool:
-    """The reconciler made this node (it starts, restarts and stops its agent)."""
-    return bool(node.provider_handle) or node.state == ComputeNode.State.CREATING
-
-
-def current_nodes(pools: list[Pool]) -> dict[int, tuple[int, int]]:
-    """(currentDedicatedNodes, currentLowPriorityNodes) of each pool, in one query."""
-    counts = {pool.pk: [0, 0] for pool in pools}
-    rows = (ComputeNode.objects.filter(COUNTED, pool__in=pools).values("pool_id", "is_dedicated")
-            .annotate(n=Count("pk")))
-    for row in rows:
-        counts[row["pool_id"]][0 if row["is_dedicated"] else 1] = row["n"]
-    return {pk: (d, lp) for pk, (d, lp) in counts.items()}
-
 
 def _lock_pool(pool: Pool, precondition: Precondition, refusal) -> Pool:
     """Lock the pool row, then check the caller's condition and the operation's rule on it."""
@@ -96,8 +85,6 @@ def add_pool(account: Account, *, spec: dict, owner_job=None, keep_alive: bool =
     t = now()
     auto = bool(spec.get("enableAutoScale"))
     if auto:
-        from .autoscale import validate_formula
-
         validate_formula(spec["autoScaleFormula"])
     pool = Pool(
         account=account,
@@ -128,8 +115,6 @@ def add_pool(account: Account, *, spec: dict, owner_job=None, keep_alive: bool =
         with transaction.atomic():
             pool.save(force_insert=True)
             if auto:
-                from .autoscale import evaluate_new_pool
-
                 evaluate_new_pool(pool)
     except IntegrityError:
         raise BatchError.pool_exists() from None
@@ -153,8 +138,8 @@ def ensure_local_pool(account: Account, *, nodes: int, slots: int) -> Pool:
     """The pool `local` that `make run` serves, an ordinary pool of the `local` provider
     whose target is `nodes` dedicated nodes of `slots` task slots: created if missing, its
     target (unless autoscaled) and slots set to these on every start, so the reconciler
-    starts the agents. Resize works on it like on any pool. Offline nodes a hand-started
-    `local-N` agent of an older batchsite left behind are removed."""
+    starts the agents. Resize works on it like on any pool. The nodes of hand-started
+    agents that are gone (the `local-N` of an older batchsite) are removed."""
     if nodes < 0 or slots < 1:
         raise BatchError.invalid_property("nodes" if nodes < 0 else "slots", nodes if nodes < 0 else slots)
     pool = Pool.objects.filter(account=account, id_key=LOCAL_POOL_ID).first()
@@ -178,7 +163,7 @@ def ensure_local_pool(account: Account, *, nodes: int, slots: int) -> Pool:
         if changed:
             _touch(pool)
             pool.save()
-    for node in ComputeNode.objects.filter(pool=pool, provider_handle="", state=ComputeNode.State.OFFLINE):
+    for node in ComputeNode.objects.filter(hand_started_gone(), pool=pool):
         drop_node(node)
     return pool
 
@@ -207,7 +192,7 @@ def delete_pool(pool: Pool, *, precondition: Precondition = None) -> None:
         ComputeNode.objects.filter(pool=locked).update(pending_action=ComputeNode.Action.REMOVE,
                                                        action_option="requeue")
     # Nodes no agent will ever drain: a hand-started node that stopped.
-    for node in ComputeNode.objects.filter(pool=locked, provider_handle="", state=ComputeNode.State.OFFLINE):
+    for node in ComputeNode.objects.filter(hand_started_gone(), pool=locked):
         drop_node(node)
     finish_pool_deletion(locked)
 
@@ -222,15 +207,12 @@ def finish_pool_deletion(pool: Pool) -> bool:
 
 def finish_pool_deletions() -> int:
     """For the sweep: pools being deleted whose last node has left are removed, and the
-    nodes of hand-started agents that stopped (offline, or no heartbeat for
+    nodes of hand-started agents that stopped (SIGTERM, or no heartbeat for
     BATCHSITE_NODE_LOST_SECONDS) leave with them; provider-managed nodes are the
     reconciler's. Returns how many pools it removed."""
-    lost = now() - timedelta(seconds=settings.BATCHSITE_NODE_LOST_SECONDS)
     removed = 0
     for pool in Pool.objects.filter(state=Pool.State.DELETING):
-        stopped = (ComputeNode.objects.filter(pool=pool, provider_handle="").exclude(state=ComputeNode.State.CREATING)
-                   .filter(Q(state=ComputeNode.State.OFFLINE) | Q(last_heartbeat__lt=lost)))
-        for node in stopped:
+        for node in ComputeNode.objects.filter(hand_started_gone(), pool=pool):
             drop_node(node)
         removed += finish_pool_deletion(pool)
     return removed

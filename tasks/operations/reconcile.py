@@ -57,6 +57,8 @@ log = logging.getLogger("batchsite.reconcile")
 Key = tuple[str, str, str]  # (account name, lower-case pool id, node id)
 BACKOFF_MAX_SECONDS = 60.0
 FAST_SECONDS = 0.25  # between passes while a pool is resizing, stopping or being deleted
+STANDBY_SECONDS = 2.0  # how often a reconciler waiting for the lock tries again
+LOCK_KEY = 0x62617463  # PostgreSQL advisory lock of the reconciler ("batc")
 HEALTHY_AFTER_SECONDS = 60.0  # an agent alive this long after a restart resets its backoff
 KINDS = ((True, "dedicated"), (False, "low priority"))
 # A node without a provider handle is the reconciler's only while `creating`.
@@ -71,6 +73,52 @@ class _Backoff:
     failures: int = 0
     next_try: float = 0.0
     started: float = 0.0
+
+
+class Leadership:
+    """One reconciler acts per database at a time: two would both start the nodes of a
+    shortfall. On PostgreSQL a session advisory lock (it goes with the connection: after a
+    reconnect it is taken again, or another reconciler has it); on SQLite, whose database
+    is on this machine, an exclusive lock on `<data dir>/reconcile.lock`."""
+
+    def __init__(self) -> None:
+        self._held_on = None
+        self._file = None
+
+    def acquire(self) -> bool:
+        from django.db import connection
+
+        if connection.vendor == "postgresql":
+            connection.ensure_connection()
+            if self._held_on is connection.connection:
+                return True
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY])
+                held = bool(cursor.fetchone()[0])
+            self._held_on = connection.connection if held else None
+            return held
+        if self._file is None:
+            import fcntl
+
+            handle = open(settings.DATA_DIR / "reconcile.lock", "a")  # noqa: SIM115 - held while we run
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                return False
+            self._file = handle
+        return True
+
+    def release(self) -> None:
+        from django.db import connection
+
+        if self._held_on is not None and self._held_on is connection.connection:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
+        self._held_on = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 def new_node_id(dedicated: bool) -> str:
@@ -164,7 +212,7 @@ class Reconciler:
                         provider: NodeProvider) -> int:
         """Nodes asked to leave that no agent will drain: requeue their work, delete them."""
         removed = 0
-        lost_after = timedelta(seconds=settings.BATCHSITE_NODE_LOST_SECONDS)
+        gone = set(ComputeNode.objects.filter(pool_ops.hand_started_gone(), pool=pool).values_list("pk", flat=True))
         for node in nodes:
             if node.pending_action != ComputeNode.Action.REMOVE:
                 continue
@@ -172,7 +220,7 @@ class Reconciler:
             if pool_ops.is_managed(node):
                 if seen is not None and not seen.pending:
                     continue  # its agent drains and leaves by itself
-            elif node.state != ComputeNode.State.OFFLINE and node.last_heartbeat > now() - lost_after:
+            elif node.pk not in gone:
                 continue  # a hand-started agent, alive: it leaves by itself
             if pool_ops.drop_node(node):
                 removed += 1
@@ -256,16 +304,21 @@ class Reconciler:
 
     # --- the loop ------------------------------------------------------------------------
 
-    def run(self, *, interval: float, should_stop) -> None:
-        """Pass after pass until should_stop() is true. A database error (a restart of
-        PostgreSQL, a locked SQLite) closes the connection and the next pass reconnects."""
+    def run(self, *, interval: float, should_stop, lock: Leadership | None = None) -> None:
+        """Pass after pass until should_stop() is true, while this reconciler holds the
+        database's reconciler lock (another one that holds it makes this one wait, ready to
+        take over). A database error (a restart of PostgreSQL, a locked SQLite) closes the
+        connection and the next pass reconnects."""
         from django.db import close_old_connections, connection
 
+        lock = lock or Leadership()
         while not should_stop():
             started = time.monotonic()
             pause = interval
             try:
-                if self.run_pass()["busy"]:
+                if not lock.acquire():
+                    pause = STANDBY_SECONDS
+                elif self.run_pass()["busy"]:
                     pause = min(interval, FAST_SECONDS)
             except (DatabaseError, InterfaceError) as e:
                 log.warning("reconciler: database error, retrying: %s", e)

@@ -58,3 +58,16 @@ def minus(end, start) -> timedelta | None:
     if end is None or start is None:
         return None
     return end - start
+
+
+@register.filter
+def bar_width(percent) -> str:
+    """The class (`w-0` … `w-100`, static/css) that sizes a progress-bar segment: the
+    site's Content-Security-Policy allows no inline `style=`. A share above zero is at
+    least 1% wide, so it stays visible."""
+    try:
+        value = float(percent)
+    except (TypeError, ValueError):
+        return "w-0"
+    whole = min(100, max(0, round(value)))
+    return f"w-{max(whole, 1) if value > 0 else 0}"

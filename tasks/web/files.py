@@ -1,9 +1,13 @@
-"""Reading a task's files for the dashboard: the output tail, the file list, downloads.
+"""Reading a task's files for the dashboard: the output tail (also the preview of any other
+file), the file list, downloads.
 
 Files come through the task-file storage (tasks.node.storage, Django's storage API), the
 same one the Batch task-files API reads, so the dashboard works wherever the nodes publish
 their task directories; and the same rule (`can_read_task_files`) decides when there are
-none to read.
+none to read. The storage never follows a symbolic link and bounds every listing.
+
+What a task wrote never runs on the dashboard's origin: a file is shown only as escaped text
+in a `<pre>` (the tail), or downloaded as an attachment (tasks.web.views.task_file).
 
 A tail reads only the last TAIL_BYTES of a file (one seek), however large the file is.
 """
@@ -17,7 +21,7 @@ from django.core.files import File
 
 from tasks.models import Task
 from tasks.node.layout import STDERR, STDOUT
-from tasks.node.storage import FileInfo, TaskFiles, clean_name
+from tasks.node.storage import FileInfo, Listing, TaskFiles, clean_name
 from tasks.operations.attempts import can_read_task_files
 
 TAIL_BYTES = 64 * 1024
@@ -32,6 +36,7 @@ class Tail:
     size: int  # the whole file's size
     exists: bool
     truncated: bool = False
+    binary: bool = False  # NUL bytes: not shown as text
 
 
 def _files(task: Task) -> TaskFiles | None:
@@ -39,12 +44,12 @@ def _files(task: Task) -> TaskFiles | None:
 
 
 def stat(task: Task, name: str) -> tuple[TaskFiles, FileInfo] | None:
-    """The task's file `name` (a file, not a directory), or None."""
+    """The task's regular file `name` (not a directory, a link or a FIFO), or None."""
     files, clean = _files(task), clean_name(name)
     if files is None or clean is None:
         return None
     info = files.stat(clean)
-    if info is None or info.is_directory:
+    if info is None or not info.is_file:
         return None
     return files, info
 
@@ -62,27 +67,30 @@ def open_file(task: Task, name: str) -> File | None:
 
 def tail(task: Task, name: str, *, max_bytes: int = TAIL_BYTES) -> Tail:
     """The last `max_bytes` of a task file, decoded leniently; reads nothing before that."""
-    found = stat(task, name)
-    if found is None:
+    handle = open_file(task, name)
+    if handle is None:
         return Tail(name, "", 0, False)
-    files, info = found
     try:
-        with files.open(info.name) as handle:
-            handle.seek(max(0, info.size - max_bytes))
+        with handle:
+            size = handle.size
+            handle.seek(max(0, size - max_bytes))
             data = handle.read(max_bytes)
     except (OSError, SuspiciousFileOperation):
         return Tail(name, "", 0, False)
-    truncated = info.size > max_bytes
+    truncated = size > max_bytes
     if truncated:
         # Drop the partial first line so the tail starts at a line boundary.
         cut = data.find(b"\n")
         data = data[cut + 1:] if 0 <= cut < len(data) - 1 else data
-    return Tail(name, data.decode("utf-8", errors="replace"), info.size, True, truncated)
+    if b"\x00" in data:
+        return Tail(name, "", size, True, truncated, binary=True)
+    return Tail(name, data.decode("utf-8", errors="replace"), size, True, truncated)
 
 
-def listing(task: Task) -> list[tuple[str, int]]:
-    """(relative path, size) of the task's files, at most MAX_LISTED, by name."""
+def listing(task: Task) -> Listing:
+    """The task's files (not directories; links and FIFOs as what they are), at most
+    MAX_LISTED, depth first by name; `more` when there are others."""
     files = _files(task)
     if files is None:
-        return []
-    return [(i.name, i.size) for i in files.list(recursive=True) if not i.is_directory][:MAX_LISTED]
+        return Listing()
+    return files.list(recursive=True, directories=False, limit=MAX_LISTED)

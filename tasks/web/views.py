@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, reswap, retarget
 
+from tasks.file_responses import file_bytes
 from tasks.listing import TaskFilter
 from tasks.models import AuditRecord, BulkOperation
 from tasks.operations.actions import DESTRUCTIVE, act_on_task
@@ -237,12 +238,16 @@ def task_output(request, account, job_id, task_id):
 
 @login_required
 @require_GET
+@file_bytes
 def task_file(request, account, job_id, task_id, name):
+    """A task file, always as a download: shown inline, a task's HTML or SVG would run on the
+    dashboard's origin (the output page shows any file as escaped text instead)."""
     _, task = task_access(request.user, account, job_id, task_id)
     handle = files.open_file(task, name)
     if handle is None:
         raise Http404("No such file.")
-    return FileResponse(handle, as_attachment=request.GET.get("download") == "1", filename=name.rsplit("/", 1)[-1])
+    return FileResponse(handle, as_attachment=True, filename=name.rsplit("/", 1)[-1],
+                        content_type="application/octet-stream")
 
 
 # --- nodes and audit ---------------------------------------------------------------------

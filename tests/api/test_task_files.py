@@ -154,3 +154,94 @@ def test_the_files_of_a_task_past_its_retention_are_cleaned_up(batch, task):
 def test_an_unknown_task_is_task_not_found(batch, job, nodes_dir):
     r = batch.get(f"/jobs/{job.job_id}/tasks/ghost/files")
     assert r.status_code == 404 and error_code(r) == "TaskNotFound"
+
+
+# --- what a hostile task leaves in its directory ------------------------------------------
+
+
+@pytest.fixture
+def outside(tmp_path_factory):
+    """A secret file and a folder of someone else's files, outside every task directory."""
+    root = tmp_path_factory.mktemp("outside")
+    (root / "secret_key").write_text("the host's secret\n")
+    (root / "theirs").mkdir()
+    (root / "theirs" / "keep.txt").write_text("must survive\n")
+    return root
+
+
+def task_dir(task, nodes_dir):
+    return nodes_dir / task.job.account.name / "p" / "n1" / "workitems" / task.job.job_id / "job-1" / task.task_id
+
+
+def test_a_link_to_a_secret_is_listed_but_its_target_never_served(batch, task, nodes_dir, outside):
+    (task_dir(task, nodes_dir) / "wd" / "x").symlink_to(outside / "secret_key")
+    r = batch.get(url(task, "wd/x"))
+    assert r.status_code == 409 and error_code(r) == "OperationInvalidForCurrentState"
+    assert b"secret" not in r.content
+    entry = next(f for f in json.loads(batch.get(url(task), params={"recursive": "true"}).content)["value"]
+                 if f["name"] == "wd/x")
+    assert entry["isDirectory"] is False and entry["properties"]["fileMode"] == "0777"
+    head = batch.head(url(task, "wd/x"))
+    assert head.status_code == 200 and head["ocp-batch-file-isdirectory"] == "false"
+
+
+def test_nothing_is_served_through_a_linked_directory(batch, task, nodes_dir, outside):
+    (task_dir(task, nodes_dir) / "wd" / "theirs").symlink_to(outside / "theirs")
+    r = batch.get(url(task, "wd/theirs/keep.txt"))
+    assert r.status_code == 404 and error_code(r) == "FileNotFound"
+
+
+def test_a_recursive_listing_of_link_loops_ends_and_shows_each_link_once(batch, task, nodes_dir):
+    wd = task_dir(task, nodes_dir) / "wd"
+    (wd / "a").symlink_to(".")
+    (wd / "b").symlink_to(".")
+    r = batch.get(url(task), params={"recursive": "true"})
+    assert names(r) == ["stderr.txt", "stdout.txt", "wd", "wd/a", "wd/b", "wd/out", "wd/out/r.txt"]
+    assert "odata.nextLink" not in json.loads(r.content)
+
+
+def test_a_recursive_delete_never_empties_what_a_link_points_to(batch, task, nodes_dir, outside):
+    (task_dir(task, nodes_dir) / "wd" / "theirs").symlink_to(outside / "theirs")
+    assert batch.delete(url(task, "wd"), params={"recursive": "true"}).status_code == 200
+    assert (outside / "theirs" / "keep.txt").read_text() == "must survive\n"
+    assert names(batch.get(url(task))) == ["stderr.txt", "stdout.txt"]
+
+
+def test_deleting_a_linked_directory_removes_only_the_link(batch, task, nodes_dir, outside):
+    (task_dir(task, nodes_dir) / "wd" / "theirs").symlink_to(outside / "theirs")
+    assert batch.delete(url(task, "wd/theirs"), params={"recursive": "true"}).status_code == 200
+    assert (outside / "theirs" / "keep.txt").exists()
+    r = batch.delete(url(task, "wd/theirs/keep.txt"))
+    assert r.status_code == 404 and error_code(r) == "FileNotFound"
+
+
+def test_a_path_with_a_nul_is_file_not_found(batch, task):
+    r = batch.get(url(task, "wd/a\x00b"))
+    assert r.status_code == 404 and error_code(r) == "FileNotFound"
+
+
+def policy(response) -> set[str]:
+    return {d.strip() for d in response["Content-Security-Policy"].split(";")}
+
+
+def test_file_responses_are_sandboxed_and_never_sniffed(batch, task):
+    for response in (batch.get(url(task, "stdout.txt")), batch.head(url(task, "stdout.txt"))):
+        assert policy(response) == {"default-src 'none'", "sandbox"}
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert response["Content-Type"] == "application/octet-stream"
+
+
+def test_a_listing_cut_short_by_its_budget_still_pages_through_everything(batch, task, monkeypatch):
+    from tasks.node import storage
+
+    monkeypatch.setattr(storage, "MAX_VISITED", 2)
+    seen, params = [], {"recursive": "true"}
+    for _ in range(10):
+        body = json.loads(batch.get(url(task), params=params).content)
+        seen += [f["name"] for f in body["value"]]
+        if "odata.nextLink" not in body:
+            break
+        query = body["odata.nextLink"].split("?", 1)[1]
+        params = {unquote(k): unquote(v) for k, v in (p.split("=", 1) for p in query.split("&"))}
+        params.pop("api-version")
+    assert seen == ["stderr.txt", "stdout.txt", "wd", "wd/out", "wd/out/r.txt"]

@@ -13,13 +13,8 @@ PERIOD = timedelta(seconds=30)
 def history(values, *, now: datetime = NOW, missing=()) -> list[tuple[datetime, float]]:
     """One sample every 30 s ending at `now`, the last value newest; `missing` indexes (0 is the
     newest) are left out, as samples Batch failed to record."""
-    count = len(values)
-    points = []
-    for age, value in enumerate(reversed(values)):
-        if age in missing:
-            continue
-        points.append((now - PERIOD * age, value))
-    assert len(points) <= count
+    points = [(now - PERIOD * age, value) for age, value in enumerate(reversed(values))
+              if age not in missing]
     return sorted(points)
 
 

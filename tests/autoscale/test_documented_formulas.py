@@ -475,7 +475,10 @@ def test_powershell_example_with_a_busy_history():
     assert run(POWERSHELL, sampled=busy, CurrentDedicatedNodes=50).targets.target_dedicated == 55
 
 
-def test_rest_reference_example_with_a_lower_case_service_variable():
-    # the REST reference's request body spells $targetDedicatedNodes
+def test_rest_reference_example_with_a_lower_case_variable():
+    # the REST reference's request body spells $targetDedicatedNodes: names are case-sensitive,
+    # so that is a variable of the formula's own and the target stays as it is
     formula = POWERSHELL.replace("$TargetDedicated=", "$targetDedicatedNodes=")
-    assert run(formula).results_text.startswith("$TargetDedicatedNodes=5;")
+    assert run(formula, TargetDedicatedNodes=2).results_text == (
+        "$TargetDedicatedNodes=2;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue;"
+        "$targetDedicatedNodes=5;totalNodes=5")

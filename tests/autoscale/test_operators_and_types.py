@@ -152,3 +152,25 @@ def test_function_names_are_not_reserved_as_variables():
     result = evaluate("round = 3; max = 4; $r = max(round, 1);", samples=ListSamples(), now=NOW,
                       current={})
     assert result.variables == {"round": 3.0, "max": 4.0, "$r": 3.0}
+
+
+def test_a_one_sample_vector_compares_and_decides_as_its_value():
+    # a published formula: $pendingTasks = $PendingTasks.GetSample(1);
+    # $TargetDedicatedNodes = ($pendingTasks > 0) ? 1 : 0;
+    from tasks.autoscale import EvaluationFailed
+    from tests.autoscale.helpers import history, samples
+
+    formula = "$pendingTasks = $PendingTasks.GetSample(1); $TargetDedicatedNodes = ($pendingTasks > 0) ? 1 : 0;"
+    busy = samples(PendingTasks=history([0, 4]))
+    assert evaluate(formula, samples=busy, now=NOW, current={}).targets.target_dedicated == 1
+    idle = samples(PendingTasks=history([4, 0]))
+    assert evaluate(formula, samples=idle, now=NOW, current={}).targets.target_dedicated == 0
+    assert value("[3] ? [2] == 2 : 0") == 1
+    assert value("![0]") == 1
+    assert evaluate("$TargetDedicatedNodes = [5];", samples=ListSamples(), now=NOW,
+                    current={}).targets.target_dedicated == 5
+    # no sample at all is no value
+    with pytest.raises(EvaluationFailed) as failed:
+        evaluate(formula, samples=ListSamples(), now=NOW, current={})
+    assert failed.value.detail == ("Line 1, Col 84: operator > does not apply to doubleVec "
+                                   "and double")

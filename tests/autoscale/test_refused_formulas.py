@@ -65,7 +65,6 @@ def test_a_formula_with_an_unknown_function_method_member_or_constant(formula, d
 @pytest.mark.parametrize("formula, detail", [
     ("$CPUPercent = 5;", "Line 1, Col 1: $CPUPercent is a read-only service-defined variable"),
     ("$CurrentDedicatedNodes = 5;", "Line 1, Col 1: $CurrentDedicatedNodes is a read-only service-defined variable"),
-    ("$currentdedicatednodes = 5;", "Line 1, Col 1: $CurrentDedicatedNodes is a read-only service-defined variable"),
     ("$CurrentDedicated = 5;", "Line 1, Col 1: $CurrentDedicated is a read-only service-defined variable"),
     ("$TaskSlotsPerNode = 2;", "Line 1, Col 1: $TaskSlotsPerNode is a read-only service-defined variable"),
     ("TimeInterval_Minute = 2;", "Line 1, Col 1: TimeInterval_Minute is a constant and cannot be assigned"),
@@ -105,3 +104,24 @@ def test_a_formula_with_more_than_100_statements():
 def test_comments_line_breaks_and_empty_statements_are_accepted():
     validate("// a comment\n$a = 1;; /* a block\ncomment */ $b = $a\n;\n")
     validate("")
+
+
+@pytest.mark.parametrize("formula", [
+    "$a = " + "-" * 8000 + "1",
+    "$a = 1" + "+1" * 2000,
+    "$a = " + "max(" * 1500 + "1" + ")" * 1500,
+    "$a = " + "1 ? " * 600 + "1" + " : 1" * 600,
+])
+def test_expressions_nested_deeper_than_a_hundred_are_refused_not_crashed_on(formula):
+    refused = refusal(formula)
+    assert refused.code == "AutoScalingFormulaSyntaxError"
+    assert refused.detail.endswith("Expressions are nested more than 100 deep")
+
+
+def test_expressions_nested_a_hundred_deep_are_evaluated():
+    result = evaluate("$a = " + "max(" * 99 + "1" + ")" * 99, samples=ListSamples(), now=NOW,
+                      current={})
+    assert result.variables["$a"] == 1
+    # parentheses alone add no depth
+    assert evaluate("$a = " + "(" * 3000 + "2" + ")" * 3000, samples=ListSamples(), now=NOW,
+                    current={}).variables["$a"] == 2

@@ -129,6 +129,18 @@ def test_records_give_one_series_per_metric():
     assert sampled.series("$CPUPercent") == []
 
 
+def test_records_may_name_metrics_without_their_dollar_and_carry_other_values():
+    # PoolSample.values as the schema stores them: {"ActiveTasks": 3, ...}
+    t0, t1 = NOW - PERIOD, NOW
+    sampled = ListSamples.from_records([
+        (t0, {"ActiveTasks": 3, "CurrentDedicatedNodes": 2}),
+        (t1, {"ActiveTasks": 5, "$RunningTasks": 1}),
+    ])
+    assert sampled.series("$ActiveTasks") == [(t0, 3.0), (t1, 5.0)]
+    assert sampled.series("$RunningTasks") == [(t1, 1.0)]
+    assert ListSamples({"PendingTasks": [(t0, 1)]}).series("$PendingTasks") == [(t0, 1.0)]
+
+
 def test_every_metric_has_the_sample_methods():
     for metric in METRICS:
         sampled = ListSamples({metric: history([2, 4])})

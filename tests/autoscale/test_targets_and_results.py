@@ -71,11 +71,14 @@ def test_aliases_read_the_same_values():
     assert result.variables == {"a": 3.0, "b": 2.0, "c": 1.0}
 
 
-def test_service_variables_match_regardless_of_case():
-    result = run("$targetdedicatednodes = $CURRENTDEDICATEDNODES + 1;", CurrentDedicatedNodes=2)
-    assert result.targets.target_dedicated == 3
+def test_names_are_case_sensitive():
+    # $pendingTasks and $PendingTasks side by side, as a published formula has them
+    result = run("$targetdedicatednodes = $CurrentDedicatedNodes + 1;", CurrentDedicatedNodes=2,
+                 TargetDedicatedNodes=1)
+    assert result.targets.target_dedicated == 1
     assert result.results_text == (
-        "$TargetDedicatedNodes=3;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue")
+        "$TargetDedicatedNodes=1;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue;"
+        "$targetdedicatednodes=3")
 
 
 @pytest.mark.parametrize("option", ["requeue", "terminate", "taskcompletion", "retaineddata"])

@@ -78,6 +78,10 @@ def new_page(chromium, live_server):
         context.close()
 
 
+# Predicates for page.wait_for_function are arrow functions ("() => ..."): Playwright
+# evaluates a bare expression with eval, which the site's Content-Security-Policy refuses.
+
+
 def shot(page, name: str) -> None:
     """Save a full-page screenshot as screenshots/<name>.png (git-ignored)."""
     SHOTS.mkdir(exist_ok=True)

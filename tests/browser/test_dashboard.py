@@ -70,8 +70,8 @@ def test_operator_watches_a_real_task_run_then_terminates_it(site, agents, new_p
     page.evaluate("window.__notReloaded = true")
     assert page.inner_text("#task-state") == "active"
     agents.start(pool, "real-1", slots=1)
-    page.wait_for_function("document.querySelector('#task-state').textContent === 'running'", timeout=15_000)
-    page.wait_for_function("document.querySelector('#output-text').textContent.includes('frame 1 of 3')",
+    page.wait_for_function("() => document.querySelector('#task-state').textContent === 'running'", timeout=15_000)
+    page.wait_for_function("() => document.querySelector('#output-text').textContent.includes('frame 1 of 3')",
                            timeout=15_000)
     shot(page, "05-task-running-output")
     pid = int(wait_for(lambda: _read(f"{Task.objects.get(pk=task.pk).task_root_directory}/wd/pid"),
@@ -80,7 +80,7 @@ def test_operator_watches_a_real_task_run_then_terminates_it(site, agents, new_p
     page.wait_for_selector("#task-dialog .confirm-box")
     shot(page, "06-task-terminate-confirm")
     page.click("#task-dialog button[type=submit]")
-    page.wait_for_function("document.querySelector('#task-state').textContent === 'completed'")
+    page.wait_for_function("() => document.querySelector('#task-state').textContent === 'completed'")
     assert page.inner_text("#task-flash") == "Task frames: terminate done."
     assert page.locator("#task-dialog").inner_html().strip() == ""
     assert page.evaluate("window.__notReloaded") is True
@@ -108,7 +108,7 @@ def test_operator_reactivates_a_failed_task_and_sees_why_a_succeeded_one_cannot(
     shot(page, "08-task-succeeded-reactivate-disabled")
     page.goto(job_path(site, "tasks/frame-002/"))
     page.click("#task-actions [data-action=reactivate] button")
-    page.wait_for_function("document.querySelector('#task-state').textContent === 'active'")
+    page.wait_for_function("() => document.querySelector('#task-state').textContent === 'active'")
     assert Task.objects.get(task_id="frame-002").state == "active"
     shot(page, "09-task-reactivated")
 
@@ -123,7 +123,7 @@ def test_operator_bulk_reactivates_a_filter_after_its_preview(site, new_page):
     assert BulkOperation.objects.count() == 0
     page.click("text=Yes, reactivate 4 tasks")
     page.wait_for_url(re.compile(r"/web/bulk/\d+/"))
-    page.wait_for_function("document.querySelector('#bulk-state').textContent === 'done'")
+    page.wait_for_function("() => document.querySelector('#bulk-state').textContent === 'done'")
     assert page.inner_text("#bulk-succeeded") == "4"
     shot(page, "12-bulk-done")
     assert set(Task.objects.filter(exit_code=137).values_list("state", flat=True)) == set()
@@ -168,7 +168,7 @@ def test_every_other_page_renders_for_the_record(site, new_page):
     shot(page, "21-task-update-dialog")
     page.fill("#update-form input[name=max_task_retry_count]", "5")
     page.click("#update-form button[type=submit]")
-    page.wait_for_function("document.querySelector('#task-constraints').textContent.includes('5')")
+    page.wait_for_function("() => document.querySelector('#task-constraints').textContent.includes('5')")
     page.goto(job_path(site, "add/"))
     page.fill("input[name=task_id]", "mpi-new")
     page.fill("textarea[name=command_line]", "/bin/mpirun solve")

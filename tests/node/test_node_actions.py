@@ -235,3 +235,18 @@ def test_leaving_with_retaineddata_waits_for_the_tasks_retention(agents, pool):
     assert proc.wait(20) == 0
     assert timezone.now() >= ended + timedelta(seconds=3)
     assert not ComputeNode.objects.filter(pool=pool, node_id="n1").exists()
+
+
+def test_an_agent_killed_while_a_reimage_waits_for_retention_waits_on_after_its_restart(agents, pool):
+    agents.start(pool, "n1", slots=1)
+    task = add(make_job(pool.account, pool), "t1", "/bin/sh -c 'echo kept'",
+               constraints={"retentionTime": timedelta(seconds=15)})
+    wait_for(lambda: fresh(task).state == Task.State.COMPLETED, message="the task")
+    before = node(pool)
+    node_ops.reimage_node(before, option="retaineddata")
+    agents.kill("n1")
+    agents.start(pool, "n1", slots=1, clean=False, ready=("reimaging",))
+    assert Path(task.task_root_directory, "stdout.txt").exists()  # still kept: its retention runs
+    wait_for(lambda: restarted(pool, before), timeout=60, message="the reimage once the retention passed")
+    assert timezone.now() >= fresh(task).end_time + timedelta(seconds=15)
+    assert not Path(task.task_root_directory).exists() and fresh(task).files_cleaned

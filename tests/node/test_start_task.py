@@ -3,12 +3,14 @@ waitForSuccess holding the node, starttaskfailed, and low-priority nodes."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 from tasks.models import ComputeNode, Task
 from tasks.operations.pools import add_pool
 from tests.agents import wait_for
+from tests.conftest import BatchTestClient
 from tests.execution import add, make_job
 from tests.factories import AccountFactory
 
@@ -140,3 +142,17 @@ def test_an_agent_reports_cpu_and_memory_in_its_heartbeat(agents, transactional_
     n = node(pool, "n1")
     assert n.memory_bytes > 10 * 1024 * 1024  # the agent itself (a Django process) and the task
     assert n.cpu_percent <= 100
+
+
+def test_the_start_tasks_output_is_read_through_the_node_files_api(agents, transactional_db):
+    pool = make_pool("st-files", commandLine=sh("echo from the start task; echo oops >&2"))
+    agents.start(pool, "n1", slots=1)
+    api = BatchTestClient(pool.account)
+    base = f"/pools/{pool.pool_id}/nodes/n1/files"
+    r = api.get(f"{base}/startup%2Fstdout.txt")
+    assert r.status_code == 200 and b"".join(r.streaming_content) == b"from the start task\n"
+    r = api.get(f"{base}/startup%2Fstderr.txt")
+    assert b"".join(r.streaming_content) == b"oops\n"
+    listed = api.get(base, params={"recursive": "true"})
+    names = [f["name"] for f in json.loads(listed.content)["value"]]
+    assert {"shared", "startup", "startup/stdout.txt", "startup/stderr.txt", "startup/wd", "workitems"} <= set(names)

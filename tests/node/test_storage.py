@@ -62,9 +62,9 @@ def test_the_local_storage_needs_no_publishing_and_another_gets_a_copy(node_dir,
     shared = FileSystemStorage(location=tmp_path / "shared")
     assert not is_local_to(shared, root / "nodes")
     key = layout.storage_key("n1", "j", "t")
-    assert publish_dir(shared, task, key) == 3
+    assert publish_dir(shared, root / "nodes", key) == 3
     (task / "stdout.txt").write_text("hello again\n")
-    publish_dir(shared, task, key)  # replaces, never "stdout_x1y2.txt"
+    publish_dir(shared, root / "nodes", key)  # replaces, never "stdout_x1y2.txt"
     files = files_of(shared)
     assert files.open("stdout.txt").read() == b"hello again\n"
     assert [f.name for f in files.list(recursive=True)] == [

@@ -18,7 +18,7 @@ def node_situations():
                 for pending in ("", "reboot", "remove"):
                     yield (f"{state}/{'enabled' if enabled else 'disabled'}/{'dead' if dead else 'alive'}/{pending}",
                            {"state": state, "scheduling_enabled": enabled, "pending_action": pending,
-                            **({"last_heartbeat": stale} if dead else {})})
+                            **({"last_heartbeat": stale} if dead else {"agent_pid": 4242})})
 
 
 def make_situation(kwargs: dict, *, deleting: bool = False) -> ComputeNode:

@@ -4,7 +4,7 @@ import pytest
 
 from tasks.errors import BatchError
 from tasks.models import ComputeNode
-from tasks.operations.pools import ensure_local_pool, resize_pool
+from tasks.operations.pools import current_nodes, ensure_local_pool, resize_pool
 from tests.factories import AccountFactory, ComputeNodeFactory
 
 pytestmark = pytest.mark.django_db
@@ -58,3 +58,13 @@ def test_offline_nodes_of_hand_started_agents_are_removed():
 def test_refuses_fewer_than_one_slot():
     with pytest.raises(BatchError):
         ensure_local_pool(AccountFactory(), nodes=1, slots=0)
+
+
+def test_a_hand_started_node_with_scheduling_disabled_is_kept_and_counted():
+    account = AccountFactory()
+    pool = ensure_local_pool(account, nodes=0, slots=1)
+    disabled = ComputeNodeFactory(pool=pool, node_id="worker", state="offline", scheduling_enabled=False,
+                                  agent_pid=4321)
+    ensure_local_pool(account, nodes=0, slots=1)
+    assert ComputeNode.objects.filter(pk=disabled.pk).exists()
+    assert current_nodes([pool]) == {pool.pk: (1, 0)}

@@ -15,6 +15,7 @@ from tasks.operations.nodes import (
     enable_node_scheduling,
     heartbeat_node,
     register_node,
+    stop_node,
 )
 from tests.execution import add, claim, finish, fresh, make_job, make_node, make_pool
 from tests.factories import ComputeNodeFactory
@@ -67,7 +68,7 @@ def test_taskcompletion_lets_them_finish_and_the_node_runs_until_then(account, p
 
 
 def test_enabling_makes_an_offline_node_idle_and_it_takes_work_again(account, pool):
-    node = make_node(pool)
+    node = register_node(pool, node_id="n1", slots=2, agent_pid=4242)
     disable_node_scheduling(node)
     assert enable_node_scheduling(node).state == ComputeNode.State.IDLE
     add(make_job(account, pool), "t1")
@@ -75,9 +76,13 @@ def test_enabling_makes_an_offline_node_idle_and_it_takes_work_again(account, po
 
 
 def test_enabling_a_node_whose_agent_is_gone_leaves_it_offline(pool):
-    node = ComputeNodeFactory(pool=pool, state="offline", scheduling_enabled=False,
+    lost = ComputeNodeFactory(pool=pool, state="offline", scheduling_enabled=False, agent_pid=4242,
                               last_heartbeat=timezone.now() - timedelta(hours=1))
-    assert enable_node_scheduling(node).state == ComputeNode.State.OFFLINE
+    assert enable_node_scheduling(lost).state == ComputeNode.State.OFFLINE
+    stopped = register_node(pool, node_id="stopped", slots=2, agent_pid=4242)
+    disable_node_scheduling(stopped)
+    stop_node(stopped)
+    assert enable_node_scheduling(stopped).state == ComputeNode.State.OFFLINE
 
 
 def test_the_scheduling_state_survives_a_restart_of_the_agent(pool):

@@ -96,3 +96,11 @@ def test_the_sweep_removes_a_deleting_pool_once_its_hand_started_agents_stopped(
     assert not ComputeNode.objects.filter(pk=stale.pk).exists()
     ComputeNode.objects.filter(pk__in=[alive.pk, managed.pk]).delete()  # they left
     assert run_sweeps()["deleted_pools"] == 1 and not Pool.objects.filter(pk=pool.pk).exists()
+
+
+def test_a_live_hand_started_node_with_scheduling_disabled_is_asked_to_leave_not_dropped():
+    pool = PoolFactory()
+    node = ComputeNodeFactory(pool=pool, state="offline", scheduling_enabled=False, agent_pid=4321)
+    delete_pool(pool)
+    assert ComputeNode.objects.get(pk=node.pk).pending_action == "remove"
+    assert Pool.objects.get(pk=pool.pk).state == "deleting"

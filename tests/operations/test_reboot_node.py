@@ -122,9 +122,12 @@ def test_a_node_asked_to_leave_is_refused(pool):
 
 
 def test_a_disabled_offline_node_whose_agent_is_alive_can_be_rebooted_but_not_a_dead_one(pool):
-    assert can_reboot_node(ComputeNodeFactory(pool=pool, state="offline", scheduling_enabled=False)) is None
-    dead = ComputeNodeFactory(pool=pool, state="offline", scheduling_enabled=True)
-    assert can_reboot_node(dead).code == "NodeNotReady"
+    alive = ComputeNodeFactory(pool=pool, state="offline", scheduling_enabled=False, agent_pid=4242)
+    assert can_reboot_node(alive) is None
+    stopped = ComputeNodeFactory(pool=pool, state="offline", scheduling_enabled=False, agent_pid=None)
+    assert can_reboot_node(stopped).code == "NodeNotReady"
+    lost = ComputeNodeFactory(pool=pool, state="offline", scheduling_enabled=True, agent_pid=4242)
+    assert can_reboot_node(lost).code == "NodeNotReady"
 
 
 def test_refuses_a_node_of_a_pool_being_deleted(pool):

@@ -1,16 +1,18 @@
 """The reconciler against an in-memory provider: scale up and down, stop resize, timeouts,
 provider errors, crash recovery and adoption."""
 
+import time
 from datetime import timedelta
 
+import psycopg
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from tasks.models import Attempt, ComputeNode, Pool, Task
 from tasks.operations import nodes as node_ops
 from tasks.operations.pools import add_pool, delete_pool, resize_pool, stop_resize_pool
-from tasks.operations.reconcile import Reconciler
+from tasks.operations.reconcile import LOCK_KEY, Leadership, Reconciler
 from tasks.providers.base import ProviderError
 from tests.execution import add, claim, make_job
 from tests.factories import AccountFactory
@@ -359,5 +361,34 @@ def test_the_loop_outlives_a_database_error_and_a_bug(reconciler, monkeypatch):
         return real()
 
     monkeypatch.setattr(reconciler, "run_pass", flaky)
-    reconciler.run(interval=0.01, should_stop=lambda: len(calls) >= 3)
+    reconciler.run(interval=0.01, should_stop=lambda: len(calls) >= 3, lock=AlwaysLeader())
     assert len(calls) == 3
+
+
+class AlwaysLeader:
+    def acquire(self) -> bool:
+        return True
+
+
+def test_a_second_reconciler_waits_while_the_first_holds_the_lock(reconciler, monkeypatch, settings, tmp_path):
+    settings.DATA_DIR = tmp_path
+    first, second = Leadership(), Leadership()
+    assert first.acquire()
+    if connection.vendor == "postgresql":
+        s = connection.settings_dict
+        with psycopg.connect(host=s["HOST"], port=s["PORT"], user=s["USER"], password=s["PASSWORD"],
+                             dbname=s["NAME"]) as other:
+            assert other.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY]).fetchone()[0] is False
+            first.release()
+            assert other.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY]).fetchone()[0] is True
+        return
+    assert not second.acquire()
+    passes = []
+    monkeypatch.setattr(reconciler, "run_pass", lambda: passes.append(1) or {"busy": 0})
+    monkeypatch.setattr("tasks.operations.reconcile.STANDBY_SECONDS", 0.01)
+    deadline = time.monotonic() + 0.3
+    reconciler.run(interval=0.01, should_stop=lambda: time.monotonic() > deadline, lock=second)
+    assert passes == []  # it stood by
+    first.release()
+    assert second.acquire()
+    second.release()

@@ -12,7 +12,7 @@ from django.conf import settings
 from tasks.models import ComputeNode, Pool, Task
 from tasks.node import layout
 from tasks.operations.jobs import add_job
-from tasks.operations.pools import add_pool, ensure_local_pool, resize_pool
+from tasks.operations.pools import add_pool, ensure_local_pool, remove_nodes, resize_pool
 from tasks.operations.reconcile import Reconciler
 from tasks.operations.tasks import add_task
 from tests.agents import wait_for
@@ -144,3 +144,27 @@ def test_a_low_priority_node_is_an_agent_that_says_so(provider_reconciler, node_
     reconcile_until(reconciler, lambda: Task.objects.filter(pk=task.pk, state="completed").first(),
                     message="the task")
     assert Task.objects.get(pk=task.pk).result == "success"
+
+
+def test_allocation_seconds_hold_a_new_node_in_creating_before_its_agent_starts(reconciler, local_provider,
+                                                                                 settings):
+    settings.BATCHSITE_NODE_ALLOCATION_SECONDS = 2
+    pool = add_pool(AccountFactory(name="as"), spec={"id": "p", "vmSize": "x", "targetDedicatedNodes": 1})
+    reconciler.run_pass()
+    node = ComputeNode.objects.get(pool=pool)
+    reconciler.run_pass()
+    assert ComputeNode.objects.get(pk=node.pk).state == "creating" and local_provider.running() == []
+    idle = reconcile_until(reconciler, lambda: ComputeNode.objects.filter(pk=node.pk, state="idle").first(),
+                           message="the node idle")
+    assert idle.registered - node.allocation_time >= timedelta(seconds=2)
+
+
+def test_a_named_node_removed_leaves_and_is_not_replaced(reconciler, local_provider):
+    pool = add_pool(AccountFactory(name="rn"), spec={"id": "p", "vmSize": "x", "targetDedicatedNodes": 2})
+    reconcile_until(reconciler, steady_with(pool, 2), message="2 idle nodes")
+    first, second = idle_nodes(pool)
+    remove_nodes(Pool.objects.get(pk=pool.pk), node_ids=[first.node_id], node_deallocation_option="requeue")
+    reconcile_until(reconciler, steady_with(pool, 1), timeout=40, message="one node left")
+    assert [n.node_id for n in idle_nodes(pool)] == [second.node_id]
+    assert Pool.objects.get(pk=pool.pk).target_dedicated_nodes == 1
+    reconcile_until(reconciler, lambda: len(local_provider.running()) == 1, message="its agent gone")

@@ -108,3 +108,11 @@ def test_registering_requeues_what_the_reconcilers_row_had_running(account, pool
     claim(node)
     register(pool)
     assert (fresh(task).state, fresh(task).requeue_count) == (Task.State.ACTIVE, 1)
+
+
+def test_an_agent_restarted_while_a_reimage_still_waits_keeps_the_order(pool):
+    node = register(pool)
+    ComputeNode.objects.filter(pk=node.pk).update(state=ComputeNode.State.REIMAGING, pending_action="reimage",
+                                                  action_option="retaineddata")
+    again = register(pool, resume_order=True)
+    assert (again.state, again.pending_action, again.action_option) == ("reimaging", "reimage", "retaineddata")

@@ -4,6 +4,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from tasks.providers import sizes
+from tasks.providers.checks import vm_size_table
 
 
 def test_unset_every_vm_size_is_a_local_node():
@@ -55,3 +56,10 @@ def test_the_setting_is_read_as_it_stands(settings):
     assert sizes.lookup("X").provider == "slurm" and sizes.lookup("y") is None
     settings.BATCHSITE_VM_SIZES = {}
     assert sizes.lookup("y").provider == "local"
+
+
+def test_a_bad_table_fails_the_system_check(settings):
+    assert vm_size_table(None) == []
+    settings.BATCHSITE_VM_SIZES = {"a": {"provider": "nomad"}}
+    (error,) = vm_size_table(None)
+    assert error.id == "batchsite.E101" and "BATCHSITE_VM_SIZES['a']" in error.msg

@@ -230,6 +230,33 @@ def scenario_auth():
     return out
 
 
+def scenario_node_files(pool_id, node_id):
+    """A node's files (tests/sdk/test_node_files.py made them): list, get, properties,
+    a link the task made, delete, an unknown node."""
+    c = client()
+    shared = m.FileListFromComputeNodeOptions(filter="startswith(name,'shared/')")
+    out = {"top": sorted(f.name for f in c.file.list_from_compute_node(pool_id, node_id))}
+    out["shared"] = sorted(f.name for f in c.file.list_from_compute_node(
+        pool_id, node_id, recursive=True, file_list_from_compute_node_options=shared))
+    out["content"] = b"".join(c.file.get_from_compute_node(pool_id, node_id, "shared/result.txt")).decode()
+    ranged = m.FileGetFromComputeNodeOptions(ocp_range="bytes=0-5")
+    out["range"] = b"".join(c.file.get_from_compute_node(pool_id, node_id, "shared/result.txt",
+                                                         file_get_from_compute_node_options=ranged)).decode()
+    raw = c.file.get_properties_from_compute_node(pool_id, node_id, "shared/result.txt", raw=True)
+    out["properties"] = {"content-length": raw.response.headers["Content-Length"],
+                         "ocp-batch-file-isdirectory": raw.response.headers["ocp-batch-file-isdirectory"],
+                         "url_ends": raw.response.headers["ocp-batch-file-url"].split(c.config.batch_url, 1)[1]}
+    out["link"] = status_of(lambda: b"".join(c.file.get_from_compute_node(pool_id, node_id, "shared/passwd")))
+    c.file.delete_from_compute_node(pool_id, node_id, "shared/result.txt")
+    out["after_delete"] = status_of(lambda: c.file.get_properties_from_compute_node(pool_id, node_id,
+                                                                                    "shared/result.txt"))
+    c.file.delete_from_compute_node(pool_id, node_id, "shared/cache", recursive=True)
+    out["after_recursive_delete"] = sorted(f.name for f in c.file.list_from_compute_node(
+        pool_id, node_id, recursive=True, file_list_from_compute_node_options=shared))
+    out["unknown_node"] = status_of(lambda: list(c.file.list_from_compute_node(pool_id, "no-such-node")))
+    return out
+
+
 if __name__ == "__main__":
     name, *args = sys.argv[1:]
     print(json.dumps(globals()[f"scenario_{name}"](*args)))

@@ -83,7 +83,7 @@ def test_never_serves_a_file_outside_the_task_directory(op, job, storage):
 def test_a_task_that_never_ran_has_no_output_and_no_files(op, job, storage):
     task = TaskFactory(job=job)
     assert "No stdout.txt yet." in op.get(task_url("task-output", task)).content.decode()
-    assert files.listing(task) == []
+    assert list(files.listing(task)) == []
 
 
 def test_files_of_a_task_whose_retention_passed_are_gone(op, job, storage):

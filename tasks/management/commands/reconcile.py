@@ -6,14 +6,15 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from tasks.operations.reconcile import Reconciler
+from tasks.operations.reconcile import Leadership, Reconciler
 from tasks.providers import sizes
 
 
 class Command(BaseCommand):
     help = ("Start, restart and stop the node agents of every pool through its node provider, so each "
             "pool's nodes follow its targets. SIGTERM or Ctrl-C stops the local agents gracefully; "
-            "after a SIGKILL they keep running and the next reconciler adopts them.")
+            "after a SIGKILL they keep running and the next reconciler adopts them. One reconciler acts "
+            "per database; a second one waits to take over.")
 
     def add_arguments(self, parser):
         parser.add_argument("--interval", type=float, default=settings.BATCHSITE_RECONCILE_SECONDS,
@@ -35,7 +36,12 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        reconciler.run(interval=interval, should_stop=lambda: stopping)
+        lock = Leadership()
+        reconciler.run(interval=interval, should_stop=lambda: stopping, lock=lock)
+        if not lock.acquire():
+            self.stdout.write("reconciler stopped (another reconciler runs the nodes)")
+            return
         stopped = reconciler.shutdown(timeout=settings.BATCHSITE_NODE_KILL_GRACE_SECONDS + 10)
+        lock.release()
         self.stdout.write(f"reconciler stopped; {stopped} local node agents stopped")
         sys.stdout.flush()

@@ -1,16 +1,21 @@
-"""One-command start: the API, the dashboard, the local compute nodes and the sweeps."""
+"""One-command start: the API, the dashboard, the local compute nodes and the sweeps, each
+a supervised child (tasks.supervisor) restarted when it dies."""
+
+from __future__ import annotations
 
 import os
-import signal
-import subprocess
+import socket
 import sys
-import time
 
 from django.conf import settings
-from django.core.management import get_commands
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
 
 from tasks.bootstrap import bootstrap
+from tasks.supervisor import Program, Supervisor
+
+# AF_UNIX socket paths are at most 107 bytes on Linux.
+_MAX_SOCKET_PATH = 100
 
 
 class Command(BaseCommand):
@@ -22,47 +27,65 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=int(os.environ.get("BATCHSITE_WEB_WORKERS", "2")))
         parser.add_argument("--nodes", type=int, default=settings.BATCHSITE_LOCAL_NODES)
         parser.add_argument("--slots", type=int, default=settings.BATCHSITE_LOCAL_SLOTS or os.cpu_count() or 1)
+        parser.add_argument("--sweep-interval", type=float, default=30.0, help="seconds between sweeps")
 
-    def handle(self, *args, host, port, workers, nodes, slots, **options):
-        account = bootstrap(local_slots=slots)
-        self.stdout.write(
-            f"batchsite on http://{host}:{port}\n"
-            f"  Batch account: {account.name}\n  Batch key:     {account.primary_key}\n"
-            f"  OpenAPI schema: http://{host}:{port}/openapi.json\n"
-            f"  dashboard: http://{host}:{port}/web/   admin: http://{host}:{port}/admin/\n"
-        )
-        manage = [sys.executable, os.path.join(settings.BASE_DIR, "manage.py")]
-        children = [subprocess.Popen([
-            sys.executable, "-m", "gunicorn", "batchsite.wsgi", "--bind", f"{host}:{port}",
-            "--workers", str(workers), "--threads", "4", "--access-logfile", "-",
-            "--graceful-timeout", "5",
-        ])]
-        if "runnode" in get_commands():
-            for i in range(nodes):
-                children.append(subprocess.Popen(manage + [
-                    "runnode", "--pool", "local", "--slots", str(slots), "--node-id", f"local-{i + 1}",
-                ]))
-        children.append(subprocess.Popen(manage + ["sweep", "--interval", "30"]))
-
-        stopping = False
-
-        def stop(signum, frame):
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
+    def handle(self, *args, host, port, workers, nodes, slots, sweep_interval, **options):
         try:
-            while not stopping and all(c.poll() is None for c in children):
-                time.sleep(0.5)
-        finally:
-            # SIGTERM lets each agent kill its running tasks and report them before exiting.
-            for child in children:
-                if child.poll() is None:
-                    child.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + 15
-            for child in children:
-                try:
-                    child.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    child.kill()
+            self._serve(host=host, port=port, workers=workers, nodes=nodes, slots=slots,
+                        sweep_interval=sweep_interval)
+        except KeyboardInterrupt:  # Ctrl-C before the supervisor took over the signals
+            pass
+
+    def _serve(self, *, host, port, workers, nodes, slots, sweep_interval):
+        _refuse_busy_port(host, port)
+        started = bootstrap(local_slots=slots)
+        connections.close_all()  # the supervisor itself never uses the database
+        url = f"http://{host}:{port}"
+        others = "".join(f"  other Batch account: {a.name}\n" for a in started.accounts[1:])
+        self.stdout.write(
+            f"batchsite on {url}\n"
+            f"  Batch account: {started.account.name}\n  Batch key:     {started.account.primary_key}\n"
+            f"{others}"
+            f"  OpenAPI schema: {url}/openapi.json\n"
+            f"  dashboard: {url}/web/   admin: {url}/admin/\n"
+            f"  {started.sign_in}\n"
+        )
+        self.stdout.flush()
+        manage = [sys.executable, os.path.join(settings.BASE_DIR, "manage.py")]
+        programs = [
+            Program("web", _gunicorn(host, port, workers)),
+            *_local_agents(manage, started.account.name, nodes=nodes, slots=slots),
+            Program("sweep", manage + ["sweep", "--interval", str(sweep_interval)]),
+        ]
+        Supervisor(programs).run()
+
+
+def _local_agents(manage: list[str], account: str, *, nodes: int, slots: int) -> list[Program]:
+    """The pool `local`'s nodes: one agent each (`node local-1`, ...)."""
+    return [Program(f"node local-{i}", manage + ["runnode", "--pool", "local", "--slots", str(slots),
+                                                "--node-id", f"local-{i}", "--account", account])
+            for i in range(1, nodes + 1)]
+
+
+def _gunicorn(host: str, port: int, workers: int) -> list[str]:
+    # gunicorn's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl),
+    # which a second instance takes over (and removes when it stops): one per data dir.
+    control = os.path.join(settings.DATA_DIR, "gunicorn.ctl")
+    socket_args = (["--control-socket", control] if len(control.encode()) <= _MAX_SOCKET_PATH
+                   else ["--no-control-socket"])
+    return [sys.executable, "-m", "gunicorn", "batchsite.wsgi", "--bind", f"{host}:{port}",
+            "--workers", str(workers), "--threads", "4", "--access-logfile", "-",
+            "--graceful-timeout", "5", *socket_args]
+
+
+def _refuse_busy_port(host: str, port: int) -> None:
+    """Fail now, with the reason, rather than have the supervisor restart a web server that
+    can never bind."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as e:
+        raise CommandError(f"cannot serve on {host}:{port}: {e.strerror or e} "
+                           f"(is another batchsite running? PORT=9000 make run serves on another port)") from None
