@@ -65,6 +65,11 @@ FROM_ENVIRONMENT = ("BATCHSITE_TASK_FILES_BACKEND", "BATCHSITE_TASK_FILES_OPTION
 SIGNAL_MARGIN_SECONDS = 60
 OPTIONS = {"partition": str, "account": str, "qos": str, "time": str, "sbatch_args": list, "python": str,
            "project_dir": str, "data_dir": str, "log_dir": str, "export": list}
+# The first part of a node's job script: NodeAddr is the address Slurm reaches the node at;
+# resolved, it is the node's IP for ipAddress and AZ_BATCH_HOST_LIST.
+NODE_ADDRESS = ('addr=$(scontrol show node -o "$SLURMD_NODENAME" 2>/dev/null | tr " " "\\n" | sed -n "s/^NodeAddr=//p"); '
+                'ip=$(getent ahostsv4 "$addr" 2>/dev/null | awk "NR==1 {print \\$1}"); '
+                'if [ -n "${ip:-$addr}" ]; then export BATCHSITE_NODE_IP="${ip:-$addr}"; fi')
 # scancel's answers for a job that is already over: stopping it again is not an error.
 GONE = ("Invalid job id specified", "already completing or completed")
 
@@ -254,9 +259,4 @@ def _job_script(launch: NodeLaunch, python: str | None, project_dir: str) -> str
                         slots=launch.slots, is_dedicated=launch.is_dedicated)
     # The same command, with the interpreter and checkout the compute nodes have.
     argv[0:2] = [python or argv[0], str(Path(project_dir) / "manage.py")]
-    # NodeAddr is the address Slurm reaches the node at; resolved, it is the node's IP for
-    # ipAddress and AZ_BATCH_HOST_LIST.
-    return ('addr=$(scontrol show node -o "$SLURMD_NODENAME" 2>/dev/null | tr " " "\\n" | sed -n "s/^NodeAddr=//p"); '
-            'ip=$(getent ahostsv4 "$addr" 2>/dev/null | awk "NR==1 {print \\$1}"); '
-            'if [ -n "${ip:-$addr}" ]; then export BATCHSITE_NODE_IP="${ip:-$addr}"; fi; '
-            f"exec {shlex.join(argv)}")
+    return f"{NODE_ADDRESS}; exec {shlex.join(argv)}"
