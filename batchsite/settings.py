@@ -82,6 +82,11 @@ BATCHSITE_POOL_SAMPLE_SECONDS = env_float("BATCHSITE_POOL_SAMPLE_SECONDS", 30.0,
 # is a Python process of ~80 MB): a resize beyond it stops with AccountCoreQuotaReached.
 BATCHSITE_LOCAL_MAX_NODES = env_int("BATCHSITE_LOCAL_MAX_NODES", 16)
 
+# The `slurm` node provider (tasks/providers/slurm.py): the database URL its agents use,
+# when the compute nodes reach the database at another address than this process does
+# (default: this process's own database).
+BATCHSITE_SLURM_DATABASE_URL = env_str("BATCHSITE_SLURM_DATABASE_URL", "")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

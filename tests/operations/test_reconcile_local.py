@@ -1,4 +1,6 @@
-"""The reconciler with the real `local` provider and real agents against the test database."""
+"""The reconciler with the real providers and real agents against the test database: each
+test that does not depend on where the agents run runs with the `local` provider and with
+the `slurm` one (a real Slurm: .ci/slurm-up)."""
 
 import os
 import signal
@@ -31,13 +33,19 @@ def steady_with(pool: Pool, count: int):
     return check
 
 
-def test_a_new_pool_gets_idle_agents_that_run_its_tasks(reconciler, local_provider):
+def handles(provider) -> set[str]:
+    return {r.handle for r in provider.running()}
+
+
+def test_a_new_pool_gets_idle_agents_that_run_its_tasks(provider_reconciler, node_provider):
+    reconciler = provider_reconciler
     pool = add_pool(AccountFactory(name="rl"), spec={"id": "p2", "vmSize": "standard_d2s_v3",
                                                      "targetDedicatedNodes": 2, "taskSlotsPerNode": 2})
+    assert pool.provider == node_provider.name
     reconcile_until(reconciler, steady_with(pool, 2), message="2 idle nodes and steady")
     nodes = idle_nodes(pool)
-    assert all(n.node_id.startswith("tvmps_") and n.slots == 2 and n.provider_handle == f"local:{n.agent_pid}"
-               for n in nodes)
+    assert all(n.node_id.startswith("tvmps_") and n.slots == 2 for n in nodes)
+    assert {n.provider_handle for n in nodes} == handles(node_provider)
     job = add_job(pool.account, spec={"id": "j", "poolInfo": {"poolId": "p2"}})
     for i in range(6):
         add_task(job, spec={"id": f"t{i}", "commandLine": "/bin/sh -c 'echo $AZ_BATCH_NODE_ID'"})
@@ -47,25 +55,29 @@ def test_a_new_pool_gets_idle_agents_that_run_its_tasks(reconciler, local_provid
     assert set(Task.objects.filter(job=job).values_list("node_name", flat=True)) <= {n.node_id for n in nodes}
 
 
-def test_a_killed_agent_is_restarted_with_the_same_node_id(reconciler, local_provider):
+def test_a_killed_agent_is_restarted_with_the_same_node_id(provider_reconciler, node_provider):
+    reconciler = provider_reconciler
     pool = add_pool(AccountFactory(name="rk"), spec={"id": "p", "vmSize": "x", "targetDedicatedNodes": 1})
     node = reconcile_until(reconciler, lambda: (idle_nodes(pool) or [None])[0], message="a node")
     os.kill(node.agent_pid, signal.SIGKILL)
     again = reconcile_until(reconciler, lambda: ComputeNode.objects.filter(
         pk=node.pk, state="idle").exclude(agent_pid=node.agent_pid).first(), message="the node back")
     assert again.node_id == node.node_id and again.registered > node.registered
-    assert again.provider_handle == f"local:{again.agent_pid}"
+    assert again.provider_handle != node.provider_handle
+    assert again.provider_handle in handles(node_provider)
 
 
-def test_a_new_reconciler_adopts_the_agents_of_one_that_was_killed(reconciler, local_provider):
+def test_a_new_reconciler_adopts_the_agents_of_one_that_was_killed(provider_reconciler, node_provider):
+    reconciler = provider_reconciler
     pool = add_pool(AccountFactory(name="ra"), spec={"id": "p", "vmSize": "x", "targetDedicatedNodes": 2})
     reconcile_until(reconciler, steady_with(pool, 2), message="2 idle nodes")
-    pids = {n.agent_pid for n in idle_nodes(pool)}
-    successor = Reconciler(providers={"local": type(local_provider)(environment=local_provider.environment)})
+    nodes = {n.agent_pid: n.provider_handle for n in idle_nodes(pool)}
+    fresh = type(node_provider)(environment=node_provider.environment)  # no memory of its own
+    successor = Reconciler(providers={node_provider.name: fresh})
     for _ in range(5):
         successor.run_pass()
-    assert {n.agent_pid for n in idle_nodes(pool)} == pids
-    assert {r.handle for r in local_provider.running()} == {f"local:{pid}" for pid in pids}
+    assert {n.agent_pid: n.provider_handle for n in idle_nodes(pool)} == nodes
+    assert handles(fresh) == set(nodes.values())
 
 
 def test_a_clean_shutdown_stops_the_local_agents_gracefully(reconciler, local_provider):
@@ -81,10 +93,12 @@ def test_a_clean_shutdown_stops_the_local_agents_gracefully(reconciler, local_pr
 
 
 @pytest.mark.parametrize("option", ["requeue", "terminate", "taskcompletion", "retaineddata"])
-def test_scale_down_to_zero_drains_the_node_per_its_option_then_the_agent_leaves(reconciler, local_provider,
-                                                                                 option):
+def test_scale_down_to_zero_drains_the_node_per_its_option_then_the_agent_leaves(provider_reconciler,
+                                                                                 node_provider, option):
+    reconciler = provider_reconciler
     pool = add_pool(AccountFactory(name=f"sd{option[:4]}"), spec={"id": "p", "vmSize": "x",
                                                                  "targetDedicatedNodes": 1})
+    assert pool.provider == node_provider.name
     node = reconcile_until(reconciler, lambda: (idle_nodes(pool) or [None])[0], message="a node")
     job = add_job(pool.account, spec={"id": "j", "poolInfo": {"poolId": "p"}})
     task = add_task(job, spec={"id": "t", "commandLine": "/bin/sh -c 'sleep 2'",
@@ -94,7 +108,7 @@ def test_scale_down_to_zero_drains_the_node_per_its_option_then_the_agent_leaves
     resize_pool(Pool.objects.get(pk=pool.pk), target_dedicated=0, node_deallocation_option=option)
     reconcile_until(reconciler, lambda: not ComputeNode.objects.filter(pk=node.pk).exists(), timeout=40,
                     message="the node to leave")
-    reconcile_until(reconciler, lambda: not local_provider.running(), message="the agent to exit")
+    reconcile_until(reconciler, lambda: not node_provider.running(), message="the agent to exit")
     reconcile_until(reconciler, steady_with(pool, 0), message="steady with no node")
     task.refresh_from_db()
     if option == "requeue":
@@ -119,8 +133,10 @@ def test_a_dead_node_asked_to_leave_is_removed_with_its_directory(reconciler, lo
     assert not root.exists()
 
 
-def test_a_low_priority_node_is_an_agent_that_says_so(reconciler, local_provider):
+def test_a_low_priority_node_is_an_agent_that_says_so(provider_reconciler, node_provider):
+    reconciler = provider_reconciler
     pool = add_pool(AccountFactory(name="lp"), spec={"id": "p", "vmSize": "x", "targetLowPriorityNodes": 1})
+    assert pool.provider == node_provider.name
     node = reconcile_until(reconciler, lambda: (idle_nodes(pool) or [None])[0], message="a node")
     assert (node.is_dedicated, node.node_id.endswith("_p")) == (False, True)
     job = add_job(pool.account, spec={"id": "j", "poolInfo": {"poolId": "p"}})

@@ -1,5 +1,6 @@
 """azure-batch 15.1.0: a job with an auto pool runs its tasks on the pool's real nodes (the
-reconciler and the local provider start them), and the pool is deleted once the job completes."""
+reconciler and the local provider start them, or the slurm one on a real Slurm), and the pool
+is deleted once the job completes."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ def auto_pool_info(**kw) -> m.BatchPoolInfo:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_job_with_an_auto_pool_runs_its_tasks_and_its_pool_goes_after_it(client15, reconciler, local_provider):
+def test_a_job_with_an_auto_pool_runs_its_tasks_and_its_pool_goes_after_it(client15, provider_reconciler,
+                                                                          node_provider):
+    reconciler = provider_reconciler
     client15.create_job(m.BatchJobCreateOptions(id="auto", pool_info=auto_pool_info(),
                                                 all_tasks_complete_mode=m.BatchAllTasksCompleteMode.TERMINATE_JOB))
     job = client15.get_job("auto")
@@ -32,6 +35,7 @@ def test_a_job_with_an_auto_pool_runs_its_tasks_and_its_pool_goes_after_it(clien
     assert job.pool_info.auto_pool_specification.auto_pool_id_prefix == "sdk"
     pool = client15.get_pool(pool_id)
     assert (pool.vm_size, pool.target_dedicated_nodes, pool.task_slots_per_node) == ("standard_d2s_v3", 2, 2)
+    assert Pool.objects.get(pool_id=pool_id).provider == node_provider.name
 
     client15.create_tasks("auto", [m.BatchTaskCreateOptions(id=f"t{i}", command_line=f"/bin/sh -c 'test $AZ_BATCH_POOL_ID = {pool_id}'")
                                    for i in range(6)])
@@ -50,5 +54,5 @@ def test_a_job_with_an_auto_pool_runs_its_tasks_and_its_pool_goes_after_it(clien
         return False
 
     reconcile_until(reconciler, pool_gone, timeout=40, message="the auto pool to be deleted")
-    reconcile_until(reconciler, lambda: not local_provider.running(), message="its agents to exit")
+    reconcile_until(reconciler, lambda: not node_provider.running(), message="its agents to exit")
     assert not Pool.objects.exists()
