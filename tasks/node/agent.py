@@ -336,6 +336,10 @@ class NodeAgent:
                 self._flush_reports()
                 claim_due = time.monotonic() >= self.next_claim
                 attempts = attempt_ops.claim_work(self.node, limit=wanted) if claim_due else []
+                if not attempts and not self.runs and self.node.state == ComputeNode.State.RUNNING:
+                    # The node's running -> idle (and its totalTasksRun) at once, with the last
+                    # task's end when that is reported here, not at the next heartbeat.
+                    self._heartbeat()
         except DatabaseError:
             # Rolled back, reports included: send them again.
             self.reports = pending + [r for r in self.reports if r not in pending]

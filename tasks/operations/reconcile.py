@@ -15,7 +15,10 @@ One pass (`Reconciler.run_pass`, looped by `manage.py reconcile`):
    - while the pool is `resizing`: node rows are created (state `creating`, a
      `tvmps_<hex>_d|_p` id) for a shortfall and started, or the surplus nodes chosen and
      asked to leave per the pool's nodeDeallocationOption; the pool is `steady` once its
-     nodes are there (registered) and the leavers gone, or after resizeTimeout with an
+     nodes are allocated (the provider runs their agents: a Slurm job no longer queued,
+     or the agent registered) and the leavers gone — as on Azure, where a pool is steady
+     while its new nodes are still starting, so a script that waited for idle nodes
+     finds the pool steady — or after resizeTimeout with an
      AllocationTimedout resizeError; a provider refusing to start a node ends the resize
      at once with the provider's error;
    - while `stopping` (Stop Resize): nodes not yet allocated are cancelled, then the pool
@@ -196,7 +199,7 @@ class Reconciler:
             pool_ops.finish_pool_deletion(pool)
             return
         if pool.allocation_state != Pool.AllocationState.STEADY:
-            self._size(pool, [])
+            self._size(pool, [], running)
         failures = []
         for node in ComputeNode.objects.filter(pool=pool).exclude(pending_action=ComputeNode.Action.REMOVE):
             if pool_ops.is_managed(node):
@@ -204,7 +207,7 @@ class Reconciler:
                 if error:
                     failures.append(error)
         if failures:
-            self._size(pool, failures)
+            self._size(pool, failures, running)
 
     # --- leaving -------------------------------------------------------------------------
 
@@ -351,7 +354,7 @@ class Reconciler:
 
     # --- sizing --------------------------------------------------------------------------
 
-    def _size(self, pool: Pool, failures: list[dict]) -> None:
+    def _size(self, pool: Pool, failures: list[dict], running: dict[Key, RunningNode]) -> None:
         """One locked step of a resize or stop: create or choose nodes, or settle."""
         t = now()
         with transaction.atomic():
@@ -385,7 +388,7 @@ class Reconciler:
                 _settle(locked, [resize_error("AllocationTimedout", f"Desired number of {label} nodes could not "
                                               "be allocated as the resize timeout was reached")
                                  for kind, label in KINDS
-                                 if _allocated(staying, kind) < targets[kind]])
+                                 if _allocated(pool, staying, kind, running) < targets[kind]])
                 return
             created = shrinking = False
             room = _local_room() if locked.provider == "local" else None
@@ -405,7 +408,7 @@ class Reconciler:
                                   locked.node_deallocation_option or "requeue")
                     shrinking = True
             if not created and not leaving and not shrinking and all(
-                    _allocated(staying, kind) == goal[kind] for kind, _ in KINDS):
+                    _allocated(pool, staying, kind, running) == goal[kind] for kind, _ in KINDS):
                 _settle(locked, [resize_error(
                     "AccountCoreQuotaReached", f"Desired number of {label} nodes could not be allocated as this "
                     f"machine's quota of local nodes (BATCHSITE_LOCAL_MAX_NODES="
@@ -435,9 +438,15 @@ def _counted(nodes: list[ComputeNode], dedicated: bool) -> int:
     return sum(1 for n in nodes if n.is_dedicated == dedicated)
 
 
-def _allocated(nodes: list[ComputeNode], dedicated: bool) -> int:
-    """Nodes whose agent has registered (no longer `creating`)."""
-    return sum(1 for n in nodes if n.is_dedicated == dedicated and n.state != ComputeNode.State.CREATING)
+def _allocated(pool: Pool, nodes: list[ComputeNode], dedicated: bool, running: dict[Key, RunningNode]) -> int:
+    """Nodes allocated: their agent registered (no longer `creating`), or the provider
+    runs it (started, and not a Slurm job still waiting in the queue)."""
+    def allocated(n: ComputeNode) -> bool:
+        if n.state != ComputeNode.State.CREATING:
+            return True
+        seen = running.get(key_of(pool, n.node_id)) if n.provider_handle else None
+        return seen is not None and not seen.pending
+    return sum(1 for n in nodes if n.is_dedicated == dedicated and allocated(n))
 
 
 def _new_node(pool: Pool, dedicated: bool, t) -> ComputeNode:

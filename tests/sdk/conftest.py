@@ -56,9 +56,12 @@ def run14(live_server, sdk_account):
 
 
 @pytest.fixture
-def reconciling(reconciler):
+def reconciling(provider_reconciler):
     """The reconciler looping in the background (what `manage.py reconcile` does) while an
-    SDK call waits for a pool to reach its targets: its nodes are real local agents."""
+    SDK call waits for a pool to reach its targets: its nodes are real agents of each
+    provider in turn (tests/slurm.py `node_provider`: local processes, then Slurm jobs),
+    so every test that uses it runs once per provider."""
+    reconciler = provider_reconciler
     from django.db import connection
 
     stop = threading.Event()

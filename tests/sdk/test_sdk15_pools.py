@@ -1,7 +1,8 @@
 """azure-batch 15.1.0 drives the whole pool lifecycle against a live server: the pools' nodes
 are real agents that the reconciler (looping in the background, as `manage.py reconcile`
-does) starts and stops through the local provider, and every long-running call's poller
-returns only once the server reached what it polls for."""
+does) starts and stops through each node provider in turn (local processes, then Slurm
+jobs: the `reconciling` fixture), and every long-running call's poller returns only once
+the server reached what it polls for."""
 
 from __future__ import annotations
 
@@ -268,7 +269,7 @@ def test_disable_and_enable_scheduling(client15, reconciling):
     assert client15.get_node("ds", node.id).scheduling_state == "enabled"
 
 
-def test_delete_pool_waits_until_the_pool_and_its_agents_are_gone(client15, reconciling, local_provider):
+def test_delete_pool_waits_until_the_pool_and_its_agents_are_gone(client15, reconciling, node_provider):
     new_pool(client15, "gone", dedicated=2)
     wait_idle(client15, "gone", 2)
     client15.begin_delete_pool("gone", polling_interval=POLL).result()
@@ -276,4 +277,4 @@ def test_delete_pool_waits_until_the_pool_and_its_agents_are_gone(client15, reco
         client15.get_pool("gone")
     assert e.value.error.code == "PoolNotFound"
     assert not Pool.objects.exists() and not ComputeNode.objects.exists()
-    wait_for(lambda: not local_provider.running(), timeout=30, message="the agents to exit")
+    wait_for(lambda: not node_provider.running(), timeout=30, message="the agents to exit")
