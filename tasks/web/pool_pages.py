@@ -12,7 +12,8 @@ from django.urls import reverse
 
 from tasks.api.render_pools import start_task_json, without_secrets
 from tasks.models import Attempt, ComputeNode, Job, Pool
-from tasks.node.layout import STARTUP_DIR, STDERR, STDOUT
+from tasks.node.layout import STARTUP_DIR, STDERR, STDOUT, WORKITEMS_DIR
+from tasks.node.storage import FileInfo
 from tasks.operations.pool_actions import NODE_ACTIONS, node_refusals, pool_refusals
 from tasks.operations.pool_nodes import current_nodes
 
@@ -224,13 +225,47 @@ def node_context(access: Access, node: ComputeNode) -> dict:
     }
 
 
-def node_output_context(access: Access, node: ComputeNode) -> dict:
-    """What the start task's output panel needs besides the tail (no query): it follows the
-    output while the start task runs."""
-    info = node.start_task_info or {}
-    following = info.get("state") == "running" or node.state in (State.STARTING, State.WAITINGFORSTARTTASK)
+def node_output_context(access: Access, node: ComputeNode, name: str = START_TASK_FILES[0]) -> dict:
+    """What the output panel of one of the node's files needs besides the tail (no query): it
+    follows the start task's output while the start task runs, and any other file while
+    tasks run on the node."""
+    if name in START_TASK_FILES:
+        info = node.start_task_info or {}
+        following = info.get("state") == "running" or node.state in (State.STARTING, State.WAITINGFORSTARTTASK)
+    else:
+        following = node.state == State.RUNNING
     return {"access": access, "account": access.account, "pool": node.pool, "node": node,
             "start_files": START_TASK_FILES, "output_live": following}
+
+
+@dataclass
+class NodeFile:
+    info: FileInfo
+    task: tuple[str, str] | None  # (job id, task id) of a file in a task's directory
+    directory: str  # the top directory it is in (startup, shared, workitems)
+    first_of_dir: bool  # the first file listed in it
+
+
+def node_files_context(access: Access, node: ComputeNode) -> dict:
+    """The node's files page: what is under its root (read from the task-file storage, no
+    query), each file of a task's directory naming its task."""
+    listing = files.node_listing(node)
+    rows, dirs = [], []
+    for info in listing:
+        top = info.name.split("/", 1)[0] if "/" in info.name else ""
+        rows.append(NodeFile(info, _task_of(info.name), top, top not in dirs))
+        if top not in dirs:
+            dirs.append(top)
+    return {"access": access, "account": access.account, "pool": node.pool, "node": node, "rows": rows,
+            "more": listing.more, "dirs": [d for d in dirs if d]}
+
+
+def _task_of(name: str) -> tuple[str, str] | None:
+    """workitems/<job>/job-1/<task>/... names its task (tasks.node.layout)."""
+    parts = name.split("/")
+    if len(parts) > 4 and parts[0] == WORKITEMS_DIR and parts[2] == "job-1":
+        return parts[1], parts[3]
+    return None
 
 
 def node_buttons(access: Access, node: ComputeNode) -> list[Button]:
