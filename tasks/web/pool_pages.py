@@ -54,6 +54,31 @@ POOL_ACTION_LABELS = {
 # Pool actions that open a form (or a confirmation) first; the others post at once.
 POOL_FORMS = {"resize", "enable-autoscale", "evaluate-autoscale", "delete"}
 
+# Pool properties batchsite stores only so that they round-trip (README, "What a pool can ask
+# for"): returned as sent, acted upon by nothing. The pool page marks each one it has.
+STORED_ONLY = [
+    ("virtualMachineConfiguration", "VM configuration",
+     "Image, node agent SKU, containers, disks, extensions: a node is whatever host its provider gives it."),
+    ("networkConfiguration", "Network", "Endpoints, public IPs and firewall rules are not set up."),
+    ("mountConfiguration", "Mounts", "No file system is mounted on the nodes."),
+    ("userAccounts", "User accounts", "No account is made: tasks run as the user the node's agent runs as."),
+    ("upgradePolicy", "Upgrade policy", "Nodes are never upgraded."),
+    ("resourceTags", "Resource tags", "No Azure resource carries them."),
+    ("targetNodeCommunicationMode", "Node communication mode", "Nodes reach batchsite one way only."),
+]
+# Start task properties stored the same way.
+START_TASK_STORED_ONLY = [
+    ("resourceFiles", "Resource files", "Nothing is downloaded before the start task runs."),
+    ("containerSettings", "Container", "The start task runs on the node itself, not in a container."),
+]
+
+
+def stored_only(spec: dict, properties: list[tuple[str, str, str]]) -> list[dict]:
+    """The round-trip-only properties `spec` holds (not empty), each with its label, what
+    batchsite does not do with it, and its value as sent."""
+    return [{"name": name, "label": label, "why": why, "value": spec[name]}
+            for name, label, why in properties if spec.get(name) not in (None, "", [], {})]
+
 
 @dataclass
 class Button:
@@ -145,6 +170,8 @@ def pool_context(access: Access, pool: Pool) -> dict:
         "state_counts": [(s.value, states[s]) for s in NODE_STATE_ORDER if states.get(s)],
         "buttons": pool_buttons(access, pool), "live": live, "spec": spec,
         "start_task": start_task_json(spec.get("startTask")),
+        "stored_only": stored_only(spec, STORED_ONLY),
+        "start_task_stored_only": stored_only(spec.get("startTask") or {}, START_TASK_STORED_ONLY),
         "slots_used": sum(n.slots_used for n in nodes), "slots": sum(n.slots for n in nodes),
         "run_results": autoscale_results(pool.auto_scale_run),
     }

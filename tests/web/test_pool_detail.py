@@ -69,6 +69,31 @@ def test_a_pools_secrets_are_never_shown(op, pool):
     assert "hunter2-secret" not in body and "&quot;name&quot;: &quot;ops&quot;" in body
 
 
+def test_marks_each_property_stored_only_to_round_trip(op, account):
+    pool = PoolFactory(account=account, pool_id="vm", spec={
+        "virtualMachineConfiguration": {"imageReference": {"publisher": "canonical", "offer": "ubuntu", "sku": "22_04"},
+                                        "nodeAgentSKUId": "batch.node.ubuntu 22.04"},
+        "networkConfiguration": {"endpointConfiguration": {"inboundNATPools": []}},
+        "mountConfiguration": [{"nfsMountConfiguration": {"source": "nfs://x", "relativeMountPath": "data"}}],
+        "userAccounts": [{"name": "ops", "password": "hunter2-secret"}], "upgradePolicy": {"mode": "manual"},
+        "taskSchedulingPolicy": {"nodeFillType": "pack"}, "metadata": [{"name": "team", "value": "render"}],
+        "startTask": {"commandLine": "/bin/true", "resourceFiles": [{"httpUrl": "https://x/setup.sh"}]}})
+    body = op.get(pool_url(pool)).content.decode()
+    marked = [part.split('"')[0] for part in body.split('data-stored-only="')[1:]]
+    assert marked == ["startTask.resourceFiles", "virtualMachineConfiguration", "networkConfiguration",
+                      "mountConfiguration", "userAccounts", "upgradePolicy"]
+    for name in marked:
+        assert 'class="badge stored-only">stored only<' in body.split(f'data-stored-only="{name}"')[1][:60]
+    assert "canonical ubuntu 22_04" in body and "hunter2-secret" not in body
+    # What batchsite acts on is not marked.
+    assert "pack" in body.split('id="pool-configuration"')[1] and 'data-stored-only="taskSchedulingPolicy"' not in body
+
+
+def test_a_pool_with_nothing_stored_only_has_no_such_list(op, account):
+    body = op.get(pool_url(PoolFactory(account=account, pool_id="bare", spec={}))).content.decode()
+    assert 'id="pool-stored-only"' not in body and "data-stored-only" not in body
+
+
 def test_what_a_pool_spec_holds_is_escaped(op, account):
     pool = PoolFactory(account=account, pool_id="x", spec={"displayName": "<script>alert(1)</script>",
                                                             "startTask": {"commandLine": "<img src=x onerror=1>"}})
