@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 from django import template
+from django.utils import timezone
 
 register = template.Library()
 
@@ -85,3 +86,12 @@ def wire_time(value):
         return parse_datetime(value) or value
     except ValueError:
         return value
+
+
+@register.filter
+def ago(value, empty: str = "—") -> str:
+    """How long ago a time was, as `duration` writes it: "4.2 s ago", "3m 05s ago"."""
+    if value is None:
+        return empty
+    since = timezone.now() - value
+    return "just now" if since.total_seconds() < 0.5 else f"{duration(since)} ago"

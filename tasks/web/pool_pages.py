@@ -12,8 +12,10 @@ from django.urls import reverse
 
 from tasks.api.render_pools import start_task_json, without_secrets
 from tasks.models import Attempt, ComputeNode, Job, Pool
+from tasks.node import AGENT_VERSION
 from tasks.node.layout import STARTUP_DIR, STDERR, STDOUT, WORKITEMS_DIR
 from tasks.node.storage import FileInfo
+from tasks.operations.pool_specs import DEFAULT_RESIZE_TIMEOUT
 from tasks.operations.pool_actions import NODE_ACTIONS, node_refusals, pool_refusals
 from tasks.operations.pool_nodes import current_nodes
 
@@ -32,6 +34,8 @@ NODE_STATE_ORDER = [State.CREATING, State.STARTING, State.WAITINGFORSTARTTASK, S
 # States a node leaves by itself (its agent or the reconciler moves it on).
 MOVING_NODE_STATES = {State.CREATING, State.STARTING, State.WAITINGFORSTARTTASK, State.RUNNING, State.REBOOTING,
                       State.REIMAGING, State.LEAVINGPOOL}
+READY_STATES = (State.IDLE, State.RUNNING)
+COMING_STATES = (State.CREATING, State.STARTING, State.WAITINGFORSTARTTASK, State.REBOOTING, State.REIMAGING)
 
 OPTION_HELP = {
     "requeue": "Running tasks are stopped now and go back to the queue; they run again on another node.",
@@ -146,9 +150,10 @@ def pool_rows(accounts) -> dict:
 # --- a pool ----------------------------------------------------------------------------------
 
 
-def pool_context(access: Access, pool: Pool) -> dict:
+def pool_context(access: Access, pool: Pool, *, node_state: str = "") -> dict:
     """Everything a pool's page shows: its nodes (one query) with what runs on them (one),
-    its current node counts (one), the jobs that use it (one)."""
+    its current node counts (one), the jobs that use it (one). With `node_state` the node
+    table lists only the nodes in that state; every count is still of them all."""
     nodes = list(ComputeNode.objects.filter(pool=pool).order_by("node_id")[:NODE_LIMIT + 1])
     more_nodes, nodes = len(nodes) > NODE_LIMIT, nodes[:NODE_LIMIT]
     running = running_by_node(Attempt.objects.filter(node__in=nodes, outcome=Attempt.Outcome.RUNNING))
@@ -165,7 +170,9 @@ def pool_context(access: Access, pool: Pool) -> dict:
     live = pool_is_live(pool, states, moving=sum(node_is_moving(n) for n in nodes), waiting=waiting)
     spec = without_secrets(pool.spec)
     return {
+        **_progress(pool, states, dedicated, low_priority),
         "access": access, "account": access.account, "pool": pool, "nodes": nodes, "more_nodes": more_nodes,
+        "node_filter": node_state, "listed": [n for n in nodes if n.state == node_state] if node_state else nodes,
         "current_dedicated": dedicated, "current_low_priority": low_priority, "jobs": jobs,
         "state_counts": [(s.value, states[s]) for s in NODE_STATE_ORDER if states.get(s)],
         "buttons": pool_buttons(access, pool), "live": live, "spec": spec,
@@ -174,6 +181,23 @@ def pool_context(access: Access, pool: Pool) -> dict:
         "start_task_stored_only": stored_only(spec.get("startTask") or {}, START_TASK_STORED_ONLY),
         "slots_used": sum(n.slots_used for n in nodes), "slots": sum(n.slots for n in nodes),
         "run_results": autoscale_results(pool.auto_scale_run),
+    }
+
+
+def _progress(pool: Pool, states: dict[str, int], dedicated: int, low_priority: int) -> dict:
+    """How far the pool is from its targets: nodes ready to work (idle or running), nodes on
+    their way (being made, starting, running the start task, restarting), when the current
+    resize times out, and how many nodes a steady pool is short of its targets."""
+    deadline = None
+    if pool.allocation_state == Pool.AllocationState.RESIZING and pool.allocation_state_transition_time:
+        deadline = pool.allocation_state_transition_time + (pool.resize_timeout or DEFAULT_RESIZE_TIMEOUT)
+    steady = pool.allocation_state == Pool.AllocationState.STEADY
+    return {
+        "ready": sum(states.get(s, 0) for s in READY_STATES),
+        "coming": sum(states.get(s, 0) for s in COMING_STATES),
+        "resize_deadline": deadline,
+        "short_dedicated": max(0, pool.target_dedicated_nodes - dedicated) if steady else 0,
+        "short_low_priority": max(0, pool.target_low_priority_nodes - low_priority) if steady else 0,
     }
 
 
@@ -247,7 +271,7 @@ def node_context(access: Access, node: ComputeNode) -> dict:
         **node_output_context(access, node), "running": running, "recent": recent,
         "slots_used": sum(a.slots for a in running), "live": live, "buttons": node_buttons(access, node),
         "start_task": start_task_json(without_secrets(pool.spec).get("startTask")),
-        "start_info": node.start_task_info or {}, "order": order_text(node),
+        "start_info": node.start_task_info or {}, "order": order_text(node), "agent_version": AGENT_VERSION,
         "tail": lambda: files.node_tail(node, START_TASK_FILES[0]),
     }
 
@@ -266,48 +290,65 @@ def node_output_context(access: Access, node: ComputeNode, name: str = START_TAS
 
 
 @dataclass
-class NodeFile:
-    info: FileInfo
-    task: tuple[str, str] | None  # (job id, task id) of a file in a task's directory
-    directory: str  # the top directory it is in (startup, shared, workitems)
-    first_of_dir: bool  # the first file listed in it
+class NodeDirectory:
+    """The files listed in one directory under a node's root, named relative to it."""
+
+    name: str  # "" for the root itself
+    task: tuple[str, str] | None  # (job id, task id) when it is (in) a task's directory
+    files: list[tuple[str, FileInfo]]  # (name within the directory, entry)
+    anchor: str = ""  # the top directory (startup, shared, workitems) when it is the first listed in it
 
 
 def node_files_context(access: Access, node: ComputeNode) -> dict:
     """The node's files page: what is under its root (read from the task-file storage, no
-    query), each file of a task's directory naming its task."""
+    query), by directory, each task's directory naming its task."""
     listing = files.node_listing(node)
-    rows, dirs = [], []
+    directories: dict[str, NodeDirectory] = {}
     for info in listing:
-        top = info.name.split("/", 1)[0] if "/" in info.name else ""
-        rows.append(NodeFile(info, _task_of(info.name), top, top not in dirs))
-        if top not in dirs:
-            dirs.append(top)
-    return {"access": access, "account": access.account, "pool": node.pool, "node": node, "rows": rows,
-            "more": listing.more, "dirs": [d for d in dirs if d]}
+        parent, _, base = info.name.rpartition("/")
+        if parent not in directories:
+            top = parent.split("/", 1)[0]
+            first = bool(top) and all(d.name.split("/", 1)[0] != top for d in directories.values())
+            directories[parent] = NodeDirectory(parent, _task_of(parent), [], top if first else "")
+        directories[parent].files.append((base, info))
+    return {"access": access, "account": access.account, "pool": node.pool, "node": node,
+            "directories": list(directories.values()), "file_count": len(listing), "more": listing.more,
+            "tops": list(dict.fromkeys(d.name.split("/", 1)[0] for d in directories.values() if d.name))}
 
 
-def _task_of(name: str) -> tuple[str, str] | None:
-    """workitems/<job>/job-1/<task>/... names its task (tasks.node.layout)."""
-    parts = name.split("/")
-    if len(parts) > 4 and parts[0] == WORKITEMS_DIR and parts[2] == "job-1":
+def _task_of(directory: str) -> tuple[str, str] | None:
+    """workitems/<job>/job-1/<task> and what is below it name the task (tasks.node.layout)."""
+    parts = directory.split("/")
+    if len(parts) >= 4 and parts[0] == WORKITEMS_DIR and parts[2] == "job-1":
         return parts[1], parts[3]
     return None
 
 
 def node_buttons(access: Access, node: ComputeNode) -> list[Button]:
+    """The node's action buttons, each disabled with its rule's refusal. Of Disable and
+    Enable scheduling only the one that can change something shows (the other's rule would
+    only say the node is in that state already)."""
     refusals = node_refusals(node)
     args = [access.account.name, node.pool.pool_id, node.node_id]
+    hidden = "enable-scheduling" if node.scheduling_enabled else "disable-scheduling"
     return [Button(name, NODE_ACTION_TEXT[name][0], reverse(f"web:node-{name}", args=args),
                    access.refusal(refusals[name]), name in CONFIRMED_NODE_ACTIONS,
                    name in ("reimage", "remove"))
-            for name in NODE_ACTIONS]
+            for name in NODE_ACTIONS if name != hidden]
+
+
+def node_button(access: Access, node: ComputeNode, action: str) -> Button:
+    """One action's button, shown on the page or not (its confirmation needs it)."""
+    refusal = access.refusal(node_refusals(node)[action])
+    url = reverse(f"web:node-{action}", args=[access.account.name, node.pool.pool_id, node.node_id])
+    return Button(action, NODE_ACTION_TEXT[action][0], url, refusal, action in CONFIRMED_NODE_ACTIONS,
+                  action in ("reimage", "remove"))
 
 
 def node_action_context(access: Access, node: ComputeNode, action: str) -> dict:
     """A node action's confirmation: what it does, its options and why it may be refused."""
     label, text = NODE_ACTION_TEXT[action]
-    button = next(b for b in node_buttons(access, node) if b.action == action)
+    button = node_button(access, node, action)
     options = [(o, OPTION_HELP[o]) for o in NODE_ACTIONS[action].options]
     return {**node_context(access, node), "action": action, "label": label, "text": text, "button": button,
             "options": options}

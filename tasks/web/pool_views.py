@@ -21,6 +21,7 @@ from django_htmx.http import reswap, retarget
 from tasks import queries
 from tasks.errors import BatchError
 from tasks.file_responses import file_bytes
+from tasks.models import ComputeNode
 from tasks.node.storage import clean_name
 from tasks.operations import pools as pool_ops
 from tasks.operations.audit import actor_name
@@ -63,7 +64,8 @@ def pool_detail(request, account, pool_id):
     except BatchError:
         return _pool_gone(request, access, pool_id)
     pool.account = access.account
-    context = pool_pages.pool_context(access, pool)
+    state = request.GET.get("state", "")
+    context = pool_pages.pool_context(access, pool, node_state=state if state in ComputeNode.State.values else "")
     return fragment_or_page(request, "tasks/pool_detail.html", "tasks/_pool_live.html", context,
                             live=context["live"])
 

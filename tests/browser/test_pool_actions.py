@@ -69,7 +69,7 @@ def test_operator_disables_scheduling_reimages_and_removes_nodes(steady, new_pag
     assert "(terminate)" in page.inner_text("#node-order")
 
     page.goto(f"/web/demo/pools/steady/nodes/{first.node_id}/")
-    assert page.locator("#node-actions [data-action=enable-scheduling] button").is_disabled()
+    assert page.locator("#node-actions [data-action=enable-scheduling]").count() == 0
     page.click("#node-actions [data-action=disable-scheduling] a")
     page.wait_for_selector("#node-dialog #confirm-disable-scheduling")
     options = page.locator("#node-dialog input[name=option]")
@@ -80,8 +80,10 @@ def test_operator_disables_scheduling_reimages_and_removes_nodes(steady, new_pag
     page.wait_for_selector("#node-scheduling")
     assert page.inner_text("#node-scheduling") == "scheduling disabled"
     assert page.locator("#node-dialog").inner_html().strip() == ""
+    assert page.locator("#node-actions [data-action=disable-scheduling]").count() == 0
     page.click("#node-actions [data-action=enable-scheduling] button")
     page.wait_for_selector("#node-scheduling", state="detached")
+    assert page.locator("#node-actions [data-action=disable-scheduling] a").is_visible()
     assert ComputeNode.objects.get(pk=first.pk).scheduling_enabled is True
 
     page.click("#node-actions [data-action=remove] a")

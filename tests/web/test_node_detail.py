@@ -138,15 +138,20 @@ def node_files(node, nodes_dir):
     return root
 
 
-def test_the_files_page_lists_every_file_under_the_root_with_its_task(op, node, node_files):
+def test_the_files_page_lists_every_file_under_the_root_by_directory_with_its_task(op, node, node_files):
     body = op.get(url(node, "node-files")).content.decode()
     table = body.split('id="node-files-table"')[1].split("</table>")[0]
     names = [part.split('"')[0] for part in table.split('data-file="')[1:]]
     assert names == ["shared/model.bin", "shared/passwd", "startup/stderr.txt", "startup/stdout.txt",
                      "workitems/render/job-1/frame-7/stdout.txt"]
-    row = table.split('data-file="workitems/render/job-1/frame-7/stdout.txt"')[1].split("</tr>")[0]
-    assert reverse("web:task", args=[node.pool.account.name, "render", "frame-7"]) in row
-    assert url(node, "node-file", "workitems/render/job-1/frame-7/stdout.txt") in row
+    directories = [part.split('"')[0] for part in table.split('data-directory="')[1:]]
+    assert directories == ["shared", "startup", "workitems/render/job-1/frame-7"]
+    task_dir = table.split('data-directory="workitems/render/job-1/frame-7"')[1].split("</tbody>")[0]
+    assert reverse("web:task", args=[node.pool.account.name, "render", "frame-7"]) in task_dir
+    assert 'id="dir-workitems"' in task_dir and "task <a" in task_dir
+    row = task_dir.split('data-file="workitems/render/job-1/frame-7/stdout.txt"')[1].split("</tr>")[0]
+    assert ">stdout.txt</a>" in row and url(node, "node-file", "workitems/render/job-1/frame-7/stdout.txt") in row
+    assert "task <a" not in table.split('data-directory="shared"')[1].split("</tbody>")[0]
     link = table.split('data-file="shared/passwd"')[1].split("</tr>")[0]
     assert "symbolic link" in link and "Download" not in link and "href" not in link
 
