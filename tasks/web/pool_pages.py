@@ -15,9 +15,9 @@ from tasks.models import Attempt, ComputeNode, Job, Pool
 from tasks.node import AGENT_VERSION
 from tasks.node.layout import STARTUP_DIR, STDERR, STDOUT, WORKITEMS_DIR
 from tasks.node.storage import FileInfo
-from tasks.operations.pool_specs import DEFAULT_RESIZE_TIMEOUT
 from tasks.operations.pool_actions import NODE_ACTIONS, node_refusals, pool_refusals
 from tasks.operations.pool_nodes import current_nodes
+from tasks.operations.pool_specs import DEFAULT_RESIZE_TIMEOUT
 
 from . import files
 from .access import Access
