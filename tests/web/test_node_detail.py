@@ -180,3 +180,8 @@ def test_the_files_page_costs_a_fixed_number_of_queries(op, node, node_files, dj
     # session, user, membership, pool, node; the files come from the storage
     with django_assert_num_queries(5):
         op.get(url(node, "node-files"))
+
+
+def test_a_failed_start_task_says_how_to_run_it_again(op, node):
+    hint = op.get(url(node)).content.decode().split('id="start-task-hint">')[1].split("</div>")[0]
+    assert "takes no task until its start task succeeds" in hint and "reboot or reimage" in hint

@@ -110,3 +110,14 @@ def test_links_the_pool_and_the_node_of_each_run(op, job):
     node_url = reverse("web:node", args=[job.account.name, job.pool_id, "n-7"])
     assert f'<a href="{pool_url}">' in body.split('id="task-pool"')[1].split("</dd>")[0]
     assert node_url in body.split('id="task-attempts"')[1].split("</table>")[0]
+
+
+def test_marks_the_properties_stored_only_to_round_trip(op, job):
+    task = TaskFactory(job=job, task_id="files", spec={
+        "resourceFiles": [{"httpUrl": "https://x/in.txt", "filePath": "in.txt"}],
+        "outputFiles": [{"filePattern": "*.png", "destination": {}, "uploadOptions": {"uploadCondition": "tasksuccess"}}],
+        "dependsOn": {"taskIds": ["a"]}})
+    body = op.get(task_url("task", task)).content.decode()
+    marked = [part.split('"')[0] for part in body.split('data-stored-only="')[1:]]
+    assert marked == ["resourceFiles", "outputFiles"]
+    assert 'data-stored-only="dependsOn"' not in body and body.count('class="badge stored-only"') == 2
