@@ -106,3 +106,10 @@ def test_the_index_costs_a_fixed_number_of_queries(op, account, pools, django_as
     # session, user, pools (of the accounts the user sees), current nodes, nodes by state, jobs with work
     with django_assert_num_queries(6):
         op.get(reverse("web:pool-index"))
+
+
+def test_each_state_count_opens_the_pool_on_its_nodes_in_that_state(op, account, pools):
+    body = op.get(reverse("web:pools", args=[account.name])).content.decode()
+    pool = pools[0]
+    state = pool.nodes.first().state
+    assert f'href="{reverse("web:pool", args=[account.name, pool.pool_id])}?state={state}"' in body
