@@ -90,8 +90,11 @@ def wire_time(value):
 
 @register.filter
 def ago(value, empty: str = "—") -> str:
-    """How long ago a time was, as `duration` writes it: "4.2 s ago", "3m 05s ago"."""
+    """How long ago a time was, in whole seconds under a minute and as `duration` writes it
+    after: "just now", "12 s ago", "3m 05s ago"."""
     if value is None:
         return empty
-    since = timezone.now() - value
-    return "just now" if since.total_seconds() < 0.5 else f"{duration(since)} ago"
+    seconds = (timezone.now() - value).total_seconds()
+    if seconds < 1:
+        return "just now"
+    return f"{int(seconds)} s ago" if seconds < 60 else f"{duration(timedelta(seconds=seconds))} ago"
