@@ -19,6 +19,9 @@ class Account(models.Model):
     name = models.CharField(max_length=64, unique=True)
     primary_key = models.CharField(max_length=200)
     secondary_key = models.CharField(max_length=200, blank=True)
+    # A digest of the keys the deployment configured when they were last applied: a start
+    # with unchanged configuration keeps keys regenerated since (tasks.operations.accounts).
+    configured_keys = models.CharField(max_length=64, blank=True, editable=False)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="AccountMembership", related_name="batch_accounts"
     )

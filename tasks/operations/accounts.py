@@ -4,6 +4,7 @@ are regenerated on request (the admin)."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 
 from django.db import transaction
@@ -13,15 +14,23 @@ from tasks.models import Account
 
 
 def ensure_account(name: str, key: str, secondary_key: str = "") -> Account:
-    """Create the account or update its keys to the configured ones."""
-    account, created = Account.objects.get_or_create(
-        name=name, defaults={"primary_key": key, "secondary_key": secondary_key}
-    )
-    if not created and (account.primary_key != key or account.secondary_key != secondary_key):
-        account.primary_key = key
-        account.secondary_key = secondary_key
-        account.save(update_fields=["primary_key", "secondary_key"])
+    """Create the account with the configured keys, or give it the configured keys when the
+    configuration changed since they were last applied. A start with the same configuration
+    keeps the keys as they are: a key regenerated since (as Batch's Regenerate Keys does)
+    stays regenerated, and the replaced key stays refused, across restarts."""
+    digest = _keys_digest(key, secondary_key)
+    with transaction.atomic():
+        account, created = Account.objects.select_for_update().get_or_create(
+            name=name, defaults={"primary_key": key, "secondary_key": secondary_key, "configured_keys": digest}
+        )
+        if not created and account.configured_keys != digest:
+            account.primary_key, account.secondary_key, account.configured_keys = key, secondary_key, digest
+            account.save(update_fields=["primary_key", "secondary_key", "configured_keys"])
     return account
+
+
+def _keys_digest(key: str, secondary_key: str) -> str:
+    return hashlib.sha256(f"{key}\n{secondary_key}".encode()).hexdigest()
 
 
 # --- key regeneration ----------------------------------------------------------------------

@@ -11,6 +11,7 @@ from django.contrib.auth import authenticate, get_user_model
 from batchsite.env import AccountKeys
 from tasks.bootstrap import PASSWORD_FILE, bootstrap, ensure_sign_in
 from tasks.models import Account, AccountMembership, Pool
+from tasks.operations.accounts import regenerate_account_key
 from tests.factories import AccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -44,6 +45,20 @@ def test_a_restart_with_new_keys_updates_the_accounts_and_keeps_their_pools(sett
     again = bootstrap(local_nodes=1, local_slots=1).account
     assert again.pk == first.pk and Account.objects.get(pk=first.pk).primary_key == KEY_B
     assert Pool.objects.filter(account=again).count() == 1
+
+
+def test_a_key_regenerated_since_the_last_start_stays_regenerated_until_the_configuration_changes(
+        settings, data_dir):
+    settings.BATCHSITE_ACCOUNTS = [AccountKeys("main", KEY_A, KEY_B)]
+    account = bootstrap(local_nodes=0, local_slots=1).account
+    regenerated = regenerate_account_key(account, key_name="Primary")
+    bootstrap(local_nodes=0, local_slots=1)  # a restart with the same configuration
+    assert (Account.objects.get(pk=account.pk).primary_key, Account.objects.get(pk=account.pk).secondary_key) == (
+        regenerated, KEY_B)
+    settings.BATCHSITE_ACCOUNTS = [AccountKeys("main", KEY_B, KEY_A)]  # the operator configures new keys
+    bootstrap(local_nodes=0, local_slots=1)
+    account.refresh_from_db()
+    assert (account.primary_key, account.secondary_key) == (KEY_B, KEY_A)
 
 
 def test_a_first_start_makes_an_administrator_with_a_private_random_password(data_dir):
