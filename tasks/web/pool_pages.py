@@ -204,7 +204,10 @@ def _progress(pool: Pool, states: dict[str, int], dedicated: int, low_priority: 
 def pool_buttons(access: Access, pool: Pool) -> list[Button]:
     """The pool's action buttons, each disabled with its rule's refusal. Stop resize shows
     only while there is a resize to stop and Disable autoscale only on an autoscaled pool
-    (on any other pool Batch lets them change nothing)."""
+    (on any other pool Batch lets them change nothing). A viewer gets none: the page says
+    why once, and a POST of theirs is refused (403) whatever the rules say."""
+    if not access.can_act:
+        return []
     refusals = pool_refusals(pool)
     args = [access.account.name, pool.pool_id]
     buttons = []
@@ -327,7 +330,9 @@ def _task_of(directory: str) -> tuple[str, str] | None:
 def node_buttons(access: Access, node: ComputeNode) -> list[Button]:
     """The node's action buttons, each disabled with its rule's refusal. Of Disable and
     Enable scheduling only the one that can change something shows (the other's rule would
-    only say the node is in that state already)."""
+    only say the node is in that state already). A viewer gets none, as on the pool page."""
+    if not access.can_act:
+        return []
     refusals = node_refusals(node)
     args = [access.account.name, node.pool.pool_id, node.node_id]
     hidden = "enable-scheduling" if node.scheduling_enabled else "disable-scheduling"

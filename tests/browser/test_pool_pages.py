@@ -102,18 +102,15 @@ def test_operator_resizes_a_pool_watches_its_nodes_come_then_reboots_one(site, r
     assert violations_of(page) == []
 
 
-def test_viewer_sees_every_pool_and_node_action_disabled_with_its_reason(site, new_page):
+def test_viewer_sees_no_pool_or_node_action_and_is_told_why(site, new_page):
     pool = Pool.objects.get(pool_id="local")
     page = new_page("victor")
-    for path, region in (("/web/demo/pools/local/", "#pool-actions"),
-                         (f"/web/demo/pools/local/nodes/{pool.nodes.first().node_id}/", "#node-actions")):
+    for path, region in (("/web/demo/pools/local/", "pool"),
+                         (f"/web/demo/pools/local/nodes/{pool.nodes.first().node_id}/", "node")):
         page.goto(path)
-        buttons = page.locator(f"{region} button")
-        assert buttons.count() >= 4 and all(buttons.nth(i).is_disabled() for i in range(buttons.count()))
-        assert page.locator(f"{region} a, {region} form").count() == 0
-        reasons = page.locator(f"{region} .reason").all_inner_texts()
-        assert set(reasons) == {"Your role on this account is viewer: only operators can act."}
-        shot(page, f"55-viewer{region.replace('#', '-')}")
+        assert page.locator(f"#{region}-actions button, #{region}-actions a, #{region}-actions form").count() == 0
+        assert "only its operators can act" in page.inner_text(f"#{region}-viewer")
+        shot(page, f"55-viewer-{region}")
 
 
 def test_operator_evaluates_a_formula_then_enables_autoscale(site, new_page):
