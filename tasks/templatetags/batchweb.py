@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 from django import template
+from django.utils import timezone
 
 register = template.Library()
 
@@ -85,3 +86,15 @@ def wire_time(value):
         return parse_datetime(value) or value
     except ValueError:
         return value
+
+
+@register.filter
+def ago(value, empty: str = "—") -> str:
+    """How long ago a time was, in whole seconds under a minute and as `duration` writes it
+    after: "just now", "12 s ago", "3m 05s ago"."""
+    if value is None:
+        return empty
+    seconds = (timezone.now() - value).total_seconds()
+    if seconds < 1:
+        return "just now"
+    return f"{int(seconds)} s ago" if seconds < 60 else f"{duration(timedelta(seconds=seconds))} ago"

@@ -1,5 +1,6 @@
 """Reading a task's files for the dashboard: the output tail (also the preview of any other
-file), the file list, downloads; and a node's, for its start task's output.
+file), the file list, downloads; and a node's: its start task's output and the files under its
+root.
 
 Files come through the task-file storage (tasks.node.storage, Django's storage API), the
 same one the Batch task-files API reads, so the dashboard works wherever the nodes publish
@@ -107,6 +108,13 @@ def _tail(handle: File | None, name: str, max_bytes: int) -> Tail:
     if b"\x00" in data:
         return Tail(name, "", size, True, truncated, binary=True)
     return Tail(name, data.decode("utf-8", errors="replace"), size, True, truncated)
+
+
+def node_listing(node: ComputeNode) -> Listing:
+    """The files under a node's root (startup/, shared/, workitems/; links and FIFOs as what
+    they are, never followed), at most MAX_LISTED, depth first by name, as `listing` lists
+    a task's."""
+    return TaskFiles.of_node(node).list(recursive=True, directories=False, limit=MAX_LISTED)
 
 
 def listing(task: Task) -> Listing:

@@ -246,6 +246,9 @@ SPEC_LABELS = [
     ("userIdentity", "User identity"), ("affinityInfo", "Affinity"),
     ("applicationPackageReferences", "Application packages"),
 ]
+# Of those, the ones stored only so that they round-trip (README, "Not supported"): nothing
+# downloads resource files, uploads output files or starts a container.
+SPEC_STORED_ONLY = {"resourceFiles", "outputFiles", "containerSettings"}
 
 
 @dataclass
@@ -269,6 +272,7 @@ def task_context(access: Access, task: Task) -> dict:
         "instances": instance_rows(task, subtasks), "files": files.listing(task),
         "live": not task.is_completed, "run_time": run_time(task),
         "env": task.spec.get("environmentSettings") or [], "spec_labels": SPEC_LABELS,
+        "spec_stored_only": SPEC_STORED_ONLY,
         "output_files": files.OUTPUT_FILES, "tail": lambda: files.tail(task, files.OUTPUT_FILES[0]),
     }
 

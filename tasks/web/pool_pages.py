@@ -12,9 +12,12 @@ from django.urls import reverse
 
 from tasks.api.render_pools import start_task_json, without_secrets
 from tasks.models import Attempt, ComputeNode, Job, Pool
-from tasks.node.layout import STARTUP_DIR, STDERR, STDOUT
+from tasks.node import AGENT_VERSION
+from tasks.node.layout import STARTUP_DIR, STDERR, STDOUT, WORKITEMS_DIR
+from tasks.node.storage import FileInfo
 from tasks.operations.pool_actions import NODE_ACTIONS, node_refusals, pool_refusals
 from tasks.operations.pool_nodes import current_nodes
+from tasks.operations.pool_specs import DEFAULT_RESIZE_TIMEOUT
 
 from . import files
 from .access import Access
@@ -31,6 +34,8 @@ NODE_STATE_ORDER = [State.CREATING, State.STARTING, State.WAITINGFORSTARTTASK, S
 # States a node leaves by itself (its agent or the reconciler moves it on).
 MOVING_NODE_STATES = {State.CREATING, State.STARTING, State.WAITINGFORSTARTTASK, State.RUNNING, State.REBOOTING,
                       State.REIMAGING, State.LEAVINGPOOL}
+READY_STATES = (State.IDLE, State.RUNNING)
+COMING_STATES = (State.CREATING, State.STARTING, State.WAITINGFORSTARTTASK, State.REBOOTING, State.REIMAGING)
 
 OPTION_HELP = {
     "requeue": "Running tasks are stopped now and go back to the queue; they run again on another node.",
@@ -52,6 +57,31 @@ POOL_ACTION_LABELS = {
 }
 # Pool actions that open a form (or a confirmation) first; the others post at once.
 POOL_FORMS = {"resize", "enable-autoscale", "evaluate-autoscale", "delete"}
+
+# Pool properties batchsite stores only so that they round-trip (README, "What a pool can ask
+# for"): returned as sent, acted upon by nothing. The pool page marks each one it has.
+STORED_ONLY = [
+    ("virtualMachineConfiguration", "VM configuration",
+     "Image, node agent SKU, containers, disks, extensions: a node is whatever host its provider gives it."),
+    ("networkConfiguration", "Network", "Endpoints, public IPs and firewall rules are not set up."),
+    ("mountConfiguration", "Mounts", "No file system is mounted on the nodes."),
+    ("userAccounts", "User accounts", "No account is made: tasks run as the user the node's agent runs as."),
+    ("upgradePolicy", "Upgrade policy", "Nodes are never upgraded."),
+    ("resourceTags", "Resource tags", "No Azure resource carries them."),
+    ("targetNodeCommunicationMode", "Node communication mode", "Nodes reach batchsite one way only."),
+]
+# Start task properties stored the same way.
+START_TASK_STORED_ONLY = [
+    ("resourceFiles", "Resource files", "Nothing is downloaded before the start task runs."),
+    ("containerSettings", "Container", "The start task runs on the node itself, not in a container."),
+]
+
+
+def stored_only(spec: dict, properties: list[tuple[str, str, str]]) -> list[dict]:
+    """The round-trip-only properties `spec` holds (not empty), each with its label, what
+    batchsite does not do with it, and its value as sent."""
+    return [{"name": name, "label": label, "why": why, "value": spec[name]}
+            for name, label, why in properties if spec.get(name) not in (None, "", [], {})]
 
 
 @dataclass
@@ -120,9 +150,10 @@ def pool_rows(accounts) -> dict:
 # --- a pool ----------------------------------------------------------------------------------
 
 
-def pool_context(access: Access, pool: Pool) -> dict:
+def pool_context(access: Access, pool: Pool, *, node_state: str = "") -> dict:
     """Everything a pool's page shows: its nodes (one query) with what runs on them (one),
-    its current node counts (one), the jobs that use it (one)."""
+    its current node counts (one), the jobs that use it (one). With `node_state` the node
+    table lists only the nodes in that state; every count is still of them all."""
     nodes = list(ComputeNode.objects.filter(pool=pool).order_by("node_id")[:NODE_LIMIT + 1])
     more_nodes, nodes = len(nodes) > NODE_LIMIT, nodes[:NODE_LIMIT]
     running = running_by_node(Attempt.objects.filter(node__in=nodes, outcome=Attempt.Outcome.RUNNING))
@@ -139,20 +170,44 @@ def pool_context(access: Access, pool: Pool) -> dict:
     live = pool_is_live(pool, states, moving=sum(node_is_moving(n) for n in nodes), waiting=waiting)
     spec = without_secrets(pool.spec)
     return {
+        **_progress(pool, states, dedicated, low_priority),
         "access": access, "account": access.account, "pool": pool, "nodes": nodes, "more_nodes": more_nodes,
+        "node_filter": node_state, "listed": [n for n in nodes if n.state == node_state] if node_state else nodes,
         "current_dedicated": dedicated, "current_low_priority": low_priority, "jobs": jobs,
         "state_counts": [(s.value, states[s]) for s in NODE_STATE_ORDER if states.get(s)],
         "buttons": pool_buttons(access, pool), "live": live, "spec": spec,
         "start_task": start_task_json(spec.get("startTask")),
+        "stored_only": stored_only(spec, STORED_ONLY),
+        "start_task_stored_only": stored_only(spec.get("startTask") or {}, START_TASK_STORED_ONLY),
         "slots_used": sum(n.slots_used for n in nodes), "slots": sum(n.slots for n in nodes),
         "run_results": autoscale_results(pool.auto_scale_run),
+    }
+
+
+def _progress(pool: Pool, states: dict[str, int], dedicated: int, low_priority: int) -> dict:
+    """How far the pool is from its targets: nodes ready to work (idle or running), nodes on
+    their way (being made, starting, running the start task, restarting), when the current
+    resize times out, and how many nodes a steady pool is short of its targets."""
+    deadline = None
+    if pool.allocation_state == Pool.AllocationState.RESIZING and pool.allocation_state_transition_time:
+        deadline = pool.allocation_state_transition_time + (pool.resize_timeout or DEFAULT_RESIZE_TIMEOUT)
+    steady = pool.allocation_state == Pool.AllocationState.STEADY
+    return {
+        "ready": sum(states.get(s, 0) for s in READY_STATES),
+        "coming": sum(states.get(s, 0) for s in COMING_STATES),
+        "resize_deadline": deadline,
+        "short_dedicated": max(0, pool.target_dedicated_nodes - dedicated) if steady else 0,
+        "short_low_priority": max(0, pool.target_low_priority_nodes - low_priority) if steady else 0,
     }
 
 
 def pool_buttons(access: Access, pool: Pool) -> list[Button]:
     """The pool's action buttons, each disabled with its rule's refusal. Stop resize shows
     only while there is a resize to stop and Disable autoscale only on an autoscaled pool
-    (on any other pool Batch lets them change nothing)."""
+    (on any other pool Batch lets them change nothing). A viewer gets none: the page says
+    why once, and a POST of theirs is refused (403) whatever the rules say."""
+    if not access.can_act:
+        return []
     refusals = pool_refusals(pool)
     args = [access.account.name, pool.pool_id]
     buttons = []
@@ -219,33 +274,86 @@ def node_context(access: Access, node: ComputeNode) -> dict:
         **node_output_context(access, node), "running": running, "recent": recent,
         "slots_used": sum(a.slots for a in running), "live": live, "buttons": node_buttons(access, node),
         "start_task": start_task_json(without_secrets(pool.spec).get("startTask")),
-        "start_info": node.start_task_info or {}, "order": order_text(node),
+        "start_info": node.start_task_info or {}, "order": order_text(node), "agent_version": AGENT_VERSION,
         "tail": lambda: files.node_tail(node, START_TASK_FILES[0]),
     }
 
 
-def node_output_context(access: Access, node: ComputeNode) -> dict:
-    """What the start task's output panel needs besides the tail (no query): it follows the
-    output while the start task runs."""
-    info = node.start_task_info or {}
-    following = info.get("state") == "running" or node.state in (State.STARTING, State.WAITINGFORSTARTTASK)
+def node_output_context(access: Access, node: ComputeNode, name: str = START_TASK_FILES[0]) -> dict:
+    """What the output panel of one of the node's files needs besides the tail (no query): it
+    follows the start task's output while the start task runs, and any other file while
+    tasks run on the node."""
+    if name in START_TASK_FILES:
+        info = node.start_task_info or {}
+        following = info.get("state") == "running" or node.state in (State.STARTING, State.WAITINGFORSTARTTASK)
+    else:
+        following = node.state == State.RUNNING
     return {"access": access, "account": access.account, "pool": node.pool, "node": node,
             "start_files": START_TASK_FILES, "output_live": following}
 
 
+@dataclass
+class NodeDirectory:
+    """The files listed in one directory under a node's root, named relative to it."""
+
+    name: str  # "" for the root itself
+    task: tuple[str, str] | None  # (job id, task id) when it is (in) a task's directory
+    files: list[tuple[str, FileInfo]]  # (name within the directory, entry)
+    anchor: str = ""  # the top directory (startup, shared, workitems) when it is the first listed in it
+
+
+def node_files_context(access: Access, node: ComputeNode) -> dict:
+    """The node's files page: what is under its root (read from the task-file storage, no
+    query), by directory, each task's directory naming its task."""
+    listing = files.node_listing(node)
+    directories: dict[str, NodeDirectory] = {}
+    for info in listing:
+        parent, _, base = info.name.rpartition("/")
+        if parent not in directories:
+            top = parent.split("/", 1)[0]
+            first = bool(top) and all(d.name.split("/", 1)[0] != top for d in directories.values())
+            directories[parent] = NodeDirectory(parent, _task_of(parent), [], top if first else "")
+        directories[parent].files.append((base, info))
+    return {"access": access, "account": access.account, "pool": node.pool, "node": node,
+            "directories": list(directories.values()), "file_count": len(listing), "more": listing.more,
+            "tops": list(dict.fromkeys(d.name.split("/", 1)[0] for d in directories.values() if d.name))}
+
+
+def _task_of(directory: str) -> tuple[str, str] | None:
+    """workitems/<job>/job-1/<task> and what is below it name the task (tasks.node.layout)."""
+    parts = directory.split("/")
+    if len(parts) >= 4 and parts[0] == WORKITEMS_DIR and parts[2] == "job-1":
+        return parts[1], parts[3]
+    return None
+
+
 def node_buttons(access: Access, node: ComputeNode) -> list[Button]:
+    """The node's action buttons, each disabled with its rule's refusal. Of Disable and
+    Enable scheduling only the one that can change something shows (the other's rule would
+    only say the node is in that state already). A viewer gets none, as on the pool page."""
+    if not access.can_act:
+        return []
     refusals = node_refusals(node)
     args = [access.account.name, node.pool.pool_id, node.node_id]
+    hidden = "enable-scheduling" if node.scheduling_enabled else "disable-scheduling"
     return [Button(name, NODE_ACTION_TEXT[name][0], reverse(f"web:node-{name}", args=args),
                    access.refusal(refusals[name]), name in CONFIRMED_NODE_ACTIONS,
                    name in ("reimage", "remove"))
-            for name in NODE_ACTIONS]
+            for name in NODE_ACTIONS if name != hidden]
+
+
+def node_button(access: Access, node: ComputeNode, action: str) -> Button:
+    """One action's button, shown on the page or not (its confirmation needs it)."""
+    refusal = access.refusal(node_refusals(node)[action])
+    url = reverse(f"web:node-{action}", args=[access.account.name, node.pool.pool_id, node.node_id])
+    return Button(action, NODE_ACTION_TEXT[action][0], url, refusal, action in CONFIRMED_NODE_ACTIONS,
+                  action in ("reimage", "remove"))
 
 
 def node_action_context(access: Access, node: ComputeNode, action: str) -> dict:
     """A node action's confirmation: what it does, its options and why it may be refused."""
     label, text = NODE_ACTION_TEXT[action]
-    button = next(b for b in node_buttons(access, node) if b.action == action)
+    button = node_button(access, node, action)
     options = [(o, OPTION_HELP[o]) for o in NODE_ACTIONS[action].options]
     return {**node_context(access, node), "action": action, "label": label, "text": text, "button": button,
             "options": options}

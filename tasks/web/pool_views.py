@@ -21,6 +21,8 @@ from django_htmx.http import reswap, retarget
 from tasks import queries
 from tasks.errors import BatchError
 from tasks.file_responses import file_bytes
+from tasks.models import ComputeNode
+from tasks.node.storage import clean_name
 from tasks.operations import pools as pool_ops
 from tasks.operations.audit import actor_name
 from tasks.operations.pool_actions import NODE_ACTIONS, act_on_node, act_on_pool
@@ -62,7 +64,8 @@ def pool_detail(request, account, pool_id):
     except BatchError:
         return _pool_gone(request, access, pool_id)
     pool.account = access.account
-    context = pool_pages.pool_context(access, pool)
+    state = request.GET.get("state", "")
+    context = pool_pages.pool_context(access, pool, node_state=state if state in ComputeNode.State.values else "")
     return fragment_or_page(request, "tasks/pool_detail.html", "tasks/_pool_live.html", context,
                             live=context["live"])
 
@@ -261,14 +264,23 @@ def _after_node_action(request, access, node, error, success: str):
 @require_GET
 @htmx_aware
 def node_output(request, account, pool_id, node_id):
-    """The start task's stdout or stderr tail, following while the start task runs."""
+    """The tail of a file under the node's root as escaped text (the start task's stdout by
+    default), following while it can grow."""
     access, node = node_access(request.user, account, pool_id, node_id)
-    name = request.GET.get("file") or pool_pages.START_TASK_FILES[0]
-    if name not in pool_pages.START_TASK_FILES:
-        raise Http404("Not a start task output file.")
-    context = {**pool_pages.node_output_context(access, node), "tail": files.node_tail(node, name)}
+    name = clean_name(request.GET.get("file") or pool_pages.START_TASK_FILES[0])
+    if name is None:
+        raise Http404("Not a file name under the node's root.")
+    context = {**pool_pages.node_output_context(access, node, name), "tail": files.node_tail(node, name)}
     return fragment_or_page(request, "tasks/node_output.html", "tasks/_node_output.html", context,
                             live=context["output_live"])
+
+
+@login_required
+@require_GET
+def node_files(request, account, pool_id, node_id):
+    """The files under the node's root: startup/, shared/ and the task directories."""
+    access, node = node_access(request.user, account, pool_id, node_id)
+    return render(request, "tasks/node_files.html", pool_pages.node_files_context(access, node))
 
 
 @login_required

@@ -29,6 +29,7 @@ urlpatterns = [
     path(_pool + "delete/", pool_views.pool_action, {"action": "delete"}, name="pool-delete"),
     path(_node, pool_views.node_detail, name="node"),
     path(_node + "output/", pool_views.node_output, name="node-output"),
+    path(_node + "files/", pool_views.node_files, name="node-files"),
     path(_node + "files/<path:name>", pool_views.node_file, name="node-file"),
     *[path(_node + f"{action}/", pool_views.node_action, {"action": action}, name=f"node-{action}")
       for action in NODE_ACTIONS],

@@ -29,7 +29,8 @@ from tests.factories import (
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "screenshots"
+# Where shot() saves: screenshots/ (git-ignored), or BATCHSITE_SCREENSHOTS.
+SHOTS = Path(os.environ.get("BATCHSITE_SCREENSHOTS") or ROOT / "screenshots")
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -83,8 +84,8 @@ def new_page(chromium, live_server):
 
 
 def shot(page, name: str) -> None:
-    """Save a full-page screenshot as screenshots/<name>.png (git-ignored)."""
-    SHOTS.mkdir(exist_ok=True)
+    """Save a full-page screenshot as <SHOTS>/<name>.png."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 

@@ -15,7 +15,7 @@ def test_operators_read_every_action_newest_first(op, operator, job):
     op.post(task_url("task-reactivate", failed))
     op.post(task_url("task-reactivate", done))
     body = op.get(reverse("web:audit")).content.decode()
-    assert body.index("refused TaskSucceeded") < body.index(failed.task_id + "</td>")
+    assert body.index("refused TaskSucceeded") < body.index(failed.task_id + "</a></td>")
     assert operator.username in body
 
 
@@ -33,3 +33,15 @@ def test_costs_a_fixed_number_of_queries(op, job, django_assert_num_queries):
     # session, user, records (accounts joined)
     with django_assert_num_queries(3):
         op.get(reverse("web:audit"))
+
+
+def test_each_record_links_the_pool_nodes_job_and_tasks_it_acted_on(op, job):
+    account = job.account.name
+    record_action(job.account, user=None, actor="olive", action="node-reboot",
+                  scope={"pool": "farm", "nodes": ["n1"], "option": "requeue"}, outcome={})
+    record_action(job.account, user=None, actor="olive", action="terminate",
+                  scope={"job": job.job_id, "tasks": ["t1"]}, outcome={})
+    body = op.get(reverse("web:audit")).content.decode()
+    assert f'<a href="{reverse("web:pool", args=[account, "farm"])}">farm</a>' in body
+    assert f'<a href="{reverse("web:node", args=[account, "farm", "n1"])}">n1</a>' in body
+    assert f'<a href="{reverse("web:task", args=[account, job.job_id, "t1"])}">t1</a>' in body

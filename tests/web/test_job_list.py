@@ -49,3 +49,10 @@ def test_completed_tab_lists_only_completed_jobs(op, account):
     JobFactory(account=account, job_id="busy-job")
     body = op.get(reverse("web:jobs") + "?tab=completed").content.decode()
     assert "done-job" in body and "busy-job" not in body
+
+
+def test_links_each_jobs_pool(op, account):
+    JobFactory(account=account, job_id="on-farm", pool_id="farm")
+    body = op.get(reverse("web:jobs")).content.decode()
+    row = body.split('data-job="on-farm"')[1].split("</tr>")[0]
+    assert f'<a href="{reverse("web:pool", args=[account.name, "farm"])}">farm</a>' in row

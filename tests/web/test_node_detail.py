@@ -123,3 +123,65 @@ def test_costs_a_fixed_number_of_queries(op, node, job, django_assert_num_querie
         op.get(url(node))
     with django_assert_num_queries(8):
         op.get(url(node), headers=HTMX)
+
+
+@pytest.fixture
+def node_files(node, nodes_dir):
+    """Beside the start task's output: a shared file, a task's directory and a link out."""
+    root = nodes_dir / node.pool.account.name / "farm" / "n1"
+    (root / "shared").mkdir()
+    (root / "shared" / "model.bin").write_bytes(b"\x00\x01" * 100)
+    task_dir = root / "workitems" / "render" / "job-1" / "frame-7"
+    (task_dir / "wd").mkdir(parents=True)
+    (task_dir / "stdout.txt").write_bytes(b"<img src=x onerror=alert(1)> frame 7\n")
+    (root / "shared" / "passwd").symlink_to("/etc/passwd")
+    return root
+
+
+def test_the_files_page_lists_every_file_under_the_root_by_directory_with_its_task(op, node, node_files):
+    body = op.get(url(node, "node-files")).content.decode()
+    table = body.split('id="node-files-table"')[1].split("</table>")[0]
+    names = [part.split('"')[0] for part in table.split('data-file="')[1:]]
+    assert names == ["shared/model.bin", "shared/passwd", "startup/stderr.txt", "startup/stdout.txt",
+                     "workitems/render/job-1/frame-7/stdout.txt"]
+    directories = [part.split('"')[0] for part in table.split('data-directory="')[1:]]
+    assert directories == ["shared", "startup", "workitems/render/job-1/frame-7"]
+    task_dir = table.split('data-directory="workitems/render/job-1/frame-7"')[1].split("</tbody>")[0]
+    assert reverse("web:task", args=[node.pool.account.name, "render", "frame-7"]) in task_dir
+    assert 'id="dir-workitems"' in task_dir and "task <a" in task_dir
+    row = task_dir.split('data-file="workitems/render/job-1/frame-7/stdout.txt"')[1].split("</tr>")[0]
+    assert ">stdout.txt</a>" in row and url(node, "node-file", "workitems/render/job-1/frame-7/stdout.txt") in row
+    assert "task <a" not in table.split('data-directory="shared"')[1].split("</tbody>")[0]
+    link = table.split('data-file="shared/passwd"')[1].split("</tr>")[0]
+    assert "symbolic link" in link and "Download" not in link and "href" not in link
+
+
+def test_any_file_under_the_root_opens_as_escaped_text_and_a_link_is_never_followed(op, node, node_files):
+    body = op.get(url(node, "node-output") + "?file=workitems/render/job-1/frame-7/stdout.txt").content.decode()
+    text = body.split('id="node-output-text">')[1].split("</pre>")[0]
+    assert "&lt;img src=x onerror=alert(1)&gt; frame 7" in text and "<img" not in text
+    body = op.get(url(node, "node-output") + "?file=shared/passwd").content.decode()
+    assert "root:" not in body and "No file shared/passwd on this node" in body
+    assert op.get(url(node, "node-file", "shared/passwd")).status_code == 404
+    assert "binary file" in op.get(url(node, "node-output") + "?file=shared/model.bin").content.decode()
+
+
+def test_a_node_without_files_says_so(op, account, nodes_dir):
+    node = ComputeNodeFactory(pool=PoolFactory(account=account, pool_id="plain"), node_id="n0")
+    assert "No files: the node has run neither" in op.get(url(node, "node-files")).content.decode()
+
+
+def test_the_files_of_a_node_of_another_account_are_not_found(stranger, node, node_files):
+    assert stranger.get(url(node, "node-files")).status_code == 404
+    assert stranger.get(url(node, "node-output") + "?file=shared/model.bin").status_code == 404
+
+
+def test_the_files_page_costs_a_fixed_number_of_queries(op, node, node_files, django_assert_num_queries):
+    # session, user, membership, pool, node; the files come from the storage
+    with django_assert_num_queries(5):
+        op.get(url(node, "node-files"))
+
+
+def test_a_failed_start_task_says_how_to_run_it_again(op, node):
+    hint = op.get(url(node)).content.decode().split('id="start-task-hint">')[1].split("</div>")[0]
+    assert "takes no task until its start task succeeds" in hint and "reboot or reimage" in hint

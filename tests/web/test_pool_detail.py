@@ -2,8 +2,11 @@
 autoscale formula and its last evaluation, the nodes with their states and what runs on
 them, the jobs on the pool; live while the pool can change by itself."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from tasks.models import Job
 from tests.factories import AttemptFactory, ComputeNodeFactory, JobFactory, PoolFactory, TaskFactory
@@ -69,6 +72,31 @@ def test_a_pools_secrets_are_never_shown(op, pool):
     assert "hunter2-secret" not in body and "&quot;name&quot;: &quot;ops&quot;" in body
 
 
+def test_marks_each_property_stored_only_to_round_trip(op, account):
+    pool = PoolFactory(account=account, pool_id="vm", spec={
+        "virtualMachineConfiguration": {"imageReference": {"publisher": "canonical", "offer": "ubuntu", "sku": "22_04"},
+                                        "nodeAgentSKUId": "batch.node.ubuntu 22.04"},
+        "networkConfiguration": {"endpointConfiguration": {"inboundNATPools": []}},
+        "mountConfiguration": [{"nfsMountConfiguration": {"source": "nfs://x", "relativeMountPath": "data"}}],
+        "userAccounts": [{"name": "ops", "password": "hunter2-secret"}], "upgradePolicy": {"mode": "manual"},
+        "taskSchedulingPolicy": {"nodeFillType": "pack"}, "metadata": [{"name": "team", "value": "render"}],
+        "startTask": {"commandLine": "/bin/true", "resourceFiles": [{"httpUrl": "https://x/setup.sh"}]}})
+    body = op.get(pool_url(pool)).content.decode()
+    marked = [part.split('"')[0] for part in body.split('data-stored-only="')[1:]]
+    assert marked == ["startTask.resourceFiles", "virtualMachineConfiguration", "networkConfiguration",
+                      "mountConfiguration", "userAccounts", "upgradePolicy"]
+    for name in marked:
+        assert 'class="badge stored-only">stored only<' in body.split(f'data-stored-only="{name}"')[1][:60]
+    assert "canonical ubuntu 22_04" in body and "hunter2-secret" not in body
+    # What batchsite acts on is not marked.
+    assert "pack" in body.split('id="pool-configuration"')[1] and 'data-stored-only="taskSchedulingPolicy"' not in body
+
+
+def test_a_pool_with_nothing_stored_only_has_no_such_list(op, account):
+    body = op.get(pool_url(PoolFactory(account=account, pool_id="bare", spec={}))).content.decode()
+    assert 'id="pool-stored-only"' not in body and "data-stored-only" not in body
+
+
 def test_what_a_pool_spec_holds_is_escaped(op, account):
     pool = PoolFactory(account=account, pool_id="x", spec={"displayName": "<script>alert(1)</script>",
                                                             "startTask": {"commandLine": "<img src=x onerror=1>"}})
@@ -129,3 +157,36 @@ def test_costs_a_fixed_number_of_queries(op, pool, job, django_assert_num_querie
         op.get(pool_url(pool))
     with django_assert_num_queries(8):
         op.get(pool_url(pool), headers=HTMX)
+
+
+def test_the_node_table_shows_one_state_when_asked_and_its_poll_keeps_asking(op, pool):
+    body = op.get(pool_url(pool) + "?state=creating").content.decode()
+    table = body.split('id="node-table"')[1].split("</table>")[0]
+    assert 'data-node="n-new"' in table and 'data-node="n-busy"' not in table
+    assert 'class="chip node-creating current"' in body and "Show all 2" in body
+    assert f'hx-get="{pool_url(pool)}?state=creating"' in body
+    assert 'data-count="dedicated"><b>2 ' in body  # the counts are of every node still
+    none = op.get(pool_url(pool) + "?state=idle").content.decode()
+    assert "No node is idle now." in none
+    every = op.get(pool_url(pool) + "?state=<script>").content.decode()
+    assert 'data-node="n-new"' in every and 'data-node="n-busy"' in every and "<script>" not in every
+
+
+def test_says_how_many_nodes_are_ready_and_when_the_resize_gives_up(op, pool):
+    pool.allocation_state_transition_time = timezone.now().replace(hour=9, minute=0, second=0)
+    pool.resize_timeout = timedelta(minutes=10)
+    pool.save()
+    body = op.get(pool_url(pool)).content.decode()
+    assert "<b>1</b> ready (idle or running) · <b>1</b> on the way" in body
+    assert "gives up at 09:10:00" in body.split('id="pool-resize-deadline"')[1][:40]
+    assert 'id="pool-short"' not in body and "of this resize so far" in body
+
+
+def test_a_steady_pool_short_of_its_targets_says_by_how_much(op, pool):
+    pool.allocation_state = "steady"
+    pool.target_low_priority_nodes = 1
+    pool.save()
+    body = op.get(pool_url(pool)).content.decode()
+    short = body.split('id="pool-short"')[1].split("</p>")[0]
+    assert "short of the targets by 1 dedicated and 1 low-priority nodes (see the errors below)" in short
+    assert 'id="pool-resize-deadline"' not in body and "of this resize so far" not in body

@@ -38,8 +38,10 @@ def test_shows_current_against_target_nodes_and_the_nodes_by_state(op, account, 
     body = op.get(reverse("web:pools", args=[account.name])).content.decode()
     big = row(body, "big")
     assert 'data-count="dedicated">3 / 3<' in big and 'data-count="low-priority">1 / 1<' in big
-    assert "alloc-resizing" in big and '"chip node-idle">2 idle<' in big and '"chip node-running">1 running<' in big
-    assert '"chip node-creating">1 creating<' in big
+    here = reverse("web:pool", args=[account.name, "big"])
+    assert "alloc-resizing" in big and f'"chip node-idle" href="{here}?state=idle">2 idle<' in big
+    assert f'"chip node-running" href="{here}?state=running">1 running<' in big
+    assert f'"chip node-creating" href="{here}?state=creating">1 creating<' in big
     quiet = row(body, "quiet")
     assert "1 resize error" in quiet and "AllocationTimedout" in quiet and "no nodes" in quiet
 
@@ -106,3 +108,10 @@ def test_the_index_costs_a_fixed_number_of_queries(op, account, pools, django_as
     # session, user, pools (of the accounts the user sees), current nodes, nodes by state, jobs with work
     with django_assert_num_queries(6):
         op.get(reverse("web:pool-index"))
+
+
+def test_each_state_count_opens_the_pool_on_its_nodes_in_that_state(op, account, pools):
+    body = op.get(reverse("web:pools", args=[account.name])).content.decode()
+    pool = pools[0]
+    state = pool.nodes.first().state
+    assert f'href="{reverse("web:pool", args=[account.name, pool.pool_id])}?state={state}"' in body

@@ -5,6 +5,7 @@ enabled or disabled with the reason from the same can_* rule the API uses."""
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import (
@@ -96,3 +97,27 @@ def test_polls_a_running_task_and_stops_once_it_completes(op, job):
 
 def test_unknown_task_is_not_found(op, job):
     assert op.get(f"/web/{job.account.name}/jobs/{job.job_id}/tasks/nope/").status_code == 404
+
+
+def test_links_the_pool_and_the_node_of_each_run(op, job):
+    node = ComputeNodeFactory(pool=PoolFactory(account=job.account, pool_id=job.pool_id or "p1"), node_id="n-7")
+    job.pool_id = node.pool.pool_id
+    job.save()
+    task = TaskFactory(job=job, task_id="linked", succeeded=True, node=node, node_name="n-7", pool_id=job.pool_id)
+    AttemptFactory(task=task, node=node, outcome="succeeded")
+    body = op.get(task_url("task", task)).content.decode()
+    pool_url = reverse("web:pool", args=[job.account.name, job.pool_id])
+    node_url = reverse("web:node", args=[job.account.name, job.pool_id, "n-7"])
+    assert f'<a href="{pool_url}">' in body.split('id="task-pool"')[1].split("</dd>")[0]
+    assert node_url in body.split('id="task-attempts"')[1].split("</table>")[0]
+
+
+def test_marks_the_properties_stored_only_to_round_trip(op, job):
+    task = TaskFactory(job=job, task_id="files", spec={
+        "resourceFiles": [{"httpUrl": "https://x/in.txt", "filePath": "in.txt"}],
+        "outputFiles": [{"filePattern": "*.png", "destination": {}, "uploadOptions": {"uploadCondition": "tasksuccess"}}],
+        "dependsOn": {"taskIds": ["a"]}})
+    body = op.get(task_url("task", task)).content.decode()
+    marked = [part.split('"')[0] for part in body.split('data-stored-only="')[1:]]
+    assert marked == ["resourceFiles", "outputFiles"]
+    assert 'data-stored-only="dependsOn"' not in body and body.count('class="badge stored-only"') == 2
