@@ -6,7 +6,9 @@ A pytest plugin (tests/conftest.py): use the fixtures by name.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import threading
 import time
 
 import pytest
@@ -44,6 +46,29 @@ def local_provider(transactional_db):
 @pytest.fixture
 def reconciler(local_provider):
     return Reconciler(providers={"local": local_provider})
+
+
+@contextlib.contextmanager
+def in_background(reconciler: Reconciler, *, interval: float = 0.2):
+    """The reconciler looping in a thread while the block runs, as `manage.py reconcile`
+    does beside a live server."""
+    from django.db import connection
+
+    stop = threading.Event()
+
+    def loop():
+        try:
+            reconciler.run(interval=interval, should_stop=stop.is_set)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=loop, name="reconciler", daemon=True)
+    thread.start()
+    try:
+        yield reconciler
+    finally:
+        stop.set()
+        thread.join(30)
 
 
 def reconcile_until(reconciler: Reconciler, predicate, *, timeout: float = 30, message: str = "condition"):

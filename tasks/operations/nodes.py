@@ -543,17 +543,21 @@ def _order_restart(node: ComputeNode, action: str, state: str, option: str, prec
     return locked
 
 
-def can_disable_node_scheduling(node: ComputeNode) -> BatchError | None:
-    """Only a node whose scheduling is enabled (409 NodeAlreadyInTargetSchedulingState),
-    not one leaving the pool (409 NodeNotReady) nor of a pool being deleted (409
-    PoolBeingDeleted)."""
+def _can_set_scheduling(node: ComputeNode, *, enabled: bool) -> BatchError | None:
     if node.pool.state == Pool.State.DELETING:
         return BatchError.pool_being_deleted()
     if node.pending_action == Action.REMOVE or node.state == State.LEAVINGPOOL:
         return BatchError.node_not_ready()
-    if not node.scheduling_enabled:
+    if node.scheduling_enabled == enabled:
         return BatchError.node_already_in_scheduling_state()
     return None
+
+
+def can_disable_node_scheduling(node: ComputeNode) -> BatchError | None:
+    """Only a node whose scheduling is enabled (409 NodeAlreadyInTargetSchedulingState),
+    not one leaving the pool (409 NodeNotReady) nor of a pool being deleted (409
+    PoolBeingDeleted)."""
+    return _can_set_scheduling(node, enabled=False)
 
 
 def disable_node_scheduling(node: ComputeNode, *, option: str = REQUEUE,
@@ -584,13 +588,7 @@ def can_enable_node_scheduling(node: ComputeNode) -> BatchError | None:
     """Only a node whose scheduling is disabled (409 NodeAlreadyInTargetSchedulingState),
     not one leaving the pool (409 NodeNotReady) nor of a pool being deleted (409
     PoolBeingDeleted)."""
-    if node.pool.state == Pool.State.DELETING:
-        return BatchError.pool_being_deleted()
-    if node.pending_action == Action.REMOVE or node.state == State.LEAVINGPOOL:
-        return BatchError.node_not_ready()
-    if node.scheduling_enabled:
-        return BatchError.node_already_in_scheduling_state()
-    return None
+    return _can_set_scheduling(node, enabled=True)
 
 
 def enable_node_scheduling(node: ComputeNode, *, precondition: Precondition = None) -> ComputeNode:

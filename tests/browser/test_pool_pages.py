@@ -5,11 +5,9 @@ are looked at on a desktop and a phone, light and dark, under the site's CSP."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from tasks.models import ComputeNode, Pool
@@ -18,6 +16,7 @@ from tasks.operations.pools import add_pool
 from tests.browser.conftest import shot
 from tests.browser.test_file_safety import CSP_LOG, violations_of
 from tests.factories import AttemptFactory, ComputeNodeFactory, JobFactory, PoolFactory, TaskFactory
+from tests.local_nodes import in_background
 
 pytestmark = pytest.mark.browser
 
@@ -27,19 +26,8 @@ NODE_WAIT = 90_000  # ms: a new agent registers and runs its start task (slow on
 @pytest.fixture
 def reconciling(reconciler):
     """The reconciler running in the background, as `manage.py reconcile` does."""
-    stop = threading.Event()
-
-    def loop():
-        try:
-            reconciler.run(interval=0.2, should_stop=stop.is_set)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=loop, name="reconciler", daemon=True)
-    thread.start()
-    yield reconciler
-    stop.set()
-    thread.join(30)
+    with in_background(reconciler):
+        yield reconciler
 
 
 def node_count(page) -> int:

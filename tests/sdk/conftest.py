@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 
 from tests.factories import AccountFactory
+from tests.local_nodes import in_background
 
 ROOT = Path(__file__).resolve().parents[2]
 SDK14_PYTHON = ROOT / ".venv-sdk14" / "bin" / "python"
@@ -61,22 +61,8 @@ def reconciling(provider_reconciler):
     SDK call waits for a pool to reach its targets: its nodes are real agents of each
     provider in turn (tests/slurm.py `node_provider`: local processes, then Slurm jobs),
     so every test that uses it runs once per provider."""
-    reconciler = provider_reconciler
-    from django.db import connection
-
-    stop = threading.Event()
-
-    def loop():
-        try:
-            reconciler.run(interval=0.2, should_stop=stop.is_set)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=loop, name="reconciler", daemon=True)
-    thread.start()
-    yield reconciler
-    stop.set()
-    thread.join(30)
+    with in_background(provider_reconciler):
+        yield provider_reconciler
 
 
 def pytest_collection_modifyitems(config, items):
