@@ -137,7 +137,7 @@ def _get(url: str):
         e.close()
         code = {404: "BlobNotFound", 401: "BlobAccessDenied", 403: "BlobAccessDenied"}.get(e.code,
                                                                                          "BlobDownloadMiscError")
-        raise Failed(code, f"Downloading {_shown(url)} answered HTTP {e.code} {e.reason}.") from None
+        raise Failed(code, f"Downloading {_shown(url)} answered HTTP {e.code} {str(e.reason).rstrip('.')}.") from None
     except TimeoutError:
         raise Failed("BlobDownloadTimedOut", f"Downloading {_shown(url)} timed out.") from None
     except (urllib.error.URLError, OSError, ValueError) as e:
