@@ -4,7 +4,16 @@ every Batch operation takes."""
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 
-SUPPORTED_API_VERSIONS = ("2024-02-01.19.0", "2024-07-01.20.0", "2025-06-01")
+# Azure serves every api-version since 2017-09-01.6.0, and scripts pin old SDKs (Azure's
+# Python quickstart pins azure-batch 11.0.0: 2021-06-01.14.0). From 2020-09-01.12.0
+# (azure-batch 10.0.0; taskSlotsPerNode and requiredSlots replaced maxTasksPerNode) every
+# property those versions send is one 2024-02-01.19.0 has under the same name, and they read
+# its answers (their clients ignore what they do not know), so they are served as it is.
+# Earlier ones name things differently: refused.
+SUPPORTED_API_VERSIONS = (
+    "2020-09-01.12.0", "2021-06-01.14.0", "2022-01-01.15.0", "2022-10-01.16.0", "2023-05-01.17.0",
+    "2023-11-01.18.0", "2024-02-01.19.0", "2024-07-01.20.0", "2025-06-01",
+)
 
 
 class BatchAutoSchema(AutoSchema):

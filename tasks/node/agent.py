@@ -28,12 +28,15 @@ parent-death signal) or, for what they started in the background, when it restar
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import selectors
 import shutil
 import signal
 import socket
+import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -48,7 +51,7 @@ from tasks.operations import attempts as attempt_ops
 from tasks.operations import nodes as node_ops
 from tasks.operations.attempts import AttemptReport
 
-from . import layout, storage
+from . import layout, resource_files, storage
 from .process import (
     Child,
     LaunchError,
@@ -93,6 +96,8 @@ class Run:
     # started) stays reachable until the task ends.
     held: list[Child] = field(default_factory=list)
     killing: str = ""  # why the agent killed it: "cancel", "gone", "wallclock", "shutdown"
+    coordination_line: str = ""  # a multi-instance task's coordinationCommandLine
+    manifest: str = ""  # its resource files' manifest while they download (phase "download")
 
     @property
     def cwd(self) -> str:
@@ -113,6 +118,8 @@ class StartTask:
     retry: bool = False
     child: Child | None = None
     ended: tuple[int | None, str, str] | None = None  # exit code, failure code, failure message
+    downloading: bool = False  # the running child downloads its resource files
+    manifest: str = ""
 
     @property
     def cwd(self) -> str:
@@ -385,7 +392,8 @@ class NodeAgent:
         limit = task.max_wall_clock_time.total_seconds() if task.max_wall_clock_time else None
         run = Run(attempt_pk=attempt.pk, task_pk=task.pk, kind=kind, phase="run", slots=attempt.slots,
                   task_dir=attempt.task_dir, key=layout.storage_key(self.key, job.job_id, task.task_id),
-                  env={}, command_line=task.command_line, instances=task.number_of_instances, wall_limit=limit)
+                  env={}, command_line=task.command_line, instances=task.number_of_instances, wall_limit=limit,
+                  coordination_line=multi.get("coordinationCommandLine") or "")
         # The environment first: it may read the database, and if that fails the attempt
         # is not ours yet, so the next control pass gives it back (requeue) whole.
         run.env = environment(job_settings=job.spec.get("commonEnvironmentSettings"),
@@ -397,12 +405,26 @@ class NodeAgent:
         except OSError as e:
             self._launch_failed(run, LaunchError("CommandLaunchFailed", f"The task directory cannot be made: {e}."))
             return
-        if kind == "task":
+        # Batch downloads a multi-instance task's commonResourceFiles on every instance's
+        # node (into its shared directory, the task directory here), its resourceFiles on
+        # the primary's only.
+        files = [] if kind == "subtask" else [[run.cwd, f] for f in task.spec.get("resourceFiles") or []]
+        if kind != "task":
+            files = [[run.task_dir, f] for f in multi.get("commonResourceFiles") or []] + files
+        if files:
+            run.phase, run.manifest = "download", _write_manifest(files)
+            self._spawn(run, "", append=False, argv=_download_argv(run.manifest))
+            return
+        self._run_first_command(run)
+
+    def _run_first_command(self, run: Run) -> None:
+        if run.kind == "task":
+            run.phase = "run"
             self._spawn(run, run.command_line, append=False)
-        elif multi.get("coordinationCommandLine"):
+        elif run.coordination_line:
             run.phase = "coordination"
-            self._spawn(run, multi["coordinationCommandLine"], append=False)
-        elif kind == "primary":
+            self._spawn(run, run.coordination_line, append=False)
+        elif run.kind == "primary":
             run.phase = "waiting"
         else:
             # A subtask without a coordination command has nothing to run: it holds its
@@ -410,9 +432,9 @@ class NodeAgent:
             run.phase = "holding"
             self.reports.append(AttemptReport(run.attempt_pk, exit_code=0, end_time=_now()))
 
-    def _spawn(self, run: Run, command_line: str, *, append: bool) -> None:
+    def _spawn(self, run: Run, command_line: str, *, append: bool, argv: list[str] | None = None) -> None:
         try:
-            argv = command_argv(command_line, env=run.env, cwd=run.cwd)
+            argv = argv or command_argv(command_line, env=run.env, cwd=run.cwd)
             run.child = spawn(argv, env=run.env, cwd=run.cwd, stdout=f"{run.task_dir}/{layout.STDOUT}",
                               stderr=f"{run.task_dir}/{layout.STDERR}", append=append)
             if run.child.pidfd is not None:
@@ -497,8 +519,18 @@ class NodeAgent:
                 with contextlib.suppress(KeyError, ValueError):
                     self.selector.unregister(child.pidfd)
             code, _, _ = reap(child)
-            st.ended, st.phase = (code, "", ""), "ended"
-            self._publish_startup()
+            if st.downloading:
+                st.downloading = False
+                _remove_manifest(st)
+                if code == 0:
+                    self._spawn_start_task(st, command=True)
+                else:
+                    failure, message = resource_files.failure_of(code, f"{st.task_dir}/{layout.STDERR}")
+                    st.ended, st.phase = (None, failure, message), "ended"
+                    self._publish_startup()
+            else:
+                st.ended, st.phase = (code, "", ""), "ended"
+                self._publish_startup()
         if st.phase == "ended":
             code, failure_code, failure_message = st.ended
             retry = node_ops.start_task_ended(self.node, exit_code=code, failure_code=failure_code,
@@ -511,10 +543,17 @@ class NodeAgent:
                 st.phase = "done"
                 self._refresh_orders()
 
-    def _spawn_start_task(self, st: StartTask) -> None:
+    def _spawn_start_task(self, st: StartTask, *, command: bool = False) -> None:
+        """Start the start task: its resource files' download first, if it has any (then
+        `command` starts the command line once they are in place)."""
+        files = [] if command else [[st.cwd, f] for f in st.spec.get("resourceFiles") or []]
         try:
             os.makedirs(st.cwd, exist_ok=True)
-            argv = command_argv(st.spec.get("commandLine") or "", env=st.env, cwd=st.cwd)
+            if files:
+                st.manifest, st.downloading = _write_manifest(files), True
+                argv = _download_argv(st.manifest)
+            else:
+                argv = command_argv(st.spec.get("commandLine") or "", env=st.env, cwd=st.cwd)
             st.child = spawn(argv, env=st.env, cwd=st.cwd, stdout=f"{st.task_dir}/{layout.STDOUT}",
                              stderr=f"{st.task_dir}/{layout.STDERR}")
         except Exception as e:  # noqa: BLE001 - a start task that cannot start must end, not hold the node
@@ -575,6 +614,16 @@ class NodeAgent:
 
     def _exited(self, run: Run, child: Child) -> None:
         status = child.exited_status
+        if run.phase == "download":
+            code, _, _ = reap(child)
+            _remove_manifest(run)
+            if code == 0:
+                self._run_first_command(run)
+            else:
+                failure, message = resource_files.failure_of(code, f"{run.task_dir}/{layout.STDERR}")
+                self._end(run, AttemptReport(run.attempt_pk, failure_code=failure, failure_message=message,
+                                             end_time=_now()))
+            return
         coordination = run.phase == "coordination"
         if coordination and not run.killing and exit_code_of(status) == 0:
             # The coordination command succeeded: keep its group (services it started)
@@ -592,6 +641,7 @@ class NodeAgent:
 
     def _end(self, run: Run, report: AttemptReport | None) -> None:
         """The attempt is over here: release everything it holds and report it."""
+        _remove_manifest(run)
         for held in run.held:
             reap(held)
         run.held = []
@@ -774,6 +824,7 @@ class NodeAgent:
             signal_group(start_child, signal.SIGKILL)
             reap(start_child)
             self.start_task.child = None
+            _remove_manifest(self.start_task)
             self._publish_startup()
         if self.node is None:
             return
@@ -804,6 +855,26 @@ def _now():
     from django.utils import timezone
 
     return timezone.now()
+
+
+def _write_manifest(files: list) -> str:
+    """The resource files to download, in a file only the agent's user reads (their URLs
+    may carry SAS tokens): the download program removes it once read."""
+    fd, path = tempfile.mkstemp(prefix="batchsite-resource-files-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(files, f)
+    return path
+
+
+def _download_argv(manifest: str) -> list[str]:
+    return [sys.executable, "-I", resource_files.__file__, manifest]
+
+
+def _remove_manifest(run: Run | StartTask) -> None:
+    if run.manifest:
+        with contextlib.suppress(OSError):
+            os.unlink(run.manifest)
+        run.manifest = ""
 
 
 def _make_dirs(task_dir: str, cwd: str) -> None:

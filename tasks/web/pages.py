@@ -248,7 +248,7 @@ SPEC_LABELS = [
 ]
 # Of those, the ones stored only so that they round-trip (README, "Not supported"): nothing
 # downloads resource files, uploads output files or starts a container.
-SPEC_STORED_ONLY = {"resourceFiles", "outputFiles", "containerSettings"}
+SPEC_STORED_ONLY = {"outputFiles", "containerSettings"}
 
 
 @dataclass

@@ -72,7 +72,6 @@ STORED_ONLY = [
 ]
 # Start task properties stored the same way.
 START_TASK_STORED_ONLY = [
-    ("resourceFiles", "Resource files", "Nothing is downloaded before the start task runs."),
     ("containerSettings", "Container", "The start task runs on the node itself, not in a container."),
 ]
 

@@ -28,10 +28,10 @@ def devbatch(db):
     return AccountFactory(name="devbatch", primary_key=DEV_KEY)
 
 
-def replay(monkeypatch, name: str):
+def replay(monkeypatch, name: str, requests: dict = CAPTURED):
     """Send the captured request as gunicorn hands it to Django (RAW_URI included), with the
     server's clock at the request's ocp-date."""
-    captured = CAPTURED[name]
+    captured = requests[name]
     environ = dict(captured["environ"])
     sent: datetime = parsedate_to_datetime(environ["HTTP_OCP_DATE"])
     monkeypatch.setattr(auth, "timezone", SimpleNamespace(now=lambda: sent))

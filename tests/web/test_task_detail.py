@@ -119,5 +119,5 @@ def test_marks_the_properties_stored_only_to_round_trip(op, job):
         "dependsOn": {"taskIds": ["a"]}})
     body = op.get(task_url("task", task)).content.decode()
     marked = [part.split('"')[0] for part in body.split('data-stored-only="')[1:]]
-    assert marked == ["resourceFiles", "outputFiles"]
-    assert 'data-stored-only="dependsOn"' not in body and body.count('class="badge stored-only"') == 2
+    assert marked == ["outputFiles"]  # resource files are downloaded (tasks/node/resource_files.py)
+    assert 'data-stored-only="dependsOn"' not in body and body.count('class="badge stored-only"') == 1
