@@ -385,19 +385,19 @@ class NodeAgent:
                               task_settings=task.spec.get("environmentSettings"),
                               batch=self._batch_variables(attempt, run), base=self.base_env)
         self.runs[attempt.pk] = run
+        if kind == "task":
+            self._spawn(run, run.command_line, append=False)  # which makes the directories
+            return
+        if multi.get("coordinationCommandLine"):
+            run.phase = "coordination"
+            self._spawn(run, multi["coordinationCommandLine"], append=False)
+            return
         try:
-            # A link an earlier task left in the place of the job's directory (or any
-            # other) is replaced by a real directory, never written through.
-            disk.make_dirs(self.nodes, f"{run.key}/{layout.WORKING_DIR}")
+            disk.make_dirs(self.nodes, f"{run.key}/{layout.WORKING_DIR}")  # for what runs later
         except OSError as e:
             self._launch_failed(run, LaunchError("CommandLaunchFailed", f"The task directory cannot be made: {e}."))
             return
-        if kind == "task":
-            self._spawn(run, run.command_line, append=False)
-        elif multi.get("coordinationCommandLine"):
-            run.phase = "coordination"
-            self._spawn(run, multi["coordinationCommandLine"], append=False)
-        elif kind == "primary":
+        if kind == "primary":
             run.phase = "waiting"
         else:
             # A subtask without a coordination command has nothing to run: it holds its
@@ -406,18 +406,22 @@ class NodeAgent:
             self.reports.append(AttemptReport(run.attempt_pk, exit_code=0, end_time=_now()))
 
     def _spawn(self, run: Run, command_line: str, *, append: bool) -> None:
+        """Start a command of the attempt in its task directory, made (with wd/) on the way
+        in one walk from the nodes' directory: a link an earlier task left in the place of
+        the job's directory (or any other) is replaced by a real directory, never written
+        through (tasks.node.disk)."""
         try:
-            argv = command_argv(command_line, env=run.env, cwd=run.cwd)
-            with disk.directory(self.nodes, disk.parts_of(run.key)) as task_dir:
+            with disk.directory(self.nodes, disk.parts_of(run.key), make=True) as task_dir:
+                disk.make_below(task_dir, layout.WORKING_DIR)
+                argv = command_argv(command_line, env=run.env, cwd=run.cwd)
                 run.child = spawn(argv, env=run.env, cwd=run.cwd, stdout=layout.STDOUT, stderr=layout.STDERR,
                                   append=append, dir_fd=task_dir)
             if run.child.pidfd is not None:
                 self.selector.register(run.child.pidfd, selectors.EVENT_READ, run.attempt_pk)
         except LaunchError as e:
             self._launch_failed(run, e)
-        except OSError as e:  # a link swapped in for the task's directory since it was made
-            self._launch_failed(run, LaunchError(
-                "CommandLaunchFailed", f"The task directory cannot be used: {e.strerror or e}."))
+        except OSError as e:  # spawn's own errors are LaunchErrors: this is the directories'
+            self._launch_failed(run, LaunchError("CommandLaunchFailed", f"The task directory cannot be made: {e}."))
         except Exception as e:  # noqa: BLE001 - a bug here must fail the attempt, not hold its slot
             log.exception("node %s: attempt %s could not start", self.node_id, run.attempt_pk)
             self._launch_failed(run, LaunchError("CommandLaunchFailed", f"The command could not start: {e}."))
@@ -439,12 +443,12 @@ class NodeAgent:
         come before the directories were made. Never through a link (tasks.node.disk)."""
         if not key:
             return  # a start that failed before its directory was known
-        with contextlib.suppress(OSError, ValueError):
-            disk.make_dirs(self.nodes, f"{key}/{layout.WORKING_DIR}")
-            with disk.directory(self.nodes, disk.parts_of(key)) as directory:
-                os.close(disk.open_output(directory, layout.STDOUT, append=True))
-                with open(disk.open_output(directory, layout.STDERR, append=True), "a") as err:
-                    err.write(f"batchsite: {message}\n")
+        with contextlib.suppress(OSError, ValueError), disk.directory(
+                self.nodes, disk.parts_of(key), make=True) as directory:
+            disk.make_below(directory, layout.WORKING_DIR)
+            os.close(disk.open_output(directory, layout.STDOUT, append=True))
+            with open(disk.open_output(directory, layout.STDERR, append=True), "a") as err:
+                err.write(f"batchsite: {message}\n")
 
     def _batch_variables(self, attempt: Attempt, run: Run) -> dict[str, str]:
         task, job = attempt.task, attempt.job
@@ -522,9 +526,9 @@ class NodeAgent:
     def _spawn_start_task(self, st: StartTask) -> None:
         try:
             # startup/ and its wd/, a link an earlier run's tasks left there replaced.
-            disk.make_dirs(self.nodes, f"{st.key}/{layout.WORKING_DIR}")
-            argv = command_argv(st.spec.get("commandLine") or "", env=st.env, cwd=st.cwd)
-            with disk.directory(self.nodes, disk.parts_of(st.key)) as startup:
+            with disk.directory(self.nodes, disk.parts_of(st.key), make=True) as startup:
+                disk.make_below(startup, layout.WORKING_DIR)
+                argv = command_argv(st.spec.get("commandLine") or "", env=st.env, cwd=st.cwd)
                 st.child = spawn(argv, env=st.env, cwd=st.cwd, stdout=layout.STDOUT, stderr=layout.STDERR,
                                  dir_fd=startup)
         except Exception as e:  # noqa: BLE001 - a start task that cannot start must end, not hold the node

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import shutil
 import stat
@@ -59,9 +60,13 @@ def directory(base: str | Path, parts: Sequence[str], *, make: bool = False) -> 
     without following a link. OSError (ENOTDIR, ELOOP, ENOENT) when one is a link, not a
     directory, or missing. With `make`, missing components are made, and one that is not
     a directory (a link, a file, a FIFO) is unlinked and made a directory."""
-    if make:
+    try:
+        fd = os.open(base, _TOP)
+    except FileNotFoundError:
+        if not make:
+            raise
         os.makedirs(base, exist_ok=True)
-    fd = os.open(base, _TOP)
+        fd = os.open(base, _TOP)
     try:
         for part in parts:
             if part in ("", ".", "..") or "/" in part:
@@ -96,6 +101,15 @@ def make_dirs(base: str | Path, key: str) -> None:
         pass
 
 
+def make_below(dir_fd: int, name: str) -> None:
+    """Make the directory `name` in the directory `dir_fd`, as `directory(make=True)`
+    makes each component."""
+    try:
+        os.mkdir(name, dir_fd=dir_fd)  # usually new (a task's wd/): one call then
+    except FileExistsError:
+        os.close(_open_below(dir_fd, name))  # a directory, or replaced by one
+
+
 def open_output(dir_fd: int, name: str, *, append: bool) -> int:
     """A descriptor for writing the regular file `name` in the directory `dir_fd` (a task's
     stdout.txt or stderr.txt), made if missing, emptied unless `append`. Never a link's
@@ -111,7 +125,7 @@ def open_output(dir_fd: int, name: str, *, append: bool) -> int:
                 raise
         else:
             if stat.S_ISREG(os.fstat(fd).st_mode):
-                os.set_blocking(fd, True)
+                fcntl.fcntl(fd, fcntl.F_SETFL, flags & os.O_APPEND)  # blocking again, as a file should be
                 return fd
             os.close(fd)  # a FIFO with a reader, a device: not where output goes
         with contextlib.suppress(FileNotFoundError):

@@ -75,3 +75,13 @@ def test_a_key_never_leaves_its_base(nodes):
         with pytest.raises(ValueError):
             disk.remove(nodes, key)
     assert outside_of(nodes) == ["keep.txt"]
+
+
+def test_making_a_directory_below_a_descriptor_replaces_a_link_in_its_place(nodes):
+    task = nodes / "a" / "p" / "n"
+    (task / "wd").symlink_to(nodes.parent / "outside", target_is_directory=True)
+    with disk.directory(nodes, ["a", "p", "n"]) as fd:
+        disk.make_below(fd, "wd")
+        disk.make_below(fd, "wd")  # already a directory: left as it is
+    assert (task / "wd").is_dir() and not (task / "wd").is_symlink()
+    assert outside_of(nodes) == ["keep.txt"]
