@@ -32,7 +32,6 @@ import json
 import logging
 import os
 import selectors
-import shutil
 import signal
 import socket
 import sys
@@ -41,7 +40,6 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
@@ -51,7 +49,7 @@ from tasks.operations import attempts as attempt_ops
 from tasks.operations import nodes as node_ops
 from tasks.operations.attempts import AttemptReport
 
-from . import layout, resource_files, storage
+from . import disk, layout, resource_files, storage
 from .process import (
     Child,
     LaunchError,
@@ -131,6 +129,9 @@ class NodeAgent:
         self.pool, self.node_id, self.slots, self.is_dedicated = pool, node_id, slots, is_dedicated
         self.key = layout.node_key(pool.account.name, pool.pool_id, node_id)
         self.root = layout.node_root(settings.DATA_DIR, pool.account.name, pool.pool_id, node_id)
+        # Every path the agent makes, writes or removes is walked from here without
+        # following a link (tasks.node.disk): tasks can plant links anywhere below.
+        self.nodes = layout.nodes_dir(settings.DATA_DIR)
         self.poll = settings.BATCHSITE_NODE_POLL_SECONDS
         self.heartbeat_every = settings.BATCHSITE_NODE_HEARTBEAT_SECONDS
         self.lost_after = timedelta(seconds=settings.BATCHSITE_NODE_LOST_SECONDS)
@@ -149,7 +150,7 @@ class NodeAgent:
             "AZ_BATCH_NODE_SHARED_DIR": str(self.root / layout.NODE_SHARED_DIR),
             "AZ_BATCH_NODE_STARTUP_DIR": str(self.root / layout.STARTUP_DIR),
         }
-        self.publishing = not storage.is_local_to(self.storage, layout.nodes_dir(settings.DATA_DIR))
+        self.publishing = not storage.is_local_to(self.storage, self.nodes)
         self.out = out
         self.node: ComputeNode | None = None
         self.runs: dict[int, Run] = {}
@@ -249,27 +250,23 @@ class NodeAgent:
                 time.sleep(1.0)
 
     def _make_dirs(self) -> str:
-        """The node's directories (workitems/, shared/, startup/); the reason they cannot be
-        made, if so."""
+        """The node's directories (workitems/, shared/, startup/), a link a task left in
+        the place of one (or of the root) replaced by a real directory (tasks.node.disk);
+        the reason they cannot be made, if so."""
         try:
             for name in (layout.WORKITEMS_DIR, layout.NODE_SHARED_DIR, layout.STARTUP_DIR):
-                (self.root / name).mkdir(parents=True, exist_ok=True)
+                disk.make_dirs(self.nodes, f"{self.key}/{name}")
         except OSError as e:
             return f"The node's directories cannot be made under {self.root}: {e.strerror or e}."
         return ""
 
     def _wipe_disk(self, *, everything: bool = False) -> None:
         """Remove what the node keeps on its disk (its root's contents, or the root itself),
-        and its published copies."""
+        never through a link a task left, and its published copies."""
         if everything:
-            shutil.rmtree(self.root, ignore_errors=True)
-        elif self.root.is_dir():
-            for entry in self.root.iterdir():
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    with contextlib.suppress(OSError):
-                        entry.unlink()
+            disk.remove(self.nodes, self.key)
+        else:
+            disk.empty(self.nodes, self.key)
         if self.publishing:
             storage.unpublish_dir(self.storage, self.key)
 
@@ -400,11 +397,6 @@ class NodeAgent:
                               task_settings=task.spec.get("environmentSettings"),
                               batch=self._batch_variables(attempt, run), base=self.base_env)
         self.runs[attempt.pk] = run
-        try:
-            _make_dirs(run.task_dir, run.cwd)
-        except OSError as e:
-            self._launch_failed(run, LaunchError("CommandLaunchFailed", f"The task directory cannot be made: {e}."))
-            return
         # Batch downloads a multi-instance task's commonResourceFiles on every instance's
         # node (into its shared directory, the task directory here), its resourceFiles on
         # the primary's only.
@@ -413,18 +405,25 @@ class NodeAgent:
             files = [[run.task_dir, f] for f in multi.get("commonResourceFiles") or []] + files
         if files:
             run.phase, run.manifest = "download", _write_manifest(files)
-            self._spawn(run, "", append=False, argv=_download_argv(run.manifest))
+            self._spawn(run, "", append=False, argv=_download_argv(run.manifest))  # which makes the directories
             return
         self._run_first_command(run)
 
     def _run_first_command(self, run: Run) -> None:
         if run.kind == "task":
             run.phase = "run"
-            self._spawn(run, run.command_line, append=False)
-        elif run.coordination_line:
+            self._spawn(run, run.command_line, append=False)  # which makes the directories
+            return
+        if run.coordination_line:
             run.phase = "coordination"
             self._spawn(run, run.coordination_line, append=False)
-        elif run.kind == "primary":
+            return
+        try:
+            disk.make_dirs(self.nodes, f"{run.key}/{layout.WORKING_DIR}")  # for what runs later
+        except OSError as e:
+            self._launch_failed(run, LaunchError("CommandLaunchFailed", f"The task directory cannot be made: {e}."))
+            return
+        if run.kind == "primary":
             run.phase = "waiting"
         else:
             # A subtask without a coordination command has nothing to run: it holds its
@@ -433,14 +432,22 @@ class NodeAgent:
             self.reports.append(AttemptReport(run.attempt_pk, exit_code=0, end_time=_now()))
 
     def _spawn(self, run: Run, command_line: str, *, append: bool, argv: list[str] | None = None) -> None:
+        """Start a command of the attempt (`argv`, or its command line) in its task
+        directory, made (with wd/) on the way in one walk from the nodes' directory: a link
+        an earlier task left in the place of the job's directory (or any other) is replaced
+        by a real directory, never written through (tasks.node.disk)."""
         try:
-            argv = argv or command_argv(command_line, env=run.env, cwd=run.cwd)
-            run.child = spawn(argv, env=run.env, cwd=run.cwd, stdout=f"{run.task_dir}/{layout.STDOUT}",
-                              stderr=f"{run.task_dir}/{layout.STDERR}", append=append)
+            with disk.directory(self.nodes, disk.parts_of(run.key), make=True) as task_dir:
+                disk.make_below(task_dir, layout.WORKING_DIR)
+                argv = argv or command_argv(command_line, env=run.env, cwd=run.cwd)
+                run.child = spawn(argv, env=run.env, cwd=run.cwd, stdout=layout.STDOUT, stderr=layout.STDERR,
+                                  append=append, dir_fd=task_dir)
             if run.child.pidfd is not None:
                 self.selector.register(run.child.pidfd, selectors.EVENT_READ, run.attempt_pk)
         except LaunchError as e:
             self._launch_failed(run, e)
+        except OSError as e:  # spawn's own errors are LaunchErrors: this is the directories'
+            self._launch_failed(run, LaunchError("CommandLaunchFailed", f"The task directory cannot be made: {e}."))
         except Exception as e:  # noqa: BLE001 - a bug here must fail the attempt, not hold its slot
             log.exception("node %s: attempt %s could not start", self.node_id, run.attempt_pk)
             self._launch_failed(run, LaunchError("CommandLaunchFailed", f"The command could not start: {e}."))
@@ -452,13 +459,22 @@ class NodeAgent:
                 with contextlib.suppress(KeyError, ValueError):
                     self.selector.unregister(child.pidfd)
             reap(child)
-        with contextlib.suppress(OSError):
-            _make_dirs(run.task_dir, run.cwd)  # the failure may come before they were made
-            Path(run.task_dir, layout.STDOUT).touch()
-            with open(f"{run.task_dir}/{layout.STDERR}", "a") as err:
-                err.write(f"batchsite: {error.message}\n")
+        self._write_failure(run.key, error.message)
         self._end(run, AttemptReport(run.attempt_pk, failure_code=error.code, failure_message=error.message,
                                      end_time=_now()))
+
+    def _write_failure(self, key: str, message: str) -> None:
+        """Say why a command could not start in the stderr.txt of the directory `key` (a
+        task's, or startup/), beside an empty stdout.txt, as its output; the failure may
+        come before the directories were made. Never through a link (tasks.node.disk)."""
+        if not key:
+            return  # a start that failed before its directory was known
+        with contextlib.suppress(OSError, ValueError), disk.directory(
+                self.nodes, disk.parts_of(key), make=True) as directory:
+            disk.make_below(directory, layout.WORKING_DIR)
+            os.close(disk.open_output(directory, layout.STDOUT, append=True))
+            with open(disk.open_output(directory, layout.STDERR, append=True), "a") as err:
+                err.write(f"batchsite: {message}\n")
 
     def _batch_variables(self, attempt: Attempt, run: Run) -> dict[str, str]:
         task, job = attempt.task, attempt.job
@@ -548,21 +564,20 @@ class NodeAgent:
         `command` starts the command line once they are in place)."""
         files = [] if command else [[st.cwd, f] for f in st.spec.get("resourceFiles") or []]
         try:
-            os.makedirs(st.cwd, exist_ok=True)
-            if files:
-                st.manifest, st.downloading = _write_manifest(files), True
-                argv = _download_argv(st.manifest)
-            else:
-                argv = command_argv(st.spec.get("commandLine") or "", env=st.env, cwd=st.cwd)
-            st.child = spawn(argv, env=st.env, cwd=st.cwd, stdout=f"{st.task_dir}/{layout.STDOUT}",
-                             stderr=f"{st.task_dir}/{layout.STDERR}")
+            # startup/ and its wd/, a link an earlier run's tasks left there replaced.
+            with disk.directory(self.nodes, disk.parts_of(st.key), make=True) as startup:
+                disk.make_below(startup, layout.WORKING_DIR)
+                if files:
+                    st.manifest, st.downloading = _write_manifest(files), True
+                    argv = _download_argv(st.manifest)
+                else:
+                    argv = command_argv(st.spec.get("commandLine") or "", env=st.env, cwd=st.cwd)
+                st.child = spawn(argv, env=st.env, cwd=st.cwd, stdout=layout.STDOUT, stderr=layout.STDERR,
+                                 dir_fd=startup)
         except Exception as e:  # noqa: BLE001 - a start task that cannot start must end, not hold the node
             error = e if isinstance(e, LaunchError) else LaunchError(
                 "CommandLaunchFailed", f"The start task could not start: {getattr(e, 'strerror', None) or e}.")
-            with contextlib.suppress(OSError):
-                Path(st.task_dir, layout.STDOUT).touch()
-                with open(f"{st.task_dir}/{layout.STDERR}", "a") as err:
-                    err.write(f"batchsite: {error.message}\n")
+            self._write_failure(st.key, error.message)
             st.ended, st.phase = (None, error.code, error.message), "ended"
             self._publish_startup()
             return
@@ -755,12 +770,18 @@ class NodeAgent:
         if not cleanups:
             return
         busy = {r.task_dir for r in self.runs.values()}
+        root = self.node.root_dir.rstrip("/") + "/"  # every cleanup's directory is below it
         for cleanup in cleanups:
             if cleanup.task_dir in busy:
                 continue  # the task runs here again (reactivated): its new files stay
-            shutil.rmtree(cleanup.task_dir, ignore_errors=True)
+            key = f"{self.key}/{cleanup.task_dir[len(root):]}"
+            try:
+                # Walked from the nodes' directory: if a task swapped a link in for the
+                # job's directory (or any above), nothing is removed through it.
+                disk.remove(self.nodes, key)
+            except ValueError:
+                continue  # not a task directory of the layout: nothing of ours to remove
             if self.publishing:
-                key = Path(cleanup.task_dir).relative_to(layout.nodes_dir(settings.DATA_DIR)).as_posix()
                 storage.unpublish_dir(self.storage, key)
         node_ops.complete_cleanups([c.pk for c in cleanups])
 
@@ -790,7 +811,7 @@ class NodeAgent:
         same key."""
         with contextlib.suppress(OSError):
             # Only regular files, never through a link (storage.publish_dir).
-            storage.publish_dir(self.storage, layout.nodes_dir(settings.DATA_DIR), key)
+            storage.publish_dir(self.storage, self.nodes, key)
 
     # --- stopping ------------------------------------------------------------------------
 
@@ -875,18 +896,6 @@ def _remove_manifest(run: Run | StartTask) -> None:
         with contextlib.suppress(OSError):
             os.unlink(run.manifest)
         run.manifest = ""
-
-
-def _make_dirs(task_dir: str, cwd: str) -> None:
-    """The task directory and its wd/ (one mkdir each once the job's directory exists)."""
-    try:
-        os.mkdir(task_dir)
-    except FileExistsError:
-        pass
-    except FileNotFoundError:
-        os.makedirs(task_dir, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(cwd)
 
 
 def _instance_hosts(task_pk: int) -> list[str]:

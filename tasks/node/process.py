@@ -26,6 +26,8 @@ from datetime import timedelta
 
 import psutil
 
+from . import disk
+
 # The agent's own environment (which holds database URLs and keys) never reaches a task;
 # only these variables are passed through, below the task's own settings.
 PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR")
@@ -108,16 +110,22 @@ class Child:
 
 
 def spawn(argv: list[str], *, env: dict[str, str], cwd: str, stdout: str, stderr: str,
-          append: bool = False) -> Child:
-    """Start `argv` (argv[0] an absolute program path) in a new session. Raises
-    LaunchError CommandLaunchFailed when the process cannot be made: exec fails (bad
-    format, permission), or the environment or arguments are not ones a process can have
-    (a name with "=", a NUL: Popen's ValueError)."""
+          append: bool = False, dir_fd: int | None = None) -> Child:
+    """Start `argv` (argv[0] an absolute program path) in a new session. With `dir_fd`,
+    `stdout` and `stderr` are names in that directory (the task's), opened without
+    following a link (disk.open_output); else paths. Raises LaunchError
+    CommandLaunchFailed when the process cannot be made: exec fails (bad format,
+    permission), or the environment or arguments are not ones a process can have (a name
+    with "=", a NUL: Popen's ValueError)."""
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
     out = err = -1
     try:
         # Plain descriptors: a buffered file object costs syscalls nobody needs here.
-        out, err = os.open(stdout, flags, 0o644), os.open(stderr, flags, 0o644)
+        if dir_fd is None:
+            out, err = os.open(stdout, flags, 0o644), os.open(stderr, flags, 0o644)
+        else:
+            out = disk.open_output(dir_fd, stdout, append=append)
+            err = disk.open_output(dir_fd, stderr, append=append)
         popen = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                  start_new_session=True, close_fds=True)
     except OSError as e:

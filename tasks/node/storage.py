@@ -16,7 +16,7 @@ links to anywhere (`ln -s /etc/passwd x`), loops (`ln -s . a; ln -s . b`), FIFOs
 can swap a link in for a directory above its own. On a local disk every path is opened one
 component at a time, each relative to the descriptor of the directory before it and with
 O_NOFOLLOW, from the storage's location down (the location itself is the operator's and
-may be a link), so no link anywhere below it leads a read, a listing or a delete out of
+may be a link; tasks.node.disk, whose walk the agent uses too), so no link anywhere below it leads a read, a listing or a delete out of
 the task's (or node's) directory, and no check can be raced by swapping a link in after
 it. A link, a FIFO or a device is listed as `ls -l` shows it, a file entry with its own
 properties (`kind` says what it is), and is never read or descended into; deleting one
@@ -48,7 +48,7 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
-from . import layout
+from . import disk, layout
 
 ALIAS = "taskfiles"
 
@@ -58,8 +58,6 @@ MAX_DIRECTORY_ENTRIES = 100_000
 LIST_SECONDS = 2.0
 PAGE = 1000
 
-_TOP = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-_BELOW = _TOP | os.O_NOFOLLOW
 # O_NONBLOCK: opening a FIFO a task left must not wait for a writer.
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 # What a path that cannot be reached without following a link raises: ELOOP for a link at
@@ -259,17 +257,8 @@ class _DiskTree:
     def __init__(self, location: str) -> None:
         self.location = location
 
-    @contextlib.contextmanager
-    def _directory(self, parts: list[str]) -> Iterator[int]:
-        fd = os.open(self.location, _TOP)
-        try:
-            for part in parts:
-                below = os.open(part, _BELOW, dir_fd=fd)
-                os.close(fd)
-                fd = below
-            yield fd
-        finally:
-            os.close(fd)
+    def _directory(self, parts: list[str]) -> contextlib.AbstractContextManager[int]:
+        return disk.directory(self.location, parts)
 
     def info(self, parts: list[str], name: str) -> FileInfo:
         with self._directory(parts[:-1]) as fd:

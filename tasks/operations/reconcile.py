@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import shutil
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -45,7 +44,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, transaction
 
 from tasks.models import ComputeNode, Pool
-from tasks.node import layout
+from tasks.node import disk, layout
 from tasks.providers import registry
 from tasks.providers.base import NodeLaunch, NodeProvider, ProviderError, RunningNode
 
@@ -233,9 +232,10 @@ class Reconciler:
                     _stop(provider, handle, graceful=False)
                 if pool.provider == "local":
                     # The node's disk goes with it, as a VM's does (its agent, had it been
-                    # alive, would have wiped it on leaving).
-                    shutil.rmtree(layout.node_root(settings.DATA_DIR, pool.account.name, pool.pool_id,
-                                                   node.node_id), ignore_errors=True)
+                    # alive, would have wiped it on leaving), never through a link its
+                    # tasks left (tasks.node.disk).
+                    disk.remove(layout.nodes_dir(settings.DATA_DIR),
+                                layout.node_key(pool.account.name, pool.pool_id, node.node_id))
         return removed
 
     # --- keeping agents running ----------------------------------------------------------

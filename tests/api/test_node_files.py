@@ -126,6 +126,21 @@ def test_a_link_in_the_nodes_root_is_never_followed(batch, node, nodes_dir, tmp_
         "shared/data.bin", "shared/key", "shared/loop"]
 
 
+def test_a_delete_never_goes_through_a_link_swapped_in_above_the_file(batch, node, nodes_dir, tmp_path):
+    """A task swapped its job's directory for a link to a folder shaped like it."""
+    outside = tmp_path / "outside"
+    (outside / "job-1" / "t").mkdir(parents=True)
+    (outside / "job-1" / "t" / "keep.txt").write_text("must survive\n")
+    job = nodes_dir / node.pool.account.name / "p" / "n1" / "workitems" / "j"
+    job.rename(job.with_name("moved"))
+    job.symlink_to(outside, target_is_directory=True)
+    r = batch.delete(url(node, "workitems/j/job-1"), params={"recursive": "true"})
+    assert r.status_code == 404 and error_code(r) == "FileNotFound"
+    assert batch.delete(url(node, "workitems/j/job-1/t/keep.txt")).status_code == 404
+    assert batch.delete(url(node, "workitems/j"), params={"recursive": "true"}).status_code == 200
+    assert (outside / "job-1" / "t" / "keep.txt").read_text() == "must survive\n"
+    assert not job.is_symlink() and not job.exists()
+
 def test_a_node_without_a_directory_yet_lists_nothing(batch, account, nodes_dir):
     node = ComputeNodeFactory(pool=PoolFactory(account=account, pool_id="fresh"), node_id="creating-1",
                               state="creating")

@@ -3,6 +3,7 @@ test that does not depend on where the agents run runs with the `local` provider
 the `slurm` one (a real Slurm: .ci/slurm-up)."""
 
 import os
+import shutil
 import signal
 from datetime import timedelta
 
@@ -132,6 +133,29 @@ def test_a_dead_node_asked_to_leave_is_removed_with_its_directory(reconciler, lo
     reconcile_until(reconciler, lambda: not ComputeNode.objects.filter(pk=node.pk).exists(), message="removed")
     assert not root.exists()
 
+
+def test_a_dead_nodes_directory_is_never_removed_through_a_link_above_it(reconciler, local_provider, tmp_path):
+    """Its tasks swapped the pool's directory for a link to a folder holding a directory of
+    the node's name: removing the node removes nothing there."""
+    pool = add_pool(AccountFactory(name="rdl"), spec={"id": "p", "vmSize": "x", "targetDedicatedNodes": 1})
+    node = reconcile_until(reconciler, lambda: (idle_nodes(pool) or [None])[0], message="a node")
+    os.kill(node.agent_pid, signal.SIGKILL)
+    wait_for(lambda: not local_provider.running(), message="the agent dead")
+    outside = tmp_path / "outside"
+    (outside / node.node_id).mkdir(parents=True)
+    (outside / node.node_id / "keep.txt").write_text("must survive\n")
+    pool_dir = layout.node_root(settings.DATA_DIR, "rdl", "p", node.node_id).parent
+    moved = pool_dir.with_name("moved")
+    pool_dir.rename(moved)
+    pool_dir.symlink_to(outside, target_is_directory=True)
+    try:
+        ComputeNode.objects.filter(pk=node.pk).update(pending_action="remove", action_option="requeue")
+        Pool.objects.filter(pk=pool.pk).update(target_dedicated_nodes=0)
+        reconcile_until(reconciler, lambda: not ComputeNode.objects.filter(pk=node.pk).exists(), message="removed")
+        assert (outside / node.node_id / "keep.txt").read_text() == "must survive\n"
+    finally:
+        pool_dir.unlink()
+        shutil.rmtree(moved, ignore_errors=True)
 
 def test_a_low_priority_node_is_an_agent_that_says_so(provider_reconciler, node_provider):
     reconciler = provider_reconciler
