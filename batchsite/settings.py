@@ -88,7 +88,7 @@ BATCHSITE_LOCAL_MAX_NODES = env_int("BATCHSITE_LOCAL_MAX_NODES", 16)
 BATCHSITE_SLURM_DATABASE_URL = env_str("BATCHSITE_SLURM_DATABASE_URL", "")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "batchsite.apps.AdminConfig",  # django.contrib.admin, its modules imported with the URLconf
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

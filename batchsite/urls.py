@@ -7,6 +7,10 @@ from drf_spectacular.views import SpectacularJSONAPIView
 from tasks.api import schema  # noqa: F401 - registers the Shared Key scheme with drf-spectacular
 from tasks.api.handlers import bad_request, not_found, server_error
 
+# The admin modules are imported here, with the URLconf, not by every process at start
+# (batchsite.apps.AdminConfig).
+admin.autodiscover()
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     # The dashboard and its sign-in, before the API's catch-all Batch paths.

@@ -17,7 +17,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def setup_django(name: str) -> Path:
-    """Point batchsite at a fresh data dir (unless DATABASE_URL is set) and migrate."""
+    """Point batchsite at a fresh data dir and migrate its SQLite database; with a
+    PostgreSQL DATABASE_URL, make a fresh `test_<database>` beside it as the tests do
+    (dropped at exit), and point the processes the benchmark starts at it too."""
     data = Path(os.environ.get("BENCH_DATA_DIR") or tempfile.mkdtemp(prefix=f"batchsite-bench-{name}-"))
     os.environ["BATCHSITE_DATA_DIR"] = str(data)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "batchsite.settings")
@@ -25,8 +27,19 @@ def setup_django(name: str) -> Path:
 
     django.setup()
     from django.core.management import call_command
+    from django.db import connection
 
-    call_command("migrate", verbosity=0)
+    if connection.vendor == "postgresql":
+        import atexit
+
+        from tasks.providers.environment import database_url
+
+        name = connection.settings_dict["NAME"]
+        connection.creation.create_test_db(verbosity=0, autoclobber=True)
+        os.environ["DATABASE_URL"] = database_url()
+        atexit.register(lambda: connection.creation.destroy_test_db(name, verbosity=0))
+    else:
+        call_command("migrate", verbosity=0)
     return data
 
 

@@ -1,26 +1,21 @@
 """Pool allocation on the `local` provider: a pool created with N = 4 dedicated nodes until
 its 4 nodes are idle and the pool steady (issue 9; target < 2 s), and a resize down to 0
-with nodeDeallocationOption taskcompletion until the pool is steady with no node, both
-with `manage.py reconcile` running as `make run` will run it (its default interval,
-BATCHSITE_RECONCILE_SECONDS). Beside each, in the same run, the baseline: starting N
-`runnode` agents by hand until they are idle, and stopping them with SIGTERM until they
-have exited.
+with nodeDeallocationOption taskcompletion, asked while every node runs a 1 s task, until
+the pool is steady with no node and no agent left. Both with `manage.py reconcile` running
+as `make run` runs it (its default interval, BATCHSITE_RECONCILE_SECONDS). Beside each, in
+the same run, the baseline by hand: N `runnode` agents started until they are idle; for
+the resize, the tasks' own remaining run (resize asked -> last task ended) plus N idle
+agents stopped with SIGTERM until they have exited.
 
 Rounds alternate baseline and pool; the median of each is the figure, and the ratio is
-pool / baseline (1.0: the pool costs nothing over starting the agents yourself; the
-difference is the reconciler's pass interval and its bookkeeping).
+pool / baseline (1.0: the pool costs nothing over doing it by hand; the difference is the
+reconciler's pass interval and its bookkeeping).
 
-Figures (2026-12-01, 2 CPUs shared by eight engineers' test runs, load average 10-15,
-medians of 5 rounds): pool created -> 4 nodes idle 7.9 s beside 7.3 s by hand (ratio 1.08);
-after agents stopped importing the OpenAPI machinery (a third of their start), 8.8 s beside
-9.0 s (ratio 0.99). Resize to 0 with taskcompletion 0.6-0.8 s beside 2.3-2.7 s for SIGTERM
-by hand (ratio 0.22-0.34: a leaving agent has nothing to requeue and no grace to wait);
-with each node busy with a 1 s task, 1.4 s (ratio 0.70). The < 2 s target is out of reach
-on this machine for any way of starting 4 Django processes (the baseline alone takes 6-10 s
-here); what the pool adds on top of them is nothing measurable.
+Figures: see the README's Benchmarks section.
 
-Usage: .venv/bin/python benchmarks/bench_pool_allocation.py [--nodes 4] [--rounds 3] [--busy]
-  --busy: each node runs a 1 s task when the resize down starts (taskcompletion waits for it)
+Usage: .venv/bin/python benchmarks/bench_pool_allocation.py [--nodes 4] [--rounds 5] [--idle] [--quick]
+  --idle: no task runs when the resize down starts
+  --quick: one round
 """
 
 from __future__ import annotations
@@ -66,9 +61,10 @@ def by_hand(account, nodes: int, round_no: int) -> tuple[float, float]:
     return up, down
 
 
-def as_a_pool(account, nodes: int, round_no: int, busy: bool) -> tuple[float, float]:
+def as_a_pool(account, nodes: int, round_no: int, busy: bool) -> tuple[float, float, float]:
     """Add Pool with N nodes until N are idle and the pool steady; Resize to 0 with
-    taskcompletion until steady with none."""
+    taskcompletion until steady with none and the agents gone; and how long the tasks
+    still ran after the resize was asked (0 without tasks)."""
     from tasks.models import ComputeNode, Pool, Task
     from tasks.operations.jobs import add_job
     from tasks.operations.pools import add_pool, resize_pool
@@ -91,23 +87,30 @@ def as_a_pool(account, nodes: int, round_no: int, busy: bool) -> tuple[float, fl
         for i in range(nodes):
             add_task(job, spec={"id": f"t{i}", "commandLine": "/bin/sleep 1"})
         wait(lambda: Task.objects.filter(job=job, state="running").count() == nodes, what="the tasks running")
-    started = time.perf_counter()
+    started, asked = time.perf_counter(), time.time()
     resize_pool(pool, target_dedicated=0, node_deallocation_option="taskcompletion")
     wait(lambda: Pool.objects.get(pk=pool.pk).allocation_state == "steady"
          and not ComputeNode.objects.filter(pool=pool).exists(), what="the pool empty")
     wait(lambda: not [r for r in LocalProvider().running() if r.pool_id == pool.pool_id], what="agents exited")
     down = time.perf_counter() - started
+    remaining = 0.0
     if busy:
-        assert Task.objects.filter(job__job_id=f"busy{round_no}", result="success").count() == nodes
-    return up, down
+        done = Task.objects.filter(job__job_id=f"busy{round_no}", result="success")
+        assert done.count() == nodes
+        remaining = max(0.0, max(t.end_time.timestamp() for t in done) - asked)
+    return up, down, remaining
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--nodes", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--busy", action="store_true")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--idle", action="store_true", help="no task runs when the resize down starts")
+    parser.add_argument("--quick", action="store_true", help="one round")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds = 1
+    busy = not args.idle
     data = setup_django("pool-allocation")
 
     from django.conf import settings
@@ -121,7 +124,7 @@ def main() -> None:
     try:
         for r in range(args.rounds):
             hand.append(by_hand(account, args.nodes, r))
-            pool.append(as_a_pool(account, args.nodes, r, args.busy))
+            pool.append(as_a_pool(account, args.nodes, r, busy))
     finally:
         reconciler.send_signal(signal.SIGTERM)
         reconciler.wait(60)
@@ -130,16 +133,20 @@ def main() -> None:
     def med(rows, i):
         return statistics.median(row[i] for row in rows)
 
-    print(f"{args.nodes} local nodes, {args.rounds} rounds, {os.cpu_count()} CPUs, reconciler interval "
-          f"{settings.BATCHSITE_RECONCILE_SECONDS:g} s{', each node busy with a 1 s task' if args.busy else ''}")
+    # The resize's baseline: wait for the tasks by hand, then stop the idle agents.
+    down_base = [p[2] + h[1] for h, p in zip(hand, pool, strict=True)]
+    print(f"{args.nodes} local nodes, {args.rounds} rounds, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, "
+          f"reconciler interval {settings.BATCHSITE_RECONCILE_SECONDS:g} s"
+          f"{', each node busy with a 1 s task when the resize starts' if busy else ''}")
     for i, (h, p) in enumerate(zip(hand, pool, strict=True), start=1):
-        print(f"  round {i}: by hand up {h[0]:.2f} s, down {h[1]:.2f} s; pool up {p[0]:.2f} s, "
-              f"down (taskcompletion) {p[1]:.2f} s")
+        print(f"  round {i}: by hand up {h[0]:.2f} s, SIGTERM {h[1]:.2f} s; pool up {p[0]:.2f} s, "
+              f"resize to 0 {p[1]:.2f} s (tasks still ran {p[2]:.2f} s of it)")
     print(f"  pool created -> {args.nodes} nodes idle: {med(pool, 0):.2f} s (median)   target: < 2 s;"
           f" by hand {med(hand, 0):.2f} s; ratio {med(pool, 0) / med(hand, 0):.2f}")
-    print(f"  resize to 0 (taskcompletion) -> steady, agents gone: {med(pool, 1):.2f} s (median);"
-          f" SIGTERM by hand {med(hand, 1):.2f} s; ratio {med(pool, 1) / med(hand, 1):.2f}")
-
+    print(f"  resize to 0 (taskcompletion{', tasks running' if busy else ''}) -> steady, agents gone: "
+          f"{med(pool, 1):.2f} s (median); by hand (the tasks' remaining run {med(pool, 2):.2f} s, then SIGTERM "
+          f"{med(hand, 1):.2f} s) {statistics.median(down_base):.2f} s; ratio "
+          f"{med(pool, 1) / statistics.median(down_base):.2f}")
 
 if __name__ == "__main__":
     main()

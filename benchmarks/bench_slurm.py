@@ -6,7 +6,8 @@ running as `make run` runs it, and measures:
   up        Add Pool -> 3 nodes idle and the pool steady;
   tasks     --tasks `/bin/true` tasks added through the 15.x SDK to a gunicorn-served
             batchsite, from the first add to the last completed (tasks/s);
-  down      Resize to 0 with taskcompletion -> steady, no node, no agent left.
+  down      Resize to 0 with taskcompletion, asked while each slot runs a 1 s task ->
+            steady, no node, no agent left.
 Rounds alternate local, slurm, local, ... (one more local round than slurm rounds); each
 slurm round's ratio is its figure over the mean of the local rounds around it, and the
 median is the figure. The agents are the same program started two ways (a process in its
@@ -18,18 +19,11 @@ Beside them, Slurm's own share of a node's start: sbatch of a job script like a 
 against the same script started directly.
 
 Needs a Slurm controller with 3 free nodes (.ci/slurm-up) on this host. SQLite unless
-DATABASE_URL is set.
+DATABASE_URL names a PostgreSQL database (then a fresh test_<it> is used, as by the
+tests: benchmarks/_common.py). Figures: see the README's Benchmarks section.
 
-Figures (2026-12-01, 2 CPUs shared by eight engineers' test runs, load average 10-13,
-3 rounds of 2,000 tasks): Add Pool -> 3 nodes idle 10.8 s on slurm beside 9.7 s on local
-(ratio 1.11; Slurm's share, sbatch to the job's script done, ~0.3 s: the rest is three
-Django processes starting on a loaded machine, for either provider); throughput 82-118
-tasks/s on slurm beside 90-107 on local, ratio 0.91 (1.16, 0.91, 0.89); resize to 0 with
-taskcompletion 4.0 s on both. The < 5 s target is out of reach here for any provider while
-the agents alone take ~9 s to start; on an idle machine one slurm node was idle 3.2 s after
-provider.start.
-
-Usage: .venv/bin/python benchmarks/bench_slurm.py [--tasks 2000] [--rounds 3] [--slots N]
+Usage: .venv/bin/python benchmarks/bench_slurm.py [--tasks 2000] [--rounds 3] [--slots N] [--quick]
+  --quick: one slurm round between two local ones, 500 tasks each
 """
 
 from __future__ import annotations
@@ -63,7 +57,7 @@ def a_round(client, account, kind: str, round_no: int, tasks: int, slots: int) -
     """(up seconds, tasks/s, down seconds) of one pool on the `kind` provider."""
     from azure.batch import models as m
 
-    from tasks.models import ComputeNode, Job, Pool
+    from tasks.models import ComputeNode, Job, Pool, Task
     from tasks.operations.pools import add_pool, resize_pool
     from tasks.providers.registry import get_provider
 
@@ -89,11 +83,18 @@ def a_round(client, account, kind: str, round_no: int, tasks: int, slots: int) -
     rate = tasks / (time.perf_counter() - started)
     assert Job.objects.get(job_id=job_id).succeeded_count == tasks
 
+    busy = f"busy{round_no}{kind}"
+    client.create_job(m.BatchJobCreateOptions(id=busy, pool_info=m.BatchPoolInfo(pool_id=pool.pool_id)))
+    client.create_tasks(busy, [m.BatchTaskCreateOptions(id=f"s{i}", command_line="/bin/sleep 1")
+                               for i in range(NODES * slots)])
+    wait(lambda: Task.objects.filter(job__job_id=busy, state="running").count() == NODES * slots,
+         what="a task in each slot")
     started = time.perf_counter()
     resize_pool(Pool.objects.get(pk=pool.pk), target_dedicated=0, node_deallocation_option="taskcompletion")
     wait(steady_with(0), what=f"the {kind} pool empty")
     wait(lambda: not [r for r in get_provider(kind).running() if r.pool_id == pool.pool_id], what="agents gone")
     down = time.perf_counter() - started
+    assert Task.objects.filter(job__job_id=busy, result="success").count() == NODES * slots
     return up, rate, down
 
 
@@ -126,13 +127,17 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3, help="slurm rounds (local rounds: one more)")
     parser.add_argument("--slots", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--quick", action="store_true", help="one slurm round, 500 tasks")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.tasks = 1, 500
     os.environ["BATCHSITE_VM_SIZES"] = json.dumps(SIZES)
     data = setup_django("slurm")
 
     from azure.batch import BatchClient
     from azure.core.credentials import AzureNamedKeyCredential
     from django.conf import settings
+    from django.db import connection
 
     from tasks.models import Account
     from tasks.providers.slurm import SlurmProvider
@@ -167,7 +172,8 @@ def main() -> None:
         return [slurm[r][i] / ((local[r][i] + local[r + 1][i]) / 2) for r in range(args.rounds)]
 
     print(f"pools of {NODES} nodes x {args.slots} slots on local and on slurm (Slurm's nodes on this host, "
-          f"{os.cpu_count()} CPUs), {args.tasks:,} x /bin/true per round, reconciler interval "
+          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, {connection.vendor}), {args.tasks:,} x /bin/true per "
+          f"round, reconciler interval "
           f"{settings.BATCHSITE_RECONCILE_SECONDS:g} s")
     for r in range(args.rounds):
         print(f"  round {r + 1}: slurm up {slurm[r][0]:.2f} s, {slurm[r][1]:,.0f} tasks/s, down {slurm[r][2]:.2f} s;"
@@ -180,7 +186,7 @@ def main() -> None:
           f"the same script run directly {share[1]:.2f} s")
     print(f"  throughput on {NODES} slurm nodes / on {NODES} local nodes: {statistics.median(ratios(1)):.2f} "
           f"(median of {args.rounds} rounds: {', '.join(f'{x:.2f}' for x in ratios(1))})   target: >= 0.8")
-    print(f"  resize to 0 (taskcompletion) -> steady, agents gone: slurm {statistics.median(s[2] for s in slurm):.2f}"
+    print(f"  resize to 0 (taskcompletion, a 1 s task in each slot) -> steady, agents gone: slurm {statistics.median(s[2] for s in slurm):.2f}"
           f" s, local {statistics.median(s[2] for s in local):.2f} s; ratio {statistics.median(ratios(2)):.2f}")
 
 

@@ -1,6 +1,6 @@
 """A system check for the vmSize table: a bad BATCHSITE_VM_SIZES stops `serve`, `reconcile`
-and every other management command at start, with the entry named, instead of failing the
-first Add Pool."""
+and the other management commands at start (not `runnode`, which runs no checks), with the
+entry named, instead of failing the first Add Pool."""
 
 from django.conf import settings
 from django.core.checks import Error, register

@@ -365,6 +365,32 @@ def test_the_loop_outlives_a_database_error_and_a_bug(reconciler, monkeypatch):
     assert len(calls) == 3
 
 
+def test_an_idle_reconciler_wakes_for_a_pool_that_starts_to_move(reconciler, monkeypatch):
+    # Its interval is an hour: the pass after Add Pool comes from its look between passes.
+    calls = []
+
+    def a_pass():
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            make_pool(targetDedicatedNodes=1)
+        return {"busy": 0}
+
+    monkeypatch.setattr(reconciler, "run_pass", a_pass)
+    deadline = time.monotonic() + 60
+    reconciler.run(interval=3600, should_stop=lambda: len(calls) >= 2 or time.monotonic() > deadline,
+                   lock=AlwaysLeader())
+    assert len(calls) == 2
+
+
+def test_an_idle_reconciler_sleeps_on_while_every_pool_is_steady(reconciler, monkeypatch):
+    steady_pool(reconciler, nodes=1)
+    calls = []
+    monkeypatch.setattr(reconciler, "run_pass", lambda: calls.append(1) or {"busy": 0})
+    deadline = time.monotonic() + 0.5
+    reconciler.run(interval=3600, should_stop=lambda: time.monotonic() > deadline, lock=AlwaysLeader())
+    assert calls == [1]
+
+
 class AlwaysLeader:
     def acquire(self) -> bool:
         return True
