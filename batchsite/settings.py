@@ -69,6 +69,24 @@ BATCHSITE_NODE_KILL_GRACE_SECONDS = env_float("BATCHSITE_NODE_KILL_GRACE_SECONDS
 BATCHSITE_NODE_PUBLISH_SECONDS = env_float("BATCHSITE_NODE_PUBLISH_SECONDS", 5.0, minimum=0.1)
 BATCHSITE_NODE_IP = env_str("BATCHSITE_NODE_IP", "127.0.0.1")
 
+# Pools and node providers (tasks.providers, tasks.operations.reconcile): which provider
+# and node size each vmSize gets (a JSON object, validated by tasks.providers.sizes; unset:
+# every vmSize is a node on this machine), how long a new node stays `creating` before
+# its agent starts (as a cloud VM's allocation would), how often the reconciler looks at
+# the pools, and how often it samples their metrics for autoscale formulas.
+BATCHSITE_VM_SIZES = env_json_object("BATCHSITE_VM_SIZES")
+BATCHSITE_NODE_ALLOCATION_SECONDS = env_float("BATCHSITE_NODE_ALLOCATION_SECONDS", 0.0)
+BATCHSITE_RECONCILE_SECONDS = env_float("BATCHSITE_RECONCILE_SECONDS", 1.0, minimum=0.05)
+BATCHSITE_POOL_SAMPLE_SECONDS = env_float("BATCHSITE_POOL_SAMPLE_SECONDS", 30.0, minimum=1.0)
+# The most nodes the `local` provider runs on this machine, all pools together (each agent
+# is a Python process of ~80 MB): a resize beyond it stops with AccountCoreQuotaReached.
+BATCHSITE_LOCAL_MAX_NODES = env_int("BATCHSITE_LOCAL_MAX_NODES", 16)
+
+# The `slurm` node provider (tasks/providers/slurm.py): the database URL its agents use,
+# when the compute nodes reach the database at another address than this process does
+# (default: this process's own database).
+BATCHSITE_SLURM_DATABASE_URL = env_str("BATCHSITE_SLURM_DATABASE_URL", "")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -88,6 +106,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
+    "tasks.middleware.refuse_nul_in_path",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

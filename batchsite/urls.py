@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularJSONAPIView
 
+from tasks.api import schema  # noqa: F401 - registers the Shared Key scheme with drf-spectacular
 from tasks.api.handlers import bad_request, not_found, server_error
 
 urlpatterns = [

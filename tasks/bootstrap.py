@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 
 from tasks.models import Account, AccountMembership
 from tasks.operations.accounts import ensure_account
-from tasks.operations.pools import ensure_pool
+from tasks.operations.pools import ensure_local_pool
 
 # Where a first start keeps the administrator's password it made (as Jenkins keeps
 # secrets/initialAdminPassword): readable by this user only.
@@ -28,9 +28,11 @@ class Started:
     sign_in: str  # how to sign in to the dashboard, for serve's banner
 
 
-def bootstrap(*, local_slots: int) -> Started:
+def bootstrap(*, local_nodes: int, local_slots: int) -> Started:
+    """The configured accounts, and the default one's pool `local` with `local_nodes`
+    nodes of `local_slots` slots (the reconciler starts them)."""
     accounts = [ensure_account(a.name, a.key, a.secondary_key) for a in settings.BATCHSITE_ACCOUNTS]
-    ensure_pool(accounts[0], "local", slots_per_node=local_slots)
+    ensure_local_pool(accounts[0], nodes=local_nodes, slots=local_slots)
     return Started(account=accounts[0], accounts=accounts, sign_in=ensure_sign_in(accounts[0]))
 
 

@@ -284,6 +284,32 @@ class BatchError(Exception):
     def operation_invalid_for_state(cls, message: str) -> BatchError:
         return cls("OperationInvalidForCurrentState", message, 409)
 
+    # --- 409: compute nodes ---------------------------------------------------------------
+    @classmethod
+    def node_being_created(cls) -> BatchError:
+        return cls("NodeBeingCreated", "The specified node is being created.", 409)
+
+    @classmethod
+    def node_being_started(cls) -> BatchError:
+        return cls("NodeBeingStarted", "The specified node is being started.", 409)
+
+    @classmethod
+    def node_being_rebooted(cls) -> BatchError:
+        return cls("NodeBeingRebooted", "The specified node is being rebooted.", 409)
+
+    @classmethod
+    def node_being_reimaged(cls) -> BatchError:
+        return cls("NodeBeingReimaged", "The specified node is being reimaged.", 409)
+
+    @classmethod
+    def node_not_ready(cls) -> BatchError:
+        return cls("NodeNotReady", "Node is not able to perform the requested operations in its current state.", 409)
+
+    @classmethod
+    def node_already_in_scheduling_state(cls) -> BatchError:
+        return cls("NodeAlreadyInTargetSchedulingState", "The specified node is already in the target scheduling state.",
+                   409)
+
     # --- other ---------------------------------------------------------------------------
     @classmethod
     def condition_not_met(cls, status: int) -> BatchError:

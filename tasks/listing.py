@@ -21,7 +21,7 @@ import binascii
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from django.db.models import F, FloatField, Func, Q, QuerySet
@@ -49,6 +49,10 @@ SORTS: dict[str, tuple[str, bool, str]] = {
 SORT_LABELS = {"id": "ID", "created": "Created", "started": "Started", "ended": "Ended",
                "runtime": "Run time", "exit_code": "Exit code", "retries": "Retries"}
 FILTER_KEYS = ("state", "result", "exit_code", "failure_code", "node", "q", "time", "since", "until")
+FIELD_LABELS = {"state": "State", "result": "Result", "exit_code": "Exit code", "failure_code": "Failure code",
+                "node": "Node", "q": "ID contains", "time": "Time", "since": "From", "until": "Until"}
+TEXT_LIMIT = 128  # node ids are at most 128 characters; task ids and failure codes fewer
+MAX_EXIT_CODE_PARTS = 100
 
 
 class FilterError(ValueError):
@@ -69,22 +73,30 @@ class TaskFilter:
     sort: str = "id"
     desc: bool = False
     errors: dict[str, str] = field(default_factory=dict, compare=False)
+    raw: dict[str, str] = field(default_factory=dict, compare=False)  # what was sent for each error
 
     # --- reading ------------------------------------------------------------------------
 
     @classmethod
     def from_params(cls, params) -> TaskFilter:
-        """Read a filter from a QueryDict or dict; bad values are dropped and named in
-        `errors`, so a hand-edited URL narrows nothing by surprise yet never fails."""
+        """Read a filter from a QueryDict or dict. This is the filter's one validation,
+        which the page, the count, the CSV export and bulk actions all use: a value that
+        cannot be read exactly (unknown, malformed, out of range, too long) is left out and
+        named in `errors`, and a filter with errors lists, counts, exports and acts on
+        nothing, since leaving the value out would widen the scope behind the user's back."""
         get = lambda k: (params.get(k) or "").strip()  # noqa: E731
         values, errors = {}, {}
         for key, allowed in (("state", STATES), ("result", RESULTS), ("time", list(TIME_FIELDS))):
             if get(key) in allowed:
                 values[key] = get(key)
             elif get(key):
-                errors[key] = f"Unknown {key} {get(key)!r}."
+                errors[key] = f"Unknown {key} {_shown(get(key))}."
         for key in ("failure_code", "node", "q"):
-            values[key] = get(key)[:128]
+            error = _text_error(get(key))
+            if error:
+                errors[key] = error
+            else:
+                values[key] = get(key)
         try:
             parse_exit_codes(get("exit_code"))
             values["exit_code"] = get("exit_code")
@@ -92,19 +104,36 @@ class TaskFilter:
             errors["exit_code"] = str(exc)
         for key in ("since", "until"):
             if get(key):
-                moment = _parse_moment(get(key))
-                if moment is None:
-                    errors[key] = f"Not a date and time: {get(key)!r}."
+                moment, error = _parse_moment(get(key))
+                if error:
+                    errors[key] = error
                 values[key] = moment
         sort = get("sort")
         values["desc"] = sort.startswith("-")
         values["sort"] = sort.lstrip("-") if sort.lstrip("-") in SORTS else "id"
-        return cls(**values, errors=errors)
+        return cls(**values, errors=errors, raw={key: get(key) for key in errors})
+
+    @property
+    def is_valid(self) -> bool:
+        return not self.errors
+
+    def error_text(self) -> str:
+        """Every error in one line, for a refusal message."""
+        return " ".join(f"{FIELD_LABELS[key]}: {error}" for key, error in self.errors.items())
+
+    @property
+    def form_values(self) -> dict[str, str]:
+        """What the filter form shows in each field: the value read, or what was sent
+        where it could not be read (so the user can correct it)."""
+        return {"time": self.raw.get("time", self.time), **self.params(sort=False)}
 
     # --- using --------------------------------------------------------------------------
 
     def where(self) -> Q:
-        """The filter as a Q over Task (the job is not part of it)."""
+        """The filter as a Q over Task (the job is not part of it); a filter with errors
+        matches nothing."""
+        if self.errors:
+            return Q(pk__in=[])
         q = Q()
         if self.state:
             q &= Q(state=self.state)
@@ -147,6 +176,8 @@ class TaskFilter:
 
     def count_from(self, job: Job) -> int | None:
         """The exact number of matching tasks from the job's counters, when that is possible."""
+        if self.errors:
+            return 0
         if not self.counts_from_job:
             return None
         state, result = self.state, self.result
@@ -163,15 +194,17 @@ class TaskFilter:
         return None  # preparing and running share one counter
 
     def params(self, *, sort: bool = True) -> dict[str, str]:
-        """The filter as URL parameters (only the ones that are set)."""
+        """The filter as URL parameters (only the ones that are set). A value that could
+        not be read is carried as it was sent, so every link of a page keeps its error
+        until the user corrects it rather than quietly dropping it."""
         out = {
             "state": self.state, "result": self.result, "exit_code": self.exit_code,
             "failure_code": self.failure_code, "node": self.node, "q": self.q,
+            "since": _format_moment(self.since), "until": _format_moment(self.until),
         }
-        if self.since or self.until:
-            out["time"] = self.time
-            out["since"] = _format_moment(self.since)
-            out["until"] = _format_moment(self.until)
+        out.update(self.raw)
+        if out["since"] or out["until"]:
+            out["time"] = self.raw.get("time", self.time)
         if sort and (self.sort != "id" or self.desc):
             out["sort"] = ("-" if self.desc else "") + self.sort
         return {k: v for k, v in out.items() if v}
@@ -215,7 +248,10 @@ RUN_TIME = RunTime()
 def parse_exit_codes(text: str) -> tuple[list[int], list[tuple[int, int]]]:
     """`1,2,137` and `1..255` (and mixes) -> ([1, 2, 137], [(1, 255)])."""
     codes, ranges = [], []
-    for part in filter(None, (p.strip() for p in text.split(","))):
+    parts = [p for p in (p.strip() for p in text.split(",")) if p]
+    if len(parts) > MAX_EXIT_CODE_PARTS:
+        raise FilterError(f"At most {MAX_EXIT_CODE_PARTS} exit codes or ranges.")
+    for part in parts:
         try:
             if ".." in part:
                 low, high = (_int32(x) for x in part.split("..", 1))
@@ -223,7 +259,7 @@ def parse_exit_codes(text: str) -> tuple[list[int], list[tuple[int, int]]]:
             else:
                 codes.append(_int32(part))
         except ValueError:
-            raise FilterError(f"Exit codes are whole numbers or ranges like 1..255, not {part!r}.") from None
+            raise FilterError(f"Exit codes are whole numbers or ranges like 1..255, not {_shown(part)}.") from None
     return codes, ranges
 
 
@@ -234,22 +270,63 @@ def _int32(text: str) -> int:
     return value
 
 
-def _parse_moment(text: str) -> datetime | None:
-    """An ISO date or date and time (local time unless it says otherwise), or None."""
+def _shown(text: str) -> str:
+    """A value as an error message quotes it: never more than a few dozen characters."""
+    return repr(text if len(text) <= 40 else text[:40] + "…")
+
+
+def storable(text: str) -> bool:
+    """Whether every database can compare with this text: PostgreSQL refuses a NUL in any
+    string (a 500 if it reaches a query), and no stored id or name holds one."""
+    return "\x00" not in text
+
+
+def _text_error(text: str) -> str:
+    if len(text) > TEXT_LIMIT:
+        return f"At most {TEXT_LIMIT} characters, not {len(text)}."
+    if not storable(text):
+        return "A NUL character cannot be part of a filter."
+    return ""
+
+
+def _parse_moment(text: str) -> tuple[datetime | None, str]:
+    """An ISO date or date and time (local time unless it says otherwise), or the error:
+    not a date, or a moment that UTC and local time cannot both represent (the database
+    compares in UTC, the form shows local time), such as 0001-01-01T00:00+14:00."""
     try:
         moment = parse_datetime(text.replace(" ", "T")) if "T" in text or " " in text else None
         moment = moment or datetime.fromisoformat(text)
+    except (ValueError, OverflowError):
+        return None, f"Not a date and time: {_shown(text)}."
+    try:
         if timezone.is_naive(moment):
             moment = timezone.make_aware(moment, timezone.get_default_timezone())
-        return moment
+        if not representable(moment):
+            raise OverflowError
     except (ValueError, OverflowError):
-        return None
+        return None, f"Out of range: {_shown(text)} (years 1 to 9999 in UTC and in local time)."
+    return moment, ""
+
+
+def representable(moment: datetime) -> bool:
+    """Whether an aware moment exists in UTC and in local time (Python's years 1-9999)."""
+    try:
+        moment.astimezone(UTC)
+        timezone.localtime(moment)
+    except (ValueError, OverflowError):
+        return False
+    return True
 
 
 def _format_moment(moment: datetime | None) -> str:
+    """A moment as the form's datetime-local value, exact to the second (or finer), so the
+    filter a link or a bulk scope carries is the one that was read."""
     if moment is None:
         return ""
-    return timezone.localtime(moment).strftime("%Y-%m-%dT%H:%M")
+    local = timezone.localtime(moment).replace(tzinfo=None)
+    if local.microsecond:
+        return local.isoformat(timespec="microseconds")
+    return local.isoformat(timespec="seconds" if local.second else "minutes")
 
 
 # --- keyset pages ------------------------------------------------------------------------
@@ -357,8 +434,8 @@ def _dump(value, kind: str):
 def _load(value, kind: str):
     if kind == "dt":
         moment = datetime.fromisoformat(value)
-        if timezone.is_naive(moment):
-            raise ValueError("naive time in cursor")
+        if timezone.is_naive(moment) or not representable(moment):
+            raise ValueError("naive or out-of-range time in cursor")
         return moment
     if kind == "float":
         if not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -368,6 +445,6 @@ def _load(value, kind: str):
         if not isinstance(value, int) or not -(2**63) <= value < 2**63:
             raise ValueError("not a 64-bit integer")
         return value
-    if not isinstance(value, str):
-        raise TypeError("id cursor must be a string")
+    if not isinstance(value, str) or not storable(value):
+        raise TypeError("id cursor must be a string without NUL")
     return value

@@ -104,3 +104,84 @@ def count_running(node: ComputeNode) -> tuple[int, int]:
         n=Count("pk"), slots=Sum("slots", default=0)
     )
     return agg["n"], agg["slots"]
+
+
+RECENT_NODE_TASKS = 10
+
+
+def list_recent_node_tasks(node: ComputeNode, *, limit: int = RECENT_NODE_TASKS) -> list:
+    """A node's latest attempts, newest first, each with its task and job loaded: the
+    node's recentTasks (taskUrl, jobId, taskId, subtaskId, taskState, executionInfo). One
+    query, on the (node, claimed) index."""
+    from tasks.models import Attempt
+
+    return list(Attempt.objects.filter(node=node).select_related("task", "job").order_by("-claimed", "-pk")[:limit])
+
+
+def list_recent_tasks_of_nodes(nodes: list[ComputeNode], *, limit: int = RECENT_NODE_TASKS) -> dict[int, list]:
+    """list_recent_node_tasks for a page of nodes: node pk -> its latest attempts, newest
+    first, each with its task and job loaded. One query (a window over the (node, claimed)
+    index), however many nodes."""
+    from django.db.models import F, Window
+    from django.db.models.functions import RowNumber
+
+    from tasks.models import Attempt
+
+    if not nodes:
+        return {}
+    rank = Window(RowNumber(), partition_by=[F("node_id")], order_by=[F("claimed").desc(), F("pk").desc()])
+    rows = (Attempt.objects.filter(node__in=nodes).select_related("task", "job").annotate(rank=rank)
+            .filter(rank__lte=limit).order_by("node_id", "rank"))
+    out: dict[int, list] = {}
+    for attempt in rows:
+        out.setdefault(attempt.node_id, []).append(attempt)
+    return out
+
+
+def count_running_on(nodes: list[ComputeNode]) -> dict[int, tuple[int, int]]:
+    """count_running for a page of nodes: node pk -> (running tasks, slots they hold). One
+    query."""
+    from django.db.models import Count, Sum
+
+    from tasks.models import Attempt
+
+    rows = Attempt.objects.filter(node__in=nodes, outcome=Attempt.Outcome.RUNNING).values("node")
+    return {row["node"]: (row["n"], row["slots"]) for row in rows.annotate(n=Count("pk"), slots=Sum("slots"))}
+
+
+def count_nodes_by_state(pools: list[Pool]) -> dict[int, dict[tuple[bool, str], int]]:
+    """For List Pool Node Counts: pool pk -> {(is_dedicated, state): nodes}. One query."""
+    from django.db.models import Count
+
+    out: dict[int, dict[tuple[bool, str], int]] = {pool.pk: {} for pool in pools}
+    rows = (ComputeNode.objects.filter(pool__in=pools).values("pool_id", "is_dedicated", "state")
+            .annotate(n=Count("pk")))
+    for row in rows:
+        out[row["pool_id"]][(row["is_dedicated"], row["state"])] = row["n"]
+    return out
+
+
+def pool_node_stats(pools: list[Pool], *, at) -> dict[int, dict]:
+    """For $expand=stats on pools: pool pk -> its current nodes' dedicated count and summed
+    age in seconds, average CPU and average and peak memory as last reported. One query
+    (the ages are summed here: durations do not add up alike on every database)."""
+    out = {pool.pk: {"dedicated": 0, "dedicated_seconds": 0.0, "cpu": None, "memory": None, "peak_memory": None,
+                     "_cpu": [], "_memory": []} for pool in pools}
+    rows = ComputeNode.objects.filter(pool__in=pools).values_list(
+        "pool_id", "is_dedicated", "allocation_time", "registered", "cpu_percent", "memory_bytes")
+    for pool_pk, dedicated, allocated, registered, cpu, memory in rows:
+        entry = out[pool_pk]
+        if dedicated:
+            entry["dedicated"] += 1
+            entry["dedicated_seconds"] += max(0.0, (at - (allocated or registered)).total_seconds())
+        if cpu is not None:
+            entry["_cpu"].append(cpu)
+        if memory is not None:
+            entry["_memory"].append(memory)
+    for entry in out.values():
+        cpus, memories = entry.pop("_cpu"), entry.pop("_memory")
+        if cpus:
+            entry["cpu"] = sum(cpus) / len(cpus)
+        if memories:
+            entry["memory"], entry["peak_memory"] = sum(memories) / len(memories), max(memories)
+    return out

@@ -62,7 +62,7 @@ class AgentGroup:
         self.started: set[str] = set()
 
     def start(self, pool: Pool, node_id: str, *, slots: int = 2, wait: bool = True, clean: bool = True,
-              **env: str) -> subprocess.Popen:
+              low_priority: bool = False, ready: tuple[str, ...] = ("idle", "running"), **env: str) -> subprocess.Popen:
         if clean:
             shutil.rmtree(layout.node_root(settings.DATA_DIR, pool.account.name, pool.pool_id, node_id),
                           ignore_errors=True)
@@ -71,7 +71,7 @@ class AgentGroup:
         log = open(self.log_dir / f"{node_id}.log", "ab")  # noqa: SIM115 - the child owns it
         proc = subprocess.Popen(
             [sys.executable, str(ROOT / "manage.py"), "runnode", "--pool", pool.pool_id, "--slots", str(slots),
-             "--node-id", node_id, "--account", pool.account.name],
+             "--node-id", node_id, "--account", pool.account.name, *(["--low-priority"] if low_priority else [])],
             cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()
@@ -79,7 +79,7 @@ class AgentGroup:
         self.started.add((pool.account.name, pool.pool_id, node_id))
         if wait:
             wait_for(lambda: proc.poll() is not None or ComputeNode.objects.filter(
-                pool=pool, node_id=node_id, agent_pid=proc.pid, state__in=["idle", "running"]).exists(),
+                pool=pool, node_id=node_id, agent_pid=proc.pid, state__in=ready).exists(),
                 timeout=30, message=f"node {node_id} to register")
             assert proc.poll() is None, self.log(node_id)
         return proc

@@ -16,8 +16,10 @@ from django.test import Client
 
 from tests.factories import AccountFactory, JobFactory
 
-# `agents`: real `manage.py runnode` subprocesses against the test database.
-pytest_plugins = ["tests.agents"]
+# `agents`: real `manage.py runnode` subprocesses against the test database;
+# `local_provider`, `reconciler`: the real local node provider and a reconciler on it;
+# `slurm`: the slurm node provider against a real Slurm (.ci/slurm-up), and its marker.
+pytest_plugins = ["tests.agents", "tests.local_nodes", "tests.slurm"]
 
 API = "2025-06-01"
 _STANDARD = ["content-encoding", "content-language", "content-length", "content-md5", "content-type",

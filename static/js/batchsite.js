@@ -34,7 +34,7 @@
   document.addEventListener("click", function (event) {
     var link = event.target.closest("[data-close-dialog]");
     if (!link) return;
-    var dialog = link.closest("#task-dialog");
+    var dialog = link.closest("#task-dialog, .dialog");
     if (dialog) {
       event.preventDefault();
       dialog.innerHTML = "";
@@ -43,7 +43,7 @@
 
   // Escape closes an open dialog.
   document.addEventListener("keydown", function (event) {
-    var dialog = document.getElementById("task-dialog");
-    if (event.key === "Escape" && dialog) dialog.innerHTML = "";
+    if (event.key !== "Escape") return;
+    document.querySelectorAll("#task-dialog, .dialog").forEach(function (dialog) { dialog.innerHTML = ""; });
   });
 })();

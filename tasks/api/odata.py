@@ -64,6 +64,7 @@ class Kind(Enum):
     ENUM = "enum"  # one of `values`, case-insensitive, stored lowercase
     INT = "int"
     DATETIME = "datetime"
+    BOOL = "bool"
 
 
 class Null(Enum):
@@ -144,13 +145,12 @@ POOL = Schema.of(
         "creationTime": _time("creation_time"),
         "lastModified": _time("last_modified"),
         "vmSize": Prop("vm_size", Kind.FOLDED, EQUALITY | {"startswith"}),
+        "allocationState": Prop("allocation_state", Kind.ENUM, frozenset({"eq"}), Null.NEVER,
+                                frozenset({"steady", "resizing", "stopping"})),
+        "allocationStateTransitionTime": _time("allocation_state_transition_time", Null.NULL),
+        "enableAutoScale": Prop("enable_auto_scale", Kind.BOOL, EQUALITY),
     },
-    unsupported=[
-        "allocationState",
-        "allocationStateTransitionTime",
-        "enableAutoScale",
-        "enableInterNodeCommunication",
-    ],
+    unsupported=["enableInterNodeCommunication"],
 )
 
 NODE = Schema.of(
@@ -163,17 +163,25 @@ NODE = Schema.of(
             " deallocating",
         ),
         "stateTransitionTime": _time("state_transition_time"),
+        "lastBootTime": _time("registered"),
+        "allocationTime": _time("allocation_time", Null.NULL),
+        # startTaskInfo is kept in wire form (a JSON column): its keys are looked up inside it.
+        "startTaskInfo/state": Prop("start_task_info__state", Kind.ENUM, frozenset({"eq"}), Null.NULL,
+                                    frozenset({"running", "completed"})),
+        "startTaskInfo/result": Prop("start_task_info__result", Kind.ENUM, EQUALITY, Null.NULL,
+                                     frozenset({"success", "failure"})),
+        "startTaskInfo/exitCode": Prop("start_task_info__exitCode", Kind.INT, ORDERING, Null.NULL),
     },
-    unsupported=[
-        "lastBootTime",
-        "allocationTime",
-        "startTaskInfo/state",
-        "startTaskInfo/result",
-        "startTaskInfo/exitCode",
-        "startTaskInfo/startTime",
-        "startTaskInfo/endTime",
-    ],
+    unsupported=["startTaskInfo/startTime", "startTaskInfo/endTime"],
 )
+
+NODE_COUNTS = Schema.of({"poolId": Prop("id_key", Kind.KEY, frozenset({"eq"}))})
+
+SUPPORTED_IMAGE = Schema.of({
+    "osType": _enum("os_type", "linux windows"),
+    "verificationType": _enum("verification_type", "verified unverified"),
+    "nodeAgentSKUId": Prop("node_agent_sku_id", Kind.TEXT, EQUALITY),
+})
 
 FILES = Schema.of({"name": Prop("name", Kind.TEXT, frozenset({"startswith"}))})
 
@@ -199,6 +207,34 @@ def pool_filter(text: str) -> Q:
 def node_filter(text: str) -> Q:
     """`$filter` of List Nodes."""
     return _compile(text, NODE)
+
+
+def node_counts_filter(text: str) -> Q:
+    """`$filter` of List Pool Node Counts: `poolId eq 'p'`."""
+    return _compile(text, NODE_COUNTS)
+
+
+def supported_image_filter(text: str) -> Q:
+    """`$filter` of List Supported Images (osType, verificationType, nodeAgentSKUId), to
+    apply with `matches`: the list is not in the database."""
+    return _compile(text, SUPPORTED_IMAGE)
+
+
+def matches(q: Q, item: object) -> bool:
+    """Whether an object's attributes satisfy a Q this module compiled from equality
+    conditions on text and enum properties (supported_image_filter)."""
+    results = []
+    for child in q.children:
+        if isinstance(child, Q):
+            results.append(matches(child, item))
+            continue
+        lookup, value = child
+        field, _, how = lookup.partition("__")
+        if how not in ("", "exact"):
+            raise ValueError(f"matches() compares for equality only, not {lookup}")
+        results.append(getattr(item, field) == value)
+    result = all(results) if q.connector == Q.AND else any(results)
+    return result != q.negated
 
 
 def file_name_prefix(text: str) -> str:
@@ -496,6 +532,10 @@ def _property(path: str, schema: Schema) -> tuple[str, Prop]:
 
 
 def _literal_value(name: str, prop: Prop, literal: ast._Node) -> Any:
+    if prop.kind is Kind.BOOL:
+        if not isinstance(literal, ast.Boolean):
+            raise Rejected(f"the property '{name}' takes a Boolean literal (true or false)")
+        return literal.py_val
     if prop.kind is Kind.INT:
         return _check_int(name, literal)
     if prop.kind is Kind.DATETIME:

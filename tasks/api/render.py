@@ -3,7 +3,7 @@ absent values omitted, times in the service's 7-digit form."""
 
 from __future__ import annotations
 
-from tasks.models import ComputeNode, Job, Pool, SubTask, Task
+from tasks.models import Job, SubTask, Task
 from tasks.node.layout import task_key_within_node
 from tasks.timefmt import format_datetime_wire as dt
 from tasks.timefmt import format_duration
@@ -195,53 +195,3 @@ def task_counts_json(job: Job) -> dict:
             "succeeded": job.succeeded_slots, "failed": job.failed_slots,
         },
     }
-
-
-def pool_json(pool: Pool, *, base: str, version: str, current_nodes: int = 0) -> dict:
-    spec = pool.spec
-    out = {
-        "id": pool.pool_id,
-        "displayName": spec.get("displayName"),
-        "url": f"{base}/pools/{pool.pool_id}",
-        "eTag": pool.etag,
-        "lastModified": dt(pool.last_modified),
-        "creationTime": dt(pool.creation_time),
-        "state": pool.state,
-        "stateTransitionTime": dt(pool.state_transition_time),
-        "allocationState": "steady",
-        "allocationStateTransitionTime": dt(pool.creation_time),
-        "vmSize": pool.vm_size,
-        "virtualMachineConfiguration": spec.get("virtualMachineConfiguration"),
-        "currentDedicatedNodes": current_nodes,
-        "currentLowPriorityNodes": 0,
-        "targetDedicatedNodes": spec.get("targetDedicatedNodes", current_nodes),
-        "targetLowPriorityNodes": spec.get("targetLowPriorityNodes", 0),
-        "enableAutoScale": spec.get("enableAutoScale", False),
-        "taskSlotsPerNode": pool.task_slots_per_node,
-        "taskSchedulingPolicy": spec.get("taskSchedulingPolicy") or {"nodeFillType": "spread"},
-        "startTask": spec.get("startTask"),
-        "metadata": spec.get("metadata"),
-        "enableInterNodeCommunication": spec.get("enableInterNodeCommunication", False),
-    }
-    return _drop_none(out)
-
-
-def node_json(node: ComputeNode, *, base: str, running_tasks: int = 0, running_slots: int = 0) -> dict:
-    return _drop_none({
-        "id": node.node_id,
-        "url": node_url(base, node.pool.pool_id, node.node_id),
-        "state": node.state,
-        "schedulingState": "enabled" if node.scheduling_enabled else "disabled",
-        "stateTransitionTime": dt(node.state_transition_time),
-        "lastBootTime": dt(node.registered),
-        "allocationTime": dt(node.registered),
-        "ipAddress": node.ip_address or "127.0.0.1",
-        "affinityId": f"TVM:{node.node_id}",
-        "vmSize": node.pool.vm_size,
-        "totalTasksRun": node.total_tasks_run,
-        "totalTasksSucceeded": node.total_tasks_succeeded,
-        "runningTasksCount": running_tasks,
-        "runningTaskSlotsCount": running_slots,
-        "isDedicated": True,
-        "virtualMachineInfo": {"imageReference": (node.pool.spec.get("virtualMachineConfiguration") or {}).get("imageReference") or {}},
-    })

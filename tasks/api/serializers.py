@@ -299,12 +299,28 @@ class JobConstraintsSerializer(WireSerializer):
     maxTaskRetryCount = StrictIntegerField(required=False)  # its range: operations.constraints
 
 
+class AutoPoolSpecificationField(serializers.Field):
+    """poolInfo.autoPoolSpecification, validated like Add Pool's body
+    (tasks.api.pool_serializers, imported when first used: it builds on this module)."""
+
+    def to_internal_value(self, data):
+        from .pool_serializers import AutoPoolSpecificationSerializer
+
+        nested = AutoPoolSpecificationSerializer()
+        nested.bind(self.field_name, self.parent)  # a nested serializer refuses unknown properties
+        return nested.run_validation(data)
+
+    def to_representation(self, value):  # pragma: no cover - output is built in render.py
+        return value
+
+
 class PoolInfoSerializer(WireSerializer):
     poolId = BatchIdField(required=False)
-    autoPoolSpecification = serializers.DictField(required=False)
+    autoPoolSpecification = AutoPoolSpecificationField(required=False)
 
     def validate(self, attrs):
-        if "poolId" not in attrs:
+        # One of the two; an auto pool's rules are the rules layer's (tasks.operations.auto_pools).
+        if "poolId" not in attrs and "autoPoolSpecification" not in attrs:
             raise serializers.ValidationError({"poolId": ErrorDetail("This field is required.", "required")})
         return attrs
 
@@ -348,30 +364,17 @@ class JobTerminateParameterSerializer(WireSerializer):
     terminateReason = StrictCharField(required=False, max_length=64, allow_blank=True)
 
 
-class PoolAddParameterSerializer(WireSerializer):
-    id = BatchIdField()
-    displayName = StrictCharField(required=False, max_length=1024, allow_blank=True)
-    vmSize = StrictCharField(max_length=64)
-    virtualMachineConfiguration = serializers.DictField(required=False)
-    targetDedicatedNodes = StrictIntegerField(required=False, min_value=0)
-    targetLowPriorityNodes = StrictIntegerField(required=False, min_value=0)
-    enableAutoScale = StrictBooleanField(required=False)
-    autoScaleFormula = StrictCharField(required=False)
-    taskSlotsPerNode = StrictIntegerField(required=False, min_value=1, max_value=256)
-    taskSchedulingPolicy = serializers.DictField(required=False)
-    startTask = serializers.DictField(required=False)
-    metadata = MetadataItemSerializer(many=True, required=False)
-    enableInterNodeCommunication = StrictBooleanField(required=False)
-    resizeTimeout = DurationField(required=False)
-
-
 # --- turning DRF verdicts into Batch errors ------------------------------------------------
 
 
 def _first_error(errors, path: str = ""):
     if isinstance(errors, dict):
         for key, value in errors.items():
-            sub = key if key == "non_field_errors" else (f"{path}.{key}" if path else key)
+            # DRF keys a list's item errors by index: name them as `items[0]`.
+            if isinstance(key, int):
+                sub = f"{path}[{key}]"
+            else:
+                sub = key if key == "non_field_errors" else (f"{path}.{key}" if path else key)
             if key == "non_field_errors":
                 sub = path
             found = _first_error(value, sub)

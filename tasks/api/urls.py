@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from . import files, views
+from . import files, pools, views
 
 app_name = "api"
 
@@ -21,13 +21,33 @@ urlpatterns = [
     # The file path arrives percent-encoded (wd%2Fout.txt) and decoded by WSGI: a path.
     path("jobs/<str:job_id>/tasks/<str:task_id>/files/<path:file_path>", files.TaskFileApi.as_view(),
          name="task-file"),
-    path("pools", views.PoolListApi.as_view(), name="pools"),
-    path("pools/<str:pool_id>", views.PoolApi.as_view(), name="pool"),
-    path("pools/<str:pool_id>/nodes", views.NodeListApi.as_view(), name="nodes"),
-    path("pools/<str:pool_id>/nodes/<str:node_id>", views.NodeApi.as_view(), name="node"),
+    path("pools", pools.PoolListApi.as_view(), name="pools"),
+    path("pools/<str:pool_id>", pools.PoolApi.as_view(), name="pool"),
+    path("pools/<str:pool_id>/updateproperties", pools.PoolUpdatePropertiesApi.as_view(), name="pool-update"),
+    path("pools/<str:pool_id>/resize", pools.PoolResizeApi.as_view(), name="pool-resize"),
+    path("pools/<str:pool_id>/stopresize", pools.PoolStopResizeApi.as_view(), name="pool-stop-resize"),
+    path("pools/<str:pool_id>/removenodes", pools.PoolRemoveNodesApi.as_view(), name="pool-remove-nodes"),
+    path("pools/<str:pool_id>/enableautoscale", pools.PoolEnableAutoScaleApi.as_view(), name="pool-enable-autoscale"),
+    path("pools/<str:pool_id>/disableautoscale", pools.PoolDisableAutoScaleApi.as_view(),
+         name="pool-disable-autoscale"),
+    path("pools/<str:pool_id>/evaluateautoscale", pools.PoolEvaluateAutoScaleApi.as_view(),
+         name="pool-evaluate-autoscale"),
+    path("nodecounts", pools.PoolNodeCountsApi.as_view(), name="node-counts"),
+    path("supportedimages", pools.SupportedImagesApi.as_view(), name="supported-images"),
+    path("pools/<str:pool_id>/nodes", pools.NodeListApi.as_view(), name="nodes"),
+    path("pools/<str:pool_id>/nodes/<str:node_id>", pools.NodeApi.as_view(), name="node"),
+    path("pools/<str:pool_id>/nodes/<str:node_id>/reboot", pools.NodeRebootApi.as_view(), name="node-reboot"),
+    path("pools/<str:pool_id>/nodes/<str:node_id>/reimage", pools.NodeReimageApi.as_view(), name="node-reimage"),
+    path("pools/<str:pool_id>/nodes/<str:node_id>/disablescheduling", pools.NodeDisableSchedulingApi.as_view(),
+         name="node-disable-scheduling"),
+    path("pools/<str:pool_id>/nodes/<str:node_id>/enablescheduling", pools.NodeEnableSchedulingApi.as_view(),
+         name="node-enable-scheduling"),
     path("pools/<str:pool_id>/nodes/<str:node_id>/files", files.NodeFileListApi.as_view(), name="node-files"),
     path("pools/<str:pool_id>/nodes/<str:node_id>/files/<path:file_path>", files.NodeFileApi.as_view(),
          name="node-file"),
+    re_path(r"^pools/(?P<pool_id>[^/]+)/nodes/(?P<node_id>[^/]+)/(?P<operation>users|remoteloginsettings|rdp"
+            r"|uploadbatchservicelogs|start|deallocate|extensions)(?P<rest>/.*)?$",
+            pools.NodeUnsupportedApi.as_view(), name="node-unsupported"),
     # Every other operation of the Batch API (the 15.x and 14.x SDKs' paths): authenticated,
     # then a clear "not supported" error. Any other path names no Batch resource: InvalidUri.
     re_path(r"^(?:" + "|".join(p.replace("ID", r"[^/]+") for p in (
@@ -35,11 +55,8 @@ urlpatterns = [
         r"certificates(?:\(.*\)(?:/canceldelete)?)?",
         r"jobschedules(?:/ID(?:/(?:disable|enable|terminate|jobs))?)?",
         r"jobs/ID/(?:disable|enable|jobpreparationandreleasetaskstatus)",
-        r"pools/ID/(?:disableautoscale|enableautoscale|evaluateautoscale|removenodes|resize|stopresize"
-        r"|updateproperties|upgradeos)",
-        r"pools/ID/nodes/ID/(?:deallocate|disablescheduling|enablescheduling|reboot|reimage|remoteloginsettings"
-        r"|rdp|start|uploadbatchservicelogs|upgradeos)",
-        r"pools/ID/nodes/ID/(?:extensions|users)(?:/ID)?",
-        r"nodecounts|poolusagemetrics|supportedimages|lifetimejobstats|lifetimepoolstats",
+        r"pools/ID/upgradeos",
+        r"pools/ID/nodes/ID/upgradeos",
+        r"poolusagemetrics|lifetimejobstats|lifetimepoolstats",
     )) + r")$", views.UnsupportedApi.as_view(), name="unsupported"),
 ]

@@ -3,16 +3,13 @@ operation or query, respond in the wire format."""
 
 from __future__ import annotations
 
-from django.db.models import Count, Sum
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from tasks import queries
 from tasks.errors import BatchError
-from tasks.models import Attempt, ComputeNode, Pool
 from tasks.operations import jobs as job_ops
-from tasks.operations import pools as pool_ops
 from tasks.operations import tasks as task_ops
 from tasks.timefmt import format_datetime_wire
 
@@ -22,8 +19,6 @@ from .conditional import check_read, write_precondition
 from .errors import error_entry
 from .render import (
     job_json,
-    node_json,
-    pool_json,
     subtask_json,
     task_counts_json,
     task_json,
@@ -34,7 +29,6 @@ from .serializers import (
     JobAddParameterSerializer,
     JobTerminateParameterSerializer,
     JobUpdateParameterSerializer,
-    PoolAddParameterSerializer,
     TaskAddCollectionParameterSerializer,
     TaskAddParameterSerializer,
     TaskUpdateParameterSerializer,
@@ -259,90 +253,6 @@ class SubtaskListApi(BatchApiView):
             response, etags=[task.etag] + [f"{s.subtask_id}:{s.state}:{s.state_transition_time.isoformat()}"
                                            for s in subtasks],
             last_modified=max([task.last_modified] + [s.state_transition_time for s in subtasks]))
-
-
-# --- pools and nodes ---------------------------------------------------------------------
-
-
-def _pool_body(view, pool: Pool, current_nodes: int | None = None) -> dict:
-    if current_nodes is None:
-        current_nodes = pool.nodes.exclude(state="offline").count()
-    return pool_json(pool, base=view.base_url, version=view.api_version, current_nodes=current_nodes)
-
-
-def _current_nodes(pools: list[Pool]) -> dict[int, int]:
-    """The nodes of each pool of a page that are not offline (one query for the page)."""
-    rows = ComputeNode.objects.filter(pool__in=pools).exclude(state="offline").values("pool")
-    return {row["pool"]: row["n"] for row in rows.annotate(n=Count("pk"))}
-
-
-def _running_on(nodes: list) -> dict[int, tuple[int, int]]:
-    """Running tasks and the slots they hold, per node of a page (one query for the page)."""
-    rows = Attempt.objects.filter(node__in=nodes, outcome=Attempt.Outcome.RUNNING).values("node")
-    return {row["node"]: (row["n"], row["slots"]) for row in rows.annotate(n=Count("pk"), slots=Sum("slots"))}
-
-
-class PoolListApi(BatchApiView):
-    @extend_schema(request=PoolAddParameterSerializer, responses={201: None}, summary="Add Pool", operation_id="Add_Pool")
-    def post(self, request):
-        spec = validate_wire(PoolAddParameterSerializer, self.json_body())
-        pool = pool_ops.add_pool(self.account, spec=spec)
-        return self.created(etag=pool.etag, last_modified=pool.last_modified,
-                                url=f"{self.base_url}/pools/{pool.pool_id}")
-
-    @extend_schema(summary="List Pools", operation_id="List_Pools", responses={200: OpenApiTypes.OBJECT})
-    def get(self, request):
-        where = odata.pool_filter(self.params.get("$filter", ""))
-        pools, more = queries.list_pools(self.account, where=where, after=self.after_key(), limit=self.page_size())
-        select, counts = self.select(), _current_nodes(pools)
-        items = [self.selected(_pool_body(self, p, counts.get(p.pk, 0)), select) for p in pools]
-        return self.envelope(items, metadata="pools", last_key=pools[-1].id_key if pools else None, more=more)
-
-
-class PoolApi(BatchApiView):
-    @extend_schema(summary="Get Pool", operation_id="Get_Pool", responses={200: OpenApiTypes.OBJECT})
-    def get(self, request, pool_id):
-        pool = queries.get_pool(self.account, pool_id)
-        check_read(request._request.META, pool)
-        body = self.selected(_pool_body(self, pool), self.select())
-        return self.resource_headers(Response(body), etag=pool.etag, last_modified=pool.last_modified,
-                                     url=f"{self.base_url}/pools/{pool.pool_id}")
-
-    @extend_schema(summary="Pool Exists", responses={200: None, 404: None}, operation_id="Pool_Exists")
-    def head(self, request, pool_id):
-        pool = queries.get_pool(self.account, pool_id)
-        check_read(request._request.META, pool)
-        return self.resource_headers(Response(None, status=200), etag=pool.etag, last_modified=pool.last_modified)
-
-    @extend_schema(responses={202: None}, summary="Delete Pool", operation_id="Delete_Pool")
-    def delete(self, request, pool_id):
-        precondition = write_precondition(request._request.META)
-        pool_ops.delete_pool(queries.get_pool(self.account, pool_id), precondition=precondition)
-        return Response(None, status=202)
-
-
-class NodeListApi(BatchApiView):
-    @extend_schema(summary="List Compute Nodes", operation_id="List_Compute_Nodes", responses={200: OpenApiTypes.OBJECT})
-    def get(self, request, pool_id):
-        pool = queries.get_pool(self.account, pool_id)
-        where = odata.node_filter(self.params.get("$filter", ""))
-        nodes, more = queries.list_nodes(pool, where=where, after=self.after_key(), limit=self.page_size())
-        select, running_on = self.select(), _running_on(nodes)
-        items = []
-        for node in nodes:
-            running, slots = running_on.get(node.pk, (0, 0))
-            items.append(self.selected(node_json(node, base=self.base_url, running_tasks=running,
-                                                 running_slots=slots), select))
-        return self.envelope(items, metadata="nodes", last_key=nodes[-1].node_id if nodes else None, more=more)
-
-
-class NodeApi(BatchApiView):
-    @extend_schema(summary="Get Compute Node", operation_id="Get_Compute_Node", responses={200: OpenApiTypes.OBJECT})
-    def get(self, request, pool_id, node_id):
-        node = queries.get_node(queries.get_pool(self.account, pool_id), node_id)
-        running, slots = queries.count_running(node)
-        body = node_json(node, base=self.base_url, running_tasks=running, running_slots=slots)
-        return Response(self.selected(body, self.select()))
 
 
 @extend_schema(exclude=True)

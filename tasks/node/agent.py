@@ -7,6 +7,17 @@ assignments, enforce maxWallClockTime and remove queued directories; heartbeat; 
 for the free slots and start it. Every state change goes through the rules layer; the
 agent only runs processes and reports what happened to them.
 
+The node's life: it registers (`starting`), runs the pool's start task in `startup/` (with
+waitForSuccess the node waits in `waitingforstarttask`, and a last failure leaves it
+`starttaskfailed`), then takes work. At each control pass it reads the node's orders:
+reboot, reimage or leave the pool (pending_action) and disabled scheduling. The operation
+that ordered it already requeued or terminated the running tasks per its option; the agent
+kills what is left, waits for what the option lets finish (taskcompletion; retaineddata:
+the tasks' retention too), then carries it out: a reboot or reimage (which first wipes the
+node's disk) ends run() with REBOOT, and runnode restarts the process, which registers
+again (lastBootTime) and runs the start task again; leaving wipes the disk, calls
+leave_pool and ends run() with LEFT (runnode exits 0).
+
 SIGTERM/SIGINT: the running tasks get SIGTERM, then SIGKILL after a grace period, and are
 requeued so another node (or this one, restarted) runs them; the node goes offline.
 SIGKILL: nothing can be done then; the node's heartbeat stops, another agent (or the
@@ -51,8 +62,14 @@ from .process import (
     signal_group,
     spawn,
 )
+from .sampling import NodeSampler
 
 log = logging.getLogger("batchsite.node")
+
+# How run() ended: stopped (SIGTERM, or the node is gone), restart for a reboot or reimage,
+# or left the pool.
+STOPPED, REBOOT, LEFT = "stopped", "reboot", "left"
+_KILLING_OPTIONS = (node_ops.REQUEUE, node_ops.TERMINATE)
 
 
 @dataclass
@@ -82,9 +99,29 @@ class Run:
         return f"{self.task_dir}/{layout.WORKING_DIR}"
 
 
+@dataclass
+class StartTask:
+    """The pool's start task, run by this agent in the node's startup/ directory."""
+
+    spec: dict
+    env: dict[str, str]
+    task_dir: str
+    key: str
+    # "due" (to start, or start again for a retry), "running", "ended" (how it ended is
+    # not recorded yet), "done" (no more runs on this boot).
+    phase: str = "due"
+    retry: bool = False
+    child: Child | None = None
+    ended: tuple[int | None, str, str] | None = None  # exit code, failure code, failure message
+
+    @property
+    def cwd(self) -> str:
+        return f"{self.task_dir}/{layout.WORKING_DIR}"
+
+
 class NodeAgent:
-    def __init__(self, pool: Pool, *, node_id: str, slots: int, out=None) -> None:
-        self.pool, self.node_id, self.slots = pool, node_id, slots
+    def __init__(self, pool: Pool, *, node_id: str, slots: int, is_dedicated: bool = True, out=None) -> None:
+        self.pool, self.node_id, self.slots, self.is_dedicated = pool, node_id, slots, is_dedicated
         self.key = layout.node_key(pool.account.name, pool.pool_id, node_id)
         self.root = layout.node_root(settings.DATA_DIR, pool.account.name, pool.pool_id, node_id)
         self.poll = settings.BATCHSITE_NODE_POLL_SECONDS
@@ -100,9 +137,10 @@ class NodeAgent:
             "AZ_BATCH_ACCOUNT_NAME": pool.account.name,
             "AZ_BATCH_POOL_ID": pool.pool_id,
             "AZ_BATCH_NODE_ID": node_id,
-            "AZ_BATCH_NODE_IS_DEDICATED": "true",
+            "AZ_BATCH_NODE_IS_DEDICATED": "true" if is_dedicated else "false",
             "AZ_BATCH_NODE_ROOT_DIR": str(self.root),
-            "AZ_BATCH_NODE_SHARED_DIR": str(self.root / "shared"),
+            "AZ_BATCH_NODE_SHARED_DIR": str(self.root / layout.NODE_SHARED_DIR),
+            "AZ_BATCH_NODE_STARTUP_DIR": str(self.root / layout.STARTUP_DIR),
         }
         self.publishing = not storage.is_local_to(self.storage, layout.nodes_dir(settings.DATA_DIR))
         self.out = out
@@ -110,7 +148,15 @@ class NodeAgent:
         self.runs: dict[int, Run] = {}
         self.reports: list[AttemptReport] = []
         self.totals = [0, 0]  # tasks run, succeeded: added to the node at the next heartbeat
-        self.stopping = False
+        self.stopping = self.signalled = False
+        self.outcome = STOPPED
+        self.start_task: StartTask | None = None
+        # Whether the node takes work (idle or running, scheduling enabled, no order):
+        # claims are not even tried otherwise.
+        self.accepting = False
+        self.leaving = False
+        self.next_retention_check = 0.0
+        self.sampler = NodeSampler()
         self.selector = selectors.DefaultSelector()
         # On SQLite, the agent's short transactions go ahead of web requests' queue for
         # the write lock (batchsite/sqlite/base.py); other backends have no such flag.
@@ -122,7 +168,9 @@ class NodeAgent:
 
     # --- life ----------------------------------------------------------------------------
 
-    def run(self) -> None:
+    def run(self) -> str:
+        """Run the node until it is stopped (SIGTERM/SIGINT, or its node is gone: STOPPED),
+        must restart for a reboot or reimage (REBOOT) or has left its pool (LEFT)."""
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
         os.set_blocking(wake_w, False)
@@ -131,16 +179,7 @@ class NodeAgent:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         try:
-            (self.root / "workitems").mkdir(parents=True, exist_ok=True)
-            (self.root / "shared").mkdir(exist_ok=True)  # AZ_BATCH_NODE_SHARED_DIR
-            killed = kill_node_processes(self.node_id, str(self.root))
-            if killed:
-                log.warning("killed %d processes left behind by a previous run of node %s", killed, self.node_id)
-            self.node = node_ops.register_node(
-                self.pool, node_id=self.node_id, slots=self.slots, hostname=socket.gethostname(),
-                ip_address=settings.BATCHSITE_NODE_IP, root_dir=str(self.root), agent_pid=os.getpid(),
-            )
-            self._say(f"node {self.node_id} of pool {self.pool.pool_id}: {self.slots} slots, root {self.root}")
+            self._boot()
             while not self.stopping:
                 try:
                     self._iterate(wake_r)
@@ -150,7 +189,8 @@ class NodeAgent:
                     log.warning("node %s: database error, retrying: %s", self.node_id, e)
                     self._reconnect()
                 except _NodeGone:
-                    log.error("node %s no longer exists (its pool was deleted); stopping", self.node_id)
+                    log.error("node %s no longer exists (it left its pool, or the pool was deleted); stopping",
+                              self.node_id)
                     self.stopping = True
                 except Exception:  # noqa: BLE001 - a bug here must not orphan running tasks
                     log.error("node %s: unexpected error\n%s", self.node_id, traceback.format_exc())
@@ -160,9 +200,74 @@ class NodeAgent:
             signal.set_wakeup_fd(previous)
             os.close(wake_r)
             os.close(wake_w)
+        return self.outcome
+
+    def _boot(self) -> None:
+        """Kill what a previous run of this node left, wipe the disk if a reimage is due,
+        make the node's directories, register, and start the pool's start task; retried
+        while the database is unreachable."""
+        while not self.stopping:
+            try:
+                killed = kill_node_processes(self.node_id, str(self.root))
+                if killed:
+                    log.warning("killed %d processes left behind by a previous run of node %s", killed, self.node_id)
+                previous = ComputeNode.objects.filter(pool=self.pool, node_id=self.node_id).first()
+                waiting = False
+                if previous is not None and previous.pending_action == ComputeNode.Action.REIMAGE:
+                    # The reimage is due, unless this process restarted while it still
+                    # waited for the tasks' retention (retaineddata): then it waits on.
+                    waiting = (previous.action_option == node_ops.RETAINEDDATA
+                               and node_ops.holds_retained_data(previous))
+                    if not waiting:
+                        self._wipe_disk()
+                        node_ops.node_disk_wiped(previous)
+                disk_error = self._make_dirs()
+                self.node = node_ops.register_node(
+                    self.pool, node_id=self.node_id, slots=self.slots, hostname=socket.gethostname(),
+                    ip_address=settings.BATCHSITE_NODE_IP, root_dir=str(self.root), agent_pid=os.getpid(),
+                    is_dedicated=self.is_dedicated, resume_order=waiting,
+                )
+                if disk_error:
+                    node_ops.mark_node_unusable(self.node, code="NodeDiskUnusable", message=disk_error)
+                    self.node.state = ComputeNode.State.UNUSABLE
+                elif self.node.state == ComputeNode.State.STARTING:
+                    self._prepare_start_task()
+                self.accepting = (self.node.state in attempt_ops.SCHEDULABLE_NODE_STATES
+                                  and self.node.scheduling_enabled and not self.node.pending_action)
+                self._say(f"node {self.node_id} of pool {self.pool.pool_id}: {self.slots} slots, root {self.root}")
+                return
+            except DatabaseError as e:
+                log.warning("node %s: database error while registering, retrying: %s", self.node_id, e)
+                self._reconnect()
+                time.sleep(1.0)
+
+    def _make_dirs(self) -> str:
+        """The node's directories (workitems/, shared/, startup/); the reason they cannot be
+        made, if so."""
+        try:
+            for name in (layout.WORKITEMS_DIR, layout.NODE_SHARED_DIR, layout.STARTUP_DIR):
+                (self.root / name).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            return f"The node's directories cannot be made under {self.root}: {e.strerror or e}."
+        return ""
+
+    def _wipe_disk(self, *, everything: bool = False) -> None:
+        """Remove what the node keeps on its disk (its root's contents, or the root itself),
+        and its published copies."""
+        if everything:
+            shutil.rmtree(self.root, ignore_errors=True)
+        elif self.root.is_dir():
+            for entry in self.root.iterdir():
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        entry.unlink()
+        if self.publishing:
+            storage.unpublish_dir(self.storage, self.key)
 
     def _stop(self, signum, frame) -> None:
-        self.stopping = True
+        self.stopping = self.signalled = True
 
     def _say(self, text: str) -> None:
         if self.out is not None:
@@ -180,9 +285,10 @@ class NodeAgent:
     def _iterate(self, wake_r: int) -> None:
         now = time.monotonic()
         deadline = min(self.next_control, self.next_heartbeat)
-        if self._free() > 0:
+        if self._wants_work():
             deadline = min(deadline, self.next_claim)
-        if self.reports or any(r.child is not None and r.child.pidfd is None for r in self.runs.values()):
+        if (self.reports or any(r.child is not None and r.child.pidfd is None for r in self.runs.values())
+                or self._start_task_waiting()):
             # Reports to retry, or a process we cannot wait on (no pidfd): look again soon.
             deadline = min(deadline, now + 0.02)
         for key, _ in self.selector.select(max(0.0, deadline - now)):
@@ -192,6 +298,8 @@ class NodeAgent:
         if self.stopping:
             return
         self._collect_exits()
+        if self.start_task is not None and self.start_task.phase != "done":
+            self._tend_start_task()
         now = time.monotonic()
         if now >= self.next_control:
             self.next_control = now + self.poll
@@ -204,13 +312,18 @@ class NodeAgent:
             self.next_publish = now + self.publish_every
             for run in list(self.runs.values()):
                 self._publish(run)
-        if self._free() > 0 and (self.reports or time.monotonic() >= self.next_claim):
+            if self.start_task is not None and self.start_task.child is not None:
+                self._publish_startup()
+        if self._wants_work() and (self.reports or time.monotonic() >= self.next_claim):
             self._report_and_claim()
         else:
             self._flush_reports()
 
     def _free(self) -> int:
         return self.slots - sum(r.slots for r in self.runs.values())
+
+    def _wants_work(self) -> bool:
+        return self.accepting and self._free() > 0
 
     def _report_and_claim(self) -> None:
         """Report what ended and claim work for the free slots in one transaction (half
@@ -343,6 +456,89 @@ class NodeAgent:
             })
         return env
 
+    # --- the start task ------------------------------------------------------------------
+
+    def _prepare_start_task(self) -> None:
+        """The pool's start task is due on this (re)started node: in startup/, with the
+        start task's environment (no job or task variables; AZ_BATCH_TASK_DIR is startup/,
+        AZ_BATCH_TASK_WORKING_DIR its wd/)."""
+        spec = self.pool.spec.get("startTask") or {}
+        task_dir = str(self.root / layout.STARTUP_DIR)
+        env = environment(job_settings=None, task_settings=spec.get("environmentSettings"),
+                          batch={**self.node_env, "AZ_BATCH_TASK_DIR": task_dir,
+                                 "AZ_BATCH_TASK_WORKING_DIR": f"{task_dir}/{layout.WORKING_DIR}"},
+                          base=self.base_env)
+        self.start_task = StartTask(spec=spec, env=env, task_dir=task_dir, key=layout.startup_key(self.key))
+        self._tend_start_task()
+
+    def _start_task_waiting(self) -> bool:
+        """The start task has a step to retry soon: a start or an end not recorded yet, or a
+        process that cannot be waited on."""
+        st = self.start_task
+        return st is not None and (st.phase in ("due", "ended") or (
+            st.child is not None and st.child.pidfd is None))
+
+    def _tend_start_task(self) -> None:
+        """Move the start task on: record its start and spawn it, see it exit, record how it
+        ended (start_task_ended decides on a retry). Each step that writes is retried at the
+        next pass when the database fails."""
+        st = self.start_task
+        if st.phase == "due":
+            node_ops.start_task_started(self.node, retry=st.retry)
+            st.phase = "running"
+            self._spawn_start_task(st)
+        if st.phase == "running" and st.child is not None and exit_status(st.child) is not None:
+            child, st.child = st.child, None
+            if child.pidfd is not None:
+                with contextlib.suppress(KeyError, ValueError):
+                    self.selector.unregister(child.pidfd)
+            code, _, _ = reap(child)
+            st.ended, st.phase = (code, "", ""), "ended"
+            self._publish_startup()
+        if st.phase == "ended":
+            code, failure_code, failure_message = st.ended
+            retry = node_ops.start_task_ended(self.node, exit_code=code, failure_code=failure_code,
+                                              failure_message=failure_message)
+            st.ended = None
+            if retry and not self.stopping:
+                st.phase, st.retry = "due", True
+                self._tend_start_task()
+            else:
+                st.phase = "done"
+                self._refresh_orders()
+
+    def _spawn_start_task(self, st: StartTask) -> None:
+        try:
+            os.makedirs(st.cwd, exist_ok=True)
+            argv = command_argv(st.spec.get("commandLine") or "", env=st.env, cwd=st.cwd)
+            st.child = spawn(argv, env=st.env, cwd=st.cwd, stdout=f"{st.task_dir}/{layout.STDOUT}",
+                             stderr=f"{st.task_dir}/{layout.STDERR}")
+        except Exception as e:  # noqa: BLE001 - a start task that cannot start must end, not hold the node
+            error = e if isinstance(e, LaunchError) else LaunchError(
+                "CommandLaunchFailed", f"The start task could not start: {getattr(e, 'strerror', None) or e}.")
+            with contextlib.suppress(OSError):
+                Path(st.task_dir, layout.STDOUT).touch()
+                with open(f"{st.task_dir}/{layout.STDERR}", "a") as err:
+                    err.write(f"batchsite: {error.message}\n")
+            st.ended, st.phase = (None, error.code, error.message), "ended"
+            self._publish_startup()
+            return
+        if st.child.pidfd is not None:
+            self.selector.register(st.child.pidfd, selectors.EVENT_READ, "start")
+
+    def _publish_startup(self) -> None:
+        """The start task's directory, published like a task's (the node files API reads it)."""
+        if self.publishing:
+            self._publish_dir(layout.startup_key(self.key))
+
+    def _refresh_orders(self) -> node_ops.NodeOrders:
+        orders = node_ops.get_node_orders(self.node)
+        if orders is None:
+            raise _NodeGone()
+        self.accepting = orders.accepts_work
+        self.node.state = orders.state
+        return orders
+
     # --- exits ---------------------------------------------------------------------------
 
     def _collect_exits(self) -> None:
@@ -421,8 +617,16 @@ class NodeAgent:
     # --- control -------------------------------------------------------------------------
 
     def _control(self) -> None:
-        """Act on what others changed: terminate/delete/requeue of our attempts, subtasks
-        assigned to us, primaries whose subtasks are ready; wall-clock limits; cleanups."""
+        """Act on what others changed: the node's orders (reboot, reimage, leave the pool,
+        scheduling), terminate/delete/requeue of our attempts, subtasks assigned to us,
+        primaries whose subtasks are ready; wall-clock limits; cleanups."""
+        orders = self._refresh_orders()
+        if orders.pending_action == ComputeNode.Action.REMOVE and not self.leaving:
+            node_ops.start_leaving_pool(self.node)  # requeues or terminates per the option
+            self.leaving = True
+        elif orders.option in _KILLING_OPTIONS and self.runs:
+            # What the ordering operation could not settle (rows busy then).
+            node_ops.settle_node_tasks(self.node)
         rows = {
             pk: (cancel, subtask_id)
             for pk, cancel, subtask_id in Attempt.objects.filter(
@@ -460,6 +664,21 @@ class NodeAgent:
                     run.phase = "application"
                     self._spawn(run, run.command_line, append=True)
         self._cleanups()
+        if orders.pending_action and not (self.runs or self.reports or rows):
+            self._carry_out(orders)
+
+    def _carry_out(self, orders: node_ops.NodeOrders) -> None:
+        """Nothing runs any more: reboot, reimage or leave, once a retaineddata option's
+        retention has passed too (reimage and leave take the files with them)."""
+        action = orders.pending_action
+        if orders.option == node_ops.RETAINEDDATA and action != ComputeNode.Action.REBOOT:
+            if time.monotonic() < self.next_retention_check:
+                return
+            self.next_retention_check = time.monotonic() + self.heartbeat_every
+            if node_ops.holds_retained_data(self.node):
+                return
+        self.outcome = LEFT if action == ComputeNode.Action.REMOVE else REBOOT
+        self.stopping = True
 
     def _kill(self, run: Run, why: str) -> None:
         """Kill the attempt's processes and whole process groups now (SIGKILL)."""
@@ -493,7 +712,9 @@ class NodeAgent:
 
     def _heartbeat(self) -> None:
         run, succeeded = self.totals
-        node = node_ops.heartbeat_node(self.node, running=bool(self.runs), tasks_run=run, tasks_succeeded=succeeded)
+        cpu, memory = self.sampler.sample()
+        node = node_ops.heartbeat_node(self.node, running=bool(self.runs), tasks_run=run, tasks_succeeded=succeeded,
+                                       cpu_percent=cpu, memory_bytes=memory)
         if node is None:
             raise _NodeGone()
         self.totals = [0, 0]
@@ -508,22 +729,35 @@ class NodeAgent:
     def _publish(self, run: Run) -> None:
         if not run.key:
             return  # a start that failed before its storage key was known
+        self._publish_dir(run.key)
+
+    def _publish_dir(self, key: str) -> None:
+        """Copy the directory `key` of this node's disk into the shared storage under the
+        same key."""
         with contextlib.suppress(OSError):
-            storage.publish_dir(self.storage, layout.nodes_dir(settings.DATA_DIR), run.key)
+            # Only regular files, never through a link (storage.publish_dir).
+            storage.publish_dir(self.storage, layout.nodes_dir(settings.DATA_DIR), key)
 
     # --- stopping ------------------------------------------------------------------------
 
     def _shutdown(self) -> None:
-        """Stop the running tasks (SIGTERM, then SIGKILL after the grace period), report
-        what finished on its own, requeue the rest and take the node offline."""
+        """Stop what still runs (SIGTERM, then SIGKILL after the grace period), report what
+        finished on its own, then finish as the run ended: stopped, the rest is requeued and
+        the node goes offline; restarting (reboot, reimage), nothing else (the node keeps
+        its state until it registers again); left, the node's disk is wiped and it leaves
+        its pool."""
+        if self.signalled and self.outcome == REBOOT:
+            self.outcome = STOPPED  # stopped while about to restart: stop
         with contextlib.suppress(Exception):
             self._collect_exits()  # what ended before the stop is reported, not requeued
+        start_child = self.start_task.child if self.start_task is not None else None
         live = [r for r in self.runs.values() if r.child is not None or r.held]
-        for run in live:
-            for child in ([run.child] if run.child else []) + run.held:
-                signal_group(child, signal.SIGTERM)
+        for child in [c for r in live for c in ([r.child] if r.child else []) + r.held] + [
+                c for c in (start_child,) if c is not None]:
+            signal_group(child, signal.SIGTERM)
         deadline = time.monotonic() + self.grace
-        while time.monotonic() < deadline and any(r.child and exit_status(r.child) is None for r in live):
+        while time.monotonic() < deadline and (any(r.child and exit_status(r.child) is None for r in live)
+                                               or (start_child is not None and exit_status(start_child) is None)):
             time.sleep(0.02)
         for run in list(self.runs.values()):
             run.killing = run.killing or "shutdown"
@@ -532,18 +766,30 @@ class NodeAgent:
                 reap(run.child)
                 run.child = None
             self._end(run, None)
+        if start_child is not None:
+            signal_group(start_child, signal.SIGKILL)
+            reap(start_child)
+            self.start_task.child = None
+            self._publish_startup()
         if self.node is None:
             return
         for _ in range(20):
             try:
                 self._flush_reports()
-                if not self.reports and not node_ops.stop_node(self.node):
-                    break
-            except DatabaseError as e:
-                log.warning("node %s: database error while stopping: %s", self.node_id, e)
+                if not self.reports:
+                    if self.outcome == STOPPED and not node_ops.stop_node(self.node):
+                        break
+                    if self.outcome == LEFT:
+                        self._wipe_disk(everything=True)
+                        node_ops.leave_pool(self.node)
+                    if self.outcome != STOPPED:
+                        break
+            except (DatabaseError, node_ops.NodeStillBusy) as e:
+                log.warning("node %s: could not finish yet: %s", self.node_id, e)
                 self._reconnect()
             time.sleep(0.1)
-        self._say(f"node {self.node_id} stopped")
+        self._say({STOPPED: f"node {self.node_id} stopped", REBOOT: f"node {self.node_id} restarting",
+                   LEFT: f"node {self.node_id} left pool {self.pool.pool_id}"}[self.outcome])
 
 
 class _NodeGone(Exception):

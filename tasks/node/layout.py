@@ -6,7 +6,9 @@ pool are part of every path and key, and two accounts' nodes of one id never sha
 directory, a process match or a storage key. A task's
 directory is `<root>/workitems/<job-id>/job-1/<task-id>` (AZ_BATCH_TASK_DIR) holding
 `stdout.txt`, `stderr.txt` and `wd/` (AZ_BATCH_TASK_WORKING_DIR). Job and task ids are
-`[A-Za-z0-9_-]`, so they are safe as directory names.
+`[A-Za-z0-9_-]`, so they are safe as directory names. The pool's start task runs in
+`<root>/startup` (AZ_BATCH_NODE_STARTUP_DIR: its own stdout.txt, stderr.txt and wd/), and
+every task on the node may use `<root>/shared` (AZ_BATCH_NODE_SHARED_DIR).
 
 The same path relative to `<BATCHSITE_DATA_DIR>/nodes` is the task's key in the task-file
 storage (tasks.node.storage), so the web tier finds a task's files from its nodeInfo alone.
@@ -22,6 +24,9 @@ STDOUT = "stdout.txt"
 STDERR = "stderr.txt"
 WORKING_DIR = "wd"
 SHARED_DIR = "shared"  # AZ_BATCH_TASK_SHARED_DIR of a multi-instance task
+WORKITEMS_DIR = "workitems"
+NODE_SHARED_DIR = "shared"  # AZ_BATCH_NODE_SHARED_DIR
+STARTUP_DIR = "startup"  # AZ_BATCH_NODE_STARTUP_DIR, the start task's directory
 
 
 def nodes_dir(data_dir: Path | str) -> Path:
@@ -42,9 +47,14 @@ def task_dir(root_dir: str, job_id: str, task_id: str) -> str:
 
 
 def task_key_within_node(job_id: str, task_id: str) -> str:
-    return f"workitems/{job_id}/job-1/{task_id}"
+    return f"{WORKITEMS_DIR}/{job_id}/job-1/{task_id}"
 
 
 def storage_key(node: str, job_id: str, task_id: str) -> str:
     """The task directory's key in the task-file storage; `node` is its node_key."""
     return f"{node}/{task_key_within_node(job_id, task_id)}"
+
+
+def startup_key(node: str) -> str:
+    """The start task's directory's key in the task-file storage; `node` is its node_key."""
+    return f"{node}/{STARTUP_DIR}"

@@ -59,8 +59,11 @@ def claim_work(node: ComputeNode, *, limit: int) -> list[Attempt]:
     dependencyAction is satisfy) and is never run while a dependency is blocking; a job's
     maxParallelTasks caps how many of its tasks run at once; a multi-instance task takes
     one slot on numberOfInstances distinct nodes at once, or waits (no node is held for
-    it); a task whose 180-day lifetime expired is never scheduled. A disabled node, or
-    one marked offline, takes nothing.
+    it); a task whose 180-day lifetime expired is never scheduled. A node takes work only
+    while idle or running with its scheduling enabled. The pool's
+    taskSchedulingPolicy.nodeFillType places the work when there is less of it than free
+    slots: `spread` (the default) evens it out over the pool's nodes, `pack` fills one
+    node before the next (see _Placement).
 
     Returns at most `limit` attempts for this node, each with `task` and `job` loaded.
     Subtask attempts of a multi-instance task are created on the other nodes, whose
@@ -71,10 +74,12 @@ def claim_work(node: ComputeNode, *, limit: int) -> list[Attempt]:
     # No savepoint when nested (an agent reports and claims in one transaction): a failure
     # rolls the whole transaction back, and the caller retries all of it.
     with transaction.atomic(savepoint=False):
-        row = _node_for_claim(node.pk)
+        t = now()
+        fresh = t - placement_freshness()
+        row = _node_for_claim(node.pk, fresh)
         if row is None:
             return []
-        state, enabled, slots, used = row
+        state, enabled, slots, used, others_capacity = row
         if state not in SCHEDULABLE_NODE_STATES or not enabled or slots - used <= 0:
             return []
         me, free = node, slots - used
@@ -85,7 +90,12 @@ def claim_work(node: ComputeNode, *, limit: int) -> list[Attempt]:
                     "{account_id} = %s AND {state} = %s AND LOWER({pool_id}) = %s AND {active_count} > 0",
                     [pool.account_id, Job.State.ACTIVE, pool.pool_id.lower()],
                     order="{priority} DESC, {creation_time}, {id}")
-        claim = _Claim(me, t=now(), free=free, limit=limit)
+        placement = None
+        # With at least as many active tasks as the whole pool has slots, every slot fills
+        # whatever the fill type: only less work than that needs placing (and the query).
+        if jobs and others_capacity and sum(j.active_count for j in jobs) < free + others_capacity:
+            placement = _Placement(fill_type(pool), me, slots, _other_nodes(me, fresh))
+        claim = _Claim(me, t=t, free=free, limit=limit, placement=placement)
         for job in jobs:
             if claim.full():
                 break
@@ -94,17 +104,19 @@ def claim_work(node: ComputeNode, *, limit: int) -> list[Attempt]:
 
 
 # What a claim and the agent starting the work read (every claim of every agent).
-_CLAIM_JOB_FIELDS = ["job_id", "state", "priority", "creation_time", "max_parallel_tasks", "running_count", "spec"]
+_CLAIM_JOB_FIELDS = ["job_id", "state", "priority", "creation_time", "max_parallel_tasks", "running_count", "spec",
+                     "active_count"]
 _CLAIM_TASK_FIELDS = ["job_id", "task_id", "command_line", "spec", "required_slots", "number_of_instances",
                       "max_wall_clock_time", "state", "result", "previous_state", "state_transition_time",
                       "creation_time"]
 
 
-def _node_for_claim(node_pk: int) -> tuple[str, bool, int, int] | None:
-    """The node's state, scheduling flag, slots and slots held by its running attempts,
-    in one statement that locks the node row on PostgreSQL (so claims that reserve slots
-    on it, its own and multi-instance ones, take turns). Hand-written: it runs on every
-    claim of every agent."""
+def _node_for_claim(node_pk: int, fresh: datetime) -> tuple[str, bool, int, int, int] | None:
+    """The node's state, scheduling flag, slots, slots held by its running attempts, and
+    the slots of the pool's other nodes that take work (heartbeat since `fresh`), in one
+    statement that locks the node row on PostgreSQL (so claims that reserve slots on it,
+    its own and multi-instance ones, take turns). Hand-written: it runs on every claim of
+    every agent."""
     c = sql.conn()
     statements = sql.cache(c)
     statement = statements.get("node_for_claim")
@@ -113,16 +125,65 @@ def _node_for_claim(node_pk: int) -> tuple[str, bool, int, int] | None:
         nodes, attempts = qn(ComputeNode._meta.db_table), qn(Attempt._meta.db_table)
         statement = (f"SELECT n.{qn('state')}, n.{qn('scheduling_enabled')}, n.{qn('slots')}, "
                      f"(SELECT COALESCE(SUM(a.{qn('slots')}), 0) FROM {attempts} a "
-                     f"WHERE a.{qn('node_id')} = n.{qn('id')} AND a.{qn('outcome')} = %s) "
+                     f"WHERE a.{qn('node_id')} = n.{qn('id')} AND a.{qn('outcome')} = %s), "
+                     f"(SELECT COALESCE(SUM(o.{qn('slots')}), 0) FROM {nodes} o "
+                     f"WHERE o.{qn('pool_id')} = n.{qn('pool_id')} AND o.{qn('id')} <> n.{qn('id')} "
+                     f"AND o.{qn('state')} IN (%s, %s) AND o.{qn('scheduling_enabled')} = %s "
+                     f"AND o.{qn('last_heartbeat')} >= %s) "
                      f"FROM {nodes} n WHERE n.{qn('id')} = %s")
         if sql.row_locks():
-            statement += " FOR UPDATE"
+            statement += " FOR UPDATE OF n"
         statements["node_for_claim"] = statement
-    rows, _ = sql.run(statement, [Attempt.Outcome.RUNNING, node_pk], c=c)
+    rows, _ = sql.run(statement, [Attempt.Outcome.RUNNING, *SCHEDULABLE_NODE_STATES, True,
+                                  c.ops.adapt_datetimefield_value(fresh), node_pk], c=c)
     if not rows:
         return None
     row = rows[0]
-    return row[0], bool(row[1]), int(row[2]), int(row[3])
+    return row[0], bool(row[1]), int(row[2]), int(row[3]), int(row[4])
+
+
+def placement_freshness() -> timedelta:
+    """How recent another node's heartbeat must be for a claim to leave work to it (spread,
+    pack): a few heartbeats, so a node that just died holds nothing back for long."""
+    return timedelta(seconds=max(3 * settings.BATCHSITE_NODE_HEARTBEAT_SECONDS, 3.0))
+
+
+def fill_type(pool) -> str:
+    """The pool's taskSchedulingPolicy.nodeFillType: spread (Batch's default) or pack."""
+    return ((pool.spec.get("taskSchedulingPolicy") or {}).get("nodeFillType") or "spread").lower()
+
+
+def _other_nodes(node: ComputeNode, fresh: datetime) -> list[tuple[str, int, int]]:
+    """The pool's other nodes that take work: (node id, slots in use, free slots), one query."""
+    others = ComputeNode.objects.filter(pool_id=node.pool_id, state__in=SCHEDULABLE_NODE_STATES,
+                                        scheduling_enabled=True, last_heartbeat__gte=fresh).exclude(pk=node.pk)
+    rows = list(others.values_list("pk", "node_id", "slots"))
+    used = used_slots([pk for pk, _, _ in rows]) if rows else {}
+    return [(node_id, used.get(pk, 0), slots - used.get(pk, 0)) for pk, node_id, slots in rows]
+
+
+class _Placement:
+    """nodeFillType for one claim, given the other nodes' load as it was when it began.
+
+    spread: a node takes a task only while it uses no more slots than the least loaded
+    other node that could take it, so four tasks on two idle 4-slot nodes run two and two.
+    pack: a node takes a task only if no other node that could take it is fuller (fewer
+    free slots; the lower node id on a tie), so they run four on one node. Only nodes with
+    free slots for the task count: a full node holds nothing back, and neither does one
+    whose heartbeat is older than placement_freshness().
+    """
+
+    def __init__(self, fill: str, node: ComputeNode, slots: int, others: list[tuple[str, int, int]]) -> None:
+        self.pack = fill == "pack"
+        self.node_id, self.slots, self.others = node.node_id, slots, others
+
+    def allows(self, required_slots: int, free: int) -> bool:
+        able = [(node_id, used, left) for node_id, used, left in self.others if left >= required_slots]
+        if not able:
+            return True
+        if self.pack:
+            return not any(left < free or (left == free and node_id < self.node_id) for node_id, _, left in able)
+        return self.slots - free <= min(used for _, used, _ in able)
 
 
 def used_slots(node_pks: list[int]) -> dict[int, int]:
@@ -138,8 +199,9 @@ def used_slots(node_pks: list[int]) -> dict[int, int]:
 class _Claim:
     """One claim transaction's bookkeeping: slots left here and on the other nodes."""
 
-    def __init__(self, node: ComputeNode, *, t: datetime, free: int, limit: int) -> None:
-        self.node, self.t, self.free, self.limit = node, t, free, limit
+    def __init__(self, node: ComputeNode, *, t: datetime, free: int, limit: int,
+                 placement: _Placement | None = None) -> None:
+        self.node, self.t, self.free, self.limit, self.placement = node, t, free, limit, placement
         self.attempts: list[Attempt] = []
         self._others: list[ComputeNode] | None = None
         self._others_free: dict[int, int] = {}
@@ -163,6 +225,8 @@ class _Claim:
             if len(chosen) >= allowance or self.free <= 0:
                 break
             if task.required_slots > self.free:
+                continue
+            if self.placement is not None and not self.placement.allows(task.required_slots, self.free):
                 continue
             others: list[ComputeNode] = []
             if task.number_of_instances > 1:

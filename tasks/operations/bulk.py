@@ -8,7 +8,9 @@ How it runs (one design, two ways in):
   it picks up any operation still `pending` (its thread never started) or `running` with
   no progress for STALE_AFTER (its process died), and resumes it from its cursor.
 Either way each task goes through the same rules-layer operation as a single action, so a
-refusal in bulk is the refusal a button would have shown, counted per error code.
+refusal in bulk is the refusal a button would have shown, counted per error code. A batch
+of tasks, their counts and outcomes, the cursor and the audit record commit together, so
+an interrupted run resumes without acting on, counting or losing any task twice.
 
 The scope is fixed when it is confirmed: a selection is its task ids; a filter is the
 filter plus the highest task pk at that moment, so tasks added later are never touched.
@@ -20,6 +22,7 @@ import contextlib
 import logging
 import threading
 import time
+import uuid
 from collections import Counter
 from datetime import timedelta
 
@@ -27,7 +30,7 @@ from django.db import Error as DatabaseError
 from django.db import connection, transaction
 
 from tasks.errors import BatchError
-from tasks.models import AuditRecord, BulkOperation, Job, Task
+from tasks.models import Attempt, AuditRecord, BulkOperation, Job, Task
 
 from .actions import TASK_ACTIONS
 from .audit import record_action
@@ -35,16 +38,25 @@ from .common import now
 
 log = logging.getLogger(__name__)
 
-CHUNK = 200
+# Tasks acted on per transaction: the counts and outcomes are written once per batch, and
+# a batch holds the job's row (on SQLite, the write lock) while it runs, so it stays small.
+# Measured on a loaded 2-core machine (about 20 ms a task): 25 tasks hold it about 0.5 s,
+# and a run of 500 terminates or deletes took 0.85-1.06 times as long as with one commit
+# per task (median of three, SQLite and PostgreSQL).
+BATCH = 25
 OUTCOME_CAP = 10_000  # per-task outcomes kept on the operation; counts are always complete
 MAX_SELECTION = 1_000
 STALE_AFTER = timedelta(minutes=2)
 
 
 def scope_queryset(job: Job, scope: dict):
-    """The tasks a bulk scope names (before the `pk > cursor` of a run)."""
+    """The tasks a bulk scope names (before the `pk > cursor` of a run). Raises the
+    refusal of `scope_refusal` for a scope that cannot be read."""
     from tasks.listing import TaskFilter
 
+    error = scope_refusal(scope)
+    if error:
+        raise error
     qs = Task.objects.filter(job=job)
     if "tasks" in scope:
         return qs.filter(id_key__in=[t.lower() for t in scope["tasks"]])
@@ -52,8 +64,29 @@ def scope_queryset(job: Job, scope: dict):
     return qs.filter(pk__lte=scope.get("max_pk", 0))
 
 
+def scope_refusal(scope: dict) -> BatchError | None:
+    """A selection of more than MAX_SELECTION tasks or with an id no database can compare
+    (a NUL), or a filter with an error (which would act on more tasks than the one
+    confirmed), is refused (400 InvalidPropertyValue)."""
+    from tasks.listing import TaskFilter, storable
+
+    if "tasks" in scope:
+        if len(scope["tasks"]) > MAX_SELECTION:
+            return BatchError.invalid_property("tasks", len(scope["tasks"]),
+                                               f"Select at most {MAX_SELECTION} tasks, or act on the filter.")
+        if not all(storable(t) for t in scope["tasks"]):
+            return BatchError.invalid_property("tasks", None, "A task id has no NUL character.")
+        return None
+    params = scope.get("filter") or {}
+    f = TaskFilter.from_params(params)
+    if f.errors:
+        key = next(iter(f.errors))
+        return BatchError.invalid_property(f"filter.{key}", params.get(key, ""), f.error_text())
+    return None
+
+
 def selection_scope(task_ids: list[str]) -> dict:
-    return {"tasks": sorted(set(task_ids))[:MAX_SELECTION]}
+    return {"tasks": sorted(set(task_ids))}
 
 
 def filter_scope(job: Job, params: dict) -> dict:
@@ -62,11 +95,19 @@ def filter_scope(job: Job, params: dict) -> dict:
     return {"filter": params, "max_pk": last}
 
 
+def can_start_bulk_operation(*, action: str, scope: dict) -> BatchError | None:
+    """An unknown action, or a scope `scope_refusal` refuses (400 InvalidPropertyValue)."""
+    if action not in TASK_ACTIONS:
+        return BatchError.invalid_property("action", action, "Choose terminate, reactivate or delete.")
+    return scope_refusal(scope)
+
+
 def start_bulk_operation(job: Job, *, action: str, scope: dict, user, actor: str, total: int) -> BulkOperation:
     """Record a bulk action and start it in the background after commit. `total` is the
-    exact count the user confirmed. Raises BatchError for an unknown action."""
-    if action not in TASK_ACTIONS:
-        raise BatchError.invalid_property("action", action, "Unknown bulk action.")
+    exact count the user confirmed. Raises the refusal of `can_start_bulk_operation`."""
+    error = can_start_bulk_operation(action=action, scope=scope)
+    if error:
+        raise error
     with transaction.atomic():
         audit = record_action(job.account, user=user, actor=actor, action=f"bulk-{action}",
                               scope={"job": job.job_id, **scope}, outcome={"state": "pending", "total": total})
@@ -115,8 +156,10 @@ def run_bulk_operation_resumed(op_pk: int, *, stale_before=None, first_retry: fl
             stale_before = failed_at
 
 
-def _claim(op_pk: int, *, stale_before=None) -> BulkOperation | None:
-    """Take a pending operation (or a stale running one) for this runner, or None."""
+def _claim(op_pk: int, *, stale_before=None) -> str | None:
+    """Take a pending operation (or a stale running one) for a new runner: its token, or
+    None. A runner acts only while the operation carries its token, so one that was taken
+    for stale but is still alive stops at its next batch instead of acting twice."""
     with transaction.atomic():
         op = BulkOperation.objects.select_for_update().filter(pk=op_pk).first()
         if op is None or op.state in (BulkOperation.State.DONE, BulkOperation.State.FAILED):
@@ -125,26 +168,63 @@ def _claim(op_pk: int, *, stale_before=None) -> BulkOperation | None:
             beat = op.scope.get("beat")
             if stale_before is None or (beat and beat > stale_before.isoformat()):
                 return None
+        token = uuid.uuid4().hex
         op.state = BulkOperation.State.RUNNING
-        op.scope = {**op.scope, "beat": now().isoformat()}
+        op.scope = {**op.scope, "beat": now().isoformat(), "runner": token}
         op.save(update_fields=["state", "scope"])
-    return op
+    return token
 
 
 def run_bulk_operation(op_pk: int, *, stale_before=None) -> BulkOperation | None:
-    """Run (or resume) one bulk operation to the end; None if another runner has it."""
-    op = _claim(op_pk, stale_before=stale_before)
-    if op is None:
+    """Run (or resume) one bulk operation to the end; None if another runner has it.
+
+    Each batch of BATCH tasks is one transaction: the tasks' own changes (each through
+    its rules-layer operation, in a savepoint, so a refusal undoes only its task), the
+    counts, the per-task outcomes, the cursor and the audit record's progress commit
+    together or not at all. So however often a run is interrupted (a SIGKILL, a lost
+    database connection), the run that resumes it starts at the first task not yet acted
+    on, and every task is counted and audited exactly once."""
+    token = _claim(op_pk, stale_before=stale_before)
+    if token is None:
         return None
-    job = Job.objects.select_related("account").get(pk=op.job_id)
-    operation, _ = TASK_ACTIONS[op.action]
-    base = scope_queryset(job, op.scope)
-    refused = Counter(op.scope.get("refused", {}))
+    op = BulkOperation.objects.select_related("job__account").get(pk=op_pk)
+    try:
+        base = scope_queryset(op.job, op.scope)
+    except BatchError as error:
+        return _fail(op_pk, token, error)
     while True:
-        chunk = list(base.filter(pk__gt=op.scope.get("cursor", 0)).order_by("pk")[:CHUNK])
-        if not chunk:
-            break
-        for task in chunk:
+        op, more = _run_batch(op_pk, token, base)
+        if op is None or not more:
+            return op
+
+
+def _lock_own(op_pk: int, token: str) -> BulkOperation | None:
+    """The operation, locked, while this runner still holds it; else None."""
+    op = BulkOperation.objects.select_for_update().filter(pk=op_pk).first()
+    if op is None or op.state != BulkOperation.State.RUNNING or op.scope.get("runner") != token:
+        return None
+    return op
+
+
+def _run_batch(op_pk: int, token: str, base) -> tuple[BulkOperation | None, bool]:
+    """Act on the next batch in one transaction: (the operation, whether tasks remain).
+    Finishes the operation, in the same way, once no task is left."""
+    with transaction.atomic():
+        op = _lock_own(op_pk, token)
+        if op is None:
+            return None, False
+        job = Job.objects.select_related("account").get(pk=op.job_id)
+        pks = list(base.filter(pk__gt=op.scope.get("cursor", 0)).order_by("pk").values_list("pk", flat=True)[:BATCH])
+        if not pks:
+            _finish(op)
+            return op, False
+        tasks = _lock_batch(base, pks)
+        operation, _ = TASK_ACTIONS[op.action]
+        refused = Counter(op.scope.get("refused", {}))
+        for pk in pks:
+            task = tasks.get(pk)
+            if task is None:  # gone, or out of the scope, since the batch was read: not acted on
+                continue
             task.job = job
             try:
                 operation(task)
@@ -157,19 +237,57 @@ def run_bulk_operation(op_pk: int, *, stale_before=None) -> BulkOperation | None
             op.done += 1
             if len(op.outcomes) < OUTCOME_CAP:
                 op.outcomes[task.task_id] = outcome
-        op.scope = {**op.scope, "cursor": chunk[-1].pk, "beat": now().isoformat(), "refused": dict(refused)}
+        op.scope = {**op.scope, "cursor": pks[-1], "beat": now().isoformat(), "refused": dict(refused)}
         op.total = max(op.total, op.done)
         op.save(update_fields=["scope", "done", "succeeded", "refused", "outcomes", "total"])
+        _audit_progress(op, "running")
+    return op, True
+
+
+def _lock_batch(base, pks: list[int]) -> dict[int, Task]:
+    """Lock a batch's tasks that are still in the scope, and their running attempts, before
+    any operation locks the job row: on PostgreSQL the batch then waits for an agent only
+    while it holds no job lock that agent may need (agents skip locked tasks and attempts,
+    then update the job's counters), the lock order that cannot deadlock."""
+    tasks = {t.pk: t for t in base.select_for_update(of=("self",)).filter(pk__in=pks)}
+    list(Attempt.objects.select_for_update().filter(task_id__in=pks, outcome=Attempt.Outcome.RUNNING)
+         .values_list("pk", flat=True))
+    return tasks
+
+
+def _finish(op: BulkOperation) -> None:
     op.state = BulkOperation.State.DONE
     op.finished = now()
     op.total = op.done
     op.save(update_fields=["state", "finished", "total"])
+    _audit_progress(op, "done")
+
+
+def _fail(op_pk: int, token: str, error: BatchError) -> BulkOperation | None:
+    """End an operation whose scope cannot be read (it acts on no task) with the reason."""
+    with transaction.atomic():
+        op = _lock_own(op_pk, token)
+        if op is None:
+            return None
+        reason = dict(error.values).get("Reason") or error.message
+        op.state = BulkOperation.State.FAILED
+        op.finished = now()
+        op.scope = {**op.scope, "error": f"{error.code}: {reason}"}
+        op.save(update_fields=["state", "finished", "scope"])
+        if op.audit_id:
+            AuditRecord.objects.filter(pk=op.audit_id).update(outcome={
+                "state": "failed", "confirmed": op.scope.get("confirmed"), "total": op.done,
+                "refused": error.code, "message": reason})
+    return op
+
+
+def _audit_progress(op: BulkOperation, state: str) -> None:
+    """The audit record says how far the run got, in the transaction that got it there."""
     if op.audit_id:
         AuditRecord.objects.filter(pk=op.audit_id).update(outcome={
-            "state": "done", "confirmed": op.scope.get("confirmed"), "total": op.done,
-            "succeeded": op.succeeded, "refused": dict(refused),
+            "state": state, "confirmed": op.scope.get("confirmed"), "total": op.done,
+            "succeeded": op.succeeded, "refused": op.scope.get("refused", {}),
         })
-    return op
 
 
 def run_pending_bulk_operations() -> int:

@@ -18,9 +18,20 @@ INLINE_PURGE_LIMIT = 10_000
 
 
 def add_job(account: Account, *, spec: dict) -> Job:
-    """Add a job. Refuses an id already used in the account (409 JobExists) and the values
-    Batch refuses (400 InvalidPropertyValue: constraints.check_job_values)."""
+    """Add a job. With poolInfo.autoPoolSpecification, its auto pool is created with it
+    (see add_auto_pool). Refuses an id already used in the account (409 JobExists), the
+    values Batch refuses (400 InvalidPropertyValue: constraints.check_job_values), and
+    what add_auto_pool refuses."""
     check_job_values(spec)
+    auto = (spec.get("poolInfo") or {}).get("autoPoolSpecification")
+    if auto is not None:
+        from .auto_pools import add_job_with_auto_pool
+
+        return add_job_with_auto_pool(account, spec=spec)
+    return _insert_job(account, spec=spec)
+
+
+def _insert_job(account: Account, *, spec: dict, pool_id: str | None = None) -> Job:
     t = now()
     constraints = spec.get("constraints") or {}
     job = Job(
@@ -28,7 +39,7 @@ def add_job(account: Account, *, spec: dict) -> Job:
         job_id=spec["id"],
         id_key=spec["id"].lower(),
         display_name=spec.get("displayName") or "",
-        pool_id=(spec.get("poolInfo") or {}).get("poolId", ""),
+        pool_id=pool_id if pool_id is not None else (spec.get("poolInfo") or {}).get("poolId", ""),
         priority=spec.get("priority", 0),
         max_parallel_tasks=spec.get("maxParallelTasks", -1),
         uses_task_dependencies=spec.get("usesTaskDependencies", False),
@@ -148,6 +159,15 @@ def _finish_job(job: Job, reason: str) -> None:
     job.end_time = job.state_transition_time
     job.terminate_reason = reason
     job.save(update_fields=[*_STATE_FIELDS, "end_time", "terminate_reason"])
+    _end_auto_pool(job)
+
+
+def _end_auto_pool(job: Job) -> None:
+    """The job's auto pool (poolLifetimeOption job) goes with it unless keepAlive."""
+    if "autoPoolSpecification" in (job.spec.get("poolInfo") or {}):
+        from .auto_pools import delete_auto_pools
+
+        delete_auto_pools(job)
 
 
 def complete_job_if_all_tasks_done(job: Job) -> None:
@@ -177,6 +197,7 @@ def delete_job(job: Job, *, precondition: Precondition = None) -> None:
         _set_job_state(locked, Job.State.DELETING)
         locked.save(update_fields=_STATE_FIELDS)
         Attempt.objects.filter(job=locked, outcome=Attempt.Outcome.RUNNING).update(cancel_requested="delete")
+        _end_auto_pool(locked)
     if locked.total_count <= INLINE_PURGE_LIMIT:
         purge_deleting_job(locked)
 

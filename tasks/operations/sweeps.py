@@ -57,6 +57,7 @@ def run_sweeps() -> dict[str, int]:
     from .attempts import expire_task_retention
     from .bulk import run_pending_bulk_operations
     from .nodes import mark_lost_nodes_offline
+    from .pools import finish_pool_deletions
 
     return {
         "expired": expire_task_lifetimes(),
@@ -65,4 +66,6 @@ def run_sweeps() -> dict[str, int]:
         "lost_nodes": mark_lost_nodes_offline(lost_after=timedelta(seconds=settings.BATCHSITE_NODE_LOST_SECONDS)),
         # Bulk actions whose worker thread never started or died with its web process.
         "bulk_operations": run_pending_bulk_operations(),
+        # Pools being deleted whose (hand-started) nodes have all gone.
+        "deleted_pools": finish_pool_deletions(),
     }

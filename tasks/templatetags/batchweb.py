@@ -71,3 +71,17 @@ def bar_width(percent) -> str:
         return "w-0"
     whole = min(100, max(0, round(value)))
     return f"w-{max(whole, 1) if value > 0 else 0}"
+
+
+@register.filter
+def wire_time(value):
+    """A time in its wire form (2026-12-01T10:00:00.0000000Z, as startTaskInfo and an
+    autoscale run keep it) as a datetime for the `date` filter; anything else unchanged."""
+    from django.utils.dateparse import parse_datetime
+
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse_datetime(value) or value
+    except ValueError:
+        return value

@@ -20,7 +20,7 @@ from django.http import Http404
 
 from tasks import queries
 from tasks.errors import BatchError
-from tasks.models import Account, AccountGroupGrant, AccountMembership, Job, Task
+from tasks.models import Account, AccountGroupGrant, AccountMembership, ComputeNode, Job, Pool, Task
 
 OPERATOR = AccountMembership.Role.OPERATOR
 VIEWER = AccountMembership.Role.VIEWER
@@ -139,6 +139,29 @@ def task_access(user, account: str, job_id: str, task_id: str, *, act: bool = Fa
     except BatchError:
         raise Http404("No such task.") from None
     return access, task
+
+
+def pool_access(user, account: str, pool_id: str, *, act: bool = False) -> tuple[Access, Pool]:
+    """The access and the pool (its account loaded), or 404 / 403. Two queries."""
+    access = account_access(user, account, act=act)
+    try:
+        pool = queries.get_pool(access.account, pool_id)
+    except BatchError:
+        raise Http404("No such pool.") from None
+    pool.account = access.account
+    return access, pool
+
+
+def node_access(user, account: str, pool_id: str, node_id: str, *, act: bool = False
+                ) -> tuple[Access, ComputeNode]:
+    """The access and the node (its pool and account loaded), or 404 / 403. Three queries."""
+    access, pool = pool_access(user, account, pool_id, act=act)
+    try:
+        node = queries.get_node(pool, node_id)
+    except BatchError:
+        raise Http404("No such node.") from None
+    node.pool = pool
+    return access, node
 
 
 def operator_accounts(user) -> QuerySet[Account]:

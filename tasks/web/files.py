@@ -1,5 +1,5 @@
 """Reading a task's files for the dashboard: the output tail (also the preview of any other
-file), the file list, downloads.
+file), the file list, downloads; and a node's, for its start task's output.
 
 Files come through the task-file storage (tasks.node.storage, Django's storage API), the
 same one the Batch task-files API reads, so the dashboard works wherever the nodes publish
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
 
-from tasks.models import Task
+from tasks.models import ComputeNode, Task
 from tasks.node.layout import STDERR, STDOUT
 from tasks.node.storage import FileInfo, Listing, TaskFiles, clean_name
 from tasks.operations.attempts import can_read_task_files
@@ -45,7 +45,11 @@ def _files(task: Task) -> TaskFiles | None:
 
 def stat(task: Task, name: str) -> tuple[TaskFiles, FileInfo] | None:
     """The task's regular file `name` (not a directory, a link or a FIFO), or None."""
-    files, clean = _files(task), clean_name(name)
+    return _stat(_files(task), name)
+
+
+def _stat(files: TaskFiles | None, name: str) -> tuple[TaskFiles, FileInfo] | None:
+    clean = clean_name(name)
     if files is None or clean is None:
         return None
     info = files.stat(clean)
@@ -55,7 +59,11 @@ def stat(task: Task, name: str) -> tuple[TaskFiles, FileInfo] | None:
 
 
 def open_file(task: Task, name: str) -> File | None:
-    found = stat(task, name)
+    return _open(_files(task), name)
+
+
+def _open(files: TaskFiles | None, name: str) -> File | None:
+    found = _stat(files, name)
     if found is None:
         return None
     files, info = found
@@ -67,7 +75,21 @@ def open_file(task: Task, name: str) -> File | None:
 
 def tail(task: Task, name: str, *, max_bytes: int = TAIL_BYTES) -> Tail:
     """The last `max_bytes` of a task file, decoded leniently; reads nothing before that."""
-    handle = open_file(task, name)
+    return _tail(_open(_files(task), name), name, max_bytes)
+
+
+def node_tail(node: ComputeNode, name: str, *, max_bytes: int = TAIL_BYTES) -> Tail:
+    """The last `max_bytes` of a file under a node's root (its start task's
+    startup/stdout.txt), as `tail` reads a task's."""
+    return _tail(open_node_file(node, name), name, max_bytes)
+
+
+def open_node_file(node: ComputeNode, name: str) -> File | None:
+    """A regular file under the node's root directory (the node-files API's files), or None."""
+    return _open(TaskFiles.of_node(node), name)
+
+
+def _tail(handle: File | None, name: str, max_bytes: int) -> Tail:
     if handle is None:
         return Tail(name, "", 0, False)
     try:

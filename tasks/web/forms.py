@@ -1,6 +1,7 @@
 """Dashboard forms. A form only reads the HTML input; the task it describes is checked by
 the API's wire serializer (so the web and the API accept exactly the same tasks) and then
-by the rules layer."""
+by the rules layer. The pool forms' values go straight to the pool operations, which check
+them as they check the API's (targets, timeouts, intervals, formulas)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tasks.api.serializers import (
     validate_wire,
 )
 from tasks.errors import BatchError
+from tasks.operations.pool_specs import NODE_DEALLOCATION_OPTIONS
 from tasks.timefmt import format_duration
 
 DURATION_HELP = "As 01:30:00, 2 00:00:00 (2 days) or PT1H30M."
@@ -123,3 +125,70 @@ class AddTaskForm(ConstraintsForm):
     def spec(self) -> dict | None:
         """The validated task spec, or None with the wire refusal attached to its field."""
         return self.validated(TaskAddParameterSerializer, self.wire())
+
+
+# --- pools -----------------------------------------------------------------------------------
+
+INT32_MAX = 2**31 - 1
+DEALLOCATION_CHOICES = [(o, o) for o in NODE_DEALLOCATION_OPTIONS]
+
+
+class BatchErrorsForm(forms.Form):
+    """A form whose values the rules layer checks: a refusal naming a wire property is
+    shown at the field it came from (`wire_fields`), any other above the form."""
+
+    wire_fields: dict[str, str] = {}
+    default_field: str | None = None  # where a refusal naming no property goes
+
+    def add_batch_error(self, error: BatchError) -> None:
+        values = dict(error.values)
+        field = self.wire_fields.get(values.get("PropertyName", ""), self.default_field)
+        reason = values.get("Reason") or values.get("Message") or error.message
+        self.add_error(field, f"{error.code}: {reason}")
+
+
+class ResizeForm(BatchErrorsForm):
+    target_dedicated = forms.IntegerField(min_value=0, max_value=INT32_MAX, label="Dedicated nodes")
+    target_low_priority = forms.IntegerField(min_value=0, max_value=INT32_MAX, label="Low-priority nodes")
+    resize_timeout = forms.DurationField(required=False, label="Resize timeout",
+                                         help_text="Empty: 15 minutes; at least 5 minutes. " + DURATION_HELP)
+    node_deallocation_option = forms.ChoiceField(choices=DEALLOCATION_CHOICES, initial="requeue",
+                                                 label="Nodes that leave",
+                                                 help_text="What happens to the tasks running on a node "
+                                                           "that leaves the pool.")
+    wire_fields = {"targetDedicatedNodes": "target_dedicated", "targetLowPriorityNodes": "target_low_priority",
+                   "resizeTimeout": "resize_timeout", "nodeDeallocationOption": "node_deallocation_option"}
+
+    @classmethod
+    def for_pool(cls, pool, data=None) -> ResizeForm:
+        initial = {"target_dedicated": pool.target_dedicated_nodes,
+                   "target_low_priority": pool.target_low_priority_nodes,
+                   "node_deallocation_option": pool.node_deallocation_option or "requeue"}
+        return cls(data=data, initial=initial)
+
+
+class AutoScaleForm(BatchErrorsForm):
+    formula = forms.CharField(widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}), strip=False,
+                              label="Formula", help_text="Batch's autoscale formula language, e.g. "
+                                                         "$TargetDedicatedNodes = min(4, $PendingTasks.GetSample(1));")
+    evaluation_interval = forms.DurationField(required=False, label="Evaluation interval",
+                                              help_text="Empty: as it is (15 minutes at first); between 5 minutes "
+                                                        "and 168 hours. " + DURATION_HELP)
+    wire_fields = {"autoScaleFormula": "formula", "autoScaleEvaluationInterval": "evaluation_interval"}
+    default_field = "formula"  # a formula Batch refuses (AutoScalingFormulaSyntaxError) names no property
+
+    @classmethod
+    def for_pool(cls, pool, data=None) -> AutoScaleForm:
+        initial = {"formula": pool.auto_scale_formula, "evaluation_interval": pool.auto_scale_evaluation_interval}
+        return cls(data=data, initial=initial)
+
+
+class EvaluateForm(BatchErrorsForm):
+    formula = forms.CharField(widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}), strip=False,
+                              label="Formula")
+    wire_fields = {"autoScaleFormula": "formula"}
+    default_field = "formula"
+
+    @classmethod
+    def for_pool(cls, pool, data=None) -> EvaluateForm:
+        return cls(data=data, initial={"formula": pool.auto_scale_formula})

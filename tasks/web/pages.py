@@ -8,16 +8,19 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Q
 from django.db.models.fields.json import KT
-from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 
 from tasks import queries
-from tasks.errors import BatchError
-from tasks.listing import PAGE_SIZE, SORT_LABELS, TaskFilter, page_of
-from tasks.models import Attempt, BulkOperation, ComputeNode, Job, Pool, Task
+from tasks.listing import FIELD_LABELS, PAGE_SIZE, SORT_LABELS, TaskFilter, page_of, storable
+from tasks.models import Attempt, BulkOperation, Job, Task
 from tasks.operations.actions import DESTRUCTIVE, TASK_ACTIONS, refusals_of
-from tasks.operations.bulk import MAX_SELECTION, filter_scope, scope_queryset, selection_scope
+from tasks.operations.bulk import (
+    can_start_bulk_operation,
+    filter_scope,
+    scope_queryset,
+    selection_scope,
+)
 from tasks.operations.tasks import can_add_task, can_update_task
 
 from . import files
@@ -36,10 +39,11 @@ def job_list_context(user, params) -> dict:
     tab = params.get("tab") if params.get("tab") in JOB_TABS else "active"
     jobs = Job.objects.filter(account_id__in=list(roles)).filter(JOB_TABS[tab]).select_related("account")
     if params.get("q"):
-        jobs = jobs.filter(id_key__contains=params["q"].strip().lower())
+        q = params["q"].strip().lower()
+        jobs = jobs.filter(id_key__contains=q) if storable(q) else jobs.none()
     after = params.get("after", "")
     account_pk, _, key = after.partition(".")
-    if account_pk.isdigit() and len(account_pk) < 19 and key:
+    if account_pk.isdigit() and len(account_pk) < 19 and key and storable(key):
         jobs = jobs.filter(Q(account_id__gt=int(account_pk)) | Q(account_id=int(account_pk), id_key__gt=key))
     rows = list(jobs.order_by("account_id", "id_key")[: JOB_PAGE + 1])
     more, rows = len(rows) > JOB_PAGE, rows[:JOB_PAGE]
@@ -79,11 +83,19 @@ def job_detail_context(request, access: Access, job: Job) -> dict:
                                                                   BulkOperation.State.RUNNING]))
     return {
         "access": access, "job": job, "filter": f, "page": page, "bar": progress(job),
-        "count": f.count_from(job), "bulk_running": bulk, "live": is_live(job) or bool(bulk),
-        "headers": sort_headers(f), "page_size": PAGE_SIZE, "add_refusal": add_refusal(access, job),
+        "count": None if f.errors else f.count_from(job), "filter_refusal": filter_refusal(f),
+        "bulk_running": bulk, "live": is_live(job) or bool(bulk),
+        "headers": sort_headers(f), "labels": FIELD_LABELS, "page_size": PAGE_SIZE, "add_refusal": add_refusal(access, job),
         "act_refusal": access.refusal(None), "actions": list(TASK_ACTIONS),
         "states": [s.value for s in Task.State], "results": [r.value for r in Task.Result],
     }
+
+
+def filter_refusal(f: TaskFilter) -> str:
+    """Why nothing is listed, counted, exported or acted on: the filter has an error."""
+    if not f.errors:
+        return ""
+    return "Correct the filter first: nothing is listed, counted, exported or acted on while it has an error."
 
 
 def sort_headers(f: TaskFilter) -> dict[str, dict]:
@@ -178,31 +190,35 @@ class BulkPreview:
     description: str = ""
     hidden: list[tuple[str, str]] = field(default_factory=list)  # what the confirm form posts back
     error: str = ""
+    filter_errors: dict[str, str] = field(default_factory=dict)  # field label -> its error
+    back_query: str = ""  # the job page with the filter as sent, to correct it
 
 
 def bulk_preview(job: Job, params) -> BulkPreview:
     """The exact scope of a bulk action: how many tasks and a few of them. A selection costs
-    two queries; a filter one (max pk) plus a COUNT unless the job's counters give it."""
+    two queries; a filter one (max pk) plus a COUNT unless the job's counters give it; a
+    filter with an error none (it is refused, never widened)."""
     action = params.get("action", "")
     selected = [t for t in params.getlist("task") if t] if hasattr(params, "getlist") else []
-    kind = "selection" if selected else "filter"
-    preview = BulkPreview(action=action, kind=kind)
-    if action not in TASK_ACTIONS:
-        preview.error = "Choose terminate, reactivate or delete."
+    preview = BulkPreview(action=action, kind="selection" if selected else "filter")
+    f = TaskFilter.from_params(params)
+    if not selected:
+        preview.back_query = f.querystring()
+    scope = selection_scope(selected) if selected else {"filter": f.params(sort=False)}
+    error = can_start_bulk_operation(action=action, scope=scope)
+    if error:
+        preview.error = dict(error.values).get("Reason", error.message)
+        if dict(error.values).get("PropertyName", "").startswith("filter."):
+            preview.error = "The filter has an error, so nothing is counted or acted on. Correct it and try again."
+            preview.filter_errors = {FIELD_LABELS[key]: text for key, text in f.errors.items()}
         return preview
-    if kind == "selection":
-        if len(selected) > MAX_SELECTION:
-            preview.error = f"Select at most {MAX_SELECTION} tasks, or act on the filter."
-            return preview
-        preview.scope = selection_scope(selected)
-        qs = scope_queryset(job, preview.scope)
+    preview.scope = scope if selected else filter_scope(job, scope["filter"])
+    qs = scope_queryset(job, preview.scope)
+    if selected:
         preview.count = qs.count()
         preview.description = f"{len(preview.scope['tasks'])} selected task(s)"
         preview.hidden = [("task", t) for t in preview.scope["tasks"]]
     else:
-        f = TaskFilter.from_params(params)
-        preview.scope = filter_scope(job, f.params(sort=False))
-        qs = scope_queryset(job, preview.scope)
         counted = f.count_from(job)
         preview.count = counted if counted is not None else qs.count()
         preview.description = f.describe()
@@ -308,40 +324,3 @@ def instance_rows(task: Task, subtasks: list) -> list[dict]:
                      "pool": sub.pool_id, "start": sub.start_time, "end": sub.end_time,
                      "exit_code": sub.exit_code, "result": sub.result, "failure": sub.failure_info})
     return rows
-
-
-# --- pools and nodes -----------------------------------------------------------------------
-
-
-def pools_context(account) -> dict:
-    """Pools of an account, their nodes, and what runs on each node. Three queries."""
-    pools = list(Pool.objects.filter(account=account).order_by("id_key"))
-    nodes = list(ComputeNode.objects.filter(pool__in=pools).order_by("pool_id", "node_id"))
-    running = _running_by_node(Attempt.objects.filter(node__in=nodes, outcome=Attempt.Outcome.RUNNING))
-    by_pool = {pool.pk: [] for pool in pools}
-    for node in nodes:
-        node.running = running.get(node.pk, [])
-        node.slots_used = sum(a.slots for a in node.running)
-        by_pool[node.pool_id].append(node)
-    for pool in pools:
-        pool.node_list = by_pool[pool.pk]
-    return {"pools": pools}
-
-
-def _running_by_node(attempts) -> dict[int, list[Attempt]]:
-    out: dict[int, list[Attempt]] = {}
-    for attempt in attempts.select_related("task", "job").order_by("claimed"):
-        out.setdefault(attempt.node_id, []).append(attempt)
-    return out
-
-
-def node_context(account, pool_id: str, node_id: str) -> dict:
-    """A node: its running attempts and its latest ones. Four queries."""
-    try:
-        node = queries.get_node(queries.get_pool(account, pool_id), node_id)
-    except BatchError:
-        raise Http404("No such node.") from None
-    running = _running_by_node(Attempt.objects.filter(node=node, outcome=Attempt.Outcome.RUNNING)).get(node.pk, [])
-    recent = list(Attempt.objects.filter(node=node).select_related("task", "job").order_by("-claimed")[:50])
-    return {"node": node, "pool": node.pool, "running": running, "recent": recent,
-            "slots_used": sum(a.slots for a in running)}

@@ -2,19 +2,36 @@
 
 from django.urls import path
 
-from . import views
+from tasks.operations.pool_actions import NODE_ACTIONS
+
+from . import pool_views, views
 
 app_name = "web"
 
 _job = "<str:account>/jobs/<str:job_id>/"
 _task = _job + "tasks/<str:task_id>/"
+_pool = "<str:account>/pools/<str:pool_id>/"
+_node = _pool + "nodes/<str:node_id>/"
 
 urlpatterns = [
     path("", views.job_list, name="jobs"),
     path("audit/", views.audit_list, name="audit"),
     path("bulk/<int:pk>/", views.bulk_detail, name="bulk"),
-    path("<str:account>/pools/", views.pool_list, name="pools"),
-    path("<str:account>/pools/<str:pool_id>/nodes/<str:node_id>/", views.node_detail, name="node"),
+    path("pools/", pool_views.pool_index, name="pool-index"),
+    path("<str:account>/pools/", pool_views.pool_list, name="pools"),
+    path(_pool, pool_views.pool_detail, name="pool"),
+    path(_pool + "resize/", pool_views.pool_resize, name="pool-resize"),
+    path(_pool + "stop-resize/", pool_views.pool_action, {"action": "stop-resize"}, name="pool-stop-resize"),
+    path(_pool + "autoscale/", pool_views.pool_autoscale, name="pool-enable-autoscale"),
+    path(_pool + "autoscale/disable/", pool_views.pool_action, {"action": "disable-autoscale"},
+         name="pool-disable-autoscale"),
+    path(_pool + "autoscale/evaluate/", pool_views.pool_evaluate, name="pool-evaluate-autoscale"),
+    path(_pool + "delete/", pool_views.pool_action, {"action": "delete"}, name="pool-delete"),
+    path(_node, pool_views.node_detail, name="node"),
+    path(_node + "output/", pool_views.node_output, name="node-output"),
+    path(_node + "files/<path:name>", pool_views.node_file, name="node-file"),
+    *[path(_node + f"{action}/", pool_views.node_action, {"action": action}, name=f"node-{action}")
+      for action in NODE_ACTIONS],
     path(_job, views.job_detail, name="job"),
     path(_job + "count/", views.job_count, name="job-count"),
     path(_job + "export.csv", views.job_export, name="job-export"),

@@ -16,14 +16,13 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
-from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, reswap, retarget
+from django_htmx.http import reswap, retarget
 
+from tasks.errors import BatchError
 from tasks.file_responses import file_bytes
-from tasks.listing import TaskFilter
+from tasks.listing import FIELD_LABELS, TaskFilter, storable
 from tasks.models import AuditRecord, BulkOperation
 from tasks.operations.actions import DESTRUCTIVE, act_on_task
 from tasks.operations.audit import actor_name, audited
@@ -33,25 +32,9 @@ from tasks.operations.tasks import add_task, update_task
 from . import charts, files, pages
 from .access import account_access, job_access, login_required, operator_accounts, task_access
 from .forms import AddTaskForm, ConstraintsForm
-
-htmx_aware = vary_on_headers("HX-Request")
-
-
-def _fragment_or_page(request, page: str, fragment: str, context: dict, *, live: bool | None = None):
-    """The fragment for htmx, the page otherwise; a poll of a finished region gets 286."""
-    if request.htmx:
-        if live is False and request.method == "GET":
-            response = HttpResponseStopPolling()
-            response.content = render(request, fragment, context).content
-            return response
-        return TemplateResponse(request, fragment, context)
-    return TemplateResponse(request, page, context)
-
-
-def _go(request, url: str):
-    """After a POST: htmx follows with a client redirect, a plain request with a 302."""
-    return HttpResponseClientRedirect(url) if request.htmx else HttpResponseRedirect(url)
-
+from .responses import fragment_or_page as _fragment_or_page
+from .responses import go as _go
+from .responses import htmx_aware
 
 # --- jobs ----------------------------------------------------------------------------------
 
@@ -81,8 +64,8 @@ def job_count(request, account, job_id):
     """The exact number of tasks a filter matches (a COUNT; asked for, never on every poll)."""
     _, job = job_access(request.user, account, job_id)
     f = TaskFilter.from_params(request.GET)
-    count = f.count_from(job)
-    if count is None:
+    count = None if f.errors else f.count_from(job)
+    if count is None and not f.errors:
         count = f.queryset(job).count()
     return render(request, "tasks/_job_count.html", {"count": count, "filter": f})
 
@@ -90,8 +73,14 @@ def job_count(request, account, job_id):
 @login_required
 @require_GET
 def job_export(request, account, job_id):
-    _, job = job_access(request.user, account, job_id)
+    """Everything the filter matches as CSV; a filter with an error is refused (400) with
+    the error, before the stream starts, rather than exporting more than was asked."""
+    access, job = job_access(request.user, account, job_id)
     f = TaskFilter.from_params(request.GET)
+    if f.errors:
+        context = {"access": access, "job": job, "filter": f, "labels": FIELD_LABELS,
+                   "refusal": pages.filter_refusal(f)}
+        return render(request, "tasks/job_export_refused.html", context, status=400)
     response = StreamingHttpResponse(pages.csv_rows(job, f), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{job.job_id}-tasks.csv"'
     return response
@@ -124,10 +113,14 @@ def job_bulk(request, account, job_id):
     access, job = job_access(request.user, account, job_id, act=request.method == "POST")
     params = request.POST if request.method == "POST" else request.GET
     preview = pages.bulk_preview(job, params)
+    if request.method == "POST" and not preview.error:
+        try:
+            op = start_bulk_operation(job, action=preview.action, scope=preview.scope, user=request.user,
+                                      actor=actor_name(request.user), total=preview.count)
+        except BatchError as error:
+            preview.error = f"{error.code}: {dict(error.values).get('Reason') or error.message}"
     if request.method == "GET" or preview.error:
         return render(request, "tasks/bulk_preview.html", {"access": access, "job": job, "preview": preview})
-    op = start_bulk_operation(job, action=preview.action, scope=preview.scope, user=request.user,
-                              actor=actor_name(request.user), total=preview.count)
     messages.success(request, f"Started: {preview.action} {preview.count} task(s).")
     return _go(request, reverse("web:bulk", args=[op.pk]))
 
@@ -250,24 +243,7 @@ def task_file(request, account, job_id, task_id, name):
                         content_type="application/octet-stream")
 
 
-# --- nodes and audit ---------------------------------------------------------------------
-
-
-@login_required
-@require_GET
-@htmx_aware
-def pool_list(request, account):
-    access = account_access(request.user, account)
-    context = {"access": access, **pages.pools_context(access.account)}
-    return _fragment_or_page(request, "tasks/pool_list.html", "tasks/_pool_nodes.html", context, live=True)
-
-
-@login_required
-@require_GET
-def node_detail(request, account, pool_id, node_id):
-    access = account_access(request.user, account)
-    context = {"access": access, **pages.node_context(access.account, pool_id, node_id)}
-    return render(request, "tasks/node_detail.html", context)
+# --- audit ---------------------------------------------------------------------------------
 
 
 @login_required
@@ -275,7 +251,8 @@ def node_detail(request, account, pool_id, node_id):
 def audit_list(request):
     records = AuditRecord.objects.filter(account__in=operator_accounts(request.user))
     if request.GET.get("account"):
-        records = records.filter(account__name=request.GET["account"])
+        name = request.GET["account"]
+        records = records.filter(account__name=name) if storable(name) else records.none()
     before = request.GET.get("before", "")
     if before.isdigit() and len(before) < 19:
         records = records.filter(pk__lt=int(before))

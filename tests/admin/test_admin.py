@@ -2,39 +2,19 @@
 through the rules layer and report refusals as messages."""
 
 import pytest
-from django.contrib.messages import get_messages
-from django.test import Client
 from django.urls import reverse
 
 from tasks.models import AuditRecord, Job, Task
+from tests.admin.helpers import act, texts
 from tests.factories import (
     AttemptFactory,
     ComputeNodeFactory,
     JobFactory,
     SubTaskFactory,
     TaskFactory,
-    UserFactory,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client_(db):
-    user = UserFactory(username="root", is_staff=True, is_superuser=True)
-    user.save()
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def act(client, action: str, objects, model: str = "task"):
-    return client.post(reverse(f"admin:tasks_{model}_changelist"),
-                       {"action": action, "_selected_action": [o.pk for o in objects]}, follow=True)
-
-
-def texts(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 def test_terminate_action_uses_the_rule_and_reports_each_refusal(admin_client_):
@@ -91,8 +71,11 @@ def test_job_actions_go_through_the_job_rules(admin_client_):
 
 def test_generic_delete_and_add_are_off_where_they_would_skip_the_rules(admin_client_):
     task = TaskFactory()
-    assert admin_client_.get(reverse("admin:tasks_task_add")).status_code == 403
-    assert admin_client_.get(reverse("admin:tasks_task_delete", args=[task.pk])).status_code == 403
+    r = admin_client_.get(reverse("admin:tasks_task_add"), follow=True)
+    assert r.redirect_chain[-1][0] == reverse("admin:tasks_task_changelist")
+    assert texts(r) == ["Tasks are added through the Batch API or the dashboard, not the admin."]
+    r = admin_client_.post(reverse("admin:tasks_task_delete", args=[task.pk]), {"post": "yes"}, follow=True)
+    assert Task.objects.filter(pk=task.pk).exists() and "Delete selected tasks (rules layer)" in texts(r)[0]
     body = admin_client_.get(reverse("admin:tasks_task_changelist")).content.decode()
     assert 'value="delete_selected"' not in body and 'value="terminate_tasks"' in body
 
@@ -100,7 +83,7 @@ def test_generic_delete_and_add_are_off_where_they_would_skip_the_rules(admin_cl
 def test_state_fields_are_read_only_on_the_change_form(admin_client_):
     task = TaskFactory(failed=True)
     body = admin_client_.get(reverse("admin:tasks_task_change", args=[task.pk])).content.decode()
-    assert 'name="state"' not in body and 'name="exit_code"' not in body and 'name="command_line"' in body
+    assert 'name="state"' not in body and 'name="exit_code"' not in body and 'name="max_task_retry_count"' in body
     job_body = admin_client_.get(reverse("admin:tasks_job_change", args=[task.job.pk])).content.decode()
     assert 'name="failed_count"' not in job_body and 'name="state"' not in job_body
 

@@ -276,8 +276,8 @@ def test_an_unknown_path_is_invalid_uri(batch, world, path):
     ("method", "path"),
     [
         ("GET", "/jobschedules"), ("POST", "/jobs/j/disable"), ("POST", "/jobs/j/enable"),
-        ("GET", "/certificates"), ("GET", "/applications"), ("GET", "/supportedimages"),
-        ("POST", "/pools/p/resize"), ("GET", "/poolusagemetrics"), ("GET", "/jobs/j/jobpreparationandreleasetaskstatus"),
+        ("GET", "/certificates"), ("GET", "/applications"), ("GET", "/lifetimepoolstats"),
+        ("POST", "/pools/p/upgradeos"), ("GET", "/poolusagemetrics"), ("GET", "/jobs/j/jobpreparationandreleasetaskstatus"),
         ("DELETE", "/jobschedules/s"),
     ],
 )
@@ -387,8 +387,8 @@ def send_raw(batch, method, path, *, raw_uri: bool):
 
 
 @pytest.mark.parametrize(("method", "path"), [
-    ("POST", "/pools/p/stopresize"), ("POST", "/pools/p/nodes/n/reboot"), ("GET", "/pools/p/nodes/n/users/u"),
-    ("GET", "/jobschedules/s/jobs"), ("GET", "/nodecounts"), ("POST", "/pools/p/removenodes"),
+    ("POST", "/pools/p/upgradeos"), ("POST", "/pools/p/nodes/n/upgradeos"), ("GET", "/applications/a"),
+    ("GET", "/jobschedules/s/jobs"), ("GET", "/lifetimejobstats"), ("POST", "/jobs/j/disable"),
 ])
 def test_every_other_operation_of_the_batch_api_is_still_501(batch, world, method, path):
     assert_batch_error(batch.request(method, path), 501, "UnsupportedOperation")

@@ -395,15 +395,33 @@ def test_pool_vm_size_allows_eq_ne_and_startswith_in_any_case():
     assert_invalid(pool_filter, "vmSize gt 'standard'")
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "allocationState eq 'steady'",
-        "allocationStateTransitionTime gt DateTime'2024-01-01T00:00:00Z'",
-        "enableAutoScale eq true",
-        "enableInterNodeCommunication eq false",
-    ],
-)
+def test_pool_allocation_state_allows_eq_only():
+    PoolFactory(pool_id="still")
+    PoolFactory(pool_id="moving", allocation_state=Pool.AllocationState.RESIZING)
+    assert pool_ids("allocationState eq 'Resizing'") == {"moving"}
+    assert pool_ids("allocationState eq 'stopping'") == set()
+    assert_invalid(pool_filter, "allocationState ne 'steady'")
+    assert_invalid(pool_filter, "allocationState eq 'deleting'")
+
+
+def test_pool_allocation_state_transition_time_supports_comparisons():
+    PoolFactory(pool_id="jan", allocation_state_transition_time=JAN)
+    PoolFactory(pool_id="jun", allocation_state_transition_time=JUN)
+    PoolFactory(pool_id="never", allocation_state_transition_time=None)
+    assert pool_ids(f"allocationStateTransitionTime lt {MAR}") == {"jan"}
+    assert pool_ids(f"allocationStateTransitionTime ne {MAR}") == {"jan", "jun"}
+
+
+def test_pool_enable_auto_scale_takes_a_boolean():
+    PoolFactory(pool_id="auto", enable_auto_scale=True)
+    PoolFactory(pool_id="fixed")
+    assert pool_ids("enableAutoScale eq true") == {"auto"}
+    assert pool_ids("enableAutoScale ne true") == {"fixed"}
+    assert_invalid(pool_filter, "enableAutoScale eq 'true'")
+    assert_invalid(pool_filter, "enableAutoScale gt false")
+
+
+@pytest.mark.parametrize("text", ["enableInterNodeCommunication eq false"])
 def test_pool_properties_batchsite_does_not_keep_are_rejected_as_unsupported(text):
     err = assert_invalid(pool_filter, text)
     assert "not supported by batchsite" in reason(err)
@@ -456,13 +474,33 @@ def test_node_state_transition_time_and_id_filters():
     assert node_ids("id ne 'other'") == {"node-1", "node-2"}
 
 
+def test_node_boot_and_allocation_times_support_comparisons():
+    ComputeNodeFactory(node_id="old", registered=JAN, allocation_time=JAN)
+    ComputeNodeFactory(node_id="new", registered=JUN, allocation_time=None)
+    assert node_ids(f"lastBootTime lt {MAR}") == {"old"}
+    assert node_ids(f"lastBootTime ge {MAR}") == {"new"}
+    assert node_ids(f"allocationTime lt {MAR}") == {"old"}
+    assert node_ids(f"allocationTime ne {MAR}") == {"old"}  # no allocation time: no match
+
+
+def test_node_start_task_info_is_filtered_inside_its_json():
+    done = {"state": "completed", "result": "success", "exitCode": 0, "retryCount": 0}
+    ComputeNodeFactory(node_id="ok", start_task_info=done)
+    ComputeNodeFactory(node_id="bad", start_task_info={**done, "result": "failure", "exitCode": 3})
+    ComputeNodeFactory(node_id="busy", start_task_info={"state": "running", "retryCount": 0})
+    ComputeNodeFactory(node_id="none", start_task_info=None)
+    assert node_ids("startTaskInfo/state eq 'Completed'") == {"ok", "bad"}
+    assert node_ids("startTaskInfo/result ne 'success'") == {"bad"}
+    assert node_ids("startTaskInfo/exitCode gt 0") == {"bad"}
+    assert node_ids("startTaskInfo/exitCode ne 3") == {"ok"}
+    assert_invalid(node_filter, "startTaskInfo/state ne 'running'")
+
+
 @pytest.mark.parametrize(
     "text",
     [
-        "lastBootTime gt DateTime'2024-01-01T00:00:00Z'",
-        "allocationTime lt DateTime'2024-01-01T00:00:00Z'",
-        "startTaskInfo/state eq 'completed'",
-        "startTaskInfo/exitCode eq 0",
+        "startTaskInfo/startTime gt DateTime'2024-01-01T00:00:00Z'",
+        "startTaskInfo/endTime lt DateTime'2024-01-01T00:00:00Z'",
     ],
 )
 def test_node_properties_batchsite_does_not_keep_are_rejected_as_unsupported(text):

@@ -38,7 +38,8 @@ def test_an_added_pool_reads_back_with_every_required_property(batch):
     assert REQUIRED <= set(got)
     assert {k: got[k] for k in ("vmSize", "virtualMachineConfiguration", "targetDedicatedNodes",
                                 "taskSlotsPerNode")} == {k: v for k, v in CAPTURED_15X.items() if k != "id"}
-    assert (got["state"], got["allocationState"], got["currentDedicatedNodes"]) == ("active", "steady", 0)
+    # Resizing until the reconciler has started its node (tests/operations/test_reconcile.py).
+    assert (got["state"], got["allocationState"], got["currentDedicatedNodes"]) == ("active", "resizing", 0)
 
 
 def test_add_refuses_an_id_already_used_in_any_case(batch):

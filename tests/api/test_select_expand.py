@@ -91,7 +91,11 @@ def test_select_and_expand_on_jobs(batch, account):
 def test_select_on_pools_and_nodes(batch, account):
     pool = PoolFactory(account=account, pool_id="p1")
     ComputeNodeFactory(pool=pool, node_id="n1")
-    assert body(batch.get("/pools/p1", params={"$select": "id,vmSize"})) == {"id": "p1", "vmSize": "standard_d2s_v3"}
+    got = body(batch.get("/pools/p1", params={"$select": "id,vmSize"}))
+    assert got.pop("odata.metadata") == "http://testserver/$metadata#pools/@Element"
+    assert got == {"id": "p1", "vmSize": "standard_d2s_v3"}
     assert body(batch.get("/pools", params={"$select": "id"}))["value"] == [{"id": "p1"}]
     assert body(batch.get("/pools/p1/nodes", params={"$select": "id,state"}))["value"] == [{"id": "n1", "state": "idle"}]
-    assert body(batch.get("/pools/p1/nodes/n1", params={"$select": "id"})) == {"id": "n1"}
+    got = body(batch.get("/pools/p1/nodes/n1", params={"$select": "id"}))
+    assert got.pop("odata.metadata") == "http://testserver/$metadata#nodes/@Element"
+    assert got == {"id": "n1"}

@@ -108,5 +108,5 @@ def test_add_pool_reads_node_counts_and_flags_sent_as_strings(batch):
                               "taskSlotsPerNode": "3", "enableInterNodeCommunication": "true"})
     assert r.status_code == 201, r.content
     pool = Pool.objects.get(pool_id="p1")
-    assert pool.task_slots_per_node == 3 and pool.spec["targetDedicatedNodes"] == 2
+    assert pool.task_slots_per_node == 3 and pool.target_dedicated_nodes == 2
     assert pool.spec["enableInterNodeCommunication"] is True

@@ -44,6 +44,18 @@ def test_a_running_tasks_output_is_published_and_read_through_the_storage(agents
     assert (shared / "publisher" / "remote" / "far-away" / "workitems" / job.job_id / "job-1" / "t1" / "stdout.txt").exists()
 
 
+def test_the_start_tasks_directory_is_published_for_the_node_files_api(agents, shared):
+    account = AccountFactory(name="starter")
+    pool = add_pool(account, spec={"id": "remote-start", "vmSize": "local", "startTask": {
+        "commandLine": "/bin/sh -c 'echo set up; echo done > marker'"}})
+    agents.start(pool, "far-away", slots=1, BATCHSITE_NODE_PUBLISH_SECONDS="0.3",
+                 BATCHSITE_TASK_FILES_OPTIONS=json.dumps({"location": str(shared)}))
+    startup = shared / "starter" / "remote-start" / "far-away" / "startup"
+    wait_for(lambda: (startup / "stdout.txt").exists(), message="the start task's output to be published")
+    assert (startup / "stdout.txt").read_text() == "set up\n"
+    assert (startup / "wd" / "marker").read_text() == "done\n"
+
+
 def test_a_link_the_task_makes_is_never_published(agents, shared, tmp_path):
     """`ln -s` to the host's secret and to a folder outside: the agent publishes neither
     the secret nor the folder's files, only the task's own regular files."""

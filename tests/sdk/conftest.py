@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -37,20 +38,42 @@ def client15(live_server, sdk_account):
 
 @pytest.fixture
 def run14(live_server, sdk_account):
-    """Run one scenario of tests/sdk/sdk14_scenarios.py under azure-batch 14.2.0 (its own
-    virtualenv, built by `make sdk14`) and return what it printed as JSON."""
+    """Run one scenario of tests/sdk/sdk14_scenarios.py (or of `script`) under azure-batch
+    14.2.0 (its own virtualenv, built by `make sdk14`) and return what it printed as JSON."""
     if not SDK14_PYTHON.exists():
         pytest.fail(".venv-sdk14 is missing: run `make sdk14` (make test does)")
 
-    def run(scenario: str, *args: str, key: str | None = None, name: str | None = None) -> dict:
+    def run(scenario: str, *args: str, key: str | None = None, name: str | None = None,
+            script: Path = SCENARIOS14) -> dict:
         env = dict(os.environ, BATCH_URL=live_server.url, BATCH_ACCOUNT=name or sdk_account.name,
                    BATCH_KEY=key or sdk_account.primary_key)
-        proc = subprocess.run([str(SDK14_PYTHON), str(SCENARIOS14), scenario, *args], env=env,
+        proc = subprocess.run([str(SDK14_PYTHON), str(script), scenario, *args], env=env,
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, f"scenario {scenario} failed:\n{proc.stdout}\n{proc.stderr}"
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
     return run
+
+
+@pytest.fixture
+def reconciling(reconciler):
+    """The reconciler looping in the background (what `manage.py reconcile` does) while an
+    SDK call waits for a pool to reach its targets: its nodes are real local agents."""
+    from django.db import connection
+
+    stop = threading.Event()
+
+    def loop():
+        try:
+            reconciler.run(interval=0.2, should_stop=stop.is_set)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=loop, name="reconciler", daemon=True)
+    thread.start()
+    yield reconciler
+    stop.set()
+    thread.join(30)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -109,7 +109,7 @@ class Serve:
         wait_for(ready, timeout=120, interval=0.2, message=f"serve to answer with {nodes} idle node(s)")
 
     def children(self) -> dict[str, psutil.Process]:
-        """The supervised processes by role: web, sweep, node <id>."""
+        """The supervised processes by role: web, reconciler, sweep."""
         found = {}
         for child in psutil.Process(self.proc.pid).children():
             try:
@@ -120,12 +120,24 @@ class Serve:
                 found["web"] = child
             elif "sweep" in cmd:
                 found["sweep"] = child
-            elif "runnode" in cmd:
-                found[f"node {cmd[cmd.index('--node-id') + 1]}"] = child
+            elif "reconcile" in cmd:
+                found["reconciler"] = child
+        return found
+
+    def agents(self) -> dict[str, psutil.Process]:
+        """The node agents the reconciler runs (in sessions of their own), by node id."""
+        found = {}
+        for proc in psutil.Process(self.proc.pid).children(recursive=True):
+            try:
+                cmd = proc.cmdline()
+            except psutil.Error:
+                continue
+            if "runnode" in cmd and "--node-id" in cmd:
+                found[cmd[cmd.index("--node-id") + 1]] = proc
         return found
 
     def tree(self) -> list[int]:
-        """Every process below serve."""
+        """Every process below serve, the node agents included."""
         try:
             return [p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)]
         except psutil.NoSuchProcess:

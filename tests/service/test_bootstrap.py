@@ -29,18 +29,19 @@ def data_dir(settings, tmp_path, monkeypatch):
 
 def test_every_configured_account_is_made_and_only_the_default_gets_the_local_pool(settings, data_dir):
     settings.BATCHSITE_ACCOUNTS = [AccountKeys("main", KEY_A), AccountKeys("teamb", KEY_B, KEY_A)]
-    started = bootstrap(local_slots=3)
+    started = bootstrap(local_nodes=2, local_slots=3)
     assert [a.name for a in started.accounts] == ["main", "teamb"] and started.account.name == "main"
-    assert list(Pool.objects.values_list("account__name", "pool_id", "task_slots_per_node")) == [("main", "local", 3)]
+    assert list(Pool.objects.values_list("account__name", "pool_id", "task_slots_per_node", "target_dedicated_nodes",
+                                         "provider")) == [("main", "local", 3, 2, "local")]
     teamb = Account.objects.get(name="teamb")
     assert (teamb.primary_key, teamb.secondary_key) == (KEY_B, KEY_A)
 
 
 def test_a_restart_with_new_keys_updates_the_accounts_and_keeps_their_pools(settings, data_dir):
     settings.BATCHSITE_ACCOUNTS = [AccountKeys("main", KEY_A)]
-    first = bootstrap(local_slots=1).account
+    first = bootstrap(local_nodes=1, local_slots=1).account
     settings.BATCHSITE_ACCOUNTS = [AccountKeys("main", KEY_B)]
-    again = bootstrap(local_slots=1).account
+    again = bootstrap(local_nodes=1, local_slots=1).account
     assert again.pk == first.pk and Account.objects.get(pk=first.pk).primary_key == KEY_B
     assert Pool.objects.filter(account=again).count() == 1
 

@@ -81,7 +81,9 @@ def test_a_postgresql_restart_mid_work_loses_no_task_and_stops_no_process(cluste
     try:
         serve.wait_ready(nodes=2)
         before = {role: p.pid for role, p in serve.children().items()}
-        assert sorted(before) == ["node local-1", "node local-2", "sweep", "web"]
+        assert sorted(before) == ["reconciler", "sweep", "web"]
+        agents_before = {node: p.pid for node, p in serve.agents().items()}
+        assert len(agents_before) == 2
         api = serve.api
         assert api.call("POST", "/jobs", {"id": "j", "poolInfo": {"poolId": "local"}})[0] == 201
 
@@ -120,6 +122,7 @@ def test_a_postgresql_restart_mid_work_loses_no_task_and_stops_no_process(cluste
         assert [s for at, s in adder.answers if at >= back and (s >= 500 or s == 0)] == []
         # No supervised process died, not even to be restarted: each loop survived.
         assert {role: p.pid for role, p in serve.children().items()} == before
+        assert {node: p.pid for node, p in serve.agents().items()} == agents_before
         log = serve.log()
         assert "was killed by" not in log and "exited with status" not in log and "restarting" not in log
         print(f"\nPostgreSQL restart: pg_ctl took {restarted - restart_began:.1f} s; the API answered again "

@@ -29,15 +29,27 @@ def test_a_killed_agent_web_server_or_sweep_is_restarted_and_the_service_keeps_s
     wait_for(lambda: pids.exists() and pids.read_text().strip(), message="the task to start")
     orphan = int(pids.read_text().split()[0])
 
-    # A node agent dies: it is started again, kills what its predecessor left running, and
-    # the task it ran is requeued and completes.
-    agent = serve.children()["node local-1"]
+    # A node agent dies: the reconciler starts it again with the same node id; the new
+    # agent kills what its predecessor left running, and the task it ran is requeued and
+    # completes.
+    (node_id, agent), = serve.agents().items()
     agent.kill()
-    until_replaced(serve, "node local-1", agent.pid)
+    wait_for(lambda: (a := serve.agents().get(node_id)) is not None and a.pid != agent.pid,
+             timeout=60, message=f"the reconciler to start {node_id} again\n{serve.log()}")
     wait_for(lambda: not alive(orphan), timeout=30, message="the dead agent's task process to be killed")
     task = wait_for(lambda: (b := api.call("GET", "/jobs/j/tasks/t")[1]).get("state") == "completed" and b,
                     timeout=60, message="the requeued task to complete")
     assert (task["executionInfo"]["result"], task["executionInfo"]["requeueCount"]) == ("success", 1)
+
+    # The reconciler dies: it is restarted and adopts the running agent instead of starting
+    # another one.
+    agent = serve.agents()[node_id]
+    reconciler = serve.children()["reconciler"]
+    reconciler.kill()
+    until_replaced(serve, "reconciler", reconciler.pid)
+    assert alive(agent.pid)
+    status, nodes = api.call("GET", "/pools/local/nodes")
+    assert status == 200 and [n["id"] for n in nodes["value"]] == [node_id]
 
     # The web server dies (its workers with it): the API answers again.
     web = serve.children()["web"]
@@ -54,7 +66,7 @@ def test_a_killed_agent_web_server_or_sweep_is_restarted_and_the_service_keeps_s
 
     assert serve.proc.poll() is None
     log = serve.log()
-    for role, pid in (("node local-1", agent.pid), ("web", web.pid), ("sweep", sweep.pid)):
+    for role, pid in (("reconciler", reconciler.pid), ("web", web.pid), ("sweep", sweep.pid)):
         assert f"{role} (pid {pid}) was killed by SIGKILL" in log
         assert f"restarting {role} in" in log
 
@@ -67,13 +79,13 @@ def test_ctrl_c_stops_every_child_cleanly_and_requeues_the_running_tasks(fresh):
     assert api.call("POST", "/jobs/j/tasks", {"id": "t", "commandLine": "sleep 600"})[0] == 201
     wait_for(lambda: api.call("GET", "/jobs/j/tasks/t")[1].get("state") == "running", message="the task to run")
     tree = serve.tree()
-    assert len(serve.children()) == 4  # web, two agents, sweep
+    assert sorted(serve.children()) == ["reconciler", "sweep", "web"] and len(serve.agents()) == 2
 
     assert serve.interrupt() == 0
     assert not any(alive(pid) for pid in tree)
     log = serve.log()
     assert "Traceback" not in log and "KeyboardInterrupt" not in log, log
-    assert "node local-1 stopped" in log and "node local-2 stopped" in log  # SIGTERM: they requeued
+    assert "2 local node agents stopped" in log  # SIGTERM from the reconciler: they requeued
     assert "was killed by" not in log and "restarting" not in log
 
 

@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from tasks.models import AuditRecord, BulkOperation, Task
 from tasks.operations.bulk import run_bulk_operation, run_pending_bulk_operations
-from tests.factories import TaskFactory
+from tests.factories import BulkOperationFactory, TaskFactory
 from tests.web.conftest import HTMX, job_url
 
 pytestmark = pytest.mark.django_db
@@ -35,6 +35,50 @@ def test_preview_of_a_selection_counts_the_tasks_that_exist(op, failures):
 def test_preview_refuses_an_empty_scope_and_an_unknown_action(op, failures):
     assert "No task matches" in op.get(job_url("job-bulk", failures, action="delete", node="nowhere")).content.decode()
     assert "Choose terminate" in op.get(job_url("job-bulk", failures, action="explode")).content.decode()
+
+
+@pytest.mark.parametrize("bad", [
+    {"since": "99999-01-01"},  # not a date: was read as no date at all, so "all tasks"
+    {"since": "0001-01-01T00:00:00+14:00"},  # before year 1 in UTC: was a 500
+    {"until": "9999-12-31T23:59:59-14:00"},  # after year 9999 in UTC
+    {"exit_code": "1..x"}, {"state": "runing"}, {"q": "x" * 500},
+])
+def test_preview_of_a_filter_with_an_error_refuses_and_shows_the_error(op, failures, bad):
+    r = op.get(job_url("job-bulk", failures, action="delete", **bad))
+    body = r.content.decode()
+    assert r.status_code == 200 and "The filter has an error, so nothing is counted or acted on." in body
+    assert 'id="bulk-filter-errors"' in body and 'id="bulk-count"' not in body and "all tasks" not in body
+    assert 'name="action"' not in body  # no confirm form
+
+
+@pytest.mark.parametrize("bad", [{"since": "99999-01-01"}, {"since": "0001-01-01T00:00:00+14:00"},
+                                 {"failure_code": "a\x00b"}])
+def test_confirming_a_filter_with_an_error_acts_on_nothing(op, failures, bad):
+    r = op.post(job_url("job-bulk", failures), {"action": "delete", **bad})
+    assert r.status_code == 200 and "The filter has an error" in r.content.decode()
+    assert not BulkOperation.objects.exists() and not AuditRecord.objects.exists()
+    run_pending_bulk_operations()
+    assert Task.objects.filter(job=failures).count() == 7
+
+
+def test_a_selection_with_an_id_no_database_compares_is_refused(op, failures):
+    body = op.get(job_url("job-bulk", failures, action="delete", task=["f1", "a\x00"])).content.decode()
+    assert "A task id has no NUL character." in body and 'id="bulk-count"' not in body
+
+
+def test_the_way_back_from_a_refused_preview_keeps_the_filter_to_correct(op, failures):
+    body = op.get(job_url("job-bulk", failures, action="delete", since="99999-01-01", node="n1")).content.decode()
+    assert "?node=n1&amp;since=99999-01-01" in body and "Correct the filter" in body
+
+
+def test_a_run_whose_stored_filter_has_an_error_fails_without_touching_a_task(op, failures):
+    bulk = BulkOperationFactory(job=failures, action="delete", scope={
+        "filter": {"since": "99999-01-01"}, "max_pk": 10**9, "cursor": 0})
+    ran = run_bulk_operation(bulk.pk)
+    assert ran.state == "failed" and ran.done == 0 and "InvalidPropertyValue" in ran.scope["error"]
+    assert Task.objects.filter(job=failures).count() == 7
+    body = op.get(reverse("web:bulk", args=[bulk.pk])).content.decode()
+    assert 'id="bulk-error"' in body and "Refused before acting on any task" in body
 
 
 def test_confirming_a_filter_records_the_run_and_its_audit(op, operator, failures):

@@ -63,9 +63,24 @@ def test_the_filter_lives_in_the_url_and_in_every_link(op, tasks):
     assert "action=reactivate&amp;state=completed&amp;sort=-ended" in body
 
 
-def test_a_bad_filter_value_is_shown_and_ignored(op, tasks):
-    r = op.get(job_url("job", tasks, exit_code="abc"))
-    assert r.status_code == 200 and len(ids(r)) == 5 and "(ignored)" in r.content.decode()
+def test_a_bad_filter_value_is_shown_at_its_field_and_lists_nothing(op, tasks):
+    r = op.get(job_url("job", tasks, exit_code="abc", node="n1"))
+    body = r.content.decode()
+    assert r.status_code == 200 and ids(r) == []
+    assert "Exit code: Exit codes are whole numbers or ranges like 1..255, not &#x27;abc&#x27;." in body
+    assert 'name="exit_code" value="abc" placeholder="137 or 1..255" aria-invalid="true"' in body
+    # Nothing widens the scope: export and every "all" action are off, links keep the error.
+    assert "export.csv?" not in body and body.count('disabled title="Correct the filter first') == 4
+    assert "?exit_code=abc&amp;node=n1&amp;sort=exit_code" in body
+
+
+@pytest.mark.parametrize("query", ["since=0001-01-01T00:00:00%2B14:00", "until=9999-12-31T23:59:59-14:00",
+                                   "since=0001-01-01T00:00:00%2B14:00&sort=-started"])
+def test_an_out_of_range_date_is_a_form_error_not_a_500(op, tasks, query):
+    r = op.get(job_url("job", tasks) + "?" + query)
+    body = r.content.decode()
+    assert r.status_code == 200 and ids(r) == [] and "Out of range: " in body and 'aria-invalid="true"' in body
+    assert op.get(job_url("job", tasks) + "?" + query, headers=HTMX).status_code == 200
 
 
 def test_counts_a_state_filter_from_the_counters_without_a_count_query(op, tasks):

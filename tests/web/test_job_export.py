@@ -32,3 +32,13 @@ def test_a_viewer_may_export(view, job):
     r = view.get(job_url("job-export", job))
     assert r["Content-Disposition"] == f'attachment; filename="{job.job_id}-tasks.csv"'
     assert rows(r)[1][:5] == ["x1", "completed", "failure", "1", "FailureExitCode"]
+
+
+@pytest.mark.parametrize("bad", [{"since": "0001-01-01T00:00:00+14:00"}, {"since": "99999-01-01"},
+                                 {"exit_code": "1,x"}])
+def test_a_filter_with_an_error_is_refused_before_the_stream_starts(op, job, bad):
+    TaskFactory(job=job, task_id="never-exported", failed=True)
+    r = op.get(job_url("job-export", job, **bad))
+    assert r.status_code == 400 and not r.streaming and r["Content-Type"].startswith("text/html")
+    body = r.content.decode()
+    assert 'id="export-refused"' in body and "Correct the filter" in body and "never-exported" not in body

@@ -115,6 +115,35 @@ def test_bad_values_are_dropped_and_named_not_fatal():
     assert set(f.errors) == {"state", "exit_code", "since"}
 
 
+def test_a_filter_with_an_error_matches_nothing(mixed_job):
+    f = TaskFilter.from_params(QueryDict("state=completed&since=99999-01-01"))
+    assert f.state == "completed" and f.errors == {"since": "Not a date and time: '99999-01-01'."}
+    assert f.queryset(mixed_job).count() == 0 and f.count_from(mixed_job) == 0
+
+
+@pytest.mark.parametrize("query, key", [
+    ("since=0001-01-01T00:00:00%2B14:00", "since"), ("until=9999-12-31T23:59:59-14:00", "until"),
+    ("q=%00", "q"), ("node=" + "n" * 129, "node"), ("failure_code=" + "c" * 129, "failure_code"),
+    ("exit_code=" + ",".join(["1"] * 101), "exit_code"), ("time=nonsense&since=2026-01-01", "time"),
+])
+def test_values_no_database_can_compare_are_errors(mixed_job, query, key):
+    f = TaskFilter.from_params(QueryDict(query))
+    assert set(f.errors) == {key}
+    assert list(f.queryset(mixed_job)) == []
+
+
+def test_an_error_is_carried_as_sent_in_every_link():
+    f = TaskFilter.from_params(QueryDict("exit_code=1..x&node=n1&sort=-ended"))
+    assert f.querystring() == "exit_code=1..x&node=n1&sort=-ended"
+    assert f.form_values["exit_code"] == "1..x"
+
+
+def test_the_time_range_round_trips_to_the_second():
+    f = TaskFilter.from_params(QueryDict("since=2026-03-01T10:00:30&until=2026-03-01T11:00"))
+    assert f.params()["since"] == "2026-03-01T10:00:30" and f.params()["until"] == "2026-03-01T11:00"
+    assert TaskFilter.from_params(QueryDict(f.querystring())).since == f.since
+
+
 def test_filter_round_trips_through_its_query_string():
     f = TaskFilter.from_params(QueryDict("state=completed&exit_code=137&node=n1&q=abc&sort=-ended"))
     again = TaskFilter.from_params(QueryDict(f.querystring()))

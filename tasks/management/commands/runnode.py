@@ -1,4 +1,4 @@
-"""`manage.py runnode --pool ID --slots N [--node-id X]`: run one compute node."""
+"""`manage.py runnode --pool ID --slots N [--node-id X] [--low-priority]`: run one compute node."""
 
 import os
 import socket
@@ -7,16 +7,18 @@ import sys
 import psutil
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
 
 from tasks.errors import BatchError
 from tasks.models import Account, ComputeNode, Pool
-from tasks.node.agent import NodeAgent
+from tasks.node.agent import REBOOT, NodeAgent
 from tasks.node.layout import NODE_ID_PATTERN
 
 
 class Command(BaseCommand):
     help = ("Run a compute node of a pool: claim the pool's tasks, run them, report their outcome. "
-            "Stop it with SIGTERM or Ctrl-C: its running tasks are killed and requeued.")
+            "Stop it with SIGTERM or Ctrl-C: its running tasks are killed and requeued. "
+            "It restarts itself for a reboot or reimage and exits 0 once it has left its pool.")
 
     def add_arguments(self, parser):
         parser.add_argument("--pool", required=True, help="the pool id (it must exist)")
@@ -24,8 +26,10 @@ class Command(BaseCommand):
         parser.add_argument("--node-id", default="", help="default: <hostname>-<pool>")
         parser.add_argument("--account", default=settings.BATCHSITE_ACCOUNT_NAME,
                             help="the Batch account that owns the pool")
+        parser.add_argument("--low-priority", action="store_true",
+                            help="a low-priority (spot) node: isDedicated false, AZ_BATCH_NODE_IS_DEDICATED=false")
 
-    def handle(self, *args, pool, slots, node_id, account, **options):
+    def handle(self, *args, pool, slots, node_id, account, low_priority, **options):
         node_id = node_id or f"{socket.gethostname().split('.')[0]}-{pool}"
         if not NODE_ID_PATTERN.match(node_id):
             raise CommandError(f"--node-id {node_id!r}: use 1-128 of A-Z a-z 0-9 _ . -")
@@ -39,11 +43,18 @@ class Command(BaseCommand):
         running = _live_agent(found, node_id)
         if running:
             raise CommandError(f"node {node_id} is already run by process {running} on this host")
+        agent = NodeAgent(found, node_id=node_id, slots=slots, is_dedicated=not low_priority, out=self.stdout)
         try:
-            NodeAgent(found, node_id=node_id, slots=slots, out=self.stdout).run()
+            outcome = agent.run()
         except BatchError as e:
             raise CommandError(str(e)) from None
         sys.stdout.flush()
+        sys.stderr.flush()
+        if outcome == REBOOT and not agent.signalled:
+            # A reboot or reimage: the same process (pid, provider handle, Slurm step) starts
+            # afresh, registers again and runs the start task again.
+            connections.close_all()
+            os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
 def _live_agent(pool: Pool, node_id: str) -> int | None:

@@ -1,5 +1,6 @@
-"""One-command start: the API, the dashboard, the local compute nodes and the sweeps, each
-a supervised child (tasks.supervisor) restarted when it dies."""
+"""One-command start: the API, the dashboard, the reconciler (which starts the compute nodes
+of every pool, the pool `local`'s among them) and the sweeps, each a supervised child
+(tasks.supervisor) restarted when it dies."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ _MAX_SOCKET_PATH = 100
 
 
 class Command(BaseCommand):
-    help = "Serve batchsite on 127.0.0.1:PORT with gunicorn, local node agents and sweeps."
+    help = "Serve batchsite on 127.0.0.1:PORT: gunicorn, the pool reconciler (node agents) and sweeps."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
@@ -38,7 +39,7 @@ class Command(BaseCommand):
 
     def _serve(self, *, host, port, workers, nodes, slots, sweep_interval):
         _refuse_busy_port(host, port)
-        started = bootstrap(local_slots=slots)
+        started = bootstrap(local_nodes=nodes, local_slots=slots)
         connections.close_all()  # the supervisor itself never uses the database
         url = f"http://{host}:{port}"
         others = "".join(f"  other Batch account: {a.name}\n" for a in started.accounts[1:])
@@ -54,17 +55,12 @@ class Command(BaseCommand):
         manage = [sys.executable, os.path.join(settings.BASE_DIR, "manage.py")]
         programs = [
             Program("web", _gunicorn(host, port, workers)),
-            *_local_agents(manage, started.account.name, nodes=nodes, slots=slots),
+            # The agents are the reconciler's children, in sessions of their own: a restarted
+            # reconciler adopts them, and it stops them gracefully when serve stops.
+            Program("reconciler", manage + ["reconcile"]),
             Program("sweep", manage + ["sweep", "--interval", str(sweep_interval)]),
         ]
         Supervisor(programs).run()
-
-
-def _local_agents(manage: list[str], account: str, *, nodes: int, slots: int) -> list[Program]:
-    """The pool `local`'s nodes: one agent each (`node local-1`, ...)."""
-    return [Program(f"node local-{i}", manage + ["runnode", "--pool", "local", "--slots", str(slots),
-                                                "--node-id", f"local-{i}", "--account", account])
-            for i in range(1, nodes + 1)]
 
 
 def _gunicorn(host: str, port: int, workers: int) -> list[str]:
