@@ -1,5 +1,5 @@
-"""The reliability (soak) run of issue 8: a real `manage.py serve` (gunicorn, the local node
-agents and the sweep under the supervisor) on its own port, data dir and database, driven
+"""The reliability (soak) run of issue 8: a real `manage.py serve` (gunicorn, the reconciler
+with the pool local's node agents, and the sweep under the supervisor) on its own port, data dir and database, driven
 by 32 client threads with a mix of Add Task Collection, Get, List ($filter), Update,
 Terminate, Reactivate and Delete Task for 3 minutes while the nodes run the tasks; then an
 integrity check through the API and the database; then fault runs.
@@ -21,17 +21,18 @@ The integrity check, once the load stops and every task has completed:
     no attempt still running; no two attempts of one task that overlap in time;
   * no 5xx in the server's access log, no traceback.
 
-Fault runs (each its own serve, load as above): SIGKILL a node agent (the supervisor
-starts it again; its running tasks are requeued), SIGKILL the gunicorn master mid-burst
-(the clients replay what failed), and on PostgreSQL `pg_ctl restart -m fast` of the run's
-own throwaway cluster (tests/service/pgcluster.py; never the shared server), each timed
-until the API (or the node) answers again.
+Fault runs (each its own serve, load as above): SIGKILL a node agent (the reconciler
+starts it again; its running tasks are requeued), SIGKILL the reconciler (the supervisor
+restarts it; it must adopt the running agents, not start new ones), SIGKILL the gunicorn
+master mid-burst (the clients replay what failed), and on PostgreSQL `pg_ctl restart -m
+fast` of the run's own throwaway cluster (tests/service/pgcluster.py; never the shared
+server), each timed until the API (the node, the reconciler) answers again.
 
 Usage:
   make soak                                  # both databases: 32 clients x 180 s, then the fault runs
   .venv/bin/python benchmarks/soak.py --db sqlite --clients 4 --seconds 20 --fault-seconds 30   # a quick look
   .venv/bin/python benchmarks/soak.py --db postgres --faults none
-Options: --db sqlite,postgres  --clients 32  --seconds 180  --faults agent,web,postgres|none
+Options: --db sqlite,postgres  --clients 32  --seconds 180  --faults agent,reconciler,web,postgres|none
          --fault-seconds 90  --nodes 2  --slots 4  --jobs 4  --seed 8  --json PATH  --keep
 Exit status 0 when every target holds (no 5xx outside a fault, nothing lost or duplicated).
 """
@@ -79,6 +80,8 @@ EXPECTED = {
 }
 COMMANDS = {"ok": "/bin/true", "sleep": "/bin/sleep 0.5", "fail": "/bin/sh -c 'exit 3'"}
 REPLAY_WINDOW = 120.0
+# Faults the API is not expected to notice: their time back is their own process's.
+PROCESS_FAULTS = ("agent", "reconciler")
 JOB_PREFIX = "soak-"
 
 
@@ -133,17 +136,33 @@ class Service:
         raise RuntimeError(f"serve did not get ready:\n{self.log()[-3000:]}")
 
     def child(self, role: str) -> psutil.Process | None:
-        """The supervised process: "web" (gunicorn's master) or "node local-1", ..."""
+        """The supervised process of this role: "web" (gunicorn's master), "reconciler" or
+        "sweep"."""
         for proc in psutil.Process(self.proc.pid).children():
             try:
                 cmd = proc.cmdline()
             except psutil.Error:
                 continue
-            if role == "web" and "gunicorn" in cmd:
-                return proc
-            if role.startswith("node ") and "runnode" in cmd and cmd[cmd.index("--node-id") + 1] == role[5:]:
+            if {"web": "gunicorn" in cmd, "reconciler": "reconcile" in cmd, "sweep": "sweep" in cmd}.get(role):
                 return proc
         return None
+
+    def agents(self) -> dict[str, psutil.Process]:
+        """The node agents of this instance by node id. Read from the process table (as
+        the reconciler does), not from serve's tree: agents run in sessions of their own
+        and outlive a killed reconciler, whose successor adopts them."""
+        found = {}
+        for proc in psutil.process_iter(["cmdline"]):
+            cmd = proc.info["cmdline"] or []
+            if "runnode" not in cmd or "--node-id" not in cmd:
+                continue
+            try:
+                if proc.environ().get("BATCHSITE_DATA_DIR") == str(self.data_dir) \
+                        and proc.status() != psutil.STATUS_ZOMBIE:
+                    found[cmd[cmd.index("--node-id") + 1]] = proc
+            except psutil.Error:
+                continue
+        return found
 
     def stop(self) -> None:
         if self.proc.poll() is not None:
@@ -431,7 +450,7 @@ class Fault:
     at: float = 0.0  # monotonic
     offset: float = 0.0  # seconds into the load
     first_failure: float | None = None
-    back: float | None = None  # seconds until the API (the node, for "agent") answered again
+    back: float | None = None  # seconds until the API answered again (PROCESS_FAULTS: see their functions)
     note: str = ""
 
 
@@ -450,6 +469,7 @@ class Run:
     cluster: Cluster | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     fault_log: list[Fault] = field(default_factory=list)
+    fault_problems: list[str] = field(default_factory=list)
 
 
 def start_run(run: Run) -> tuple[Path, dict[str, str]]:
@@ -482,6 +502,8 @@ def inject_faults(run: Run, started: float, probe: Probe) -> None:
         try:
             if kind == "agent":
                 _kill_agent(run, fault)
+            elif kind == "reconciler":
+                _kill_reconciler(run, fault)
             elif kind == "web":
                 web = run.service.child("web")
                 fault.note = f"gunicorn master pid {web.pid}"
@@ -496,20 +518,46 @@ def inject_faults(run: Run, started: float, probe: Probe) -> None:
 
 
 def _kill_agent(run: Run, fault: Fault) -> None:
+    """SIGKILL one node agent; back: the reconciler started it again and it registered
+    (its lastBootTime changed)."""
     conn = run.service.connection(timeout=10)
-    before = conn.call("GET", "/pools/local/nodes/local-1").json()
-    agent = run.service.child("node local-1")
+    node_id, agent = sorted(run.service.agents().items())[0]
+    path = f"/pools/local/nodes/{node_id}"
+    before = conn.call("GET", path).json()
     fault.at = time.monotonic()
     os.kill(agent.pid, signal.SIGKILL)
-    fault.note = f"agent pid {agent.pid}, {before.get('runningTasksCount', '?')} tasks running on it"
+    fault.note = f"agent of {node_id} pid {agent.pid}, {before.get('runningTasksCount', '?')} tasks running on it"
     deadline = fault.at + 120
     while time.monotonic() < deadline:
-        node = conn.call("GET", "/pools/local/nodes/local-1").json()
+        node = conn.call("GET", path).json()
         if node.get("lastBootTime") not in (None, before.get("lastBootTime")) and node.get("state") in (
                 "idle", "running"):
             fault.back = time.monotonic() - fault.at
             return
         time.sleep(0.1)
+
+
+def _kill_reconciler(run: Run, fault: Fault) -> None:
+    """SIGKILL the reconciler; back: the supervisor started another one. Its successor
+    must adopt the running agents (same pids), not start new ones."""
+    agents = {node_id: proc.pid for node_id, proc in run.service.agents().items()}
+    reconciler = run.service.child("reconciler")
+    fault.at = time.monotonic()
+    os.kill(reconciler.pid, signal.SIGKILL)
+    deadline = fault.at + 120
+    while time.monotonic() < deadline:
+        now = run.service.child("reconciler")
+        if now is not None and now.pid != reconciler.pid:
+            fault.back = time.monotonic() - fault.at
+            break
+        time.sleep(0.1)
+    # A few of its passes, then the agents must be the same processes.
+    time.sleep(10)
+    after = {node_id: proc.pid for node_id, proc in run.service.agents().items()}
+    fault.note = (f"reconciler pid {reconciler.pid}; agents "
+                  f"{'adopted (same pids)' if after == agents else f'CHANGED {agents} -> {after}'}")
+    if after != agents:
+        run.fault_problems.append(f"the reconciler's successor did not adopt the agents: {agents} -> {after}")
 
 
 def list_all(conn: Connection, job_id: str) -> tuple[list[dict], list[str]]:
@@ -660,7 +708,7 @@ def soak_once(run: Run, *, drain_timeout: float) -> dict:
         for fault in run.fault_log:
             first, back = probe.back_after(fault.at)
             fault.first_failure = first
-            if fault.kind != "agent":
+            if fault.kind not in PROCESS_FAULTS:
                 fault.back = back
         drained, _ = wait_drained(run, drain_timeout)
         probe.done.set()
@@ -686,7 +734,7 @@ def _in_fault(run: Run, exchange: Exchange) -> bool:
     after the API answered again (a request sent before the fault fails when it hits)."""
     ended = exchange.sent_at + exchange.seconds
     for fault in run.fault_log:
-        if fault.kind == "agent":
+        if fault.kind in PROCESS_FAULTS:
             continue
         end = fault.at + (fault.back if fault.back is not None else 180) + 2
         if fault.at <= ended <= end:
@@ -725,6 +773,7 @@ def summarize(run: Run, clients: list[Client], elapsed: float, client_cpu: float
     findings = [f for c in clients for f in c.findings]
     return {
         "db": run.db, "clients": run.clients, "seconds": run.seconds, "faults": [f.__dict__ for f in run.fault_log],
+        "fault_problems": run.fault_problems,
         "started": started_at, "load": load, "elapsed": elapsed, "client_cpu_share": client_cpu / elapsed,
         "ops": ops,
         "all": {"requests": len(every), "per_second": sum(1 for e in every if e.status) / elapsed,
@@ -767,10 +816,11 @@ def print_run(result: dict) -> None:
     print(f"5xx outside a fault: {a['5xx_outside_faults']}; no answer outside a fault: "
           f"{a['no_answer_outside_faults']}")
     for fault in result["faults"]:
-        first = "" if fault["kind"] == "agent" else "no probe failed, " if fault["first_failure"] is None \
+        first = "" if fault["kind"] in PROCESS_FAULTS else "no probe failed, " if fault["first_failure"] is None \
             else f"first failed probe after {fault['first_failure']:.2f} s, "
         back = f"{fault['back']:.1f} s" if fault["back"] is not None else "never"
-        what = "the node registered again" if fault["kind"] == "agent" else "the API answered again"
+        what = {"agent": "the node registered again", "reconciler": "a new reconciler ran"}.get(
+            fault["kind"], "the API answered again")
         print(f"fault {fault['kind']} at {fault['offset']:.0f} s ({fault['note']}): {first}{what} after {back}")
     i = result["integrity"]
     drained = f"{result['drained_seconds']:.0f} s" if result["drained_seconds"] is not None else "NOT within the limit"
@@ -830,6 +880,7 @@ def integrity_problems(result: dict) -> list[str]:
                         "outside a fault")
     if result["server_log"]["tracebacks"]:
         problems.append(f"{result['server_log']['tracebacks']} tracebacks in the server log")
+    problems += result["fault_problems"]
     problems += [f"{f['what']} ({f['op']} {f['task']}): {f['detail'][:160]}" for f in result["findings"]][:20]
     return problems
 
@@ -854,7 +905,7 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=180)
-    parser.add_argument("--faults", default="agent,web,postgres", help="comma-separated, or none")
+    parser.add_argument("--faults", default="agent,reconciler,web,postgres", help="comma-separated, or none")
     parser.add_argument("--fault-seconds", type=float, default=90)
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--slots", type=int, default=4)
