@@ -450,6 +450,7 @@ class Fault:
     at: float = 0.0  # monotonic
     offset: float = 0.0  # seconds into the load
     first_failure: float | None = None
+    clients_back: float | None = None  # seconds until the clients' last failed request ended
     back: float | None = None  # seconds until the API answered again (PROCESS_FAULTS: see their functions)
     note: str = ""
 
@@ -705,11 +706,15 @@ def soak_once(run: Run, *, drain_timeout: float) -> dict:
         client_cpu = time.process_time() - cpu0
         injector.join(60)
         load_during = os.getloadavg()
-        for fault in run.fault_log:
+        for n, fault in enumerate(run.fault_log):
             first, back = probe.back_after(fault.at)
             fault.first_failure = first
             if fault.kind not in PROCESS_FAULTS:
                 fault.back = back
+                until = min([fault.at + 180] + [f.at for f in run.fault_log[n + 1:]])
+                failed = [e.sent_at + e.seconds for c in clients for e in c.exchanges
+                          if (e.status == 0 or e.status >= 500) and fault.at <= e.sent_at + e.seconds <= until]
+                fault.clients_back = max(failed) - fault.at if failed else 0.0
         drained, _ = wait_drained(run, drain_timeout)
         probe.done.set()
         probe.join(10)
@@ -819,6 +824,10 @@ def print_run(result: dict) -> None:
         first = "" if fault["kind"] in PROCESS_FAULTS else "no probe failed, " if fault["first_failure"] is None \
             else f"first failed probe after {fault['first_failure']:.2f} s, "
         back = f"{fault['back']:.1f} s" if fault["back"] is not None else "never"
+        if fault["kind"] not in PROCESS_FAULTS and fault["first_failure"] is None:
+            back = "- (it never stopped)"
+        if fault.get("clients_back") is not None:
+            back += f"; the clients' last failed request ended {fault['clients_back']:.1f} s after it"
         what = {"agent": "the node registered again", "reconciler": "a new reconciler ran"}.get(
             fault["kind"], "the API answered again")
         print(f"fault {fault['kind']} at {fault['offset']:.0f} s ({fault['note']}): {first}{what} after {back}")
@@ -893,7 +902,9 @@ def print_summary(results: list[dict]) -> None:
         name = f"{r['db']} {r['clients']}x{r['seconds']:.0f}s " + ("+".join(f["kind"] for f in r["faults"])
                                                                   or "clean")
         i, a = r["integrity"], r["all"]
-        backs = ", ".join(f"{f['kind']} {f['back']:.1f}s" if f["back"] is not None else f"{f['kind']} never"
+        backs = ", ".join(f"{f['kind']} {f['back'] or 0:.1f}s" + (f" (clients {f['clients_back']:.1f}s)"
+                                                                  if f.get("clients_back") is not None else "")
+                          if f["back"] is not None or f["first_failure"] is None else f"{f['kind']} never"
                           for f in r["faults"]) or "-"
         drained = f"{r['drained_seconds']:.0f}" if r["drained_seconds"] is not None else "never"
         print(f"{name:<34}{a['per_second']:>7.1f}{a['p50']:>7.0f}{a['p95']:>7.0f}{a['p99']:>8.0f}{a['5xx']:>5}"
