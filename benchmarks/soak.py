@@ -450,7 +450,9 @@ class Fault:
     at: float = 0.0  # monotonic
     offset: float = 0.0  # seconds into the load
     first_failure: float | None = None
-    clients_back: float | None = None  # seconds until the clients' last failed request ended
+    clients_back: float | None = None  # seconds until the clients' first answer after their last failure
+    failed_per_second: dict = field(default_factory=dict)  # second after the fault: failed requests ended
+    answered_per_second: dict = field(default_factory=dict)
     back: float | None = None  # seconds until the API answered again (PROCESS_FAULTS: see their functions)
     note: str = ""
 
@@ -714,7 +716,17 @@ def soak_once(run: Run, *, drain_timeout: float) -> dict:
                 until = min([fault.at + 180] + [f.at for f in run.fault_log[n + 1:]])
                 failed = [e.sent_at + e.seconds for c in clients for e in c.exchanges
                           if (e.status == 0 or e.status >= 500) and fault.at <= e.sent_at + e.seconds <= until]
-                fault.clients_back = max(failed) - fault.at if failed else 0.0
+                # Back: the first answer after the last failure (requests sent while the web
+                # server restarts wait in the listening socket's backlog: not failures, but
+                # not answered either until it is back).
+                last = max(failed, default=fault.at)
+                fault.clients_back = min((e.sent_at + e.seconds for c in clients for e in c.exchanges
+                                          if 0 < e.status < 500 and e.sent_at + e.seconds > last),
+                                         default=last) - fault.at
+                fault.failed_per_second = dict(sorted(Counter(int(t - fault.at) for t in failed).items()))
+                fault.answered_per_second = dict(sorted(Counter(
+                    int(e.sent_at + e.seconds - fault.at) for c in clients for e in c.exchanges
+                    if 0 < e.status < 500 and fault.at <= e.sent_at + e.seconds <= min(until, fault.at + 20)).items()))
         drained, _ = wait_drained(run, drain_timeout)
         probe.done.set()
         probe.join(10)
@@ -827,7 +839,8 @@ def print_run(result: dict) -> None:
         if fault["kind"] not in PROCESS_FAULTS and fault["first_failure"] is None:
             back = "- (it never stopped)"
         if fault.get("clients_back") is not None:
-            back += f"; the clients' last failed request ended {fault['clients_back']:.1f} s after it"
+            back += (f"; the clients: {sum(fault['failed_per_second'].values())} failed requests, the first "
+                     f"answer after the last of them {fault['clients_back']:.1f} s after the fault")
         what = {"agent": "the node registered again", "reconciler": "a new reconciler ran"}.get(
             fault["kind"], "the API answered again")
         print(f"fault {fault['kind']} at {fault['offset']:.0f} s ({fault['note']}): {first}{what} after {back}")
