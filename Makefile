@@ -4,7 +4,7 @@ VENV := .venv
 SDK14 := .venv-sdk14
 PORT ?= 8000
 
-.PHONY: run test install sdk14 lint browser-deps
+.PHONY: run test install sdk14 lint browser-deps soak
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,3 +39,9 @@ test: install sdk14 browser-deps
 
 lint: install
 	$(VENV)/bin/ruff check batchsite tasks tests benchmarks
+
+# The reliability run of issue 8 (not part of `make test`; about 25 minutes): 32 clients x
+# 3 min on SQLite and on a throwaway PostgreSQL cluster, then the fault runs. A quick look:
+# make soak SOAK_ARGS='--db sqlite --clients 4 --seconds 20 --fault-seconds 40'
+soak: install
+	$(VENV)/bin/python benchmarks/soak.py $(SOAK_ARGS)

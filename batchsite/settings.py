@@ -143,7 +143,8 @@ DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", _default_d
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Django's backend with a fair queue for the write lock (batchsite/sqlite/base.py).
     DATABASES["default"]["ENGINE"] = "batchsite.sqlite"
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Connections are kept between requests (conn_max_age above), as for PostgreSQL:
+    # opening one (and its PRAGMAs and lock files) cost a Get Task more than its queries.
     DATABASES["default"]["OPTIONS"] = {
         # IMMEDIATE: a write transaction takes the lock when it starts, so two writers
         # queue instead of failing with "database is locked" on lock upgrade.

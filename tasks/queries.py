@@ -3,26 +3,50 @@ another account's job is simply JobNotFound."""
 
 from __future__ import annotations
 
+import functools
+
 from django.db.models import Q, QuerySet
 
 from tasks.errors import BatchError
 from tasks.models import Account, ComputeNode, Job, Pool, SubTask, Task
+from tasks.operations import sql
+
+
+@functools.cache
+def _every_field(model) -> tuple[str, ...]:
+    return tuple(f.name for f in model._meta.concrete_fields)
+
+
+def get_account(name: str) -> Account | None:
+    """The account of this name, or None. Every API call makes this lookup (Shared Key):
+    one statement built once per connection (tasks.operations.sql), as are get_job and
+    get_task, which every task call makes; compiling them through the ORM cost more than
+    the rest of a Get Task (benchmarks/bench_api_throughput.py)."""
+    found = sql.select_models(Account, _every_field(Account), "{name} = %s", [name], limit=1)
+    return found[0] if found else None
 
 
 def get_job(account: Account, job_id: str) -> Job:
-    job = Job.objects.filter(account=account, id_key=job_id.lower()).first()
-    if job is None:
+    """Jobs are looked up case-insensitively (ids are unique case-insensitively); 404
+    JobNotFound, also for another account's job. One statement (see get_account)."""
+    found = sql.select_models(Job, _every_field(Job), "{account} = %s AND {id_key} = %s",
+                              [account.pk, job_id.lower()], limit=1)
+    if not found:
         raise BatchError.job_not_found()
-    job.account = account  # task-file keys start with the account's name: no query for it
+    job = found[0]
+    sql.link(job, "account", account)  # task-file keys start with the account's name: no query for it
     return job
 
 
 def get_task(job: Job, task_id: str) -> Task:
-    """Tasks are looked up case-insensitively (ids are unique case-insensitively)."""
-    task = Task.objects.filter(job=job, id_key=task_id.lower()).first()
-    if task is None:
+    """Tasks are looked up case-insensitively (ids are unique case-insensitively); 404
+    TaskNotFound. One statement (see get_account)."""
+    found = sql.select_models(Task, _every_field(Task), "{job} = %s AND {id_key} = %s",
+                              [job.pk, task_id.lower()], limit=1)
+    if not found:
         raise BatchError.task_not_found()
-    task.job = job
+    task = found[0]
+    sql.link(task, "job", job)
     return task
 
 

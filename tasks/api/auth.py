@@ -20,6 +20,7 @@ from rest_framework.authentication import BaseAuthentication
 
 from tasks.errors import BatchError
 from tasks.models import Account
+from tasks.queries import get_account
 from tasks.timefmt import parse_http_date
 
 SIGNED_HEADERS = (
@@ -192,7 +193,7 @@ def authenticate_request(meta: dict, method: str) -> Account:
     if abs(timezone.now() - sent) > DATE_WINDOW:
         raise BatchError.authentication_failed("The request date is more than 15 minutes from the server's time.")
     params = query_parameters(meta.get("QUERY_STRING", ""))
-    account = Account.objects.filter(name=name).first()
+    account = get_account(name)
     header_sets = [headers]
     if headers.get("content-type") == "text/plain":
         # wsgiref (Django's runserver and live server) invents `text/plain` for requests

@@ -3,6 +3,7 @@ list envelopes and paging. Authentication is DRF's (tasks.api.auth)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -196,8 +197,9 @@ class BatchApiView(APIView):
     def account(self):
         return self.request.user.account
 
-    @property
+    @functools.cached_property
     def base_url(self) -> str:
+        # Once per request: building it validates the Host header against ALLOWED_HOSTS.
         return self.request.build_absolute_uri("/").rstrip("/")
 
     def body_bytes(self, limit: int = MAX_BODY) -> bytes:

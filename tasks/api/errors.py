@@ -7,6 +7,7 @@ import logging
 import uuid
 
 from django.core.exceptions import DisallowedHost
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.utils import timezone
 from rest_framework import exceptions
@@ -66,6 +67,14 @@ def _as_batch_error(exc) -> BatchError | None:
         return BatchError("ResourceNotFound", "The specified resource does not exist.", 404)
     if isinstance(exc, exceptions.Throttled):
         return BatchError("ServerBusy", "The server is currently unable to receive requests.", 503)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database is unreachable (restarting, failing over, a dropped connection) or
+        # busy: the service is unavailable for now, not broken. The request's transaction
+        # rolled back whole, and 503 is what both SDKs and the CLI retry as a transient
+        # answer. Other database errors (integrity, data) remain bugs: 500 with a traceback.
+        log.warning("the database is unavailable: %s", str(exc).strip().splitlines()[0] if str(exc) else repr(exc))
+        return BatchError("ServerBusy", "The server is currently unable to receive requests. Please retry your "
+                                        "request.", 503)
     if isinstance(exc, exceptions.APIException):
         return BatchError("InvalidInput", str(exc.detail), exc.status_code)
     return None
