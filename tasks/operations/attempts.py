@@ -297,7 +297,11 @@ class _Claim:
         return picked
 
     def _start(self, job: Job, chosen: list[tuple[Task, list[ComputeNode]]]) -> None:
-        node, t = self.node, self.t
+        # The start is stamped now that the rows are read under their locks, not when the
+        # claim began: on PostgreSQL each statement sees what committed before it, so a
+        # task another node's report made active again after the claim began would get
+        # a startTime before its previous attempt's endTime.
+        node, t = self.node, now()
         pks = [task.pk for task, _ in chosen]
         etag = new_etag()
         # A task that never ran still has its execution fields at their defaults: leaving

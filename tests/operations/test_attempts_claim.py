@@ -233,3 +233,18 @@ def test_a_ready_task_behind_many_waiting_ones_is_found(dep_job, node):
         age(add(dep_job, f"waiting{i}", dependsOn={"taskIds": ["never"]}), 100 - i)
     add(dep_job, "ready")
     assert claimed_ids(node) == ["ready"]
+
+
+def test_a_start_is_stamped_after_the_task_was_read_not_when_the_claim_began(account, pool, node, monkeypatch):
+    from datetime import timedelta
+
+    from tasks.operations import attempts
+
+    job = make_job(account, pool)
+    task = add(job, "t1")
+    began = timezone.now()
+    # The claim's first clock reading is `began`; every later one is a second on.
+    times = iter([began] + [began + timedelta(seconds=1)] * 10)
+    monkeypatch.setattr(attempts, "now", lambda: next(times))
+    [attempt] = claim(node)
+    assert attempt.start_time == began + timedelta(seconds=1) == fresh(task).start_time
