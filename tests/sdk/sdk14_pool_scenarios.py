@@ -97,7 +97,7 @@ def scenario_lifecycle():
     gone = until("the pool to go", lambda: code_of(lambda: c.pool.get("p14")) == "PoolNotFound")
     return {
         "results": sorted({t.execution_info.result for t in tasks}),
-        "on_nodes": sorted({t.node_info.node_id for t in tasks}) <= sorted(n.id for n in nodes),
+        "on_nodes": {t.node_info.node_id for t in tasks} <= {n.id for n in nodes},  # a subset: fast tasks may all go to one
         "pool": [pool.allocation_state, pool.current_dedicated_nodes, pool.target_dedicated_nodes,
                  pool.task_slots_per_node, pool.virtual_machine_configuration.node_agent_sku_id],
         "selected": [selected.id, selected.allocation_state, selected.vm_size, selected.target_dedicated_nodes],
