@@ -108,5 +108,13 @@ def job(account):
     return JobFactory(account=account)
 
 
+@pytest.fixture
+def nodes_dir(settings, tmp_path):
+    """Task and node files in a directory of the test's own (the `taskfiles` storage)."""
+    settings.STORAGES = {**settings.STORAGES, "taskfiles": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "nodes")}}}
+    return tmp_path / "nodes"
+
+
 def error_code(response) -> str:
     return jsonlib.loads(response.content)["code"]

@@ -14,13 +14,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def nodes_dir(settings, tmp_path):
-    settings.STORAGES = {**settings.STORAGES, "taskfiles": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "nodes")}}}
-    return tmp_path / "nodes"
-
-
-@pytest.fixture
 def node(account, nodes_dir):
     """A node whose root holds a start task's output, a shared file and a task directory."""
     node = ComputeNodeFactory(pool=PoolFactory(account=account, pool_id="p"), node_id="n1")

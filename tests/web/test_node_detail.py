@@ -14,13 +14,6 @@ START = {"commandLine": "/bin/sh -c 'apt-get install -y blender'", "waitForSucce
 
 
 @pytest.fixture
-def nodes_dir(settings, tmp_path):
-    settings.STORAGES = {**settings.STORAGES, "taskfiles": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "nodes")}}}
-    return tmp_path / "nodes"
-
-
-@pytest.fixture
 def node(account, job, nodes_dir):
     pool = PoolFactory(account=account, pool_id="farm", spec={"startTask": START})
     node = ComputeNodeFactory(pool=pool, node_id="n1", state="starttaskfailed", hostname="worker-7", start_task_info={
