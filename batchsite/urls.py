@@ -12,14 +12,15 @@ from tasks.api.handlers import bad_request, not_found, server_error
 admin.autodiscover()
 
 urlpatterns = [
+    # The Batch paths first: every API call resolves its route, and none of them can match a
+    # page's path (they begin with a Batch collection, the pages with admin/, web/, accounts/).
+    path("", include("tasks.api.urls")),
     path("admin/", admin.site.urls),
-    # The dashboard and its sign-in, before the API's catch-all Batch paths.
     path("web/", include("tasks.web.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", RedirectView.as_view(pattern_name="web:jobs", permanent=False), name="home"),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
-    path("", include("tasks.api.urls")),
 ]
 
 handler400 = bad_request

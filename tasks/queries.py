@@ -50,6 +50,22 @@ def get_task(job: Job, task_id: str) -> Task:
     return task
 
 
+def get_job_task(account: Account, job_id: str, task_id: str) -> tuple[Job, Task]:
+    """get_job then get_task in one statement (every task call makes both): 404
+    JobNotFound for an unknown job (or another account's), else 404 TaskNotFound."""
+    found = sql.select_optional(Job, _every_field(Job), Task, _every_field(Task),
+                                "{o.job} = {b.id} AND {o.id_key} = %s", "{b.account} = %s AND {b.id_key} = %s",
+                                [task_id.lower(), account.pk, job_id.lower()])
+    if found is None:
+        raise BatchError.job_not_found()
+    job, task = found
+    sql.link(job, "account", account)
+    if task is None:
+        raise BatchError.task_not_found()
+    sql.link(task, "job", job)
+    return job, task
+
+
 def get_pool(account: Account, pool_id: str) -> Pool:
     pool = Pool.objects.filter(account=account, id_key=pool_id.lower()).first()
     if pool is None:

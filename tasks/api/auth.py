@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import re
@@ -58,6 +59,13 @@ def query_parameters(query: str) -> dict[str, str]:
     case-insensitively, as the views read them), so no value can go unsigned behind a
     signed one; an empty value counts as absent, since the SDKs sign none. Raises 400
     InvalidQueryParameterValue for a name given more than once."""
+    return dict(_parsed_query(query))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_query(query: str) -> tuple[tuple[str, str], ...]:
+    # Parsed once per request string, not once for the signature and again for the view;
+    # a refusal raises and is not cached.
     params: dict[str, str] = {}
     seen: set[str] = set()
     for name, value in parse_qsl(query, keep_blank_values=True):
@@ -66,7 +74,7 @@ def query_parameters(query: str) -> dict[str, str]:
         seen.add(name.lower())
         if value:
             params[name] = value
-    return params
+    return tuple(params.items())
 
 
 def _header_lines(method: str, headers: dict[str, str], ocp: str) -> str:
@@ -159,14 +167,20 @@ def _account_keys(account: Account | None) -> tuple[bytes, bytes]:
 
 
 def _signed_by(signature: str, texts: list[str], keys: tuple[bytes, bytes], real: tuple[bool, bool]) -> bool:
-    """Whether one of the real keys signed one of the texts. Every HMAC is computed and
-    compared in constant time, match or not."""
+    """Whether one of the real keys signed one of the texts, each compared in constant
+    time. A refusal computes every HMAC, so it costs the same whatever the request names;
+    a match stops there (the texts come most common first: the SDKs' form, primary key),
+    which tells the key's holder only which accepted form they used."""
     sent = signature.encode()
-    matched = False
     for text in texts:
         for key, is_real in zip(keys, real, strict=True):
-            matched |= hmac.compare_digest(base64.b64encode(_hmac(key, text)), sent) and is_real
-    return matched
+            if hmac.compare_digest(base64.b64encode(_hmac(key, text)), sent) and is_real:
+                return True
+    return False
+
+
+# Every request of one second carries the same date text: parse each once.
+_request_date = functools.lru_cache(maxsize=64)(parse_http_date)
 
 
 def authenticate_request(meta: dict, method: str) -> Account:
@@ -187,7 +201,7 @@ def authenticate_request(meta: dict, method: str) -> Account:
     if not date_text:
         raise BatchError.authentication_failed("The request has no ocp-date or Date header.")
     try:
-        sent = parse_http_date(date_text)
+        sent = _request_date(date_text)
     except ValueError:
         raise BatchError.invalid_header("ocp-date" if "ocp-date" in headers else "Date", date_text) from None
     if abs(timezone.now() - sent) > DATE_WINDOW:

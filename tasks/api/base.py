@@ -20,6 +20,12 @@ from tasks.errors import BatchError
 from tasks.timefmt import format_http_date
 
 from .auth import check_content_md5, query_parameters
+
+# The Content-Security-Policy of the API's JSON answers: nothing in one may load or run
+# anything, should a browser ever render it (GitHub's API sends the same). Set here, so the
+# site's policy is not built for them (tasks.middleware.ContentSecurityPolicy).
+CSP_HEADER = "Content-Security-Policy"
+API_POLICY = "default-src 'none'; frame-ancestors 'none'"
 from .schema import SUPPORTED_API_VERSIONS, BatchAutoSchema
 
 DEFAULT_PAGE = 1000
@@ -189,6 +195,9 @@ class BatchApiView(APIView):
         if client_id:
             response["client-request-id"] = client_id
         response["DataServiceVersion"] = "3.0"
+        if isinstance(response, Response):  # JSON; file bytes keep their sandboxing policy
+            response[CSP_HEADER] = API_POLICY
+            response.batch_api_policy = True
         return response
 
     # --- helpers ------------------------------------------------------------------------

@@ -45,8 +45,7 @@ class _Where:
 
 
 def _task_files(view: BatchApiView, job_id: str, task_id: str) -> _Where:
-    job = queries.get_job(view.account, job_id)
-    task = queries.get_task(job, task_id)
+    job, task = queries.get_job_task(view.account, job_id, task_id)
     error = can_read_task_files(task)
     if error:
         raise error

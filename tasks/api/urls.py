@@ -7,13 +7,14 @@ from . import files, pools, views
 app_name = "api"
 
 urlpatterns = [
+    # Most called first: a route is found by trying each in turn.
+    path("jobs/<str:job_id>/tasks/<str:task_id>", views.TaskApi.as_view(), name="task"),
     path("jobs", views.JobListApi.as_view(), name="jobs"),
     path("jobs/<str:job_id>", views.JobApi.as_view(), name="job"),
     path("jobs/<str:job_id>/terminate", views.JobTerminateApi.as_view(), name="job-terminate"),
     path("jobs/<str:job_id>/taskcounts", views.JobTaskCountsApi.as_view(), name="job-taskcounts"),
     path("jobs/<str:job_id>/tasks", views.TaskListApi.as_view(), name="tasks"),
     path("jobs/<str:job_id>/addtaskcollection", views.TaskCollectionApi.as_view(), name="task-collection"),
-    path("jobs/<str:job_id>/tasks/<str:task_id>", views.TaskApi.as_view(), name="task"),
     path("jobs/<str:job_id>/tasks/<str:task_id>/terminate", views.TaskTerminateApi.as_view(), name="task-terminate"),
     path("jobs/<str:job_id>/tasks/<str:task_id>/reactivate", views.TaskReactivateApi.as_view(), name="task-reactivate"),
     path("jobs/<str:job_id>/tasks/<str:task_id>/subtasksinfo", views.SubtaskListApi.as_view(), name="task-subtasks"),

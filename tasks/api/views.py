@@ -189,8 +189,7 @@ class TaskCollectionApi(BatchApiView):
 class TaskApi(BatchApiView):
     @extend_schema(summary="Get Task", operation_id="Get_Task", responses={200: OpenApiTypes.OBJECT})
     def get(self, request, job_id, task_id):
-        job = queries.get_job(self.account, job_id)
-        task = queries.get_task(job, task_id)
+        job, task = queries.get_job_task(self.account, job_id, task_id)
         check_read(request._request.META, task)
         body = task_json(task, base=self.base_url, job_id=job.job_id, version=self.api_version,
                          stats=self.expand_stats())
@@ -202,8 +201,7 @@ class TaskApi(BatchApiView):
     @extend_schema(request=TaskUpdateParameterSerializer, responses={200: None}, summary="Update Task", operation_id="Update_Task")
     def put(self, request, job_id, task_id):
         precondition = write_precondition(request._request.META)
-        job = queries.get_job(self.account, job_id)
-        task = queries.get_task(job, task_id)
+        job, task = queries.get_job_task(self.account, job_id, task_id)
         body = validate_wire(TaskUpdateParameterSerializer, self.json_body(allow_empty=True),
                              known=set(TaskAddParameterSerializer._declared_fields) | TASK_READ_ONLY)
         task = task_ops.update_task(task, constraints=body.get("constraints"), precondition=precondition)
@@ -213,8 +211,7 @@ class TaskApi(BatchApiView):
     @extend_schema(responses={200: None}, summary="Delete Task", operation_id="Delete_Task")
     def delete(self, request, job_id, task_id):
         precondition = write_precondition(request._request.META)
-        job = queries.get_job(self.account, job_id)
-        task = queries.get_task(job, task_id)
+        job, task = queries.get_job_task(self.account, job_id, task_id)
         task_ops.delete_task(task, precondition=precondition)
         return Response(None, status=200)
 
@@ -223,8 +220,8 @@ class TaskTerminateApi(BatchApiView):
     @extend_schema(request=None, responses={204: None}, summary="Terminate Task", operation_id="Terminate_Task")
     def post(self, request, job_id, task_id):
         precondition = write_precondition(request._request.META)
-        job = queries.get_job(self.account, job_id)
-        task = task_ops.terminate_task(queries.get_task(job, task_id), precondition=precondition)
+        job, task = queries.get_job_task(self.account, job_id, task_id)
+        task = task_ops.terminate_task(task, precondition=precondition)
         return self.resource_headers(Response(None, status=204), etag=task.etag, last_modified=task.last_modified,
                                      url=task_url(self.base_url, job.job_id, task.task_id))
 
@@ -233,8 +230,8 @@ class TaskReactivateApi(BatchApiView):
     @extend_schema(request=None, responses={204: None}, summary="Reactivate Task", operation_id="Reactivate_Task")
     def post(self, request, job_id, task_id):
         precondition = write_precondition(request._request.META)
-        job = queries.get_job(self.account, job_id)
-        task = task_ops.reactivate_task(queries.get_task(job, task_id), precondition=precondition)
+        job, task = queries.get_job_task(self.account, job_id, task_id)
+        task = task_ops.reactivate_task(task, precondition=precondition)
         return self.resource_headers(Response(None, status=204), etag=task.etag, last_modified=task.last_modified,
                                      url=task_url(self.base_url, job.job_id, task.task_id))
 
@@ -242,8 +239,7 @@ class TaskReactivateApi(BatchApiView):
 class SubtaskListApi(BatchApiView):
     @extend_schema(summary="List Subtasks", operation_id="List_Subtasks", responses={200: OpenApiTypes.OBJECT})
     def get(self, request, job_id, task_id):
-        job = queries.get_job(self.account, job_id)
-        task = queries.get_task(job, task_id)
+        job, task = queries.get_job_task(self.account, job_id, task_id)
         # 14.x reads one page only, so every subtask goes in one response.
         select, subtasks = self.select(), list(queries.list_subtasks(task))
         items = [self.selected(subtask_json(s, base=self.base_url, job_id=job.job_id, task_id=task.task_id), select)

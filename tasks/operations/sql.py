@@ -12,6 +12,7 @@ they go through Django's cursor like any other query, so they are seen.
 from __future__ import annotations
 
 import datetime
+from types import SimpleNamespace
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import signals
@@ -149,6 +150,38 @@ def select_with(model, fields: list[str], joins: list[tuple[str, list[str]]], wh
             objs.append(obj)
         out.append(tuple(objs))
     return out
+
+
+def select_optional(model, fields: list[str], other, other_fields: list[str], on: str, where: str,
+                    params: list) -> tuple | None:
+    """The first row of `model` matching `where`, with the row of `other` matching `on` in
+    the same SELECT (a left join): (instance, other instance or None), or None when no
+    `model` row matches. `on` and `where` name columns as {b.field} (the base model) and
+    {o.field} (the other); their parameters come in that order. One statement where two
+    lookups would make two (e.g. a job and one of its tasks)."""
+    c = conn()
+    statements = cache(c)
+    key = ("optional", model, tuple(fields), other, tuple(other_fields), on, where)
+    entry = statements.get(key)
+    if entry is None:
+        qn = c.ops.quote_name
+        b, o = SimpleNamespace(**_columns(c, model, "b.")), SimpleNamespace(**_columns(c, other, "o."))
+        parts = [_part(c, model, fields, "b"), _part(c, other, other_fields, "o")]
+        sql = (f"SELECT {', '.join(col for part in parts for col in part[1])} "
+               f"FROM {qn(model._meta.db_table)} b LEFT JOIN {qn(other._meta.db_table)} o "
+               f"ON {on.format(b=b, o=o)} WHERE {where.format(b=b, o=o)} LIMIT 1")
+        entry = statements[key] = (sql, parts)
+    sql, (part, other_part) = entry
+    rows, _ = run(sql, params, c=c)
+    if not rows:
+        return None
+    row = list(rows[0])
+    split = len(part[1])
+    found = _from_row(c, part, row[:split], _maker(model))
+    rest = row[split:]
+    if rest[0] is None:  # the other's pk: no row joined
+        return found, None
+    return found, _from_row(c, other_part, rest, _maker(other))
 
 
 def _columns(c, model, prefix: str) -> dict[str, str]:

@@ -602,8 +602,31 @@ def test_subtasks_pin_their_queries(batch, job, django_assert_num_queries):
     task = TaskFactory(job=job, task_id="mi", multi_instance=True)
     for i in range(1, 8):
         SubTaskFactory(task=task, subtask_id=i)
-    with django_assert_num_queries(4):  # the account, the job, the task, the subtasks
+    with django_assert_num_queries(3):  # the account, the job with the task, the subtasks
         batch.get(f"/jobs/{job.job_id}/tasks/mi/subtasksinfo")
+
+
+def test_get_task_pins_its_queries(batch, job, django_assert_num_queries):
+    TaskFactory(job=job, task_id="t1")
+    with django_assert_num_queries(2):  # the account, the job with the task
+        r = batch.get(f"/jobs/{job.job_id}/tasks/T1")
+    assert (r.status_code, r.json()["id"]) == (200, "t1")
+
+
+def test_a_task_of_another_job_with_the_same_id_is_not_found(batch, job):
+    other = JobFactory(account=job.account, job_id="other")
+    TaskFactory(job=other, task_id="only-there")
+    r = batch.get(f"/jobs/{job.job_id}/tasks/only-there")
+    assert (r.status_code, error_code(r)) == (404, "TaskNotFound")
+    r = batch.get("/jobs/nosuchjob/tasks/only-there")
+    assert (r.status_code, error_code(r)) == (404, "JobNotFound")
+
+
+def test_json_answers_carry_a_policy_that_lets_nothing_load(batch, job):
+    TaskFactory(job=job, task_id="t1")
+    for r in (batch.get(f"/jobs/{job.job_id}/tasks/t1"), batch.get(f"/jobs/{job.job_id}/tasks/nosuch")):
+        assert r["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+        assert r["X-Content-Type-Options"] == "nosniff"
 
 
 # --- request ids -------------------------------------------------------------------------
