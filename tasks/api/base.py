@@ -20,13 +20,13 @@ from tasks.errors import BatchError
 from tasks.timefmt import format_http_date
 
 from .auth import check_content_md5, query_parameters
+from .schema import SUPPORTED_API_VERSIONS, BatchAutoSchema
 
 # The Content-Security-Policy of the API's JSON answers: nothing in one may load or run
 # anything, should a browser ever render it (GitHub's API sends the same). Set here, so the
 # site's policy is not built for them (tasks.middleware.ContentSecurityPolicy).
 CSP_HEADER = "Content-Security-Policy"
 API_POLICY = "default-src 'none'; frame-ancestors 'none'"
-from .schema import SUPPORTED_API_VERSIONS, BatchAutoSchema
 
 DEFAULT_PAGE = 1000
 MAX_BODY = 8 * 1024 * 1024
