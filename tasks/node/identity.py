@@ -59,6 +59,7 @@ MARK = "batchsite pool "
 _UNIX_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _LOCK = "batchsite-users.lock"
 _made: dict[str, tuple[int, int]] = {}  # user name -> (uid, gid), made or checked by this process
+_groups: dict[str, int] = {}  # group name -> gid, likewise
 _made_lock = threading.Lock()
 
 
@@ -88,7 +89,8 @@ class Identity:
             return "the agent's own user: the agent is not root"
         level = "admin" if self.elevation == ADMIN else "non-admin"
         if self.account_name:
-            return f"user account, {level}"
+            # An account's admin elevation is not given here (no sudo): say so.
+            return "user account, admin (not elevated)" if self.elevation == ADMIN else "user account, non-admin"
         return f"auto-user, {self.scope} scope, {level}"
 
     @property
@@ -201,14 +203,21 @@ def _run(argv: list[str]) -> None:
 
 
 def _ensure_group(name: str) -> int:
-    with contextlib.suppress(KeyError):
-        return grp.getgrnam(name).gr_gid
-    with _host_lock():
-        try:
-            return grp.getgrnam(name).gr_gid
-        except KeyError:
-            _run(["groupadd", "--system", name])
-        return grp.getgrnam(name).gr_gid
+    with _made_lock:
+        if name in _groups:
+            return _groups[name]
+    try:
+        gid = grp.getgrnam(name).gr_gid
+    except KeyError:
+        with _host_lock():
+            try:
+                grp.getgrnam(name)
+            except KeyError:
+                _run(["groupadd", "--system", name])
+            gid = grp.getgrnam(name).gr_gid
+    with _made_lock:
+        _groups[name] = gid
+    return gid
 
 
 def _ensure_user(name: str, mark: str, *, uid: int | None = None, gid: int | None = None,

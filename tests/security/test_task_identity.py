@@ -278,3 +278,21 @@ def test_an_agent_that_is_not_root_runs_every_task_as_itself_and_says_so(transac
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_agents_racing_to_make_one_pools_users_all_get_the_same_ones():
+    pool_id = f"race{random.randrange(10**6)}"
+    script = ("import sys; from tasks.node import identity; u = identity.run_as(None, account='race', "
+              f"pool_id='{pool_id}', user_accounts=None, task_key='k'); print(u.user, u.uid, u.groups[0])")
+    procs = [subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(4)]
+    try:
+        results = [p.communicate(timeout=60) for p in procs]
+        assert all(p.returncode == 0 for p in procs), results
+        assert len({out for out, _ in results}) == 1, results
+        user, uid, gid = results[0][0].split()
+        assert pwd.getpwnam(user).pw_uid == int(uid)
+        assert grp.getgrgid(int(gid)).gr_name == identity.pool_group("race", pool_id)
+    finally:
+        subprocess.run(["userdel", f"_azbp{identity.pool_hash('race', pool_id)}"], capture_output=True, check=False)
+        subprocess.run(["groupdel", identity.pool_group("race", pool_id)], capture_output=True, check=False)
