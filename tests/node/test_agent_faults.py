@@ -41,7 +41,8 @@ def test_a_task_of_an_agent_killed_mid_run_is_requeued_and_completes_on_the_othe
     # On the doomed node the task would run for a minute; on the other it is quick.
     script = (f"echo $AZ_BATCH_NODE_ID >> {ran}; echo $$ >> {pids}; "
               "if [ $AZ_BATCH_NODE_ID = doomed ]; then exec sleep 60; fi; sleep 0.5")
-    task = add(make_job(pool.account, pool), "t1", f"/bin/sh -c '{script}'")
+    task = add(make_job(pool.account, pool), "t1", f"/bin/sh -c '{script}'",
+               userIdentity={"autoUser": {"elevationLevel": "admin"}})  # root: it writes in the test's tmp_path
     wait_for(lambda: task_state(task).state == Task.State.RUNNING and pids.exists(), message="the task to start")
     orphan = int(pids.read_text().split()[0])
     agents.start(pool, "survivor", slots=1, **LOSSY)
