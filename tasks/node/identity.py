@@ -318,16 +318,18 @@ def agent_note() -> dict | None:
 
 
 def protect_data_dir(data_dir: str, keep: tuple[str, ...] = ("nodes",)) -> None:
-    """Make the data dir traversable only (0711) and everything in it but `keep` (the
-    nodes' directory) unreadable to other users: the database file, the secret key, logs.
-    Best effort: a file another user owns is left as it is."""
+    """Make the data dir only traversable by others and everything in it but `keep` (the
+    nodes' directory) unreadable to them: the database file, the secret key, logs. Group
+    permissions stay (no task's user is in the data dir's group). Best effort: what cannot
+    be changed is left as it is."""
     with contextlib.suppress(OSError):
-        os.chmod(data_dir, 0o711)
+        mode = os.stat(data_dir).st_mode
+        os.chmod(data_dir, (mode & 0o7770) | 0o001)
     with contextlib.suppress(OSError), os.scandir(data_dir) as entries:
         for entry in entries:
             if entry.name in keep:
                 continue
             with contextlib.suppress(OSError):
                 mode = entry.stat(follow_symlinks=False).st_mode
-                if not entry.is_symlink() and mode & 0o077:
-                    os.chmod(entry.path, mode & ~0o077 & 0o7777)
+                if not entry.is_symlink() and mode & 0o007:
+                    os.chmod(entry.path, mode & 0o7770)
