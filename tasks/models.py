@@ -497,6 +497,9 @@ class Attempt(models.Model):
     failure_info = models.JSONField(null=True, blank=True)
     cancel_requested = models.CharField(max_length=16, blank=True)  # "terminate" | "delete"
     task_dir = models.CharField(max_length=1024, blank=True)
+    # The Unix user its processes ran as and why (tasks.node.identity.Identity.label), as
+    # its agent reported it when the attempt ended.
+    run_as = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         constraints = [

@@ -34,7 +34,6 @@ import os
 import selectors
 import signal
 import socket
-import sys
 import tempfile
 import time
 import traceback
@@ -49,7 +48,7 @@ from tasks.operations import attempts as attempt_ops
 from tasks.operations import nodes as node_ops
 from tasks.operations.attempts import AttemptReport
 
-from . import disk, layout, resource_files, storage
+from . import disk, identity, layout, resource_files, storage
 from .process import (
     Child,
     LaunchError,
@@ -96,6 +95,7 @@ class Run:
     killing: str = ""  # why the agent killed it: "cancel", "gone", "wallclock", "shutdown"
     coordination_line: str = ""  # a multi-instance task's coordinationCommandLine
     manifest: str = ""  # its resource files' manifest while they download (phase "download")
+    user: identity.Identity | None = None  # who its processes run as
 
     @property
     def cwd(self) -> str:
@@ -118,6 +118,7 @@ class StartTask:
     ended: tuple[int | None, str, str] | None = None  # exit code, failure code, failure message
     downloading: bool = False  # the running child downloads its resource files
     manifest: str = ""
+    user: identity.Identity | None = None
 
     @property
     def cwd(self) -> str:
@@ -230,10 +231,13 @@ class NodeAgent:
                         self._wipe_disk()
                         node_ops.node_disk_wiped(previous)
                 disk_error = self._make_dirs()
+                note = identity.agent_note()
+                if note:
+                    log.warning("node %s: %s", self.node_id, note["message"])
                 self.node = node_ops.register_node(
                     self.pool, node_id=self.node_id, slots=self.slots, hostname=socket.gethostname(),
                     ip_address=settings.BATCHSITE_NODE_IP, root_dir=str(self.root), agent_pid=os.getpid(),
-                    is_dedicated=self.is_dedicated, resume_order=waiting,
+                    is_dedicated=self.is_dedicated, resume_order=waiting, errors=[note] if note else None,
                 )
                 if disk_error:
                     node_ops.mark_node_unusable(self.node, code="NodeDiskUnusable", message=disk_error)
@@ -256,9 +260,30 @@ class NodeAgent:
         try:
             for name in (layout.WORKITEMS_DIR, layout.NODE_SHARED_DIR, layout.STARTUP_DIR):
                 disk.make_dirs(self.nodes, f"{self.key}/{name}")
-        except OSError as e:
-            return f"The node's directories cannot be made under {self.root}: {e.strerror or e}."
+            self._protect_dirs()
+        except (OSError, LaunchError) as e:
+            reason = getattr(e, "strerror", None) or getattr(e, "message", None) or e
+            return f"The node's directories cannot be made under {self.root}: {reason}."
         return ""
+
+    def _protect_dirs(self) -> None:
+        """Others may traverse the nodes' directory and this node's (made before, or by an
+        older batchsite), never list or read them; the shared directory is the pool's
+        group's (setgid, sticky: each task's files stay its own); the data dir's files (the
+        database, the secret key) are the agent's alone."""
+        identity.protect_data_dir(str(settings.DATA_DIR))
+        os.chmod(self.nodes, disk.DIR_MODE)
+        parts = disk.parts_of(self.key)
+        for depth in range(1, len(parts) + 1):
+            with disk.directory(self.nodes, parts[:depth]) as fd:
+                os.fchmod(fd, disk.DIR_MODE)
+        with disk.directory(self.nodes, [*parts, layout.WORKITEMS_DIR]) as fd:
+            os.fchmod(fd, disk.DIR_MODE)
+        with disk.directory(self.nodes, [*parts, layout.NODE_SHARED_DIR]) as fd:
+            if identity.is_root():
+                disk.own(fd, 0, identity.pool_gid(self.pool.account.name, self.pool.pool_id), 0o3770)
+            else:
+                os.fchmod(fd, 0o700)
 
     def _wipe_disk(self, *, everything: bool = False) -> None:
         """Remove what the node keeps on its disk (its root's contents, or the root itself),
@@ -393,10 +418,18 @@ class NodeAgent:
                   coordination_line=multi.get("coordinationCommandLine") or "")
         # The environment first: it may read the database, and if that fails the attempt
         # is not ours yet, so the next control pass gives it back (requeue) whole.
+        self.runs[attempt.pk] = run
+        try:
+            run.user = identity.run_as(task.spec.get("userIdentity"), account=self.pool.account.name,
+                                       pool_id=self.pool.pool_id, user_accounts=self.pool.spec.get("userAccounts"),
+                                       task_key=run.key)
+        except LaunchError as e:
+            self._launch_failed(run, e)
+            return
         run.env = environment(job_settings=job.spec.get("commonEnvironmentSettings"),
                               task_settings=task.spec.get("environmentSettings"),
-                              batch=self._batch_variables(attempt, run), base=self.base_env)
-        self.runs[attempt.pk] = run
+                              batch=self._batch_variables(attempt, run),
+                              base={**self.base_env, **run.user.environment(run.cwd)})
         # Batch downloads a multi-instance task's commonResourceFiles on every instance's
         # node (into its shared directory, the task directory here), its resourceFiles on
         # the primary's only.
@@ -404,8 +437,8 @@ class NodeAgent:
         if kind != "task":
             files = [[run.task_dir, f] for f in multi.get("commonResourceFiles") or []] + files
         if files:
-            run.phase, run.manifest = "download", _write_manifest(files)
-            self._spawn(run, "", append=False, argv=_download_argv(run.manifest))  # which makes the directories
+            run.phase, run.manifest = "download", _write_manifest(files, run.user)
+            self._spawn(run, "", append=False, argv=_download_argv(run.manifest, run.user))  # which makes the directories
             return
         self._run_first_command(run)
 
@@ -419,7 +452,9 @@ class NodeAgent:
             self._spawn(run, run.coordination_line, append=False)
             return
         try:
-            disk.make_dirs(self.nodes, f"{run.key}/{layout.WORKING_DIR}")  # for what runs later
+            with disk.directory(self.nodes, disk.parts_of(run.key), make=True) as task_dir:  # for what runs later
+                disk.make_below(task_dir, layout.WORKING_DIR)
+                _own(task_dir, run.user)
         except OSError as e:
             self._launch_failed(run, LaunchError("CommandLaunchFailed", f"The task directory cannot be made: {e}."))
             return
@@ -439,9 +474,10 @@ class NodeAgent:
         try:
             with disk.directory(self.nodes, disk.parts_of(run.key), make=True) as task_dir:
                 disk.make_below(task_dir, layout.WORKING_DIR)
+                _own(task_dir, run.user)
                 argv = argv or command_argv(command_line, env=run.env, cwd=run.cwd)
                 run.child = spawn(argv, env=run.env, cwd=run.cwd, stdout=layout.STDOUT, stderr=layout.STDERR,
-                                  append=append, dir_fd=task_dir)
+                                  append=append, dir_fd=task_dir, **_spawn_user(run.user))
             if run.child.pidfd is not None:
                 self.selector.register(run.child.pidfd, selectors.EVENT_READ, run.attempt_pk)
         except LaunchError as e:
@@ -564,16 +600,24 @@ class NodeAgent:
         `command` starts the command line once they are in place)."""
         files = [] if command else [[st.cwd, f] for f in st.spec.get("resourceFiles") or []]
         try:
+            if st.user is None:
+                # Batch's start task runs as a non-admin auto-user of its own unless told.
+                st.user = identity.run_as(st.spec.get("userIdentity"), account=self.pool.account.name,
+                                          pool_id=self.pool.pool_id, user_accounts=self.pool.spec.get("userAccounts"),
+                                          task_key=st.key, default_scope=identity.TASK)
+                st.env.update(st.user.environment(st.cwd))
             # startup/ and its wd/, a link an earlier run's tasks left there replaced.
             with disk.directory(self.nodes, disk.parts_of(st.key), make=True) as startup:
                 disk.make_below(startup, layout.WORKING_DIR)
+                # The pool's tasks may read what the start task leaves (its group's).
+                _own(startup, st.user, mode=0o750)
                 if files:
-                    st.manifest, st.downloading = _write_manifest(files), True
-                    argv = _download_argv(st.manifest)
+                    st.manifest, st.downloading = _write_manifest(files, st.user), True
+                    argv = _download_argv(st.manifest, st.user)
                 else:
                     argv = command_argv(st.spec.get("commandLine") or "", env=st.env, cwd=st.cwd)
                 st.child = spawn(argv, env=st.env, cwd=st.cwd, stdout=layout.STDOUT, stderr=layout.STDERR,
-                                 dir_fd=startup)
+                                 dir_fd=startup, **_spawn_user(st.user))
         except Exception as e:  # noqa: BLE001 - a start task that cannot start must end, not hold the node
             error = e if isinstance(e, LaunchError) else LaunchError(
                 "CommandLaunchFailed", f"The start task could not start: {getattr(e, 'strerror', None) or e}.")
@@ -662,6 +706,8 @@ class NodeAgent:
         run.held = []
         self.runs.pop(run.attempt_pk, None)
         if report is not None and run.killing not in ("gone", "shutdown"):
+            if run.user is not None:
+                report.run_as = run.user.label
             self.reports.append(report)
         if self.publishing and run.killing != "gone":
             self._publish(run)
@@ -878,17 +924,38 @@ def _now():
     return timezone.now()
 
 
-def _write_manifest(files: list) -> str:
-    """The resource files to download, in a file only the agent's user reads (their URLs
-    may carry SAS tokens): the download program removes it once read."""
+def _write_manifest(files: list, user: identity.Identity | None = None) -> str:
+    """The resource files to download, in a file only the task's user reads (their URLs
+    may carry SAS tokens): the download program, which runs as that user, removes it once
+    read."""
     fd, path = tempfile.mkstemp(prefix="batchsite-resource-files-", suffix=".json")
     with os.fdopen(fd, "w") as f:
+        if user is not None and user.switches:
+            os.fchown(f.fileno(), user.uid, user.gid)
         json.dump(files, f)
     return path
 
 
-def _download_argv(manifest: str) -> list[str]:
-    return [sys.executable, "-I", resource_files.__file__, manifest]
+def _own(task_dir: int, user: identity.Identity | None, *, mode: int = 0o700) -> None:
+    """Give a task's directory and its wd/ to the task's user: readable by it alone (and
+    root), or by the pool's group too for the start task's (`mode` 0750)."""
+    if user is None:
+        return
+    group = user.groups[0] if mode & 0o070 and user.groups else user.gid
+    disk.own(task_dir, user.uid, group, mode)
+    disk.own_below(task_dir, layout.WORKING_DIR, user.uid, group, mode)
+
+
+def _spawn_user(user: identity.Identity | None) -> dict:
+    """spawn()'s arguments that run the process as the task's user and give it its output files."""
+    if user is None or not user.switches:
+        return {}
+    return {"user": user.popen_kwargs(), "owner": (user.uid, user.gid)}
+
+
+def _download_argv(manifest: str, user: identity.Identity | None = None) -> list[str]:
+    """The downloader's command: it runs as the task's user, with a Python that user may run."""
+    return [identity.interpreter(user), "-I", resource_files.__file__, manifest]
 
 
 def _remove_manifest(run: Run | StartTask) -> None:

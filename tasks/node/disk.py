@@ -1,7 +1,8 @@
 """The node's directories on disk, made, opened and removed without following a link.
 
-A task runs as the agent's user (issue 10 is not done) and writes what it likes under the
-node's root: it can swap a link in for its job's directory, for `job-1`, for a sibling
+A task runs as its own user (tasks.node.identity) and writes what it likes in its own
+directory, and as the agent's user where the agent is not root, or as root when it asks
+for admin: it can swap a link in for its job's directory, for `job-1`, for a sibling
 task's directory, for `startup/` or `shared/`, or for its own stdout.txt, and it can leave
 a FIFO where the agent will open a file. The agent must then neither make, write nor
 remove anything in what such a link points to. So every path here is walked one component
@@ -43,6 +44,10 @@ _OUTPUT = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
 _NOT_A_DIRECTORY = (errno.ENOTDIR, errno.ELOOP)
 _UNREACHABLE = (errno.ENOENT, *_NOT_A_DIRECTORY)
 _TRIES = 3  # a component made or removed by someone else meanwhile: look again
+# The layout's directories are the agent's and only traversable by others: a task's user
+# reaches its own directory through them but lists none (another account's jobs, nodes).
+# A task's own directory is then given to its user (agent._own).
+DIR_MODE = 0o711
 
 
 def parts_of(key: str) -> list[str]:
@@ -65,7 +70,7 @@ def directory(base: str | Path, parts: Sequence[str], *, make: bool = False) -> 
     except FileNotFoundError:
         if not make:
             raise
-        os.makedirs(base, exist_ok=True)
+        os.makedirs(base, DIR_MODE, exist_ok=True)
         fd = os.open(base, _TOP)
     try:
         for part in parts:
@@ -91,7 +96,7 @@ def _open_below(fd: int, name: str) -> int:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(name, dir_fd=fd)  # the link itself, never its target
         with contextlib.suppress(FileExistsError):
-            os.mkdir(name, dir_fd=fd)
+            os.mkdir(name, DIR_MODE, dir_fd=fd)
     return os.open(name, _BELOW, dir_fd=fd)
 
 
@@ -105,7 +110,7 @@ def make_below(dir_fd: int, name: str) -> None:
     """Make the directory `name` in the directory `dir_fd`, as `directory(make=True)`
     makes each component."""
     try:
-        os.mkdir(name, dir_fd=dir_fd)  # usually new (a task's wd/): one call then
+        os.mkdir(name, DIR_MODE, dir_fd=dir_fd)  # usually new (a task's wd/): one call then
     except FileExistsError:
         os.close(_open_below(dir_fd, name))  # a directory, or replaced by one
 
@@ -164,3 +169,19 @@ def _remove_entry(fd: int, name: str) -> None:
         shutil.rmtree(name, dir_fd=fd, ignore_errors=True)
     else:
         os.unlink(name, dir_fd=fd)
+
+
+def own(fd: int, uid: int, gid: int, mode: int) -> None:
+    """Give the directory (or file) `fd` to uid:gid with `mode`: a task's directory to its
+    user. chown first: it clears set-id bits a mode would set."""
+    os.fchown(fd, uid, gid)
+    os.fchmod(fd, mode)
+
+
+def own_below(dir_fd: int, name: str, uid: int, gid: int, mode: int) -> None:
+    """`own` the directory `name` in `dir_fd`, opened without following a link."""
+    fd = os.open(name, _BELOW, dir_fd=dir_fd)
+    try:
+        own(fd, uid, gid, mode)
+    finally:
+        os.close(fd)

@@ -110,10 +110,13 @@ class Child:
 
 
 def spawn(argv: list[str], *, env: dict[str, str], cwd: str, stdout: str, stderr: str,
-          append: bool = False, dir_fd: int | None = None) -> Child:
+          append: bool = False, dir_fd: int | None = None, user: dict | None = None,
+          owner: tuple[int, int] | None = None) -> Child:
     """Start `argv` (argv[0] an absolute program path) in a new session. With `dir_fd`,
     `stdout` and `stderr` are names in that directory (the task's), opened without
-    following a link (disk.open_output); else paths. Raises LaunchError
+    following a link (disk.open_output); else paths. `user` is Popen's user, group and
+    extra_groups (tasks.node.identity.Identity.popen_kwargs), `owner` the uid and gid the
+    output files are given (the task's user's: they are its files). Raises LaunchError
     CommandLaunchFailed when the process cannot be made: exec fails (bad format,
     permission), or the environment or arguments are not ones a process can have (a name
     with "=", a NUL: Popen's ValueError)."""
@@ -126,8 +129,11 @@ def spawn(argv: list[str], *, env: dict[str, str], cwd: str, stdout: str, stderr
         else:
             out = disk.open_output(dir_fd, stdout, append=append)
             err = disk.open_output(dir_fd, stderr, append=append)
+        if owner is not None:
+            for fd in (out, err):
+                os.fchown(fd, *owner)
         popen = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                 start_new_session=True, close_fds=True)
+                                 start_new_session=True, close_fds=True, **(user or {}))
     except OSError as e:
         raise LaunchError("CommandLaunchFailed", f"The command could not start: {e.strerror or e}.") from None
     except (ValueError, TypeError) as e:

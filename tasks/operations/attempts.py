@@ -504,6 +504,7 @@ class AttemptReport:
     user_cpu: timedelta = field(default_factory=timedelta)
     kernel_cpu: timedelta = field(default_factory=timedelta)
     end_time: datetime | None = None
+    run_as: str = ""  # the user its processes ran as (tasks.node.identity.Identity.label)
 
 
 @dataclass
@@ -609,6 +610,7 @@ class _Outcomes:
         task = attempt.task
         t = report.end_time or now()
         attempt.end_time, attempt.exit_code = t, report.exit_code
+        attempt.run_as = report.run_as[:200]
         if report.failure_code:
             attempt.failure_info = _failure(report.failure_code, report.failure_message)
         self.run += 1
@@ -701,7 +703,7 @@ class _Outcomes:
         self.changed[task.pk] = task
 
     def save(self) -> None:
-        fields = ["outcome", "end_time", "exit_code", "failure_info"]
+        fields = ["outcome", "end_time", "exit_code", "failure_info", "run_as"]
         sql.update_rows(Attempt, fields, [(a.pk, [getattr(a, f) for f in fields]) for a in self.attempts])
         # retryCount only where it changed: it is indexed (the dashboard's sort).
         fields = ["state", "previous_state", "state_transition_time", "previous_state_transition_time", "etag",

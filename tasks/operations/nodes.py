@@ -77,7 +77,7 @@ LEAVE_TRIES = 50
 
 def register_node(pool: Pool, *, node_id: str, slots: int, hostname: str = "", ip_address: str = "",
                   root_dir: str = "", agent_pid: int | None = None, is_dedicated: bool = True,
-                  resume_order: bool = False) -> ComputeNode:
+                  resume_order: bool = False, errors: list[dict] | None = None) -> ComputeNode:
     """Register a node agent in its pool, or register it again after a restart.
 
     The node the reconciler created (`creating`), a node being rebooted or reimaged (the
@@ -89,7 +89,8 @@ def register_node(pool: Pool, *, node_id: str, slots: int, hostname: str = "", i
     (it killed what it left behind before registering), so their tasks are requeued: no
     task is lost. With `resume_order` (an agent that restarted while a reimage with
     retaineddata still waited for its tasks' retention) the order stays and the node stays
-    `reimaging`. Refuses a node id that is not `[A-Za-z0-9_.-]` (400 InvalidPropertyValue)
+    `reimaging`. `errors` are the node's errors from its agent's start (ComputeNodeError:
+    an agent that is not root says its tasks all run as it). Refuses a node id that is not `[A-Za-z0-9_.-]` (400 InvalidPropertyValue)
     or a slot count below 1.
     """
     if not NODE_ID_PATTERN.match(node_id or ""):
@@ -100,8 +101,8 @@ def register_node(pool: Pool, *, node_id: str, slots: int, hostname: str = "", i
     starts = bool(pool.spec.get("startTask"))
     fields = {"slots": slots, "hostname": hostname, "ip_address": ip_address, "root_dir": root_dir,
               "agent_pid": agent_pid, "is_dedicated": is_dedicated, "registered": t, "last_heartbeat": t,
-              "state_transition_time": t, "start_task_info": None, "errors": [], "cpu_percent": None,
-              "memory_bytes": None}
+              "state_transition_time": t, "start_task_info": None, "errors": list(errors or []),
+              "cpu_percent": None, "memory_bytes": None}
     with transaction.atomic():
         node = ComputeNode.objects.select_for_update().filter(pool=pool, node_id=node_id).first()
         if node is None:

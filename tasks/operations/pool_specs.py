@@ -124,6 +124,28 @@ def check_auto_scale_settings(spec: dict, prefix: str = "") -> None:
                                           "Specify autoScaleFormula only when enableAutoScale is true.")
 
 
+def check_user_accounts(spec: dict, prefix: str = "") -> None:
+    """The pool's userAccounts have distinct names, and a linuxUserConfiguration gives uid
+    and gid together or neither (as Batch requires); a start task that runs as a userName
+    runs as one of them. Raises InvalidPropertyValue."""
+    names: set[str] = set()
+    for i, account in enumerate(spec.get("userAccounts") or []):
+        name = account.get("name") or ""
+        if name.lower() in names:
+            raise BatchError.invalid_property(f"{prefix}userAccounts[{i}].name", name,
+                                              "The pool already has a user account of this name.")
+        names.add(name.lower())
+        linux = account.get("linuxUserConfiguration") or {}
+        if (linux.get("uid") is None) != (linux.get("gid") is None):
+            raise BatchError.invalid_property(f"{prefix}userAccounts[{i}].linuxUserConfiguration", None,
+                                              "The uid and gid must be given together or not at all.")
+    identity = (spec.get("startTask") or {}).get("userIdentity") or {}
+    user = identity.get("username")
+    if user and user not in {a.get("name") for a in spec.get("userAccounts") or []}:
+        raise BatchError.invalid_property(f"{prefix}startTask.userIdentity.username", user,
+                                          "The pool has no user account of this name.")
+
+
 def check_pool_spec(spec: dict, prefix: str = "") -> sizes.VmSize:
     """Every rule of a pool specification (Add Pool, an auto pool's `pool`): returns the
     vmSize entry its nodes get. Raises InvalidPropertyValue, MissingRequiredProperty,
@@ -138,6 +160,7 @@ def check_pool_spec(spec: dict, prefix: str = "") -> sizes.VmSize:
     check_resize_timeout(spec.get("resizeTimeout"), f"{prefix}resizeTimeout")
     check_auto_scale_settings(spec, prefix)
     check_honourable(spec, prefix)
+    check_user_accounts(spec, prefix)
     return size
 
 

@@ -254,12 +254,14 @@ def update_pool_properties(pool: Pool, *, spec: dict, precondition: Precondition
     metadata (and 14.x's certificateReferences, targetNodeCommunicationMode) become what
     the request says; one it omits is removed. New nodes get the new start task.
     Refuses a pool being deleted (409 PoolBeingDeleted), application packages or
-    certificates (409 InvalidApplicationPackageReferences / InvalidCertificateReferences)."""
+    certificates (409 InvalidApplicationPackageReferences / InvalidCertificateReferences),
+    a start task whose userName is none of the pool's userAccounts (400 InvalidPropertyValue)."""
     pool_specs.check_honourable(spec)
     with transaction.atomic():
         locked = _lock_pool(pool, precondition, can_update_pool)
         stored = {k: v for k, v in locked.spec.items() if k not in REPLACED}
         stored.update({k: v for k, v in pool_specs.stored(spec).items() if k in REPLACED and v not in (None, [])})
+        pool_specs.check_user_accounts(stored)
         locked.spec = stored
         _touch(locked)
         locked.save()
@@ -289,6 +291,7 @@ def patch_pool(pool: Pool, *, spec: dict, precondition: Precondition = None) -> 
             locked.task_slots_per_node = spec["taskSlotsPerNode"]
         stored = dict(locked.spec)
         stored.update(pool_specs.stored(spec))
+        pool_specs.check_user_accounts(stored)
         locked.spec = stored
         _touch(locked)
         locked.save()

@@ -41,7 +41,8 @@ def test_a_task_of_an_agent_killed_mid_run_is_requeued_and_completes_on_the_othe
     # On the doomed node the task would run for a minute; on the other it is quick.
     script = (f"echo $AZ_BATCH_NODE_ID >> {ran}; echo $$ >> {pids}; "
               "if [ $AZ_BATCH_NODE_ID = doomed ]; then exec sleep 60; fi; sleep 0.5")
-    task = add(make_job(pool.account, pool), "t1", f"/bin/sh -c '{script}'")
+    task = add(make_job(pool.account, pool), "t1", f"/bin/sh -c '{script}'",
+               userIdentity={"autoUser": {"elevationLevel": "admin"}})  # root: it writes in the test's tmp_path
     wait_for(lambda: task_state(task).state == Task.State.RUNNING and pids.exists(), message="the task to start")
     orphan = int(pids.read_text().split()[0])
     agents.start(pool, "survivor", slots=1, **LOSSY)
@@ -91,7 +92,8 @@ def test_two_agents_racing_for_a_thousand_tasks_run_each_exactly_once(agents, po
     log = tmp_path / "ran"
     job = make_job(pool.account, pool)
     for start in range(0, 1000, 100):
-        specs = [{"id": f"t{i}", "commandLine": f"/bin/sh -c 'echo $AZ_BATCH_TASK_ID >> {log}'"}
+        specs = [{"id": f"t{i}", "commandLine": f"/bin/sh -c 'echo $AZ_BATCH_TASK_ID >> {log}'",
+                  "userIdentity": {"autoUser": {"elevationLevel": "admin"}}}  # root: the log is in tmp_path
                  for i in range(start, start + 100)]
         add_task_collection(job, specs=specs, ids=[s["id"] for s in specs])
     for node_id in ("racer-1", "racer-2"):

@@ -24,6 +24,8 @@ from tests.factories import AccountFactory
 
 # A task of job1 that moves its job's job-1 directory aside and leaves a link in its place.
 SWAP_JOB_DIR = "/bin/sh -c 'cd ../../.. && mv job-1 moved && ln -s {outside} job-1'"
+# Only root may touch the job's directory (the agent's, 0711): an admin task swaps it.
+ADMIN = {"autoUser": {"elevationLevel": "admin"}}
 
 
 @pytest.fixture
@@ -61,7 +63,7 @@ def test_the_next_task_of_a_job_whose_directory_a_task_swapped_for_a_link_is_mad
         agents, pool, outside):
     agents.start(pool, "n1", slots=1)
     job = make_job(pool.account, pool)
-    swap = completed(add(job, "swap", SWAP_JOB_DIR.format(outside=outside)))
+    swap = completed(add(job, "swap", SWAP_JOB_DIR.format(outside=outside), userIdentity=ADMIN))
     assert swap.result == "success" and (root_of(pool) / "workitems" / "job1" / "job-1").is_symlink()
     after = completed(add(job, "t2", "/bin/sh -c 'echo two; echo made > made.txt'"))
     assert after.result == "success", after.failure_info
@@ -78,7 +80,7 @@ def test_a_task_directory_is_never_removed_through_a_link_a_sibling_planted(agen
     agents.start(pool, "n1", slots=1)
     job = make_job(pool.account, pool)
     first = completed(add(job, "t1", "/bin/sh -c 'echo one'"))
-    completed(add(job, "t2", SWAP_JOB_DIR.format(outside=outside)))
+    completed(add(job, "t2", SWAP_JOB_DIR.format(outside=outside), userIdentity=ADMIN))
     delete_task(first)
     node = ComputeNode.objects.get(pool=pool, node_id="n1")
     wait_for(lambda: not NodeCleanup.objects.filter(node_name=node.node_id).exists(),

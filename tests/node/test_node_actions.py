@@ -132,7 +132,8 @@ def test_reimage_wipes_the_nodes_disk_and_the_start_task_runs_again(agents, pool
 def test_reboot_a_node_whose_start_task_failed_runs_it_again(agents, transactional_db, tmp_path):
     flag = tmp_path / "fixed"
     pool = add_pool(AccountFactory(), spec={"id": "fixme", "vmSize": "local", "startTask": {
-        "commandLine": f"/bin/sh -c '[ -e {flag} ]'"}})
+        "commandLine": f"/bin/sh -c '[ -e {flag} ]'",
+        "userIdentity": {"autoUser": {"elevationLevel": "admin"}}}})  # root: it looks in the test's tmp_path
     agents.start(pool, "n1", slots=1, ready=("starttaskfailed",))
     flag.touch()
     before = node(pool)

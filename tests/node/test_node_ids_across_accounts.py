@@ -27,7 +27,8 @@ def test_an_agent_of_another_account_with_the_same_node_id_leaves_the_first_acco
     a, b = two_pools
     agents.start(a, "local-1", slots=1)
     marker = tmp_path / "started"
-    task = add(make_job(a.account, a), "long", f"/bin/sh -c 'echo secret-of-alpha; touch {marker}; exec sleep 30'")
+    task = add(make_job(a.account, a), "long", f"/bin/sh -c 'echo secret-of-alpha; touch {marker}; exec sleep 30'",
+               userIdentity={"autoUser": {"elevationLevel": "admin"}})  # root: it writes in the test's tmp_path
     wait_for(lambda: marker.exists(), message="alpha's task to start")
 
     agents.start(b, "local-1", slots=1, clean=False)  # registers, kills "its" leftovers, polls

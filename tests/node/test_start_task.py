@@ -14,6 +14,9 @@ from tests.conftest import BatchTestClient
 from tests.execution import add, make_job
 from tests.factories import AccountFactory
 
+# Root: a start task that waits for a gate in the test's tmp_path (0700) must reach it.
+ADMIN = {"autoUser": {"elevationLevel": "admin"}}
+
 
 def make_pool(pool_id: str, **start_task) -> object:
     spec = {"id": pool_id, "vmSize": "local"}
@@ -75,7 +78,8 @@ def test_a_failing_start_task_is_retried_up_to_max_task_retry_count(agents, tran
 
 def test_wait_for_success_holds_the_node_until_the_start_task_succeeds(agents, transactional_db, tmp_path):
     gate = tmp_path / "gate"
-    pool = make_pool("st-wait", waitForSuccess=True, commandLine=sh(f"while [ ! -e {gate} ]; do sleep 0.05; done"))
+    pool = make_pool("st-wait", waitForSuccess=True, commandLine=sh(f"while [ ! -e {gate} ]; do sleep 0.05; done"),
+                     userIdentity=ADMIN)
     agents.start(pool, "n1", slots=1, ready=("waitingforstarttask",))
     task = add(make_job(pool.account, pool), "t1")
     time.sleep(1.0)  # several poll intervals: a node that took work would have claimed it
@@ -112,7 +116,7 @@ def test_a_start_task_whose_program_does_not_exist_fails_without_retry(agents, t
 def test_without_wait_for_success_tasks_run_while_the_start_task_does(agents, transactional_db, tmp_path):
     gate = tmp_path / "gate"
     pool = make_pool("st-nowait", waitForSuccess=False,
-                     commandLine=sh(f"while [ ! -e {gate} ]; do sleep 0.05; done; exit 3"))
+                     commandLine=sh(f"while [ ! -e {gate} ]; do sleep 0.05; done; exit 3"), userIdentity=ADMIN)
     agents.start(pool, "n1", slots=1)
     task = add(make_job(pool.account, pool), "t1")
     wait_for(lambda: fresh(task).state == Task.State.COMPLETED, message="the task while the start task runs")

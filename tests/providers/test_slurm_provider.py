@@ -26,6 +26,9 @@ pytestmark = pytest.mark.slurm
 def pool(transactional_db):
     return add_pool(AccountFactory(), spec={"id": "slurmy", "vmSize": "slurm"})
 
+# Root: these tasks write in the test's tmp_path (0700).
+ADMIN = {"autoUser": {"elevationLevel": "admin"}}
+
 
 def node_addr(slurm_node: str) -> str:
     out = subprocess.run(["scontrol", "show", "node", "-o", slurm_node], capture_output=True, text=True,
@@ -69,7 +72,7 @@ def test_a_two_instance_task_spans_two_slurm_nodes(slurm, pool, tmp_path):
     nodes = {n.node_id: n for n in slurm.wait_idle(pool, "m1", "m2")}
     seen = tmp_path / "instances"
     task = add(make_job(pool.account, pool), "mpi", "/bin/sh -c 'echo primary on $AZ_BATCH_NODE_ID'",
-               multiInstanceSettings={
+               userIdentity=ADMIN, multiInstanceSettings={
                    "numberOfInstances": 2,
                    "coordinationCommandLine": f"/bin/sh -c 'echo $AZ_BATCH_NODE_ID $AZ_BATCH_HOST_LIST >> {seen}'"})
     wait_for(lambda: fresh(task).state == Task.State.COMPLETED, timeout=30, message="the multi-instance task")
@@ -147,7 +150,7 @@ def test_a_node_lost_in_slurm_is_lost_in_batchsite_and_its_task_completes_elsewh
     slurm.wait_idle(pool, "doomed")
     ran = tmp_path / "ran"
     script = f"echo $AZ_BATCH_NODE_ID >> {ran}; if [ $AZ_BATCH_NODE_ID = doomed ]; then exec sleep 300; fi; sleep 0.5"
-    task = add(make_job(pool.account, pool), "t1", f"/bin/sh -c '{script}'")
+    task = add(make_job(pool.account, pool), "t1", f"/bin/sh -c '{script}'", userIdentity=ADMIN)
     wait_for(lambda: fresh(task).state == Task.State.RUNNING and ran.exists(), timeout=15, message="the task")
     slurm.launch(pool, "survivor")
     slurm.wait_idle(pool, "survivor")

@@ -39,6 +39,10 @@ def make_job(client, job_id="job1", **kw) -> str:
     return job_id
 
 
+# Root: the tasks that share a file through the test's tmp_path (0700) must reach it.
+ADMIN = m.UserIdentity(auto_user=m.AutoUserSpecification(elevation_level=m.ElevationLevel.ADMIN))
+
+
 def add(client, job_id, task_id, command_line, **kw) -> None:
     client.create_task(job_id, m.BatchTaskCreateOptions(id=task_id, command_line=command_line, **kw))
 
@@ -164,7 +168,8 @@ def test_stdout_reads_while_running_and_terminate_kills_the_process(client15, tw
 def test_reactivate_runs_a_failed_task_again_and_a_succeeded_one_is_refused(client15, two_nodes, tmp_path):
     job = make_job(client15)
     marker = tmp_path / "ran-once"
-    add(client15, job, "second-time-lucky", f"/bin/sh -c 'test -e {marker} || {{ touch {marker}; exit 1; }}'")
+    add(client15, job, "second-time-lucky", f"/bin/sh -c 'test -e {marker} || {{ touch {marker}; exit 1; }}'",
+        user_identity=ADMIN)
     assert completed(client15, job, "second-time-lucky").execution_info.result == "failure"
     client15.reactivate_task(job, "second-time-lucky")
     wait_for(lambda: client15.get_task(job, "second-time-lucky").execution_info.result == "success",
@@ -188,8 +193,9 @@ def test_delete_kills_a_running_task_and_removes_its_directory(client15, two_nod
 
 def test_a_dependent_task_runs_after_its_dependency_and_a_blocked_one_never(client15, two_nodes, tmp_path):
     job = make_job(client15, uses_task_dependencies=True)
-    add(client15, job, "first", f"/bin/sh -c 'sleep 0.5; echo made > {tmp_path}/made'")
-    add(client15, job, "then", f"/bin/cat {tmp_path}/made", depends_on=m.BatchTaskDependencies(task_ids=["first"]))
+    add(client15, job, "first", f"/bin/sh -c 'sleep 0.5; echo made > {tmp_path}/made'", user_identity=ADMIN)
+    add(client15, job, "then", f"/bin/cat {tmp_path}/made", depends_on=m.BatchTaskDependencies(task_ids=["first"]),
+        user_identity=ADMIN)
     add(client15, job, "fails", "/bin/false")
     add(client15, job, "blocked", "/bin/true", depends_on=m.BatchTaskDependencies(task_ids=["fails"]))
     then = completed(client15, job, "then")
