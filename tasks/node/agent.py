@@ -49,7 +49,7 @@ from tasks.operations import attempts as attempt_ops
 from tasks.operations import nodes as node_ops
 from tasks.operations.attempts import AttemptReport
 
-from . import disk, layout, resource_files, storage
+from . import auto_storage, disk, layout, output_files, resource_files, storage
 from .process import (
     Child,
     LaunchError,
@@ -95,7 +95,11 @@ class Run:
     held: list[Child] = field(default_factory=list)
     killing: str = ""  # why the agent killed it: "cancel", "gone", "wallclock", "shutdown"
     coordination_line: str = ""  # a multi-instance task's coordinationCommandLine
-    manifest: str = ""  # its resource files' manifest while they download (phase "download")
+    manifest: str = ""  # its resource (or output) files' manifest while they transfer
+    output_files: list = field(default_factory=list)  # the task's outputFiles (primary and task only)
+    # How the command ended, kept while its outputFiles upload (phase "upload"):
+    # exit code, user and kernel CPU time.
+    command_result: tuple = ()
 
     @property
     def cwd(self) -> str:
@@ -390,7 +394,8 @@ class NodeAgent:
         run = Run(attempt_pk=attempt.pk, task_pk=task.pk, kind=kind, phase="run", slots=attempt.slots,
                   task_dir=attempt.task_dir, key=layout.storage_key(self.key, job.job_id, task.task_id),
                   env={}, command_line=task.command_line, instances=task.number_of_instances, wall_limit=limit,
-                  coordination_line=multi.get("coordinationCommandLine") or "")
+                  coordination_line=multi.get("coordinationCommandLine") or "",
+                  output_files=[] if kind == "subtask" else task.spec.get("outputFiles") or [])
         # The environment first: it may read the database, and if that fails the attempt
         # is not ours yet, so the next control pass gives it back (requeue) whole.
         run.env = environment(job_settings=job.spec.get("commonEnvironmentSettings"),
@@ -404,6 +409,7 @@ class NodeAgent:
         if kind != "task":
             files = [[run.task_dir, f] for f in multi.get("commonResourceFiles") or []] + files
         if files:
+            files = auto_storage.container_urls(files, account=self.pool.account.name)
             run.phase, run.manifest = "download", _write_manifest(files)
             self._spawn(run, "", append=False, argv=_download_argv(run.manifest))  # which makes the directories
             return
@@ -431,7 +437,8 @@ class NodeAgent:
             run.phase = "holding"
             self.reports.append(AttemptReport(run.attempt_pk, exit_code=0, end_time=_now()))
 
-    def _spawn(self, run: Run, command_line: str, *, append: bool, argv: list[str] | None = None) -> None:
+    def _spawn(self, run: Run, command_line: str, *, append: bool, argv: list[str] | None = None,
+               outputs: tuple[str, str] = (layout.STDOUT, layout.STDERR)) -> None:
         """Start a command of the attempt (`argv`, or its command line) in its task
         directory, made (with wd/) on the way in one walk from the nodes' directory: a link
         an earlier task left in the place of the job's directory (or any other) is replaced
@@ -440,7 +447,7 @@ class NodeAgent:
             with disk.directory(self.nodes, disk.parts_of(run.key), make=True) as task_dir:
                 disk.make_below(task_dir, layout.WORKING_DIR)
                 argv = argv or command_argv(command_line, env=run.env, cwd=run.cwd)
-                run.child = spawn(argv, env=run.env, cwd=run.cwd, stdout=layout.STDOUT, stderr=layout.STDERR,
+                run.child = spawn(argv, env=run.env, cwd=run.cwd, stdout=outputs[0], stderr=outputs[1],
                                   append=append, dir_fd=task_dir)
             if run.child.pidfd is not None:
                 self.selector.register(run.child.pidfd, selectors.EVENT_READ, run.attempt_pk)
@@ -541,7 +548,7 @@ class NodeAgent:
                 if code == 0:
                     self._spawn_start_task(st, command=True)
                 else:
-                    failure, message = resource_files.failure_of(code, f"{st.task_dir}/{layout.STDERR}")
+                    failure, message, _ = resource_files.failure_of(code, f"{st.task_dir}/{layout.STDERR}")
                     st.ended, st.phase = (None, failure, message), "ended"
                     self._publish_startup()
             else:
@@ -568,6 +575,7 @@ class NodeAgent:
             with disk.directory(self.nodes, disk.parts_of(st.key), make=True) as startup:
                 disk.make_below(startup, layout.WORKING_DIR)
                 if files:
+                    files = auto_storage.container_urls(files, account=self.pool.account.name)
                     st.manifest, st.downloading = _write_manifest(files), True
                     argv = _download_argv(st.manifest)
                 else:
@@ -635,9 +643,13 @@ class NodeAgent:
             if code == 0:
                 self._run_first_command(run)
             else:
-                failure, message = resource_files.failure_of(code, f"{run.task_dir}/{layout.STDERR}")
+                failure, message, index = resource_files.failure_of(code, f"{run.task_dir}/{layout.STDERR}")
+                details = [] if index is None else [{"name": "resourceFile", "value": str(index)}]
                 self._end(run, AttemptReport(run.attempt_pk, failure_code=failure, failure_message=message,
-                                             end_time=_now()))
+                                             failure_details=details, end_time=_now()))
+            return
+        if run.phase == "upload":
+            self._uploaded(run, child)
             return
         coordination = run.phase == "coordination"
         if coordination and not run.killing and exit_code_of(status) == 0:
@@ -651,8 +663,39 @@ class NodeAgent:
                 self.reports.append(AttemptReport(run.attempt_pk, exit_code=0, end_time=_now()))
             return
         code, user, kernel = reap(child)
+        if not run.killing and not coordination and self._upload(run, (code, user, kernel)):
+            return
         self._end(run, AttemptReport(run.attempt_pk, exit_code=code, timed_out=run.killing == "wallclock",
                                      user_cpu=user, kernel_cpu=kernel, end_time=_now()))
+
+    def _upload(self, run: Run, result: tuple) -> bool:
+        """Start uploading the outputFiles the command's exit code calls for, in the task's
+        session (tasks/node/output_files.py): the attempt is reported when it exits. False
+        when there is nothing to upload."""
+        chosen = output_files.wanted(run.output_files, exit_code=result[0])
+        if not chosen:
+            return False
+        indexed = [[i, f] for i, f in enumerate(run.output_files) if f in chosen]
+        run.phase, run.command_result = "upload", result
+        run.manifest = _write_manifest({"taskDir": run.task_dir, "workingDir": run.cwd, "outputFiles": indexed})
+        self._spawn(run, "", append=False, argv=_program_argv(output_files, run.manifest),
+                    outputs=(layout.UPLOAD_OUT, layout.UPLOAD_ERR))
+        return True
+
+    def _uploaded(self, run: Run, child: Child) -> None:
+        """The upload ended: the attempt ends with the command's exit code, and with
+        Batch's file upload failure when the upload failed (not retried)."""
+        code, _, _ = reap(child)
+        _remove_manifest(run)
+        exit_code, user, kernel = run.command_result
+        report = AttemptReport(run.attempt_pk, exit_code=exit_code, timed_out=run.killing == "wallclock",
+                               user_cpu=user, kernel_cpu=kernel, end_time=_now())
+        if code != 0 and not run.killing:
+            report.failure_code, report.failure_message, index = output_files.failure_of(
+                code, f"{run.task_dir}/{layout.UPLOAD_ERR}")
+            if index is not None:
+                report.failure_details = [{"name": "outputFile", "value": str(index)}]
+        self._end(run, report)
 
     def _end(self, run: Run, report: AttemptReport | None) -> None:
         """The attempt is over here: release everything it holds and report it."""
@@ -878,7 +921,7 @@ def _now():
     return timezone.now()
 
 
-def _write_manifest(files: list) -> str:
+def _write_manifest(files: list | dict) -> str:
     """The resource files to download, in a file only the agent's user reads (their URLs
     may carry SAS tokens): the download program removes it once read."""
     fd, path = tempfile.mkstemp(prefix="batchsite-resource-files-", suffix=".json")
@@ -888,7 +931,13 @@ def _write_manifest(files: list) -> str:
 
 
 def _download_argv(manifest: str) -> list[str]:
-    return [sys.executable, "-I", resource_files.__file__, manifest]
+    return _program_argv(resource_files, manifest)
+
+
+def _program_argv(module, manifest: str) -> list[str]:
+    """A transfer program of tasks/node run with the agent's interpreter (its venv has
+    azure-storage-blob), isolated from the task's environment variables."""
+    return [sys.executable, "-I", module.__file__, manifest]
 
 
 def _remove_manifest(run: Run | StartTask) -> None:
