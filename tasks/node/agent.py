@@ -691,10 +691,9 @@ class NodeAgent:
         report = AttemptReport(run.attempt_pk, exit_code=exit_code, timed_out=run.killing == "wallclock",
                                user_cpu=user, kernel_cpu=kernel, end_time=_now())
         if code != 0 and not run.killing:
-            report.failure_code, report.failure_message, index = output_files.failure_of(
+            report.failure_code, report.failure_message, failed = output_files.failure_of(
                 code, f"{run.task_dir}/{layout.UPLOAD_ERR}")
-            if index is not None:
-                report.failure_details = [{"name": "outputFile", "value": str(index)}]
+            report.failure_details = [{"name": "outputFile", "value": str(i)} for i in failed]
         self._end(run, report)
 
     def _end(self, run: Run, report: AttemptReport | None) -> None:

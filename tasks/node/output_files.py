@@ -22,10 +22,12 @@ the task directory (batchsite's rule: Batch allows absolute paths on its own nod
 It exits 0 when every file is uploaded. A failure does not stop the other outputFiles: it
 writes Batch's JSON error line to fileuploaderr.txt (its destination without the SAS
 query) and goes on; at the end it exits with the first failure's code of EXIT_CODES after
-writing `batchsite-output-file: <index>` and `batchsite: <reason>`: the agent completes the task
-with that failure code (Batch's TaskFailureInformationCodes, category usererror, not
-retried), the command's exit code kept, the reason as failureInfo.message and the output
-file as failureInfo.details. A pattern that matches no file is a FileUploadMiscError.
+writing `batchsite-output-file: <index>,...` (every failed one) and `batchsite: <reason>`
+(the first's). The agent completes the task with that failure code (Batch's
+TaskFailureInformationCodes, category usererror, not retried), the command's exit code
+kept, the reason as failureInfo.message and each failed output file as
+failureInfo.details (`outputFile`: its index). A pattern that matches no file is a
+FileUploadMiscError.
 """
 
 from __future__ import annotations
@@ -61,7 +63,6 @@ class Failed(Exception):
     def __init__(self, code: str, message: str, *, file: str = "", destination: str = "") -> None:
         super().__init__(message)
         self.code, self.message, self.file, self.destination = code, message, file, destination
-        self.index = -1  # the output file's index in the task's list, once known
 
 
 def wanted(output_files: list[dict], *, exit_code: int | None) -> list[dict]:
@@ -76,13 +77,12 @@ def wanted(output_files: list[dict], *, exit_code: int | None) -> list[dict]:
     return chosen
 
 
-def failure_of(exit_code: int, err_path: str) -> tuple[str, str, int | None]:
-    """The failure code, message and failing output file (its index in the task's
-    outputFiles list the agent gave, None when unknown) of an upload that exited with
-    `exit_code`: the last `batchsite:` lines of fileuploaderr.txt, read without following
-    a link there."""
+def failure_of(exit_code: int, err_path: str) -> tuple[str, str, list[int]]:
+    """The failure code and message (the first failure's) and the failed output files
+    (their indexes in the task's outputFiles) of an upload that exited with `exit_code`:
+    the last `batchsite:` lines of fileuploaderr.txt, read without following a link there."""
     code = EXIT_CODES.get(exit_code, "FileUploadMiscError")
-    message, index = "An output file could not be uploaded.", None
+    message, indexes = "An output file could not be uploaded.", []
     lines = _tail_lines(err_path)
     for line in reversed(lines):
         if line.startswith(PREFIX):
@@ -91,9 +91,9 @@ def failure_of(exit_code: int, err_path: str) -> tuple[str, str, int | None]:
     for line in reversed(lines):
         if line.startswith(INDEX_PREFIX):
             with contextlib.suppress(ValueError):
-                index = int(line[len(INDEX_PREFIX):])
+                indexes = [int(i) for i in line[len(INDEX_PREFIX):].split(",")]
             break
-    return code, message, index
+    return code, message, indexes
 
 
 def _tail_lines(path: str, size: int = 4096) -> list[str]:
@@ -244,6 +244,7 @@ def main(argv: list[str]) -> int:
     os.unlink(argv[1])  # it holds SAS tokens: read once
     task_dir, working_dir = manifest["taskDir"], manifest["workingDir"]
     first: Failed | None = None
+    failed_indexes: list[int] = []
     for index, spec in manifest["outputFiles"]:
         # A failed output file does not stop the others: what can be kept is kept; the
         # task fails with the first failure.
@@ -258,11 +259,10 @@ def main(argv: list[str]) -> int:
                      "destination": failed.destination, "message": failed.message}
             sys.stderr.write(f"{json.dumps(error)}\n")
             _log(f"Failed: {failed.message}")
-            if first is None:
-                failed.index = index
-                first = failed
+            failed_indexes.append(index)
+            first = first or failed
     if first is not None:
-        sys.stderr.write(f"{INDEX_PREFIX}{first.index}\n{PREFIX}{first.message}\n")
+        sys.stderr.write(f"{INDEX_PREFIX}{','.join(map(str, failed_indexes))}\n{PREFIX}{first.message}\n")
         return _CODE[first.code]
     _log("All output files uploaded")
     return 0
