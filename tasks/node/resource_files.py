@@ -209,10 +209,16 @@ def download(url: str, root: str, file_path: str, mode: int) -> None:
 
 
 def _container_client(container_url: str):
+    if urllib.parse.urlsplit(container_url).scheme.lower() not in ("http", "https"):
+        raise Failed("ResourceContainerListMiscError", "A storageContainerUrl must be http or https.")
     from azure.storage.blob import ContainerClient  # only a task with a container pays the import
 
-    return ContainerClient.from_container_url(container_url, retry_total=2, connection_timeout=TIMEOUT_SECONDS,
-                                              read_timeout=TIMEOUT_SECONDS)
+    try:
+        return ContainerClient.from_container_url(container_url, retry_total=2, connection_timeout=TIMEOUT_SECONDS,
+                                                  read_timeout=TIMEOUT_SECONDS)
+    except ValueError as e:
+        raise Failed("ResourceContainerListMiscError",
+                     f"The storageContainerUrl {_shown(container_url)} cannot be used: {e}.") from None
 
 
 def _storage_failure(error: Exception, *, what: str, codes: dict[str, str]) -> Failed:

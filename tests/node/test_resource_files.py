@@ -154,6 +154,9 @@ def test_a_url_that_is_not_http_is_refused(tmp_path):
     with pytest.raises(resource_files.Failed) as failed:
         resource_files.place(str(tmp_path), {"httpUrl": "file:///etc/passwd", "filePath": "p"})
     assert failed.value.code == "BlobDownloadMiscError" and not (tmp_path / "p").exists()
+    with pytest.raises(resource_files.Failed) as failed:
+        resource_files.place(str(tmp_path), {"storageContainerUrl": "file:///etc", "filePath": "p"})
+    assert failed.value.code == "ResourceContainerListMiscError" and not (tmp_path / "p").exists()
 
 
 def test_the_manifest_is_read_once_and_removed(tmp_path, storage):
