@@ -12,7 +12,20 @@ around them: no process, no task directory, no claim or report, no upload progra
 started (whose `import azure.storage.blob` alone is printed too: the interpreter with the
 import against the interpreter without it, medians of 5).
 
-Figures: see the closing note of issue 10 (and the report of the branch that added it).
+Figures (2026-12-01, 2 CPUs shared with other engineers' test runs, load average 10-15,
+SQLite, 2 nodes x 2 slots, 1,000 tasks):
+  through batchsite 1.2 tasks/s (838 s) beside 14.2 tasks/s directly: ratio 0.08
+  (40 tasks at load 11-12: 1.0 beside 14.3 tasks/s, ratio 0.07).
+  `import azure.storage.blob` in the upload program: 1.1-1.2 s a task at that load (the
+  interpreter alone 0.2 s; `-X importtime` puts the import at ~0.6 s of CPU, most of it
+  azure.core's requests/urllib3 transport and the blob client's generated models).
+Where a task's ~3.4 s of slot time goes at that load: two interpreters started (the
+download program with the standard library only, the upload program with
+azure-storage-blob), the command, and the agent's claim and report; the direct baseline
+has none of that (threads in one warm process). The import is the largest single part: an
+upload program that kept azure-storage-blob imported across tasks (a fork server) would
+remove it, but the uploader would then no longer be started through tasks/node/process.py
+in the task's own session as the task's user.
 
 Usage: .venv/bin/python benchmarks/bench_task_files.py [--tasks 1000] [--nodes 2] [--slots 2]
        (DATABASE_URL=postgres://... for PostgreSQL; Azurite from tests/storage/azurite.py)

@@ -7,7 +7,7 @@ like the task's own processes. No Django, no database (it runs with a task's
 environment): an `httpUrl` is fetched with the standard library, a container (a
 `storageContainerUrl`, or an `autoStorageContainerName` the agent turned into a
 container URL with a short-lived SAS) is listed and read with azure-storage-blob,
-imported only then (about 0.15 s: benchmarks/bench_task_files.py).
+imported only then (about 1 s of a loaded 2-CPU machine: benchmarks/bench_task_files.py).
 
 The manifest (JSON) lists `[directory, resourceFile]` pairs; each resource file is placed
 as Batch places it: `httpUrl` at `filePath` (required), `storageContainerUrl` every blob of
