@@ -82,6 +82,18 @@ BATCHSITE_POOL_SAMPLE_SECONDS = env_float("BATCHSITE_POOL_SAMPLE_SECONDS", 30.0,
 # is a Python process of ~80 MB): a resize beyond it stops with AccountCoreQuotaReached.
 BATCHSITE_LOCAL_MAX_NODES = env_int("BATCHSITE_LOCAL_MAX_NODES", 16)
 
+# Auto-storage (tasks/node/auto_storage.py): each Batch account's linked storage account,
+# for resourceFiles' autoStorageContainerName, as a JSON object of account name to an
+# Azure Storage connection string (with AccountName and AccountKey; Azurite's
+# BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1 form works). The key stays with the
+# agent: a task gets a short-lived SAS for its container.
+BATCHSITE_AUTO_STORAGE = env_json_object("BATCHSITE_AUTO_STORAGE")
+for _account, _connection in BATCHSITE_AUTO_STORAGE.items():
+    _fields = dict(p.split("=", 1) for p in str(_connection).split(";") if "=" in p) if isinstance(_connection, str) else {}
+    if not {"AccountName", "AccountKey"} <= _fields.keys():
+        raise ImproperlyConfigured(f"BATCHSITE_AUTO_STORAGE[{_account!r}] must be a storage connection string "
+                                   "with AccountName and AccountKey")
+
 # The `slurm` node provider (tasks/providers/slurm.py): the database URL its agents use,
 # when the compute nodes reach the database at another address than this process does
 # (default: this process's own database).

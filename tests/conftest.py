@@ -19,7 +19,8 @@ from tests.factories import AccountFactory, JobFactory
 # `agents`: real `manage.py runnode` subprocesses against the test database;
 # `local_provider`, `reconciler`: the real local node provider and a reconciler on it;
 # `slurm`: the slurm node provider against a real Slurm (.ci/slurm-up), and its marker.
-pytest_plugins = ["tests.agents", "tests.local_nodes", "tests.slurm"]
+# `azurite`: real Blob storage (tests/storage/azurite.py) for resource and output files.
+pytest_plugins = ["tests.agents", "tests.local_nodes", "tests.slurm", "tests.storage.azurite"]
 
 API = "2025-06-01"
 _STANDARD = ["content-encoding", "content-language", "content-length", "content-md5", "content-type",

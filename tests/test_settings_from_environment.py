@@ -72,6 +72,23 @@ def test_bad_account_settings_stop_the_start_with_the_reason(tmp_path, env, mess
     assert last.startswith("django.core.exceptions.ImproperlyConfigured") and message in last
 
 
+@pytest.mark.parametrize(("value", "message"), [
+    ('["not", "an object"]', "BATCHSITE_AUTO_STORAGE must be a JSON object"),
+    ('{"devbatch": "AccountName=x;BlobEndpoint=http://127.0.0.1:1/x"}', "with AccountName and AccountKey"),
+    ('{"devbatch": 42}', "with AccountName and AccountKey"),
+])
+def test_bad_auto_storage_stops_the_start_with_the_reason(tmp_path, value, message):
+    last = refusal(tmp_path, BATCHSITE_AUTO_STORAGE=value)
+    assert last.startswith("django.core.exceptions.ImproperlyConfigured") and message in last
+
+
+def test_auto_storage_is_read_per_account(tmp_path):
+    connection = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;BlobEndpoint=http://h/d;"
+    proc = python("from django.conf import settings\nprint(sorted(settings.BATCHSITE_AUTO_STORAGE))", tmp_path,
+                  BATCHSITE_AUTO_STORAGE=json.dumps({"devbatch": connection}))
+    assert (proc.returncode, proc.stdout.strip()) == (0, "['devbatch']"), proc.stderr
+
+
 def check_deploy(tmp_path, **env: str) -> subprocess.CompletedProcess:
     environment = clean_environment(BATCHSITE_DATA_DIR=str(tmp_path), **env)
     return subprocess.run([sys.executable, MANAGE, "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,

@@ -190,6 +190,17 @@ class TaskDependenciesSerializer(WireSerializer):
     taskIdRanges = TaskIdRangeSerializer(many=True, required=False)
 
 
+MANAGED_IDENTITY_UNSUPPORTED = ("batchsite does not support managed identities: give the container a SAS URL "
+                                "(or use the account's auto-storage) instead.")
+
+
+def refuse_identity_reference(attrs: dict) -> None:
+    """batchsite has no managed identities: an identityReference is refused when the task
+    is added, not at run time (README, "Not supported")."""
+    if "identityReference" in attrs:
+        raise serializers.ValidationError({"identityReference": ErrorDetail(MANAGED_IDENTITY_UNSUPPORTED, "invalid")})
+
+
 class ResourceFileSerializer(WireSerializer):
     autoStorageContainerName = StrictCharField(required=False)
     storageContainerUrl = StrictCharField(required=False)
@@ -205,13 +216,40 @@ class ResourceFileSerializer(WireSerializer):
             raise serializers.ValidationError(
                 {"httpUrl": ErrorDetail("exactly one of autoStorageContainerName, storageContainerUrl, httpUrl", "invalid")}
             )
+        if "httpUrl" in attrs and not attrs.get("filePath"):
+            raise serializers.ValidationError({"filePath": ErrorDetail("filePath is required with httpUrl", "required")})
+        refuse_identity_reference(attrs)
         return attrs
+
+
+class HttpHeaderSerializer(WireSerializer):
+    name = StrictCharField()
+    value = StrictCharField(required=False, allow_blank=True)
+
+
+class OutputFileBlobContainerDestinationSerializer(WireSerializer):
+    containerUrl = StrictCharField()
+    path = StrictCharField(required=False, allow_blank=True)
+    identityReference = serializers.DictField(required=False)
+    uploadHeaders = HttpHeaderSerializer(many=True, required=False)
+
+    def validate(self, attrs):
+        refuse_identity_reference(attrs)
+        return attrs
+
+
+class OutputFileDestinationSerializer(WireSerializer):
+    container = OutputFileBlobContainerDestinationSerializer()
+
+
+class OutputFileUploadOptionsSerializer(WireSerializer):
+    uploadCondition = EnumField(["tasksuccess", "taskfailure", "taskcompletion"])
 
 
 class OutputFileSerializer(WireSerializer):
     filePattern = StrictCharField()
-    destination = serializers.DictField()
-    uploadOptions = serializers.DictField()
+    destination = OutputFileDestinationSerializer()
+    uploadOptions = OutputFileUploadOptionsSerializer()
 
 
 class AutoUserSerializer(WireSerializer):

@@ -33,7 +33,9 @@ import logging
 import os
 import selectors
 import signal
+import site
 import socket
+import sys
 import tempfile
 import time
 import traceback
@@ -48,7 +50,7 @@ from tasks.operations import attempts as attempt_ops
 from tasks.operations import nodes as node_ops
 from tasks.operations.attempts import AttemptReport
 
-from . import disk, identity, layout, resource_files, storage
+from . import auto_storage, disk, identity, layout, output_files, resource_files, storage
 from .process import (
     Child,
     LaunchError,
@@ -94,8 +96,12 @@ class Run:
     held: list[Child] = field(default_factory=list)
     killing: str = ""  # why the agent killed it: "cancel", "gone", "wallclock", "shutdown"
     coordination_line: str = ""  # a multi-instance task's coordinationCommandLine
-    manifest: str = ""  # its resource files' manifest while they download (phase "download")
+    manifest: str = ""  # its resource (or output) files' manifest while they transfer
     user: identity.Identity | None = None  # who its processes run as
+    output_files: list = field(default_factory=list)  # the task's outputFiles (primary and task only)
+    # How the command ended, kept while its outputFiles upload (phase "upload"):
+    # exit code, user and kernel CPU time.
+    command_result: tuple = ()
 
     @property
     def cwd(self) -> str:
@@ -415,7 +421,8 @@ class NodeAgent:
         run = Run(attempt_pk=attempt.pk, task_pk=task.pk, kind=kind, phase="run", slots=attempt.slots,
                   task_dir=attempt.task_dir, key=layout.storage_key(self.key, job.job_id, task.task_id),
                   env={}, command_line=task.command_line, instances=task.number_of_instances, wall_limit=limit,
-                  coordination_line=multi.get("coordinationCommandLine") or "")
+                  coordination_line=multi.get("coordinationCommandLine") or "",
+                  output_files=[] if kind == "subtask" else task.spec.get("outputFiles") or [])
         # The environment first: it may read the database, and if that fails the attempt
         # is not ours yet, so the next control pass gives it back (requeue) whole.
         self.runs[attempt.pk] = run
@@ -437,6 +444,7 @@ class NodeAgent:
         if kind != "task":
             files = [[run.task_dir, f] for f in multi.get("commonResourceFiles") or []] + files
         if files:
+            files = auto_storage.container_urls(files, account=self.pool.account.name)
             run.phase, run.manifest = "download", _write_manifest(files, run.user)
             self._spawn(run, "", append=False, argv=_download_argv(run.manifest, run.user))  # which makes the directories
             return
@@ -466,7 +474,8 @@ class NodeAgent:
             run.phase = "holding"
             self.reports.append(AttemptReport(run.attempt_pk, exit_code=0, end_time=_now()))
 
-    def _spawn(self, run: Run, command_line: str, *, append: bool, argv: list[str] | None = None) -> None:
+    def _spawn(self, run: Run, command_line: str, *, append: bool, argv: list[str] | None = None,
+               outputs: tuple[str, str] = (layout.STDOUT, layout.STDERR)) -> None:
         """Start a command of the attempt (`argv`, or its command line) in its task
         directory, made (with wd/) on the way in one walk from the nodes' directory: a link
         an earlier task left in the place of the job's directory (or any other) is replaced
@@ -476,7 +485,7 @@ class NodeAgent:
                 disk.make_below(task_dir, layout.WORKING_DIR)
                 _own(task_dir, run.user)
                 argv = argv or command_argv(command_line, env=run.env, cwd=run.cwd)
-                run.child = spawn(argv, env=run.env, cwd=run.cwd, stdout=layout.STDOUT, stderr=layout.STDERR,
+                run.child = spawn(argv, env=run.env, cwd=run.cwd, stdout=outputs[0], stderr=outputs[1],
                                   append=append, dir_fd=task_dir, **_spawn_user(run.user))
             if run.child.pidfd is not None:
                 self.selector.register(run.child.pidfd, selectors.EVENT_READ, run.attempt_pk)
@@ -577,7 +586,7 @@ class NodeAgent:
                 if code == 0:
                     self._spawn_start_task(st, command=True)
                 else:
-                    failure, message = resource_files.failure_of(code, f"{st.task_dir}/{layout.STDERR}")
+                    failure, message, _ = resource_files.failure_of(code, f"{st.task_dir}/{layout.STDERR}")
                     st.ended, st.phase = (None, failure, message), "ended"
                     self._publish_startup()
             else:
@@ -612,6 +621,7 @@ class NodeAgent:
                 # The pool's tasks may read what the start task leaves (its group's).
                 _own(startup, st.user, mode=0o750)
                 if files:
+                    files = auto_storage.container_urls(files, account=self.pool.account.name)
                     st.manifest, st.downloading = _write_manifest(files, st.user), True
                     argv = _download_argv(st.manifest, st.user)
                 else:
@@ -679,9 +689,13 @@ class NodeAgent:
             if code == 0:
                 self._run_first_command(run)
             else:
-                failure, message = resource_files.failure_of(code, f"{run.task_dir}/{layout.STDERR}")
+                failure, message, index = resource_files.failure_of(code, f"{run.task_dir}/{layout.STDERR}")
+                details = [] if index is None else [{"name": "resourceFile", "value": str(index)}]
                 self._end(run, AttemptReport(run.attempt_pk, failure_code=failure, failure_message=message,
-                                             end_time=_now()))
+                                             failure_details=details, end_time=_now()))
+            return
+        if run.phase == "upload":
+            self._uploaded(run, child)
             return
         coordination = run.phase == "coordination"
         if coordination and not run.killing and exit_code_of(status) == 0:
@@ -695,8 +709,39 @@ class NodeAgent:
                 self.reports.append(AttemptReport(run.attempt_pk, exit_code=0, end_time=_now()))
             return
         code, user, kernel = reap(child)
+        if not run.killing and not coordination and self._upload(run, (code, user, kernel)):
+            return
         self._end(run, AttemptReport(run.attempt_pk, exit_code=code, timed_out=run.killing == "wallclock",
                                      user_cpu=user, kernel_cpu=kernel, end_time=_now()))
+
+    def _upload(self, run: Run, result: tuple) -> bool:
+        """Start uploading the outputFiles the command's exit code calls for, in the task's
+        session (tasks/node/output_files.py): the attempt is reported when it exits. False
+        when there is nothing to upload."""
+        chosen = output_files.wanted(run.output_files, exit_code=result[0])
+        if not chosen:
+            return False
+        indexed = [[i, f] for i, f in enumerate(run.output_files) if f in chosen]
+        run.phase, run.command_result = "upload", result
+        run.manifest = _write_manifest({"taskDir": run.task_dir, "workingDir": run.cwd, "outputFiles": indexed},
+                                       run.user)
+        self._spawn(run, "", append=False, argv=_program_argv(output_files, run.manifest, run.user),
+                    outputs=(layout.UPLOAD_OUT, layout.UPLOAD_ERR))
+        return True
+
+    def _uploaded(self, run: Run, child: Child) -> None:
+        """The upload ended: the attempt ends with the command's exit code, and with
+        Batch's file upload failure when the upload failed (not retried)."""
+        code, _, _ = reap(child)
+        _remove_manifest(run)
+        exit_code, user, kernel = run.command_result
+        report = AttemptReport(run.attempt_pk, exit_code=exit_code, timed_out=run.killing == "wallclock",
+                               user_cpu=user, kernel_cpu=kernel, end_time=_now())
+        if code != 0 and not run.killing:
+            report.failure_code, report.failure_message, failed = output_files.failure_of(
+                code, f"{run.task_dir}/{layout.UPLOAD_ERR}")
+            report.failure_details = [{"name": "outputFile", "value": str(i)} for i in failed]
+        self._end(run, report)
 
     def _end(self, run: Run, report: AttemptReport | None) -> None:
         """The attempt is over here: release everything it holds and report it."""
@@ -924,10 +969,9 @@ def _now():
     return timezone.now()
 
 
-def _write_manifest(files: list, user: identity.Identity | None = None) -> str:
-    """The resource files to download, in a file only the task's user reads (their URLs
-    may carry SAS tokens): the download program, which runs as that user, removes it once
-    read."""
+def _write_manifest(files: list | dict, user: identity.Identity | None = None) -> str:
+    """The files to transfer, in a file only the task's user reads (their URLs may carry
+    SAS tokens): the transfer program, which runs as that user, removes it once read."""
     fd, path = tempfile.mkstemp(prefix="batchsite-resource-files-", suffix=".json")
     with os.fdopen(fd, "w") as f:
         if user is not None and user.switches:
@@ -954,8 +998,17 @@ def _spawn_user(user: identity.Identity | None) -> dict:
 
 
 def _download_argv(manifest: str, user: identity.Identity | None = None) -> list[str]:
-    """The downloader's command: it runs as the task's user, with a Python that user may run."""
-    return [identity.interpreter(user), "-I", resource_files.__file__, manifest]
+    return _program_argv(resource_files, manifest, user)
+
+
+def _program_argv(module, manifest: str, user: identity.Identity | None = None) -> list[str]:
+    """A transfer program of tasks/node, run as the task's user with a Python that user may
+    run, isolated from the task's environment variables. When that is not the agent's own
+    interpreter, the program is given the agent's site-packages (azure-storage-blob) to
+    import from."""
+    python = identity.interpreter(user)
+    extra = [] if python == sys.executable else [p for p in site.getsitepackages() if os.path.isdir(p)]
+    return [python, "-I", module.__file__, manifest, *extra]
 
 
 def _remove_manifest(run: Run | StartTask) -> None:

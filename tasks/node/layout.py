@@ -22,6 +22,8 @@ from pathlib import Path
 NODE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 STDOUT = "stdout.txt"
 STDERR = "stderr.txt"
+UPLOAD_OUT = "fileuploadout.txt"  # outputFiles' upload log (tasks/node/output_files.py), as Batch names it
+UPLOAD_ERR = "fileuploaderr.txt"
 WORKING_DIR = "wd"
 SHARED_DIR = "shared"  # AZ_BATCH_TASK_SHARED_DIR of a multi-instance task
 WORKITEMS_DIR = "workitems"

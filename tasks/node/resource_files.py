@@ -3,8 +3,11 @@
 The agent runs this file as a program (`python -I resource_files.py MANIFEST`) in the
 task's session, with the task's environment, as the task's first process: the agent's loop
 never waits on a download, and a terminate, a wall-clock limit or a lost agent kills it
-like the task's own processes. It imports nothing but the standard library (no Django,
-no database: it runs with a task's environment).
+like the task's own processes. No Django, no database (it runs with a task's
+environment): an `httpUrl` is fetched with the standard library, a container (a
+`storageContainerUrl`, or an `autoStorageContainerName` the agent turned into a
+container URL with a short-lived SAS) is listed and read with azure-storage-blob,
+imported only then (about 1 s of a loaded 2-CPU machine: benchmarks/bench_task_files.py).
 
 The manifest (JSON) lists `[directory, resourceFile]` pairs; each resource file is placed
 as Batch places it: `httpUrl` at `filePath` (required), `storageContainerUrl` every blob of
@@ -14,21 +17,24 @@ the container (under `blobPrefix`) at its name, under `filePath` when given; `fi
 expected fails the task, a link where the file goes is replaced by the file.
 
 It exits 0 when every file is in place, or with one of EXIT_CODES after writing
-`batchsite: <reason>` as its last line to stderr; the agent then completes the task with
-that failure code (Batch's task failure codes; not retried, as Batch does not retry
-pre-processing errors) and the reason as failureInfo.message.
+`batchsite: <reason>` as its last line to stderr (the line before it names the failing
+entry: `batchsite-resource-file: <index>`); the agent then completes the task with that
+failure code (Batch's TaskFailureInformationCodes, category usererror; not retried, as
+Batch does not retry pre-processing errors), the reason as failureInfo.message and the
+entry as failureInfo.details (`resourceFile`: its index in the manifest).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import stat
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-import xml.etree.ElementTree as ElementTree
 
 EXIT_CODES = {
     10: "BlobNotFound",
@@ -37,9 +43,14 @@ EXIT_CODES = {
     13: "BlobDownloadMiscError",
     14: "ResourceFileCreateFailed",
     15: "ResourceFileWriteFailed",
+    16: "ResourceContainerNotFound",
+    17: "ResourceContainerAccessDenied",
+    18: "ResourceContainerListTimedOut",
+    19: "ResourceContainerListMiscError",
 }
 _CODE = {code: exit_code for exit_code, code in EXIT_CODES.items()}
 PREFIX = "batchsite: "
+INDEX_PREFIX = "batchsite-resource-file: "
 TIMEOUT_SECONDS = 60  # no byte for this long: BlobDownloadTimedOut
 DEFAULT_MODE = 0o770
 _CHUNK = 1 << 20
@@ -51,22 +62,36 @@ class Failed(Exception):
         self.code, self.message = code, message
 
 
-def failure_of(exit_code: int, stderr_path: str) -> tuple[str, str]:
-    """The failure code and message of a download that exited with `exit_code` (for the
-    agent: the reason is the last `batchsite:` line of the task's stderr.txt)."""
+def failure_of(exit_code: int, stderr_path: str) -> tuple[str, str, int | None]:
+    """The failure code, message and failing entry (its index in the manifest, None when
+    unknown) of a download that exited with `exit_code` (for the agent: they are the last
+    `batchsite:` lines of the task's stderr.txt, read without following a link there)."""
     code = EXIT_CODES.get(exit_code, "BlobDownloadMiscError")
-    message = "A resource file could not be downloaded."
-    try:
-        with open(stderr_path, "rb") as f:
-            f.seek(max(os.fstat(f.fileno()).st_size - 2048, 0))
-            lines = f.read().decode("utf-8", "replace").splitlines()
-    except OSError:
-        lines = []
+    message, index = "A resource file could not be downloaded.", None
+    lines = tail_lines(stderr_path)
     for line in reversed(lines):
         if line.startswith(PREFIX):
             message = line[len(PREFIX):]
             break
-    return code, message
+    for line in reversed(lines):
+        if line.startswith(INDEX_PREFIX):
+            with contextlib.suppress(ValueError):
+                index = int(line[len(INDEX_PREFIX):])
+            break
+    return code, message, index
+
+
+def tail_lines(path: str, size: int = 4096) -> list[str]:
+    """The last lines of a file a task could have replaced by a link: never followed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return []
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return []
+        f.seek(max(os.fstat(fd).st_size - size, 0))
+        return f.read().decode("utf-8", "replace").splitlines()
 
 
 # --- placing files, never through a link ---------------------------------------------------
@@ -183,30 +208,84 @@ def download(url: str, root: str, file_path: str, mode: int) -> None:
         response.close()
 
 
-def container_blobs(container_url: str, prefix: str) -> list[str]:
+def _container_client(container_url: str):
+    if urllib.parse.urlsplit(container_url).scheme.lower() not in ("http", "https"):
+        raise Failed("ResourceContainerListMiscError", "A storageContainerUrl must be http or https.")
+    from azure.storage.blob import ContainerClient  # only a task with a container pays the import
+
+    try:
+        return ContainerClient.from_container_url(container_url, retry_total=2, connection_timeout=TIMEOUT_SECONDS,
+                                                  read_timeout=TIMEOUT_SECONDS)
+    except ValueError as e:
+        raise Failed("ResourceContainerListMiscError",
+                     f"The storageContainerUrl {_shown(container_url)} cannot be used: {e}.") from None
+
+
+def _storage_failure(error: Exception, *, what: str, codes: dict[str, str]) -> Failed:
+    """Batch's failure for an azure-storage-blob error; `codes` maps "missing", "denied",
+    "timeout" and "other" to the failure codes of the operation."""
+    from azure.core import exceptions
+
+    status = getattr(error, "status_code", None)
+    reason = (getattr(error, "reason", None) or type(error).__name__).rstrip(".")
+    if isinstance(error, exceptions.ResourceNotFoundError) or status == 404:
+        return Failed(codes["missing"], f"{what} answered HTTP 404 {reason}.")
+    if isinstance(error, exceptions.ClientAuthenticationError) or status in (401, 403):
+        return Failed(codes["denied"], f"{what} answered HTTP {status or 403} {reason}.")
+    if isinstance(error, (exceptions.ServiceRequestTimeoutError, exceptions.ServiceResponseTimeoutError)):
+        return Failed(codes["timeout"], f"{what} timed out.")
+    if status:
+        return Failed(codes["other"], f"{what} answered HTTP {status} {reason}.")
+    return Failed(codes["other"], f"{what} failed: {_first_line(error)}.")
+
+
+def _first_line(error: Exception) -> str:
+    """An error's text without the URLs (with their SAS) that azure-core puts in it."""
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return re.sub(r"https?://\S+", lambda m: _shown(m.group(0)), text).rstrip(".")
+
+
+_LIST = {"missing": "ResourceContainerNotFound", "denied": "ResourceContainerAccessDenied",
+         "timeout": "ResourceContainerListTimedOut", "other": "ResourceContainerListMiscError"}
+_READ = {"missing": "BlobNotFound", "denied": "BlobAccessDenied", "timeout": "BlobDownloadTimedOut",
+         "other": "BlobDownloadMiscError"}
+
+
+def container_blobs(container, prefix: str) -> list[str]:
     """The names of the container's blobs under `prefix` (List Blobs, every page)."""
-    parts = urllib.parse.urlsplit(container_url)
-    names, marker = [], ""
-    while True:
-        query = [("restype", "container"), ("comp", "list"), *([("prefix", prefix)] if prefix else []),
-                 *([("marker", marker)] if marker else [])]
-        sep = "&" if parts.query else ""
-        url = urllib.parse.urlunsplit(parts._replace(query=parts.query + sep + urllib.parse.urlencode(query)))
-        with _get(url) as response:
+    from azure.core.exceptions import AzureError
+
+    try:
+        return [b.name for b in container.list_blobs(name_starts_with=prefix or None)]
+    except AzureError as e:
+        raise _storage_failure(e, what=f"Listing {_shown(container.url)}", codes=_LIST) from None
+
+
+def download_blob(container, name: str, root: str, file_path: str, mode: int) -> None:
+    from azure.core.exceptions import AzureError
+
+    parts = _relative_parts(file_path)
+    what = f"Downloading {_shown(container.url).rstrip('/')}/{name}"
+    try:
+        stream = container.download_blob(name)
+    except AzureError as e:
+        raise _storage_failure(e, what=what, codes=_READ) from None
+    dir_fd = _open_dir(root, parts[:-1])
+    try:
+        fd = _create(dir_fd, parts[-1], mode)
+        with os.fdopen(fd, "wb") as out:
             try:
-                tree = ElementTree.fromstring(response.read())
-            except (ElementTree.ParseError, OSError) as e:
-                raise Failed("BlobDownloadMiscError", f"Listing {_shown(container_url)} failed: {e}.") from None
-        names += [n.text for n in tree.iterfind("Blobs/Blob/Name") if n.text]
-        marker = tree.findtext("NextMarker") or ""
-        if not marker:
-            return names
-
-
-def blob_url(container_url: str, name: str) -> str:
-    parts = urllib.parse.urlsplit(container_url)
-    path = parts.path.rstrip("/") + "/" + urllib.parse.quote(name)
-    return urllib.parse.urlunsplit(parts._replace(path=path))
+                for chunk in stream.chunks():
+                    try:
+                        out.write(chunk)
+                    except OSError as e:
+                        raise Failed("ResourceFileWriteFailed",
+                                     f"The resource file {file_path} cannot be written: {e.strerror}.") from None
+            except AzureError as e:
+                raise _storage_failure(e, what=what, codes=_READ) from None
+            os.fchmod(fd, stat.S_IMODE(mode))
+    finally:
+        os.close(dir_fd)
 
 
 def place(root: str, spec: dict) -> None:
@@ -217,23 +296,31 @@ def place(root: str, spec: dict) -> None:
         download(spec["httpUrl"], root, file_path, mode)
     elif spec.get("storageContainerUrl"):
         base = _relative_parts(file_path)
-        for name in container_blobs(spec["storageContainerUrl"], spec.get("blobPrefix") or ""):
-            download(blob_url(spec["storageContainerUrl"], name), root, "/".join([*base, name]), mode)
+        container = _container_client(spec["storageContainerUrl"])
+        with container:
+            for name in container_blobs(container, spec.get("blobPrefix") or ""):
+                download_blob(container, name, root, "/".join([*base, name]), mode)
     else:
-        raise Failed("BlobDownloadMiscError",
-                     "autoStorageContainerName needs an auto-storage account, which batchsite has not.")
+        # The agent turns an autoStorageContainerName into a storageContainerUrl when the
+        # account has auto-storage (tasks/node/auto_storage.py); here it has not.
+        raise Failed("ResourceContainerAccessDenied",
+                     f"The account has no auto-storage for the container {spec.get('autoStorageContainerName')}: "
+                     "configure it in BATCHSITE_AUTO_STORAGE.")
 
 
 def main(argv: list[str]) -> int:
+    # After the manifest, the agent's site-packages when this runs on another Python than
+    # the agent's (tasks.node.identity.interpreter): azure-storage-blob is there.
+    sys.path.extend(argv[2:])
     with open(argv[1]) as f:
         entries = json.load(f)
     os.unlink(argv[1])  # it holds SAS tokens: read once
-    try:
-        for root, spec in entries:
+    for index, (root, spec) in enumerate(entries):
+        try:
             place(root, spec)
-    except Failed as failed:
-        sys.stderr.write(f"{PREFIX}{failed.message}\n")
-        return _CODE[failed.code]
+        except Failed as failed:
+            sys.stderr.write(f"{INDEX_PREFIX}{index}\n{PREFIX}{failed.message}\n")
+            return _CODE[failed.code]
     return 0
 
 

@@ -37,6 +37,16 @@ SCHEDULABLE_NODE_STATES = (ComputeNode.State.IDLE, ComputeNode.State.RUNNING)
 # are skipped over, so a long blocked prefix costs a bounded scan per pass).
 CLAIM_SCAN_LIMIT = 2000
 LAUNCH_FAILURES = ("CommandProgramNotFound", "CommandLaunchFailed")
+# Batch's pre-processing errors (the command never ran: it could not start, or a resource
+# file could not be placed) and file upload errors (its outputFiles could not be uploaded):
+# the exit conditions preProcessingError and fileUploadError (tasks/node/resource_files.py
+# and output_files.py give these codes).
+PRE_PROCESSING_FAILURES = (*LAUNCH_FAILURES, "BlobAccessDenied", "BlobDownloadMiscError", "BlobDownloadTimedOut",
+                           "BlobNotFound", "ResourceFileCreateFailed", "ResourceFileWriteFailed",
+                           "ResourceContainerNotFound", "ResourceContainerAccessDenied",
+                           "ResourceContainerListTimedOut", "ResourceContainerListMiscError")
+FILE_UPLOAD_FAILURES = ("FileUploadAccessDenied", "FileUploadContainerNotFound", "FileUploadConflict",
+                        "FileUploadTimedOut", "FileUploadMiscError")
 FAILURE_EXIT_MESSAGE = "The task exited with an exit code representing a failure"
 
 
@@ -435,8 +445,9 @@ def dependencies_ready(job: Job, tasks: list[Task]) -> set[int]:
 
 def exit_options(spec: dict, exit_code: int | None, failure_info: dict | None) -> dict[str, str]:
     """The exitOptions Batch applies to a completed task: an exitCodes entry for its code,
-    else an exitCodeRanges entry, else preProcessingError for a task that could not start,
-    else `default` for anything but exit 0. Unset members take the defaults: jobAction
+    else an exitCodeRanges entry, else preProcessingError for a task that could not start
+    (or get its resource files), else fileUploadError for one whose outputFiles could not
+    be uploaded, else `default` for anything but exit 0. Unset members take the defaults: jobAction
     none and dependencyAction satisfy for exit 0, terminate and block otherwise."""
     conditions = spec.get("exitConditions") or {}
     succeeded = exit_code == 0 and not failure_info
@@ -451,8 +462,10 @@ def exit_options(spec: dict, exit_code: int | None, failure_info: dict | None) -
                 if entry.get("start", 0) <= exit_code <= entry.get("end", -1):
                     chosen = entry.get("exitOptions") or {}
                     break
-    elif failure_info and failure_info.get("code") in LAUNCH_FAILURES:
+    elif failure_info and failure_info.get("code") in PRE_PROCESSING_FAILURES:
         chosen = conditions.get("preProcessingError")
+    if chosen is None and failure_info and failure_info.get("code") in FILE_UPLOAD_FAILURES:
+        chosen = conditions.get("fileUploadError")
     if chosen is None and not succeeded:
         chosen = conditions.get("default")
     chosen = chosen or {}
@@ -500,6 +513,7 @@ class AttemptReport:
     exit_code: int | None = None
     failure_code: str = ""  # CommandProgramNotFound / CommandLaunchFailed: it never started
     failure_message: str = ""
+    failure_details: list[dict] = field(default_factory=list)  # failureInfo.details: [{name, value}]
     timed_out: bool = False  # killed for exceeding maxWallClockTime
     user_cpu: timedelta = field(default_factory=timedelta)
     kernel_cpu: timedelta = field(default_factory=timedelta)
@@ -612,7 +626,7 @@ class _Outcomes:
         attempt.end_time, attempt.exit_code = t, report.exit_code
         attempt.run_as = report.run_as[:200]
         if report.failure_code:
-            attempt.failure_info = _failure(report.failure_code, report.failure_message)
+            attempt.failure_info = _failure(report.failure_code, report.failure_message, report.failure_details)
         self.run += 1
         current = not attempt.cancel_requested and task.state == Task.State.RUNNING
         if not current:
@@ -664,7 +678,7 @@ class _Outcomes:
     @staticmethod
     def _failure_of(report: AttemptReport) -> dict | None:
         if report.failure_code:
-            return _failure(report.failure_code, report.failure_message)
+            return _failure(report.failure_code, report.failure_message, report.failure_details)
         if report.timed_out:
             return _failure("TaskEnded", "The task exceeded its maximum wall clock time and was terminated.")
         if report.exit_code != 0:
@@ -731,8 +745,11 @@ def _may_retry(task: Task) -> bool:
     return task.max_task_retry_count == -1 or task.retry_count < task.max_task_retry_count
 
 
-def _failure(code: str, message: str) -> dict:
-    return {"category": "usererror", "code": code, "message": message}
+def _failure(code: str, message: str, details: list[dict] | None = None) -> dict:
+    failure = {"category": "usererror", "code": code, "message": message}
+    if details:
+        failure["details"] = details
+    return failure
 
 
 def _set_task_state(task: Task, state: str, t: datetime) -> None:

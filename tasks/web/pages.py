@@ -23,7 +23,7 @@ from tasks.operations.bulk import (
 )
 from tasks.operations.tasks import can_add_task, can_update_task
 
-from . import files
+from . import files, transfers
 from .access import Access, roles_of
 
 JOB_PAGE = 100
@@ -239,16 +239,16 @@ def bulk_outcomes(op: BulkOperation, limit: int = 200) -> list[tuple[str, str]]:
 
 
 # Task properties kept in wire form in Task.spec, shown as they were sent.
+# (Resource and output files have their own section: tasks/web/transfers.py.)
 SPEC_LABELS = [
-    ("resourceFiles", "Resource files"), ("outputFiles", "Output files"),
     ("multiInstanceSettings", "Multi-instance settings"), ("dependsOn", "Dependencies"),
     ("exitConditions", "Exit conditions"), ("containerSettings", "Container"),
     ("userIdentity", "User identity"), ("affinityInfo", "Affinity"),
     ("applicationPackageReferences", "Application packages"),
 ]
 # Of those, the ones stored only so that they round-trip (README, "Not supported"): nothing
-# downloads resource files, uploads output files or starts a container.
-SPEC_STORED_ONLY = {"outputFiles", "containerSettings"}
+# starts a container.
+SPEC_STORED_ONLY = {"containerSettings"}
 
 
 @dataclass
@@ -265,11 +265,14 @@ def task_context(access: Access, task: Task) -> dict:
     plus the task's directory on disk for its files."""
     attempts = list(Attempt.objects.filter(task=task).order_by("number", "subtask_id", "claimed"))
     subtasks = queries.list_subtasks(task) if task.is_multi_instance else []
+    listing = files.listing(task)
     return {
         "access": access, "task": task, "job": task.job, "account": access.account,
         "buttons": task_buttons(access, task), "attempts": attempts,
         "steps": state_steps(task, attempts), "subtasks": subtasks,
-        "instances": instance_rows(task, subtasks), "files": files.listing(task),
+        "instances": instance_rows(task, subtasks), "files": listing,
+        "transfers": {"resources": transfers.resource_files(task), "outputs": transfers.output_files(task),
+                      "logs": transfers.upload_logs(listing)},
         "live": not task.is_completed, "run_time": run_time(task),
         "env": task.spec.get("environmentSettings") or [], "spec_labels": SPEC_LABELS,
         "spec_stored_only": SPEC_STORED_ONLY,

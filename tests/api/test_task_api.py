@@ -42,7 +42,7 @@ FULL = {
     "resourceFiles": [
         {"httpUrl": "https://example.com/a.txt", "filePath": "a.txt", "fileMode": "0644"},
         {"storageContainerUrl": "https://s.example/c", "blobPrefix": "in/"},
-        {"autoStorageContainerName": "c", "identityReference": {"resourceId": "/id"}},
+        {"autoStorageContainerName": "c"},
     ],
     "outputFiles": [{
         "filePattern": "*.txt",

@@ -27,24 +27,14 @@ BLOBS = {"input/taskdata0.txt": b"the first data file\n", "input/sub/dir/b.bin":
 
 
 class Storage(BaseHTTPRequestHandler):
-    """Blob storage as a SAS URL sees it: Get Blob, and List Blobs with a prefix and
-    paging (one blob a page, to exercise NextMarker)."""
+    """Blob storage as a blob SAS URL sees it: Get Blob (containers, listed with
+    azure-storage-blob, are tested against Azurite: tests/storage/test_task_files.py)."""
 
     def do_GET(self):  # noqa: N802 - http.server's name
         url = urlsplit(self.path)
         query = parse_qs(url.query)
         if query.get("sig") != ["SECRETSIGNATURE"]:
             return self._send(403, b"AuthenticationFailed")
-        if query.get("comp") == ["list"]:
-            container = url.path.strip("/")
-            names = sorted(n.split("/", 1)[1] for n in BLOBS if n.startswith(container + "/"))
-            names = [n for n in names if n.startswith(query.get("prefix", [""])[0])]
-            start = int(query.get("marker", ["0"])[0])
-            page = names[start:start + 1]
-            marker = str(start + 1) if start + 1 < len(names) else ""
-            body = "".join(f"<Blob><Name>{n}</Name></Blob>" for n in page)
-            xml = f'<?xml version="1.0"?><EnumerationResults><Blobs>{body}</Blobs><NextMarker>{marker}</NextMarker></EnumerationResults>'
-            return self._send(200, xml.encode())
         data = BLOBS.get(url.path.lstrip("/"))
         return self._send(200, data) if data is not None else self._send(404, b"BlobNotFound")
 
@@ -114,21 +104,6 @@ def test_a_download_that_fails_completes_the_task_with_batchs_code_and_no_retry(
     assert task.failure_info["message"] in stderr and "SECRETSIGNATURE" not in stderr
 
 
-def test_a_container_url_places_its_blobs_under_the_file_path(agents, transactional_db, storage):
-    pool = make_pool("rf-container")
-    job = make_job(pool.account, pool)
-    task = add(job, "t1", "/bin/sh -c 'cat tools/a.txt tools/deep/b.txt'", resourceFiles=[
-        {"storageContainerUrl": f"{storage}/lib?{SAS}", "filePath": "tools"}])
-    other = add(job, "t2", "/bin/sh -c 'cat deep/b.txt; ls'", resourceFiles=[
-        {"storageContainerUrl": f"{storage}/lib?{SAS}", "blobPrefix": "deep/"}])
-    agents.start(pool, "n1", slots=2)
-    root = Path(ComputeNode.objects.get(pool=pool, node_id="n1").root_dir) / "workitems/job1/job-1"
-    assert completed(task).result == "success", task.failure_info
-    assert (root / "t1/stdout.txt").read_text() == "blob a\nblob b\n"
-    assert completed(other).result == "success", other.failure_info
-    assert (root / "t2/stdout.txt").read_text() == "blob b\ndeep\n"
-
-
 def test_the_start_task_gets_its_resource_files_before_it_runs(agents, transactional_db, storage):
     pool = make_pool("rf-start", startTask={
         "commandLine": "/bin/sh -c 'cat setup/taskdata0.txt'", "waitForSuccess": True,
@@ -179,6 +154,9 @@ def test_a_url_that_is_not_http_is_refused(tmp_path):
     with pytest.raises(resource_files.Failed) as failed:
         resource_files.place(str(tmp_path), {"httpUrl": "file:///etc/passwd", "filePath": "p"})
     assert failed.value.code == "BlobDownloadMiscError" and not (tmp_path / "p").exists()
+    with pytest.raises(resource_files.Failed) as failed:
+        resource_files.place(str(tmp_path), {"storageContainerUrl": "file:///etc", "filePath": "p"})
+    assert failed.value.code == "ResourceContainerListMiscError" and not (tmp_path / "p").exists()
 
 
 def test_the_manifest_is_read_once_and_removed(tmp_path, storage):

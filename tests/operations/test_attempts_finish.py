@@ -211,6 +211,14 @@ def test_an_exit_option_job_action_disable_disables_the_job_and_requeues_its_tas
     ({"preProcessingError": {"dependencyAction": "satisfy"}}, None, {"code": "CommandProgramNotFound"},
      ("terminate", "satisfy")),
     ({"exitCodes": [{"code": 0, "exitOptions": {"dependencyAction": "block"}}]}, 0, None, ("none", "block")),
+    # A resource file that could not be downloaded is a pre-processing error.
+    ({"preProcessingError": {"jobAction": "none"}}, None, {"code": "BlobAccessDenied"}, ("none", "block")),
+    ({"preProcessingError": {"jobAction": "none"}}, None, {"code": "ResourceContainerNotFound"}, ("none", "block")),
+    # A failed upload: fileUploadError, unless the command's exit code is listed.
+    ({"fileUploadError": {"dependencyAction": "satisfy"}}, 0, {"code": "FileUploadMiscError"}, ("terminate", "satisfy")),
+    ({"fileUploadError": {"jobAction": "disable"}, "exitCodes": [{"code": 0, "exitOptions": {"jobAction": "none"}}]},
+     0, {"code": "FileUploadAccessDenied"}, ("none", "block")),
+    ({"default": {"jobAction": "none"}}, 0, {"code": "FileUploadConflict"}, ("none", "block")),
 ])
 def test_exit_options_follow_the_batch_precedence_and_defaults(conditions, exit_code, failure, expected):
     options = exit_options({"exitConditions": conditions}, exit_code, failure)

@@ -114,10 +114,12 @@ def test_links_the_pool_and_the_node_of_each_run(op, job):
 
 def test_marks_the_properties_stored_only_to_round_trip(op, job):
     task = TaskFactory(job=job, task_id="files", spec={
-        "resourceFiles": [{"httpUrl": "https://x/in.txt", "filePath": "in.txt"}],
-        "outputFiles": [{"filePattern": "*.png", "destination": {}, "uploadOptions": {"uploadCondition": "tasksuccess"}}],
+        "containerSettings": {"imageName": "ubuntu"},
+        "outputFiles": [{"filePattern": "*.png", "destination": {"container": {"containerUrl": "https://s/c"}},
+                         "uploadOptions": {"uploadCondition": "tasksuccess"}}],
         "dependsOn": {"taskIds": ["a"]}})
     body = op.get(task_url("task", task)).content.decode()
     marked = [part.split('"')[0] for part in body.split('data-stored-only="')[1:]]
-    assert marked == ["outputFiles"]  # resource files are downloaded (tasks/node/resource_files.py)
+    # Resource and output files are transferred (tasks/node/resource_files.py, output_files.py).
+    assert marked == ["containerSettings"]
     assert 'data-stored-only="dependsOn"' not in body and body.count('class="badge stored-only"') == 1
