@@ -515,7 +515,7 @@ class Attempt(models.Model):
 
 
 class AuditRecord(models.Model):
-    """Who did what to which tasks, when, and how it ended: every dashboard/admin action."""
+    """Who did what to which tasks, when, and how it ended: every dashboard, admin and API action."""
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="audit_records")
     user = models.ForeignKey(
