@@ -46,5 +46,6 @@ urlpatterns = [
     path(_task + "delete/", views.task_action, {"action": "delete"}, name="task-delete"),
     path(_task + "update/", views.task_update, name="task-update"),
     path(_task + "output/", views.task_output, name="task-output"),
+    path(_task + "output/chunk/", views.task_output_chunk, name="task-output-chunk"),
     path(_task + "files/<path:name>", views.task_file, name="task-file"),
 ]

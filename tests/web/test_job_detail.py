@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from tasks.models import Job
 from tests.factories import BulkOperationFactory, JobFactory, MembershipFactory, TaskFactory
 from tests.web.conftest import HTMX, job_url, signed_in
 
@@ -113,10 +114,30 @@ def test_polls_visible_rows_while_tasks_can_change(op, tasks):
     assert r.status_code == 200 and body.lstrip().startswith('<div id="job-live"') and "every 2s" in body
 
 
-def test_stops_polling_when_every_task_is_complete(op, job):
+@pytest.mark.parametrize("tasks", [0, 1])
+def test_an_active_job_with_nothing_running_keeps_polling_slowly_for_new_tasks(op, job, tasks):
+    """Tasks can still be added to it: it is not "final", whether it has no tasks or only
+    completed ones."""
+    for _ in range(tasks):
+        TaskFactory(job=job, succeeded=True)
+    r = op.get(job_url("job", job), headers=HTMX)
+    body = r.content.decode()
+    assert r.status_code == 200 and 'hx-trigger="every 10s"' in body
+    assert "Final" not in body and "checking for new tasks every 10 s" in body
+
+
+def test_a_task_added_later_is_listed_by_the_next_poll(op, job):
+    assert "No task matches" in op.get(job_url("job", job), headers=HTMX).content.decode()
+    TaskFactory(job=job, task_id="late")
+    assert 'data-task="late"' in op.get(job_url("job", job), headers=HTMX).content.decode()
+
+
+def test_stops_polling_once_the_job_is_completed_and_nothing_runs(op, job):
     TaskFactory(job=job, succeeded=True)
+    Job.objects.filter(pk=job.pk).update(state=Job.State.COMPLETED)
     r = op.get(job_url("job", job), headers=HTMX)
     assert r.status_code == 286 and "hx-trigger" not in r.content.decode()
+    assert "Final: completed, nothing can change" in r.content.decode()
 
 
 def test_stops_polling_in_a_terminated_job_whose_active_tasks_will_never_run(op):
