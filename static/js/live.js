@@ -194,12 +194,6 @@
     }
   });
 
-  // The log viewer's reads fail the same ways.
-  document.addEventListener("log:gone", function (event) {
-    var dot = document.querySelector("#task-live .live-dot");
-    if (dot) gone(dot.closest("[data-poll]") || dot.parentElement);
-  });
-
   // --- dialogs ----------------------------------------------------------------------------
 
   var activeDialog = null; // {el, opener, inert: [elements made inert]}
@@ -250,17 +244,17 @@
       d.el.removeAttribute("role");
       d.el.removeAttribute("aria-modal");
     }
-    // Back where the reader was: the opener, or (when an action re-rendered the page
-    // around it) the same control in its new form, or the outcome's message.
+    // Back where the reader was: the opener; or, when the action re-rendered the page
+    // around it, the outcome's message (which says what happened), or the same control
+    // in its new form.
+    var flash = document.querySelector("#task-flash, [id$=-flash]");
     if (d.opener && d.opener.isConnected && !d.opener.disabled) {
       d.opener.focus({ preventScroll: true });
-    } else if (d.openerKey) {
-      restore(d.openerKey);
-    }
-    var flash = document.querySelector("#task-flash, [id$=-flash]");
-    if (flash && (!document.activeElement || document.activeElement === document.body)) {
+    } else if (flash) {
       flash.setAttribute("tabindex", "-1");
       flash.focus({ preventScroll: true });
+    } else if (d.openerKey) {
+      restore(d.openerKey);
     }
   }
 
