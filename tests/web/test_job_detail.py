@@ -127,7 +127,7 @@ def test_an_active_job_with_nothing_running_keeps_polling_slowly_for_new_tasks(o
 
 
 def test_a_task_added_later_is_listed_by_the_next_poll(op, job):
-    assert "No task matches" in op.get(job_url("job", job), headers=HTMX).content.decode()
+    assert "This job has no tasks yet" in op.get(job_url("job", job), headers=HTMX).content.decode()
     TaskFactory(job=job, task_id="late")
     assert 'data-task="late"' in op.get(job_url("job", job), headers=HTMX).content.decode()
 
@@ -162,5 +162,25 @@ def test_add_task_button_says_why_a_completed_job_takes_none(op):
 
 
 def test_viewer_sees_every_bulk_button_disabled_with_the_reason(view, tasks):
+    # Add task and the three "everything matching" actions; the selection bar is not shown
+    # at all, since a viewer has nothing to select with.
     body = view.get(job_url("job", tasks)).content.decode()
-    assert body.count("disabled title=\"Your role on this account is viewer") >= 7
+    assert body.count("disabled title=\"Your role on this account is viewer") == 4
+
+
+def test_an_empty_result_names_the_filter_and_offers_to_clear_it(op, job):
+    TaskFactory(job=job, task_id="t1")
+    body = op.get(job_url("job", job, state="running")).content.decode()
+    assert "No task matches <code>state=running</code>" in body and '<a href="?">Clear the filter</a>' in body
+
+
+def test_a_viewer_sees_no_selection_checkboxes(view, job):
+    TaskFactory(job=job, task_id="t1")
+    body = view.get(job_url("job", job)).content.decode()
+    assert 'data-select-all' not in body and 'name="task"' not in body and "Act on the selected tasks" not in body
+
+
+def test_an_operator_does(op, job):
+    TaskFactory(job=job, task_id="t1")
+    body = op.get(job_url("job", job)).content.decode()
+    assert 'data-select-all' in body and 'name="task" value="t1"' in body

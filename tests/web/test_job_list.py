@@ -57,3 +57,8 @@ def test_links_each_jobs_pool(op, account):
     body = op.get(reverse("web:jobs")).content.decode()
     row = body.split('data-job="on-farm"')[1].split("</tr>")[0]
     assert f'<a href="{reverse("web:pool", args=[account.name, "farm"])}">farm</a>' in row
+
+
+def test_an_empty_search_names_it_and_offers_to_clear_it(op, job):
+    body = op.get(reverse("web:jobs"), {"q": "zzz-nothing"}).content.decode()
+    assert "id contains “zzz-nothing”" in body and '<a href="?tab=active">Clear the search</a>' in body
