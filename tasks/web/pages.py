@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.fields.json import KT
 from django.urls import reverse
 from django.utils import timezone
 
 from tasks import queries
 from tasks.listing import FIELD_LABELS, PAGE_SIZE, SORT_LABELS, TaskFilter, page_of, storable
-from tasks.models import Attempt, BulkOperation, Job, Task
+from tasks.models import Attempt, AuditRecord, BulkOperation, Job, Task
 from tasks.operations.actions import DESTRUCTIVE, TASK_ACTIONS, refusals_of
 from tasks.operations.bulk import (
     can_start_bulk_operation,
@@ -246,6 +247,37 @@ def bulk_outcomes(op: BulkOperation, limit: int = 200) -> list[tuple[str, str]]:
     """Per-task outcomes to show: refusals first, then the rest, at most `limit`."""
     items = sorted(op.outcomes.items(), key=lambda kv: (kv[1] == "ok", kv[0]))
     return items[:limit]
+
+
+# --- audit -------------------------------------------------------------------------------
+
+AUDIT_PAGE = 100
+AUDIT_FILTERS = ("account", "actor", "action", "job")
+
+
+def audit_context(accounts, params) -> dict:
+    """The audit trail of the given accounts, newest first, keyset-paged by pk, filtered by
+    account, actor, action (exact) and job; each record with the bulk run it started. One
+    query (the accounts and the bulk run joined in)."""
+    records = AuditRecord.objects.filter(account__in=accounts)
+    chosen = {key: params.get(key, "").strip() for key in AUDIT_FILTERS if params.get(key, "").strip()}
+    for key, value in chosen.items():
+        if not storable(value):
+            records = records.none()
+        elif key == "account":
+            records = records.filter(account__name=value)
+        elif key == "job":
+            records = records.filter(scope__job=value)
+        else:
+            records = records.filter(**{key: value})
+    before = params.get("before", "")
+    if before.isdigit() and len(before) < 19:
+        records = records.filter(pk__lt=int(before))
+    bulk = BulkOperation.objects.filter(audit=OuterRef("pk")).values("pk")[:1]
+    rows = list(records.select_related("account").annotate(bulk_pk=Subquery(bulk)).order_by("-pk")[:AUDIT_PAGE + 1])
+    query = "&".join(f"{k}={quote(v)}" for k, v in chosen.items())
+    return {"records": rows[:AUDIT_PAGE], "next_before": rows[AUDIT_PAGE - 1].pk if len(rows) > AUDIT_PAGE else None,
+            "chosen": chosen, "query": query}
 
 
 # --- a task --------------------------------------------------------------------------------

@@ -29,8 +29,8 @@ from django_htmx.http import reswap, retarget
 from tasks import queries
 from tasks.errors import BatchError
 from tasks.file_responses import file_bytes
-from tasks.listing import FIELD_LABELS, TaskFilter, storable
-from tasks.models import AuditRecord, BulkOperation
+from tasks.listing import FIELD_LABELS, TaskFilter
+from tasks.models import BulkOperation
 from tasks.operations.actions import DESTRUCTIVE, act_on_task
 from tasks.operations.audit import actor_name, audited
 from tasks.operations.bulk import start_bulk_operation
@@ -300,13 +300,5 @@ def task_file(request, account, job_id, task_id, name):
 @login_required
 @require_GET
 def audit_list(request):
-    records = AuditRecord.objects.filter(account__in=operator_accounts(request.user))
-    if request.GET.get("account"):
-        name = request.GET["account"]
-        records = records.filter(account__name=name) if storable(name) else records.none()
-    before = request.GET.get("before", "")
-    if before.isdigit() and len(before) < 19:
-        records = records.filter(pk__lt=int(before))
-    rows = list(records.select_related("account").order_by("-pk")[:101])
-    context = {"records": rows[:100], "next_before": rows[99].pk if len(rows) > 100 else None}
+    context = pages.audit_context(operator_accounts(request.user), request.GET)
     return render(request, "tasks/audit_list.html", context)
