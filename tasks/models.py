@@ -539,6 +539,7 @@ class BulkOperation(models.Model):
         RUNNING = "running"
         DONE = "done"
         FAILED = "failed"
+        STOPPED = "stopped"  # by a person, before it reached the end
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="bulk_operations")
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="bulk_operations")

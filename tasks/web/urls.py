@@ -17,6 +17,7 @@ urlpatterns = [
     path("", views.job_list, name="jobs"),
     path("audit/", views.audit_list, name="audit"),
     path("bulk/<int:pk>/", views.bulk_detail, name="bulk"),
+    path("bulk/<int:pk>/stop/", views.bulk_stop, name="bulk-stop"),
     path("pools/", pool_views.pool_index, name="pool-index"),
     path("<str:account>/pools/", pool_views.pool_list, name="pools"),
     path(_pool, pool_views.pool_detail, name="pool"),

@@ -23,7 +23,7 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget
 
 from tasks import queries
@@ -33,7 +33,7 @@ from tasks.listing import FIELD_LABELS, TaskFilter
 from tasks.models import BulkOperation
 from tasks.operations.actions import DESTRUCTIVE, act_on_task
 from tasks.operations.audit import actor_name, audited
-from tasks.operations.bulk import start_bulk_operation
+from tasks.operations.bulk import start_bulk_operation, stop_bulk_operation
 from tasks.operations.tasks import add_task, update_task
 
 from . import charts, files, pages
@@ -146,8 +146,30 @@ def bulk_detail(request, pk):
     op = get_object_or_404(BulkOperation.objects.select_related("job", "account", "user"), pk=pk)
     access = account_access(request.user, op.account.name)
     live = op.state in (BulkOperation.State.PENDING, BulkOperation.State.RUNNING)
-    context = {"access": access, "op": op, "job": op.job, "live": live, "outcomes": pages.bulk_outcomes(op)}
+    context = {"access": access, "op": op, "job": op.job, "live": live, "outcomes": pages.bulk_outcomes(op),
+               "stop_url": reverse("web:bulk-stop", args=[op.pk]) if live else ""}
     return _fragment_or_page(request, "tasks/bulk_detail.html", "tasks/_bulk_progress.html", context, live=live)
+
+
+@login_required
+@require_POST
+@htmx_aware
+def bulk_stop(request, pk):
+    """Stop a bulk action in progress (audited as bulk-stop); what it did stays done."""
+    op = get_object_or_404(BulkOperation.objects.select_related("job", "account", "user"), pk=pk)
+    access = account_access(request.user, op.account.name, act=True)
+    _, error = audited(op.account, user=request.user, actor=actor_name(request.user), action="bulk-stop",
+                       scope={"job": op.job.job_id, "bulk": op.pk}, operation=lambda: stop_bulk_operation(op))
+    op.refresh_from_db()
+    if request.htmx:
+        context = {"access": access, "op": op, "job": op.job, "live": False, "outcomes": pages.bulk_outcomes(op),
+                   "flash": error.message if error else "Stopped: no further task is acted on."}
+        return render(request, "tasks/_bulk_progress.html", context)
+    if error:
+        messages.error(request, f"{error.code}: {error.message}")
+    else:
+        messages.success(request, "Stopped: no further task is acted on.")
+    return HttpResponseRedirect(reverse("web:bulk", args=[op.pk]))
 
 
 # --- tasks ---------------------------------------------------------------------------------
