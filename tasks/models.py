@@ -518,7 +518,7 @@ class Attempt(models.Model):
 
 
 class AuditRecord(models.Model):
-    """Who did what to which tasks, when, and how it ended: every dashboard/admin action."""
+    """Who did what to which tasks, when, and how it ended: every dashboard, admin and API action."""
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="audit_records")
     user = models.ForeignKey(
@@ -542,6 +542,7 @@ class BulkOperation(models.Model):
         RUNNING = "running"
         DONE = "done"
         FAILED = "failed"
+        STOPPED = "stopped"  # by a person, before it reached the end
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="bulk_operations")
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="bulk_operations")

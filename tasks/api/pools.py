@@ -20,6 +20,7 @@ from tasks.models import ComputeNode, Pool
 from tasks.operations import autoscale as autoscale_ops
 from tasks.operations import nodes as node_ops
 from tasks.operations import pools as pool_ops
+from tasks.operations.audit import audited_api
 from tasks.operations.common import now
 
 from . import odata
@@ -47,6 +48,11 @@ class PoolView(BatchApiView):
 
     def pool(self, pool_id: str) -> Pool:
         return queries.get_pool(self.account, pool_id)
+
+    def audited(self, pool: Pool, action: str, operation, scope: dict | None = None):
+        """Run a pool operation and audit it as the dashboard's pool actions are (`pool-<action>`)."""
+        return audited_api(self.account, action=f"pool-{action}", scope={"pool": pool.pool_id, **(scope or {})},
+                           operation=operation)
 
     def pool_headers(self, response: Response, pool: Pool) -> Response:
         return self.resource_headers(response, etag=pool.etag, last_modified=pool.last_modified,
@@ -115,7 +121,8 @@ class PoolApi(PoolView):
     @extend_schema(responses={202: None}, summary="Delete Pool", operation_id="Delete_Pool")
     def delete(self, request, pool_id):
         precondition = write_precondition(request._request.META)
-        pool_ops.delete_pool(self.pool(pool_id), precondition=precondition)
+        pool = self.pool(pool_id)
+        self.audited(pool, "delete", lambda: pool_ops.delete_pool(pool, precondition=precondition))
         return Response(None, status=202)
 
 
@@ -136,11 +143,12 @@ class PoolResizeApi(PoolView):
         precondition = write_precondition(request._request.META)
         pool = self.pool(pool_id)
         body = validate_wire(PoolResizeParameterSerializer, self.json_body())
-        pool = pool_ops.resize_pool(pool, target_dedicated=body.get("targetDedicatedNodes"),
-                                    target_low_priority=body.get("targetLowPriorityNodes"),
-                                    resize_timeout=body.get("resizeTimeout"),
-                                    node_deallocation_option=body.get("nodeDeallocationOption"),
-                                    precondition=precondition)
+        scope = {"targetDedicatedNodes": body.get("targetDedicatedNodes") or 0,
+                 "targetLowPriorityNodes": body.get("targetLowPriorityNodes") or 0}
+        pool = self.audited(pool, "resize", lambda: pool_ops.resize_pool(
+            pool, target_dedicated=body.get("targetDedicatedNodes"),
+            target_low_priority=body.get("targetLowPriorityNodes"), resize_timeout=body.get("resizeTimeout"),
+            node_deallocation_option=body.get("nodeDeallocationOption"), precondition=precondition), scope)
         return self.pool_headers(Response(None, status=202), pool)
 
 
@@ -148,7 +156,8 @@ class PoolStopResizeApi(PoolView):
     @extend_schema(request=None, responses={202: None}, summary="Stop Pool Resize", operation_id="Stop_Pool_Resize")
     def post(self, request, pool_id):
         precondition = write_precondition(request._request.META)
-        pool = pool_ops.stop_resize_pool(self.pool(pool_id), precondition=precondition)
+        pool = self.pool(pool_id)
+        pool = self.audited(pool, "stop-resize", lambda: pool_ops.stop_resize_pool(pool, precondition=precondition))
         return self.pool_headers(Response(None, status=202), pool)
 
 
@@ -159,9 +168,9 @@ class PoolRemoveNodesApi(PoolView):
         precondition = write_precondition(request._request.META)
         pool = self.pool(pool_id)
         body = validate_wire(NodeRemoveParameterSerializer, self.json_body())
-        pool = pool_ops.remove_nodes(pool, node_ids=body["nodeList"],
-                                     node_deallocation_option=body.get("nodeDeallocationOption"),
-                                     resize_timeout=body.get("resizeTimeout"), precondition=precondition)
+        pool = self.audited(pool, "remove-nodes", lambda: pool_ops.remove_nodes(
+            pool, node_ids=body["nodeList"], node_deallocation_option=body.get("nodeDeallocationOption"),
+            resize_timeout=body.get("resizeTimeout"), precondition=precondition), {"nodes": list(body["nodeList"])})
         return self.pool_headers(Response(None, status=202), pool)
 
 
@@ -172,9 +181,10 @@ class PoolEnableAutoScaleApi(PoolView):
         precondition = write_precondition(request._request.META)
         pool = self.pool(pool_id)
         body = validate_wire(PoolEnableAutoScaleParameterSerializer, self.json_body())
-        pool = autoscale_ops.enable_auto_scale(pool, formula=body.get("autoScaleFormula") or None,
-                                               evaluation_interval=body.get("autoScaleEvaluationInterval"),
-                                               precondition=precondition)
+        pool = self.audited(pool, "enable-autoscale", lambda: autoscale_ops.enable_auto_scale(
+            pool, formula=body.get("autoScaleFormula") or None,
+            evaluation_interval=body.get("autoScaleEvaluationInterval"), precondition=precondition),
+            {"autoScaleFormula": body.get("autoScaleFormula") or ""})
         return self.pool_headers(Response(None, status=200), pool)
 
 
@@ -182,7 +192,8 @@ class PoolDisableAutoScaleApi(PoolView):
     @extend_schema(request=None, responses={200: None}, summary="Disable Pool AutoScale",
                    operation_id="Disable_Pool_AutoScale")
     def post(self, request, pool_id):
-        pool = autoscale_ops.disable_auto_scale(self.pool(pool_id))
+        pool = self.pool(pool_id)
+        pool = self.audited(pool, "disable-autoscale", lambda: autoscale_ops.disable_auto_scale(pool))
         return self.pool_headers(Response(None, status=200), pool)
 
 
@@ -232,6 +243,11 @@ class NodeView(BatchApiView):
     def node(self, pool_id: str, node_id: str) -> ComputeNode:
         return queries.get_node(queries.get_pool(self.account, pool_id), node_id)
 
+    def audited(self, node: ComputeNode, action: str, operation, option: str = ""):
+        """Run a node operation and audit it as the dashboard's node actions are (`node-<action>`)."""
+        scope = {"pool": node.pool.pool_id, "nodes": [node.node_id], **({"option": option} if option else {})}
+        return audited_api(self.account, action=f"node-{action}", scope=scope, operation=operation)
+
     def node_headers(self, response: Response, node: ComputeNode) -> Response:
         response["DataServiceId"] = node_url(self.base_url, node.pool.pool_id, node.node_id)
         return response
@@ -273,7 +289,8 @@ class NodeRebootApi(NodeView):
     def post(self, request, pool_id, node_id):
         node = self.node(pool_id, node_id)
         body = validate_wire(NodeRebootParameterSerializer, self.json_body(allow_empty=True))
-        node = node_ops.reboot_node(node, option=body.get("nodeRebootOption") or node_ops.REQUEUE)
+        option = body.get("nodeRebootOption") or node_ops.REQUEUE
+        node = self.audited(node, "reboot", lambda: node_ops.reboot_node(node, option=option), option)
         return self.node_headers(Response(None, status=202), node)
 
 
@@ -283,7 +300,8 @@ class NodeReimageApi(NodeView):
     def post(self, request, pool_id, node_id):
         node = self.node(pool_id, node_id)
         body = validate_wire(NodeReimageParameterSerializer, self.json_body(allow_empty=True))
-        node = node_ops.reimage_node(node, option=body.get("nodeReimageOption") or node_ops.REQUEUE)
+        option = body.get("nodeReimageOption") or node_ops.REQUEUE
+        node = self.audited(node, "reimage", lambda: node_ops.reimage_node(node, option=option), option)
         return self.node_headers(Response(None, status=202), node)
 
 
@@ -293,8 +311,9 @@ class NodeDisableSchedulingApi(NodeView):
     def post(self, request, pool_id, node_id):
         node = self.node(pool_id, node_id)
         body = validate_wire(NodeDisableSchedulingParameterSerializer, self.json_body(allow_empty=True))
-        node = node_ops.disable_node_scheduling(node, option=body.get("nodeDisableSchedulingOption")
-                                                or node_ops.REQUEUE)
+        option = body.get("nodeDisableSchedulingOption") or node_ops.REQUEUE
+        node = self.audited(node, "disable-scheduling",
+                            lambda: node_ops.disable_node_scheduling(node, option=option), option)
         return self.node_headers(Response(None, status=200), node)
 
 
@@ -302,7 +321,8 @@ class NodeEnableSchedulingApi(NodeView):
     @extend_schema(request=None, responses={200: None}, summary="Enable Compute Node Scheduling",
                    operation_id="Enable_Compute_Node_Scheduling")
     def post(self, request, pool_id, node_id):
-        node = node_ops.enable_node_scheduling(self.node(pool_id, node_id))
+        node = self.node(pool_id, node_id)
+        node = self.audited(node, "enable-scheduling", lambda: node_ops.enable_node_scheduling(node))
         return self.node_headers(Response(None, status=200), node)
 
 

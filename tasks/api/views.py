@@ -11,6 +11,7 @@ from tasks import queries
 from tasks.errors import BatchError
 from tasks.operations import jobs as job_ops
 from tasks.operations import tasks as task_ops
+from tasks.operations.audit import api_actor, audited_api, record_action
 from tasks.timefmt import format_datetime_wire
 
 from . import odata
@@ -126,7 +127,8 @@ class TaskListApi(BatchApiView):
     def post(self, request, job_id):
         job = queries.get_job(self.account, job_id)
         spec = validate_wire(TaskAddParameterSerializer, self.json_body())
-        task = task_ops.add_task(job, spec=spec)
+        task = audited_api(self.account, action="add", scope={"job": job.job_id, "tasks": [spec["id"]]},
+                           operation=lambda: task_ops.add_task(job, spec=spec))
         return self.created(etag=task.etag, last_modified=task.last_modified,
                                 url=task_url(self.base_url, job.job_id, task.task_id))
 
@@ -169,12 +171,23 @@ class TaskCollectionApi(BatchApiView):
                 specs.append(error)
         results = task_ops.add_task_collection(job, specs=specs, ids=ids)
         added = [r.task for r in results if r.task is not None]
+        self._audit(job, ids, results, added)
         response = Response({
             "odata.metadata": f"{self.base_url}/$metadata#taskaddresult",
             "value": [self._result(job, r) for r in results],
         })
         return self.collection_headers(response, etags=[f"{t.id_key}:{t.etag}" for t in added],
                                        last_modified=max((t.last_modified for t in added), default=job.last_modified))
+
+    def _audit(self, job, ids, results, added) -> None:
+        """One audit record for the collection: which tasks, how many were added, why not."""
+        refused: dict[str, int] = {}
+        for r in results:
+            if r.task is None:
+                refused[r.error.code] = refused.get(r.error.code, 0) + 1
+        record_action(self.account, user=None, actor=api_actor(self.account), action="add",
+                      scope={"job": job.job_id, "tasks": ids},
+                      outcome={"state": "done", "total": len(ids), "succeeded": len(added), "refused": refused})
 
     def _result(self, job, result) -> dict:
         if result.task is not None:
@@ -204,7 +217,9 @@ class TaskApi(BatchApiView):
         job, task = queries.get_job_task(self.account, job_id, task_id)
         body = validate_wire(TaskUpdateParameterSerializer, self.json_body(allow_empty=True),
                              known=set(TaskAddParameterSerializer._declared_fields) | TASK_READ_ONLY)
-        task = task_ops.update_task(task, constraints=body.get("constraints"), precondition=precondition)
+        task = audited_api(self.account, action="update", scope=_task_scope(job, task),
+                           operation=lambda: task_ops.update_task(task, constraints=body.get("constraints"),
+                                                                  precondition=precondition))
         return self.resource_headers(Response(None, status=200), etag=task.etag, last_modified=task.last_modified,
                                      url=task_url(self.base_url, job.job_id, task.task_id))
 
@@ -212,7 +227,8 @@ class TaskApi(BatchApiView):
     def delete(self, request, job_id, task_id):
         precondition = write_precondition(request._request.META)
         job, task = queries.get_job_task(self.account, job_id, task_id)
-        task_ops.delete_task(task, precondition=precondition)
+        audited_api(self.account, action="delete", scope=_task_scope(job, task),
+                    operation=lambda: task_ops.delete_task(task, precondition=precondition))
         return Response(None, status=200)
 
 
@@ -221,7 +237,8 @@ class TaskTerminateApi(BatchApiView):
     def post(self, request, job_id, task_id):
         precondition = write_precondition(request._request.META)
         job, task = queries.get_job_task(self.account, job_id, task_id)
-        task = task_ops.terminate_task(task, precondition=precondition)
+        task = audited_api(self.account, action="terminate", scope=_task_scope(job, task),
+                           operation=lambda: task_ops.terminate_task(task, precondition=precondition))
         return self.resource_headers(Response(None, status=204), etag=task.etag, last_modified=task.last_modified,
                                      url=task_url(self.base_url, job.job_id, task.task_id))
 
@@ -231,9 +248,14 @@ class TaskReactivateApi(BatchApiView):
     def post(self, request, job_id, task_id):
         precondition = write_precondition(request._request.META)
         job, task = queries.get_job_task(self.account, job_id, task_id)
-        task = task_ops.reactivate_task(task, precondition=precondition)
+        task = audited_api(self.account, action="reactivate", scope=_task_scope(job, task),
+                           operation=lambda: task_ops.reactivate_task(task, precondition=precondition))
         return self.resource_headers(Response(None, status=204), etag=task.etag, last_modified=task.last_modified,
                                      url=task_url(self.base_url, job.job_id, task.task_id))
+
+
+def _task_scope(job, task) -> dict:
+    return {"job": job.job_id, "tasks": [task.task_id]}
 
 
 class SubtaskListApi(BatchApiView):

@@ -118,6 +118,34 @@ def start_bulk_operation(job: Job, *, action: str, scope: dict, user, actor: str
     return op
 
 
+STOPPABLE = (BulkOperation.State.PENDING, BulkOperation.State.RUNNING)
+
+
+def can_stop_bulk_operation(op: BulkOperation) -> BatchError | None:
+    """Only a bulk action that has not ended can be stopped."""
+    if op.state in STOPPABLE:
+        return None
+    return BatchError("BulkOperationEnded", f"The bulk action has already ended ({op.state}): there is nothing to stop.",
+                      409)
+
+
+def stop_bulk_operation(op: BulkOperation) -> BulkOperation:
+    """Stop a pending or running bulk action: the batch in progress commits whole (each batch
+    is one transaction, and this waits for its lock), then no further task is acted on; what
+    was done stays done, counted and audited. Refuses one that has ended (409
+    BulkOperationEnded)."""
+    with transaction.atomic():
+        locked = BulkOperation.objects.select_for_update().get(pk=op.pk)
+        error = can_stop_bulk_operation(locked)
+        if error:
+            raise error
+        locked.state = BulkOperation.State.STOPPED
+        locked.finished = now()
+        locked.save(update_fields=["state", "finished"])
+        _audit_progress(locked, "stopped")
+    return locked
+
+
 def start_worker(op_pk: int) -> threading.Thread:
     thread = threading.Thread(target=_worker, args=(op_pk,), name=f"bulk-{op_pk}", daemon=True)
     thread.start()
@@ -162,7 +190,7 @@ def _claim(op_pk: int, *, stale_before=None) -> str | None:
     for stale but is still alive stops at its next batch instead of acting twice."""
     with transaction.atomic():
         op = BulkOperation.objects.select_for_update().filter(pk=op_pk).first()
-        if op is None or op.state in (BulkOperation.State.DONE, BulkOperation.State.FAILED):
+        if op is None or op.state not in STOPPABLE:
             return None
         if op.state == BulkOperation.State.RUNNING:
             beat = op.scope.get("beat")

@@ -131,13 +131,23 @@ def job_access(user, account: str, job_id: str, *, act: bool = False) -> tuple[A
     return access, job
 
 
+class TaskMissing(Http404):
+    """No such task in a job the user may see: a 404 that knows the job, so that the page
+    can link back to it (and a live task page can say the task was deleted)."""
+
+    def __init__(self, access: Access, job: Job, task_id: str) -> None:
+        super().__init__("No such task.")
+        self.access, self.job, self.task_id = access, job, task_id
+
+
 def task_access(user, account: str, job_id: str, task_id: str, *, act: bool = False) -> tuple[Access, Task]:
-    """The access and the task (with its job), or 404 / 403. Three queries."""
+    """The access and the task (with its job), or 404 (TaskMissing once the job is found) /
+    403. Three queries."""
     access, job = job_access(user, account, job_id, act=act)
     try:
         task = queries.get_task(job, task_id)
     except BatchError:
-        raise Http404("No such task.") from None
+        raise TaskMissing(access, job, task_id) from None
     return access, task
 
 

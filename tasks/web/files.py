@@ -10,17 +10,21 @@ none to read. The storage never follows a symbolic link and bounds every listing
 What a task wrote never runs on the dashboard's origin: a file is shown only as escaped text
 in a `<pre>` (the tail), or downloaded as an attachment (tasks.web.views.task_file).
 
-A tail reads only the last TAIL_BYTES of a file (one seek), however large the file is.
+A tail reads only the last TAIL_BYTES of a file (one seek), however large the file is; the
+log viewer reads a file in chunks of as much (`read_chunk`): the tail, what came since, what
+came before.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
 
 from tasks.models import ComputeNode, Task
+from tasks.node import layout
 from tasks.node.layout import STDERR, STDOUT
 from tasks.node.storage import FileInfo, Listing, TaskFiles, clean_name
 from tasks.operations.attempts import can_read_task_files
@@ -124,3 +128,112 @@ def listing(task: Task) -> Listing:
     if files is None:
         return Listing()
     return files.list(recursive=True, directories=False, limit=MAX_LISTED)
+
+
+# --- the log viewer: a file read in chunks -------------------------------------------------
+
+CHUNK_BYTES = TAIL_BYTES
+# What a file still being written may end in mid-way: part of a UTF-8 character, part of an
+# escape sequence. A chunk stops before it; the next one starts there.
+_OPEN_ESCAPE = re.compile(rb"\x1b(?:\[[0-9;:?<=>]*[ -/]*|\][^\x07\x1b]*)?\Z")
+
+
+@dataclass
+class Chunk:
+    """Bytes [start, end) of a file of `size` bytes, decoded; `reset` when the reader's
+    copy no longer continues where it asked (the file shrank, or the reader fell more than a
+    chunk behind): it gets the tail instead and replaces what it has."""
+
+    name: str
+    exists: bool
+    size: int = 0
+    start: int = 0
+    end: int = 0
+    text: str = ""
+    binary: bool = False
+    reset: bool = False
+
+
+def subtask_files(task: Task, subtask) -> TaskFiles | None:
+    """A multi-instance subtask's directory, on the node it ran on (Batch lists it with the
+    node's files, as this layout keeps it), or None if it has not run on one."""
+    if not subtask.node_name or not subtask.task_root_directory or task.files_cleaned:
+        return None
+    node = layout.node_key(task.job.account.name, subtask.pool_id or task.pool_id, subtask.node_name)
+    return TaskFiles(layout.storage_key(node, task.job.job_id, task.task_id))
+
+
+def task_files(task: Task) -> TaskFiles | None:
+    """The task's (or a multi-instance task's primary's) directory, or None."""
+    return _files(task)
+
+
+def sizes(files: TaskFiles | None) -> dict[str, int | None]:
+    """Each output file's size (None where there is none): one stat per file."""
+    found = {name: _stat(files, name) for name in OUTPUT_FILES}
+    return {name: info[1].size if info else None for name, info in found.items()}
+
+
+def first_output(task_or_instance, found: dict[str, int | None]) -> str:
+    """The output file to open first: stderr when the run failed and left stdout empty
+    while stderr has something to say, stdout otherwise."""
+    failed = getattr(task_or_instance, "result", "") == "failure"
+    if failed and not found.get(STDOUT) and found.get(STDERR):
+        return STDERR
+    return STDOUT
+
+
+def read_chunk(files: TaskFiles | None, name: str, *, after: int | None = None, before: int | None = None,
+               growing: bool = False, max_bytes: int = CHUNK_BYTES) -> Chunk:
+    """A chunk of a file, one seek and one read of at most `max_bytes`:
+    - neither `after` nor `before`: the tail, from a line boundary;
+    - `after`: what was written since byte `after` (the tail, `reset`, if that is too much
+      or the file is now shorter);
+    - `before`: the chunk before byte `before`, from a line boundary ("load earlier").
+    A file still `growing` is read up to the last whole character and escape sequence."""
+    handle = _open(files, name)
+    if handle is None:
+        return Chunk(name, False)
+    try:
+        with handle:
+            size = handle.size
+            reset = after is not None and (after > size or size - after > max_bytes)
+            if after is not None and not reset:
+                lo, hi = after, size
+            elif before is not None and after is None:
+                hi = min(before, size)
+                lo = max(0, hi - max_bytes)
+            else:
+                lo, hi = max(0, size - max_bytes), size
+            # One byte more in front: whether the chunk begins a line.
+            handle.seek(max(0, lo - 1))
+            data = handle.read(hi - lo + (lo > 0))
+    except (OSError, SuspiciousFileOperation):
+        return Chunk(name, False)
+    begins_line = lo == 0 or data[:1] == b"\n"
+    data = data[1:] if lo > 0 else data
+    hi = lo + len(data)
+    if not begins_line and (after is None or reset):
+        cut = data.find(b"\n")
+        if 0 <= cut < len(data) - 1:
+            data, lo = data[cut + 1:], lo + cut + 1
+    if growing:
+        keep = _whole(data)
+        data, hi = data[:keep], lo + keep
+    if b"\x00" in data:
+        return Chunk(name, True, size, lo, hi, binary=True, reset=reset)
+    return Chunk(name, True, size, lo, hi, data.decode("utf-8", errors="replace"), reset=reset)
+
+
+def _whole(data: bytes) -> int:
+    """How much of `data` ends at a whole UTF-8 character and outside an escape sequence."""
+    keep = len(data)
+    for back in range(1, min(4, keep) + 1):
+        byte = data[keep - back]
+        if byte & 0xC0 == 0x80:
+            continue  # a continuation byte: look further back for its lead
+        if byte >= 0xC0 and back < (2 if byte < 0xE0 else 3 if byte < 0xF0 else 4):
+            keep -= back  # a lead byte whose character is not all here yet
+        break
+    escape = _OPEN_ESCAPE.search(data, max(0, keep - 256), keep)
+    return escape.start() if escape else keep

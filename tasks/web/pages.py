@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.fields.json import KT
 from django.urls import reverse
 from django.utils import timezone
 
 from tasks import queries
 from tasks.listing import FIELD_LABELS, PAGE_SIZE, SORT_LABELS, TaskFilter, page_of, storable
-from tasks.models import Attempt, BulkOperation, Job, Task
+from tasks.models import Attempt, AuditRecord, BulkOperation, Job, Task
 from tasks.operations.actions import DESTRUCTIVE, TASK_ACTIONS, refusals_of
 from tasks.operations.bulk import (
     can_start_bulk_operation,
@@ -23,7 +24,7 @@ from tasks.operations.bulk import (
 )
 from tasks.operations.tasks import can_add_task, can_update_task
 
-from . import files, transfers
+from . import ansi, files, transfers
 from .access import Access, roles_of
 
 JOB_PAGE = 100
@@ -53,16 +54,28 @@ def job_list_context(user, params) -> dict:
     return {
         "jobs": rows, "tab": tab, "tabs": list(JOB_TABS), "q": params.get("q", ""),
         "next_after": f"{rows[-1].account_id}.{rows[-1].id_key}" if more else None,
-        "live": any(is_live(job) for job in rows), "first_page": not after,
+        # Jobs can be added at any time: the list always refreshes, slowly when nothing runs.
+        "live": True, "busy": any(job_liveness(job) == BUSY for job in rows), "first_page": not after,
     }
 
 
+BUSY, OPEN, FINAL = "busy", "open", "final"
+POLL = {BUSY: "2s", OPEN: "10s"}
+
+
+def job_liveness(job: Job) -> str:
+    """How a job's page can change without anyone here acting: BUSY while tasks run or can
+    start (refreshed every 2 s); OPEN while it can still receive tasks (can_add_task refuses
+    only completed, terminating and deleting jobs) or is on its way to completed or gone
+    (terminating, deleting), refreshed every 10 s; FINAL once it is completed with nothing
+    running."""
+    if job.running_count or (job.active_count and job.state not in (Job.State.COMPLETED, Job.State.DISABLED)):
+        return BUSY
+    return OPEN if job.state != Job.State.COMPLETED else FINAL
+
+
 def is_live(job: Job) -> bool:
-    """Can this job's tasks still change without anyone acting? Running ones can finish;
-    active ones can start unless the job is completed (terminated jobs keep them idle)."""
-    if job.running_count:
-        return True
-    return bool(job.active_count) and job.state not in (Job.State.COMPLETED, Job.State.DISABLED)
+    return job_liveness(job) != FINAL
 
 
 def progress(job: Job) -> list[dict]:
@@ -85,6 +98,7 @@ def job_detail_context(request, access: Access, job: Job) -> dict:
         "access": access, "job": job, "filter": f, "page": page, "bar": progress(job),
         "count": None if f.errors else f.count_from(job), "filter_refusal": filter_refusal(f),
         "bulk_running": bulk, "live": is_live(job) or bool(bulk),
+        "liveness": BUSY if bulk else job_liveness(job), "poll": POLL.get(BUSY if bulk else job_liveness(job), "2s"),
         "headers": sort_headers(f), "labels": FIELD_LABELS, "page_size": PAGE_SIZE, "add_refusal": add_refusal(access, job),
         "act_refusal": access.refusal(None), "actions": list(TASK_ACTIONS),
         "states": [s.value for s in Task.State], "results": [r.value for r in Task.Result],
@@ -235,6 +249,37 @@ def bulk_outcomes(op: BulkOperation, limit: int = 200) -> list[tuple[str, str]]:
     return items[:limit]
 
 
+# --- audit -------------------------------------------------------------------------------
+
+AUDIT_PAGE = 100
+AUDIT_FILTERS = ("account", "actor", "action", "job")
+
+
+def audit_context(accounts, params) -> dict:
+    """The audit trail of the given accounts, newest first, keyset-paged by pk, filtered by
+    account, actor, action (exact) and job; each record with the bulk run it started. One
+    query (the accounts and the bulk run joined in)."""
+    records = AuditRecord.objects.filter(account__in=accounts)
+    chosen = {key: params.get(key, "").strip() for key in AUDIT_FILTERS if params.get(key, "").strip()}
+    for key, value in chosen.items():
+        if not storable(value):
+            records = records.none()
+        elif key == "account":
+            records = records.filter(account__name=value)
+        elif key == "job":
+            records = records.filter(scope__job=value)
+        else:
+            records = records.filter(**{key: value})
+    before = params.get("before", "")
+    if before.isdigit() and len(before) < 19:
+        records = records.filter(pk__lt=int(before))
+    bulk = BulkOperation.objects.filter(audit=OuterRef("pk")).values("pk")[:1]
+    rows = list(records.select_related("account").annotate(bulk_pk=Subquery(bulk)).order_by("-pk")[:AUDIT_PAGE + 1])
+    query = "&".join(f"{k}={quote(v)}" for k, v in chosen.items())
+    return {"records": rows[:AUDIT_PAGE], "next_before": rows[AUDIT_PAGE - 1].pk if len(rows) > AUDIT_PAGE else None,
+            "chosen": chosen, "query": query}
+
+
 # --- a task --------------------------------------------------------------------------------
 
 
@@ -276,7 +321,7 @@ def task_context(access: Access, task: Task) -> dict:
         "live": not task.is_completed, "run_time": run_time(task),
         "env": task.spec.get("environmentSettings") or [], "spec_labels": SPEC_LABELS,
         "spec_stored_only": SPEC_STORED_ONLY,
-        "output_files": files.OUTPUT_FILES, "tail": lambda: files.tail(task, files.OUTPUT_FILES[0]),
+        "output_files": files.OUTPUT_FILES, "phases": instance_phases(task, subtasks),
     }
 
 
@@ -323,11 +368,104 @@ def instance_rows(task: Task, subtasks: list) -> list[dict]:
     """A multi-instance task's primary beside each subtask: state, node, times, exit, failure."""
     if not task.is_multi_instance:
         return []
-    rows = [{"name": "primary (0)", "state": task.state, "node": task.node_name, "pool": task.pool_id,
+    rows = [{"name": "primary (0)", "id": None, "state": task.state, "node": task.node_name, "pool": task.pool_id,
              "start": task.start_time, "end": task.end_time, "exit_code": task.exit_code,
              "result": task.result, "failure": task.failure_info}]
     for sub in subtasks:
-        rows.append({"name": f"subtask {sub.subtask_id}", "state": sub.state, "node": sub.node_name,
+        rows.append({"name": f"subtask {sub.subtask_id}", "id": sub.subtask_id, "state": sub.state, "node": sub.node_name,
                      "pool": sub.pool_id, "start": sub.start_time, "end": sub.end_time,
                      "exit_code": sub.exit_code, "result": sub.result, "failure": sub.failure_info})
     return rows
+
+
+# --- the log viewer ------------------------------------------------------------------------
+
+
+@dataclass
+class OutputView:
+    """What the output pane shows: one file of one instance (the task, or a multi-instance
+    task's primary when `instance` is None; subtask `instance` otherwise), as a chunk of
+    escaped, coloured text, and where the viewer reads on from."""
+
+    instance: int | None
+    name: str
+    chunk: files.Chunk
+    html: str
+    sgr: str
+    sizes: dict[str, int | None]
+    live: bool
+    instances: list[dict]
+
+    @property
+    def phase(self) -> str:
+        """What the shown instance of a running multi-instance task is running ("" otherwise)."""
+        return next((i["phase"] for i in self.instances if i["current"]), "")
+
+    @property
+    def loaded(self) -> int:
+        return self.chunk.end - self.chunk.start
+
+    @property
+    def instance_param(self) -> str:
+        return "" if self.instance is None else str(self.instance)
+
+
+def output_view(task: Task, subtasks: list, params, *, after: int | None = None, before: int | None = None
+                ) -> OutputView:
+    """The output pane: which instance and file (`instance`, `file`: the first output of the
+    instance when not given, stderr when its run failed with an empty stdout), a chunk of it
+    (the tail; or what came `after` a byte, coloured on from the SGR state `sgr`; or the chunk
+    `before` a byte) and each output file's size. One stat per output file plus one read;
+    no query."""
+    wanted = params.get("instance", "")
+    sub = next((s for s in subtasks if wanted.isdigit() and str(s.subtask_id) == wanted), None)
+    where = files.subtask_files(task, sub) if sub else files.task_files(task)
+    found = files.sizes(where)
+    name = params.get("file") or files.first_output(sub or task, found)
+    live = not task.is_completed and (sub is None or sub.state != "completed")
+    chunk = files.read_chunk(where, name, after=after, before=before, growing=live)
+    state = params.get("sgr", "") if after is not None and not chunk.reset else ""
+    html, sgr = ansi.render(chunk.text, state) if chunk.exists and not chunk.binary else ("", "")
+    phases = instance_phases(task, subtasks)
+    instances = []
+    if task.is_multi_instance:
+        instances = [{"id": "", "label": "primary", "current": sub is None, "phase": phases.get(None, "")}]
+        instances += [{"id": str(s.subtask_id), "label": f"subtask {s.subtask_id}", "current": s is sub,
+                       "phase": phases.get(s.subtask_id, ""), "result": s.result} for s in subtasks]
+    return OutputView(None if sub is None else sub.subtask_id, name, chunk, html, sgr, found, live, instances)
+
+
+def instance_phases(task: Task, subtasks: list) -> dict[int | None, str]:
+    """What each instance of a running multi-instance task is running (None: the primary):
+    every instance runs the coordination command first, and the primary runs the main command
+    once every subtask's coordination command succeeded (the agent's rule,
+    tasks.operations.attempts.subtasks_ready, read here from the subtasks already loaded)."""
+    if not task.is_multi_instance or task.state != Task.State.RUNNING:
+        return {}
+    coordination = bool((task.spec.get("multiInstanceSettings") or {}).get("coordinationCommandLine"))
+    ready = sum(1 for s in subtasks if s.state == "completed" and s.exit_code == 0 and not s.failure_info)
+    waiting = task.number_of_instances - 1 - ready
+    if waiting <= 0:
+        primary = "main command running"
+    elif coordination:
+        primary = f"coordination command; the main command waits for {waiting} subtask(s)"
+    else:
+        primary = f"waiting for {waiting} subtask(s) to start"
+    phases: dict[int | None, str] = {None: primary}
+    for s in subtasks:
+        if s.state == "running":
+            phases[s.subtask_id] = "coordination command running"
+        elif s.state == "completed" and s.result == "success":
+            phases[s.subtask_id] = "coordination done: holds its node for the main command"
+        elif s.state == "preparing":
+            phases[s.subtask_id] = "starting"
+    return phases
+
+
+def output_chunk_json(view: OutputView) -> dict:
+    """The log viewer's answer to one read, as JSON: the chunk as escaped HTML (ansi.render)
+    and everything the viewer needs to read on."""
+    c = view.chunk
+    return {"name": view.name, "instance": view.instance_param, "exists": c.exists, "binary": c.binary,
+            "size": c.size, "start": c.start, "end": c.end, "reset": c.reset, "html": str(view.html),
+            "sgr": view.sgr, "live": view.live, "sizes": view.sizes, "phase": view.phase}

@@ -17,6 +17,7 @@ urlpatterns = [
     path("", views.job_list, name="jobs"),
     path("audit/", views.audit_list, name="audit"),
     path("bulk/<int:pk>/", views.bulk_detail, name="bulk"),
+    path("bulk/<int:pk>/stop/", views.bulk_stop, name="bulk-stop"),
     path("pools/", pool_views.pool_index, name="pool-index"),
     path("<str:account>/pools/", pool_views.pool_list, name="pools"),
     path(_pool, pool_views.pool_detail, name="pool"),
@@ -46,5 +47,6 @@ urlpatterns = [
     path(_task + "delete/", views.task_action, {"action": "delete"}, name="task-delete"),
     path(_task + "update/", views.task_update, name="task-update"),
     path(_task + "output/", views.task_output, name="task-output"),
+    path(_task + "output/chunk/", views.task_output_chunk, name="task-output-chunk"),
     path(_task + "files/<path:name>", views.task_file, name="task-file"),
 ]

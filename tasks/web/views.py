@@ -14,27 +14,41 @@ a poll answered when nothing can is `HttpResponseStopPolling` (286).
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import FileResponse, Http404, HttpResponseRedirect, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget
 
+from tasks import queries
 from tasks.errors import BatchError
 from tasks.file_responses import file_bytes
-from tasks.listing import FIELD_LABELS, TaskFilter, storable
-from tasks.models import AuditRecord, BulkOperation
+from tasks.listing import FIELD_LABELS, TaskFilter
+from tasks.models import BulkOperation
 from tasks.operations.actions import DESTRUCTIVE, act_on_task
 from tasks.operations.audit import actor_name, audited
-from tasks.operations.bulk import start_bulk_operation
+from tasks.operations.bulk import start_bulk_operation, stop_bulk_operation
 from tasks.operations.tasks import add_task, update_task
 
 from . import charts, files, pages
-from .access import account_access, job_access, login_required, operator_accounts, task_access
+from .access import (
+    TaskMissing,
+    account_access,
+    job_access,
+    login_required,
+    operator_accounts,
+    task_access,
+)
 from .forms import AddTaskForm, ConstraintsForm
 from .responses import fragment_or_page as _fragment_or_page
 from .responses import go as _go
-from .responses import htmx_aware
+from .responses import htmx_aware, stop_polling
 
 # --- jobs ----------------------------------------------------------------------------------
 
@@ -132,8 +146,30 @@ def bulk_detail(request, pk):
     op = get_object_or_404(BulkOperation.objects.select_related("job", "account", "user"), pk=pk)
     access = account_access(request.user, op.account.name)
     live = op.state in (BulkOperation.State.PENDING, BulkOperation.State.RUNNING)
-    context = {"access": access, "op": op, "job": op.job, "live": live, "outcomes": pages.bulk_outcomes(op)}
+    context = {"access": access, "op": op, "job": op.job, "live": live, "outcomes": pages.bulk_outcomes(op),
+               "stop_url": reverse("web:bulk-stop", args=[op.pk]) if live else ""}
     return _fragment_or_page(request, "tasks/bulk_detail.html", "tasks/_bulk_progress.html", context, live=live)
+
+
+@login_required
+@require_POST
+@htmx_aware
+def bulk_stop(request, pk):
+    """Stop a bulk action in progress (audited as bulk-stop); what it did stays done."""
+    op = get_object_or_404(BulkOperation.objects.select_related("job", "account", "user"), pk=pk)
+    access = account_access(request.user, op.account.name, act=True)
+    _, error = audited(op.account, user=request.user, actor=actor_name(request.user), action="bulk-stop",
+                       scope={"job": op.job.job_id, "bulk": op.pk}, operation=lambda: stop_bulk_operation(op))
+    op.refresh_from_db()
+    if request.htmx:
+        context = {"access": access, "op": op, "job": op.job, "live": False, "outcomes": pages.bulk_outcomes(op),
+                   "flash": error.message if error else "Stopped: no further task is acted on."}
+        return render(request, "tasks/_bulk_progress.html", context)
+    if error:
+        messages.error(request, f"{error.code}: {error.message}")
+    else:
+        messages.success(request, "Stopped: no further task is acted on.")
+    return HttpResponseRedirect(reverse("web:bulk", args=[op.pk]))
 
 
 # --- tasks ---------------------------------------------------------------------------------
@@ -143,10 +179,25 @@ def bulk_detail(request, pk):
 @require_GET
 @htmx_aware
 def task_detail(request, account, job_id, task_id):
-    access, task = task_access(request.user, account, job_id, task_id)
+    try:
+        access, task = task_access(request.user, account, job_id, task_id)
+    except TaskMissing as missing:
+        return _task_missing(request, missing)
     context = pages.task_context(access, task)
+    if not request.htmx:  # the live region's refreshes leave the output pane alone
+        context["output"] = pages.output_view(task, context["subtasks"], request.GET)
     return _fragment_or_page(request, "tasks/task_detail.html", "tasks/_task_live.html", context,
                              live=context["live"])
+
+
+def _task_missing(request, missing: TaskMissing):
+    """A task that is not (or no longer) there: a live page's poll gets a last fragment that
+    says it was deleted (and polls no more); a page, a 404 that links back to the job."""
+    context = {"access": missing.access, "account": missing.access.account, "job": missing.job,
+               "task_id": missing.task_id}
+    if request.htmx:
+        return stop_polling(request, "tasks/_task_gone.html", context)
+    return render(request, "tasks/task_missing.html", context, status=404)
 
 
 @login_required
@@ -219,14 +270,36 @@ def task_add(request, account, job_id):
 
 @login_required
 @require_GET
-@htmx_aware
 def task_output(request, account, job_id, task_id):
+    """Any of the task's files in the log viewer (the file list links here), as escaped text."""
+    try:
+        access, task = task_access(request.user, account, job_id, task_id)
+    except TaskMissing as missing:
+        return _task_missing(request, missing)
+    subtasks = queries.list_subtasks(task) if task.is_multi_instance else []
+    context = {"task": task, "job": task.job, "account": access.account,
+               "output": pages.output_view(task, subtasks, request.GET)}
+    return render(request, "tasks/task_output.html", context)
+
+
+@login_required
+@require_GET
+def task_output_chunk(request, account, job_id, task_id):
+    """The log viewer's reads (static/js/log-viewer.js): a chunk of a task's file as JSON —
+    the tail, what came `after` a byte, or the chunk `before` one — its text escaped and
+    coloured here (tasks.web.ansi), never markup a task wrote."""
     access, task = task_access(request.user, account, job_id, task_id)
-    name = request.GET.get("file") or "stdout.txt"
-    context = {"task": task, "tail": files.tail(task, name), "output_files": files.OUTPUT_FILES,
-               "live": not task.is_completed, "account": access.account}
-    return _fragment_or_page(request, "tasks/task_output.html", "tasks/_task_output.html", context,
-                             live=context["live"])
+    subtasks = queries.list_subtasks(task) if task.is_multi_instance else []
+    view = pages.output_view(task, subtasks, request.GET, after=_offset(request.GET.get("after")),
+                             before=_offset(request.GET.get("before")))
+    response = JsonResponse(pages.output_chunk_json(view))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _offset(value: str | None) -> int | None:
+    """A byte offset from the query string; anything else is no offset (the tail)."""
+    return int(value) if value and value.isdigit() and len(value) < 19 else None
 
 
 @login_required
@@ -249,13 +322,5 @@ def task_file(request, account, job_id, task_id, name):
 @login_required
 @require_GET
 def audit_list(request):
-    records = AuditRecord.objects.filter(account__in=operator_accounts(request.user))
-    if request.GET.get("account"):
-        name = request.GET["account"]
-        records = records.filter(account__name=name) if storable(name) else records.none()
-    before = request.GET.get("before", "")
-    if before.isdigit() and len(before) < 19:
-        records = records.filter(pk__lt=int(before))
-    rows = list(records.select_related("account").order_by("-pk")[:101])
-    context = {"records": rows[:100], "next_before": rows[99].pk if len(rows) > 100 else None}
+    context = pages.audit_context(operator_accounts(request.user), request.GET)
     return render(request, "tasks/audit_list.html", context)

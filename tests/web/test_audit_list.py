@@ -45,3 +45,24 @@ def test_each_record_links_the_pool_nodes_job_and_tasks_it_acted_on(op, job):
     assert f'<a href="{reverse("web:pool", args=[account, "farm"])}">farm</a>' in body
     assert f'<a href="{reverse("web:node", args=[account, "farm", "n1"])}">n1</a>' in body
     assert f'<a href="{reverse("web:task", args=[account, job.job_id, "t1"])}">t1</a>' in body
+
+
+def test_filters_by_who_what_and_job_and_pages_within_the_filter(op, job):
+    for i in range(3):
+        record_action(job.account, user=None, actor="api:" + job.account.name, action="terminate",
+                      scope={"job": job.job_id, "tasks": [f"t{i}"]}, outcome={"succeeded": 1})
+    record_action(job.account, user=None, actor="olive", action="delete", scope={"job": "other", "tasks": ["x"]},
+                  outcome={"succeeded": 1})
+    body = op.get(reverse("web:audit"), {"actor": f"api:{job.account.name}"}).content.decode()
+    assert body.count("<b>terminate</b>") == 3 and "<b>delete</b>" not in body
+    assert op.get(reverse("web:audit"), {"job": "other"}).content.decode().count("<b>delete</b>") == 1
+    body = op.get(reverse("web:audit"), {"action": "reboot"}).content.decode()
+    assert "No record matches action=reboot" in body and '<a href="?">Clear the filter</a>' in body
+
+
+def test_a_bulk_record_links_its_run(op, job):
+    from tasks.operations.bulk import start_bulk_operation
+
+    TaskFactory(job=job, task_id="f", failed=True)
+    run = start_bulk_operation(job, action="reactivate", scope={"tasks": ["f"]}, user=None, actor="olive", total=1)
+    assert f'href="{reverse("web:bulk", args=[run.pk])}">run #{run.pk}</a>' in op.get(reverse("web:audit")).content.decode()

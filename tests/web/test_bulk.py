@@ -27,6 +27,11 @@ def test_preview_of_a_filter_shows_the_exact_count(op, failures):
     assert not BulkOperation.objects.exists()
 
 
+def test_cancel_on_a_filter_preview_goes_back_to_the_job_with_the_filter(op, failures):
+    body = op.get(job_url("job-bulk", failures, action="reactivate", result="failure", exit_code="137")).content.decode()
+    assert f'href="{job_url("job", failures)}?result=failure&amp;exit_code=137" id="bulk-cancel"' in body
+
+
 def test_preview_of_a_selection_counts_the_tasks_that_exist(op, failures):
     url = job_url("job-bulk", failures, action="terminate", task=["f1", "ok", "gone"])
     assert 'id="bulk-count">2<' in op.get(url).content.decode()

@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from tasks.models import Job
 from tests.factories import BulkOperationFactory, JobFactory, MembershipFactory, TaskFactory
 from tests.web.conftest import HTMX, job_url, signed_in
 
@@ -113,10 +114,30 @@ def test_polls_visible_rows_while_tasks_can_change(op, tasks):
     assert r.status_code == 200 and body.lstrip().startswith('<div id="job-live"') and "every 2s" in body
 
 
-def test_stops_polling_when_every_task_is_complete(op, job):
+@pytest.mark.parametrize("tasks", [0, 1])
+def test_an_active_job_with_nothing_running_keeps_polling_slowly_for_new_tasks(op, job, tasks):
+    """Tasks can still be added to it: it is not "final", whether it has no tasks or only
+    completed ones."""
+    for _ in range(tasks):
+        TaskFactory(job=job, succeeded=True)
+    r = op.get(job_url("job", job), headers=HTMX)
+    body = r.content.decode()
+    assert r.status_code == 200 and 'hx-trigger="every 10s"' in body
+    assert "Final" not in body and "checking for new tasks every 10 s" in body
+
+
+def test_a_task_added_later_is_listed_by_the_next_poll(op, job):
+    assert "This job has no tasks yet" in op.get(job_url("job", job), headers=HTMX).content.decode()
+    TaskFactory(job=job, task_id="late")
+    assert 'data-task="late"' in op.get(job_url("job", job), headers=HTMX).content.decode()
+
+
+def test_stops_polling_once_the_job_is_completed_and_nothing_runs(op, job):
     TaskFactory(job=job, succeeded=True)
+    Job.objects.filter(pk=job.pk).update(state=Job.State.COMPLETED)
     r = op.get(job_url("job", job), headers=HTMX)
     assert r.status_code == 286 and "hx-trigger" not in r.content.decode()
+    assert "Final: completed, nothing can change" in r.content.decode()
 
 
 def test_stops_polling_in_a_terminated_job_whose_active_tasks_will_never_run(op):
@@ -141,5 +162,25 @@ def test_add_task_button_says_why_a_completed_job_takes_none(op):
 
 
 def test_viewer_sees_every_bulk_button_disabled_with_the_reason(view, tasks):
+    # Add task and the three "everything matching" actions; the selection bar is not shown
+    # at all, since a viewer has nothing to select with.
     body = view.get(job_url("job", tasks)).content.decode()
-    assert body.count("disabled title=\"Your role on this account is viewer") >= 7
+    assert body.count("disabled title=\"Your role on this account is viewer") == 4
+
+
+def test_an_empty_result_names_the_filter_and_offers_to_clear_it(op, job):
+    TaskFactory(job=job, task_id="t1")
+    body = op.get(job_url("job", job, state="running")).content.decode()
+    assert "No task matches <code>state=running</code>" in body and '<a href="?">Clear the filter</a>' in body
+
+
+def test_a_viewer_sees_no_selection_checkboxes(view, job):
+    TaskFactory(job=job, task_id="t1")
+    body = view.get(job_url("job", job)).content.decode()
+    assert 'data-select-all' not in body and 'name="task"' not in body and "Act on the selected tasks" not in body
+
+
+def test_an_operator_does(op, job):
+    TaskFactory(job=job, task_id="t1")
+    body = op.get(job_url("job", job)).content.decode()
+    assert 'data-select-all' in body and 'name="task" value="t1"' in body

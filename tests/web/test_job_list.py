@@ -33,10 +33,11 @@ def test_polls_while_a_job_has_running_tasks(op, job):
     assert r.status_code == 200 and 'hx-trigger="every 3s' in r.content.decode()
 
 
-def test_stops_polling_when_nothing_can_change(op, job):
+def test_keeps_polling_slowly_when_nothing_runs_since_jobs_can_be_added_at_any_time(op, job):
     TaskFactory(job=job, succeeded=True)
     r = op.get(reverse("web:jobs"), headers=HTMX)
-    assert r.status_code == 286 and "hx-trigger" not in r.content.decode()
+    body = r.content.decode()
+    assert r.status_code == 200 and 'hx-trigger="every 15s"' in body and "checking for new jobs" in body
 
 
 def test_htmx_gets_the_rows_without_the_page(op, job):
@@ -56,3 +57,8 @@ def test_links_each_jobs_pool(op, account):
     body = op.get(reverse("web:jobs")).content.decode()
     row = body.split('data-job="on-farm"')[1].split("</tr>")[0]
     assert f'<a href="{reverse("web:pool", args=[account.name, "farm"])}">farm</a>' in row
+
+
+def test_an_empty_search_names_it_and_offers_to_clear_it(op, job):
+    body = op.get(reverse("web:jobs"), {"q": "zzz-nothing"}).content.decode()
+    assert "id contains “zzz-nothing”" in body and '<a href="?tab=active">Clear the search</a>' in body

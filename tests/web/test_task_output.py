@@ -49,16 +49,12 @@ def test_tail_of_a_large_file_reads_only_its_end(job, storage):
     assert tail.text.startswith("line ")  # starts at a line boundary
 
 
-def test_follows_a_running_task_and_stops_when_it_completes(op, job, storage):
+def test_the_output_page_is_the_log_viewer_reading_on_from_the_tail(op, job, storage):
     task = ran(job, running=True)
     storage(task, "stdout.txt", "line one\n")
-    live = op.get(task_url("task-output", task), headers=HTMX)
-    assert live.status_code == 200 and "every 2s" in live.content.decode()
-    storage(task, "stdout.txt", "line one\nline two\n")
-    task.state = "completed"
-    task.save()
-    final = op.get(task_url("task-output", task), headers=HTMX)
-    assert final.status_code == 286 and "line two" in final.content.decode()
+    body = op.get(task_url("task-output", task)).content.decode()
+    assert "data-log" in body and 'data-end="9"' in body and 'data-live="true"' in body
+    assert task_url("task-output-chunk", task) in body
 
 
 def test_lists_the_task_files_with_downloads(op, job, storage):
