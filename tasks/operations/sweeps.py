@@ -8,7 +8,7 @@ from django.db.models import Q
 from tasks.models import Attempt, Job, Task
 
 from .common import now
-from .jobs import purge_deleting_job
+from .jobs import finish_disabling_jobs, purge_deleting_job
 from .tasks import MAX_LIFETIME
 
 NOT_COMPLETED = (Task.State.ACTIVE, Task.State.PREPARING, Task.State.RUNNING)
@@ -62,6 +62,8 @@ def run_sweeps() -> dict[str, int]:
     return {
         "expired": expire_task_lifetimes(),
         "purged_jobs": purge_deleting_jobs(),
+        # Jobs disabled with `wait` whose last task ended other than by its agent's report.
+        "disabled_jobs": finish_disabling_jobs(),
         "retention_expired": expire_task_retention(),
         "lost_nodes": mark_lost_nodes_offline(lost_after=timedelta(seconds=settings.BATCHSITE_NODE_LOST_SECONDS)),
         # Bulk actions whose worker thread never started or died with its web process.
