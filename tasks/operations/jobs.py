@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 
 from tasks.errors import BatchError
-from tasks.models import Account, Attempt, Job, Task
+from tasks.models import Account, Attempt, Job, JobSchedule, Task
 
 from .common import Precondition, job_state_refusal, lock_checked, new_etag, now
 from .constraints import check_job_values
@@ -20,8 +20,8 @@ INLINE_PURGE_LIMIT = 10_000
 def add_job(account: Account, *, spec: dict) -> Job:
     """Add a job. With poolInfo.autoPoolSpecification, its auto pool is created with it
     (see add_auto_pool). Refuses an id already used in the account (409 JobExists), the
-    values Batch refuses (400 InvalidPropertyValue: constraints.check_job_values), and
-    what add_auto_pool refuses."""
+    values Batch refuses (400 InvalidPropertyValue: constraints.check_job_values), an id a
+    job schedule has (409 JobScheduleWithSameIdExists), and what add_auto_pool refuses."""
     check_job_values(spec)
     auto = (spec.get("poolInfo") or {}).get("autoPoolSpecification")
     if auto is not None:
@@ -32,6 +32,8 @@ def add_job(account: Account, *, spec: dict) -> Job:
 
 
 def _insert_job(account: Account, *, spec: dict, pool_id: str | None = None) -> Job:
+    if JobSchedule.objects.filter(account=account, id_key=spec["id"].lower()).exists():
+        raise BatchError.job_schedule_with_same_id_exists()
     t = now()
     constraints = spec.get("constraints") or {}
     job = Job(
