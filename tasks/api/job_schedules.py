@@ -27,10 +27,10 @@ READ_ONLY = {"id", "displayName", "url", "eTag", "lastModified", "creationTime",
 
 
 class JobScheduleBaseApi(BatchApiView):
-    def schedule(self, schedule_id):
+    def get_schedule(self, schedule_id):
         return queries.get_job_schedule(self.account, schedule_id)
 
-    def headers(self, response, schedule):
+    def schedule_headers(self, response, schedule):
         return self.resource_headers(response, etag=schedule.etag, last_modified=schedule.last_modified,
                                      url=job_schedule_url(self.base_url, schedule))
 
@@ -63,20 +63,20 @@ class JobScheduleListApi(JobScheduleBaseApi):
 class JobScheduleApi(JobScheduleBaseApi):
     @extend_schema(summary="Get Job Schedule", operation_id="Get_Job_Schedule", responses={200: OpenApiTypes.OBJECT})
     def get(self, request, schedule_id):
-        schedule = self.schedule(schedule_id)
+        schedule = self.get_schedule(schedule_id)
         check_read(request._request.META, schedule)
         counts = self.counts([schedule])
         body = job_schedule_json(schedule, base=self.base_url, version=self.api_version,
                                  counts=None if counts is None else counts.get(schedule.pk, {}))
         body = self.selected(body, self.select())
         body["odata.metadata"] = f"{self.base_url}/$metadata#jobschedules/@Element"
-        return self.headers(Response(body), schedule)
+        return self.schedule_headers(Response(body), schedule)
 
     @extend_schema(summary="Job Schedule Exists", responses={200: None, 404: None}, operation_id="Job_Schedule_Exists")
     def head(self, request, schedule_id):
-        schedule = self.schedule(schedule_id)
+        schedule = self.get_schedule(schedule_id)
         check_read(request._request.META, schedule)
-        return self.headers(Response(None, status=200), schedule)
+        return self.schedule_headers(Response(None, status=200), schedule)
 
     @extend_schema(request=JobScheduleUpdateParameterSerializer, responses={200: None}, summary="Update Job Schedule",
                    operation_id="Update_Job_Schedule")
@@ -90,16 +90,16 @@ class JobScheduleApi(JobScheduleBaseApi):
 
     def _update(self, schedule_id, serializer, *, replace):
         precondition = write_precondition(self.request._request.META)
-        schedule = self.schedule(schedule_id)
+        schedule = self.get_schedule(schedule_id)
         spec = validate_wire(serializer, self.json_body(allow_empty=not replace), known=READ_ONLY)
         spec = {k: v for k, v in spec.items() if k not in READ_ONLY}
         schedule = ops.update_job_schedule(schedule, spec=spec, replace=replace, precondition=precondition)
-        return self.headers(Response(None, status=200), schedule)
+        return self.schedule_headers(Response(None, status=200), schedule)
 
     @extend_schema(responses={202: None}, summary="Delete Job Schedule", operation_id="Delete_Job_Schedule")
     def delete(self, request, schedule_id):
         precondition = write_precondition(request._request.META)
-        ops.delete_job_schedule(self.schedule(schedule_id), precondition=precondition)
+        ops.delete_job_schedule(self.get_schedule(schedule_id), precondition=precondition)
         return Response(None, status=202)
 
 
@@ -108,8 +108,8 @@ class JobScheduleDisableApi(JobScheduleBaseApi):
                    operation_id="Disable_Job_Schedule")
     def post(self, request, schedule_id):
         precondition = write_precondition(request._request.META)
-        schedule = ops.disable_job_schedule(self.schedule(schedule_id), precondition=precondition)
-        return self.headers(Response(None, status=204), schedule)
+        schedule = ops.disable_job_schedule(self.get_schedule(schedule_id), precondition=precondition)
+        return self.schedule_headers(Response(None, status=204), schedule)
 
 
 class JobScheduleEnableApi(JobScheduleBaseApi):
@@ -117,8 +117,8 @@ class JobScheduleEnableApi(JobScheduleBaseApi):
                    operation_id="Enable_Job_Schedule")
     def post(self, request, schedule_id):
         precondition = write_precondition(request._request.META)
-        schedule = ops.enable_job_schedule(self.schedule(schedule_id), precondition=precondition)
-        return self.headers(Response(None, status=204), schedule)
+        schedule = ops.enable_job_schedule(self.get_schedule(schedule_id), precondition=precondition)
+        return self.schedule_headers(Response(None, status=204), schedule)
 
 
 class JobScheduleTerminateApi(JobScheduleBaseApi):
@@ -126,15 +126,15 @@ class JobScheduleTerminateApi(JobScheduleBaseApi):
                    operation_id="Terminate_Job_Schedule")
     def post(self, request, schedule_id):
         precondition = write_precondition(request._request.META)
-        schedule = ops.terminate_job_schedule(self.schedule(schedule_id), precondition=precondition)
-        return self.headers(Response(None, status=202), schedule)
+        schedule = ops.terminate_job_schedule(self.get_schedule(schedule_id), precondition=precondition)
+        return self.schedule_headers(Response(None, status=202), schedule)
 
 
 class JobScheduleJobListApi(JobScheduleBaseApi):
     @extend_schema(summary="List Jobs From Schedule", operation_id="List_Jobs_From_Schedule",
                    responses={200: OpenApiTypes.OBJECT})
     def get(self, request, schedule_id):
-        schedule = self.schedule(schedule_id)
+        schedule = self.get_schedule(schedule_id)
         where = odata.job_filter(self.params.get("$filter", ""))
         jobs, more = queries.list_jobs_of_schedule(schedule, where=where, after=self.after_key(),
                                                    limit=self.page_size())
