@@ -19,6 +19,7 @@ Batch rules kept here (BatchJobScheduleConfiguration's documentation):
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,6 +41,7 @@ UNFINISHED_JOB_STATES = (Job.State.ACTIVE, Job.State.DISABLING, Job.State.DISABL
                          Job.State.TERMINATING)
 ENDED = (JobSchedule.State.TERMINATING, JobSchedule.State.COMPLETED, JobSchedule.State.DELETING)
 AUTO = "jobSpecification.poolInfo.autoPoolSpecification"
+log = logging.getLogger("batchsite.sweep")
 
 
 # --- the schedule's times ----------------------------------------------------------------
@@ -335,12 +337,32 @@ def run_job_schedules() -> int:
         Q(next_run_time__lte=t) | Q(next_run_time__isnull=True))
     made = 0
     for pk in list(due.values_list("pk", flat=True)):
-        with transaction.atomic():
-            locked = JobSchedule.objects.select_for_update(skip_locked=True).filter(
-                pk=pk, state=JobSchedule.State.ACTIVE).first()
-            if locked is not None:
-                made += _run(locked, t)
+        try:
+            with transaction.atomic():
+                locked = JobSchedule.objects.select_for_update(skip_locked=True).filter(
+                    pk=pk, state=JobSchedule.State.ACTIVE).first()
+                if locked is not None:
+                    made += _run(locked, t)
+        except BatchError as error:
+            # The job cannot be made (its auto pool is refused now, say): that run time's
+            # opportunity is lost, as when its window passes, rather than retried every tick.
+            log.warning("job schedule %s: its job could not be made (%s); the run is skipped", pk, error)
+            _skip_run(pk, t)
     return made
+
+
+def _skip_run(pk: int, t: datetime) -> None:
+    with transaction.atomic():
+        schedule = JobSchedule.objects.select_for_update().filter(pk=pk, state=JobSchedule.State.ACTIVE).first()
+        if schedule is None or schedule.next_run_time is None:
+            return
+        recurrence = Recurrence.of(schedule)
+        schedule.next_run_time = (recurrence.due_from(schedule.next_run_time + recurrence.interval, t)
+                                  if recurrence.interval is not None else None)
+        schedule.save(update_fields=["next_run_time"])
+        if schedule.next_run_time is None and not Job.objects.filter(
+                job_schedule=schedule, state__in=UNFINISHED_JOB_STATES).exists():
+            _complete(schedule)
 
 
 def _run(schedule: JobSchedule, t: datetime) -> int:

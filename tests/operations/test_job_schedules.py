@@ -10,6 +10,7 @@ from tasks.models import Job, JobSchedule, Pool
 from tasks.operations import job_schedules as ops
 from tasks.operations.job_schedules import Recurrence
 from tasks.operations.jobs import add_job, terminate_job
+from tasks.operations.pools import delete_pool
 from tests.factories import AccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -300,6 +301,20 @@ def test_a_jobschedule_auto_pool_is_shared_by_its_jobs_and_goes_when_the_schedul
     assert {j.pool_id for j in Job.objects.filter(job_schedule=schedule)} == {pool_id}
     ops.terminate_job_schedule(fresh(schedule))
     assert not Pool.objects.filter(pool_id=pool_id, state="active").exists()  # deleting, or gone (no nodes)
+
+
+def test_a_job_that_cannot_be_made_loses_its_run_time_instead_of_failing_every_pass(account, clock, settings,
+                                                                                    caplog):
+    schedule = ops.add_job_schedule(account, spec={"id": "sched", "schedule": {"recurrenceInterval": 10 * MIN},
+                                                   "jobSpecification": {"poolInfo": AUTO_POOL}})
+    end_jobs(schedule)
+    delete_pool(Pool.objects.get(pool_id=fresh(schedule).auto_pool_id))
+    settings.BATCHSITE_VM_SIZES = {"another_size": {"provider": "local"}}  # its pool is refused now
+    clock.advance(minutes=10)
+    assert ops.run_job_schedules() == 0
+    assert "could not be made" in caplog.text
+    assert (fresh(schedule).next_run_time, job_ids(schedule)) == (T0 + 20 * MIN, ["sched:job-1"])
+    assert ops.run_job_schedules() == 0 and fresh(schedule).state == "active"
 
 
 def test_a_job_lifetime_auto_pool_in_a_schedule_is_each_jobs_own(account, clock):
