@@ -65,6 +65,10 @@ BATCHSITE_LOCAL_SLOTS = env_int("BATCHSITE_LOCAL_SLOTS", 0)  # 0: the number of 
 BATCHSITE_NODE_POLL_SECONDS = env_float("BATCHSITE_NODE_POLL_SECONDS", 0.2, minimum=0.01)
 BATCHSITE_NODE_HEARTBEAT_SECONDS = env_float("BATCHSITE_NODE_HEARTBEAT_SECONDS", 3.0, minimum=0.1)
 BATCHSITE_NODE_LOST_SECONDS = env_float("BATCHSITE_NODE_LOST_SECONDS", 30.0, minimum=0.5)
+# A job schedule's shortest startWindow and recurrenceInterval (Batch: one minute).
+BATCHSITE_SCHEDULE_MINIMUM_SECONDS = env_float("BATCHSITE_SCHEDULE_MINIMUM_SECONDS", 60.0, minimum=0.1)
+# How often the sweep looks for job schedules' run times (and jobs disabled with `wait`).
+BATCHSITE_SCHEDULE_TICK_SECONDS = env_float("BATCHSITE_SCHEDULE_TICK_SECONDS", 1.0, minimum=0.05)
 BATCHSITE_NODE_KILL_GRACE_SECONDS = env_float("BATCHSITE_NODE_KILL_GRACE_SECONDS", 3.0)
 BATCHSITE_NODE_PUBLISH_SECONDS = env_float("BATCHSITE_NODE_PUBLISH_SECONDS", 5.0, minimum=0.1)
 BATCHSITE_NODE_IP = env_str("BATCHSITE_NODE_IP", "127.0.0.1")

@@ -261,6 +261,41 @@ class BatchError(Exception):
         return cls("JobBeingDeleted", "The specified job has been marked for deletion and is being garbage collected.", 409)
 
     @classmethod
+    def job_not_active(cls) -> BatchError:
+        return cls("JobNotActive", "The specified job is not in active state.", 409)
+
+    @classmethod
+    def job_schedule_not_found(cls) -> BatchError:
+        return cls("JobScheduleNotFound", "The specified job schedule does not exist.", 404)
+
+    @classmethod
+    def job_schedule_exists(cls) -> BatchError:
+        return cls("JobScheduleExists", "The specified job schedule already exists.", 409)
+
+    @classmethod
+    def job_with_same_id_exists(cls) -> BatchError:
+        return cls("JobWithSameIdExists",
+                   "A job with the specified job schedule id exists. Job and job schedule cannot have the same id.", 409)
+
+    @classmethod
+    def job_schedule_with_same_id_exists(cls) -> BatchError:
+        return cls("JobScheduleWithSameIdExists",
+                   "A job schedule with the specified job id exists. Job and job schedule cannot have the same id.", 409)
+
+    @classmethod
+    def job_schedule_completed(cls) -> BatchError:
+        return cls("JobScheduleCompleted", "The specified job schedule is already in completed state.", 409)
+
+    @classmethod
+    def job_schedule_being_terminated(cls) -> BatchError:
+        return cls("JobScheduleBeingTerminated", "The specified job schedule is being terminated.", 409)
+
+    @classmethod
+    def job_schedule_being_deleted(cls) -> BatchError:
+        return cls("JobScheduleBeingDeleted",
+                   "The specified job schedule has been marked for deletion and is being reclaimed.", 409)
+
+    @classmethod
     def pool_being_deleted(cls) -> BatchError:
         return cls("PoolBeingDeleted", "The specified pool has been marked for deletion and is being reclaimed.", 409)
 

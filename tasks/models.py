@@ -250,8 +250,9 @@ class Job(models.Model):
         PERFORMEXITOPTIONSJOBACTION = "performexitoptionsjobaction"
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="jobs")
-    job_id = models.CharField(max_length=64)
-    id_key = models.CharField(max_length=64, editable=False)
+    # A job a schedule makes is named `<scheduleId>:job-<n>`: up to 64 + 15 characters.
+    job_id = models.CharField(max_length=80)
+    id_key = models.CharField(max_length=80, editable=False)
     display_name = models.CharField(max_length=1024, blank=True)
     pool_id = models.CharField(max_length=64, db_index=True)
     priority = models.IntegerField(default=0)
@@ -277,6 +278,8 @@ class Job(models.Model):
     start_time = models.DateTimeField()
     end_time = models.DateTimeField(null=True, blank=True)
     terminate_reason = models.CharField(max_length=64, blank=True)
+    job_schedule = models.ForeignKey("JobSchedule", null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="jobs")
 
     # Maintained counters (tasks.operations.counts): the task counts stay O(1) at a
     # million tasks. "running" includes preparing, as Batch counts it.
@@ -310,6 +313,54 @@ class Job(models.Model):
     @property
     def total_count(self) -> int:
         return self.active_count + self.running_count + self.completed_count
+
+
+class JobSchedule(models.Model):
+    """A Batch job schedule: it makes a job from its jobSpecification at each run time of its
+    schedule (tasks.operations.job_schedules), at most one of them not completed at a time."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active"
+        DISABLED = "disabled"
+        TERMINATING = "terminating"
+        COMPLETED = "completed"
+        DELETING = "deleting"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="job_schedules")
+    schedule_id = models.CharField(max_length=64)
+    id_key = models.CharField(max_length=64, editable=False)
+    display_name = models.CharField(max_length=1024, blank=True)
+    schedule = models.JSONField(default=dict, blank=True)  # wire form: doNotRunUntil, ..., recurrenceInterval
+    job_specification = models.JSONField(default=dict)  # wire form (durations as ISO 8601 text)
+    metadata = models.JSONField(null=True, blank=True)
+
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    previous_state = models.CharField(max_length=16, choices=State.choices, blank=True)
+    state_transition_time = models.DateTimeField()
+    previous_state_transition_time = models.DateTimeField(null=True, blank=True)
+    creation_time = models.DateTimeField()
+    last_modified = models.DateTimeField()
+    etag = models.CharField(max_length=32)
+    # The run time due next (executionInfo.nextRunTime); null: no more runs.
+    next_run_time = models.DateTimeField(null=True, blank=True, db_index=True)
+    end_time = models.DateTimeField(null=True, blank=True)
+    job_count = models.PositiveIntegerField(default=0)  # the <n> of the newest `<id>:job-<n>`
+    recent_job_id = models.CharField(max_length=80, blank=True)
+    # The auto pool of poolLifetimeOption jobschedule: made with the first job, shared by all.
+    auto_pool_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "id_key"], name="job_schedule_id_unique_ci"),
+            models.CheckConstraint(condition=Q(id_key=Lower("schedule_id")), name="job_schedule_id_key_is_lower"),
+            models.CheckConstraint(
+                condition=Q(state__in=["active", "disabled", "terminating", "completed", "deleting"]),
+                name="job_schedule_state_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.schedule_id
 
 
 class Task(models.Model):

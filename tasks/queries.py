@@ -8,7 +8,7 @@ import functools
 from django.db.models import Q, QuerySet
 
 from tasks.errors import BatchError
-from tasks.models import Account, ComputeNode, Job, Pool, SubTask, Task
+from tasks.models import Account, ComputeNode, Job, JobSchedule, Pool, SubTask, Task
 from tasks.operations import sql
 
 
@@ -95,6 +95,36 @@ def list_tasks(job: Job, *, where: Q, after: str | None, limit: int) -> tuple[li
 
 def list_jobs(account: Account, *, where: Q, after: str | None, limit: int) -> tuple[list[Job], bool]:
     return page_after(Job.objects.filter(account=account).filter(where), "id_key", after, limit)
+
+
+def get_job_schedule(account: Account, schedule_id: str) -> JobSchedule:
+    """Job schedules are looked up case-insensitively; 404 JobScheduleNotFound, also for
+    another account's schedule."""
+    schedule = JobSchedule.objects.filter(account=account, id_key=schedule_id.lower()).first()
+    if schedule is None:
+        raise BatchError.job_schedule_not_found()
+    return schedule
+
+
+def list_job_schedules(account: Account, *, where: Q, after: str | None,
+                       limit: int) -> tuple[list[JobSchedule], bool]:
+    return page_after(JobSchedule.objects.filter(account=account).filter(where), "id_key", after, limit)
+
+
+def list_jobs_of_schedule(schedule: JobSchedule, *, where: Q, after: str | None,
+                          limit: int) -> tuple[list[Job], bool]:
+    return page_after(Job.objects.filter(job_schedule=schedule).filter(where), "id_key", after, limit)
+
+
+def job_schedule_task_counts(schedules: list[JobSchedule]) -> dict[int, dict[str, int]]:
+    """Each schedule's task counters summed over its jobs (the maintained job counters):
+    one aggregate query for the list."""
+    from django.db.models import Sum
+
+    fields = ("active_count", "running_count", "completed_count", "succeeded_count", "failed_count")
+    rows = (Job.objects.filter(job_schedule__in=schedules).values("job_schedule")
+            .annotate(**{f: Sum(f) for f in fields}))
+    return {row["job_schedule"]: {f: row[f] or 0 for f in fields} for row in rows}
 
 
 def list_pools(account: Account, *, where: Q, after: str | None, limit: int) -> tuple[list[Pool], bool]:

@@ -137,6 +137,16 @@ JOB = Schema.of({
     "executionInfo/poolId": Prop("pool_id", Kind.FOLDED, STRING_OPS),
 })
 
+JOB_SCHEDULE = Schema.of({
+    "id": ID,
+    "state": _enum("state", "active completed disabled terminating deleting"),
+    "stateTransitionTime": _time("state_transition_time"),
+    "creationTime": _time("creation_time"),
+    "lastModified": _time("last_modified"),
+    "executionInfo/nextRunTime": _time("next_run_time", Null.NULL),
+    "executionInfo/endTime": _time("end_time", Null.NULL),
+})
+
 POOL = Schema.of(
     {
         "id": ID,
@@ -197,6 +207,11 @@ def task_filter(text: str) -> Q:
 def job_filter(text: str) -> Q:
     """`$filter` of List Jobs."""
     return _compile(text, JOB)
+
+
+def job_schedule_filter(text: str) -> Q:
+    """`$filter` of List Job Schedules."""
+    return _compile(text, JOB_SCHEDULE)
 
 
 def pool_filter(text: str) -> Q:

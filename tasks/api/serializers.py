@@ -398,6 +398,10 @@ class JobUpdateParameterSerializer(WireSerializer):
     networkConfiguration = serializers.DictField(required=False)
 
 
+class JobDisableParameterSerializer(WireSerializer):
+    disableTasks = EnumField(["requeue", "terminate", "wait"])
+
+
 class JobTerminateParameterSerializer(WireSerializer):
     terminateReason = StrictCharField(required=False, max_length=64, allow_blank=True)
 

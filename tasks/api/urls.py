@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from . import files, pools, views
+from . import files, job_schedules, pools, views
 
 app_name = "api"
 
@@ -12,6 +12,8 @@ urlpatterns = [
     path("jobs", views.JobListApi.as_view(), name="jobs"),
     path("jobs/<str:job_id>", views.JobApi.as_view(), name="job"),
     path("jobs/<str:job_id>/terminate", views.JobTerminateApi.as_view(), name="job-terminate"),
+    path("jobs/<str:job_id>/disable", views.JobDisableApi.as_view(), name="job-disable"),
+    path("jobs/<str:job_id>/enable", views.JobEnableApi.as_view(), name="job-enable"),
     path("jobs/<str:job_id>/taskcounts", views.JobTaskCountsApi.as_view(), name="job-taskcounts"),
     path("jobs/<str:job_id>/tasks", views.TaskListApi.as_view(), name="tasks"),
     path("jobs/<str:job_id>/addtaskcollection", views.TaskCollectionApi.as_view(), name="task-collection"),
@@ -22,6 +24,16 @@ urlpatterns = [
     # The file path arrives percent-encoded (wd%2Fout.txt) and decoded by WSGI: a path.
     path("jobs/<str:job_id>/tasks/<str:task_id>/files/<path:file_path>", files.TaskFileApi.as_view(),
          name="task-file"),
+    path("jobschedules", job_schedules.JobScheduleListApi.as_view(), name="job-schedules"),
+    path("jobschedules/<str:schedule_id>", job_schedules.JobScheduleApi.as_view(), name="job-schedule"),
+    path("jobschedules/<str:schedule_id>/disable", job_schedules.JobScheduleDisableApi.as_view(),
+         name="job-schedule-disable"),
+    path("jobschedules/<str:schedule_id>/enable", job_schedules.JobScheduleEnableApi.as_view(),
+         name="job-schedule-enable"),
+    path("jobschedules/<str:schedule_id>/terminate", job_schedules.JobScheduleTerminateApi.as_view(),
+         name="job-schedule-terminate"),
+    path("jobschedules/<str:schedule_id>/jobs", job_schedules.JobScheduleJobListApi.as_view(),
+         name="job-schedule-jobs"),
     path("pools", pools.PoolListApi.as_view(), name="pools"),
     path("pools/<str:pool_id>", pools.PoolApi.as_view(), name="pool"),
     path("pools/<str:pool_id>/updateproperties", pools.PoolUpdatePropertiesApi.as_view(), name="pool-update"),
@@ -54,8 +66,7 @@ urlpatterns = [
     re_path(r"^(?:" + "|".join(p.replace("ID", r"[^/]+") for p in (
         r"applications(?:/ID)?",
         r"certificates(?:\(.*\)(?:/canceldelete)?)?",
-        r"jobschedules(?:/ID(?:/(?:disable|enable|terminate|jobs))?)?",
-        r"jobs/ID/(?:disable|enable|jobpreparationandreleasetaskstatus)",
+        r"jobs/ID/jobpreparationandreleasetaskstatus",
         r"pools/ID/upgradeos",
         r"pools/ID/nodes/ID/upgradeos",
         r"poolusagemetrics|lifetimejobstats|lifetimepoolstats",

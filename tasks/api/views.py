@@ -28,6 +28,7 @@ from .render import (
 from .serializers import (
     TASK_READ_ONLY,
     JobAddParameterSerializer,
+    JobDisableParameterSerializer,
     JobTerminateParameterSerializer,
     JobUpdateParameterSerializer,
     TaskAddCollectionParameterSerializer,
@@ -107,6 +108,27 @@ class JobTerminateApi(BatchApiView):
         body = validate_wire(JobTerminateParameterSerializer, self.json_body(allow_empty=True))
         job = job_ops.terminate_job(job, reason=body.get("terminateReason") or "UserTerminate",
                                     precondition=precondition)
+        return self.resource_headers(Response(None, status=202), etag=job.etag, last_modified=job.last_modified,
+                                     url=f"{self.base_url}/jobs/{job.job_id}")
+
+
+class JobDisableApi(BatchApiView):
+    @extend_schema(request=JobDisableParameterSerializer, responses={202: None}, summary="Disable Job",
+                   operation_id="Disable_Job")
+    def post(self, request, job_id):
+        precondition = write_precondition(request._request.META)
+        job = queries.get_job(self.account, job_id)
+        body = validate_wire(JobDisableParameterSerializer, self.json_body())
+        job = job_ops.disable_job(job, disable_tasks=body["disableTasks"], precondition=precondition)
+        return self.resource_headers(Response(None, status=202), etag=job.etag, last_modified=job.last_modified,
+                                     url=f"{self.base_url}/jobs/{job.job_id}")
+
+
+class JobEnableApi(BatchApiView):
+    @extend_schema(request=None, responses={202: None}, summary="Enable Job", operation_id="Enable_Job")
+    def post(self, request, job_id):
+        precondition = write_precondition(request._request.META)
+        job = job_ops.enable_job(queries.get_job(self.account, job_id), precondition=precondition)
         return self.resource_headers(Response(None, status=202), etag=job.etag, last_modified=job.last_modified,
                                      url=f"{self.base_url}/jobs/{job.job_id}")
 

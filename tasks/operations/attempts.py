@@ -29,7 +29,13 @@ from . import sql
 from .common import new_etag, now
 from .counts import CountDelta
 from .fast_insert import new_instance
-from .jobs import _set_job_state, can_terminate_job, complete_job_if_all_tasks_done, terminate_job
+from .jobs import (
+    can_terminate_job,
+    complete_job_if_all_tasks_done,
+    disable_locked_job,
+    finish_disabling_jobs,
+    terminate_job,
+)
 
 # Node states in which a node takes new work.
 SCHEDULABLE_NODE_STATES = (ComputeNode.State.IDLE, ComputeNode.State.RUNNING)
@@ -739,6 +745,10 @@ class _Outcomes:
                 _perform_job_action(job, action)
         for job_pk in self.completed_jobs - acted:
             complete_job_if_all_tasks_done(self.jobs[job_pk])
+        # A job disabled with `wait` is disabled once its last running task ends.
+        waiting = [pk for pk, job in self.jobs.items() if job.state == Job.State.DISABLING]
+        if waiting:
+            finish_disabling_jobs(waiting)
 
 
 def _may_retry(task: Task) -> bool:
@@ -803,16 +813,7 @@ def _perform_job_action(job: Job, action: str) -> None:
         if can_terminate_job(job) is None:
             terminate_job(job, reason="TaskFailed")
     elif action == "disable" and job.state == Job.State.ACTIVE:
-        _set_job_state(job, Job.State.DISABLED)
-        # Only the state: the counters on this object are stale after the deltas.
-        job.save(update_fields=["state", "previous_state", "state_transition_time",
-                                "previous_state_transition_time", "last_modified", "etag"])
-        running = list(_locked(Task.objects.filter(job=job, state__in=[Task.State.PREPARING, Task.State.RUNNING])))
-        delta = CountDelta()
-        for task in running:
-            task.job = job
-            requeue_locked_task(task, delta, now())
-        delta.apply(job.pk)
+        disable_locked_job(job, disable_tasks="requeue", skip_locked=True)
 
 
 # --- requeue -----------------------------------------------------------------------------

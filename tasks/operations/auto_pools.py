@@ -5,7 +5,7 @@ assigns (`<autoPoolIdPrefix>_<guid>`, the prefix at most 20 characters); the job
 and executionInfo.poolId names it (poolInfo keeps the specification, without a poolId);
 with poolLifetimeOption `job` it is deleted when the job completes (terminated, all tasks
 complete, a task failure's job action) or is deleted, unless keepAlive. `jobschedule`
-applies only to job schedules, which batchsite does not serve.
+applies only to the jobs of a job schedule (tasks.operations.job_schedules).
 """
 
 from __future__ import annotations
@@ -27,19 +27,21 @@ PREFIX_PATTERN = re.compile(r"\A[A-Za-z0-9_-]{0,20}\Z")
 DURATIONS = ("resizeTimeout", "autoScaleEvaluationInterval")
 
 
-def auto_pool_spec(auto: dict) -> tuple[dict, str, bool]:
+def auto_pool_spec(auto: dict, *, lifetimes: tuple[str, ...] = ("job",), path: str = AUTO) -> tuple[dict, str, bool]:
     """The auto pool's Add Pool specification (durations parsed), its id and keepAlive.
-    Refuses a lifetime other than `job`, a bad prefix or pool (400 InvalidPropertyValue,
-    MissingRequiredProperty), and what Add Pool refuses, named under poolInfo."""
+    Refuses a lifetime not in `lifetimes` (a job's own auto pool: `job`; a job schedule's
+    job may also share one `jobschedule`), a bad prefix or pool (400 InvalidPropertyValue,
+    MissingRequiredProperty), and what Add Pool refuses, named under `path`."""
+    AUTO = path  # noqa: N806 - the messages below name the property where the client wrote it
     if not isinstance(auto, dict):
         raise BatchError.invalid_body(f"The property '{AUTO}' must be a JSON object.")
     lifetime = auto.get("poolLifetimeOption")
     if not lifetime:
         raise BatchError.missing_property(f"{AUTO}.poolLifetimeOption")
-    if str(lifetime).lower() != "job":
+    if str(lifetime).lower() not in lifetimes:
         raise BatchError.invalid_property(f"{AUTO}.poolLifetimeOption", lifetime,
                                           "A job's auto pool lives for the job: use job (jobschedule is for "
-                                          "job schedules).")
+                                          "the jobs of a job schedule).")
     prefix = auto.get("autoPoolIdPrefix") or ""
     if not isinstance(prefix, str) or not PREFIX_PATTERN.match(prefix):
         raise BatchError.invalid_property(f"{AUTO}.autoPoolIdPrefix", prefix,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 
 from tasks.errors import BatchError
-from tasks.models import Account, Attempt, Job, Task
+from tasks.models import Account, Attempt, Job, JobSchedule, Task
 
 from .common import Precondition, job_state_refusal, lock_checked, new_etag, now
 from .constraints import check_job_values
@@ -20,8 +20,8 @@ INLINE_PURGE_LIMIT = 10_000
 def add_job(account: Account, *, spec: dict) -> Job:
     """Add a job. With poolInfo.autoPoolSpecification, its auto pool is created with it
     (see add_auto_pool). Refuses an id already used in the account (409 JobExists), the
-    values Batch refuses (400 InvalidPropertyValue: constraints.check_job_values), and
-    what add_auto_pool refuses."""
+    values Batch refuses (400 InvalidPropertyValue: constraints.check_job_values), an id a
+    job schedule has (409 JobScheduleWithSameIdExists), and what add_auto_pool refuses."""
     check_job_values(spec)
     auto = (spec.get("poolInfo") or {}).get("autoPoolSpecification")
     if auto is not None:
@@ -32,6 +32,8 @@ def add_job(account: Account, *, spec: dict) -> Job:
 
 
 def _insert_job(account: Account, *, spec: dict, pool_id: str | None = None) -> Job:
+    if JobSchedule.objects.filter(account=account, id_key=spec["id"].lower()).exists():
+        raise BatchError.job_schedule_with_same_id_exists()
     t = now()
     constraints = spec.get("constraints") or {}
     job = Job(
@@ -135,6 +137,101 @@ def terminate_job(job: Job, *, reason: str = "UserTerminate", precondition: Prec
             _terminate_locked_task(task, code="TaskEnded",
                                    message="The task was terminated because its job was terminated.")
         _finish_job(locked, reason)
+    return locked
+
+
+DISABLE_TASKS = ("requeue", "terminate", "wait")
+RUNNING_STATES = (Task.State.PREPARING, Task.State.RUNNING)
+
+
+def can_disable_job(job: Job) -> BatchError | None:
+    """Batch disables a job that is active (or already disabling or disabled: nothing
+    changes); any other state is 409: JobCompleted, JobBeingTerminated, JobBeingDeleted,
+    JobNotActive (enabling)."""
+    if job.state in (Job.State.ACTIVE, Job.State.DISABLING, Job.State.DISABLED):
+        return None
+    return job_state_refusal(job) or BatchError.job_not_active()
+
+
+def disable_job(job: Job, *, disable_tasks: str, precondition: Precondition = None) -> Job:
+    """Disable a job: no new task of it starts until it is enabled again; its running tasks
+    are handled per disableTasks: `requeue` (killed, back to active, requeueCount + 1),
+    `terminate` (killed, completed with failureInfo TaskEnded, not run again) or `wait`
+    (they run on; the job stays `disabling` until the last one ends, then `disabled`).
+    Refuses what can_disable_job refuses (409) and a mode other than those three (400
+    InvalidPropertyValue)."""
+    if disable_tasks not in DISABLE_TASKS:
+        raise BatchError.invalid_property("disableTasks", disable_tasks, "One of requeue, terminate, wait.")
+    with transaction.atomic():
+        locked = _lock_job(job, precondition, can_disable_job)
+        if locked.state == Job.State.ACTIVE:
+            disable_locked_job(locked, disable_tasks=disable_tasks)
+    return locked
+
+
+def disable_locked_job(job: Job, *, disable_tasks: str, skip_locked: bool = False) -> None:
+    """The one place a job is disabled (Disable Job, a task's exit option jobAction
+    disable): call with the job row locked, inside the transaction. An agent's report
+    (skip_locked) never waits for a task row another writer holds, as attempts.py says."""
+    from .attempts import requeue_locked_task
+    from .counts import CountDelta
+    from .tasks import _terminate_locked_task
+
+    _set_job_state(job, Job.State.DISABLING)
+    rows = Task.objects.select_for_update(skip_locked=skip_locked, of=("self",))
+    running = list(rows.filter(job=job, state__in=RUNNING_STATES).order_by("pk"))
+    if disable_tasks == "requeue":
+        delta, t = CountDelta(), now()
+        for task in running:
+            task.job = job
+            requeue_locked_task(task, delta, t)
+        delta.apply(job.pk)
+    elif disable_tasks == "terminate":
+        for task in running:
+            _terminate_locked_task(task, code="TaskEnded",
+                                   message="The task was terminated because its job was disabled.")
+    if disable_tasks != "wait" or not running:
+        _set_job_state(job, Job.State.DISABLED)
+        job.previous_state = Job.State.ACTIVE  # disabling lasted no time: Batch's history is active -> disabled
+    # Only the state: the counters on this object may be stale after the task moves.
+    job.save(update_fields=_STATE_FIELDS)
+
+
+def finish_disabling_jobs(job_pks: list[int] | None = None) -> int:
+    """A job disabled with `wait` is `disabled` once it runs nothing. Called where tasks
+    end (finish, requeue, terminate) and by the sweep. Returns how many it finished."""
+    jobs = Job.objects.filter(state=Job.State.DISABLING, running_count=0)
+    if job_pks is not None:
+        jobs = jobs.filter(pk__in=job_pks)
+    finished = 0
+    for pk in list(jobs.values_list("pk", flat=True)):
+        with transaction.atomic():
+            job = Job.objects.select_for_update().filter(pk=pk, state=Job.State.DISABLING, running_count=0).first()
+            if job is None:
+                continue
+            _set_job_state(job, Job.State.DISABLED)
+            job.save(update_fields=_STATE_FIELDS)
+            finished += 1
+    return finished
+
+
+def can_enable_job(job: Job) -> BatchError | None:
+    """Only a disabled job can be enabled: 409 JobCompleted, JobBeingTerminated,
+    JobBeingDeleted, or OperationInvalidForCurrentState (active, disabling)."""
+    if job.state == Job.State.DISABLED:
+        return None
+    return job_state_refusal(job) or BatchError.operation_invalid_for_state(
+        f"The job is {job.state}: only a disabled job can be enabled.")
+
+
+def enable_job(job: Job, *, precondition: Precondition = None) -> Job:
+    """Enable a disabled job: it becomes active and its tasks are scheduled again (those
+    past their 180-day lifetime never run). Enabling takes no time here, so `enabling` is
+    never seen. Refuses what can_enable_job refuses (409)."""
+    with transaction.atomic():
+        locked = _lock_job(job, precondition, can_enable_job)
+        _set_job_state(locked, Job.State.ACTIVE)
+        locked.save(update_fields=_STATE_FIELDS)
     return locked
 
 

@@ -8,7 +8,7 @@ from django.db.models import Q
 from tasks.models import Attempt, Job, Task
 
 from .common import now
-from .jobs import purge_deleting_job
+from .jobs import finish_disabling_jobs, purge_deleting_job
 from .tasks import MAX_LIFETIME
 
 NOT_COMPLETED = (Task.State.ACTIVE, Task.State.PREPARING, Task.State.RUNNING)
@@ -49,6 +49,15 @@ def purge_deleting_jobs() -> int:
     return len(jobs)
 
 
+def run_frequent_sweeps() -> dict[str, int]:
+    """What must happen within a second, not at the next full sweep: a job schedule's job
+    made at its run time, a job disabled with `wait` settled. Both are cheap queries when
+    there is nothing to do (the sweep runs this every BATCHSITE_SCHEDULE_TICK_SECONDS)."""
+    from .job_schedules import run_job_schedules
+
+    return {"scheduled_jobs": run_job_schedules(), "disabled_jobs": finish_disabling_jobs()}
+
+
 def run_sweeps() -> dict[str, int]:
     from datetime import timedelta
 
@@ -56,12 +65,15 @@ def run_sweeps() -> dict[str, int]:
 
     from .attempts import expire_task_retention
     from .bulk import run_pending_bulk_operations
+    from .job_schedules import purge_deleting_job_schedules
     from .nodes import mark_lost_nodes_offline
     from .pools import finish_pool_deletions
 
     return {
+        **run_frequent_sweeps(),
         "expired": expire_task_lifetimes(),
         "purged_jobs": purge_deleting_jobs(),
+        "purged_job_schedules": purge_deleting_job_schedules(),
         "retention_expired": expire_task_retention(),
         "lost_nodes": mark_lost_nodes_offline(lost_after=timedelta(seconds=settings.BATCHSITE_NODE_LOST_SECONDS)),
         # Bulk actions whose worker thread never started or died with its web process.

@@ -101,8 +101,20 @@ def job_detail_context(request, access: Access, job: Job) -> dict:
         "liveness": BUSY if bulk else job_liveness(job), "poll": POLL.get(BUSY if bulk else job_liveness(job), "2s"),
         "headers": sort_headers(f), "labels": FIELD_LABELS, "page_size": PAGE_SIZE, "add_refusal": add_refusal(access, job),
         "act_refusal": access.refusal(None), "actions": list(TASK_ACTIONS),
+        "job_buttons": job_buttons(access, job), "schedule_id": schedule_of(job),
         "states": [s.value for s in Task.State], "results": [r.value for r in Task.Result],
     }
+
+
+def job_buttons(access: Access, job: Job) -> list:
+    from .job_schedules import job_buttons as buttons
+
+    return buttons(access, job)
+
+
+def schedule_of(job: Job) -> str:
+    """The id of the schedule that made the job (its id is `<scheduleId>:job-<n>`), no query."""
+    return job.job_id.rsplit(":job-", 1)[0] if job.job_schedule_id else ""
 
 
 def filter_refusal(f: TaskFilter) -> str:

@@ -4,7 +4,7 @@ from django.urls import path
 
 from tasks.operations.pool_actions import NODE_ACTIONS
 
-from . import pool_views, views
+from . import job_schedules, pool_views, views
 
 app_name = "web"
 
@@ -12,6 +12,7 @@ _job = "<str:account>/jobs/<str:job_id>/"
 _task = _job + "tasks/<str:task_id>/"
 _pool = "<str:account>/pools/<str:pool_id>/"
 _node = _pool + "nodes/<str:node_id>/"
+_schedule = "<str:account>/jobschedules/<str:schedule_id>/"
 
 urlpatterns = [
     path("", views.job_list, name="jobs"),
@@ -34,7 +35,13 @@ urlpatterns = [
     path(_node + "files/<path:name>", pool_views.node_file, name="node-file"),
     *[path(_node + f"{action}/", pool_views.node_action, {"action": action}, name=f"node-{action}")
       for action in NODE_ACTIONS],
+    path("jobschedules/", job_schedules.job_schedule_list, name="job-schedules"),
+    path(_schedule, job_schedules.job_schedule_detail, name="job-schedule"),
+    *[path(_schedule + f"{action}/", job_schedules.job_schedule_action, {"action": action},
+           name=f"job-schedule-{action}") for action in ("disable", "enable", "terminate")],
     path(_job, views.job_detail, name="job"),
+    path(_job + "disable/", job_schedules.job_state_action, {"action": "disable"}, name="job-disable"),
+    path(_job + "enable/", job_schedules.job_state_action, {"action": "enable"}, name="job-enable"),
     path(_job + "count/", views.job_count, name="job-count"),
     path(_job + "export.csv", views.job_export, name="job-export"),
     path(_job + "bulk/", views.job_bulk, name="job-bulk"),

@@ -275,10 +275,9 @@ def test_an_unknown_path_is_invalid_uri(batch, world, path):
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", "/jobschedules"), ("POST", "/jobs/j/disable"), ("POST", "/jobs/j/enable"),
         ("GET", "/certificates"), ("GET", "/applications"), ("GET", "/lifetimepoolstats"),
         ("POST", "/pools/p/upgradeos"), ("GET", "/poolusagemetrics"), ("GET", "/jobs/j/jobpreparationandreleasetaskstatus"),
-        ("DELETE", "/jobschedules/s"),
+        ("GET", "/lifetimejobstats"),
     ],
 )
 def test_an_unsupported_batch_operation_is_501(batch, world, method, path):
@@ -388,7 +387,7 @@ def send_raw(batch, method, path, *, raw_uri: bool):
 
 @pytest.mark.parametrize(("method", "path"), [
     ("POST", "/pools/p/upgradeos"), ("POST", "/pools/p/nodes/n/upgradeos"), ("GET", "/applications/a"),
-    ("GET", "/jobschedules/s/jobs"), ("GET", "/lifetimejobstats"), ("POST", "/jobs/j/disable"),
+    ("GET", "/lifetimejobstats"), ("GET", "/certificates"),
 ])
 def test_every_other_operation_of_the_batch_api_is_still_501(batch, world, method, path):
     assert_batch_error(batch.request(method, path), 501, "UnsupportedOperation")

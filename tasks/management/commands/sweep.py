@@ -12,11 +12,12 @@ import logging
 import signal
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import Error as DatabaseError
 from django.db import close_old_connections, connection
 
-from tasks.operations.sweeps import run_sweeps
+from tasks.operations.sweeps import run_frequent_sweeps, run_sweeps
 
 log = logging.getLogger("batchsite.sweep")
 FIRST_RETRY = 1.0
@@ -73,4 +74,24 @@ class Command(BaseCommand):
                 if verbosity >= 2:
                     self.stdout.write("sweep: " + " ".join(f"{k}={v}" for k, v in counts.items()))
                     self.stdout.flush()
-            time.sleep(pause)
+            self._frequent_until(time.monotonic() + pause, failures)
+
+    def _frequent_until(self, deadline: float, failures: int) -> None:
+        """Between full sweeps, the frequent ones (job schedules' run times) every tick;
+        after a database error they wait for the full sweep's retry."""
+        tick = settings.BATCHSITE_SCHEDULE_TICK_SECONDS
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(tick, left))
+            if failures or time.monotonic() >= deadline:
+                continue
+            close_old_connections()
+            try:
+                run_frequent_sweeps()
+            except DatabaseError as e:
+                log.warning("sweep: database error in a frequent pass: %s", e)
+                if not connection.in_atomic_block:
+                    with contextlib.suppress(Exception):
+                        connection.close()
+                return  # the full sweep retries with its backoff
+            except Exception:
+                log.exception("sweep: a frequent pass failed")
