@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tasks', '0007_account_configured_keys'),
+        ('tasks', '0009_bulk_operation_stopped'),
     ]
 
     operations = [
