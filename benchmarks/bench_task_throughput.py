@@ -42,7 +42,7 @@ import shutil
 import time
 from pathlib import Path
 
-from _common import setup_django
+from _common import describe_run, setup_django
 from _nodes import service
 
 
@@ -119,6 +119,7 @@ def main() -> None:
 
     print(f"{args.tasks:,} x /bin/true on {args.nodes} nodes x {args.slots} slots ({os.cpu_count()} CPUs), "
           f"{args.rounds} rounds")
+    print(f"  {describe_run()}")
     print("  direct = the same processes spawned as an agent spawns them (task dir, wd/, stdout/stderr files),")
     print(f"           {total_slots} at a time, just before and just after the round")
     ratios = []
