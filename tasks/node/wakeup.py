@@ -97,6 +97,7 @@ class Wakeups:
 
         params = connection.get_connection_params()
         params.pop("cursor_factory", None)
+        params.setdefault("connect_timeout", 5)  # a server that is down must not hold the loop
         listener = psycopg.connect(**params, autocommit=True)
         try:
             listener.execute(f"LISTEN {wakeups.CHANNEL}")
