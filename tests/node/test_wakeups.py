@@ -8,6 +8,7 @@ import selectors
 import pytest
 from django.db import transaction
 
+from tasks.models import Attempt
 from tasks.node.wakeup import Wakeups
 from tasks.operations.tasks import delete_task, terminate_task
 from tests.execution import add, claim, make_job, make_node, make_pool
@@ -85,3 +86,28 @@ def test_a_broken_listener_asks_for_a_look_and_listens_again_when_ensured(setup)
     wakeups.ensure()
     add(make_job(account, pool), "t1")
     assert woken(wakeups) == (True, False)
+
+
+# An agent that polls every 60 s: what it does sooner, a wake-up made it do.
+SLOW_POLL = {"BATCHSITE_NODE_POLL_SECONDS": "60"}
+
+
+def test_an_agent_starts_an_added_task_and_kills_a_terminated_one_long_before_its_next_poll(agents, settings, tmp_path):
+    import time
+
+    from tasks.models import Task
+    from tests.agents import wait_for
+
+    account = AccountFactory()
+    pool = make_pool(account)
+    agents.start(pool, "sleepy", slots=1, **SLOW_POLL)
+    time.sleep(1.0)  # past its first claim at boot: the next is a poll away
+    job = make_job(account, pool)
+    task = add(job, "t1", "/bin/sh -c 'exec sleep 120'")
+    started = time.monotonic()
+    wait_for(lambda: Task.objects.get(pk=task.pk).state == Task.State.RUNNING, timeout=30,
+             message="the task to start")
+    terminate_task(Task.objects.get(pk=task.pk))
+    wait_for(lambda: not Attempt.objects.filter(task_id=task.pk, outcome=Attempt.Outcome.RUNNING).exists(),
+             timeout=30, message="the agent to end the attempt")
+    assert time.monotonic() - started < 60  # both before the poll could have done either
