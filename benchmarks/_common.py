@@ -43,6 +43,22 @@ def setup_django(name: str) -> Path:
     return data
 
 
+def describe_run() -> str:
+    """Which database was measured and how busy the machine was (the machines are shared:
+    every figure is printed with it)."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW server_version")
+            version = cursor.fetchone()[0].split()[0]
+        database = f"PostgreSQL {version} ({connection.settings_dict['HOST']}:{connection.settings_dict['PORT']})"
+    else:
+        database = "SQLite"
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"database: {database}; {os.cpu_count()} CPUs, load average {load}"
+
+
 def timed(fn, repeat: int) -> list[float]:
     out = []
     for _ in range(repeat):

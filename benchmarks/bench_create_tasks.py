@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from _common import ROOT, free_port, setup_django, wait_port
+from _common import ROOT, describe_run, free_port, setup_django, wait_port
 
 
 def raw_bulk_insert(job, count: int) -> float:
@@ -74,6 +74,7 @@ def main() -> None:
     assert Job.objects.get(job_id="sdk").active_count == args.tasks
     sdk_rate, raw_rate = args.tasks / sdk_seconds, args.tasks / raw_seconds
     print(f"create_tasks of {args.tasks:,} tasks, {args.threads} threads, gunicorn {args.workers}x4")
+    print(f"  {describe_run()}")
     print(f"  through the SDK and API : {sdk_rate:>10,.0f} tasks/s ({sdk_seconds:.2f} s)")
     print(f"  raw bulk insert (same run): {raw_rate:>8,.0f} tasks/s ({raw_seconds:.2f} s)")
     print(f"  ratio SDK/raw: {sdk_rate / raw_rate:.2f}   target: >= 5,000 tasks/s through the SDK")

@@ -2,7 +2,9 @@
 the CSV export of 1,000,000 tasks in flat memory (peak RSS printed).
 
 Both jobs live in one SQLite database of its own (BATCHSITE_DATA_DIR, default
-benchmarks/out/dashboard, kept between runs so the million rows are inserted once). Each
+benchmarks/out/dashboard, kept between runs so the million rows are inserted once), or,
+with a PostgreSQL DATABASE_URL, in that database (migrated; kept between runs too: name
+one of its own). Each
 page goes through the whole Django stack (session, access, query, templates) with the
 test client, signed in as a superuser. Each figure is the median of --repeat requests
 after a warm-up; the ratio is big/small in the same run.
@@ -22,7 +24,7 @@ import subprocess
 import sys
 import time
 
-from _common import ROOT, median_ms, timed
+from _common import ROOT, describe_run, median_ms, timed
 
 DEFAULT_DIR = ROOT / "benchmarks" / "out" / "dashboard"
 NODES = [f"node-{i}" for i in range(16)]
@@ -47,7 +49,8 @@ PAGES = [
 
 def setup(data_dir) -> None:
     os.environ["BATCHSITE_DATA_DIR"] = str(data_dir)
-    os.environ.pop("DATABASE_URL", None)  # always the benchmark's own SQLite file
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        os.environ.pop("DATABASE_URL", None)  # the benchmark's own SQLite file
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "batchsite.settings")
     import django
 
@@ -74,7 +77,7 @@ def insert_tasks(job, count: int) -> None:
             "write_io_gib", "files_cleaned", "lifetime_expired", "exit_code", "start_time", "end_time",
             "failure_info"]
     sql = f"INSERT INTO {table} ({','.join(cols)}) VALUES ({','.join(['%s'] * len(cols))})"
-    week = 7 * 86400 * 1_000_000
+    week = 7 * 86400 * 1_000_000 if connection.vendor == "sqlite" else "7 days"
     failure = json.dumps({"category": "usererror", "code": "FailureExitCode", "message": "exit"})
     batch = []
     with transaction.atomic(), connection.cursor() as cur:
@@ -214,7 +217,11 @@ def main() -> None:
     if args.export_child:
         export_child(args.export_child)
         return
-    print(f"Dashboard benchmark, SQLite at {data_dir}")
+    from django.db import connection
+
+    where = f"SQLite at {data_dir}" if connection.vendor == "sqlite" else f"PostgreSQL {connection.settings_dict['NAME']}"
+    print(f"Dashboard benchmark, {where}")
+    print(f"  {describe_run()}")
     ensure_data(args.big, args.small)
     figures = measure_pages(args.repeat)
     print(f"\n{'page':<36}{args.small:>10,} tasks{args.big:>14,} tasks{'ratio':>8}")

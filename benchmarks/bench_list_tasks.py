@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from _common import median_ms, setup_django, timed
+from _common import describe_run, median_ms, setup_django, timed
 
 
 def insert_tasks(job, count: int) -> None:
@@ -94,6 +94,7 @@ def main() -> None:
             figures[(state, label)] = median_ms(timed(lambda label=label, state=state: page(label, state),
                                                       args.repeat))
     print(f"List Tasks, 1000-task page, $filter=state  ({connection.vendor})")
+    print(f"  {describe_run()}")
     print(f"{'filter':<12}{args.small:>12,} tasks{args.big:>14,} tasks{'ratio':>10}")
     worst = 0.0
     for state in ("completed", "active"):

@@ -13,7 +13,7 @@ import random
 import subprocess
 import time
 
-from _common import setup_django
+from _common import describe_run, setup_django
 from _nodes import percentile, poll_seconds, service
 
 COMMAND = ["/bin/date", "+%s.%N"]
@@ -54,6 +54,7 @@ def main() -> None:
 
     print(f"start latency of {args.samples} tasks on {args.nodes} idle nodes x {args.slots} slots "
           f"(poll {poll_seconds()} s)")
+    print(f"  {describe_run()}")
     print(f"  add -> process running: p50 {percentile(latencies, 50) * 1000:7.1f} ms   "
           f"p95 {percentile(latencies, 95) * 1000:7.1f} ms   max {max(latencies) * 1000:7.1f} ms")
     print(f"  started directly (same run): p50 {percentile(direct, 50) * 1000:5.1f} ms   "

@@ -30,6 +30,41 @@ spawning included), the task processes (~0.55 ms each: exec and the dynamic load
 gunicorn and the SDK client (~0.4 ms a task together, while adding) share the cores;
 spawning directly is one parent process with its children running on the other core.
 
+PostgreSQL (issue 13; DATABASE_URL=postgres://... runs it there, on a fresh test_<db>).
+Where the time went (2026-12-01, measured on this machine at load average 10-17, so every
+figure below is several times the idle one):
+  - Server side it is not the plans: EXPLAIN (ANALYZE, BUFFERS) of each statement of a
+    report-and-claim pass (the joined attempt/task/job SELECT, the node's slots, the
+    jobs, the task page, the counters' UPDATE) shows 0.06-0.55 ms execution on 2-11
+    shared buffer hits (index scans), and planning as long again (0.1-0.36 ms): the
+    hand-written statements were sent as text through Django's client-side binding and
+    planned every time.
+  - Client-observed, the same statements took 1-12 ms each: a round trip is two context
+    switches (agent -> backend -> agent), and on a busy 2-core machine each waits for a
+    CPU. A pass was 16 statements + BEGIN + COMMIT (3 of them ORM queries, compiled each
+    time: the re-reads under FOR UPDATE that only PostgreSQL ran); bench_hot_path.py
+    measured 35.0 ms per task for it (SQLite, in process: 3.6 ms at the same load).
+  - Locks: every claim and every report took the job row FOR UPDATE SKIP LOCKED, so
+    agents of one job took turns on it: a claim that found it held claimed nothing and
+    waited for the next poll (0.2 s), a report that found it held was deferred. Every
+    report and claim also updated the job's counter row (in the middle of the pass).
+What changed: the hot path's statements go to a server-binding psycopg cursor, prepared
+once per connection (tasks/operations/sql.py); a report is one locked SELECT (attempt and
+task FOR NO KEY UPDATE, job FOR KEY SHARE, SKIP LOCKED) and `= ANY(array)` instead of
+IN lists; the job row is shared (KEY SHARE) by agents and excluded only by the job's own
+operations; the counters are summed per pass and written once, last (counts.one_pass).
+11 statements a pass; bench_hot_path.py 35.0 -> 15.0 ms per task at load 13-20.
+Figures, before (main b24298c) -> after, the same day and load (10-17 for PostgreSQL):
+  PostgreSQL 2 nodes x 2 slots, 5,000 tasks: 10 tasks/s, ratio 0.11 -> 18 tasks/s, 0.22
+  PostgreSQL 4 nodes x 1 slot: 3.7 tasks/s (stopped after 2,505 tasks in 684 s), ~0.04
+                               -> 22 tasks/s, ratio 0.21 (1,000 tasks)
+  SQLite 2 x 2: ratio 0.69 (median of 3 rounds of 5,000, load 5-13) -> 0.69 (2,000, load 12)
+  SQLite 4 x 1: ratio 0.59 (before only)
+What is left is the round trips themselves: with the backend a separate process, a pass
+costs ~13 scheduler round trips that SQLite, in process, does not pay; on a loaded
+machine that, not the database, bounds the agents (pg_stat_activity shows their backends
+"idle in transaction", waiting for the agent, never on a lock).
+
 Usage: .venv/bin/python benchmarks/bench_task_throughput.py [--tasks 5000] [--rounds 3] [--nodes 2] [--slots N]
                                                            [--data-dir PATH]
 """
@@ -42,7 +77,7 @@ import shutil
 import time
 from pathlib import Path
 
-from _common import setup_django
+from _common import describe_run, setup_django
 from _nodes import service
 
 
@@ -119,6 +154,7 @@ def main() -> None:
 
     print(f"{args.tasks:,} x /bin/true on {args.nodes} nodes x {args.slots} slots ({os.cpu_count()} CPUs), "
           f"{args.rounds} rounds")
+    print(f"  {describe_run()}")
     print("  direct = the same processes spawned as an agent spawns them (task dir, wd/, stdout/stderr files),")
     print(f"           {total_slots} at a time, just before and just after the round")
     ratios = []

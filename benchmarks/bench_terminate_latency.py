@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import psutil
-from _common import setup_django
+from _common import describe_run, setup_django
 from _nodes import percentile, poll_seconds, service
 
 
@@ -66,6 +66,7 @@ def main() -> None:
             latencies.append(time.perf_counter() - started)
 
     print(f"terminate latency of {args.samples} running tasks on 2 nodes (poll {poll_seconds()} s)")
+    print(f"  {describe_run()}")
     print(f"  terminate -> process gone: p50 {percentile(latencies, 50) * 1000:7.1f} ms   "
           f"p95 {percentile(latencies, 95) * 1000:7.1f} ms   max {max(latencies) * 1000:7.1f} ms")
     print(f"  killed directly (same run): p50 {percentile(direct, 50) * 1000:5.2f} ms   "

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db import DatabaseError, close_old_connections, connection
 
 from tasks.models import Attempt, ComputeNode, Pool
 from tasks.operations import attempts as attempt_ops
@@ -65,6 +65,7 @@ from .process import (
     spawn,
 )
 from .sampling import NodeSampler
+from .wakeup import WAKEUP, Wakeups
 
 log = logging.getLogger("batchsite.node")
 
@@ -173,6 +174,7 @@ class NodeAgent:
         self.next_retention_check = 0.0
         self.sampler = NodeSampler()
         self.selector = selectors.DefaultSelector()
+        self.wakeups: Wakeups | None = None
         # On SQLite, the agent's short transactions go ahead of web requests' queue for
         # the write lock (batchsite/sqlite/base.py); other backends have no such flag.
         connection.writes_first = True
@@ -195,6 +197,11 @@ class NodeAgent:
         signal.signal(signal.SIGINT, self._stop)
         try:
             self._boot()
+            if self.node is not None:
+                # Adds, terminates, deletes and requeues wake the loop (the poll stays).
+                self.wakeups = Wakeups(self.selector, account_pk=self.pool.account_id, pool_id=self.pool.pool_id,
+                                       node_pk=self.node.pk)
+                self.wakeups.ensure()
             while not self.stopping:
                 try:
                     self._iterate(wake_r)
@@ -212,6 +219,8 @@ class NodeAgent:
                     time.sleep(1.0)
         finally:
             self._shutdown()
+            if self.wakeups is not None:
+                self.wakeups.close()
             signal.set_wakeup_fd(previous)
             os.close(wake_r)
             os.close(wake_w)
@@ -330,6 +339,8 @@ class NodeAgent:
             if key.fd == wake_r:
                 with contextlib.suppress(OSError):
                     os.read(wake_r, 512)
+            elif key.data == WAKEUP:
+                self._woken()
         if self.stopping:
             return
         self._collect_exits()
@@ -354,6 +365,16 @@ class NodeAgent:
         else:
             self._flush_reports()
 
+    def _woken(self) -> None:
+        """Work was added to the pool (claim now), or this node's attempts were changed
+        (look at them now: terminate, delete, requeue, a subtask handed to it)."""
+        work, node = self.wakeups.drain()
+        now = time.monotonic()
+        if work:
+            self.next_claim = min(self.next_claim, now)
+        if node:
+            self.next_control = min(self.next_control, now)
+
     def _free(self) -> int:
         return self.slots - sum(r.slots for r in self.runs.values())
 
@@ -367,7 +388,7 @@ class NodeAgent:
         pending, totals = list(self.reports), list(self.totals)
         wanted = self._free()
         try:
-            with transaction.atomic():
+            with attempt_ops.agent_pass():
                 self._flush_reports()
                 claim_due = time.monotonic() >= self.next_claim
                 attempts = attempt_ops.claim_work(self.node, limit=wanted) if claim_due else []
@@ -884,6 +905,8 @@ class NodeAgent:
         if node is None:
             raise _NodeGone()
         self.totals = [0, 0]
+        if self.wakeups is not None:
+            self.wakeups.ensure()  # listen again after the database came back
         if time.monotonic() >= self.next_lost_check:
             self.next_lost_check = time.monotonic() + self.heartbeat_every
             # A lost node on this host leaves its task processes here: kill them before

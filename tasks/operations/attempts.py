@@ -5,11 +5,16 @@ An attempt is one run of a task (or of one instance of a multi-instance task) on
 Node agents (tasks.node) call these operations and nothing else to change state.
 
 Locking, so that agents on many machines can share one PostgreSQL database: an agent
-operation never waits for a job or task row another writer holds. It takes the rows it
-needs with `FOR UPDATE SKIP LOCKED` and leaves the rest for its next pass (a claim takes
-other tasks; a report is retried a moment later). So agents cannot deadlock with each
-other or with an API request, and a task is never claimed twice. On SQLite, transactions
-are IMMEDIATE (one writer at a time) and the same code relies on the conditional UPDATE.
+operation never waits for a task or attempt row another writer holds. It takes the rows
+it needs with `FOR UPDATE SKIP LOCKED` and leaves the rest for its next pass (a claim
+takes other tasks; a report is retried a moment later), so a task is never claimed
+twice. A job row is taken `FOR KEY SHARE SKIP LOCKED`: agents share it with each other
+and with adds, and exclude the job's own operations (terminate, disable, delete,
+update: FOR UPDATE); a job with maxParallelTasks is taken `FOR NO KEY UPDATE`, so its
+claims take turns on its running count. The job's counters are written once per pass,
+last (counts.one_pass), the only row an agent waits for, and only for a commit. On
+SQLite, transactions are IMMEDIATE (one writer at a time) and the same code relies on
+the conditional UPDATE.
 """
 
 from __future__ import annotations
@@ -25,9 +30,9 @@ from django.db.models import DateTimeField, ExpressionWrapper, F, Max, Sum
 from tasks.models import Attempt, ComputeNode, Job, SubTask, Task
 from tasks.node import layout
 
-from . import sql
+from . import sql, wakeups
 from .common import new_etag, now
-from .counts import CountDelta
+from .counts import CountDelta, after_counters, before_counters, one_pass, pending_tasks
 from .fast_insert import new_instance
 from .jobs import (
     can_terminate_job,
@@ -63,6 +68,12 @@ def _locked(qs):
 
 
 # --- claim -------------------------------------------------------------------------------
+
+
+def agent_pass():
+    """The transaction of one pass of an agent (report what ended, claim work, heartbeat):
+    the job counters it changes are written once at its end (counts.one_pass)."""
+    return one_pass()
 
 
 def claim_work(node: ComputeNode, *, limit: int) -> list[Attempt]:
@@ -105,7 +116,7 @@ def claim_work(node: ComputeNode, *, limit: int) -> list[Attempt]:
         jobs = sql.select_models(Job, _CLAIM_JOB_FIELDS,
                     "{account_id} = %s AND {state} = %s AND LOWER({pool_id}) = %s AND {active_count} > 0",
                     [pool.account_id, Job.State.ACTIVE, pool.pool_id.lower()],
-                    order="{priority} DESC, {creation_time}, {id}")
+                    order="{priority} DESC, {creation_time}, {id}", lock=sql.KEY_SHARE)
         placement = None
         # With at least as many active tasks as the whole pool has slots, every slot fills
         # whatever the fill type: only less work than that needs placing (and the query).
@@ -226,14 +237,18 @@ class _Claim:
         return self.free <= 0 or len(self.attempts) >= self.limit
 
     def from_job(self, job: Job) -> None:
-        locked = job
-        if sql.row_locks():
-            locked = _locked(Job.objects.filter(pk=job.pk, state=Job.State.ACTIVE).only(*_CLAIM_JOB_FIELDS)).first()
-            if locked is None:
+        locked = job  # read under its KEY SHARE lock (PostgreSQL)
+        if job.max_parallel_tasks != -1 and sql.row_locks():
+            # Claims of the job take turns on its running count.
+            found = sql.select_models(Job, _CLAIM_JOB_FIELDS, "{id} = %s AND {state} = %s", [job.pk, Job.State.ACTIVE],
+                                      lock=sql.NO_KEY_UPDATE)
+            if not found:
                 return  # changing under another writer right now; the next pass sees it
+            locked = found[0]
         allowance = self.limit - len(self.attempts)
         if locked.max_parallel_tasks != -1:
-            allowance = min(allowance, locked.max_parallel_tasks - locked.running_count)
+            running = locked.running_count + pending_tasks(locked.pk, "running")
+            allowance = min(allowance, locked.max_parallel_tasks - running)
         if allowance <= 0:
             return
         chosen: list[tuple[Task, list[ComputeNode]]] = []
@@ -360,6 +375,8 @@ class _Claim:
                 theirs.append(Attempt(task=task, job=job, subtask_id=i, number=number, node=other,
                                       node_name=other.node_id, slots=1, claimed=t, task_dir=other_dir))
         _insert_attempts(mine + theirs)
+        if theirs:
+            wakeups.wake_nodes(a.node_id for a in theirs)  # their agents start the subtasks now
         if subtasks:
             SubTask.objects.bulk_create(subtasks)
         delta.apply(job.pk)
@@ -565,21 +582,23 @@ def finish_attempts(reports: list[AttemptReport]) -> FinishResult:
         return result
     by_pk = {r.attempt_pk: r for r in reports}
     with transaction.atomic(savepoint=False):  # as in claim_work
-        # The attempts with their tasks and jobs, in one statement.
+        # The attempts with their tasks and jobs, in one statement; on PostgreSQL under
+        # their locks (attempt and task NO KEY UPDATE, job KEY SHARE), skipping any
+        # another writer holds.
+        where, params = sql.pks_where(by_pk)
         rows = sql.select_with(Attempt, _FINISH_FIELDS, [("task", _TASK_FIELDS), ("job", _JOB_FIELDS)],
-                               sql.pk_in(by_pk), list(by_pk), order="{id}")
+                               where, params, order="{id}", locks=_FINISH_LOCKS)
         found = [a for a, _, _ in rows]
-        result.done.extend(sorted(set(by_pk) - {a.pk for a in found}))  # deleted with their task
+        missing = set(by_pk) - {a.pk for a in found}
+        if missing and sql.row_locks():
+            # Skipped (their rows are busy: report again shortly) or deleted with their task.
+            where, params = sql.pks_where(missing)
+            busy = {a.pk for a in sql.select_models(Attempt, [], where, params)}
+            result.deferred.extend(sorted(busy))
+            missing -= busy
+        result.done.extend(sorted(missing))
         tasks = {t.pk: t for _, t, _ in rows}
         jobs = {j.pk: j for _, _, j in rows}
-        if sql.row_locks():
-            # Take the job and task rows, skipping any another writer holds, and read the
-            # attempts again under those locks.
-            jobs = {j.pk: j for j in _locked(Job.objects.filter(pk__in=jobs).only(*_JOB_FIELDS))}
-            tasks = {t.pk: t for t in _locked(Task.objects.filter(
-                pk__in=[pk for pk, t in tasks.items() if t.job_id in jobs]).only(*_TASK_FIELDS)).order_by("pk")}
-            result.deferred.extend(a.pk for a in found if a.task_id not in tasks)
-            found = list(Attempt.objects.filter(pk__in=[a.pk for a in found if a.task_id in tasks]).order_by("pk"))
         result.done.extend(a.pk for a in found)
         if not found:
             return result
@@ -604,6 +623,7 @@ _TASK_FIELDS = ["job_id", "state", "state_transition_time", "start_time", "resul
 _JOB_FIELDS = ["state", "on_task_failure", "on_all_tasks_complete"]
 _FINISH_FIELDS = ["task_id", "job_id", "subtask_id", "outcome", "cancel_requested", "end_time", "exit_code",
                   "failure_info"]
+_FINISH_LOCKS = (sql.NO_KEY_UPDATE, sql.NO_KEY_UPDATE, sql.KEY_SHARE)
 
 
 
@@ -734,21 +754,29 @@ class _Outcomes:
             sql.update_rows(Task, fields + extra, [(t.pk, [getattr(t, f) for f in fields + extra]) for t in tasks])
         for job_pk, delta in self.deltas.items():
             delta.apply(job_pk)
-        acted: set[int] = set()
+        actions: dict[int, str] = {}
         for task in self.failed:
             job = self.jobs[task.job_id]
-            if job.pk in acted or job.on_task_failure != Job.OnTaskFailure.PERFORMEXITOPTIONSJOBACTION:
+            if job.pk in actions or job.on_task_failure != Job.OnTaskFailure.PERFORMEXITOPTIONSJOBACTION:
                 continue
             action = exit_options(task.spec, task.exit_code, task.failure_info)["jobAction"]
             if action != "none":
-                acted.add(job.pk)
-                _perform_job_action(job, action)
-        for job_pk in self.completed_jobs - acted:
-            complete_job_if_all_tasks_done(self.jobs[job_pk])
-        # A job disabled with `wait` is disabled once its last running task ends.
-        waiting = [pk for pk, job in self.jobs.items() if job.state == Job.State.DISABLING]
+                actions[job.pk] = action
+        jobs = self.jobs
+        # A job action locks the job FOR UPDATE: inside an agent's pass, before the pass
+        # holds the counter row (another agent holding the job's KEY SHARE may wait for
+        # that row); the completion check reads the counters: after they are written.
+        if actions:
+            before_counters(lambda: [_perform_job_action(jobs[pk], action) for pk, action in actions.items()])
+        completed = [jobs[pk] for pk in sorted(self.completed_jobs) if pk not in actions]
+        if completed:
+            after_counters(lambda: [complete_job_if_all_tasks_done(job) for job in completed])
+        # A job disabled with `wait` is disabled once its last running task ends: after
+        # this transaction commits (it reads the written counters and locks the job FOR
+        # UPDATE, which inside the pass could wait on another agent's KEY SHARE).
+        waiting = [pk for pk, job in jobs.items() if job.state == Job.State.DISABLING]
         if waiting:
-            finish_disabling_jobs(waiting)
+            transaction.on_commit(lambda: finish_disabling_jobs(waiting), robust=True)  # else the sweep does
 
 
 def _may_retry(task: Task) -> bool:
@@ -783,6 +811,7 @@ def _end_instances(task: Task, t: datetime, *, except_pk: int | None, reason: st
     others = Attempt.objects.filter(task=task, outcome=Attempt.Outcome.RUNNING)
     if except_pk is not None:
         others = others.exclude(pk=except_pk)
+    wakeups.wake_attempt_nodes(others)  # their agents kill what is left now
     if reason == "requeue":
         others.update(outcome=Attempt.Outcome.REQUEUED, end_time=t, cancel_requested=reason)
     else:
@@ -837,6 +866,8 @@ def requeue_locked_task(task: Task, delta: CountDelta, t: datetime) -> None:
         "last_modified", "requeue_count", "last_requeue_time", "end_time", "exit_code", "failure_info", "result",
     ])
     delta.move(old, (task.state, task.result), task.required_slots)
+    if task.job.state == Job.State.ACTIVE:
+        wakeups.wake_pool(task.job.account_id, task.job.pool_id)
 
 
 def requeue_attempts(attempt_pks: list[int]) -> list[int]:

@@ -1,9 +1,17 @@
 """The job's maintained task counters: every task state change adjusts them in the same
-transaction, so task counts and the dashboard's progress bars cost one row read."""
+transaction, so task counts and the dashboard's progress bars cost one row read.
+
+The counter row is the one row every agent and every add writes. Inside `one_pass()`
+(an agent's report-and-claim transaction) the changes are summed per job and written
+once, as the transaction's last statements, in job order: the row's lock is then held
+for the commit only, and two writers of several jobs take them in the same order.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
+import contextlib
+from collections import Counter, defaultdict
+from collections.abc import Callable
 
 from tasks.models import Job, Task
 
@@ -40,7 +48,23 @@ class CountDelta:
         self.add(*old, slots, -1)
         self.add(*new, slots, +1)
 
+    def merge(self, other: CountDelta) -> None:
+        self.tasks.update(other.tasks)
+        self.slots.update(other.slots)
+
+    def pending(self, bucket: str) -> int:
+        """The change to `bucket`'s task count not written yet."""
+        return self.tasks[bucket]
+
     def apply(self, job_pk: int) -> None:
+        """Write the changes to the job's counters (inside one_pass(): at its end)."""
+        summed = _pending()
+        if summed is not None:
+            summed.deltas[job_pk].merge(self)
+            return
+        self.write(job_pk)
+
+    def write(self, job_pk: int) -> None:
         changes = {}
         for bucket in BUCKETS:
             if self.tasks[bucket]:
@@ -62,6 +86,73 @@ class CountDelta:
             statement = statements[key] = (f"UPDATE {qn(Job._meta.db_table)} SET {sets} "
                                            f"WHERE {qn(Job._meta.pk.column)} = %s")
         sql.run(statement, [*changes.values(), job_pk], c=c)
+
+
+class _Summed:
+    """The counter changes of one pass, and what must run once they are written."""
+
+    def __init__(self) -> None:
+        self.deltas: dict[int, CountDelta] = defaultdict(CountDelta)
+        self.first: list[Callable[[], None]] = []
+        self.then: list[Callable[[], None]] = []
+
+
+def _pending() -> _Summed | None:
+    return getattr(sql.conn(), "_batchsite_counts", None)
+
+
+def pending_tasks(job_pk: int, bucket: str) -> int:
+    """This pass's change to a job's `bucket` count that is not written yet (0 outside
+    one_pass): what a read of the counter inside the pass must add."""
+    summed = _pending()
+    if summed is None or job_pk not in summed.deltas:
+        return 0
+    return summed.deltas[job_pk].pending(bucket)
+
+
+def before_counters(action: Callable[[], None]) -> None:
+    """Run `action` now, or inside one_pass() just before the counters are written (job
+    actions that lock the job FOR UPDATE: taken before this pass holds the counter row,
+    which another agent holding the job's KEY SHARE may be waiting for)."""
+    summed = _pending()
+    if summed is None:
+        action()
+    else:
+        summed.first.append(action)
+
+
+def after_counters(action: Callable[[], None]) -> None:
+    """Run `action` now, or inside one_pass() once the counters are written (checks that
+    read them, such as onAllTasksComplete)."""
+    summed = _pending()
+    if summed is None:
+        action()
+    else:
+        summed.then.append(action)
+
+
+@contextlib.contextmanager
+def one_pass():
+    """One transaction whose counter changes are written once per job at its end."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        c = sql.conn()
+        if getattr(c, "_batchsite_counts", None) is not None:
+            yield  # nested: the outer pass writes them
+            return
+        summed = c._batchsite_counts = _Summed()
+        try:
+            yield
+            for action in summed.first:
+                action()  # their own changes join the sums
+            c._batchsite_counts = None
+            for job_pk in sorted(summed.deltas):
+                summed.deltas[job_pk].write(job_pk)
+            for action in summed.then:
+                action()
+        finally:
+            c._batchsite_counts = None
 
 
 def recount_job(job: Job) -> None:

@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from tasks.errors import BatchError
 from tasks.models import Account, Attempt, Job, JobSchedule, Task
 
+from . import wakeups
 from .common import Precondition, job_state_refusal, lock_checked, new_etag, now
 from .constraints import check_job_values
 
@@ -293,7 +294,9 @@ def delete_job(job: Job, *, precondition: Precondition = None) -> None:
         locked = _lock_job(job, precondition, can_delete_job)
         _set_job_state(locked, Job.State.DELETING)
         locked.save(update_fields=_STATE_FIELDS)
-        Attempt.objects.filter(job=locked, outcome=Attempt.Outcome.RUNNING).update(cancel_requested="delete")
+        running = Attempt.objects.filter(job=locked, outcome=Attempt.Outcome.RUNNING)
+        wakeups.wake_attempt_nodes(running)
+        running.update(cancel_requested="delete")
         _end_auto_pool(locked)
     if locked.total_count <= INLINE_PURGE_LIMIT:
         purge_deleting_job(locked)

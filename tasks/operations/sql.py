@@ -3,10 +3,16 @@
 Every agent runs a dozen statements per batch of tasks it claims and reports. Through the
 ORM, compiling a query costs ten times what SQLite takes to answer it, and even a
 hand-written statement pays for Django's cursor layers on every call. These helpers
-build each statement once per connection and, on SQLite, hand it straight to the
-driver (still inside Django's transaction and error mapping). Whenever something
-observes queries (a test's CaptureQueriesContext, DEBUG logging, an execute wrapper),
-they go through Django's cursor like any other query, so they are seen.
+build each statement once per connection and hand it straight to the driver (still
+inside Django's transaction and error mapping): on SQLite to sqlite3; on PostgreSQL to a
+psycopg cursor that binds on the server, so that a statement run again is a prepared
+statement (parsed and planned once per connection) instead of Django's client-side
+binding, which sends and parses the whole text every time. Whenever something observes
+queries (a test's CaptureQueriesContext, DEBUG logging, an execute wrapper), they go
+through Django's cursor like any other query, so they are seen.
+
+This is the one place for the hot path's SQLite/PostgreSQL differences: row locks
+(`lock=` below), `= ANY` instead of `IN (...)` (pks_where), the statement cache.
 """
 
 from __future__ import annotations
@@ -42,10 +48,23 @@ def cache(c=None) -> dict:
     return found
 
 
+# Row lock modes (PostgreSQL; SQLite serializes writers and takes none). FOR UPDATE
+# excludes every other lock; FOR KEY SHARE only FOR UPDATE (what the API's operations
+# on a job take: terminate, disable, delete, add), not the counters' UPDATE (which takes
+# FOR NO KEY UPDATE) nor other agents' KEY SHARE.
+UPDATE, NO_KEY_UPDATE, KEY_SHARE = "UPDATE", "NO KEY UPDATE", "KEY SHARE"
+
+# A statement the hot-path cursor runs this often on one connection is prepared there.
+PREPARE_AFTER = 2
+
+
 def run(sql: str, params, *, many: bool = False, c=None) -> tuple[list, int]:
     """Execute one statement (`%s` placeholders); return (rows fetched, rowcount)."""
     c = c or conn()
-    if c.vendor == "sqlite" and not c.execute_wrappers and not c.queries_logged:
+    observed = c.execute_wrappers or c.queries_logged
+    if c.vendor == "postgresql" and not observed:
+        return _run_postgresql(c, sql, params, many)
+    if c.vendor == "sqlite" and not observed:
         statements = cache(c)
         native = statements.get(sql)
         if native is None:
@@ -70,14 +89,49 @@ def run(sql: str, params, *, many: bool = False, c=None) -> tuple[list, int]:
         return (cursor.fetchall() if cursor.description else []), cursor.rowcount
 
 
+def _run_postgresql(c, sql: str, params, many: bool) -> tuple[list, int]:
+    """run() on PostgreSQL: a server-binding psycopg cursor of the connection's own (its
+    transaction is Django's), whose statements are prepared once seen PREPARE_AFTER
+    times. Django's cursors bind on the client and are never prepared: their threshold
+    is the connection's, which Django leaves off, so it is set here for this cursor."""
+    if c.connection is None:
+        c.ensure_connection()
+    if c.needs_rollback:
+        c.validate_no_broken_transaction()  # raises, as Django's cursor would
+    raw = c.connection
+    cursor = c.__dict__.get("_batchsite_cursor")
+    if cursor is None or cursor.connection is not raw or cursor.closed:
+        import psycopg
+
+        raw.prepare_threshold = PREPARE_AFTER
+        cursor = c._batchsite_cursor = psycopg.Cursor(raw)
+    with c.wrap_database_errors:  # Django's exceptions, as its cursor raises them
+        if many:
+            cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, params)
+        return (cursor.fetchall() if cursor.description else []), cursor.rowcount
+
+
 def pk_in(pks) -> str:
     return "{id} IN (" + ", ".join(["%s"] * len(pks)) + ")"
 
 
+def pks_where(pks, column: str = "id") -> tuple[str, list]:
+    """A where clause for rows whose `column` is one of `pks`, and its parameters: one
+    statement for any number of them on PostgreSQL (`= ANY(array)`, so prepared once),
+    `IN (...)` on SQLite."""
+    pks = list(pks)
+    if conn().vendor == "postgresql":
+        return "{" + column + "} = ANY(%s)", [pks]
+    return "{" + column + "} IN (" + ", ".join(["%s"] * len(pks)) + ")", pks
+
+
 def select_models(model, fields: list[str], where: str, params: list, *, order: str = "",
-                  limit: int | None = None, lock: bool = False) -> list:
+                  limit: int | None = None, lock: bool | str = False) -> list:
     """`model.objects.filter(...).only(*fields).order_by(...)[:limit]` (with
-    select_for_update(skip_locked=True, of=("self",)) when `lock`, on PostgreSQL) as one
+    select_for_update(skip_locked=True, of=("self",)) when `lock`, on PostgreSQL; `lock`
+    may name a weaker mode, KEY_SHARE or NO_KEY_UPDATE) as one
     hand-written SELECT whose rows become model instances as the ORM makes them (the
     backend's and the fields' converters, then from_db). `where` and `order` name
     columns as {field}; the fields not selected are deferred, as with only()."""
@@ -95,7 +149,7 @@ def select_models(model, fields: list[str], where: str, params: list, *, order: 
         if limit is not None:
             sql += " LIMIT %s"
         if lock and row_locks():
-            sql += f" FOR UPDATE OF {table} SKIP LOCKED"
+            sql += f" FOR {UPDATE if lock is True else lock} OF {table} SKIP LOCKED"
         entry = statements[key] = (sql, part)
     sql, part = entry
     if limit is not None:
@@ -106,13 +160,15 @@ def select_models(model, fields: list[str], where: str, params: list, *, order: 
 
 
 def select_with(model, fields: list[str], joins: list[tuple[str, list[str]]], where: str, params: list, *,
-                order: str = "") -> list[tuple]:
+                order: str = "", locks: tuple[str, ...] = ()) -> list[tuple]:
     """Like select_models, with the rows each named foreign key points to in the same
     SELECT (inner joins): one tuple per row, (instance, related instance, ...). A related
-    row met twice is one instance. `where` and `order` name the base model's columns."""
+    row met twice is one instance. `where` and `order` name the base model's columns.
+    `locks` gives a lock mode for the base row and each joined row, in that order ("" for
+    none), on PostgreSQL: a row whose rows another writer holds is skipped whole."""
     c = conn()
     statements = cache(c)
-    key = ("with", model, tuple(fields), tuple((n, tuple(f)) for n, f in joins), where, order)
+    key = ("with", model, tuple(fields), tuple((n, tuple(f)) for n, f in joins), where, order, locks)
     entry = statements.get(key)
     if entry is None:
         qn = c.ops.quote_name
@@ -131,6 +187,10 @@ def select_with(model, fields: list[str], joins: list[tuple[str, list[str]]], wh
                f"WHERE {where.format(**columns)}")
         if order:
             sql += f" ORDER BY {order.format(**columns)}"
+        if row_locks():
+            for alias, mode in zip(["b", *(f"r{i}" for i in range(len(joins)))], locks, strict=False):
+                if mode:
+                    sql += f" FOR {mode} OF {alias} SKIP LOCKED"
         entry = statements[key] = (sql, parts)
     sql, parts = entry
     rows, _ = run(sql, params, c=c)

@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from tasks.errors import BatchError
 from tasks.models import Attempt, Job, NodeCleanup, SubTask, Task
 
+from . import wakeups
 from .common import Precondition, job_state_refusal, lock_checked, new_etag, now
 from .constraints import check_max_task_retry_count, check_task_values
 from .counts import CountDelta
@@ -170,7 +171,14 @@ def add_task(job: Job, *, spec: dict) -> Task:
         delta = CountDelta()
         delta.add(Task.State.ACTIVE, "", task.required_slots)
         delta.apply(locked.pk)
+        _wake_for(locked)
     return task
+
+
+def _wake_for(job: Job) -> None:
+    """New active tasks: the agents of the job's pool claim them now."""
+    if job.state == Job.State.ACTIVE:
+        wakeups.wake_pool(job.account_id, job.pool_id)
 
 
 @dataclass
@@ -247,6 +255,8 @@ def add_task_collection(job: Job, *, specs: list[dict | BatchError], ids: list[s
             if result.task is not None:
                 delta.add(Task.State.ACTIVE, "", result.task.required_slots)
         delta.apply(locked.pk)
+        if delta.tasks["active"]:
+            _wake_for(locked)
     return results
 
 
@@ -311,7 +321,9 @@ def _terminate_locked_task(task: Task, *, code: str, message: str) -> None:
     """Complete a locked, not completed task as ended by the service or a user."""
     t = now()
     old = (task.state, task.result)
-    Attempt.objects.filter(task=task, outcome=Attempt.Outcome.RUNNING).update(cancel_requested="terminate")
+    running = Attempt.objects.filter(task=task, outcome=Attempt.Outcome.RUNNING)
+    wakeups.wake_attempt_nodes(running)  # their agents kill the processes now
+    running.update(cancel_requested="terminate")
     _set_state(task, Task.State.COMPLETED, t)
     task.end_time = t
     task.result = Task.Result.FAILURE
@@ -357,6 +369,7 @@ def reactivate_task(task: Task, *, precondition: Precondition = None) -> Task:
         delta = CountDelta()
         delta.move(old, (locked.state, locked.result), locked.required_slots)
         delta.apply(locked.job_id)
+        _wake_for(locked.job)
     return locked
 
 
@@ -382,6 +395,7 @@ def delete_task(task: Task, *, precondition: Precondition = None) -> None:
         delta.apply(locked.job_id)
         # The attempts go with the row: an agent that no longer finds its attempt kills
         # the process (tasks.node), which is how delete reaches a running task.
+        wakeups.wake_attempt_nodes(Attempt.objects.filter(task=locked, outcome=Attempt.Outcome.RUNNING))
         locked.delete()
         complete_job_if_all_tasks_done(Job.objects.get(pk=locked.job_id))
 

@@ -110,6 +110,66 @@ def test_two_agents_racing_for_a_thousand_tasks_run_each_exactly_once(agents, po
     assert set(by_node) == {"racer-1", "racer-2"}  # both took part in the race
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="racing agents need PostgreSQL (DATABASE_URL)")
+def test_four_agents_racing_while_terminates_and_deletes_land_mid_claim_run_each_task_at_most_once(
+        agents, pool, tmp_path):
+    from tasks.errors import BatchError
+    from tasks.models import Job
+    from tasks.operations.counts import recount_job
+    from tasks.operations.tasks import add_task_collection, delete_task, terminate_task
+
+    log, total = tmp_path / "ran", 600
+    job = make_job(pool.account, pool)
+    for start in range(0, total, 100):
+        specs = [{"id": f"t{i}", "commandLine": f"/bin/sh -c 'echo $AZ_BATCH_TASK_ID >> {log}; sleep 0.02'"}
+                 for i in range(start, start + 100)]
+        add_task_collection(job, specs=specs, ids=[s["id"] for s in specs])
+    for i in range(4):
+        agents.start(pool, f"racer-{i + 1}", slots=2, wait=False)
+    # Each request hits the task at the head of the queue, the one the agents claim now
+    # (terminate), or the newest running one (delete): both land while claims and
+    # reports of the same rows are in flight.
+    terminated, deleted = set(), set()
+    wait_for(lambda: Task.objects.filter(job=job, state=Task.State.RUNNING).exists(), timeout=60,
+             message="the first claims")
+    for i in range(80):
+        if i % 2 == 0:
+            task = Task.objects.filter(job=job, state=Task.State.ACTIVE).order_by("creation_time", "pk").first()
+        else:
+            task = Task.objects.filter(job=job, state=Task.State.RUNNING).order_by("-state_transition_time").first()
+        if task is None:
+            break
+        try:
+            if i % 2 == 0:
+                terminate_task(task)
+                terminated.add(task.task_id)
+            else:
+                delete_task(task)
+                deleted.add(task.task_id)
+        except BatchError:
+            pass  # it completed (or went) first
+    wait_for(lambda: Job.objects.get(pk=job.pk).completed_count == total - len(deleted), timeout=120, interval=0.2,
+             message="every task left to complete")
+
+    runs = Counter(log.read_text().split())
+    assert set(runs.values()) == {1}  # nothing ran twice
+    assert set(runs) >= {f"t{i}" for i in range(total)} - terminated - deleted
+    per_task = Counter(Attempt.objects.filter(job=job).values_list("task__task_id", flat=True))
+    assert set(per_task.values()) == {1}
+    assert not Attempt.objects.filter(job=job, outcome=Attempt.Outcome.RUNNING).exists()
+    assert not Task.objects.filter(job=job, task_id__in=deleted).exists()
+    assert terminated and deleted
+    assert {(t.state, t.result, t.failure_info["code"]) for t in Task.objects.filter(job=job, task_id__in=terminated)} \
+        == {("completed", "failure", "TaskEnded")}
+    assert Task.objects.filter(job=job, result="success").count() == total - len(terminated) - len(deleted)
+    fields = [f"{b}_{k}" for b in ("active", "running", "completed", "succeeded", "failed") for k in ("count", "slots")]
+    maintained = Job.objects.filter(pk=job.pk).values(*fields).get()
+    recount_job(job)
+    assert maintained == Job.objects.filter(pk=job.pk).values(*fields).get()  # the counters are exact
+    by_node = Counter(Attempt.objects.filter(job=job).values_list("node_name", flat=True))
+    assert set(by_node) == {f"racer-{i + 1}" for i in range(4)}
+
+
 def _read(path: str) -> str | None:
     try:
         text = open(path).read().strip()

@@ -68,15 +68,19 @@ def test_terminate_completes_the_running_tasks_with_task_ended_and_never_runs_th
     assert (counts["failed_count"], counts["active_count"]) == (2, 1)
 
 
-def test_wait_lets_running_tasks_run_on_and_the_job_is_disabling_until_the_last_ends(account, pool, node):
+def test_wait_lets_running_tasks_run_on_and_the_job_is_disabling_until_the_last_ends(
+        account, pool, node, django_capture_on_commit_callbacks):
     job, tasks, attempts = running_job(account, pool, node)
     disable_job(job, disable_tasks="wait")
     assert job_of(job).state == "disabling"
     assert {fresh(t).state for t in tasks} == {Task.State.RUNNING}
     assert not Attempt.objects.filter(pk__in=[a.pk for a in attempts]).exclude(cancel_requested="").exists()
-    finish(attempts[0], 0)
+    with django_capture_on_commit_callbacks(execute=True):
+        finish(attempts[0], 0)
     assert job_of(job).state == "disabling"
-    finish(attempts[1], 0)
+    # Once the report of the last one commits.
+    with django_capture_on_commit_callbacks(execute=True):
+        finish(attempts[1], 0)
     job = job_of(job)
     assert (job.state, job.previous_state) == ("disabled", "disabling")
 

@@ -1,0 +1,99 @@
+"""The agents' hot path alone, in one process and without task processes: the cost of
+one report-and-claim pass per task (what tasks.node.agent does between a task's exit and
+the next task's start), and the statements a pass sends, on the database DATABASE_URL
+names (default: SQLite). Each round: --tasks tasks added through the rules layer, then
+passes of `finish the attempts of the last claim + claim --slots more` until the job is
+done; the figure is milliseconds per task, beside a same-run baseline: one
+`SELECT 1` round trip through Django's cursor (the cost of talking to the database at
+all), so that the ratio `ms per task / round trip` is comparable across loads.
+
+It isolates what issue 13 changes (statements, round trips, locks) from what it does
+not (spawning, the web tier), and so reads the same on a busy machine within ~20 %.
+
+Usage: DATABASE_URL=... .venv/bin/python benchmarks/bench_hot_path.py [--tasks 2000] [--slots 4] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from _common import describe_run, setup_django
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--slots", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    setup_django("hot-path")
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tasks.models import Account
+    from tasks.operations import attempts
+    from tasks.operations import nodes as node_ops
+    from tasks.operations.jobs import add_job
+    from tasks.operations.pools import add_pool
+    from tasks.operations.tasks import add_task_collection
+
+    account = Account.objects.create(name="bench", primary_key="YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktMDA=")
+    pool = add_pool(account, spec={"id": "hot", "vmSize": "local"})
+    node = node_ops.register_node(pool, node_id="n1", slots=args.slots, ip_address="10.0.0.1",
+                                  root_dir="/tmp/batchsite-bench-hot/n1")
+    pass_ = getattr(attempts, "agent_pass", None)
+
+    def one_pass(reports, limit):
+        from django.db import transaction
+
+        with pass_() if pass_ else transaction.atomic():
+            attempts.finish_attempts(reports)
+            return attempts.claim_work(node, limit=limit)
+
+    def round_trip() -> float:
+        samples = []
+        with connection.cursor() as cursor:
+            for _ in range(200):
+                t = time.perf_counter()
+                cursor.execute("SELECT 1")
+                cursor.fetchall()
+                samples.append(time.perf_counter() - t)
+        return statistics.median(samples)
+
+    per_task, trips, statements = [], [], 0
+    for r in range(args.rounds):
+        job = add_job(account, spec={"id": f"hot{r}", "poolInfo": {"poolId": "hot"}})
+        for start in range(0, args.tasks, 100):
+            specs = [{"id": f"t{i}", "commandLine": "/bin/true"} for i in range(start, min(start + 100, args.tasks))]
+            add_task_collection(job, specs=specs, ids=[s["id"] for s in specs])
+        trips.append(round_trip())
+        running = one_pass([], args.slots)
+        done = 0
+        t = time.perf_counter()
+        while running:
+            reports = [attempts.AttemptReport(a.pk, exit_code=0) for a in running]
+            if r == 0 and done == args.slots * 10:
+                with CaptureQueriesContext(connection) as queries:
+                    running = one_pass(reports, args.slots)
+                statements = len(queries)
+            else:
+                running = one_pass(reports, args.slots)
+            done += len(reports)
+        per_task.append((time.perf_counter() - t) / done)
+        job.refresh_from_db()
+        assert job.succeeded_count == args.tasks, job.succeeded_count
+
+    ms = statistics.median(per_task) * 1000
+    trip = statistics.median(trips) * 1000
+    print(f"hot path: report {args.slots} + claim {args.slots} per pass, {args.tasks:,} tasks x {args.rounds} rounds")
+    print(f"  {describe_run()}")
+    print(f"  per task: {ms:.3f} ms (rounds {', '.join(f'{x * 1000:.3f}' for x in per_task)}); "
+          f"statements per pass: {statements}")
+    print(f"  one SELECT 1 round trip (same run): {trip:.3f} ms; ratio per task / round trip: {ms / trip:.1f}")
+
+
+if __name__ == "__main__":
+    main()
