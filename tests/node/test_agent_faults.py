@@ -121,7 +121,8 @@ def test_four_agents_racing_while_terminates_and_deletes_land_mid_claim_run_each
     log, total = tmp_path / "ran", 600
     job = make_job(pool.account, pool)
     for start in range(0, total, 100):
-        specs = [{"id": f"t{i}", "commandLine": f"/bin/sh -c 'echo $AZ_BATCH_TASK_ID >> {log}; sleep 0.02'"}
+        specs = [{"id": f"t{i}", "commandLine": f"/bin/sh -c 'echo $AZ_BATCH_TASK_ID >> {log}; sleep 0.02'",
+                  "userIdentity": {"autoUser": {"elevationLevel": "admin"}}}  # root: the log is in tmp_path
                  for i in range(start, start + 100)]
         add_task_collection(job, specs=specs, ids=[s["id"] for s in specs])
     for i in range(4):

@@ -48,7 +48,9 @@ def scenario_disable(pool_id, flag):
     for mode, command in commands.items():
         job_id = f"d14-{mode}"
         c.job.add(m.JobAddParameter(id=job_id, pool_info=m.PoolInformation(pool_id=pool_id)))
-        c.task.add(job_id, m.TaskAddParameter(id="t", command_line=command))
+        # As admin: the flag is in the test's tmp_path (0700), out of a non-admin task's reach.
+        c.task.add(job_id, m.TaskAddParameter(id="t", command_line=command, user_identity=m.UserIdentity(
+            auto_user=m.AutoUserSpecification(elevation_level=m.ElevationLevel.admin))))
         wait(lambda job_id=job_id: c.task.get(job_id, "t").state == m.TaskState.running, f"{job_id}/t to run")
         c.job.disable(job_id, mode)
         job, task = c.job.get(job_id), c.task.get(job_id, "t")

@@ -52,9 +52,15 @@ def sweeping(*, tick: float = 0.1):
         thread.join(10)
 
 
+# Tasks that wait for a flag in the test's tmp_path (0700) run as admin: a non-admin task
+# cannot see it.
+ADMIN = m.UserIdentity(auto_user=m.AutoUserSpecification(elevation_level=m.ElevationLevel.ADMIN))
+
+
 def make_job(client, job_id: str, *commands: str) -> str:
     client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=POOL)))
-    client.create_tasks(job_id, [m.BatchTaskCreateOptions(id=f"t{i}", command_line=c) for i, c in enumerate(commands)])
+    client.create_tasks(job_id, [m.BatchTaskCreateOptions(id=f"t{i}", command_line=c, user_identity=ADMIN)
+                                 for i, c in enumerate(commands)])
     return job_id
 
 

@@ -40,7 +40,7 @@ def test_a_database_error_does_not_end_the_sweep_which_tries_again(transactional
         call_command("sweep", "--interval", "0.05", verbosity=2, stdout=out)
     assert "sweep: database error, trying again" in caplog.text
     assert "terminating connection due to administrator command" in caplog.text
-    assert "sweep: expired=0 purged_jobs=0" in out.getvalue()  # a whole pass after the error
+    assert "expired=0 purged_jobs=0" in out.getvalue()  # a whole pass after the error
     assert signal.getsignal(signal.SIGTERM) is previous  # SIGTERM ended it; its handler is gone
 
 
