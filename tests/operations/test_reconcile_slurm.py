@@ -30,7 +30,8 @@ def test_a_node_lost_in_slurm_has_its_task_completed_elsewhere_and_comes_back_on
     first = tmp_path / "first"
     script = f"if [ ! -e {first} ]; then echo $AZ_BATCH_NODE_ID > {first}; exec sleep 300; fi"
     job = add_job(pool.account, spec={"id": "j", "poolInfo": {"poolId": "p"}})
-    task = add_task(job, spec={"id": "t", "commandLine": f"/bin/sh -c '{script}'"})
+    task = add_task(job, spec={"id": "t", "commandLine": f"/bin/sh -c '{script}'",
+                               "userIdentity": {"autoUser": {"elevationLevel": "admin"}}})  # root: it writes in tmp_path
     reconcile_until(reconciler, lambda: first.exists(), message="the task to start")
     doomed = ComputeNode.objects.get(pool=pool, node_id=first.read_text().strip())
     lost = slurm.slurm_node(doomed.provider_handle)
