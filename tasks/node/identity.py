@@ -213,7 +213,7 @@ def _ensure_group(name: str) -> int:
             try:
                 grp.getgrnam(name)
             except KeyError:
-                _run(["groupadd", "--system", name])
+                _run(["groupadd", name])  # an ordinary gid, as the users' (see _ensure_user)
             gid = grp.getgrnam(name).gr_gid
     with _made_lock:
         _groups[name] = gid
@@ -241,7 +241,9 @@ def _ensure_user(name: str, mark: str, *, uid: int | None = None, gid: int | Non
             argv = ["useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/bin/sh",
                     "--comment", mark]
             if uid is None:
-                argv += ["--system", "--user-group"]
+                # Ordinary ids, as Batch's auto-users have (uid >= 1000): task-scope users, one
+                # per task or node start and never removed, would use up the ~900 system ids.
+                argv += ["--user-group"]
             else:
                 argv += ["--uid", str(uid)]
             if gid is not None:
