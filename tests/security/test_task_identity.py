@@ -219,7 +219,7 @@ def plain_user():
     """A throwaway non-root user to run an agent as, with a data dir of its own; on SQLite
     it gets (by its group) the test database file and its directory for the test."""
     name = f"bsidagent{random.randrange(10**5)}"
-    subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", name], check=True, capture_output=True)
+    subprocess.run(["useradd", "--user-group", "--no-create-home", name], check=True, capture_output=True)
     entry = pwd.getpwnam(name)
     data = Path(tempfile.mkdtemp(prefix="bsid-agent-", dir="/tmp"))
     os.chown(data, entry.pw_uid, entry.pw_gid)
