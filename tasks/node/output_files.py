@@ -37,7 +37,6 @@ import glob
 import json
 import os
 import re
-import stat
 import sys
 import time
 import urllib.parse
@@ -83,7 +82,10 @@ def failure_of(exit_code: int, err_path: str) -> tuple[str, str, list[int]]:
     the last `batchsite:` lines of fileuploaderr.txt, read without following a link there."""
     code = EXIT_CODES.get(exit_code, "FileUploadMiscError")
     message, indexes = "An output file could not be uploaded.", []
-    lines = _tail_lines(err_path)
+    # Only the agent calls this, where tasks.node is a package (this file also runs alone).
+    from .resource_files import tail_lines
+
+    lines = tail_lines(err_path)
     for line in reversed(lines):
         if line.startswith(PREFIX):
             message = line[len(PREFIX):]
@@ -94,18 +96,6 @@ def failure_of(exit_code: int, err_path: str) -> tuple[str, str, list[int]]:
                 indexes = [int(i) for i in line[len(INDEX_PREFIX):].split(",")]
             break
     return code, message, indexes
-
-
-def _tail_lines(path: str, size: int = 4096) -> list[str]:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return []
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return []
-        f.seek(max(os.fstat(fd).st_size - size, 0))
-        return f.read().decode("utf-8", "replace").splitlines()
 
 
 def shown(url: str) -> str:
