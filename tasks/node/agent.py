@@ -303,12 +303,19 @@ class NodeAgent:
     def _wipe_disk(self, *, everything: bool = False) -> None:
         """Remove what the node keeps on its disk (its root's contents, or the root itself),
         never through a link a task left, and its published copies."""
+        task_keys = layout.task_keys(self.nodes, self.key)
         if everything:
             disk.remove(self.nodes, self.key)
         else:
             disk.empty(self.nodes, self.key)
         if self.publishing:
             storage.unpublish_dir(self.storage, self.key)
+        self._forget_task_users(task_keys)
+
+    def _forget_task_users(self, keys: list[str]) -> None:
+        """Remove the task-scope users of task directories that are gone."""
+        for key in keys:
+            identity.forget_task_user(self.pool.account.name, self.pool.pool_id, key)
 
     def _stop(self, signum, frame) -> None:
         self.stopping = self.signalled = True
@@ -895,6 +902,7 @@ class NodeAgent:
                 continue  # not a task directory of the layout: nothing of ours to remove
             if self.publishing:
                 storage.unpublish_dir(self.storage, key)
+            self._forget_task_users([key])
         node_ops.complete_cleanups([c.pk for c in cleanups])
 
     def _heartbeat(self) -> None:

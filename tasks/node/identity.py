@@ -11,7 +11,8 @@ own machines; so the Unix users are the pool's, never shared across pools:
 
 - the pool's non-admin auto-user (Batch's `_azbatch`) is `_azbp<h>`, `<h>` a hash of the
   account and pool; a task-scope non-admin auto-user is `_azbt<hash>` of the task's
-  directory, one per task;
+  directory, one per task, removed with that directory (`forget_task_user`): a Batch
+  node's task users go with the VM, and here they would pile up on the host;
 - a user account keeps its name, with the pool's `linuxUserConfiguration` uid/gid when
   given; a name the host already has for something else (root, a service, another pool's
   account) is never taken over: the task fails;
@@ -22,7 +23,7 @@ own machines; so the Unix users are the pool's, never shared across pools:
 Each user made here carries `batchsite pool <account>/<pool>` as its comment (GECOS): that is
 how an existing user is known to be the pool's. Users are made with the system's
 `groupadd`/`useradd`, under a host-wide lock (two agents of one host make the same pool
-user at once), and are never removed.
+user at once); pool users and user accounts are never removed.
 
 An agent that is not root cannot switch users: it runs every task as itself (its node's
 errors and its log say so), and a task that asks for another user (admin, or a user
@@ -167,11 +168,41 @@ def run_as(user_identity: dict | None, *, account: str, pool_id: str, user_accou
     if elevation == ADMIN:
         return Identity(user="root", uid=0, gid=0, groups=(group,), scope=scope, elevation=ADMIN)
     if scope == TASK:
-        user = "_azbt" + hashlib.sha256(f"{account}/{pool_id.lower()}/{task_key}".encode()).hexdigest()[:16]
+        user = task_user(account, pool_id, task_key)
     else:
         user = f"_azbp{pool_hash(account, pool_id)}"
     uid, gid = _ensure_user(user, mark)
     return Identity(user=user, uid=uid, gid=gid, groups=(group,), scope=scope, elevation=elevation)
+
+
+def task_user(account: str, pool_id: str, task_key: str) -> str:
+    """The name of the task-scope non-admin auto-user of the task directory `task_key`."""
+    return "_azbt" + hashlib.sha256(f"{account}/{pool_id.lower()}/{task_key}".encode()).hexdigest()[:16]
+
+
+def forget_task_user(account: str, pool_id: str, task_key: str) -> bool:
+    """Remove the task-scope auto-user of a task directory that is gone, if this host has
+    it and it is the pool's; True when it was removed. Called after the directory is
+    removed, so no file of the task is left to a later user given the same uid. A user
+    that still runs a process (a daemon the task left) is kept, logged: `userdel`
+    refuses it."""
+    if not is_root():
+        return False
+    name = task_user(account, pool_id, task_key)
+    with _host_lock():
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            return False
+        if entry.pw_gecos != f"{MARK}{account}/{pool_id}":
+            return False  # not the pool's: never touched
+        result = subprocess.run(["userdel", name], capture_output=True, text=True, check=False)
+    with _made_lock:
+        _made.pop(name, None)
+    if result.returncode != 0:
+        log.warning("the task user %s was not removed: %s", name, (result.stderr or result.stdout).strip())
+        return False
+    return True
 
 
 def _me() -> str:

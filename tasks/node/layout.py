@@ -16,6 +16,7 @@ storage (tasks.node.storage), so the web tier finds a task's files from its node
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -55,6 +56,24 @@ def task_key_within_node(job_id: str, task_id: str) -> str:
 def storage_key(node: str, job_id: str, task_id: str) -> str:
     """The task directory's key in the task-file storage; `node` is its node_key."""
     return f"{node}/{task_key_within_node(job_id, task_id)}"
+
+
+def task_keys(nodes: Path | str, node: str) -> list[str]:
+    """The keys of the task directories (and the start task's) a node has on disk now:
+    the directories the agent made at `workitems/<job>/job-1/<task>`, by name only (no
+    link a task left is followed: the levels above a task's directory are the agent's)."""
+    root = Path(nodes) / node
+    keys = [startup_key(node)] if (root / STARTUP_DIR).is_dir() else []
+    for job in _names(root / WORKITEMS_DIR):
+        keys += [f"{node}/{WORKITEMS_DIR}/{job}/job-1/{t}" for t in _names(root / WORKITEMS_DIR / job / "job-1")]
+    return keys
+
+
+def _names(directory: Path) -> list[str]:
+    try:
+        return sorted(e.name for e in os.scandir(directory) if e.is_dir(follow_symlinks=False))
+    except OSError:  # not there (yet), or not a directory
+        return []
 
 
 def startup_key(node: str) -> str:

@@ -45,7 +45,7 @@ from django.db import DatabaseError, InterfaceError, transaction
 from django.db.models import Q
 
 from tasks.models import ComputeNode, Pool
-from tasks.node import disk, layout
+from tasks.node import disk, identity, layout
 from tasks.providers import registry
 from tasks.providers.base import NodeLaunch, NodeProvider, ProviderError, RunningNode
 
@@ -239,8 +239,12 @@ class Reconciler:
                     # The node's disk goes with it, as a VM's does (its agent, had it been
                     # alive, would have wiped it on leaving), never through a link its
                     # tasks left (tasks.node.disk).
-                    disk.remove(layout.nodes_dir(settings.DATA_DIR),
-                                layout.node_key(pool.account.name, pool.pool_id, node.node_id))
+                    nodes = layout.nodes_dir(settings.DATA_DIR)
+                    key = layout.node_key(pool.account.name, pool.pool_id, node.node_id)
+                    task_keys = layout.task_keys(nodes, key)
+                    disk.remove(nodes, key)
+                    for task_key in task_keys:
+                        identity.forget_task_user(pool.account.name, pool.pool_id, task_key)
         return removed
 
     # --- keeping agents running ----------------------------------------------------------

@@ -24,9 +24,10 @@ from django.conf import settings
 from django.db import connection
 
 from tasks.errors import BatchError
-from tasks.models import Attempt, ComputeNode, Task
+from tasks.models import Attempt, ComputeNode, NodeCleanup, Task
 from tasks.node import identity
-from tasks.operations.pools import add_pool
+from tasks.operations.pools import add_pool, remove_nodes
+from tasks.operations.tasks import delete_task
 from tests.agents import FAST, ROOT, database_url, wait_for
 from tests.execution import add, fresh, make_job
 from tests.factories import AccountFactory
@@ -296,3 +297,50 @@ def test_agents_racing_to_make_one_pools_users_all_get_the_same_ones():
     finally:
         subprocess.run(["userdel", f"_azbp{identity.pool_hash('race', pool_id)}"], capture_output=True, check=False)
         subprocess.run(["groupdel", identity.pool_group("race", pool_id)], capture_output=True, check=False)
+
+
+def _exists(user: str) -> bool:
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        return False
+    return True
+
+
+def test_a_task_scope_user_goes_with_its_task_directory_and_a_start_task_user_with_its_node(
+        agents, transactional_db):
+    """A Batch node's task users go with the VM; here they would pile up on the host (one
+    per task-scope task and per node start): each is removed once its directory is."""
+    pool = make_pool("id-forget", startTask={"commandLine": "/bin/true", "waitForSuccess": True})
+    job = make_job(pool.account, pool)
+    task = add(job, "mine", sh("id -un"), userIdentity={"autoUser": {"scope": "task"}})
+    keep = add(job, "keep", sh("id -un"), userIdentity={"autoUser": {"scope": "task"}})
+    agents.start(pool, "n1", slots=1)
+    task, keep = completed(task), completed(keep)
+    user, kept = output(task)[0], output(keep)[0]
+    node = ComputeNode.objects.get(pool=pool, node_id="n1")
+    start_user = identity.task_user(pool.account.name, pool.pool_id,
+                                    f"{pool.account.name}/{pool.pool_id}/n1/startup")
+    assert user.startswith("_azbt") and _exists(user) and _exists(kept) and _exists(start_user)
+    delete_task(task)
+    wait_for(lambda: not NodeCleanup.objects.filter(node_name=node.node_id).exists(),
+             message="the agent to carry out the cleanup")
+    assert not Path(task.task_root_directory).exists()
+    assert not _exists(user), "the deleted task's user is still on the host"
+    assert _exists(kept) and _exists(start_user)
+    remove_nodes(pool, node_ids=["n1"])
+    wait_for(lambda: not ComputeNode.objects.filter(pk=node.pk).exists(), timeout=30,
+             message="the node to leave the pool")
+    wait_for(lambda: not _exists(start_user) and not _exists(kept), timeout=15,
+             message="the node's task users to go with its disk")
+
+
+def test_forgetting_a_task_user_never_touches_a_user_that_is_not_the_pools(transactional_db):
+    name = identity.task_user("acct", "p", "acct/p/n1/workitems/j/job-1/t")
+    subprocess.run(["useradd", "--no-create-home", "--comment", "someone else", name], check=True)
+    try:
+        assert identity.forget_task_user("acct", "p", "acct/p/n1/workitems/j/job-1/t") is False
+        assert _exists(name)
+        assert identity.forget_task_user("acct", "p", "acct/p/n1/workitems/j/job-1/other") is False
+    finally:
+        subprocess.run(["userdel", name], check=False)
