@@ -20,7 +20,8 @@ from tests.factories import AccountFactory, JobFactory
 # `local_provider`, `reconciler`: the real local node provider and a reconciler on it;
 # `slurm`: the slurm node provider against a real Slurm (.ci/slurm-up), and its marker.
 # `azurite`: real Blob storage (tests/storage/azurite.py) for resource and output files.
-pytest_plugins = ["tests.agents", "tests.local_nodes", "tests.slurm", "tests.storage.azurite"]
+# `parallel`: a data dir per pytest-xdist worker, and the groups kept on one worker.
+pytest_plugins = ["tests.agents", "tests.local_nodes", "tests.slurm", "tests.storage.azurite", "tests.parallel"]
 
 API = "2025-06-01"
 _STANDARD = ["content-encoding", "content-language", "content-length", "content-md5", "content-type",
