@@ -33,9 +33,13 @@ browser-deps:
 	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium for the browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# The suite in TEST_WORKERS pytest-xdist workers (tests/parallel.py: a data dir and a test
+# database each, the Slurm and host-user tests kept together on one); TEST_WORKERS=0 runs
+# it serially, in this process.
+TEST_WORKERS ?= 4
 test: install sdk14 browser-deps
 	$(VENV)/bin/python manage.py collectstatic --noinput -v0
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check batchsite tasks tests benchmarks

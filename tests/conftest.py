@@ -20,7 +20,10 @@ from tests.factories import AccountFactory, JobFactory
 # `local_provider`, `reconciler`: the real local node provider and a reconciler on it;
 # `slurm`: the slurm node provider against a real Slurm (.ci/slurm-up), and its marker.
 # `azurite`: real Blob storage (tests/storage/azurite.py) for resource and output files.
-pytest_plugins = ["tests.agents", "tests.local_nodes", "tests.slurm", "tests.storage.azurite"]
+# `parallel`: a data dir per pytest-xdist worker, and the groups kept on one worker.
+# `fast_settings`: test-only settings that cost less CPU (a fast password hasher).
+pytest_plugins = ["tests.agents", "tests.local_nodes", "tests.slurm", "tests.storage.azurite", "tests.parallel",
+                  "tests.fast_settings"]
 
 API = "2025-06-01"
 _STANDARD = ["content-encoding", "content-language", "content-length", "content-md5", "content-type",

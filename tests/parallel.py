@@ -1,0 +1,91 @@
+"""The suite under pytest-xdist (`make test` runs `pytest -n <workers> --dist loadgroup`):
+each worker a batchsite of its own, and the tests that share something of the host with
+each other kept on one worker.
+
+A pytest plugin (tests/conftest.py); without `-n` it changes nothing.
+
+- Each worker's data dir is `$TMPDIR/batchsite-xdist-<run>-<worker>` (its node directories,
+  wake-up sockets, reconcile lock, task files; removed at the end), also in
+  BATCHSITE_DATA_DIR for the processes the tests start. Not under the data dir: an agent
+  makes everything there but `nodes/` unreachable to other users (identity.protect_data_dir),
+  and tasks run as users of their own. Its test database is pytest-django's per-worker copy (`test.sqlite3_gw0`,
+  `test_<name>_gw0` on PostgreSQL), so agents, providers and instance keys of two workers
+  never meet. Ports are the OS's (live_server, Serve, Azurite: port 0), never fixed.
+- `xdist_group`s (run on one worker, one after another, under `--dist loadgroup`): every
+  test marked `slurm` or using the `slurm` fixture (one Slurm of three nodes: a test waits
+  for all of them to be idle), and the tests in HOST_GROUPS, which make users and groups on
+  the host or race agents. A test can name its own group with
+  `@pytest.mark.xdist_group("name")`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+
+# Tests (node-id prefixes) that share something of the host with each other: a group each.
+HOST_GROUPS = {
+    # Users and groups made on the host (uids picked from what is free, removed after).
+    "tests/security/test_task_identity.py::": "host-users",
+    # Agents racing for hundreds of tasks: one race at a time.
+    "tests/node/test_agent_faults.py::test_two_agents_racing": "agent-races",
+    "tests/node/test_agent_faults.py::test_four_agents_racing": "agent-races",
+}
+
+
+def worker_data_dir(worker: str) -> Path:
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "run")[:12]
+    return Path(tempfile.gettempdir()) / f"batchsite-xdist-{run}-{worker}"
+
+
+def pytest_configure(config):
+    del config
+    if WORKER:
+        _isolate(worker_data_dir(WORKER))
+
+
+def pytest_unconfigure(config):
+    del config
+    if WORKER:
+        shutil.rmtree(worker_data_dir(WORKER), ignore_errors=True)
+
+
+def _isolate(data_dir: Path) -> None:
+    """This worker's own data dir, in the settings (for this process) and the environment
+    (for its children); the task-file storage follows it where it is the default one."""
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    base = Path(settings.DATA_DIR)
+    (data_dir / "nodes").mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o711)  # tasks' users reach their directories in nodes/
+    storages = dict(settings.STORAGES)
+    taskfiles = dict(storages.get("taskfiles", {}))
+    if taskfiles.get("OPTIONS", {}).get("location") == str(base / "nodes"):
+        taskfiles["OPTIONS"] = {**taskfiles["OPTIONS"], "location": str(data_dir / "nodes")}
+        storages["taskfiles"] = taskfiles
+    override_settings(DATA_DIR=data_dir, STORAGES=storages).enable()
+    os.environ["BATCHSITE_DATA_DIR"] = str(data_dir)
+
+
+def group_of(item: pytest.Item) -> str | None:
+    if item.get_closest_marker("slurm") or "slurm" in getattr(item, "fixturenames", ()):
+        return "slurm"
+    return next((group for prefix, group in HOST_GROUPS.items() if item.nodeid.startswith(prefix)), None)
+
+
+# tryfirst: xdist turns the marks into the node ids' @group suffix in its own
+# pytest_collection_modifyitems, which would otherwise run before this one.
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    del config
+    for item in items:
+        group = group_of(item)
+        if group and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group))
