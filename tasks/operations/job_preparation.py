@@ -237,13 +237,13 @@ def settle_ending_jobs(job_pks: list[int] | None = None) -> int:
     return ended
 
 
-def get_job_preparation_status(job: Job) -> list[JobPreparation]:
-    """The job's records with their nodes (one query), for List Preparation and Release Task
-    Status. Refuses a job with neither task (409 JobPreparationTaskOrReleaseTaskNotSpecified)."""
-    if PREPARATION not in job.spec and RELEASE not in job.spec:
-        raise BatchError("JobPreparationTaskOrReleaseTaskNotSpecified",
-                         "The specified job does not have a job preparation task or job release task.", 409)
-    return list(JobPreparation.objects.filter(job=job).select_related("node", "node__pool").order_by("node__node_id"))
+def can_list_job_preparation_status(job: Job) -> BatchError | None:
+    """List Preparation and Release Task Status needs a job with either task: 409
+    JobPreparationTaskOrReleaseTaskNotSpecified otherwise."""
+    if PREPARATION in job.spec or RELEASE in job.spec:
+        return None
+    return BatchError("JobPreparationTaskOrReleaseTaskNotSpecified",
+                      "The specified job does not have a job preparation task or job release task.", 409)
 
 
 def release_wall_clock_seconds(spec: dict) -> float:
