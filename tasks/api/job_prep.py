@@ -15,7 +15,11 @@ from tasks import queries
 from tasks.job_preparation_queries import list_job_preparations
 from tasks.models import JobPreparation
 from tasks.node.layout import task_key_within_node
-from tasks.operations.job_preparation import PREPARATION_ID, RELEASE_ID, can_list_job_preparation_status
+from tasks.operations.job_preparation import (
+    PREPARATION_ID,
+    RELEASE_ID,
+    can_list_job_preparation_status,
+)
 from tasks.timefmt import format_datetime_wire as dt
 
 from .base import BatchApiView
