@@ -29,7 +29,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from tasks.errors import BatchError
-from tasks.models import ComputeNode, Job, JobPreparation
+from tasks.models import ComputeNode, Job, JobPreparation, NodeCleanup
+from tasks.node import layout
 
 from .common import now
 
@@ -235,6 +236,15 @@ def settle_ending_jobs(job_pks: list[int] | None = None) -> int:
         if deleting is not None:
             purge_deleting_job(deleting)
     return ended
+
+
+def queue_job_task_cleanup(job: Job) -> None:
+    """Queue the preparation and release directories of a job being purged for their nodes
+    to remove, as its tasks' are (tasks.operations.tasks.queue_task_cleanup)."""
+    rows = JobPreparation.objects.filter(job=job).values_list("node__node_id", "node__root_dir")
+    NodeCleanup.objects.bulk_create(
+        NodeCleanup(node_name=node_id, pool_id="", task_dir=layout.task_dir(root, job.job_id, name), reason="jobdelete")
+        for node_id, root in rows if root for name in (PREPARATION_ID, RELEASE_ID))
 
 
 def can_list_job_preparation_status(job: Job) -> BatchError | None:

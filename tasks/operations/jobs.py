@@ -319,13 +319,14 @@ def delete_job(job: Job, *, precondition: Precondition = None) -> None:
 def purge_deleting_job(job: Job, *, batch: int = 5000) -> None:
     """Remove a `deleting` job's tasks in batches, queueing their directories for their
     nodes to delete, then the job itself."""
-    from .job_preparation import releases_pending
+    from .job_preparation import queue_job_task_cleanup, releases_pending
     from .tasks import queue_task_cleanup
 
     if releases_pending(job):
         # Its release tasks run first; the last one to end purges it (or the sweep does).
         wakeups.wake_nodes(job.preparations.values_list("node_id", flat=True))
         return
+    queue_job_task_cleanup(job)
     while True:
         with transaction.atomic():
             pks = list(Task.objects.filter(job=job).values_list("pk", flat=True)[:batch])

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from tasks.models import ComputeNode, Job, JobPreparation
+from tasks.models import ComputeNode, Job, JobPreparation, NodeCleanup
 from tasks.operations import job_preparation as ops
 from tasks.operations.jobs import delete_job, terminate_job
 from tasks.operations.sweeps import run_sweeps
@@ -307,6 +307,10 @@ def test_delete_waits_for_the_release_then_purges_the_job(account, pool, node):
     ops.finish_job_release(due, exit_code=0)
     assert not Job.objects.filter(pk=job.pk).exists()
     assert not JobPreparation.objects.exists()
+    # Their directories go too, removed by the node as its tasks' are.
+    queued = set(NodeCleanup.objects.filter(node_name="node-1").values_list("task_dir", flat=True))
+    assert {f"{node.root_dir}/workitems/job1/job-1/jobpreparation",
+            f"{node.root_dir}/workitems/job1/job-1/jobrelease"} <= queued
 
 
 def test_all_tasks_complete_waits_for_the_release_too(account, pool, node):
