@@ -11,9 +11,9 @@ from tasks.queries import page_after
 
 def list_job_preparations(job: Job, *, where: Q | None = None, after: str | None = None,
                           limit: int = 1000) -> tuple[list[JobPreparation], bool]:
-    """A keyset page of the job's records (one per node that ran its preparation) with
-    their nodes and pools, and whether more follow. One query."""
-    qs = JobPreparation.objects.filter(job=job).select_related("node", "node__pool")
+    """A keyset page of the job's records (one per node that ran its preparation), and
+    whether more follow. One query."""
+    qs = JobPreparation.objects.filter(job=job)
     if where is not None:
         qs = qs.filter(where)
     return page_after(qs, "pk", after, limit)

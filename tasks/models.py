@@ -638,8 +638,12 @@ class JobPreparation(models.Model):
         FAILURE = "failure"
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="preparations")
-    # A node removed from its pool takes its rows with it: nothing runs there any more.
-    node = models.ForeignKey(ComputeNode, on_delete=models.CASCADE, related_name="job_preparations")
+    # A node removed from its pool leaves its rows (the status list still tells what ran
+    # there), with no node: nothing runs there any more, and no release is waited for.
+    node = models.ForeignKey(ComputeNode, null=True, on_delete=models.SET_NULL, related_name="job_preparations")
+    pool_name = models.CharField(max_length=64)  # the node's pool id and node id, kept when it goes
+    node_name = models.CharField(max_length=128)
+    root_dir = models.CharField(max_length=1024, blank=True)  # AZ_BATCH_NODE_ROOT_DIR
     # The node's lastBootTime when the preparation last started: a later boot reruns it
     # (rerunOnNodeRebootAfterSuccess, or a preparation the reboot interrupted).
     boot = models.DateTimeField()

@@ -27,8 +27,8 @@ from .odata import EQUALITY, ORDERING, STRING_OPS, Kind, Null, Prop, Schema, _co
 from .render import node_url
 
 STATUS = Schema.of({
-    "poolId": Prop("node__pool__id_key", Kind.KEY, STRING_OPS),
-    "nodeId": Prop("node__node_id", Kind.TEXT, STRING_OPS),
+    "poolId": Prop("pool_name", Kind.FOLDED, STRING_OPS),
+    "nodeId": Prop("node_name", Kind.TEXT, STRING_OPS),
     "jobPreparationTaskExecutionInfo/state": _enum("prep_state", "running completed"),
     "jobPreparationTaskExecutionInfo/result": _enum("prep_result", "success failure", Null.BLANK),
     "jobPreparationTaskExecutionInfo/exitCode": Prop("prep_exit_code", Kind.INT, ORDERING, Null.NULL),
@@ -47,9 +47,8 @@ def _drop_none(d: dict) -> dict:
 
 
 def status_json(record: JobPreparation, *, base: str, job_id: str) -> dict:
-    node = record.node
-    pool_id, root = node.pool.pool_id, node.root_dir.rstrip("/")
-    files = f"{node_url(base, pool_id, node.node_id)}/files"
+    pool_id, node_id, root = record.pool_name, record.node_name, record.root_dir.rstrip("/")
+    files = f"{node_url(base, pool_id, node_id)}/files"
 
     def directory(name: str) -> tuple[str, str]:
         key = task_key_within_node(job_id, name)
@@ -58,8 +57,8 @@ def status_json(record: JobPreparation, *, base: str, job_id: str) -> dict:
     prep_dir, prep_url = directory(PREPARATION_ID)
     out = {
         "poolId": pool_id,
-        "nodeId": node.node_id,
-        "nodeUrl": node_url(base, pool_id, node.node_id),
+        "nodeId": node_id,
+        "nodeUrl": node_url(base, pool_id, node_id),
         "jobPreparationTaskExecutionInfo": _drop_none({
             "startTime": dt(record.prep_start_time),
             "endTime": dt(record.prep_end_time),

@@ -20,7 +20,7 @@ The rules, as Batch documents them:
   preparation that had not completed when the node went down always runs again.
 - The release runs only on nodes whose preparation ran, after the job's tasks on that
   node ended; the job stays `terminating` (or `deleting`) until every such node's
-  release ended or the node is gone (offline, or removed: its records go with it).
+  release ended or the node is gone (offline, or removed: its records stay, nodeless).
 """
 
 from __future__ import annotations
@@ -117,7 +117,8 @@ def start_job_preparation(job: Job, node: ComputeNode) -> JobPreparation | None:
         if record is None:
             try:
                 with transaction.atomic():
-                    return JobPreparation.objects.create(job=locked, node_id=node.pk, **fields)
+                    return JobPreparation.objects.create(job=locked, node_id=node.pk, pool_name=node.pool.pool_id,
+                                                         node_name=node.node_id, root_dir=node.root_dir, **fields)
             except IntegrityError:
                 return None  # made by another pass of this node's agent in the meantime
         if _counts(record, locked.spec[PREPARATION], node):
@@ -207,7 +208,8 @@ def releases_pending(job: Job) -> bool:
     release task)."""
     if RELEASE not in job.spec:
         return False
-    return (JobPreparation.objects.filter(job_id=job.pk).exclude(release_state=JobPreparation.State.COMPLETED)
+    return (JobPreparation.objects.filter(job_id=job.pk, node__isnull=False)
+            .exclude(release_state=JobPreparation.State.COMPLETED)
             .exclude(node__state__in=GONE_NODE_STATES).exists())
 
 
@@ -241,7 +243,7 @@ def settle_ending_jobs(job_pks: list[int] | None = None) -> int:
 def queue_job_task_cleanup(job: Job) -> None:
     """Queue the preparation and release directories of a job being purged for their nodes
     to remove, as its tasks' are (tasks.operations.tasks.queue_task_cleanup)."""
-    rows = JobPreparation.objects.filter(job=job).values_list("node__node_id", "node__root_dir")
+    rows = JobPreparation.objects.filter(job=job, node__isnull=False).values_list("node_name", "root_dir")
     NodeCleanup.objects.bulk_create(
         NodeCleanup(node_name=node_id, pool_id="", task_dir=layout.task_dir(root, job.job_id, name), reason="jobdelete")
         for node_id, root in rows if root for name in (PREPARATION_ID, RELEASE_ID))

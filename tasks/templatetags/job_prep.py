@@ -17,7 +17,7 @@ SHOWN = 200  # nodes listed on the page; the API lists them all
 def job_prep_release(context, job) -> dict:
     has = {"preparation": PREPARATION in job.spec, "release": RELEASE in job.spec}
     records, more = (list_job_preparations(job, limit=SHOWN) if any(has.values()) else ([], False))
-    rows = [{"record": r, "pool_id": r.node.pool.pool_id, "node_id": r.node.node_id,
+    rows = [{"record": r, "pool_id": r.pool_name, "node_id": r.node_name, "gone": r.node_id is None,
              "prep_dir": task_key_within_node(job.job_id, PREPARATION_ID),
              "release_dir": task_key_within_node(job.job_id, RELEASE_ID)} for r in records]
     return {"access": context.get("access"), "job": job, "has": has, "rows": rows, "more": more,

@@ -279,6 +279,8 @@ def test_a_removed_node_is_not_waited_for(account, pool, node):
     ComputeNode.objects.filter(pk=node.pk).delete()
     assert ops.settle_ending_jobs() == 1
     assert Job.objects.get(pk=job.pk).state == "completed"
+    record = JobPreparation.objects.get()  # what ran there is still told
+    assert (record.node_id, record.pool_name, record.node_name, record.prep_result) == (None, "pool1", "node-1", "success")
 
 
 def test_a_release_interrupted_by_a_restart_runs_again(account, pool, node):
