@@ -47,6 +47,7 @@ from .process import (
 
 log = logging.getLogger("batchsite.node")
 PREPARATION, RELEASE = "preparation", "release"
+CHECK_SECONDS = 1.0  # the longest an agent goes without asking what it must run
 
 
 def task_dir(root: str, job_id: str, kind: str) -> str:
@@ -99,12 +100,14 @@ class JobTasks:
         return {run.job_pk for run in self.runs.values()}
 
     def tend(self) -> None:
-        """See which runs ended (no database), report them, and every poll interval (or when
+        """See which runs ended (no database), report them, and every CHECK_SECONDS (or when
         woken) start what is due."""
         self._collect()
         self._report()
         if time.monotonic() >= self.next_check:
-            self.next_check = time.monotonic() + self.agent.poll
+            # Two queries a look: at most once a second, sooner when woken (work added to
+            # the pool, the node's attempts changed: a job ending wakes its nodes).
+            self.next_check = time.monotonic() + max(self.agent.poll, CHECK_SECONDS)
             self._start_due()
 
     def wake(self) -> None:
