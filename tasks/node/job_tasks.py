@@ -124,10 +124,11 @@ class JobTasks:
         if agent.node is None:
             return
         if agent.accepting:
-            for job in ops.preparations_due(agent.node):
+            held = frozenset(run.job_pk for run in self.runs.values() if run.kind == PREPARATION)
+            for job in ops.preparations_due(agent.node, held=held):
                 if job.pk in self.busy_jobs():
                     continue
-                record = ops.start_job_preparation(job, agent.node)
+                record = ops.start_job_preparation(job, agent.node, held=held)
                 if record is not None:
                     self._begin(PREPARATION, record, job)
         running_jobs = {run.key.split("/")[-3] for run in agent.runs.values() if run.key}

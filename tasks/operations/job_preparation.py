@@ -86,24 +86,35 @@ def claimable_jobs(node: ComputeNode, jobs: list[Job]) -> list[Job]:
             or (job.pk in records and _lets_tasks_run(records[job.pk], job.spec[PREPARATION], node))]
 
 
-def preparations_due(node: ComputeNode) -> list[Job]:
+def _lost(record: JobPreparation, node: ComputeNode, held: frozenset[int]) -> bool:
+    """A preparation recorded as running on this boot that the node's agent does not run:
+    its start was committed but the agent never heard so (the database went away at that
+    moment). Only this node's agent runs its preparations, so it may start it again."""
+    return (record.prep_state == JobPreparation.State.RUNNING and record.boot == node.registered
+            and record.job_id not in held)
+
+
+def preparations_due(node: ComputeNode, *, held: frozenset[int] | None = None) -> list[Job]:
     """The jobs whose preparation this node must run before it may claim their tasks:
     active jobs of its pool with a preparation task and active tasks, that have no record
     on this node standing on this boot (a failed preparation stands: the node is not
-    eligible for the job any more). Two queries."""
+    eligible for the job any more), or whose record says it runs while the agent, which
+    runs the preparations of the jobs `held`, does not run it (_lost). Two queries."""
     pool = node.pool
     jobs = list(Job.objects.filter(account_id=pool.account_id, state=Job.State.ACTIVE, pool_id__iexact=pool.pool_id,
                                    active_count__gt=0, spec__has_key=PREPARATION).order_by("-priority", "creation_time"))
     if not jobs:
         return []
     records = {r.job_id: r for r in JobPreparation.objects.filter(node_id=node.pk, job_id__in=[j.pk for j in jobs])}
-    return [job for job in jobs if job.pk not in records or not _counts(records[job.pk], job.spec[PREPARATION], node)]
+    return [job for job in jobs if job.pk not in records or not _counts(records[job.pk], job.spec[PREPARATION], node)
+            or (held is not None and _lost(records[job.pk], node, held))]
 
 
-def start_job_preparation(job: Job, node: ComputeNode) -> JobPreparation | None:
+def start_job_preparation(job: Job, node: ComputeNode, *, held: frozenset[int] | None = None) -> JobPreparation | None:
     """Record that `node` starts the job's preparation on this boot (its first run, or a
-    rerun after a reboot: the retry count starts again). Returns the record, or None when
-    it needs no run any more (the job left `active`, or a record already stands)."""
+    rerun after a reboot: the retry count starts again; or, with `held` the jobs whose
+    preparation the agent runs, a run it lost: _lost). Returns the record, or None when it
+    needs no run any more (the job left `active`, or a record already stands)."""
     t = now()
     fields = dict(boot=node.registered, prep_state=JobPreparation.State.RUNNING, prep_start_time=t, prep_end_time=None,
                   prep_exit_code=None, prep_failure_info=None, prep_result="", prep_retry_count=0,
@@ -121,7 +132,7 @@ def start_job_preparation(job: Job, node: ComputeNode) -> JobPreparation | None:
                                                          node_name=node.node_id, root_dir=node.root_dir, **fields)
             except IntegrityError:
                 return None  # made by another pass of this node's agent in the meantime
-        if _counts(record, locked.spec[PREPARATION], node):
+        if _counts(record, locked.spec[PREPARATION], node) and not (held is not None and _lost(record, node, held)):
             return None
         for name, value in fields.items():
             setattr(record, name, value)

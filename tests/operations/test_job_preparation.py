@@ -187,6 +187,18 @@ def test_a_preparation_interrupted_by_a_restart_runs_again_even_without_rerun(ac
     assert again.pk == record.pk and again.prep_state == "running" and again.boot == node.registered
 
 
+def test_a_start_the_agent_never_heard_of_runs_again_on_the_same_boot(account, pool, node):
+    job = prepared_job(account, pool)
+    add(job, "t1")
+    record = ops.start_job_preparation(job, node)  # committed; the agent's connection failed then
+    assert ops.preparations_due(node) == []  # without saying what it runs: it stands
+    assert ops.preparations_due(node, held=frozenset()) == [job]
+    assert ops.preparations_due(node, held=frozenset({job.pk})) == []  # the agent runs it
+    assert ops.start_job_preparation(job, node, held=frozenset({job.pk})) is None
+    again = ops.start_job_preparation(job, node, held=frozenset())
+    assert again.pk == record.pk and again.prep_state == "running"
+
+
 def test_a_report_from_before_a_rerun_started_is_still_the_current_run(account, pool, node):
     job = prepared_job(account, pool)
     add(job, "t1")
