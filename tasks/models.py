@@ -622,3 +622,55 @@ class NodeCleanup(models.Model):
     task_dir = models.CharField(max_length=1024)
     reason = models.CharField(max_length=32)
     created = models.DateTimeField(auto_now_add=True)
+
+
+class JobPreparation(models.Model):
+    """A job's preparation and release task on one node (one row per job and node, made
+    when the node first runs the preparation): what List Preparation and Release Task
+    Status returns. Only tasks.operations.job_preparation writes it."""
+
+    class State(models.TextChoices):
+        RUNNING = "running"
+        COMPLETED = "completed"
+
+    class Result(models.TextChoices):
+        SUCCESS = "success"
+        FAILURE = "failure"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="preparations")
+    # A node removed from its pool leaves its rows (the status list still tells what ran
+    # there), with no node: nothing runs there any more, and no release is waited for.
+    node = models.ForeignKey(ComputeNode, null=True, on_delete=models.SET_NULL, related_name="job_preparations")
+    pool_name = models.CharField(max_length=64)  # the node's pool id and node id, kept when it goes
+    node_name = models.CharField(max_length=128)
+    root_dir = models.CharField(max_length=1024, blank=True)  # AZ_BATCH_NODE_ROOT_DIR
+    # The node's lastBootTime when the preparation last started: a later boot reruns it
+    # (rerunOnNodeRebootAfterSuccess, or a preparation the reboot interrupted).
+    boot = models.DateTimeField()
+    prep_state = models.CharField(max_length=16, choices=State.choices)
+    prep_start_time = models.DateTimeField()
+    prep_end_time = models.DateTimeField(null=True, blank=True)
+    prep_exit_code = models.IntegerField(null=True, blank=True)
+    prep_failure_info = models.JSONField(null=True, blank=True)
+    prep_result = models.CharField(max_length=16, choices=Result.choices, blank=True)
+    prep_retry_count = models.PositiveIntegerField(default=0)
+    prep_last_retry_time = models.DateTimeField(null=True, blank=True)
+    release_state = models.CharField(max_length=16, choices=State.choices, blank=True)
+    release_start_time = models.DateTimeField(null=True, blank=True)
+    release_end_time = models.DateTimeField(null=True, blank=True)
+    release_boot = models.DateTimeField(null=True, blank=True)  # the node's lastBootTime when the release started
+    release_exit_code = models.IntegerField(null=True, blank=True)
+    release_failure_info = models.JSONField(null=True, blank=True)
+    release_result = models.CharField(max_length=16, choices=Result.choices, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "node"], name="job_preparation_unique"),
+            models.CheckConstraint(condition=Q(prep_state__in=["running", "completed"]),
+                                   name="job_preparation_state_valid"),
+            models.CheckConstraint(condition=Q(release_state__in=["", "running", "completed"]),
+                                   name="job_release_state_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}@{self.node_id}"

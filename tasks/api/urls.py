@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from . import files, job_schedules, pools, views
+from . import files, job_prep, job_schedules, pools, views
 
 app_name = "api"
 
@@ -15,6 +15,8 @@ urlpatterns = [
     path("jobs/<str:job_id>/disable", views.JobDisableApi.as_view(), name="job-disable"),
     path("jobs/<str:job_id>/enable", views.JobEnableApi.as_view(), name="job-enable"),
     path("jobs/<str:job_id>/taskcounts", views.JobTaskCountsApi.as_view(), name="job-taskcounts"),
+    path("jobs/<str:job_id>/jobpreparationandreleasetaskstatus", job_prep.JobPreparationStatusListApi.as_view(),
+         name="job-preparation-status"),
     path("jobs/<str:job_id>/tasks", views.TaskListApi.as_view(), name="tasks"),
     path("jobs/<str:job_id>/addtaskcollection", views.TaskCollectionApi.as_view(), name="task-collection"),
     path("jobs/<str:job_id>/tasks/<str:task_id>/terminate", views.TaskTerminateApi.as_view(), name="task-terminate"),
@@ -66,7 +68,6 @@ urlpatterns = [
     re_path(r"^(?:" + "|".join(p.replace("ID", r"[^/]+") for p in (
         r"applications(?:/ID)?",
         r"certificates(?:\(.*\)(?:/canceldelete)?)?",
-        r"jobs/ID/jobpreparationandreleasetaskstatus",
         r"pools/ID/upgradeos",
         r"pools/ID/nodes/ID/upgradeos",
         r"poolusagemetrics|lifetimejobstats|lifetimepoolstats",

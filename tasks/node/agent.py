@@ -50,7 +50,7 @@ from tasks.operations import attempts as attempt_ops
 from tasks.operations import nodes as node_ops
 from tasks.operations.attempts import AttemptReport
 
-from . import auto_storage, disk, identity, layout, output_files, resource_files, storage
+from . import auto_storage, disk, identity, job_tasks, layout, output_files, resource_files, storage
 from .process import (
     Child,
     LaunchError,
@@ -167,6 +167,7 @@ class NodeAgent:
         self.stopping = self.signalled = False
         self.outcome = STOPPED
         self.start_task: StartTask | None = None
+        self.job_tasks = job_tasks.JobTasks(self)  # job preparation and release tasks
         # Whether the node takes work (idle or running, scheduling enabled, no order):
         # claims are not even tried otherwise.
         self.accepting = False
@@ -339,7 +340,7 @@ class NodeAgent:
         if self._wants_work():
             deadline = min(deadline, self.next_claim)
         if (self.reports or any(r.child is not None and r.child.pidfd is None for r in self.runs.values())
-                or self._start_task_waiting()):
+                or self._start_task_waiting() or self.job_tasks.waiting()):
             # Reports to retry, or a process we cannot wait on (no pidfd): look again soon.
             deadline = min(deadline, now + 0.02)
         for key, _ in self.selector.select(max(0.0, deadline - now)):
@@ -351,6 +352,7 @@ class NodeAgent:
         if self.stopping:
             return
         self._collect_exits()
+        self.job_tasks.tend()
         if self.start_task is not None and self.start_task.phase != "done":
             self._tend_start_task()
         now = time.monotonic()
@@ -377,6 +379,8 @@ class NodeAgent:
         (look at them now: terminate, delete, requeue, a subtask handed to it)."""
         work, node = self.wakeups.drain()
         now = time.monotonic()
+        if work or node:
+            self.job_tasks.wake()
         if work:
             self.next_claim = min(self.next_claim, now)
         if node:
@@ -557,6 +561,7 @@ class NodeAgent:
             "AZ_BATCH_TASK_ID": task.task_id,
             "AZ_BATCH_TASK_DIR": run.task_dir,
             "AZ_BATCH_TASK_WORKING_DIR": run.cwd,
+            **job_tasks.task_variables(job, str(self.root)),
         }
         if run.kind != "task":
             hosts = _instance_hosts(task.pk)
@@ -947,6 +952,7 @@ class NodeAgent:
             self.outcome = STOPPED  # stopped while about to restart: stop
         with contextlib.suppress(Exception):
             self._collect_exits()  # what ended before the stop is reported, not requeued
+        self.job_tasks.shutdown()
         start_child = self.start_task.child if self.start_task is not None else None
         live = [r for r in self.runs.values() if r.child is not None or r.held]
         for child in [c for r in live for c in ([r.child] if r.child else []) + r.held] + [

@@ -30,7 +30,7 @@ from django.db.models import DateTimeField, ExpressionWrapper, F, Max, Sum
 from tasks.models import Attempt, ComputeNode, Job, SubTask, Task
 from tasks.node import layout
 
-from . import sql, wakeups
+from . import job_preparation, sql, wakeups
 from .common import new_etag, now
 from .counts import CountDelta, after_counters, before_counters, one_pass, pending_tasks
 from .fast_insert import new_instance
@@ -117,6 +117,7 @@ def claim_work(node: ComputeNode, *, limit: int) -> list[Attempt]:
                     "{account_id} = %s AND {state} = %s AND LOWER({pool_id}) = %s AND {active_count} > 0",
                     [pool.account_id, Job.State.ACTIVE, pool.pool_id.lower()],
                     order="{priority} DESC, {creation_time}, {id}", lock=sql.KEY_SHARE)
+        jobs = job_preparation.claimable_jobs(me, jobs)  # a job preparation must have run here first
         placement = None
         # With at least as many active tasks as the whole pool has slots, every slot fills
         # whatever the fill type: only less work than that needs placing (and the query).

@@ -253,6 +253,17 @@ def _set_job_state(job: Job, state: str) -> None:
 
 
 def _finish_job(job: Job, reason: str) -> None:
+    from .job_preparation import releases_pending
+
+    if releases_pending(job):
+        # The nodes that ran the job preparation run its release first: the job stays
+        # terminating until they have (job_preparation.settle_ending_jobs ends it).
+        if job.state != Job.State.TERMINATING:
+            _set_job_state(job, Job.State.TERMINATING)
+        job.terminate_reason = reason
+        job.save(update_fields=[*_STATE_FIELDS, "terminate_reason"])
+        wakeups.wake_nodes(job.preparations.values_list("node_id", flat=True))
+        return
     _set_job_state(job, Job.State.COMPLETED)
     job.end_time = job.state_transition_time
     job.terminate_reason = reason
@@ -297,7 +308,10 @@ def delete_job(job: Job, *, precondition: Precondition = None) -> None:
         running = Attempt.objects.filter(job=locked, outcome=Attempt.Outcome.RUNNING)
         wakeups.wake_attempt_nodes(running)
         running.update(cancel_requested="delete")
-        _end_auto_pool(locked)
+        from .job_preparation import releases_pending
+
+        if not releases_pending(locked):  # else its nodes run the release first (settle_ending_jobs)
+            _end_auto_pool(locked)
     if locked.total_count <= INLINE_PURGE_LIMIT:
         purge_deleting_job(locked)
 
@@ -305,8 +319,14 @@ def delete_job(job: Job, *, precondition: Precondition = None) -> None:
 def purge_deleting_job(job: Job, *, batch: int = 5000) -> None:
     """Remove a `deleting` job's tasks in batches, queueing their directories for their
     nodes to delete, then the job itself."""
+    from .job_preparation import queue_job_task_cleanup, releases_pending
     from .tasks import queue_task_cleanup
 
+    if releases_pending(job):
+        # Its release tasks run first; the last one to end purges it (or the sweep does).
+        wakeups.wake_nodes(job.preparations.values_list("node_id", flat=True))
+        return
+    queue_job_task_cleanup(job)
     while True:
         with transaction.atomic():
             pks = list(Task.objects.filter(job=job).values_list("pk", flat=True)[:batch])

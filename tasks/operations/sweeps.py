@@ -65,6 +65,7 @@ def run_sweeps() -> dict[str, int]:
 
     from .attempts import expire_task_retention
     from .bulk import run_pending_bulk_operations
+    from .job_preparation import settle_ending_jobs
     from .job_schedules import purge_deleting_job_schedules
     from .nodes import mark_lost_nodes_offline
     from .pools import finish_pool_deletions
@@ -73,6 +74,8 @@ def run_sweeps() -> dict[str, int]:
         **run_frequent_sweeps(),
         "expired": expire_task_lifetimes(),
         "purged_jobs": purge_deleting_jobs(),
+        # Jobs that waited for release tasks on nodes that have gone since.
+        "released_jobs": settle_ending_jobs(),
         "purged_job_schedules": purge_deleting_job_schedules(),
         "retention_expired": expire_task_retention(),
         "lost_nodes": mark_lost_nodes_offline(lost_after=timedelta(seconds=settings.BATCHSITE_NODE_LOST_SECONDS)),

@@ -276,7 +276,7 @@ def test_an_unknown_path_is_invalid_uri(batch, world, path):
     ("method", "path"),
     [
         ("GET", "/certificates"), ("GET", "/applications"), ("GET", "/lifetimepoolstats"),
-        ("POST", "/pools/p/upgradeos"), ("GET", "/poolusagemetrics"), ("GET", "/jobs/j/jobpreparationandreleasetaskstatus"),
+        ("POST", "/pools/p/upgradeos"), ("GET", "/poolusagemetrics"),
         ("GET", "/lifetimejobstats"),
     ],
 )
