@@ -260,5 +260,5 @@ def explain_waiting(task: Task, *, dependencies=None) -> Waiting | None:
             return reason
     again = f" (retry {task.retry_count})" if task.retry_count else ""
     return Waiting("eligible",
-                   f"Ready to run{again}: a node takes it at its next claim (higher-priority jobs and older "
+                   f"eligible now{again}; a node takes it at its next claim (higher-priority jobs and older "
                    "tasks first).")

@@ -4,8 +4,8 @@ tasks that can never run (the job page's "blocked" filter), against the claim.""
 import pytest
 
 from tasks import dependencies
-from tasks.models import ComputeNode
 from tasks.listing import TaskFilter
+from tasks.models import ComputeNode
 from tasks.operations.bulk import scope_queryset
 from tasks.operations.tasks import add_task_collection, reactivate_task
 from tests.execution import add, claim, claimed_ids, finish, fresh, make_job, make_node, make_pool
