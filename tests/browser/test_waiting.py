@@ -75,6 +75,14 @@ def test_the_waiting_reasons_of_a_failed_dependency_a_pool_without_nodes_and_a_t
     rows = page.locator("#task-table tbody tr[data-task]").evaluate_all("rows => rows.map(r => r.dataset.task)")
     assert rows == ["load"]
     shot(page, "waiting-04-blocked-filter")
+    for dark in (False, True):
+        small = new_page("olive", dark=dark, phone=True)
+        small.goto("/web/demo/jobs/etl/tasks/load/")
+        assert reason(small) == "dependency_failed"
+        shot(small, f"waiting-07-phone-{'dark' if dark else 'light'}")
+    dark = new_page("olive", dark=True)
+    dark.goto("/web/demo/jobs/etl/tasks/load/")
+    shot(dark, "waiting-08-desktop-dark")
 
 
 def test_a_wall_clock_update_ends_the_running_task(site, agents, new_page):

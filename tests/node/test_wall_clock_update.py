@@ -48,3 +48,16 @@ def test_a_longer_wall_clock_lets_the_running_task_finish(agents, pool):
     update_task(fresh(task), constraints={"maxWallClockTime": timedelta(seconds=60)})
     wait_for(lambda: fresh(task).state == Task.State.COMPLETED, timeout=30, message="the task to finish")
     assert (task.result, task.exit_code, task.failure_info) == (Task.Result.SUCCESS, 0, None)
+
+
+def test_update_task_through_the_api_ends_the_running_task_as_batch_does(agents, account, batch):
+    pool = add_pool(account, spec={"id": "api-wallclock", "vmSize": "local"})
+    agents.start(pool, "n1", slots=1)
+    task = running(pool, "sleep 120")
+    r = batch.put(f"/jobs/{task.job.job_id}/tasks/t1", {"constraints": {"maxWallClockTime": "PT1S"}})
+    assert r.status_code == 200, r.content
+    wait_for(lambda: fresh(task).state == Task.State.COMPLETED, timeout=30, message="the wall clock to end it")
+    got = batch.get(f"/jobs/{task.job.job_id}/tasks/t1").json()
+    assert got["executionInfo"]["result"] == "failure"
+    assert got["executionInfo"]["failureInfo"]["code"] == "TaskEnded"
+    assert got["constraints"]["maxWallClockTime"] == "PT1S"
