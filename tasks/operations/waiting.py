@@ -9,9 +9,10 @@ holds no node takes the task; once it is gone a node does. A read, never a write
 changes nothing. Rules that hold for good come first (a dependency that failed, a task
 that needs more slots than any node has), then those that pass by themselves.
 
-Cost: at most three queries for an active task (its pool; the pool's nodes with the slots
-their running attempts hold, aggregated; its dependencies, see tasks.dependencies), none
-for any other.
+Cost: at most four queries for an active task (its pool; the pool's nodes with the slots
+their running attempts hold, aggregated; its dependencies, see tasks.dependencies; the
+older active tasks ahead of it, counted up to CLAIM_SCAN_LIMIT on the (job, state,
+creation_time) index), none for any other.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from django.db.models import Q, Sum
 
 from tasks.models import Attempt, ComputeNode, Job, Pool, Task
 
+from . import attempts
 from .attempts import SCHEDULABLE_NODE_STATES
 from .common import now
 from .counts import pending_tasks
@@ -237,12 +239,31 @@ def _slots_free(f: _Facts) -> Waiting | None:
                    facts={"used": used, "total": total})
 
 
+def _within_scan(f: _Facts) -> Waiting | None:
+    # A claim reads at most about CLAIM_SCAN_LIMIT of a job's active tasks per pass, oldest
+    # first: a task behind that many that cannot start (waiting on dependencies) is not
+    # reached until enough of them start. Counted up to the limit only (one bounded query).
+    limit = attempts.CLAIM_SCAN_LIMIT
+    t = f.task
+    older = (Task.objects.filter(job_id=t.job_id, state=Task.State.ACTIVE, lifetime_expired=False)
+             .filter(Q(creation_time__lt=t.creation_time) | Q(creation_time=t.creation_time, pk__lt=t.pk))
+             .values("pk")[:limit])
+    n = older.count()
+    if n < limit:
+        return None
+    return Waiting("behind_scan_limit",
+                   f"Behind at least {n:,} older active tasks of its job: a claim looks at about the oldest "
+                   f"{limit:,} each pass, so it starts once enough of those have started or ended (tasks "
+                   "waiting on dependencies stay in the way).",
+                   facts={"older": n, "limit": limit})
+
+
 # Job preparation (jobPreparationTask) goes here, before the pool's nodes are asked: a rule
 # `(facts) -> Waiting | None` saying the job's preparation task has not yet succeeded on a
 # node that could take the task, inserted in RULES where the claim refuses such a node.
 RULES: list[Callable[[_Facts], Waiting | None]] = [
     _lifetime, _job_state, _dependencies, _pool_exists, _slots_fit, _nodes_present, _nodes_working,
-    _max_parallel, _instances, _slots_free,
+    _max_parallel, _instances, _slots_free, _within_scan,
 ]
 
 

@@ -4,8 +4,9 @@ holds no node takes the task; once it is gone, the reason says so and a node doe
 import pytest
 
 from tasks.models import ComputeNode, Job, Task
+from tasks.operations import attempts
 from tasks.operations.jobs import disable_job, enable_job
-from tasks.operations.tasks import reactivate_task
+from tasks.operations.tasks import delete_task, reactivate_task
 from tasks.operations.waiting import explain_waiting
 from tests.execution import add, claim, claimed_ids, finish, fresh, make_job, make_node, make_pool
 
@@ -223,3 +224,21 @@ def test_a_retried_task_is_eligible_and_says_which_retry(account, pool):
     reason = why(task)
     assert reason.code == "eligible" and "retry 1" in reason.message
     assert claimed_ids(node) == ["t1"]
+
+
+def test_a_task_behind_more_active_tasks_than_a_claim_reads_waits_for_them(account, pool, monkeypatch):
+    monkeypatch.setattr(attempts, "CLAIM_SCAN_LIMIT", 5)
+    node = make_node(pool, slots=1)
+    job = make_job(account, pool, usesTaskDependencies=True)
+    add(job, "bad", "exit 5")
+    [attempt] = claim(node)
+    finish(attempt, 5)
+    stuck = [add(job, f"stuck-{i}", dependsOn={"taskIds": ["bad"]}) for i in range(6)]
+    late = add(job, "late")
+    reason = why(late)
+    assert (reason.code, reason.facts) == ("behind_scan_limit", {"older": 5, "limit": 5})
+    assert claim(node, limit=1) == []
+    for task in stuck[:2]:
+        delete_task(fresh(task))
+    assert code(late) == "eligible"
+    assert claimed_ids(node, limit=1) == ["late"]
