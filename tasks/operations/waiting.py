@@ -258,9 +258,11 @@ def _within_scan(f: _Facts) -> Waiting | None:
                    facts={"older": n, "limit": limit})
 
 
-# Job preparation (jobPreparationTask) goes here, before the pool's nodes are asked: a rule
-# `(facts) -> Waiting | None` saying the job's preparation task has not yet succeeded on a
-# node that could take the task, inserted in RULES where the claim refuses such a node.
+# Job preparation (jobPreparationTask) goes here, after the pool's nodes are asked: a rule
+# `(facts) -> Waiting | None` saying the job's preparation task has not yet run, or failed,
+# on every node that could take the task (Batch's task schedule fail event names the latter
+# schedulingError JobPreparationTaskFailed), inserted in RULES where the claim refuses such
+# a node, and tested against the claim in tests/operations/test_waiting.py.
 RULES: list[Callable[[_Facts], Waiting | None]] = [
     _lifetime, _job_state, _dependencies, _pool_exists, _slots_fit, _nodes_present, _nodes_working,
     _max_parallel, _instances, _slots_free, _within_scan,
