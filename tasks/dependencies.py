@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from tasks.models import Job, Task
 from tasks.operations.attempts import dependency_ids, satisfies_dependency
@@ -22,6 +22,9 @@ from tasks.operations.attempts import dependency_ids, satisfies_dependency
 LISTED = 50
 # Ids per query when counting a large taskIdRanges (one IN list each).
 CHUNK = 2000
+# Runs of consecutive pks one filter names (two parameters each: PostgreSQL takes at most
+# 65,535 per statement).
+MAX_RUNS = 20_000
 
 
 @dataclass
@@ -151,3 +154,24 @@ def blocked_task_pks(job: Job) -> set[int]:
                 blocked.add(pk)
                 todo.append(key)
     return blocked
+
+
+def pk_runs(pks: set[int]) -> Q:
+    """A Q matching these pks, as runs of consecutive pks (tasks added together block
+    together, so a large set is a few runs), the first MAX_RUNS runs only: a scattered set
+    larger than that is cut, in pk (creation) order."""
+    ordered = sorted(pks)
+    if not ordered:
+        return Q(pk__in=[])
+    runs: list[tuple[int, int]] = []
+    start = end = ordered[0]
+    for pk in ordered[1:]:
+        if pk != end + 1:
+            runs.append((start, end))
+            start = pk
+        end = pk
+    runs.append((start, end))
+    q = Q()
+    for low, high in runs[:MAX_RUNS]:
+        q |= Q(pk=low) if low == high else Q(pk__range=(low, high))
+    return q

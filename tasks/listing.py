@@ -144,9 +144,9 @@ class TaskFilter:
             return Q(pk__in=[])
         q = Q()
         if self.blocked:
-            from tasks.dependencies import blocked_task_pks
+            from tasks.dependencies import blocked_task_pks, pk_runs
 
-            q &= Q(pk__in=sorted(blocked_task_pks(job))) if job is not None else Q(pk__in=[])
+            q &= pk_runs(blocked_task_pks(job)) if job is not None else Q(pk__in=[])
         if self.state:
             q &= Q(state=self.state)
         if self.result:

@@ -97,3 +97,15 @@ def test_the_blocked_filter_lists_counts_and_scopes_bulk_actions_alike(job):
 def test_an_unreadable_blocked_value_is_an_error_not_a_wider_scope(job):
     f = TaskFilter.from_params({"blocked": "maybe"})
     assert "blocked" in f.errors and not f.queryset(job).exists()
+
+
+def test_pk_runs_name_consecutive_pks_as_ranges(job, monkeypatch):
+    tasks = [add(job, f"t{i}") for i in range(6)]
+    pks = [t.pk for t in tasks]
+    chosen = {pks[0], pks[1], pks[2], pks[4]}
+    q = dependencies.pk_runs(chosen)
+    assert len(q.children) == 2
+    assert set(job.tasks.filter(q).values_list("pk", flat=True)) == chosen
+    assert not job.tasks.filter(dependencies.pk_runs(set())).exists()
+    monkeypatch.setattr(dependencies, "MAX_RUNS", 1)
+    assert set(job.tasks.filter(dependencies.pk_runs(chosen)).values_list("pk", flat=True)) == set(pks[:3])
