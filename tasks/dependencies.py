@@ -20,12 +20,15 @@ from tasks.operations.attempts import dependency_ids, satisfies_dependency
 
 # The dependencies the task page lists one by one; the rest are counted by state.
 LISTED = 50
-# Ids per query when counting a large taskIdRanges (one IN list each).
-CHUNK = 2000
-# Runs of consecutive pks one filter names (two parameters each: PostgreSQL takes at most
-# 65,535 per statement).
-MAX_RUNS = 20_000
-
+# Ids per query when counting a large taskIdRanges (one IN list each: PostgreSQL takes
+# 65,535 parameters per statement).
+CHUNK = 10_000
+# How a large pk set goes into one statement: long runs of consecutive pks as ranges (at
+# most MAX_RANGES of them, OR-ed: SQLite refuses expressions nested 1,000 deep), the rest in
+# IN lists; at most MAX_PARAMETERS parameters in all (PostgreSQL takes 65,535).
+MAX_RANGES = 200
+MAX_PARAMETERS = 60_000
+IN_CHUNK = 10_000
 
 @dataclass
 class Dependency:
@@ -92,7 +95,7 @@ def summarise_dependencies(task: Task) -> DependencySummary | None:
     """The task's dependencies with their states, or None if it has no dependsOn. One
     query for up to LISTED dependencies; a larger dependsOn costs one more query per
     CHUNK ids (its counts: active, running and satisfied ones aggregated by the database;
-    only the completed failures are read, to apply their exit options)."""
+    a chunk with completed failures one more, to apply their exit options)."""
     depends_on = task.spec.get("dependsOn") or {}
     keys = list(dict.fromkeys(dependency_ids(depends_on)))
     if not keys:
@@ -110,11 +113,18 @@ def summarise_dependencies(task: Task) -> DependencySummary | None:
     found = 0
     for i in range(0, len(keys), CHUNK):
         chunk = job_tasks.filter(id_key__in=keys[i : i + CHUNK])
-        for state, n in chunk.exclude(state=Task.State.COMPLETED).values_list("state").annotate(n=Count("pk")):
-            summary.counts[state] += n
-            found += n
-        summary.counts["satisfied"] += (n := chunk.filter(result=Task.Result.SUCCESS).count())
-        found += n
+        failures = 0
+        for state, result, n in chunk.values_list("state", "result").annotate(n=Count("pk")).order_by():
+            if state != Task.State.COMPLETED:
+                summary.counts[state] += n
+                found += n
+            elif result == Task.Result.SUCCESS:
+                summary.counts["satisfied"] += n
+                found += n
+            else:
+                failures += n
+        if not failures:
+            continue
         for row in chunk.filter(state=Task.State.COMPLETED, result=Task.Result.FAILURE).values(*_ROW):
             dependency = _dependency(row["id_key"], row)
             summary.counts[dependency.state] += 1
@@ -134,7 +144,8 @@ def blocked_task_pks(job: Job) -> set[int]:
     if not job.uses_task_dependencies:
         return set()
     tasks = Task.objects.filter(job=job)
-    waiting = list(tasks.filter(state=Task.State.ACTIVE, spec__has_key="dependsOn").values_list("pk", "id_key", "spec"))
+    waiting = list(tasks.filter(state=Task.State.ACTIVE, spec__has_key="dependsOn")
+                   .values_list("pk", "id_key", "spec__dependsOn"))
     if not waiting:
         return set()
     failed = tasks.filter(state=Task.State.COMPLETED, result=Task.Result.FAILURE).values(*_ROW)
@@ -143,8 +154,8 @@ def blocked_task_pks(job: Job) -> set[int]:
         return set()
     # Walk the dependants of every dead task, so a chain blocks all the way down.
     dependants: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for pk, key, spec in waiting:
-        for dependency in set(dependency_ids(spec.get("dependsOn") or {})):
+    for pk, key, depends_on in waiting:
+        for dependency in set(dependency_ids(depends_on or {})):
             dependants[dependency].append((pk, key))
     blocked: set[int] = set()
     todo = list(dead)
@@ -157,9 +168,9 @@ def blocked_task_pks(job: Job) -> set[int]:
 
 
 def pk_runs(pks: set[int]) -> Q:
-    """A Q matching these pks, as runs of consecutive pks (tasks added together block
-    together, so a large set is a few runs), the first MAX_RUNS runs only: a scattered set
-    larger than that is cut, in pk (creation) order."""
+    """A Q matching these pks in a few parameters when they come in runs (tasks added
+    together block together): the longest runs as ranges, the other pks listed. A scattered
+    set needing more than MAX_PARAMETERS is cut, in pk (creation) order."""
     ordered = sorted(pks)
     if not ordered:
         return Q(pk__in=[])
@@ -171,7 +182,17 @@ def pk_runs(pks: set[int]) -> Q:
             start = pk
         end = pk
     runs.append((start, end))
-    q = Q()
-    for low, high in runs[:MAX_RUNS]:
-        q |= Q(pk=low) if low == high else Q(pk__range=(low, high))
+    longest = sorted((r for r in runs if r[1] - r[0] >= 2), key=lambda r: r[0] - r[1])[:MAX_RANGES]
+    ranged = set(longest)
+    listed = [pk for r in runs if r not in ranged for pk in range(r[0], r[1] + 1)]
+    budget = MAX_PARAMETERS - 2 * len(longest)
+    if len(listed) > budget:
+        cut = listed[budget - 1] if budget > 0 else -1
+        listed = listed[:max(budget, 0)]
+        longest = [r for r in longest if r[0] <= cut] if budget > 0 else longest
+    q = Q(pk__in=[])
+    for low, high in sorted(longest):
+        q |= Q(pk__range=(low, high))
+    for i in range(0, len(listed), IN_CHUNK):
+        q |= Q(pk__in=listed[i : i + IN_CHUNK])
     return q

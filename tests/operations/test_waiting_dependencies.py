@@ -54,9 +54,9 @@ def test_a_large_range_is_counted_by_state_in_chunks(job, monkeypatch, django_as
     add_task_collection(job, specs=specs, ids=[s["id"] for s in specs])
     run(job, {"1": 0, "2": 0, "3": 0, "4": 9})
     task = add(job, "sum", dependsOn={"taskIdRanges": [{"start": 1, "end": 25}]})
-    # 1 for the listed head, then per chunk of 7 ids: the unfinished by state, the
-    # successes, the failures (4 chunks).
-    with django_assert_max_num_queries(1 + 3 * 4):
+    # 1 for the listed head, then per chunk of 7 ids one by state and result (4 chunks),
+    # and one for the failures of the chunk that has them.
+    with django_assert_max_num_queries(1 + 4 + 1):
         s = dependencies.summarise_dependencies(task)
     assert s.total == 25 and len(s.listed) == 5 and s.more == 20
     assert dict(s.counts) == {"satisfied": 3, "blocking": 1, "active": 16, "missing": 5}
@@ -99,13 +99,14 @@ def test_an_unreadable_blocked_value_is_an_error_not_a_wider_scope(job):
     assert "blocked" in f.errors and not f.queryset(job).exists()
 
 
-def test_pk_runs_name_consecutive_pks_as_ranges(job, monkeypatch):
-    tasks = [add(job, f"t{i}") for i in range(6)]
-    pks = [t.pk for t in tasks]
-    chosen = {pks[0], pks[1], pks[2], pks[4]}
+def test_pk_runs_name_long_runs_as_ranges_and_list_the_rest(job, monkeypatch):
+    pks = [add(job, f"t{i}").pk for i in range(8)]
+    chosen = {*pks[0:4], pks[5], pks[7]}
     q = dependencies.pk_runs(chosen)
-    assert len(q.children) == 2
+    assert ("pk__range", (pks[0], pks[3])) in q.children
     assert set(job.tasks.filter(q).values_list("pk", flat=True)) == chosen
     assert not job.tasks.filter(dependencies.pk_runs(set())).exists()
-    monkeypatch.setattr(dependencies, "MAX_RUNS", 1)
-    assert set(job.tasks.filter(dependencies.pk_runs(chosen)).values_list("pk", flat=True)) == set(pks[:3])
+    monkeypatch.setattr(dependencies, "MAX_RANGES", 0)
+    assert set(job.tasks.filter(dependencies.pk_runs(chosen)).values_list("pk", flat=True)) == chosen
+    monkeypatch.setattr(dependencies, "MAX_PARAMETERS", 3)
+    assert set(job.tasks.filter(dependencies.pk_runs(chosen)).values_list("pk", flat=True)) == set(pks[0:3])
