@@ -322,8 +322,8 @@ class Button:
 def task_context(access: Access, task: Task) -> dict:
     """Everything the task page shows. Two queries (attempts; subtasks if multi-instance),
     plus the task's directory on disk for its files; with dependsOn one more (a large
-    taskIdRanges: see tasks.dependencies), and for an active task up to two more for why
-    it waits (tasks.operations.waiting)."""
+    taskIdRanges: one per 10,000 ids, see tasks.dependencies), and for an active task up to
+    three more for why it waits (tasks.operations.waiting)."""
     attempts = list(Attempt.objects.filter(task=task).order_by("number", "subtask_id", "claimed"))
     subtasks = queries.list_subtasks(task) if task.is_multi_instance else []
     listing = files.listing(task)
