@@ -149,9 +149,11 @@ def _dependencies(f: _Facts) -> Waiting | None:
                        forever=True,
                        facts={"task_id": name, "exit_code": first.exit_code if first else None,
                               "blocking": deps.counts["blocking"]})
+    missing = deps.counts["missing"]
+    absent = f", {missing:,} of them not added to the job yet" if missing else ""
     return Waiting("dependencies_waiting",
                    f"Waits for its dependencies: {deps.satisfied:,} of {deps.total:,} satisfied "
-                   f"({deps.unsatisfied:,} not yet).",
+                   f"({deps.unsatisfied:,} not yet{absent}).",
                    facts={"satisfied": deps.satisfied, "total": deps.total})
 
 

@@ -242,3 +242,17 @@ def test_a_task_behind_more_active_tasks_than_a_claim_reads_waits_for_them(accou
         delete_task(fresh(task))
     assert code(late) == "eligible"
     assert claimed_ids(node, limit=1) == ["late"]
+
+
+def test_a_dependency_not_added_yet_is_waited_for_and_named(account, pool):
+    node = make_node(pool, slots=1)
+    job = make_job(account, pool, usesTaskDependencies=True)
+    task = add(job, "after", dependsOn={"taskIds": ["later"]})
+    reason = why(task)
+    assert reason.code == "dependencies_waiting" and "1 of them not added to the job yet" in reason.message
+    assert claim(node) == []
+    add(job, "later")
+    [attempt] = claim(node)
+    finish(attempt, 0)
+    assert code(task) == "eligible"
+    assert claimed_ids(node) == ["after"]
