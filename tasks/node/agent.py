@@ -830,6 +830,9 @@ class NodeAgent:
                 run.wall_limit = wall.total_seconds() if wall else None
             if run.wall_limit is not None and not run.killing and now - run.started > run.wall_limit:
                 self._kill(run, "wallclock")
+            elif run.wall_limit is not None and not run.killing:
+                # Look again when it runs out, however long the poll.
+                self.next_control = min(self.next_control, run.started + run.wall_limit + 0.01)
         reported = {r.attempt_pk for r in self.reports}  # the kills above report too
         unknown = [pk for pk in rows if pk not in self.runs and pk not in reported]
         strays = []

@@ -61,3 +61,12 @@ def test_update_task_through_the_api_ends_the_running_task_as_batch_does(agents,
     assert got["executionInfo"]["result"] == "failure"
     assert got["executionInfo"]["failureInfo"]["code"] == "TaskEnded"
     assert got["constraints"]["maxWallClockTime"] == "PT1S"
+
+
+def test_the_update_wakes_the_agent_which_then_looks_again_when_the_limit_runs_out(agents, pool):
+    """With a poll far longer than the test, only the wake-up and the deadline it sets end it."""
+    agents.start(pool, "n1", slots=1, BATCHSITE_NODE_POLL_SECONDS="300")
+    task = running(pool, "sleep 120")
+    update_task(fresh(task), constraints={"maxWallClockTime": timedelta(seconds=3)})
+    wait_for(lambda: fresh(task).state == Task.State.COMPLETED, timeout=30, message="the woken agent to end it")
+    assert task.failure_info["code"] == "TaskEnded"
