@@ -48,9 +48,10 @@ SORTS: dict[str, tuple[str, bool, str]] = {
 }
 SORT_LABELS = {"id": "ID", "created": "Created", "started": "Started", "ended": "Ended",
                "runtime": "Run time", "exit_code": "Exit code", "retries": "Retries"}
-FILTER_KEYS = ("state", "result", "exit_code", "failure_code", "node", "q", "time", "since", "until")
+FILTER_KEYS = ("state", "result", "exit_code", "failure_code", "node", "q", "time", "since", "until", "blocked")
 FIELD_LABELS = {"state": "State", "result": "Result", "exit_code": "Exit code", "failure_code": "Failure code",
-                "node": "Node", "q": "ID contains", "time": "Time", "since": "From", "until": "Until"}
+                "node": "Node", "q": "ID contains", "time": "Time", "since": "From", "until": "Until",
+                "blocked": "Blocked"}
 TEXT_LIMIT = 128  # node ids are at most 128 characters; task ids and failure codes fewer
 MAX_EXIT_CODE_PARTS = 100
 
@@ -70,6 +71,8 @@ class TaskFilter:
     time: str = "created"  # which time the range applies to
     since: datetime | None = None
     until: datetime | None = None
+    # Active tasks whose dependencies can never be satisfied (tasks.dependencies.blocked_task_pks).
+    blocked: bool = False
     sort: str = "id"
     desc: bool = False
     errors: dict[str, str] = field(default_factory=dict, compare=False)
@@ -108,6 +111,10 @@ class TaskFilter:
                 if error:
                     errors[key] = error
                 values[key] = moment
+        if get("blocked") in ("1", "true"):
+            values["blocked"] = True
+        elif get("blocked"):
+            errors["blocked"] = f"Unknown blocked {_shown(get('blocked'))}: 1 or nothing."
         sort = get("sort")
         values["desc"] = sort.startswith("-")
         values["sort"] = sort.lstrip("-") if sort.lstrip("-") in SORTS else "id"
@@ -129,12 +136,17 @@ class TaskFilter:
 
     # --- using --------------------------------------------------------------------------
 
-    def where(self) -> Q:
+    def where(self, job: Job | None = None) -> Q:
         """The filter as a Q over Task (the job is not part of it); a filter with errors
-        matches nothing."""
+        matches nothing, and so does `blocked` without the job it is computed for (never
+        a wider scope than the one asked for)."""
         if self.errors:
             return Q(pk__in=[])
         q = Q()
+        if self.blocked:
+            from tasks.dependencies import blocked_task_pks, pk_runs
+
+            q &= pk_runs(blocked_task_pks(job)) if job is not None else Q(pk__in=[])
         if self.state:
             q &= Q(state=self.state)
         if self.result:
@@ -159,7 +171,7 @@ class TaskFilter:
         return q
 
     def queryset(self, job: Job) -> QuerySet:
-        qs = Task.objects.filter(job=job).filter(self.where())
+        qs = Task.objects.filter(job=job).filter(self.where(job))
         if self.sort == "runtime":
             qs = qs.annotate(run_time=RUN_TIME)
         return qs
@@ -201,6 +213,7 @@ class TaskFilter:
             "state": self.state, "result": self.result, "exit_code": self.exit_code,
             "failure_code": self.failure_code, "node": self.node, "q": self.q,
             "since": _format_moment(self.since), "until": _format_moment(self.until),
+            "blocked": "1" if self.blocked else "",
         }
         out.update(self.raw)
         if out["since"] or out["until"]:

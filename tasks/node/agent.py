@@ -820,11 +820,13 @@ class NodeAgent:
         elif orders.option in _KILLING_OPTIONS and self.runs:
             # What the ordering operation could not settle (rows busy then).
             node_ops.settle_node_tasks(self.node)
+        # With each attempt, its task's maxWallClockTime as it is now: an Update Task
+        # applies to the running attempt (measured from its start), as in Batch.
         rows = {
-            pk: (cancel, subtask_id)
-            for pk, cancel, subtask_id in Attempt.objects.filter(
+            pk: (cancel, subtask_id, wall)
+            for pk, cancel, subtask_id, wall in Attempt.objects.filter(
                 node_id=self.node.pk, outcome=Attempt.Outcome.RUNNING
-            ).values_list("pk", "cancel_requested", "subtask_id")
+            ).values_list("pk", "cancel_requested", "subtask_id", "task__max_wall_clock_time")
         }
         reported = {r.attempt_pk for r in self.reports}
         for pk, run in list(self.runs.items()):
@@ -835,8 +837,14 @@ class NodeAgent:
                 self._kill(run, "cancel")  # terminate (or delete of its job)
         now = time.monotonic()
         for run in list(self.runs.values()):
+            if run.attempt_pk in rows:
+                wall = rows[run.attempt_pk][2]
+                run.wall_limit = wall.total_seconds() if wall else None
             if run.wall_limit is not None and not run.killing and now - run.started > run.wall_limit:
                 self._kill(run, "wallclock")
+            elif run.wall_limit is not None and not run.killing:
+                # Look again when it runs out, however long the poll.
+                self.next_control = min(self.next_control, run.started + run.wall_limit + 0.01)
         reported = {r.attempt_pk for r in self.reports}  # the kills above report too
         unknown = [pk for pk in rows if pk not in self.runs and pk not in reported]
         strays = []

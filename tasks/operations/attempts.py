@@ -460,11 +460,17 @@ def dependencies_ready(job: Job, tasks: list[Task]) -> set[int]:
             "id_key", "result", "exit_code", "failure_info", "spec"
         )
         for row in rows:
-            if row["result"] == Task.Result.SUCCESS:
-                satisfied.add(row["id_key"])
-            elif exit_options(row["spec"], row["exit_code"], row["failure_info"])["dependencyAction"] == "satisfy":
+            if satisfies_dependency(row["result"], row["spec"], row["exit_code"], row["failure_info"]):
                 satisfied.add(row["id_key"])
     return {pk for pk, ks in wanted.items() if all(k in satisfied for k in ks)}
+
+
+def satisfies_dependency(result: str, spec: dict, exit_code: int | None, failure_info: dict | None) -> bool:
+    """Whether a completed task satisfies the tasks that depend on it: it succeeded, or its
+    exit options' dependencyAction is satisfy (Batch's exitConditions)."""
+    if result == Task.Result.SUCCESS:
+        return True
+    return exit_options(spec, exit_code, failure_info)["dependencyAction"] == "satisfy"
 
 
 def exit_options(spec: dict, exit_code: int | None, failure_info: dict | None) -> dict[str, str]:

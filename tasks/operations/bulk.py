@@ -60,7 +60,7 @@ def scope_queryset(job: Job, scope: dict):
     qs = Task.objects.filter(job=job)
     if "tasks" in scope:
         return qs.filter(id_key__in=[t.lower() for t in scope["tasks"]])
-    qs = qs.filter(TaskFilter.from_params(scope.get("filter") or {}).where())
+    qs = qs.filter(TaskFilter.from_params(scope.get("filter") or {}).where(job))
     return qs.filter(pk__lte=scope.get("max_pk", 0))
 
 

@@ -279,7 +279,9 @@ def update_task(task: Task, *, constraints: dict | None, precondition: Precondit
     omitted members of them, take their defaults: maxWallClockTime unlimited, retentionTime
     7 days, maxTaskRetryCount the job's. Refuses what Add refuses (400
     InvalidPropertyValue: a maxTaskRetryCount below -1), a completed task (409
-    TaskCompleted) and a task of a job that is ending (409)."""
+    TaskCompleted) and a task of a job that is ending (409). A new maxWallClockTime applies
+    to a running attempt too, measured from its start (Batch terminates a task that runs
+    past its constraint): its nodes' agents are woken to re-read it."""
     constraints = constraints or {}
     check_max_task_retry_count(constraints)
     with transaction.atomic():
@@ -290,6 +292,8 @@ def update_task(task: Task, *, constraints: dict | None, precondition: Precondit
         _touch(locked)
         locked.save(update_fields=["max_wall_clock_time", "retention_time", "max_task_retry_count",
                                    "etag", "last_modified"])
+        if locked.state != Task.State.ACTIVE:
+            wakeups.wake_attempt_nodes(Attempt.objects.filter(task=locked, outcome=Attempt.Outcome.RUNNING))
     return locked
 
 

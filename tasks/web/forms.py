@@ -14,6 +14,7 @@ from tasks.api.serializers import (
 )
 from tasks.errors import BatchError
 from tasks.operations.pool_specs import NODE_DEALLOCATION_OPTIONS
+from tasks.templatetags.batchweb import duration
 from tasks.timefmt import format_duration
 
 DURATION_HELP = "As 01:30:00, 2 00:00:00 (2 days) or PT1H30M."
@@ -30,7 +31,9 @@ _WIRE_FIELDS = {
 
 class ConstraintsForm(forms.Form):
     max_wall_clock_time = forms.DurationField(required=False, label="Max wall-clock time",
-                                              help_text="Empty: unlimited. " + DURATION_HELP)
+                                              help_text="Empty: unlimited. Applies to a running attempt too, "
+                                                        "measured from its start: one that has run longer is "
+                                                        "ended at once (TaskEnded). " + DURATION_HELP)
     retention_time = forms.DurationField(required=False, label="Retention time",
                                          help_text="Empty: 7 days. " + DURATION_HELP)
     max_task_retry_count = forms.IntegerField(required=False, min_value=-1, label="Max retries",
@@ -58,6 +61,18 @@ class ConstraintsForm(forms.Form):
         duration is unlimited, counts are int32), or None with the refusal on its field."""
         body = self.validated(TaskUpdateParameterSerializer, {"constraints": self.wire_constraints()})
         return None if body is None else body["constraints"]
+
+    @staticmethod
+    def outcome(task, constraints: dict) -> str:
+        """What the update did, as the page says it: a running task's new wall clock acts
+        on its current attempt (tasks.operations.tasks.update_task)."""
+        done = f"Task {task.task_id}: constraints updated."
+        if task.state in ("running", "preparing"):
+            limit = constraints.get("maxWallClockTime")
+            shown = duration(limit, "unlimited")
+            done += (f" The running attempt now has max wall-clock {shown}, from its start"
+                     f"{' (it ends now if it has run longer)' if limit else ''}.")
+        return done
 
     def validated(self, serializer, body: dict) -> dict | None:
         try:

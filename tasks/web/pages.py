@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tasks import queries
+from tasks.dependencies import summarise_dependencies
 from tasks.listing import FIELD_LABELS, PAGE_SIZE, SORT_LABELS, TaskFilter, page_of, storable
 from tasks.models import Attempt, AuditRecord, BulkOperation, Job, Task
 from tasks.operations.actions import DESTRUCTIVE, TASK_ACTIONS, refusals_of
@@ -23,6 +24,7 @@ from tasks.operations.bulk import (
     selection_scope,
 )
 from tasks.operations.tasks import can_add_task, can_update_task
+from tasks.operations.waiting import explain_waiting
 
 from . import ansi, files, transfers
 from .access import Access, roles_of
@@ -298,7 +300,7 @@ def audit_context(accounts, params) -> dict:
 # Task properties kept in wire form in Task.spec, shown as they were sent.
 # (Resource and output files have their own section: tasks/web/transfers.py.)
 SPEC_LABELS = [
-    ("multiInstanceSettings", "Multi-instance settings"), ("dependsOn", "Dependencies"),
+    ("multiInstanceSettings", "Multi-instance settings"),  # dependsOn: _task_dependencies.html
     ("exitConditions", "Exit conditions"), ("containerSettings", "Container"),
     ("userIdentity", "User identity"), ("affinityInfo", "Affinity"),
     ("applicationPackageReferences", "Application packages"),
@@ -319,10 +321,13 @@ class Button:
 
 def task_context(access: Access, task: Task) -> dict:
     """Everything the task page shows. Two queries (attempts; subtasks if multi-instance),
-    plus the task's directory on disk for its files."""
+    plus the task's directory on disk for its files; with dependsOn one more (a large
+    taskIdRanges: one per 10,000 ids, see tasks.dependencies), and for an active task up to
+    three more for why it waits (tasks.operations.waiting)."""
     attempts = list(Attempt.objects.filter(task=task).order_by("number", "subtask_id", "claimed"))
     subtasks = queries.list_subtasks(task) if task.is_multi_instance else []
     listing = files.listing(task)
+    dependencies = summarise_dependencies(task)
     return {
         "access": access, "task": task, "job": task.job, "account": access.account,
         "buttons": task_buttons(access, task), "attempts": attempts,
@@ -334,6 +339,7 @@ def task_context(access: Access, task: Task) -> dict:
         "env": task.spec.get("environmentSettings") or [], "spec_labels": SPEC_LABELS,
         "spec_stored_only": SPEC_STORED_ONLY,
         "output_files": files.OUTPUT_FILES, "phases": instance_phases(task, subtasks),
+        "dependencies": dependencies, "waiting": explain_waiting(task, dependencies=dependencies),
     }
 
 

@@ -230,7 +230,7 @@ def task_update(request, account, job_id, task_id):
     _, error = audited(access.account, user=request.user, actor=actor_name(request.user), action="update",
                        scope={"job": task.job.job_id, "tasks": [task.task_id]},
                        operation=lambda: update_task(task, constraints=constraints))
-    return _after_task_action(request, access, task, error, f"Task {task.task_id}: constraints updated.")
+    return _after_task_action(request, access, task, error, ConstraintsForm.outcome(task, constraints))
 
 
 def _after_task_action(request, access, task, error, success: str):

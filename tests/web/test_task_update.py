@@ -48,3 +48,22 @@ def test_refuses_a_completed_task_in_both_paths(op, job):
     assert "already in a completed state" in htmx.content.decode().split('id="task-flash">')[1]
     task.refresh_from_db()
     assert task.max_task_retry_count == 0
+
+
+def test_updating_a_running_task_says_the_running_attempt_gets_the_new_wall_clock(op, job):
+    task = TaskFactory(job=job, running=True)
+    r = op.post(task_url("task-update", task), {"max_wall_clock_time": "00:00:30"}, headers=HTMX)
+    body = r.content.decode()
+    assert "constraints updated" in body
+    assert "The running attempt now has max wall-clock 30.0 s, from its start (it ends now if it has run longer)" in body
+
+
+def test_updating_an_active_task_says_nothing_of_a_running_attempt(op, job):
+    task = TaskFactory(job=job)
+    body = op.post(task_url("task-update", task), {"max_wall_clock_time": "00:00:30"}, headers=HTMX).content.decode()
+    assert "constraints updated" in body and "running attempt now" not in body
+
+
+def test_the_form_says_a_new_wall_clock_applies_to_the_running_attempt(op, job):
+    body = op.get(task_url("task-update", TaskFactory(job=job, running=True))).content.decode()
+    assert "Applies to a running attempt too" in body
