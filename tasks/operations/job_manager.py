@@ -13,8 +13,10 @@ node is lost.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
+from tasks.errors import BatchError
 from tasks.models import ComputeNode, Job, Task
 from tasks.timefmt import parse_duration
 
@@ -126,4 +128,7 @@ def end_job_of_manager(job: Job) -> None:
     from .jobs import can_terminate_job, terminate_job
 
     if can_terminate_job(job) is None:
-        terminate_job(job, reason=TERMINATE_REASON)
+        # Refused only when another writer ended the job since it was read: then it is
+        # already ending, as killJobOnCompletion wants (the refusal writes nothing).
+        with contextlib.suppress(BatchError):
+            terminate_job(job, reason=TERMINATE_REASON)

@@ -212,3 +212,23 @@ def test_a_terminated_job_manager_with_a_terminated_job_is_left_alone(account, p
     finish(attempt, exit_code=0)
     job.refresh_from_db()
     assert (job.state, job.terminate_reason) == (Job.State.COMPLETED, "mine")
+
+
+def test_terminating_the_job_manager_ends_the_job(account, pool, node):
+    from tasks.operations.tasks import terminate_task
+
+    job = manager_job(account, pool, runExclusive=False)
+    add(job, "worker", "/bin/sleep 60")
+    claim(node)
+    terminate_task(Task.objects.get(job=job, task_id="jm"))
+    job.refresh_from_db()
+    assert (job.state, job.terminate_reason) == (Job.State.COMPLETED, "JMComplete")
+    assert Task.objects.get(job=job, task_id="worker").state == "completed"
+
+
+def test_terminating_a_job_manager_without_kill_job_on_completion_leaves_the_job(account, pool, node):
+    from tasks.operations.tasks import terminate_task
+
+    job = manager_job(account, pool, killJobOnCompletion=False)
+    terminate_task(Task.objects.get(job=job, task_id="jm"))
+    assert Job.objects.get(pk=job.pk).state == Job.State.ACTIVE
