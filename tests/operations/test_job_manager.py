@@ -114,6 +114,7 @@ def test_other_jobs_are_not_held_back(account, pool, node):
     add(other, "o1")
     spot = nodes.register_node(pool, node_id="spot-1", slots=2, is_dedicated=False, root_dir="/tmp/x/spot-1")
     assert claimed_ids(spot) == ["o1"]
+    assert claimed_ids(node) == ["jm"]
 
 
 def test_a_job_manager_with_allow_low_priority_node_runs_on_one(account, pool):
@@ -142,6 +143,7 @@ def test_an_exclusive_job_manager_waits_for_an_empty_node(account, pool, node):
     assert claimed_ids(node, limit=1) == ["busy"]
     manager_job(account, pool)
     assert claimed_ids(node) == []  # one slot is free, but the manager needs the node to itself
+    assert claimed_ids(make_node(pool, "node-2")) == ["jm"]
 
 
 def test_a_job_manager_that_is_not_exclusive_shares_its_node(account, pool, node):
