@@ -34,7 +34,7 @@ from tasks.operations.task_tokens import issue_task_token, token_digest
 
 MAX_LIFETIME = timedelta(days=180)  # tasks.operations.tasks.MAX_LIFETIME: a task's longest life
 ACCESS_JOB = "job"
-_BEARER = re.compile(r"^Bearer ([0-9]{1,19})\.([A-Za-z0-9_-]{43})$")
+_BEARER = re.compile(r"^Bearer ([1-9][0-9]{0,18})\.([A-Za-z0-9_-]{43})$")
 _DUMMY = token_digest(secrets.token_urlsafe(32))  # compared when the token names no attempt
 
 
@@ -73,12 +73,14 @@ def not_authorized() -> BatchError:
 
 def authenticate_token(header: str, *, job_id: str | None) -> Account:
     """Return the account of a valid task token whose job is `job_id` (the request's job;
-    None for a request outside any job), or raise: 403 AuthenticationFailed for a token
-    that is malformed, made up, tampered with, expired or revoked (its run of the task is
+    None for a request outside any job), or raise: 400 InvalidAuthenticationInfo for a
+    header no token has the shape of; 403 AuthenticationFailed for a token that is made
+    up, tampered with, expired or revoked (its run of the task is
     over); 403 AuthorizationFailure for a request outside the token's job. Two queries."""
     m = _BEARER.match(header.strip())
-    if not m:
-        raise _refused("The authentication token is not valid.")
+    if not m:  # not the shape of any token, as a Shared Key header can be malformed
+        raise BatchError.invalid_authentication_info(
+            "The Authorization header must be 'Bearer <token>' with a task's authentication token.")
     attempt_pk, secret = int(m.group(1)), m.group(2)
     row = (Attempt.objects.filter(pk=attempt_pk)
            .values_list("token_hash", "outcome", "cancel_requested", "start_time", "job__job_id", "job__account_id",

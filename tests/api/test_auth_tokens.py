@@ -160,19 +160,21 @@ def test_only_a_digest_of_the_token_is_stored(running, token):
     assert stored == token_digest(token.split(".", 1)[1]) and token.split(".", 1)[1] not in stored
 
 
-def _tampered(token: str) -> list[str]:
+def _tampered(token: str) -> list[tuple[str, tuple[int, str]]]:
     pk, secret = token.split(".")
     flipped = secret[:-1] + ("A" if secret[-1] != "A" else "B")
-    return [f"{pk}.{flipped}", f"{int(pk) + 1}.{secret}", f"{pk}.{secret[:-1]}", f"{pk}.{secret}x", f"0{pk}{secret}",
-            secret]
+    refused, malformed = (403, "AuthenticationFailed"), (400, "InvalidAuthenticationInfo")
+    return [(f"{pk}.{flipped}", refused), (f"{int(pk) + 1}.{secret}", refused), (f"0{pk}.{secret}", malformed),
+            (f"{pk}.{secret[:-1]}", malformed), (f"{pk}.{secret}x", malformed), (f"{pk}{secret}", malformed),
+            (secret, malformed)]
 
 
 def test_a_tampered_token_is_refused(account, token, running):
     add(running.job, "other", authenticationTokenSettings=TOKEN_SETTINGS)
     claim(make_node(running.job.account.pools.get(), "node-2"))  # another running attempt, pk + 1, with no token
-    for bad in _tampered(token):
+    for bad, expected in _tampered(token):
         response = TokenClient(account, bad).get("/jobs/job1")
-        assert (response.status_code, error_code(response)) == (403, "AuthenticationFailed"), bad
+        assert (response.status_code, error_code(response)) == expected, bad
 
 
 def test_another_runs_token_does_not_open_this_run(account, running, token):
@@ -199,8 +201,7 @@ def test_a_token_of_a_run_that_asked_for_none_is_refused(account, pool):
 def test_a_malformed_bearer_header_is_refused(account, running, header):
     response = BatchTestClient(account).request("GET", "/jobs/job1", headers={"Authorization": header},
                                                 sign_request=False)
-    assert (response.status_code, error_code(response)) in {(403, "AuthenticationFailed"),
-                                                            (400, "InvalidAuthenticationInfo")}
+    assert (response.status_code, error_code(response)) == (400, "InvalidAuthenticationInfo")
 
 
 def test_the_digests_are_compared_in_constant_time(client, token, monkeypatch):

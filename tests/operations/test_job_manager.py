@@ -234,3 +234,13 @@ def test_terminating_a_job_manager_without_kill_job_on_completion_leaves_the_job
     job = manager_job(account, pool, killJobOnCompletion=False)
     terminate_task(Task.objects.get(job=job, task_id="jm"))
     assert Job.objects.get(pk=job.pk).state == Job.State.ACTIVE
+
+
+def test_a_failed_job_manager_of_a_job_that_performs_exit_options_ends_it_as_task_failed(account, pool, node):
+    # A job manager has no exitConditions: a failure takes Batch's default, jobAction terminate.
+    job = manager_job(account, pool, killJobOnCompletion=False)
+    Job.objects.filter(pk=job.pk).update(on_task_failure=Job.OnTaskFailure.PERFORMEXITOPTIONSJOBACTION)
+    [attempt] = claim(node)
+    finish(attempt, exit_code=2)
+    job.refresh_from_db()
+    assert (job.state, job.terminate_reason) == (Job.State.COMPLETED, "TaskFailed")
