@@ -72,6 +72,9 @@ BATCHSITE_SCHEDULE_TICK_SECONDS = env_float("BATCHSITE_SCHEDULE_TICK_SECONDS", 1
 BATCHSITE_NODE_KILL_GRACE_SECONDS = env_float("BATCHSITE_NODE_KILL_GRACE_SECONDS", 3.0)
 BATCHSITE_NODE_PUBLISH_SECONDS = env_float("BATCHSITE_NODE_PUBLISH_SECONDS", 5.0, minimum=0.1)
 BATCHSITE_NODE_IP = env_str("BATCHSITE_NODE_IP", "127.0.0.1")
+# AZ_BATCH_ACCOUNT_URL of a task with an authentication token: where the web tier serves
+# the API (`manage.py serve` sets it to its own address; empty: http://127.0.0.1:$PORT).
+BATCHSITE_ACCOUNT_URL = env_str("BATCHSITE_ACCOUNT_URL", "")
 
 # Pools and node providers (tasks.providers, tasks.operations.reconcile): which provider
 # and node size each vmSize gets (a JSON object, validated by tasks.providers.sizes; unset:

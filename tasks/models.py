@@ -551,6 +551,10 @@ class Attempt(models.Model):
     # The Unix user its processes ran as and why (tasks.node.identity.Identity.label), as
     # its agent reported it when the attempt ended.
     run_as = models.CharField(max_length=200, blank=True, default="")
+    # The SHA-256 of the secret of the run's authentication token (authenticationTokenSettings:
+    # tasks.operations.task_tokens), blank when the task asked for none. The token is only
+    # ever in the task's environment.
+    token_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
 
     class Meta:
         constraints = [

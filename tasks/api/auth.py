@@ -24,6 +24,8 @@ from tasks.models import Account
 from tasks.queries import get_account
 from tasks.timefmt import parse_http_date
 
+from . import tokens
+
 SIGNED_HEADERS = (
     "content-encoding", "content-language", "content-length", "content-md5", "content-type",
     "date", "if-modified-since", "if-match", "if-none-match", "if-unmodified-since", "range",
@@ -225,10 +227,16 @@ def authenticate_request(meta: dict, method: str) -> Account:
 
 
 class SharedKeyAuthentication(BaseAuthentication):
-    """DRF authentication for every API view: Shared Key or a Batch error."""
+    """DRF authentication for every API view: Shared Key, a task's token (Bearer:
+    tasks.api.tokens, limited to the token's job) or a Batch error."""
 
     def authenticate(self, request):
-        account = authenticate_request(request._request.META, request._request.method)
+        meta = request._request.META
+        if tokens.is_bearer(meta.get("HTTP_AUTHORIZATION", "")):
+            match = request._request.resolver_match
+            job_id = match.kwargs.get("job_id") if match is not None else None
+            return ApiPrincipal(tokens.authenticate_token(meta["HTTP_AUTHORIZATION"], job_id=job_id)), None
+        account = authenticate_request(meta, request._request.method)
         return ApiPrincipal(account), None
 
     def authenticate_header(self, request):

@@ -312,6 +312,26 @@ class TaskAddParameterSerializer(WireSerializer):
     authenticationTokenSettings = AuthenticationTokenSettingsSerializer(required=False)
 
 
+class JobManagerTaskSerializer(WireSerializer):
+    """JobManagerTask: the task a job starts first (tasks.operations.job_manager)."""
+
+    id = BatchIdField()
+    displayName = StrictCharField(required=False, max_length=1024, allow_blank=True)
+    commandLine = StrictCharField(max_length=32768)
+    containerSettings = TaskContainerSettingsSerializer(required=False)
+    resourceFiles = ResourceFileSerializer(many=True, required=False)
+    outputFiles = OutputFileSerializer(many=True, required=False)
+    environmentSettings = EnvironmentSettingSerializer(many=True, required=False)
+    constraints = TaskConstraintsSerializer(required=False)
+    requiredSlots = StrictIntegerField(required=False, min_value=1)
+    killJobOnCompletion = StrictBooleanField(required=False)
+    userIdentity = UserIdentitySerializer(required=False)
+    runExclusive = StrictBooleanField(required=False)
+    applicationPackageReferences = ApplicationPackageReferenceSerializer(many=True, required=False)
+    authenticationTokenSettings = AuthenticationTokenSettingsSerializer(required=False)
+    allowLowPriorityNode = StrictBooleanField(required=False)
+
+
 # Read-only BatchTask properties a 15.x client may send back on Update; ignored.
 TASK_READ_ONLY = {
     "url", "eTag", "lastModified", "creationTime", "state", "stateTransitionTime", "previousState",
@@ -376,7 +396,7 @@ class JobAddParameterSerializer(WireSerializer):
     allowTaskPreemption = StrictBooleanField(required=False)
     maxParallelTasks = StrictIntegerField(required=False)  # its range: operations.constraints
     constraints = JobConstraintsSerializer(required=False)
-    jobManagerTask = serializers.DictField(required=False)
+    jobManagerTask = JobManagerTaskSerializer(required=False)
     jobPreparationTask = serializers.DictField(required=False)
     jobReleaseTask = serializers.DictField(required=False)
     commonEnvironmentSettings = EnvironmentSettingSerializer(many=True, required=False)

@@ -45,6 +45,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
+from tasks.api import tokens
 from tasks.models import Attempt, ComputeNode, Pool
 from tasks.operations import attempts as attempt_ops
 from tasks.operations import nodes as node_ops
@@ -562,6 +563,7 @@ class NodeAgent:
             "AZ_BATCH_TASK_DIR": run.task_dir,
             "AZ_BATCH_TASK_WORKING_DIR": run.cwd,
             **job_tasks.task_variables(job, str(self.root)),
+            **tokens.task_environment(attempt),
         }
         if run.kind != "task":
             hosts = _instance_hosts(task.pk)

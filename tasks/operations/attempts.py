@@ -30,7 +30,7 @@ from django.db.models import DateTimeField, ExpressionWrapper, F, Max, Sum
 from tasks.models import Attempt, ComputeNode, Job, SubTask, Task
 from tasks.node import layout
 
-from . import job_preparation, sql, wakeups
+from . import job_manager, job_preparation, sql, wakeups
 from .common import new_etag, now
 from .counts import CountDelta, after_counters, before_counters, one_pass, pending_tasks
 from .fast_insert import new_instance
@@ -90,7 +90,9 @@ def claim_work(node: ComputeNode, *, limit: int) -> list[Attempt]:
     while idle or running with its scheduling enabled. The pool's
     taskSchedulingPolicy.nodeFillType places the work when there is less of it than free
     slots: `spread` (the default) evens it out over the pool's nodes, `pack` fills one
-    node before the next (see _Placement).
+    node before the next (see _Placement). A job's job manager task starts before its
+    other tasks, on a node it may hold whole (runExclusive), never on a low-priority node
+    with allowLowPriorityNode false (job_manager.ClaimRule).
 
     Returns at most `limit` attempts for this node, each with `task` and `job` loaded.
     Subtask attempts of a multi-instance task are created on the other nodes, whose
@@ -231,6 +233,7 @@ class _Claim:
                  placement: _Placement | None = None) -> None:
         self.node, self.t, self.free, self.limit, self.placement = node, t, free, limit, placement
         self.attempts: list[Attempt] = []
+        self.held: dict[int, int] = {}  # task pk -> slots it holds, where not its requiredSlots
         self._others: list[ComputeNode] | None = None
         self._others_free: dict[int, int] = {}
 
@@ -253,19 +256,27 @@ class _Claim:
         if allowance <= 0:
             return
         chosen: list[tuple[Task, list[ComputeNode]]] = []
+        manager = job_manager.claim_rule(locked)
         for task in self._candidates(locked):
             if len(chosen) >= allowance or self.free <= 0:
                 break
-            if task.required_slots > self.free:
+            slots = task.required_slots if manager is None else manager.slots_for(task, self.node, self.free)
+            if slots is None:  # a job manager that cannot run here, which may hold its job back
+                if manager.holds_back(task):
+                    break
                 continue
-            if self.placement is not None and not self.placement.allows(task.required_slots, self.free):
+            if slots > self.free:
+                continue
+            if self.placement is not None and not self.placement.allows(slots, self.free):
                 continue
             others: list[ComputeNode] = []
             if task.number_of_instances > 1:
                 others = self._reserve_other_nodes(task.number_of_instances - 1)
                 if others is None:
                     continue
-            self.free -= task.required_slots
+            self.free -= slots
+            if slots != task.required_slots:
+                self.held[task.pk] = slots
             chosen.append((task, others))
             if len(chosen) >= allowance or self.free <= 0:
                 break  # before the generator reads another page
@@ -366,7 +377,8 @@ class _Claim:
         for task, others in chosen:
             number = (numbers.get(task.pk) or 0) + 1
             mine.append(new_instance(Attempt, {"task": task, "job": job, "node": node}, number=number,
-                                     node_name=node.node_id, slots=task.required_slots, claimed=t, start_time=t,
+                                     node_name=node.node_id, slots=self.held.get(task.pk, task.required_slots),
+                                     claimed=t, start_time=t,
                                      task_dir=task.task_root_directory))
             for i, other in enumerate(others, start=1):
                 other_dir = layout.task_dir(other.root_dir, job.job_id, task.task_id)
@@ -624,10 +636,10 @@ def finish_attempts(reports: list[AttemptReport]) -> FinishResult:
 # when a failure needs its exit conditions): this runs for every attempt of every agent.
 # The fields finishing overwrites (previous state, etag, end time, exit code, failure
 # information) are not read either.
-_TASK_FIELDS = ["job_id", "state", "state_transition_time", "start_time", "result", "retry_count",
+_TASK_FIELDS = ["job_id", "id_key", "state", "state_transition_time", "start_time", "result", "retry_count",
                 "max_task_retry_count", "required_slots", "number_of_instances", "user_cpu_time", "kernel_cpu_time",
                 "wall_clock_time"]
-_JOB_FIELDS = ["state", "on_task_failure", "on_all_tasks_complete"]
+_JOB_FIELDS = ["state", "on_task_failure", "on_all_tasks_complete", "spec"]
 _FINISH_FIELDS = ["task_id", "job_id", "subtask_id", "outcome", "cancel_requested", "end_time", "exit_code",
                   "failure_info"]
 _FINISH_LOCKS = (sql.NO_KEY_UPDATE, sql.NO_KEY_UPDATE, sql.KEY_SHARE)
@@ -649,6 +661,7 @@ class _Outcomes:
         self.failed: list[Task] = []  # completed with failure: jobAction candidates
         self.retried: set[int] = set()
         self.completed_jobs: set[int] = set()
+        self.managed_jobs: set[int] = set()  # their job manager completed: killJobOnCompletion
         self.run = self.succeeded = 0
 
     def apply(self, attempt: Attempt, report: AttemptReport) -> None:
@@ -744,6 +757,8 @@ class _Outcomes:
         self.completed_jobs.add(task.job_id)
         if failure:
             self.failed.append(task)
+        if job_manager.ends_job(self.jobs[task.job_id], task):
+            self.managed_jobs.add(task.job_id)
 
     def _changed(self, task: Task, old: tuple[str, str]) -> None:
         self.deltas[task.job_id].move(old, (task.state, task.result), task.required_slots)
@@ -769,6 +784,8 @@ class _Outcomes:
             action = exit_options(task.spec, task.exit_code, task.failure_info)["jobAction"]
             if action != "none":
                 actions[job.pk] = action
+        for pk in self.managed_jobs:
+            actions.setdefault(pk, "jobmanager")
         jobs = self.jobs
         # A job action locks the job FOR UPDATE: inside an agent's pass, before the pass
         # holds the counter row (another agent holding the job's KEY SHARE may wait for
@@ -844,10 +861,13 @@ def _end_instances(task: Task, t: datetime, *, except_pk: int | None, reason: st
 
 def _perform_job_action(job: Job, action: str) -> None:
     """A failed task's exit option jobAction: terminate (reason TaskFailed) or disable
-    (Disable Job with requeue: running tasks go back to active)."""
+    (Disable Job with requeue: running tasks go back to active); or `jobmanager`, the job
+    manager's killJobOnCompletion (terminate, reason JMComplete)."""
     if action == "terminate":
         if can_terminate_job(job) is None:
             terminate_job(job, reason="TaskFailed")
+    elif action == "jobmanager":
+        job_manager.end_job_of_manager(job)
     elif action == "disable" and job.state == Job.State.ACTIVE:
         disable_locked_job(job, disable_tasks="requeue", skip_locked=True)
 

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from tasks.errors import BatchError
 from tasks.models import Account, Attempt, Job, JobSchedule, Task
 
-from . import wakeups
+from . import job_manager, wakeups
 from .common import Precondition, job_state_refusal, lock_checked, new_etag, now
 from .constraints import check_job_values
 
@@ -61,14 +61,17 @@ def _insert_job(account: Account, *, spec: dict, pool_id: str | None = None) -> 
     try:
         with transaction.atomic():
             job.save(force_insert=True)
+            manager = job_manager.add_job_manager_task(job)
     except IntegrityError:
         raise BatchError.job_exists() from None
+    if manager is not None:
+        wakeups.wake_pool(account.pk, job.pool_id)
     return job
 
 
 def _stored_spec(spec: dict) -> dict:
     kept = {k: v for k, v in spec.items() if k not in ("id", "constraints")}
-    return kept
+    return job_manager.stored(kept)
 
 
 def can_update_job(job: Job) -> BatchError | None:

@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from tasks.errors import BatchError
 from tasks.models import Attempt, Job, NodeCleanup, SubTask, Task
 
-from . import wakeups
+from . import job_manager, wakeups
 from .common import Precondition, job_state_refusal, lock_checked, new_etag, now
 from .constraints import check_max_task_retry_count, check_task_values
 from .counts import CountDelta
@@ -313,11 +313,14 @@ def can_terminate_task(task: Task) -> BatchError | None:
 def terminate_task(task: Task, *, precondition: Precondition = None) -> Task:
     """Terminate a task: it becomes completed with result failure and failureInfo TaskEnded;
     a running process (the primary of a multi-instance task) is killed at once by its
-    node, and the subtasks in the background. Refuses a completed task (409 TaskCompleted)."""
+    node, and the subtasks in the background. Refuses a completed task (409 TaskCompleted).
+    A job manager task with killJobOnCompletion ends its job (job_manager.ends_job)."""
     with transaction.atomic():
         locked = _lock_task(task, precondition, can_terminate_task)
         _terminate_locked_task(locked, code="TaskEnded", message="The task was terminated by a request.")
         complete_job_if_all_tasks_done(locked.job)
+    if job_manager.ends_job(locked.job, locked):  # after: terminate_job locks the job, then its tasks
+        job_manager.end_job_of_manager(locked.job)
     return locked
 
 

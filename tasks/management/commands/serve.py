@@ -42,6 +42,7 @@ class Command(BaseCommand):
         started = bootstrap(local_nodes=nodes, local_slots=slots)
         connections.close_all()  # the supervisor itself never uses the database
         url = f"http://{host}:{port}"
+        os.environ.setdefault("BATCHSITE_ACCOUNT_URL", url)  # the agents' tasks call it with their tokens
         others = "".join(f"  other Batch account: {a.name}\n" for a in started.accounts[1:])
         self.stdout.write(
             f"batchsite on {url}\n"
