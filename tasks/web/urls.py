@@ -47,6 +47,7 @@ urlpatterns = [
     path(_job + "bulk/", views.job_bulk, name="job-bulk"),
     path(_job + "triage/", views.job_triage, name="job-triage"),
     path(_job + "timeline/", views.job_timeline, name="job-timeline"),
+    path(_job + "analytics/", views.job_analytics, name="job-analytics"),
     path(_job + "add/", views.task_add, name="task-add"),
     path(_task, views.task_detail, name="task"),
     path(_task + "terminate/", views.task_action, {"action": "terminate"}, name="task-terminate"),

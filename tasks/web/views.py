@@ -36,7 +36,7 @@ from tasks.operations.audit import actor_name, audited
 from tasks.operations.bulk import start_bulk_operation, stop_bulk_operation
 from tasks.operations.tasks import add_task, update_task
 
-from . import charts, files, pages
+from . import analytics, charts, files, pages
 from .access import (
     TaskMissing,
     account_access,
@@ -106,6 +106,14 @@ def job_triage(request, account, job_id):
     access, job = job_access(request.user, account, job_id)
     context = {"access": access, "job": job, "groups": pages.failure_groups(job)}
     return render(request, "tasks/job_triage.html", context)
+
+
+@login_required
+@require_GET
+def job_analytics(request, account, job_id):
+    access, job = job_access(request.user, account, job_id)
+    context = {"access": access, "job": job, "stats": analytics.job_analytics(job)}
+    return render(request, "tasks/job_analytics.html", context)
 
 
 @login_required
