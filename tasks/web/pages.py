@@ -134,6 +134,30 @@ def add_refusal(access: Access, job: Job) -> str:
     return access.refusal(can_add_task(job))
 
 
+def timeline_context(job: Job, params, account: str) -> dict:
+    """The timeline page: the range asked for (or its errors), the chart (two bounded
+    queries) and the zoom links, each a query string."""
+    from tasks.listing import _format_moment, _parse_moment
+
+    from . import charts
+
+    bounds, errors = {}, {}
+    for key in ("from", "to"):
+        text = (params.get(key) or "").strip()
+        if text:
+            bounds[key], errors[key] = _parse_moment(text) if storable(text) else (None, "Not a date and time.")
+    errors = {key: e for key, e in errors.items() if e}
+    since, until = (None, None) if errors else (bounds.get("from"), bounds.get("to"))
+    url = reverse("web:task", args=[account, job.job_id, "__TASK__"])
+    chart = charts.node_timeline(job, since=since, until=until, task_url=url)
+    links = {name: f"from={quote(_format_moment(a))}&to={quote(_format_moment(b))}"
+             for name, (a, b) in charts.zoom_links(chart, job).items()}
+    shown = {key: _format_moment(value) for key, value in (("from", chart.start), ("to", chart.end)) if value}
+    if errors:
+        shown = {key: params.get(key, "") for key in ("from", "to")}
+    return {"chart": chart, "zoom": links, "range": shown, "range_errors": errors}
+
+
 # --- CSV export ----------------------------------------------------------------------------
 
 CSV_CHUNK = 2000
