@@ -24,7 +24,7 @@ from tasks.operations.bulk import (
 )
 from tasks.operations.tasks import can_add_task, can_update_task
 
-from . import ansi, files, transfers
+from . import ansi, files, job_page, transfers
 from .access import Access, roles_of
 
 JOB_PAGE = 100
@@ -103,6 +103,7 @@ def job_detail_context(request, access: Access, job: Job) -> dict:
         "act_refusal": access.refusal(None), "actions": list(TASK_ACTIONS),
         "job_buttons": job_buttons(access, job), "schedule_id": schedule_of(job),
         "states": [s.value for s in Task.State], "results": [r.value for r in Task.Result],
+        **job_page.context(access, job),
     }
 
 
