@@ -13,6 +13,7 @@ are exact; otherwise the page says how big the sample was.
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -146,8 +147,8 @@ def job_analytics(job: Job, *, sample: int | None = None, now: datetime | None =
 
 def sample_tasks(job: Job, size: int) -> tuple[list[dict], bool]:
     """At most about `size` of the job's tasks, spread evenly over its primary keys (tasks are
-    numbered in the order they were added, so this is every k-th task), and whether that is
-    all of them. Two index-backed queries for the key range (the first and last task added,
+    numbered in the order they were added: one task at random out of every k), and whether
+    that is all of them. Two index-backed queries for the key range (the first and last task added,
     on (job, creation_time)) and one primary-key lookup of at most MAX_PROBES keys."""
     tasks = Task.objects.filter(job=job)
     fields = ("pk", "task_id", "state", "result", "start_time", "end_time")
@@ -159,13 +160,23 @@ def sample_tasks(job: Job, size: int) -> tuple[list[dict], bool]:
         return [], True
     lo, hi = min(lo, hi), max(lo, hi)
     span = hi - lo + 1
-    probes = min(MAX_PROBES, span, math.ceil(size * span / max(job.total_count, 1)))
+    density = min(1.0, job.total_count / span)  # of the keys in the range, the share that are the job's
+    # Where other jobs' keys interleave, a random probe hits one of the job's with chance
+    # `density`: probe a quarter more and keep `size` of the hits, evenly.
+    probes = min(MAX_PROBES, span, math.ceil(size / density * (1 if density == 1 else 1.25)))
     step = span / probes
-    keys = sorted({lo + int(i * step) for i in range(probes)} | {hi})
+    # One key at random within each stride (stratified): every k-th key exactly would alias
+    # with a job whose tasks repeat a pattern (every 5th a different kind). Seeded by the
+    # job, so a reload shows the same sample.
+    draw = random.Random(job.pk).random
+    keys = sorted({min(hi, lo + int((i + draw()) * step)) for i in range(probes)})
     # By primary key alone: with the job in the WHERE clause too, SQLite walks the job's
     # (job, ...) index over every one of its tasks instead of looking the keys up.
     rows = [r for r in Task.objects.filter(pk__in=keys).values("job_id", *fields) if r.pop("job_id") == job.pk]
-    return rows[: size + 1], False
+    if len(rows) > size:
+        rows.sort(key=lambda r: r["pk"])
+        rows = [rows[int(i * len(rows) / size)] for i in range(size)]
+    return rows, False
 
 
 def _count_ended(ended) -> int:
