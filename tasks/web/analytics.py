@@ -246,34 +246,38 @@ def completions_chart(completed: list[dict], first: datetime | None, last: datet
 
 
 def run_time_chart(seconds: list[float], fence: float | None) -> Chart:
-    """How many sampled runs took how long: BINS equal bins from 0 to the longest run; bins
-    beyond the outlier fence drawn as outliers."""
+    """How many sampled runs took how long: equal bins from 0 to the longest run, or, when
+    some runs are outliers, to the outlier fence with one last bin (drawn as outliers) for
+    every run beyond it, so that a few very long runs do not squash the rest into one bar."""
     chart = Chart()
     if not seconds:
         return chart
-    top = max(seconds[-1], 1.0)
-    width = top / BINS
-    counts = [0] * BINS
+    outlying = fence is not None and seconds[-1] > fence
+    top = max(fence if outlying else seconds[-1], 1.0)
+    bins = BINS - 1 if outlying else BINS
+    width = top / bins
+    counts = [0] * (bins + (1 if outlying else 0))
     for s in seconds:
-        counts[min(BINS - 1, int(s / width))] += 1
+        counts[bins if outlying and s > top else min(bins - 1, int(s / width))] += 1
     peak = max(counts) or 1
     plot_w, plot_h = WIDTH - LEFT - 10, HEIGHT - BOTTOM - TOP
-    bin_w = plot_w / BINS
+    bin_w = plot_w / len(counts)
     base = HEIGHT - BOTTOM
     for i, n in enumerate(counts):
         h = plot_h * n / peak
-        low, high = i * width, (i + 1) * width
-        outlying = fence is not None and low >= fence
-        label = f"{_duration(low)}–{_duration(high)}: {n} sampled run{'s' if n != 1 else ''}"
+        runs = f"{n} {'run' if n == 1 else 'runs'}"
         column = Column(round(LEFT + i * bin_w + 1, 1), round(max(bin_w - 2, 1), 1), round(base - h, 1),
-                        round(h, 1), 0, 0, label + (" (outliers)" if outlying and n else ""))
-        if outlying:  # drawn in the outlier colour
+                        round(h, 1), 0, 0, f"{_duration(i * width)}–{_duration((i + 1) * width)}: {runs}")
+        if i == bins:  # the outliers' bin
+            column.label = f"longer than {_duration(top)} (outliers, up to {_duration(seconds[-1])}): {runs}"
             column.y_bad, column.h_bad, column.h_ok = column.y_ok, column.h_ok, 0
         chart.columns.append(column)
-    chart.ticks = [(round(LEFT + plot_w * k / 4, 1), _duration(top * k / 4)) for k in range(5)]
+    ticks = [(round(LEFT + bin_w * bins * k / 4, 1), _duration(top * k / 4)) for k in range(5)]
+    if outlying:
+        ticks[-1] = (ticks[-1][0], f"{_duration(top)} | outliers")
+        chart.fence_x = ticks[-1][0]
+    chart.ticks = ticks
     chart.levels = _levels(peak, plot_h)
-    if fence is not None and fence < top:
-        chart.fence_x = round(LEFT + plot_w * fence / top, 1)
     return chart
 
 

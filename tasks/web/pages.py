@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
+from datetime import timedelta
 from urllib.parse import quote
 
 from django.db.models import Count, OuterRef, Q, Subquery
@@ -153,7 +154,11 @@ def timeline_context(job: Job, params, account: str) -> dict:
     chart = charts.node_timeline(job, since=since, until=until, task_url=url)
     links = {name: f"from={quote(_format_moment(a))}&to={quote(_format_moment(b))}"
              for name, (a, b) in charts.zoom_links(chart, job).items()}
-    shown = {key: _format_moment(value) for key, value in (("from", chart.start), ("to", chart.end)) if value}
+    # The form shows whole seconds (a datetime-local field holds no microseconds): down for
+    # the start, up for the end, so the range it sends back still holds every bar drawn.
+    ends = (("from", chart.start and chart.start.replace(microsecond=0)),
+            ("to", chart.end and (chart.end + timedelta(microseconds=999_999)).replace(microsecond=0)))
+    shown = {key: _format_moment(value) for key, value in ends if value}
     if errors:
         shown = {key: params.get(key, "") for key in ("from", "to")}
     return {"chart": chart, "zoom": links, "range": shown, "range_errors": errors}
