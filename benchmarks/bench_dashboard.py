@@ -13,6 +13,7 @@ The CSV export runs in a fresh child process per job (so its peak RSS is the exp
 own), streaming the response chunk by chunk as a browser would receive it.
 
 Usage: .venv/bin/python benchmarks/bench_dashboard.py [--big 1000000] [--small 1000] [--repeat 15]
+       [--only "job analytics"] [--no-export]
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ PAGES = [
     ("sorted by start time", "sort=started", True),
     ("sorted by end time, newest first", "sort=-ended", True),
     ("sorted by retries", "sort=-retries", True),
+    # Sub-pages of the job (issue 12): a path after the job's URL.
+    ("job analytics", "/analytics/", True),
+    # Both jobs add a task every 50 ms: 20 s in the middle of either holds ~400 runs.
+    ("node timeline, 20 s in the middle", "/timeline/?middle=20", True),
+    # The latest runs: all 800 of the small job's, the latest 2,000 of the big one's.
+    ("node timeline, latest runs", "/timeline/", False),
 ]
 
 
@@ -108,6 +115,22 @@ def insert_tasks(job, count: int) -> None:
     recount_job(job)
 
 
+def insert_attempts(job) -> None:
+    """One attempt per task that started, as its task ended (or still running), in one
+    INSERT ... SELECT."""
+    from django.db import connection, transaction
+
+    from tasks.models import Attempt, Task
+
+    sql = (f"INSERT INTO {Attempt._meta.db_table} (task_id, job_id, number, node_name, slots, claimed, start_time,"
+           " end_time, exit_code, outcome, cancel_requested, task_dir, run_as)"
+           " SELECT id, job_id, 1, node_name, 1, start_time, start_time, end_time, exit_code,"
+           " CASE WHEN state = 'running' THEN 'running' WHEN result = 'success' THEN 'succeeded' ELSE 'failed' END,"
+           f" '', '', '' FROM {Task._meta.db_table} WHERE job_id = %s AND start_time IS NOT NULL")
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(sql, [job.pk])
+
+
 def ensure_data(big: int, small: int):
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
@@ -120,6 +143,10 @@ def ensure_data(big: int, small: int):
     for label, count in (("small", small), ("big", big)):
         job = Job.objects.filter(account=account, id_key=label).first()
         if job is not None and job.total_count == count:
+            if not job.attempts.exists():  # made by a run from before the timeline was measured
+                started = time.perf_counter()
+                insert_attempts(job)
+                print(f"  inserted the attempts of job {label} in {time.perf_counter() - started:.1f} s", flush=True)
             continue
         if job is not None:
             job.delete()
@@ -128,13 +155,14 @@ def ensure_data(big: int, small: int):
                                  state_transition_time=now, creation_time=now, last_modified=now, start_time=now)
         started = time.perf_counter()
         insert_tasks(job, count)
+        insert_attempts(job)
         print(f"  inserted {count:,} tasks into job {label} in {time.perf_counter() - started:.1f} s", flush=True)
     User = get_user_model()
     if not User.objects.filter(username="bench").exists():
         User.objects.create_superuser("bench", "", "bench-password")
 
 
-def measure_pages(repeat: int) -> list[tuple[str, float, float, bool]]:
+def measure_pages(repeat: int, only: str = "") -> list[tuple[str, float, float, bool]]:
     import re
 
     from django.contrib.auth import get_user_model
@@ -150,6 +178,18 @@ def measure_pages(repeat: int) -> list[tuple[str, float, float, bool]]:
         if query is None:
             return f"/web/?tab=all&q={label}"
         base = f"/web/bench/jobs/{label}/"
+        if query.startswith("/"):
+            if "middle=20" in query:
+                from datetime import timedelta
+
+                from tasks.listing import _format_moment
+
+                middle = Job.objects.get(account__name="bench", id_key=label).total_count // 2
+                since = Task.objects.get(job__account__name="bench", job__id_key=label,
+                                         id_key=f"task-{middle:07d}").start_time
+                until = since + timedelta(seconds=20)
+                return f"{base}timeline/?from={_format_moment(since)}&to={_format_moment(until)}"
+            return base.rstrip("/") + query
         if query == "middle=1":
             # the page after the job's middle task: a keyset cursor costs what page 1 costs
             middle = Job.objects.get(account__name="bench", id_key=label).total_count // 2
@@ -163,6 +203,8 @@ def measure_pages(repeat: int) -> list[tuple[str, float, float, bool]]:
 
     figures = []
     for name, query, indexed in PAGES:
+        if only and only not in name:
+            continue
         targets = {label: url(label, query) for label in ("small", "big")}
         samples: dict[str, list[float]] = {"small": [], "big": []}
         for target in targets.values():
@@ -210,6 +252,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=21)
     parser.add_argument("--data-dir", default=os.environ.get("BENCH_DATA_DIR") or str(DEFAULT_DIR))
     parser.add_argument("--export-child", default="")
+    parser.add_argument("--only", default="", help="measure only the pages whose name holds this")
+    parser.add_argument("--no-export", action="store_true", help="skip the CSV export")
     args = parser.parse_args()
     data_dir = args.data_dir
     os.makedirs(data_dir, exist_ok=True)
@@ -223,7 +267,7 @@ def main() -> None:
     print(f"Dashboard benchmark, {where}")
     print(f"  {describe_run()}")
     ensure_data(args.big, args.small)
-    figures = measure_pages(args.repeat)
+    figures = measure_pages(args.repeat, args.only)
     print(f"\n{'page':<36}{args.small:>10,} tasks{args.big:>14,} tasks{'ratio':>8}")
     worst = 0.0
     for name, small, big, indexed in figures:
@@ -233,6 +277,8 @@ def main() -> None:
         note = "" if indexed else "  (not held to the target)"
         print(f"{name:<36}{small:>13.1f} ms{big:>17.1f} ms{ratio:>8.2f}{note}")
     print(f"worst ratio of the index-backed pages: {worst:.2f} (target <= 1.5)")
+    if args.no_export:
+        return
     print("\nCSV export, streamed (a child process per job):")
     for label in ("small", "big"):
         e = measure_export(label, data_dir)

@@ -88,10 +88,18 @@ def update_job(job: Job, *, spec: dict, replace: bool, precondition: Preconditio
     """Update (replace=True, PUT) or patch a job's updatable properties. Refuses the values
     Add refuses (400 InvalidPropertyValue: constraints.check_job_values) and a job that is
     completed, terminating or being deleted (409). onAllTasksComplete=terminatejob on a job
-    whose tasks are all complete terminates it, as Batch does."""
+    whose tasks are all complete terminates it, as Batch does. onAllTasksComplete cannot go
+    from terminatejob back to noaction (400 InvalidPropertyValue; a PUT without it means
+    noaction), as Batch refuses it: once automatic termination is engaged it stays."""
     check_job_values(spec)
     with transaction.atomic():
         locked = _lock_job(job, precondition, can_update_job)
+        wanted = spec.get("onAllTasksComplete", Job.OnAllTasksComplete.NOACTION if replace else None)
+        if locked.on_all_tasks_complete == Job.OnAllTasksComplete.TERMINATEJOB and \
+                wanted == Job.OnAllTasksComplete.NOACTION:
+            raise BatchError.invalid_property(
+                "onAllTasksComplete", wanted,
+                "A job's onAllTasksComplete cannot be changed from terminatejob to noaction")
         if replace or "priority" in spec:
             locked.priority = spec.get("priority", 0)
         if replace or "maxParallelTasks" in spec:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
+from datetime import timedelta
 from urllib.parse import quote
 
 from django.db.models import Count, OuterRef, Q, Subquery
@@ -26,7 +27,7 @@ from tasks.operations.bulk import (
 from tasks.operations.tasks import can_add_task, can_update_task
 from tasks.operations.waiting import explain_waiting
 
-from . import ansi, files, transfers
+from . import ansi, files, job_page, transfers
 from .access import Access, roles_of
 
 JOB_PAGE = 100
@@ -105,6 +106,7 @@ def job_detail_context(request, access: Access, job: Job) -> dict:
         "act_refusal": access.refusal(None), "actions": list(TASK_ACTIONS),
         "job_buttons": job_buttons(access, job), "schedule_id": schedule_of(job),
         "states": [s.value for s in Task.State], "results": [r.value for r in Task.Result],
+        **job_page.context(access, job),
     }
 
 
@@ -134,6 +136,34 @@ def sort_headers(f: TaskFilter) -> dict[str, dict]:
 
 def add_refusal(access: Access, job: Job) -> str:
     return access.refusal(can_add_task(job))
+
+
+def timeline_context(job: Job, params, account: str) -> dict:
+    """The timeline page: the range asked for (or its errors), the chart (two bounded
+    queries) and the zoom links, each a query string."""
+    from tasks.listing import _format_moment, _parse_moment
+
+    from . import charts
+
+    bounds, errors = {}, {}
+    for key in ("from", "to"):
+        text = (params.get(key) or "").strip()
+        if text:
+            bounds[key], errors[key] = _parse_moment(text) if storable(text) else (None, "Not a date and time.")
+    errors = {key: e for key, e in errors.items() if e}
+    since, until = (None, None) if errors else (bounds.get("from"), bounds.get("to"))
+    url = reverse("web:task", args=[account, job.job_id, "__TASK__"])
+    chart = charts.node_timeline(job, since=since, until=until, task_url=url)
+    links = {name: f"from={quote(_format_moment(a))}&to={quote(_format_moment(b))}"
+             for name, (a, b) in charts.zoom_links(chart, job).items()}
+    # The form shows whole seconds (a datetime-local field holds no microseconds): down for
+    # the start, up for the end, so the range it sends back still holds every bar drawn.
+    ends = (("from", chart.start and chart.start.replace(microsecond=0)),
+            ("to", chart.end and (chart.end + timedelta(microseconds=999_999)).replace(microsecond=0)))
+    shown = {key: _format_moment(value) for key, value in ends if value}
+    if errors:
+        shown = {key: params.get(key, "") for key in ("from", "to")}
+    return {"chart": chart, "zoom": links, "range": shown, "range_errors": errors}
 
 
 # --- CSV export ----------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from django.urls import path
 
 from tasks.operations.pool_actions import NODE_ACTIONS
 
-from . import job_schedules, pool_views, views
+from . import job_page, job_schedules, pool_views, views
 
 app_name = "web"
 
@@ -42,11 +42,15 @@ urlpatterns = [
     path(_job, views.job_detail, name="job"),
     path(_job + "disable/", job_schedules.job_state_action, {"action": "disable"}, name="job-disable"),
     path(_job + "enable/", job_schedules.job_state_action, {"action": "enable"}, name="job-enable"),
+    path(_job + "terminate/", job_page.job_end_action, {"action": "terminate"}, name="job-terminate"),
+    path(_job + "delete/", job_page.job_end_action, {"action": "delete"}, name="job-delete"),
+    path(_job + "update/", job_page.job_update, name="job-update"),
     path(_job + "count/", views.job_count, name="job-count"),
     path(_job + "export.csv", views.job_export, name="job-export"),
     path(_job + "bulk/", views.job_bulk, name="job-bulk"),
     path(_job + "triage/", views.job_triage, name="job-triage"),
     path(_job + "timeline/", views.job_timeline, name="job-timeline"),
+    path(_job + "analytics/", views.job_analytics, name="job-analytics"),
     path(_job + "add/", views.task_add, name="task-add"),
     path(_task, views.task_detail, name="task"),
     path(_task + "terminate/", views.task_action, {"action": "terminate"}, name="task-terminate"),

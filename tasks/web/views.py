@@ -36,7 +36,7 @@ from tasks.operations.audit import actor_name, audited
 from tasks.operations.bulk import start_bulk_operation, stop_bulk_operation
 from tasks.operations.tasks import add_task, update_task
 
-from . import charts, files, pages
+from . import analytics, files, pages
 from .access import (
     TaskMissing,
     account_access,
@@ -110,9 +110,19 @@ def job_triage(request, account, job_id):
 
 @login_required
 @require_GET
-def job_timeline(request, account, job_id):
+def job_analytics(request, account, job_id):
     access, job = job_access(request.user, account, job_id)
-    context = {"access": access, "job": job, "chart": charts.node_timeline(job)}
+    context = {"access": access, "job": job, "stats": analytics.job_analytics(job)}
+    return render(request, "tasks/job_analytics.html", context)
+
+
+@login_required
+@require_GET
+def job_timeline(request, account, job_id):
+    """The node x time chart over a range (`from`, `to`: local time unless they say
+    otherwise; neither: the latest runs), with links that zoom and move it."""
+    access, job = job_access(request.user, account, job_id)
+    context = {"access": access, "job": job, **pages.timeline_context(job, request.GET, access.account.name)}
     return render(request, "tasks/job_timeline.html", context)
 
 

@@ -162,10 +162,10 @@ def test_add_task_button_says_why_a_completed_job_takes_none(op):
 
 
 def test_viewer_sees_every_bulk_button_disabled_with_the_reason(view, tasks):
-    # Add task and the three "everything matching" actions; the selection bar is not shown
-    # at all, since a viewer has nothing to select with.
+    # Add task, the three "everything matching" actions and the job's disable, update,
+    # terminate and delete; the selection bar is not shown at all, since a viewer has nothing to select with.
     body = view.get(job_url("job", tasks)).content.decode()
-    assert body.count("disabled title=\"Your role on this account is viewer") == 4
+    assert body.count("disabled title=\"Your role on this account is viewer") == 8
 
 
 def test_an_empty_result_names_the_filter_and_offers_to_clear_it(op, job):

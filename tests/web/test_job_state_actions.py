@@ -21,10 +21,13 @@ def state(job) -> str:
     return Job.objects.get(pk=job.pk).state
 
 
-def test_the_job_page_offers_disable_to_an_operator_and_nothing_to_a_viewer(op, view, job):
+def test_the_job_page_offers_disable_to_an_operator_and_shows_a_viewer_why_not(op, view, job):
     page = op.get(job_url("job", job)).content.decode()
     assert 'data-job-action="disable"' in page and job_url("job-disable", job) in page
-    assert 'data-job-action' not in view.get(job_url("job", job)).content.decode()
+    seen = view.get(job_url("job", job)).content.decode()
+    for action in ("disable", "update", "terminate", "delete"):
+        shown = seen.split(f'data-job-action="{action}"')[1].split("</div>")[0]
+        assert 'disabled title="Your role on this account is viewer' in shown and job_url(f"job-{action}", job) not in shown
 
 
 def test_disable_asks_first_with_the_three_modes_and_changes_nothing(op, job):

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from tasks.models import Job
 from tasks.web.charts import ROW, node_timeline
 from tests.factories import AttemptFactory, TaskFactory
 from tests.web.conftest import job_url
@@ -47,3 +48,76 @@ def test_costs_a_fixed_number_of_queries(op, job, django_assert_num_queries):
     # session, user, membership, job, attempts (task ids joined)
     with django_assert_num_queries(5):
         op.get(job_url("job-timeline", job))
+
+
+def _runs(job, count, t0, *, node=lambda i: f"n{i % 3}", seconds=30, every=60):
+    for i in range(count):
+        task = TaskFactory.build(job=job, task_id=f"r{i:04d}")
+        task.id_key = task.task_id.lower()
+        task.save()
+        AttemptFactory(task=task, node_name=node(i), claimed=t0 + timedelta(seconds=i * every),
+                       end_time=t0 + timedelta(seconds=i * every + seconds),
+                       outcome="failed" if i % 7 == 0 else "succeeded")
+
+
+def test_a_range_shows_only_its_runs_and_clips_them(op, job):
+    t0 = timezone.now() - timedelta(hours=2)
+    _runs(job, 60, t0)  # one a minute for an hour, 30 s each
+    since, until = t0 + timedelta(minutes=10, seconds=15), t0 + timedelta(minutes=20)
+    chart = node_timeline(job, since=since, until=until)
+    # runs 10 (10:00-10:30, clipped to start at 10:15) to 19
+    assert chart.shown == 10 and chart.start == since and chart.end == until and not chart.capped
+    assert min(b.x for b in chart.bars) == chart.label
+
+
+def test_the_range_comes_from_the_page_and_zoom_links_narrow_and_widen_it(op, job):
+    t0 = timezone.now() - timedelta(hours=2)
+    Job.objects.filter(pk=job.pk).update(creation_time=t0 - timedelta(minutes=1))
+    job.refresh_from_db()
+    _runs(job, 60, t0)
+    fmt = "%Y-%m-%dT%H:%M:%S"
+    since = timezone.localtime(t0 + timedelta(minutes=10)).strftime(fmt)
+    until = timezone.localtime(t0 + timedelta(minutes=30)).strftime(fmt)
+    body = op.get(job_url("job-timeline", job, **{"from": since, "to": until})).content.decode()
+    assert "20 runs in this range." in body
+    zoom_in = body.split('id="zoom-in"')[0].rsplit('href="?', 1)[1].split('"')[0]
+    inner = op.get(job_url("job-timeline", job) + "?" + zoom_in.replace("&amp;", "&")).content.decode()
+    assert "10 runs in this range." in inner  # the middle half: minutes 15 to 25
+    zoom_out = body.split('id="zoom-out"')[0].rsplit('href="?', 1)[1].split('"')[0]
+    outer = op.get(job_url("job-timeline", job) + "?" + zoom_out.replace("&amp;", "&")).content.decode()
+    assert "40 runs in this range." in outer  # minutes 0 to 40
+
+
+def test_a_bad_range_is_said_and_the_latest_runs_shown(op, job):
+    _runs(job, 3, timezone.now() - timedelta(hours=1))
+    body = op.get(job_url("job-timeline", job, **{"from": "yesterday"})).content.decode()
+    assert 'role="alert" id="range-errors"' in body and "Not a date and time" in body
+    assert "All 3 runs of the job." in body
+
+
+def test_bars_are_links_to_their_attempts_with_a_name(op, job):
+    t0 = timezone.now() - timedelta(hours=1)
+    _runs(job, 2, t0)
+    body = op.get(job_url("job-timeline", job)).content.decode()
+    first = job.attempts.get(task__task_id="r0000")
+    href = f'href="/web/{job.account.name}/jobs/{job.job_id}/tasks/r0000/#attempt-{first.pk}"'
+    assert href in body
+    link = body.split(href)[1].split(">")[0]
+    assert "Task r0000, attempt 1, on n0, from " in link and ": failed, exit 0" in link
+    task_page = op.get(f"/web/{job.account.name}/jobs/{job.job_id}/tasks/r0000/").content.decode()
+    assert f'id="attempt-{first.pk}"' in task_page
+
+
+def test_says_how_many_runs_were_cut(op, job, monkeypatch):
+    from tasks.web import charts
+
+    t0 = timezone.now() - timedelta(hours=2)
+    _runs(job, 30, t0)
+    monkeypatch.setattr(charts, "MAX_ATTEMPTS", 12)
+    monkeypatch.setattr(charts.node_timeline, "__kwdefaults__", {**charts.node_timeline.__kwdefaults__,
+                                                                 "limit": 12})
+    body = op.get(job_url("job-timeline", job)).content.decode()
+    assert "Showing the latest 12 of 30 runs of the job" in body
+    monkeypatch.setattr(charts, "COUNT_CAP", 20)
+    body = op.get(job_url("job-timeline", job)).content.decode()
+    assert "Showing the latest 12 of more than 20 runs of the job" in body
