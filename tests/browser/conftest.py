@@ -1,5 +1,6 @@
 """Playwright in Debian's headless Chromium against `live_server`: a seeded account with an
-operator and a viewer, sign-in, and screenshots of every page into screenshots/."""
+operator and a viewer, sign-in, screenshots of every page into screenshots/, and axe-core's
+accessibility checks (`axe_violations`)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,15 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 PASSWORD = "pw-for-tests-1"
+
+# axe-core, from the npm registry: .ci/fetch-axe downloads the pinned version, checks its
+# integrity and unpacks axe.min.js into ~/.cache/batchsite-axe/<version>/ (`make test` and
+# .ci/run call it). BATCHSITE_AXE names another copy of axe.min.js.
+AXE_VERSION = "4.14.1"
+AXE_REQUIRED = os.environ.get("BATCHSITE_REQUIRE_AXE") == "1"
+# What counts: WCAG 2.0-2.2 A and AA, and axe's best practices; a violation fails only at
+# these impacts (moderate and minor ones are printed, not failed).
+AXE_FAILING = ("critical", "serious")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -81,6 +91,58 @@ def new_page(chromium, live_server):
 
 # Predicates for page.wait_for_function are arrow functions ("() => ..."): Playwright
 # evaluates a bare expression with eval, which the site's Content-Security-Policy refuses.
+
+
+def axe_path() -> Path | None:
+    candidates = [os.environ.get("BATCHSITE_AXE", ""),
+                  str(Path.home() / f".cache/batchsite-axe/{AXE_VERSION}/axe.min.js")]
+    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    path = axe_path()
+    if path is None:
+        reason = f"axe-core {AXE_VERSION} is missing: run .ci/fetch-axe (make test does)"
+        if AXE_REQUIRED:
+            pytest.fail(f"{reason}; BATCHSITE_REQUIRE_AXE=1")
+        pytest.skip(reason)
+    return path.read_text()
+
+
+_AXE_RUN = """async () => {
+  const result = await axe.run(document, {resultTypes: ["violations"], runOnly: {type: "tag",
+    values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]}});
+  return result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.map(n => ({target: n.target.join(" "), html: n.html.slice(0, 200),
+                              summary: (n.failureSummary || "").replace(/\\s+/g, " ").slice(0, 300)}))}));
+}"""
+
+
+@pytest.fixture
+def axe_violations(axe_source):
+    """axe_violations(page) -> the page's axe-core violations (all impacts) as dicts with
+    id, impact, help and nodes. axe goes in through the DevTools protocol, which the site's
+    Content-Security-Policy does not govern (a <script> tag would be refused)."""
+
+    def run(page) -> list[dict]:
+        if not page.evaluate("() => typeof window.axe === 'object'"):
+            page.evaluate(axe_source + "\n;0")
+        return page.evaluate(_AXE_RUN)
+
+    return run
+
+
+def describe_violations(found: dict[str, list[dict]]) -> str:
+    """Violations by page, one line per element, for a failure message."""
+    lines = []
+    for where, violations in found.items():
+        for v in violations:
+            lines.append(f"{where}: [{v['impact']}] {v['id']}: {v['help']}")
+            lines.extend(f"    {n['target']}  {n['html']}\n      {n['summary']}" for n in v["nodes"][:8])
+            if len(v["nodes"]) > 8:
+                lines.append(f"    ... and {len(v['nodes']) - 8} more")
+    return "\n".join(lines)
 
 
 def shot(page, name: str) -> None:
