@@ -12,10 +12,13 @@ import pytest
 from django.utils import timezone
 
 from tasks.models import AccountMembership
+from tasks.node.storage import TaskFiles
 from tasks.operations.counts import recount_job
+from tasks.operations.job_schedules import add_job_schedule
 from tests.factories import (
     AccountFactory,
     AttemptFactory,
+    BulkOperationFactory,
     ComputeNodeFactory,
     JobFactory,
     MembershipFactory,
@@ -67,13 +70,16 @@ def chromium():
 
 @pytest.fixture
 def new_page(chromium, live_server):
-    """Open a signed-in page: new_page("olive") (optionally dark or phone-sized)."""
+    """Open a signed-in page: new_page("olive") (optionally dark, phone-sized or `width`
+    wide, in a time zone: timezone_id="Asia/Kolkata")."""
     contexts = []
 
-    def open_as(username: str, *, dark: bool = False, phone: bool = False):
-        viewport = {"width": 390, "height": 844} if phone else {"width": 1360, "height": 900}
+    def open_as(username: str, *, dark: bool = False, phone: bool = False, width: int | None = None,
+                timezone_id: str | None = None):
+        viewport = {"width": 390, "height": 844} if phone else {"width": width or 1360, "height": 900}
         context = chromium.new_context(viewport=viewport, color_scheme="dark" if dark else "light",
-                                       base_url=live_server.url)
+                                       base_url=live_server.url,
+                                       **({"timezone_id": timezone_id} if timezone_id else {}))
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(10_000)
@@ -151,6 +157,11 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+# Batch's longest id: 64 characters, without a break a browser could wrap at.
+LONG_ID = ("frame_" + "0123456789abcdefghij" * 4)[:64]
+LONG_JOB_ID = ("job_" + "abcdefghijklmnopqrst" * 4)[:64]
+
+
 def user(username: str):
     return UserFactory(username=username)
 
@@ -211,3 +222,29 @@ def site(transactional_db):
     AttemptFactory(task=live, node=nodes[0], outcome="running", claimed=timezone.now(), end_time=None, exit_code=None)
     recount_job(job)
     return {"account": account, "job": job, "multi": multi, "tasks": tasks}
+
+
+@pytest.fixture
+def seeded(site, settings, tmp_path):
+    """The browser tests' site, plus what the remaining pages need: a job schedule, a bulk
+    run, a task blocked by a dependency, an output file, and a job and a task whose ids are
+    64 characters long."""
+    settings.STORAGES = {**settings.STORAGES, "taskfiles": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "nodes")}}}
+    job = site["job"]
+    failed = next(t for t in site["tasks"] if t.task_id == "frame-001")
+    out = tmp_path / "nodes" / TaskFiles.of_task(failed).prefix
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "stderr.txt").write_text("rendering frame 1\n\x1b[31mERROR\x1b[0m: out of memory\n")
+    TaskFactory(job=job, task_id="blocked-1", state="active", creation_time=timezone.now() - timedelta(minutes=5),
+                spec={"dependsOn": {"taskIds": ["frame-001"]}})
+    add_job_schedule(site["account"], spec={"id": "nightly", "schedule": {"recurrenceInterval": timedelta(days=1)},
+                                            "jobSpecification": {"poolInfo": {"poolId": "local"}}})
+    long_job = JobFactory(account=site["account"], job_id=LONG_JOB_ID, pool_id="local",
+                          display_name="A job with a long id and a long display name " * 3)
+    TaskFactory(job=long_job, task_id=LONG_ID, state="completed", result="failure", exit_code=1,
+                node_name="local-3", pool_id="local", failure_info={"code": "FailureExitCodeWithAVeryLongName"},
+                command_line="/bin/sh -c '" + "echo a very long command line; " * 10 + "'")
+    bulk = BulkOperationFactory(job=job, user=None, action="terminate", total=12, done=12, state="done",
+                                finished=timezone.now())
+    return {**site, "bulk": bulk, "long": long_job}

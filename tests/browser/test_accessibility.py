@@ -8,23 +8,12 @@ to visit (built from the `seeded` objects; add what the page needs to `seeded`).
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
-from django.utils import timezone
 
-from tasks.node.storage import TaskFiles
-from tasks.operations.job_schedules import add_job_schedule
-from tests.browser.conftest import AXE_FAILING, describe_violations
-from tests.factories import BulkOperationFactory, JobFactory, TaskFactory
+from tests.browser.conftest import AXE_FAILING, LONG_ID, LONG_JOB_ID, describe_violations
 
 pytestmark = pytest.mark.browser
-
-# Batch's longest id: 64 characters, without a break a browser could wrap at.
-LONG_ID = ("frame_" + "0123456789abcdefghij" * 4)[:64]
-LONG_JOB_ID = ("job_" + "abcdefghijklmnopqrst" * 4)[:64]
-
 
 def _task(s, task_id: str) -> list[str]:
     return [reverse("web:task", args=["demo", s["job"].job_id, task_id])]
@@ -55,7 +44,7 @@ PAGES = {
     "job": lambda s: [reverse("web:job", args=["demo", "render"]),
                       reverse("web:job", args=["demo", "render"]) + "?result=failure&sort=-ended",
                       reverse("web:job", args=["demo", "render"]) + "?since=not-a-date",
-                      reverse("web:job", args=["demo", s["long"].job_id])],
+                      reverse("web:job", args=["demo", LONG_JOB_ID])],
     "job-disable": lambda s: [reverse("web:job-disable", args=["demo", "render"])],
     "job-enable": lambda s: [reverse("web:job-enable", args=["demo", "render"])],
     "job-bulk": lambda s: [reverse("web:job-bulk", args=["demo", "render"]) + "?action=terminate&result=failure"],
@@ -64,7 +53,7 @@ PAGES = {
     "task-add": lambda s: [reverse("web:task-add", args=["demo", "render"])],
     "task": lambda s: [*_task(s, "frame-000"), *_task(s, "frame-001"), *_task(s, "frame-004"),
                        *_task(s, "live-1"), *_task(s, "mpi-solve"), *_task(s, "blocked-1"),
-                       reverse("web:task", args=["demo", s["long"].job_id, LONG_ID])],
+                       reverse("web:task", args=["demo", LONG_JOB_ID, LONG_ID])],
     "task-terminate": lambda s: [reverse("web:task-terminate", args=["demo", "render", "live-1"])],
     "task-reactivate": lambda s: [reverse("web:task-reactivate", args=["demo", "render", "frame-001"])],
     "task-delete": lambda s: [reverse("web:task-delete", args=["demo", "render", "frame-000"])],
@@ -101,32 +90,6 @@ def test_every_dashboard_page_is_checked():
     grouped = {f"node-{a}" for a in NODE_ACTIONS} | {"job-schedule-terminate"}
     unchecked = _web_names() - set(PAGES) - NOT_PAGES - grouped
     assert not unchecked, f"dashboard pages that the axe test does not visit: add them to PAGES: {sorted(unchecked)}"
-
-
-@pytest.fixture
-def seeded(site, settings, tmp_path):
-    """The browser tests' site, plus what the remaining pages need: a job schedule, a bulk
-    run, a task blocked by a dependency, an output file, and a job and a task whose ids are
-    64 characters long."""
-    settings.STORAGES = {**settings.STORAGES, "taskfiles": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "nodes")}}}
-    job = site["job"]
-    failed = next(t for t in site["tasks"] if t.task_id == "frame-001")
-    out = tmp_path / "nodes" / TaskFiles.of_task(failed).prefix
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "stderr.txt").write_text("rendering frame 1\n\x1b[31mERROR\x1b[0m: out of memory\n")
-    TaskFactory(job=job, task_id="blocked-1", state="active", creation_time=timezone.now() - timedelta(minutes=5),
-                spec={"dependsOn": {"taskIds": ["frame-001"]}})
-    add_job_schedule(site["account"], spec={"id": "nightly", "schedule": {"recurrenceInterval": timedelta(days=1)},
-                                            "jobSpecification": {"poolInfo": {"poolId": "local"}}})
-    long_job = JobFactory(account=site["account"], job_id=LONG_JOB_ID, pool_id="local",
-                          display_name="A job with a long id and a long display name " * 3)
-    TaskFactory(job=long_job, task_id=LONG_ID, state="completed", result="failure", exit_code=1,
-                node_name="local-3", pool_id="local", failure_info={"code": "FailureExitCodeWithAVeryLongName"},
-                command_line="/bin/sh -c '" + "echo a very long command line; " * 10 + "'")
-    bulk = BulkOperationFactory(job=job, user=None, action="terminate", total=12, done=12, state="done",
-                                finished=timezone.now())
-    return {**site, "bulk": bulk, "long": long_job}
 
 
 def _urls(seeded) -> list[str]:
