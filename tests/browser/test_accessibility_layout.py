@@ -81,11 +81,16 @@ def test_a_cut_id_is_shown_whole_on_keyboard_focus(seeded, new_page):
     assert page.evaluate("() => document.activeElement.tagName") == "A"
     assert not cell.evaluate(cut), "focused, the id is shown whole"
     shot(page, "layout-1440-light-long-id-focused")
-    # A cut value that is not a link (a long display name) takes focus itself.
+    # A cut value that is not a link (a failure code) takes focus itself.
+    code = page.locator(f"tr[data-task={LONG_ID}] span.trunc[tabindex='0']")
+    assert code.evaluate(cut)
+    code.focus()
+    assert not code.evaluate(cut)
+    # A job's display name under its id is shown whole with the id's link focused.
     page.goto(reverse("web:jobs"))
-    name = page.locator(f"tr[data-job={LONG_JOB_ID}] span.trunc[tabindex='0']")
+    name = page.locator(f"tr[data-job={LONG_JOB_ID}] div.small .trunc")
     assert name.evaluate(cut)
-    name.focus()
+    page.locator(f"tr[data-job={LONG_JOB_ID}] a[href$='/jobs/{LONG_JOB_ID}/']").focus()
     assert not name.evaluate(cut)
 
 
