@@ -28,10 +28,12 @@ run: install
 	$(VENV)/bin/python manage.py collectstatic --noinput -v0
 	PORT=$(PORT) $(VENV)/bin/python manage.py serve --port $(PORT)
 
-# The browser tests drive Debian's Chromium; install it where it is missing (as root).
+# The browser tests drive Debian's Chromium; install it where it is missing (as root). They
+# run axe-core (npm, pinned and integrity-checked by .ci/fetch-axe) on every page.
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium for the browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@.ci/fetch-axe || echo "axe-core could not be fetched: the accessibility tests will skip, saying so"
 
 # The suite in TEST_WORKERS pytest-xdist workers (tests/parallel.py: a data dir and a test
 # database each, the Slurm and host-user tests kept together on one); TEST_WORKERS=0 runs

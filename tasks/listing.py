@@ -20,9 +20,12 @@ import base64
 import binascii
 import json
 import math
+import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import timezone as dt_timezone
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db.models import F, FloatField, Func, Q, QuerySet
 from django.utils import timezone
@@ -48,10 +51,11 @@ SORTS: dict[str, tuple[str, bool, str]] = {
 }
 SORT_LABELS = {"id": "ID", "created": "Created", "started": "Started", "ended": "Ended",
                "runtime": "Run time", "exit_code": "Exit code", "retries": "Retries"}
-FILTER_KEYS = ("state", "result", "exit_code", "failure_code", "node", "q", "time", "since", "until", "blocked")
+FILTER_KEYS = ("state", "result", "exit_code", "failure_code", "node", "q", "time", "since", "until", "tz",
+               "blocked")
 FIELD_LABELS = {"state": "State", "result": "Result", "exit_code": "Exit code", "failure_code": "Failure code",
                 "node": "Node", "q": "ID contains", "time": "Time", "since": "From", "until": "Until",
-                "blocked": "Blocked"}
+                "tz": "Time zone", "blocked": "Blocked"}
 TEXT_LIMIT = 128  # node ids are at most 128 characters; task ids and failure codes fewer
 MAX_EXIT_CODE_PARTS = 100
 
@@ -71,6 +75,7 @@ class TaskFilter:
     time: str = "created"  # which time the range applies to
     since: datetime | None = None
     until: datetime | None = None
+    tz: str = ""  # the zone From and Until are in, as the form sent it ("" = UTC)
     # Active tasks whose dependencies can never be satisfied (tasks.dependencies.blocked_task_pks).
     blocked: bool = False
     sort: str = "id"
@@ -105,9 +110,14 @@ class TaskFilter:
             values["exit_code"] = get("exit_code")
         except FilterError as exc:
             errors["exit_code"] = str(exc)
+        zone, error = parse_zone(get("tz"))
+        if error:
+            errors["tz"] = error
+        elif get("tz"):
+            values["tz"] = get("tz")
         for key in ("since", "until"):
             if get(key):
-                moment, error = _parse_moment(get(key))
+                moment, error = _parse_moment(get(key), zone or UTC)
                 if error:
                     errors[key] = error
                 values[key] = moment
@@ -212,15 +222,21 @@ class TaskFilter:
         out = {
             "state": self.state, "result": self.result, "exit_code": self.exit_code,
             "failure_code": self.failure_code, "node": self.node, "q": self.q,
-            "since": _format_moment(self.since), "until": _format_moment(self.until),
+            "since": _format_moment(self.since, self.zone), "until": _format_moment(self.until, self.zone),
             "blocked": "1" if self.blocked else "",
         }
         out.update(self.raw)
         if out["since"] or out["until"]:
             out["time"] = self.raw.get("time", self.time)
+            out["tz"] = self.raw.get("tz", self.tz)
         if sort and (self.sort != "id" or self.desc):
             out["sort"] = ("-" if self.desc else "") + self.sort
         return {k: v for k, v in out.items() if v}
+
+    @property
+    def zone(self) -> tzinfo:
+        """The zone From and Until are read and written in: the one the form sent, else UTC."""
+        return parse_zone(self.tz)[0] or UTC
 
     def querystring(self) -> str:
         return urlencode(self.params())
@@ -302,10 +318,36 @@ def _text_error(text: str) -> str:
     return ""
 
 
-def _parse_moment(text: str) -> tuple[datetime | None, str]:
-    """An ISO date or date and time (local time unless it says otherwise), or the error:
-    not a date, or a moment that UTC and local time cannot both represent (the database
-    compares in UTC, the form shows local time), such as 0001-01-01T00:00+14:00."""
+_OFFSET = re.compile(r"^(?:UTC|GMT)?([+-])(\d{1,2})(?::?(\d\d))?$")
+_ZONE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+){0,2}$")
+
+
+def parse_zone(text: str) -> tuple[tzinfo | None, str]:
+    """The time zone a filter form sent (static/js/time.js fills it with the zone the page
+    shows times in): an IANA name ("Asia/Kolkata", "UTC") or a UTC offset ("+05:30",
+    "UTC-8"); None for no zone (UTC), or the error."""
+    text = text.strip()
+    if not text:
+        return None, ""
+    offset = _OFFSET.match(text)
+    if offset:
+        sign, hours, minutes = offset.groups()
+        delta = timedelta(hours=int(hours), minutes=int(minutes or 0))
+        if delta > timedelta(hours=14) or int(minutes or 0) >= 60:
+            return None, f"Not a UTC offset: {_shown(text)} (from -14:00 to +14:00)."
+        return dt_timezone(-delta if sign == "-" else delta), ""
+    if len(text) <= 64 and _ZONE_NAME.match(text):
+        try:
+            return ZoneInfo(text), ""
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    return None, f"Unknown time zone {_shown(text)}."
+
+
+def _parse_moment(text: str, zone: tzinfo = UTC) -> tuple[datetime | None, str]:
+    """An ISO date or date and time (in `zone`, the one the form shows, unless it says
+    otherwise), or the error: not a date, or a moment that UTC and the zone cannot both
+    represent (the database compares in UTC), such as 0001-01-01T00:00+14:00."""
     try:
         moment = parse_datetime(text.replace(" ", "T")) if "T" in text or " " in text else None
         moment = moment or datetime.fromisoformat(text)
@@ -313,30 +355,34 @@ def _parse_moment(text: str) -> tuple[datetime | None, str]:
         return None, f"Not a date and time: {_shown(text)}."
     try:
         if timezone.is_naive(moment):
-            moment = timezone.make_aware(moment, timezone.get_default_timezone())
-        if not representable(moment):
+            moment = moment.replace(tzinfo=zone)
+            # A wall time the zone skips (a spring-forward gap) or repeats: fold=0, the
+            # earlier reading, as zoneinfo does; it must still exist in UTC and locally.
+            moment.astimezone(UTC)
+        if not representable(moment) or not representable(moment, zone):
             raise OverflowError
     except (ValueError, OverflowError):
         return None, f"Out of range: {_shown(text)} (years 1 to 9999 in UTC and in local time)."
     return moment, ""
 
 
-def representable(moment: datetime) -> bool:
-    """Whether an aware moment exists in UTC and in local time (Python's years 1-9999)."""
+def representable(moment: datetime, zone: tzinfo | None = None) -> bool:
+    """Whether an aware moment exists in UTC and in local time, or in `zone` (Python's
+    years 1-9999)."""
     try:
         moment.astimezone(UTC)
-        timezone.localtime(moment)
+        moment.astimezone(zone) if zone is not None else timezone.localtime(moment)
     except (ValueError, OverflowError):
         return False
     return True
 
 
-def _format_moment(moment: datetime | None) -> str:
-    """A moment as the form's datetime-local value, exact to the second (or finer), so the
-    filter a link or a bulk scope carries is the one that was read."""
+def _format_moment(moment: datetime | None, zone: tzinfo = UTC) -> str:
+    """A moment as the form's datetime-local value in `zone`, exact to the second (or
+    finer), so the filter a link or a bulk scope carries is the one that was read."""
     if moment is None:
         return ""
-    local = timezone.localtime(moment).replace(tzinfo=None)
+    local = moment.astimezone(zone).replace(tzinfo=None)
     if local.microsecond:
         return local.isoformat(timespec="microseconds")
     return local.isoformat(timespec="seconds" if local.second else "minutes")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django import template
 from django.utils import timezone
@@ -98,3 +98,32 @@ def ago(value, empty: str = "—") -> str:
     if seconds < 1:
         return "just now"
     return f"{int(seconds)} s ago" if seconds < 60 else f"{duration(timedelta(seconds=seconds))} ago"
+
+
+# The formats `at` writes, as the `date` filter spells them; static/js/time.js has the same
+# names and writes them again in the zone the reader chose (their own, or UTC).
+TIME_FORMATS = {"full": "%Y-%m-%d %H:%M:%S", "minute": "%Y-%m-%d %H:%M", "short": "%m-%d %H:%M:%S",
+                "clock": "%H:%M:%S", "date": "%Y-%m-%d", "rel": "%Y-%m-%d %H:%M:%S"}
+
+
+@register.filter
+def at(value, style: str = "full") -> str:
+    """A moment as a `<time>` element: in UTC, labelled so, for a reader without JavaScript;
+    static/js/time.js rewrites it in the reader's zone (or UTC, their choice) with the full
+    date and both zones on hover. `rel` writes "3m 05s ago" instead, with the absolute time
+    on hover and keyboard focus. Takes a datetime or a wire-form string (startTaskInfo);
+    nothing for None, so `|default:"—"` still applies."""
+    from django.utils.html import format_html
+
+    moment = wire_time(value)
+    if not isinstance(moment, datetime):
+        return "" if moment in (None, "") else str(moment)
+    moment = moment.astimezone(UTC) if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
+    style = style if style in TIME_FORMATS else "full"
+    absolute = moment.strftime(TIME_FORMATS[style]) + " UTC"
+    stamp = moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{moment.microsecond:06d}" if moment.microsecond else "") + "Z"
+    if style == "rel":
+        return format_html('<time class="rel" datetime="{}" data-fmt="rel" data-abs="{}" title="{}" tabindex="0">{}</time>',
+                           stamp, absolute, absolute, ago(moment))
+    return format_html('<time datetime="{}" data-fmt="{}" title="{}">{}</time>',
+                       stamp, style, moment.strftime(TIME_FORMATS["full"]) + " UTC", absolute)

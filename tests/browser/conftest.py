@@ -1,5 +1,6 @@
 """Playwright in Debian's headless Chromium against `live_server`: a seeded account with an
-operator and a viewer, sign-in, and screenshots of every page into screenshots/."""
+operator and a viewer, sign-in, screenshots of every page into screenshots/, and axe-core's
+accessibility checks (`axe_violations`)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ import pytest
 from django.utils import timezone
 
 from tasks.models import AccountMembership
+from tasks.node.storage import TaskFiles
 from tasks.operations.counts import recount_job
+from tasks.operations.job_schedules import add_job_schedule
 from tests.factories import (
     AccountFactory,
     AttemptFactory,
+    BulkOperationFactory,
     ComputeNodeFactory,
     JobFactory,
     MembershipFactory,
@@ -35,6 +39,15 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 PASSWORD = "pw-for-tests-1"
+
+# axe-core, from the npm registry: .ci/fetch-axe downloads the pinned version, checks its
+# integrity and unpacks axe.min.js into ~/.cache/batchsite-axe/<version>/ (`make test` and
+# .ci/run call it). BATCHSITE_AXE names another copy of axe.min.js.
+AXE_VERSION = "4.14.1"
+AXE_REQUIRED = os.environ.get("BATCHSITE_REQUIRE_AXE") == "1"
+# What counts: WCAG 2.0-2.2 A and AA, and axe's best practices; a violation fails only at
+# these impacts (moderate and minor ones are printed, not failed).
+AXE_FAILING = ("critical", "serious")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -57,13 +70,16 @@ def chromium():
 
 @pytest.fixture
 def new_page(chromium, live_server):
-    """Open a signed-in page: new_page("olive") (optionally dark or phone-sized)."""
+    """Open a signed-in page: new_page("olive") (optionally dark, phone-sized or `width`
+    wide, in a time zone: timezone_id="Asia/Kolkata")."""
     contexts = []
 
-    def open_as(username: str, *, dark: bool = False, phone: bool = False):
-        viewport = {"width": 390, "height": 844} if phone else {"width": 1360, "height": 900}
+    def open_as(username: str, *, dark: bool = False, phone: bool = False, width: int | None = None,
+                timezone_id: str | None = None):
+        viewport = {"width": 390, "height": 844} if phone else {"width": width or 1360, "height": 900}
         context = chromium.new_context(viewport=viewport, color_scheme="dark" if dark else "light",
-                                       base_url=live_server.url)
+                                       base_url=live_server.url,
+                                       **({"timezone_id": timezone_id} if timezone_id else {}))
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(10_000)
@@ -83,10 +99,67 @@ def new_page(chromium, live_server):
 # evaluates a bare expression with eval, which the site's Content-Security-Policy refuses.
 
 
+def axe_path() -> Path | None:
+    candidates = [os.environ.get("BATCHSITE_AXE", ""),
+                  str(Path.home() / f".cache/batchsite-axe/{AXE_VERSION}/axe.min.js")]
+    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    path = axe_path()
+    if path is None:
+        reason = f"axe-core {AXE_VERSION} is missing: run .ci/fetch-axe (make test does)"
+        if AXE_REQUIRED:
+            pytest.fail(f"{reason}; BATCHSITE_REQUIRE_AXE=1")
+        pytest.skip(reason)
+    return path.read_text()
+
+
+_AXE_RUN = """async () => {
+  const result = await axe.run(document, {resultTypes: ["violations"], runOnly: {type: "tag",
+    values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]}});
+  return result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.map(n => ({target: n.target.join(" "), html: n.html.slice(0, 200),
+                              summary: (n.failureSummary || "").replace(/\\s+/g, " ").slice(0, 300)}))}));
+}"""
+
+
+@pytest.fixture
+def axe_violations(axe_source):
+    """axe_violations(page) -> the page's axe-core violations (all impacts) as dicts with
+    id, impact, help and nodes. axe goes in through the DevTools protocol, which the site's
+    Content-Security-Policy does not govern (a <script> tag would be refused)."""
+
+    def run(page) -> list[dict]:
+        if not page.evaluate("() => typeof window.axe === 'object'"):
+            page.evaluate(axe_source + "\n;0")
+        return page.evaluate(_AXE_RUN)
+
+    return run
+
+
+def describe_violations(found: dict[str, list[dict]]) -> str:
+    """Violations by page, one line per element, for a failure message."""
+    lines = []
+    for where, violations in found.items():
+        for v in violations:
+            lines.append(f"{where}: [{v['impact']}] {v['id']}: {v['help']}")
+            lines.extend(f"    {n['target']}  {n['html']}\n      {n['summary']}" for n in v["nodes"][:8])
+            if len(v["nodes"]) > 8:
+                lines.append(f"    ... and {len(v['nodes']) - 8} more")
+    return "\n".join(lines)
+
+
 def shot(page, name: str) -> None:
     """Save a full-page screenshot as <SHOTS>/<name>.png."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+# Batch's longest id: 64 characters, without a break a browser could wrap at.
+LONG_ID = ("frame_" + "0123456789abcdefghij" * 4)[:64]
+LONG_JOB_ID = ("job_" + "abcdefghijklmnopqrst" * 4)[:64]
 
 
 def user(username: str):
@@ -149,3 +222,29 @@ def site(transactional_db):
     AttemptFactory(task=live, node=nodes[0], outcome="running", claimed=timezone.now(), end_time=None, exit_code=None)
     recount_job(job)
     return {"account": account, "job": job, "multi": multi, "tasks": tasks}
+
+
+@pytest.fixture
+def seeded(site, settings, tmp_path):
+    """The browser tests' site, plus what the remaining pages need: a job schedule, a bulk
+    run, a task blocked by a dependency, an output file, and a job and a task whose ids are
+    64 characters long."""
+    settings.STORAGES = {**settings.STORAGES, "taskfiles": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "nodes")}}}
+    job = site["job"]
+    failed = next(t for t in site["tasks"] if t.task_id == "frame-001")
+    out = tmp_path / "nodes" / TaskFiles.of_task(failed).prefix
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "stderr.txt").write_text("rendering frame 1\n\x1b[31mERROR\x1b[0m: out of memory\n")
+    TaskFactory(job=job, task_id="blocked-1", state="active", creation_time=timezone.now() - timedelta(minutes=5),
+                spec={"dependsOn": {"taskIds": ["frame-001"]}})
+    add_job_schedule(site["account"], spec={"id": "nightly", "schedule": {"recurrenceInterval": timedelta(days=1)},
+                                            "jobSpecification": {"poolInfo": {"poolId": "local"}}})
+    long_job = JobFactory(account=site["account"], job_id=LONG_JOB_ID, pool_id="local",
+                          display_name="A job with a long id and a long display name " * 3)
+    TaskFactory(job=long_job, task_id=LONG_ID, state="completed", result="failure", exit_code=1,
+                node_name="local-3", pool_id="local", failure_info={"code": "FailureExitCodeWithAVeryLongName"},
+                command_line="/bin/sh -c '" + "echo a very long command line; " * 10 + "'")
+    bulk = BulkOperationFactory(job=job, user=None, action="terminate", total=12, done=12, state="done",
+                                finished=timezone.now())
+    return {**site, "bulk": bulk, "long": long_job}
