@@ -38,7 +38,7 @@ browser-deps:
 # The suite in TEST_WORKERS pytest-xdist workers (tests/parallel.py: a data dir and a test
 # database each, the Slurm and host-user tests kept together on one); TEST_WORKERS=0 runs
 # it serially, in this process.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 2
 test: install sdk14 browser-deps
 	$(VENV)/bin/python manage.py collectstatic --noinput -v0
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
