@@ -114,13 +114,24 @@ def test_patch_changes_only_what_it_names_and_answers_the_new_etag(batch, accoun
 
 
 def test_put_replaces_every_updatable_property(batch):
-    batch.post("/jobs", {**CAPTURED_15X, "metadata": [{"name": "k", "value": "v"}]})
+    # (onAllTasksComplete noaction: a PUT that leaves it out of a terminatejob job is refused, below)
+    batch.post("/jobs", {**CAPTURED_15X, "onAllTasksComplete": "noaction", "metadata": [{"name": "k", "value": "v"}]})
     r = batch.put("/jobs/j1", {"poolInfo": {"poolId": "q"}})
     assert r.status_code == 200
     got = body(batch.get("/jobs/j1"))
     assert (got["priority"], got["constraints"], got["onAllTasksComplete"], got["poolInfo"]) == (
         0, {"maxWallClockTime": INFINITE, "maxTaskRetryCount": 0}, "noaction", {"poolId": "q"})
     assert "metadata" not in got
+
+
+def test_terminatejob_cannot_be_turned_off_by_patch_or_put(batch):
+    """Batch: a job's onAllTasksComplete may not go from terminatejob to noaction (400
+    InvalidPropertyValue); a PUT without it means noaction."""
+    batch.post("/jobs", CAPTURED_15X)
+    for r in (batch.patch("/jobs/j1", {"onAllTasksComplete": "noaction"}),
+              batch.put("/jobs/j1", {"poolInfo": {"poolId": "q"}})):
+        assert r.status_code == 400 and r.json()["code"] == "InvalidPropertyValue"
+    assert body(batch.get("/jobs/j1"))["onAllTasksComplete"] == "terminatejob"
 
 
 def test_put_accepts_the_job_a_client_read_back(batch):
