@@ -34,8 +34,7 @@ from .pool_pages import Button
 from .responses import fragment_or_page, go, htmx_aware
 
 # Job properties kept in wire form in Job.spec and not acted upon (README, "Not supported").
-STORED_ONLY = {"networkConfiguration": "Network configuration", "jobManagerTask": "Job manager task",
-               "jobPreparationTask": "Job preparation task", "jobReleaseTask": "Job release task"}
+STORED_ONLY = {"networkConfiguration": "Network configuration"}
 
 
 def context(access: Access, job: Job) -> dict:
