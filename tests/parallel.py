@@ -8,8 +8,8 @@ A pytest plugin (tests/conftest.py); without `-n` it changes nothing.
   wake-up sockets, reconcile lock, task files; removed at the end), also in
   BATCHSITE_DATA_DIR for the processes the tests start. Not under the data dir: an agent
   makes everything there but `nodes/` unreachable to other users (identity.protect_data_dir),
-  and tasks run as users of their own. Its test database is pytest-django's per-worker copy (`test.sqlite3_gw0`,
-  `test_<name>_gw0` on PostgreSQL), so agents, providers and instance keys of two workers
+  and tasks run as users of their own. Its test database is pytest-django's per-worker copy (on SQLite in
+  the worker's data dir, where the agents protect it from the tasks; `test_<name>_gw0` on PostgreSQL), so agents, providers and instance keys of two workers
   never meet. Ports are the OS's (live_server, Serve, Azurite: port 0), never fixed.
 - `xdist_group`s (run on one worker, one after another, under `--dist loadgroup`): every
   test marked `slurm` or using the `slurm` fixture (one Slurm of three nodes: a test waits
@@ -72,6 +72,12 @@ def _isolate(data_dir: Path) -> None:
         storages["taskfiles"] = taskfiles
     override_settings(DATA_DIR=data_dir, STORAGES=storages).enable()
     os.environ["BATCHSITE_DATA_DIR"] = str(data_dir)
+    default = settings.DATABASES["default"]
+    if default["ENGINE"] == "batchsite.sqlite":
+        # The SQLite test database in the worker's data dir, as the database is in a served
+        # batchsite's: the agents protect it there from the tasks' users (in var/ they would
+        # not, and a task could read it: tests/security/test_task_identity.py checks).
+        default.setdefault("TEST", {})["NAME"] = str(data_dir / "test.sqlite3")
 
 
 def group_of(item: pytest.Item) -> str | None:

@@ -39,7 +39,7 @@ def test_operator_disables_a_job_with_the_terminate_mode_then_enables_it(site, n
     assert violations_of(page) == []
 
 
-def test_the_disable_dialog_cancels_and_a_viewer_gets_no_button(site, new_page):
+def test_the_disable_dialog_cancels_and_a_viewer_gets_only_disabled_buttons_with_the_reason(site, new_page):
     page = new_page("olive")
     page.goto("/web/demo/jobs/render/")
     page.click("[data-job-action=disable] a")
@@ -48,7 +48,12 @@ def test_the_disable_dialog_cancels_and_a_viewer_gets_no_button(site, new_page):
     assert Job.objects.get(job_id="render").state == "active"
     viewer = new_page("victor")
     viewer.goto("/web/demo/jobs/render/")
-    assert viewer.locator("[data-job-action]").count() == 0
+    actions = viewer.locator("[data-job-action]")
+    assert actions.count() > 0
+    # Every job action is there, disabled, with why (the viewer role); none can be opened.
+    assert viewer.locator("[data-job-action] a, [data-job-action] form").count() == 0
+    assert viewer.locator("[data-job-action] button:disabled").count() == actions.count()
+    assert all("viewer" in text.lower() for text in viewer.locator("[data-job-action] .reason").all_inner_texts())
 
 
 def test_operator_reads_a_schedule_and_terminates_it(site, new_page):
