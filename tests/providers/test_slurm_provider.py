@@ -177,6 +177,7 @@ def test_the_agent_gets_the_environment_it_needs_and_none_of_the_secrets(slurm, 
     monkeypatch.setenv("BATCHSITE_ACCOUNT_KEY", "YWNjb3VudC1rZXk=")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "storage-id")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "storage-secret")
+    monkeypatch.setenv("BATCHSITE_ACCOUNT_URL", "http://batch.example:8000")
     slurm.launch(pool, "e1", options={"export": ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]})
     node = slurm.wait_idle(pool, "e1")[0]
 
@@ -187,6 +188,7 @@ def test_the_agent_gets_the_environment_it_needs_and_none_of_the_secrets(slurm, 
     assert env["BATCHSITE_NODE_IP"] == node.ip_address
     assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == ("storage-id", "storage-secret")
     assert "DJANGO_SECRET_KEY" not in env and "BATCHSITE_ACCOUNT_KEY" not in env
+    assert env["BATCHSITE_ACCOUNT_URL"] == "http://batch.example:8000"  # what token-holding tasks call
     # Without a log_dir option the agent's output goes under the data directory.
     log = settings.DATA_DIR / "slurm" / pool.account.name / "slurmy" / "e1.log"
     assert "node e1 of pool slurmy: 1 slots" in log.read_text()
