@@ -43,8 +43,13 @@ test: install sdk14 browser-deps
 	$(VENV)/bin/python manage.py collectstatic --noinput -v0
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
+# ruff's lint rules and its formatter (pyproject.toml's [tool.ruff]), and the layers
+# (pyproject.toml's [tool.importlinter], ARCHITECTURE.md); .ci/run runs it first.
+LINTED := batchsite tasks tests benchmarks manage.py
 lint: install
-	$(VENV)/bin/ruff check batchsite tasks tests benchmarks
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/lint-imports --no-cache
 
 # The reliability run of issue 8 (not part of `make test`; about 25 minutes): 32 clients x
 # 3 min on SQLite and on a throwaway PostgreSQL cluster, then the fault runs. A quick look:

@@ -121,7 +121,8 @@ def data_dir_secret(path: Path) -> str:
 def account_name(variable: str, name: str) -> str:
     if not ACCOUNT_NAME.fullmatch(name):
         raise ImproperlyConfigured(
-            f"{variable}: {name!r} is not a Batch account name (3-24 lowercase letters and digits)")
+            f"{variable}: {name!r} is not a Batch account name (3-24 lowercase letters and digits)"
+        )
     return name
 
 

@@ -35,15 +35,41 @@ from gunicorn.workers.gthread import ThreadWorker
 
 # (exception, HTTP status and reason phrase, Batch error code and message), first match wins.
 _REFUSALS = [
-    (LimitRequestLine, 414, "URI Too Long", "RequestUrlFailedToParse", "The URL in the request could not be parsed."),
-    (LimitRequestHeaders, 431, "Request Header Fields Too Large", "InvalidInput",
-     "One of the request inputs is not valid."),
-    ((InvalidRequestLine, InvalidRequestMethod, InvalidHTTPVersion), 400, "Bad Request", "RequestUrlFailedToParse",
-     "The URL in the request could not be parsed."),
-    (UnsupportedTransferCoding, 501, "Not Implemented", "UnsupportedHeader",
-     "One of the HTTP headers specified in the request is not supported."),
-    (ExpectationFailed, 417, "Expectation Failed", "InvalidHeaderValue",
-     "The value for one of the HTTP headers is not in the correct format."),
+    (
+        LimitRequestLine,
+        414,
+        "URI Too Long",
+        "RequestUrlFailedToParse",
+        "The URL in the request could not be parsed.",
+    ),
+    (
+        LimitRequestHeaders,
+        431,
+        "Request Header Fields Too Large",
+        "InvalidInput",
+        "One of the request inputs is not valid.",
+    ),
+    (
+        (InvalidRequestLine, InvalidRequestMethod, InvalidHTTPVersion),
+        400,
+        "Bad Request",
+        "RequestUrlFailedToParse",
+        "The URL in the request could not be parsed.",
+    ),
+    (
+        UnsupportedTransferCoding,
+        501,
+        "Not Implemented",
+        "UnsupportedHeader",
+        "One of the HTTP headers specified in the request is not supported.",
+    ),
+    (
+        ExpectationFailed,
+        417,
+        "Expectation Failed",
+        "InvalidHeaderValue",
+        "The value for one of the HTTP headers is not in the correct format.",
+    ),
     (ParseException, 400, "Bad Request", "InvalidInput", "One of the request inputs is not valid."),
 ]
 # Parse errors that are the application's or the configuration's fault, not the client's.
@@ -57,10 +83,14 @@ def batch_error_bytes(status: int, reason: str, code: str, message: str, detail:
     from tasks.errors import BatchError
 
     request_id = str(uuid.uuid4())
-    body = json.dumps(error_body(BatchError(code, message, status, [("Reason", detail)]), request_id),
-                      separators=(",", ":")).encode()
-    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: {CONTENT_TYPE}\r\n"
-            f"Content-Length: {len(body)}\r\nrequest-id: {request_id}\r\nDataServiceVersion: 3.0\r\n\r\n")
+    body = json.dumps(
+        error_body(BatchError(code, message, status, [("Reason", detail)]), request_id),
+        separators=(",", ":"),
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: {CONTENT_TYPE}\r\n"
+        f"Content-Length: {len(body)}\r\nrequest-id: {request_id}\r\nDataServiceVersion: 3.0\r\n\r\n"
+    )
     return head.encode("latin-1") + body
 
 

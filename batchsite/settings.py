@@ -25,7 +25,9 @@ from batchsite.env import (
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("BATCHSITE_DEBUG", False)
-ALLOWED_HOSTS = env_list("BATCHSITE_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+ALLOWED_HOSTS = env_list(
+    "BATCHSITE_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"]
+)
 CSRF_TRUSTED_ORIGINS = env_list("BATCHSITE_CSRF_TRUSTED_ORIGINS", [])
 USE_X_FORWARDED_HOST = env_bool("BATCHSITE_USE_X_FORWARDED_HOST", False)
 
@@ -44,13 +46,19 @@ SECRET_KEY = env_str("DJANGO_SECRET_KEY") or data_dir_secret(DATA_DIR / ".secret
 # development account (its key is public) off: the first one listed is the default.
 _LISTED_ACCOUNTS = env_accounts("BATCHSITE_ACCOUNTS")
 if env_str("BATCHSITE_ACCOUNT_NAME") or env_str("BATCHSITE_ACCOUNT_KEY") or not _LISTED_ACCOUNTS:
-    _name = account_name("BATCHSITE_ACCOUNT_NAME", env_str("BATCHSITE_ACCOUNT_NAME", DEV_ACCOUNT_NAME))
+    _name = account_name(
+        "BATCHSITE_ACCOUNT_NAME", env_str("BATCHSITE_ACCOUNT_NAME", DEV_ACCOUNT_NAME)
+    )
     _key = env_base64("BATCHSITE_ACCOUNT_KEY", DEV_ACCOUNT_KEY if _name == DEV_ACCOUNT_NAME else "")
     if not _key:
         raise ImproperlyConfigured("BATCHSITE_ACCOUNT_KEY must be set with BATCHSITE_ACCOUNT_NAME")
     if any(a.name == _name for a in _LISTED_ACCOUNTS):
-        raise ImproperlyConfigured(f"account {_name} is both BATCHSITE_ACCOUNT_NAME and in BATCHSITE_ACCOUNTS")
-    _LISTED_ACCOUNTS.insert(0, AccountKeys(_name, _key, env_base64("BATCHSITE_ACCOUNT_SECONDARY_KEY", "")))
+        raise ImproperlyConfigured(
+            f"account {_name} is both BATCHSITE_ACCOUNT_NAME and in BATCHSITE_ACCOUNTS"
+        )
+    _LISTED_ACCOUNTS.insert(
+        0, AccountKeys(_name, _key, env_base64("BATCHSITE_ACCOUNT_SECONDARY_KEY", ""))
+    )
 BATCHSITE_ACCOUNTS: list[AccountKeys] = _LISTED_ACCOUNTS  # the default account first
 BATCHSITE_ACCOUNT_NAME = BATCHSITE_ACCOUNTS[0].name
 BATCHSITE_ACCOUNT_KEY = BATCHSITE_ACCOUNTS[0].key
@@ -66,7 +74,9 @@ BATCHSITE_NODE_POLL_SECONDS = env_float("BATCHSITE_NODE_POLL_SECONDS", 0.2, mini
 BATCHSITE_NODE_HEARTBEAT_SECONDS = env_float("BATCHSITE_NODE_HEARTBEAT_SECONDS", 3.0, minimum=0.1)
 BATCHSITE_NODE_LOST_SECONDS = env_float("BATCHSITE_NODE_LOST_SECONDS", 30.0, minimum=0.5)
 # A job schedule's shortest startWindow and recurrenceInterval (Batch: one minute).
-BATCHSITE_SCHEDULE_MINIMUM_SECONDS = env_float("BATCHSITE_SCHEDULE_MINIMUM_SECONDS", 60.0, minimum=0.1)
+BATCHSITE_SCHEDULE_MINIMUM_SECONDS = env_float(
+    "BATCHSITE_SCHEDULE_MINIMUM_SECONDS", 60.0, minimum=0.1
+)
 # How often the sweep looks for job schedules' run times (and jobs disabled with `wait`).
 BATCHSITE_SCHEDULE_TICK_SECONDS = env_float("BATCHSITE_SCHEDULE_TICK_SECONDS", 1.0, minimum=0.05)
 BATCHSITE_NODE_KILL_GRACE_SECONDS = env_float("BATCHSITE_NODE_KILL_GRACE_SECONDS", 3.0)
@@ -96,10 +106,16 @@ BATCHSITE_LOCAL_MAX_NODES = env_int("BATCHSITE_LOCAL_MAX_NODES", 16)
 # agent: a task gets a short-lived SAS for its container.
 BATCHSITE_AUTO_STORAGE = env_json_object("BATCHSITE_AUTO_STORAGE")
 for _account, _connection in BATCHSITE_AUTO_STORAGE.items():
-    _fields = dict(p.split("=", 1) for p in str(_connection).split(";") if "=" in p) if isinstance(_connection, str) else {}
+    _fields = (
+        dict(p.split("=", 1) for p in str(_connection).split(";") if "=" in p)
+        if isinstance(_connection, str)
+        else {}
+    )
     if not {"AccountName", "AccountKey"} <= _fields.keys():
-        raise ImproperlyConfigured(f"BATCHSITE_AUTO_STORAGE[{_account!r}] must be a storage connection string "
-                                   "with AccountName and AccountKey")
+        raise ImproperlyConfigured(
+            f"BATCHSITE_AUTO_STORAGE[{_account!r}] must be a storage connection string "
+            "with AccountName and AccountKey"
+        )
 
 # The `slurm` node provider (tasks/providers/slurm.py): the database URL its agents use,
 # when the compute nodes reach the database at another address than this process does
@@ -117,7 +133,6 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_htmx",
-    "template_partials",
     "csp",
     "tasks",
 ]
@@ -158,7 +173,9 @@ TEMPLATES = [
 ]
 
 _default_db = f"sqlite:///{DATA_DIR / 'batchsite.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", _default_db), conn_max_age=60)}
+DATABASES = {
+    "default": dj_database_url.parse(env_str("DATABASE_URL", _default_db), conn_max_age=60)
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Django's backend with a fair queue for the write lock (batchsite/sqlite/base.py).
     DATABASES["default"]["ENGINE"] = "batchsite.sqlite"
@@ -174,9 +191,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
 
 # --- Surviving a database restart; serving behind HTTPS (README "Configuration") ---
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend with a health check that needs no round trip (batchsite/postgresql).
+    DATABASES["default"]["ENGINE"] = "batchsite.postgresql"
 if DATABASES["default"]["ENGINE"] != "batchsite.sqlite":
-    # A kept connection is checked before a request reuses it (one round trip), so after a
-    # database restart no request fails on a connection the server already closed.
+    # A kept connection is checked before a request reuses it, so after a database
+    # restart no request fails on a connection the server already closed.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # One switch for "clients reach batchsite over HTTPS" (through a TLS proxy in front of
 # gunicorn, which must set X-Forwarded-Proto): redirect plain HTTP, secure-only cookies,
@@ -208,11 +228,14 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # Task files (stdout.txt, stderr.txt, wd/...): the web tier reads them only through
-    # this storage (tasks.node.storage). By default it is the nodes' own directories on
+    # this storage (tasks.nodehost.storage). By default it is the nodes' own directories on
     # this machine; agents on other machines publish into a shared backend instead.
     "taskfiles": {
-        "BACKEND": env_str("BATCHSITE_TASK_FILES_BACKEND", "django.core.files.storage.FileSystemStorage"),
-        "OPTIONS": env_json_object("BATCHSITE_TASK_FILES_OPTIONS") or {"location": str(DATA_DIR / "nodes")},
+        "BACKEND": env_str(
+            "BATCHSITE_TASK_FILES_BACKEND", "django.core.files.storage.FileSystemStorage"
+        ),
+        "OPTIONS": env_json_object("BATCHSITE_TASK_FILES_OPTIONS")
+        or {"location": str(DATA_DIR / "nodes")},
     },
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"

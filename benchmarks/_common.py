@@ -20,7 +20,9 @@ def setup_django(name: str) -> Path:
     """Point batchsite at a fresh data dir and migrate its SQLite database; with a
     PostgreSQL DATABASE_URL, make a fresh `test_<database>` beside it as the tests do
     (dropped at exit), and point the processes the benchmark starts at it too."""
-    data = Path(os.environ.get("BENCH_DATA_DIR") or tempfile.mkdtemp(prefix=f"batchsite-bench-{name}-"))
+    data = Path(
+        os.environ.get("BENCH_DATA_DIR") or tempfile.mkdtemp(prefix=f"batchsite-bench-{name}-")
+    )
     os.environ["BATCHSITE_DATA_DIR"] = str(data)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "batchsite.settings")
     import django
@@ -41,6 +43,29 @@ def setup_django(name: str) -> Path:
     else:
         call_command("migrate", verbosity=0)
     return data
+
+
+def setup_kept(data_dir) -> None:
+    """Django on data that a benchmark keeps between runs: its own SQLite file in
+    `data_dir`, or the PostgreSQL database DATABASE_URL names (not a throw-away copy)."""
+    os.environ["BATCHSITE_DATA_DIR"] = str(data_dir)
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        os.environ.pop("DATABASE_URL", None)  # the benchmark's own SQLite file
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "batchsite.settings")
+    import django
+
+    django.setup()
+
+
+def analyze() -> None:
+    """Fresh planner statistics after a bulk load: PostgreSQL's autovacuum would gather them
+    only later, and until then plans the million-row tables as if they were empty."""
+    from django.db import connection
+
+    started = time.perf_counter()
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE")
+    print(f"  ANALYZE in {time.perf_counter() - started:.1f} s", flush=True)
 
 
 def describe_run() -> str:

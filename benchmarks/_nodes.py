@@ -14,6 +14,8 @@ from pathlib import Path
 from _common import ROOT, free_port, wait_port
 
 KEY = "YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktMDA="
+# The running service's processes (gunicorn's master, the agents), for cpu_used().
+_running: dict[str, list[int]] = {"web": [], "agents": []}
 
 
 @contextlib.contextmanager
@@ -29,13 +31,48 @@ def service(data: Path, *, nodes: int, slots: int, workers: int = 2, threads: in
     pool = ensure_pool(account, "local", slots_per_node=slots)
     env = dict(os.environ, BATCHSITE_DATA_DIR=str(data))
     port = free_port()
-    children = [subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "batchsite.wsgi", "--bind", f"127.0.0.1:{port}", "--workers",
-         str(workers), "--threads", str(threads), "--log-level", "warning"], cwd=ROOT, env=env)]
+    children = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "batchsite.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--threads",
+                str(threads),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
+    ]
     for i in range(nodes):
-        children.append(subprocess.Popen(
-            [sys.executable, "manage.py", "runnode", "--pool", "local", "--slots", str(slots), "--node-id",
-             f"local-{i + 1}", "--account", "bench"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL))
+        children.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "manage.py",
+                    "runnode",
+                    "--pool",
+                    "local",
+                    "--slots",
+                    str(slots),
+                    "--node-id",
+                    f"local-{i + 1}",
+                    "--account",
+                    "bench",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
+        )
+    _running["web"], _running["agents"] = [children[0].pid], [c.pid for c in children[1:]]
     try:
         wait_port(port)
         deadline = time.monotonic() + 30
@@ -43,7 +80,9 @@ def service(data: Path, *, nodes: int, slots: int, workers: int = 2, threads: in
             if time.monotonic() > deadline:
                 raise RuntimeError("the nodes did not register")
             time.sleep(0.1)
-        client = BatchClient(endpoint=f"http://127.0.0.1:{port}", credential=AzureNamedKeyCredential("bench", KEY))
+        client = BatchClient(
+            endpoint=f"http://127.0.0.1:{port}", credential=AzureNamedKeyCredential("bench", KEY)
+        )
         yield client, account, pool
     finally:
         for child in children:
@@ -53,6 +92,45 @@ def service(data: Path, *, nodes: int, slots: int, workers: int = 2, threads: in
                 child.wait(20)
             except subprocess.TimeoutExpired:
                 child.kill()
+
+
+def cpu_used() -> dict[str, float]:
+    """CPU seconds used so far by the service's web tier (gunicorn and its workers), its
+    agents (with their helpers, not the task processes they reaped) and, on PostgreSQL,
+    the server processes of the database's other sessions: a figure the machine's load
+    hardly changes, where latency is mostly waiting for a CPU. A session that ended since
+    an earlier call takes its time with it."""
+    import psutil
+    from django.db import connection
+
+    def tree(pid: int) -> float:
+        try:
+            root = psutil.Process(pid)
+            total = 0.0
+            for proc in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+            return total
+        except psutil.Error:
+            return 0.0
+
+    used = {
+        "web": sum(tree(pid) for pid in _running["web"]),
+        "agents": sum(tree(pid) for pid in _running["agents"]),
+        "database": 0.0,
+    }
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+            for (pid,) in cursor.fetchall():
+                with contextlib.suppress(psutil.Error):
+                    times = psutil.Process(pid).cpu_times()
+                    used["database"] += times.user + times.system
+    return used
 
 
 def poll_seconds() -> float:

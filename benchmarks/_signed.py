@@ -15,8 +15,19 @@ from email.utils import formatdate
 from urllib.parse import quote, urlencode
 
 API_VERSION = "2025-06-01"
-STANDARD_HEADERS = ("content-encoding", "content-language", "content-length", "content-md5", "content-type",
-                    "date", "if-modified-since", "if-match", "if-none-match", "if-unmodified-since", "range")
+STANDARD_HEADERS = (
+    "content-encoding",
+    "content-language",
+    "content-length",
+    "content-md5",
+    "content-type",
+    "date",
+    "if-modified-since",
+    "if-match",
+    "if-none-match",
+    "if-unmodified-since",
+    "range",
+)
 JSON_TYPE = "application/json; odata=minimalmetadata"
 
 
@@ -24,8 +35,9 @@ def query_string(params: dict[str, str]) -> str:
     return urlencode(params, quote_via=quote, safe="")
 
 
-def authorization(method: str, path: str, params: dict[str, str], headers: dict[str, str], account: str,
-                  key: str) -> str:
+def authorization(
+    method: str, path: str, params: dict[str, str], headers: dict[str, str], account: str, key: str
+) -> str:
     """The Authorization header: the 11 standard headers, the ocp-* ones, the path and each
     parameter (names as sent, sorted), HMAC-SHA256 with the base64 key."""
     lowered = {k.lower(): v for k, v in headers.items()}
@@ -40,8 +52,15 @@ def authorization(method: str, path: str, params: dict[str, str], headers: dict[
     return f"SharedKey {account}:{base64.b64encode(digest).decode()}"
 
 
-def signed_request(method: str, path: str, *, account: str, key: str, params: dict[str, str] | None = None,
-                   body=None) -> tuple[str, bytes, dict[str, str]]:
+def signed_request(
+    method: str,
+    path: str,
+    *,
+    account: str,
+    key: str,
+    params: dict[str, str] | None = None,
+    body=None,
+) -> tuple[str, bytes, dict[str, str]]:
     """(url, body bytes, headers) of one signed request, dated now (valid 15 minutes)."""
     params = {"api-version": API_VERSION, **(params or {})}
     data = json.dumps(body).encode() if body is not None else b""
@@ -60,8 +79,16 @@ class Answer:
 
     __slots__ = ("status", "body", "seconds", "error", "sent_at")
 
-    def __init__(self, status: int, body: bytes, seconds: float, error: str = "", sent_at: float = 0.0) -> None:
-        self.status, self.body, self.seconds, self.error, self.sent_at = status, body, seconds, error, sent_at
+    def __init__(
+        self, status: int, body: bytes, seconds: float, error: str = "", sent_at: float = 0.0
+    ) -> None:
+        self.status, self.body, self.seconds, self.error, self.sent_at = (
+            status,
+            body,
+            seconds,
+            error,
+            sent_at,
+        )
 
     def json(self):
         try:
@@ -79,8 +106,16 @@ class Answer:
 class Connection:
     """One keep-alive connection to batchsite, reopened after any error."""
 
-    def __init__(self, port: int, *, account: str, key: str, host: str = "127.0.0.1", timeout: float = 60) -> None:
-        self.host, self.port, self.account, self.key, self.timeout = host, port, account, key, timeout
+    def __init__(
+        self, port: int, *, account: str, key: str, host: str = "127.0.0.1", timeout: float = 60
+    ) -> None:
+        self.host, self.port, self.account, self.key, self.timeout = (
+            host,
+            port,
+            account,
+            key,
+            timeout,
+        )
         self._conn: http.client.HTTPConnection | None = None
 
     def close(self) -> None:
@@ -88,9 +123,12 @@ class Connection:
             self._conn.close()
             self._conn = None
 
-    def call(self, method: str, path: str, *, params: dict[str, str] | None = None, body=None) -> Answer:
-        url, data, headers = signed_request(method, path, account=self.account, key=self.key, params=params,
-                                            body=body)
+    def call(
+        self, method: str, path: str, *, params: dict[str, str] | None = None, body=None
+    ) -> Answer:
+        url, data, headers = signed_request(
+            method, path, account=self.account, key=self.key, params=params, body=body
+        )
         sent_at = time.monotonic()
         started = time.perf_counter()
         try:

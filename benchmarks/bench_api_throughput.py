@@ -44,7 +44,7 @@ import subprocess
 import threading
 import time
 
-from _common import ROOT, free_port, setup_django, wait_port
+from _common import ROOT, describe_run, free_port, setup_django, wait_port
 from _nodes import percentile
 from _signed import signed_request
 
@@ -56,10 +56,14 @@ SLICE = 0.5  # seconds an endpoint is driven before the next one
 # --- the light client --------------------------------------------------------------------
 
 
-def raw_request(method: str, path: str, port: int, *, params=None, body=None, signed: bool = True) -> bytes:
+def raw_request(
+    method: str, path: str, port: int, *, params=None, body=None, signed: bool = True
+) -> bytes:
     """The bytes of one request, signed now."""
     if signed:
-        url, data, headers = signed_request(method, path, account="bench", key=KEY, params=params, body=body)
+        url, data, headers = signed_request(
+            method, path, account="bench", key=KEY, params=params, body=body
+        )
     else:
         url, data, headers = path, b"", {}
     lines = [f"{method} {url} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
@@ -101,7 +105,7 @@ def _read_answer(sock: socket.socket, buf: bytearray) -> tuple[int, bool]:
     i = head.find(b"\r\ncontent-length:")
     if i >= 0:
         j = head.find(b"\r\n", i + 2)
-        length = int(head[i + 17:j if j >= 0 else len(head)])
+        length = int(head[i + 17 : j if j >= 0 else len(head)])
     close = b"\r\nconnection: close" in head
     total = end + 4 + length
     while len(buf) < total:
@@ -195,8 +199,12 @@ class Client:
 def _canned_server(port: int, ready) -> None:
     """Answer every request at once with a small JSON body: the client's ceiling."""
     body = json.dumps({"id": "canned", "state": "active"}).encode()
-    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-              + str(len(body)).encode() + b"\r\n\r\n" + body)
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
 
     class Answerer(asyncio.Protocol):
         def connection_made(self, transport):
@@ -206,7 +214,7 @@ def _canned_server(port: int, ready) -> None:
             self.pending += data
             n = self.pending.count(b"\r\n\r\n")
             if n:
-                self.pending = self.pending[self.pending.rindex(b"\r\n\r\n") + 4:]
+                self.pending = self.pending[self.pending.rindex(b"\r\n\r\n") + 4 :]
                 self.transport.write(answer * n)
 
     async def main():
@@ -222,17 +230,23 @@ def _canned_server(port: int, ready) -> None:
 
 
 def make_job(tasks: int):
-    from tasks.api.serializers import TaskAddParameterSerializer, validate_wire
     from tasks.models import Account, Task
     from tasks.operations import jobs as job_ops
     from tasks.operations import tasks as task_ops
+    from tasks.wire.serializers import TaskAddParameterSerializer, validate_wire
 
     account = Account.objects.create(name="bench", primary_key=KEY)
     job = job_ops.add_job(account, spec={"id": "bench", "poolInfo": {"poolId": "nowhere"}})
     for start in range(0, tasks, COLLECTION):
-        raws = [{"id": f"t{i:06d}", "commandLine": "/bin/true"} for i in range(start, min(tasks, start + COLLECTION))]
-        task_ops.add_task_collection(job, specs=[validate_wire(TaskAddParameterSerializer, r) for r in raws],
-                                     ids=[r["id"] for r in raws])
+        raws = [
+            {"id": f"t{i:06d}", "commandLine": "/bin/true"}
+            for i in range(start, min(tasks, start + COLLECTION))
+        ]
+        task_ops.add_task_collection(
+            job,
+            specs=[validate_wire(TaskAddParameterSerializer, r) for r in raws],
+            ids=[r["id"] for r in raws],
+        )
     for task in Task.objects.filter(job=job).order_by("id_key")[::3]:
         task.job = job
         task_ops.terminate_task(task)
@@ -244,7 +258,9 @@ def start_server(data, port: int, workers: int) -> subprocess.Popen:
 
     argv = _gunicorn("127.0.0.1", port, workers) + ["--pythonpath", str(ROOT / "benchmarks")]
     env = dict(os.environ, BATCHSITE_DATA_DIR=str(data), DJANGO_SETTINGS_MODULE="_bare_settings")
-    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 def main() -> None:
@@ -259,7 +275,7 @@ def main() -> None:
     from django.db import connection
 
     job = make_job(args.tasks)
-    vendor = connection.vendor
+    database = describe_run().split(";")[0]
     connection.close()
 
     port = free_port()
@@ -273,23 +289,48 @@ def main() -> None:
         ready.wait(30)
         ids = [f"t{i:06d}" for i in range(0, min(args.tasks, 5000), 10)]
         get = [raw_request("GET", f"/jobs/{job.job_id}/tasks/{i}", port) for i in ids]
-        listing = [raw_request("GET", f"/jobs/{job.job_id}/tasks", port,
-                               params={"$filter": "state eq 'completed'", "maxresults": "100"})]
+        listing = [
+            raw_request(
+                "GET",
+                f"/jobs/{job.job_id}/tasks",
+                port,
+                params={"$filter": "state eq 'completed'", "maxresults": "100"},
+            )
+        ]
         bare = [raw_request("GET", "/bare", port, signed=False)]
         canned_requests = [raw_request("GET", "/bare", canned_port, signed=False)]
 
         def collections(tag: str, count: int) -> list[bytes]:
-            return [raw_request("POST", f"/jobs/{job.job_id}/addtaskcollection", port, body={"value": [
-                {"id": f"a{tag}-{n:05d}-{i:03d}", "commandLine": "/bin/true"} for i in range(COLLECTION)]})
-                for n in range(count)]
+            return [
+                raw_request(
+                    "POST",
+                    f"/jobs/{job.job_id}/addtaskcollection",
+                    port,
+                    body={
+                        "value": [
+                            {"id": f"a{tag}-{n:05d}-{i:03d}", "commandLine": "/bin/true"}
+                            for i in range(COLLECTION)
+                        ]
+                    },
+                )
+                for n in range(count)
+            ]
 
         api, ceiling = Client(port, args.connections), Client(canned_port, args.connections)
-        sources = {"bare": (Source(bare), {200}), "get": (Source(get), {200}), "list": (Source(listing), {200})}
+        sources = {
+            "bare": (Source(bare), {200}),
+            "get": (Source(get), {200}),
+            "list": (Source(listing), {200}),
+        }
         # Warm up: connections, the workers' lazy imports, the database's caches.
         for source, ok in sources.values():
             api.drive(source, Measurement(), seconds=1.0, ok=ok)
-        api.drive(Source(collections("warm", 50), reuse=False), Measurement(), seconds=1.0, ok={200})
-        figures: dict[str, list[Measurement]] = {k: [] for k in ("ceiling", "bare", "get", "list", "add")}
+        api.drive(
+            Source(collections("warm", 50), reuse=False), Measurement(), seconds=1.0, ok={200}
+        )
+        figures: dict[str, list[Measurement]] = {
+            k: [] for k in ("ceiling", "bare", "get", "list", "add")
+        }
         loads = [os.getloadavg()[0]]
         slices = max(1, round(args.seconds / SLICE))
         for r in range(args.rounds):
@@ -316,15 +357,25 @@ def main() -> None:
         return statistics.median(attr(m) for m in figures[name])
 
     bare_rate = med("bare", lambda m: m.rate)
-    print(f"API throughput through gunicorn ({args.workers} workers x 4 threads, {vendor}), "
-          f"{args.connections} keep-alive connections, pre-signed requests; medians of {args.rounds} rounds "
-          f"of {args.seconds:.0f} s; load average {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"API throughput through gunicorn ({args.workers} workers x 4 threads), {database}, "
+        f"{args.connections} keep-alive connections, pre-signed requests; medians of {args.rounds} rounds "
+        f"of {args.seconds:.0f} s; load average {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs"
+    )
     ceiling = med("ceiling", lambda m: m.rate)
-    print(f"  client ceiling (canned answers, same client): {ceiling:,.0f} req/s = "
-          f"{ceiling / bare_rate:.1f}x the bare view")
-    print(f"{'':<38}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}{'client CPU/req':>16}  errors")
-    labels = {"bare": "bare Django JSON view", "get": "Get Task",
-              "list": "List Tasks $filter (100 of a page)", "add": f"Add Task Collection ({COLLECTION} tasks)"}
+    print(
+        f"  client ceiling (canned answers, same client): {ceiling:,.0f} req/s = "
+        f"{ceiling / bare_rate:.1f}x the bare view"
+    )
+    print(
+        f"{'':<38}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}{'client CPU/req':>16}  errors"
+    )
+    labels = {
+        "bare": "bare Django JSON view",
+        "get": "Get Task",
+        "list": "List Tasks $filter (100 of a page)",
+        "add": f"Add Task Collection ({COLLECTION} tasks)",
+    }
     for name, label in labels.items():
         rate = med(name, lambda m: m.rate)
         cpu_us = med(name, lambda m: m.cpu / max(1, len(m.latencies)) * 1e6)
@@ -332,9 +383,13 @@ def main() -> None:
         for m in figures[name]:
             for k, v in m.errors.items():
                 errors[k] = errors.get(k, 0) + v
-        exhausted = " (ran out of prepared bodies)" if any(m.exhausted for m in figures[name]) else ""
-        print(f"  {label:<36}{rate:>9,.0f}{med(name, lambda m: m.ms(50)):>9.1f}{med(name, lambda m: m.ms(99)):>9.1f}"
-              f"{rate / bare_rate:>8.2f}{cpu_us:>13.0f} us  {errors or '-'}{exhausted}")
+        exhausted = (
+            " (ran out of prepared bodies)" if any(m.exhausted for m in figures[name]) else ""
+        )
+        print(
+            f"  {label:<36}{rate:>9,.0f}{med(name, lambda m: m.ms(50)):>9.1f}{med(name, lambda m: m.ms(99)):>9.1f}"
+            f"{rate / bare_rate:>8.2f}{cpu_us:>13.0f} us  {errors or '-'}{exhausted}"
+        )
     add_rate = med("add", lambda m: m.rate)
     print(f"  Add Task Collection: {add_rate * COLLECTION:,.0f} tasks/s")
     get_ratio = med("get", lambda m: m.rate) / bare_rate

@@ -47,10 +47,31 @@ def by_hand(account, nodes: int, round_no: int) -> tuple[float, float]:
 
     pool = add_pool(account, spec={"id": f"hand{round_no}", "vmSize": "local"})
     started = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "manage.py", "runnode", "--account", account.name, "--pool",
-                               pool.pool_id, "--slots", "1", "--node-id", f"hand-{round_no}-{i}"],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, start_new_session=True) for i in range(nodes)]
-    wait(lambda: ComputeNode.objects.filter(pool=pool, state="idle").count() == nodes, what="hand agents idle")
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "manage.py",
+                "runnode",
+                "--account",
+                account.name,
+                "--pool",
+                pool.pool_id,
+                "--slots",
+                "1",
+                "--node-id",
+                f"hand-{round_no}-{i}",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for i in range(nodes)
+    ]
+    wait(
+        lambda: ComputeNode.objects.filter(pool=pool, state="idle").count() == nodes,
+        what="hand agents idle",
+    )
     up = time.perf_counter() - started
     started = time.perf_counter()
     for proc in procs:
@@ -72,13 +93,17 @@ def as_a_pool(account, nodes: int, round_no: int, busy: bool) -> tuple[float, fl
     from tasks.providers.local import LocalProvider
 
     started = time.perf_counter()
-    pool = add_pool(account, spec={"id": f"pool{round_no}", "vmSize": "standard_d2s_v3",
-                                   "targetDedicatedNodes": nodes})
+    pool = add_pool(
+        account,
+        spec={"id": f"pool{round_no}", "vmSize": "standard_d2s_v3", "targetDedicatedNodes": nodes},
+    )
 
     def steady_with(count: int):
-        return lambda: (Pool.objects.get(pk=pool.pk).allocation_state == "steady"
-                        and ComputeNode.objects.filter(pool=pool).count() == count
-                        and ComputeNode.objects.filter(pool=pool, state="idle").count() == count)
+        return lambda: (
+            Pool.objects.get(pk=pool.pk).allocation_state == "steady"
+            and ComputeNode.objects.filter(pool=pool).count() == count
+            and ComputeNode.objects.filter(pool=pool, state="idle").count() == count
+        )
 
     wait(steady_with(nodes), what="the pool's nodes idle")
     up = time.perf_counter() - started
@@ -86,12 +111,23 @@ def as_a_pool(account, nodes: int, round_no: int, busy: bool) -> tuple[float, fl
         job = add_job(account, spec={"id": f"busy{round_no}", "poolInfo": {"poolId": pool.pool_id}})
         for i in range(nodes):
             add_task(job, spec={"id": f"t{i}", "commandLine": "/bin/sleep 1"})
-        wait(lambda: Task.objects.filter(job=job, state="running").count() == nodes, what="the tasks running")
+        wait(
+            lambda: Task.objects.filter(job=job, state="running").count() == nodes,
+            what="the tasks running",
+        )
     started, asked = time.perf_counter(), time.time()
     resize_pool(pool, target_dedicated=0, node_deallocation_option="taskcompletion")
-    wait(lambda: Pool.objects.get(pk=pool.pk).allocation_state == "steady"
-         and not ComputeNode.objects.filter(pool=pool).exists(), what="the pool empty")
-    wait(lambda: not [r for r in LocalProvider().running() if r.pool_id == pool.pool_id], what="agents exited")
+    wait(
+        lambda: (
+            Pool.objects.get(pk=pool.pk).allocation_state == "steady"
+            and not ComputeNode.objects.filter(pool=pool).exists()
+        ),
+        what="the pool empty",
+    )
+    wait(
+        lambda: not [r for r in LocalProvider().running() if r.pool_id == pool.pool_id],
+        what="agents exited",
+    )
     down = time.perf_counter() - started
     remaining = 0.0
     if busy:
@@ -105,7 +141,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--nodes", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--idle", action="store_true", help="no task runs when the resize down starts")
+    parser.add_argument(
+        "--idle", action="store_true", help="no task runs when the resize down starts"
+    )
     parser.add_argument("--quick", action="store_true", help="one round")
     args = parser.parse_args()
     if args.quick:
@@ -118,8 +156,12 @@ def main() -> None:
     from tasks.models import Account
 
     account = Account.objects.create(name="bench", primary_key="YmVuY2g=")
-    reconciler = subprocess.Popen([sys.executable, "manage.py", "reconcile"], cwd=ROOT, env=dict(os.environ),
-                                  stdout=subprocess.DEVNULL)
+    reconciler = subprocess.Popen(
+        [sys.executable, "manage.py", "reconcile"],
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+    )
     hand, pool = [], []
     try:
         for r in range(args.rounds):
@@ -135,18 +177,27 @@ def main() -> None:
 
     # The resize's baseline: wait for the tasks by hand, then stop the idle agents.
     down_base = [p[2] + h[1] for h, p in zip(hand, pool, strict=True)]
-    print(f"{args.nodes} local nodes, {args.rounds} rounds, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, "
-          f"reconciler interval {settings.BATCHSITE_RECONCILE_SECONDS:g} s"
-          f"{', each node busy with a 1 s task when the resize starts' if busy else ''}")
+    print(
+        f"{args.nodes} local nodes, {args.rounds} rounds, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, "
+        f"reconciler interval {settings.BATCHSITE_RECONCILE_SECONDS:g} s"
+        f"{', each node busy with a 1 s task when the resize starts' if busy else ''}"
+    )
     for i, (h, p) in enumerate(zip(hand, pool, strict=True), start=1):
-        print(f"  round {i}: by hand up {h[0]:.2f} s, SIGTERM {h[1]:.2f} s; pool up {p[0]:.2f} s, "
-              f"resize to 0 {p[1]:.2f} s (tasks still ran {p[2]:.2f} s of it)")
-    print(f"  pool created -> {args.nodes} nodes idle: {med(pool, 0):.2f} s (median)   target: < 2 s;"
-          f" by hand {med(hand, 0):.2f} s; ratio {med(pool, 0) / med(hand, 0):.2f}")
-    print(f"  resize to 0 (taskcompletion{', tasks running' if busy else ''}) -> steady, agents gone: "
-          f"{med(pool, 1):.2f} s (median); by hand (the tasks' remaining run {med(pool, 2):.2f} s, then SIGTERM "
-          f"{med(hand, 1):.2f} s) {statistics.median(down_base):.2f} s; ratio "
-          f"{med(pool, 1) / statistics.median(down_base):.2f}")
+        print(
+            f"  round {i}: by hand up {h[0]:.2f} s, SIGTERM {h[1]:.2f} s; pool up {p[0]:.2f} s, "
+            f"resize to 0 {p[1]:.2f} s (tasks still ran {p[2]:.2f} s of it)"
+        )
+    print(
+        f"  pool created -> {args.nodes} nodes idle: {med(pool, 0):.2f} s (median)   target: < 2 s;"
+        f" by hand {med(hand, 0):.2f} s; ratio {med(pool, 0) / med(hand, 0):.2f}"
+    )
+    print(
+        f"  resize to 0 (taskcompletion{', tasks running' if busy else ''}) -> steady, agents gone: "
+        f"{med(pool, 1):.2f} s (median); by hand (the tasks' remaining run {med(pool, 2):.2f} s, then SIGTERM "
+        f"{med(hand, 1):.2f} s) {statistics.median(down_base):.2f} s; ratio "
+        f"{med(pool, 1) / statistics.median(down_base):.2f}"
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -53,7 +53,9 @@ def wait(predicate, timeout: float = 120, what: str = "condition") -> None:
         time.sleep(0.01)
 
 
-def a_round(client, account, kind: str, round_no: int, tasks: int, slots: int) -> tuple[float, float, float]:
+def a_round(
+    client, account, kind: str, round_no: int, tasks: int, slots: int
+) -> tuple[float, float, float]:
     """(up seconds, tasks/s, down seconds) of one pool on the `kind` provider."""
     from azure.batch import models as m
 
@@ -62,37 +64,68 @@ def a_round(client, account, kind: str, round_no: int, tasks: int, slots: int) -
     from tasks.providers.registry import get_provider
 
     started = time.perf_counter()
-    pool = add_pool(account, spec={"id": f"{kind}{round_no}", "vmSize": "slurm_3" if kind == "slurm" else "d2",
-                                   "targetDedicatedNodes": NODES, "taskSlotsPerNode": slots})
+    pool = add_pool(
+        account,
+        spec={
+            "id": f"{kind}{round_no}",
+            "vmSize": "slurm_3" if kind == "slurm" else "d2",
+            "targetDedicatedNodes": NODES,
+            "taskSlotsPerNode": slots,
+        },
+    )
     assert pool.provider == kind
 
     def steady_with(count: int):
-        return lambda: (Pool.objects.get(pk=pool.pk).allocation_state == "steady"
-                        and ComputeNode.objects.filter(pool=pool).count() == count
-                        and ComputeNode.objects.filter(pool=pool, state="idle").count() == count)
+        return lambda: (
+            Pool.objects.get(pk=pool.pk).allocation_state == "steady"
+            and ComputeNode.objects.filter(pool=pool).count() == count
+            and ComputeNode.objects.filter(pool=pool, state="idle").count() == count
+        )
 
     wait(steady_with(NODES), what=f"the {kind} pool's nodes idle")
     up = time.perf_counter() - started
 
     job_id = f"tp{round_no}{kind}"
-    client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool.pool_id)))
-    specs = [m.BatchTaskCreateOptions(id=f"t{i:05d}", command_line="/bin/true") for i in range(tasks)]
+    client.create_job(
+        m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool.pool_id))
+    )
+    specs = [
+        m.BatchTaskCreateOptions(id=f"t{i:05d}", command_line="/bin/true") for i in range(tasks)
+    ]
     started = time.perf_counter()
     client.create_tasks(job_id, specs, max_concurrency=8)
-    wait(lambda: Job.objects.get(job_id=job_id).completed_count == tasks, timeout=600, what="the tasks")
+    wait(
+        lambda: Job.objects.get(job_id=job_id).completed_count == tasks,
+        timeout=600,
+        what="the tasks",
+    )
     rate = tasks / (time.perf_counter() - started)
     assert Job.objects.get(job_id=job_id).succeeded_count == tasks
 
     busy = f"busy{round_no}{kind}"
-    client.create_job(m.BatchJobCreateOptions(id=busy, pool_info=m.BatchPoolInfo(pool_id=pool.pool_id)))
-    client.create_tasks(busy, [m.BatchTaskCreateOptions(id=f"s{i}", command_line="/bin/sleep 1")
-                               for i in range(NODES * slots)])
-    wait(lambda: Task.objects.filter(job__job_id=busy, state="running").count() == NODES * slots,
-         what="a task in each slot")
+    client.create_job(
+        m.BatchJobCreateOptions(id=busy, pool_info=m.BatchPoolInfo(pool_id=pool.pool_id))
+    )
+    client.create_tasks(
+        busy,
+        [
+            m.BatchTaskCreateOptions(id=f"s{i}", command_line="/bin/sleep 1")
+            for i in range(NODES * slots)
+        ],
+    )
+    wait(
+        lambda: Task.objects.filter(job__job_id=busy, state="running").count() == NODES * slots,
+        what="a task in each slot",
+    )
     started = time.perf_counter()
-    resize_pool(Pool.objects.get(pk=pool.pk), target_dedicated=0, node_deallocation_option="taskcompletion")
+    resize_pool(
+        Pool.objects.get(pk=pool.pk), target_dedicated=0, node_deallocation_option="taskcompletion"
+    )
     wait(steady_with(0), what=f"the {kind} pool empty")
-    wait(lambda: not [r for r in get_provider(kind).running() if r.pool_id == pool.pool_id], what="agents gone")
+    wait(
+        lambda: not [r for r in get_provider(kind).running() if r.pool_id == pool.pool_id],
+        what="agents gone",
+    )
     down = time.perf_counter() - started
     assert Task.objects.filter(job__job_id=busy, result="success").count() == NODES * slots
     return up, rate, down
@@ -108,15 +141,34 @@ def slurm_share(samples: int) -> tuple[float, float]:
     slurm, direct = [], []
     for i in range(samples):
         started = time.time()
-        out = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, check=True,
-                             env={"PATH": os.environ["PATH"], "SLURMD_NODENAME": "n1"}).stdout
+        out = subprocess.run(
+            ["/bin/sh", "-c", script],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PATH": os.environ["PATH"], "SLURMD_NODENAME": "n1"},
+        ).stdout
         direct.append(float(out.split()[-1]) - started)
         path = f"/tmp/bench-slurm-share-{os.getpid()}-{i}"
         started = time.time()
-        subprocess.run(["sbatch", "--parsable", "--exclusive", "--no-requeue", f"--output={path}",
-                        "--job-name=bench-slurm-share", f"--wrap={script}"], capture_output=True, check=True,
-                       env={"PATH": os.environ["PATH"]})
-        wait(lambda path=path: os.path.exists(path) and open(path).read().strip(), what="the job script")
+        subprocess.run(
+            [
+                "sbatch",
+                "--parsable",
+                "--exclusive",
+                "--no-requeue",
+                f"--output={path}",
+                "--job-name=bench-slurm-share",
+                f"--wrap={script}",
+            ],
+            capture_output=True,
+            check=True,
+            env={"PATH": os.environ["PATH"]},
+        )
+        wait(
+            lambda path=path: os.path.exists(path) and open(path).read().strip(),
+            what="the job script",
+        )
         slurm.append(float(open(path).read().split()[-1]) - started)
         os.unlink(path)
     return statistics.median(slurm), statistics.median(direct)
@@ -125,7 +177,9 @@ def slurm_share(samples: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=3, help="slurm rounds (local rounds: one more)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="slurm rounds (local rounds: one more)"
+    )
     parser.add_argument("--slots", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--quick", action="store_true", help="one slurm round, 500 tasks")
     args = parser.parse_args()
@@ -148,14 +202,33 @@ def main() -> None:
     account = Account.objects.create(name="bench", primary_key=KEY)
     port = free_port()
     children = [
-        subprocess.Popen([sys.executable, "manage.py", "reconcile"], cwd=ROOT, stdout=subprocess.DEVNULL),
-        subprocess.Popen([sys.executable, "-m", "gunicorn", "batchsite.wsgi", "--bind", f"127.0.0.1:{port}",
-                          "--workers", "2", "--threads", "4", "--log-level", "warning"], cwd=ROOT),
+        subprocess.Popen(
+            [sys.executable, "manage.py", "reconcile"], cwd=ROOT, stdout=subprocess.DEVNULL
+        ),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "batchsite.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+        ),
     ]
     rounds = {"local": [], "slurm": []}
     try:
         wait_port(port)
-        client = BatchClient(endpoint=f"http://127.0.0.1:{port}", credential=AzureNamedKeyCredential("bench", KEY))
+        client = BatchClient(
+            endpoint=f"http://127.0.0.1:{port}", credential=AzureNamedKeyCredential("bench", KEY)
+        )
         for r, kind in enumerate(["local", "slurm"] * args.rounds + ["local"]):
             rounds[kind].append(a_round(client, account, kind, r, args.tasks, args.slots))
     finally:
@@ -171,23 +244,35 @@ def main() -> None:
     def ratios(i: int) -> list[float]:
         return [slurm[r][i] / ((local[r][i] + local[r + 1][i]) / 2) for r in range(args.rounds)]
 
-    print(f"pools of {NODES} nodes x {args.slots} slots on local and on slurm (Slurm's nodes on this host, "
-          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, {connection.vendor}), {args.tasks:,} x /bin/true per "
-          f"round, reconciler interval "
-          f"{settings.BATCHSITE_RECONCILE_SECONDS:g} s")
+    print(
+        f"pools of {NODES} nodes x {args.slots} slots on local and on slurm (Slurm's nodes on this host, "
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, {connection.vendor}), {args.tasks:,} x /bin/true per "
+        f"round, reconciler interval "
+        f"{settings.BATCHSITE_RECONCILE_SECONDS:g} s"
+    )
     for r in range(args.rounds):
-        print(f"  round {r + 1}: slurm up {slurm[r][0]:.2f} s, {slurm[r][1]:,.0f} tasks/s, down {slurm[r][2]:.2f} s;"
-              f" local around it up {local[r][0]:.2f} / {local[r + 1][0]:.2f} s, {local[r][1]:,.0f} / "
-              f"{local[r + 1][1]:,.0f} tasks/s, down {local[r][2]:.2f} / {local[r + 1][2]:.2f} s")
-    print(f"  Add Pool -> {NODES} slurm nodes idle: {statistics.median(s[0] for s in slurm):.2f} s (median)"
-          f"   target: < 5 s; local {statistics.median(s[0] for s in local):.2f} s; ratio slurm / local "
-          f"{statistics.median(ratios(0)):.2f}")
-    print(f"    Slurm's share: sbatch -> a node's job script run {share[0]:.2f} s (median of 5), "
-          f"the same script run directly {share[1]:.2f} s")
-    print(f"  throughput on {NODES} slurm nodes / on {NODES} local nodes: {statistics.median(ratios(1)):.2f} "
-          f"(median of {args.rounds} rounds: {', '.join(f'{x:.2f}' for x in ratios(1))})   target: >= 0.8")
-    print(f"  resize to 0 (taskcompletion, a 1 s task in each slot) -> steady, agents gone: slurm {statistics.median(s[2] for s in slurm):.2f}"
-          f" s, local {statistics.median(s[2] for s in local):.2f} s; ratio {statistics.median(ratios(2)):.2f}")
+        print(
+            f"  round {r + 1}: slurm up {slurm[r][0]:.2f} s, {slurm[r][1]:,.0f} tasks/s, down {slurm[r][2]:.2f} s;"
+            f" local around it up {local[r][0]:.2f} / {local[r + 1][0]:.2f} s, {local[r][1]:,.0f} / "
+            f"{local[r + 1][1]:,.0f} tasks/s, down {local[r][2]:.2f} / {local[r + 1][2]:.2f} s"
+        )
+    print(
+        f"  Add Pool -> {NODES} slurm nodes idle: {statistics.median(s[0] for s in slurm):.2f} s (median)"
+        f"   target: < 5 s; local {statistics.median(s[0] for s in local):.2f} s; ratio slurm / local "
+        f"{statistics.median(ratios(0)):.2f}"
+    )
+    print(
+        f"    Slurm's share: sbatch -> a node's job script run {share[0]:.2f} s (median of 5), "
+        f"the same script run directly {share[1]:.2f} s"
+    )
+    print(
+        f"  throughput on {NODES} slurm nodes / on {NODES} local nodes: {statistics.median(ratios(1)):.2f} "
+        f"(median of {args.rounds} rounds: {', '.join(f'{x:.2f}' for x in ratios(1))})   target: >= 0.8"
+    )
+    print(
+        f"  resize to 0 (taskcompletion, a 1 s task in each slot) -> steady, agents gone: slurm {statistics.median(s[2] for s in slurm):.2f}"
+        f" s, local {statistics.median(s[2] for s in local):.2f} s; ratio {statistics.median(ratios(2)):.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -56,13 +56,29 @@ def start_azurite(location: Path) -> tuple[subprocess.Popen, str]:
 
     found = program()
     if found is None:
-        raise SystemExit("Azurite is not installed: npm install --prefix ~/.cache/batchsite-azurite azurite")
+        raise SystemExit(
+            "Azurite is not installed: npm install --prefix ~/.cache/batchsite-azurite azurite"
+        )
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([found, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(location),
-                             "--skipApiVersionCheck", "--loose", "--disableTelemetry", "--silent"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            found,
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--location",
+            str(location),
+            "--skipApiVersionCheck",
+            "--loose",
+            "--disableTelemetry",
+            "--silent",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -86,14 +102,27 @@ def sas_urls(endpoint: str, inputs: str, outputs: str) -> tuple[str, str]:
     from tests.storage.azurite import ACCOUNT, KEY
 
     expiry = datetime.now(UTC) + timedelta(hours=4)
-    blob = generate_blob_sas(ACCOUNT, inputs, "input.bin", account_key=KEY, expiry=expiry,
-                             permission=BlobSasPermissions(read=True))
-    container = generate_container_sas(ACCOUNT, outputs, account_key=KEY, expiry=expiry,
-                                       permission=ContainerSasPermissions(write=True, create=True))
+    blob = generate_blob_sas(
+        ACCOUNT,
+        inputs,
+        "input.bin",
+        account_key=KEY,
+        expiry=expiry,
+        permission=BlobSasPermissions(read=True),
+    )
+    container = generate_container_sas(
+        ACCOUNT,
+        outputs,
+        account_key=KEY,
+        expiry=expiry,
+        permission=ContainerSasPermissions(write=True, create=True),
+    )
     return f"{endpoint}/{inputs}/input.bin?{blob}", f"{endpoint}/{outputs}?{container}"
 
 
-def direct(service_client, inputs: str, outputs: str, count: int, concurrency: int, work: Path) -> float:
+def direct(
+    service_client, inputs: str, outputs: str, count: int, concurrency: int, work: Path
+) -> float:
     """The baseline: per task, the 1 MB blob downloaded to a file and a 1 MB file uploaded
     as a blob, with azure-storage-blob, `concurrency` tasks at a time."""
     source = service_client.get_blob_client(inputs, "input.bin")
@@ -115,6 +144,7 @@ def direct(service_client, inputs: str, outputs: str, count: int, concurrency: i
 
 def import_cost() -> float:
     """Seconds `import azure.storage.blob` adds to the upload program's start (medians of 5)."""
+
     def run(code: str) -> float:
         samples = []
         for _ in range(5):
@@ -144,7 +174,8 @@ def main() -> None:
     azurite, endpoint = start_azurite(Path(tempfile.mkdtemp(prefix="batchsite-bench-azurite-")))
     try:
         storage = BlobServiceClient.from_connection_string(
-            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint={endpoint};")
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint={endpoint};"
+        )
         inputs, outputs = "inputs", "outputs"
         storage.create_container(inputs)
         storage.create_container(outputs)
@@ -154,38 +185,70 @@ def main() -> None:
 
         direct_seconds = direct(storage, inputs, outputs, args.tasks, concurrency, data / "direct")
         with service(data, nodes=args.nodes, slots=args.slots) as (client, _account, _pool):
-            client.create_job(m.BatchJobCreateOptions(id="files", pool_info=m.BatchPoolInfo(pool_id="local")))
-            upload = m.OutputFileUploadConfiguration(upload_condition=m.OutputFileUploadCondition.TASK_SUCCESS)
-            tasks = [m.BatchTaskCreateOptions(
-                id=f"t{i:05d}", command_line="/bin/sh -c 'cp input.bin output.bin'",
-                resource_files=[m.ResourceFile(http_url=input_url, file_path="input.bin")],
-                output_files=[m.OutputFile(file_pattern="output.bin", upload_options=upload,
-                                           destination=m.OutputFileDestination(container=m.OutputFileBlobContainerDestination(
-                                               container_url=output_url, path=f"service/{i}.bin")))])
-                for i in range(args.tasks)]
+            client.create_job(
+                m.BatchJobCreateOptions(id="files", pool_info=m.BatchPoolInfo(pool_id="local"))
+            )
+            upload = m.OutputFileUploadConfiguration(
+                upload_condition=m.OutputFileUploadCondition.TASK_SUCCESS
+            )
+            tasks = [
+                m.BatchTaskCreateOptions(
+                    id=f"t{i:05d}",
+                    command_line="/bin/sh -c 'cp input.bin output.bin'",
+                    resource_files=[m.ResourceFile(http_url=input_url, file_path="input.bin")],
+                    output_files=[
+                        m.OutputFile(
+                            file_pattern="output.bin",
+                            upload_options=upload,
+                            destination=m.OutputFileDestination(
+                                container=m.OutputFileBlobContainerDestination(
+                                    container_url=output_url, path=f"service/{i}.bin"
+                                )
+                            ),
+                        )
+                    ],
+                )
+                for i in range(args.tasks)
+            ]
             t = time.perf_counter()
             client.create_tasks("files", tasks, max_concurrency=4)
-            while Task.objects.filter(job__job_id="files").exclude(state=Task.State.COMPLETED).exists():
+            while (
+                Task.objects.filter(job__job_id="files")
+                .exclude(state=Task.State.COMPLETED)
+                .exists()
+            ):
                 time.sleep(0.2)
             service_seconds = time.perf_counter() - t
             load_during = os.getloadavg()
         failed = Task.objects.filter(job__job_id="files").exclude(result=Task.Result.SUCCESS)
         if failed.exists():
             raise SystemExit(f"{failed.count()} tasks failed, e.g. {failed.first().failure_info}")
-        uploaded = [b for b in storage.get_container_client(outputs).list_blobs(name_starts_with="service/")]
-        assert len(uploaded) == args.tasks and all(b.size == MB for b in uploaded), "outputs missing"
+        uploaded = [
+            b for b in storage.get_container_client(outputs).list_blobs(name_starts_with="service/")
+        ]
+        assert len(uploaded) == args.tasks and all(b.size == MB for b in uploaded), (
+            "outputs missing"
+        )
         cost = import_cost()
     finally:
         azurite.terminate()
         azurite.wait(10)
     service_rate, direct_rate = args.tasks / service_seconds, args.tasks / direct_seconds
-    print(f"{args.tasks:,} tasks, each 1 MB down and 1 MB up, {args.nodes} nodes x {args.slots} slots, "
-          f"{'PostgreSQL' if os.environ.get('DATABASE_URL', '').startswith('postgres') else 'SQLite'}")
-    print(f"  through batchsite (add to last completed): {service_rate:>7,.1f} tasks/s ({service_seconds:.1f} s)")
-    print(f"  azure-storage-blob directly (same run)   : {direct_rate:>7,.1f} tasks/s ({direct_seconds:.1f} s)")
+    print(
+        f"{args.tasks:,} tasks, each 1 MB down and 1 MB up, {args.nodes} nodes x {args.slots} slots, "
+        f"{'PostgreSQL' if os.environ.get('DATABASE_URL', '').startswith('postgres') else 'SQLite'}"
+    )
+    print(
+        f"  through batchsite (add to last completed): {service_rate:>7,.1f} tasks/s ({service_seconds:.1f} s)"
+    )
+    print(
+        f"  azure-storage-blob directly (same run)   : {direct_rate:>7,.1f} tasks/s ({direct_seconds:.1f} s)"
+    )
     print(f"  ratio batchsite/direct: {service_rate / direct_rate:.2f}")
     print(f"  import azure.storage.blob in the upload program: {cost * 1000:.0f} ms a task")
-    print(f"  load average before {load_before[0]:.1f}, at the end {load_during[0]:.1f} ({os.cpu_count()} CPUs)")
+    print(
+        f"  load average before {load_before[0]:.1f}, at the end {load_during[0]:.1f} ({os.cpu_count()} CPUs)"
+    )
 
 
 if __name__ == "__main__":

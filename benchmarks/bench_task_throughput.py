@@ -49,7 +49,7 @@ figure below is several times the idle one):
     waited for the next poll (0.2 s), a report that found it held was deferred. Every
     report and claim also updated the job's counter row (in the middle of the pass).
 What changed: the hot path's statements go to a server-binding psycopg cursor, prepared
-once per connection (tasks/operations/sql.py); a report is one locked SELECT (attempt and
+once per connection (tasks/tasks/sql.py); a report is one locked SELECT (attempt and
 task FOR NO KEY UPDATE, job FOR KEY SHARE, SKIP LOCKED) and `= ANY(array)` instead of
 IN lists; the job row is shared (KEY SHARE) by agents and excluded only by the job's own
 operations; the counters are summed per pass and written once, last (counts.one_pass).
@@ -65,8 +65,61 @@ costs ~13 scheduler round trips that SQLite, in process, does not pay; on a load
 machine that, not the database, bounds the agents (pg_stat_activity shows their backends
 "idle in transaction", waiting for the agent, never on a lock).
 
+At a million tasks (2026-12-02, a throwaway PostgreSQL 15 cluster, 1,000,000 tasks in the
+job, two thirds active, all created at one instant; EXPLAIN (ANALYZE, BUFFERS) of each
+statement of a report-4-and-claim-4 pass, load 12-15): every statement but one stays
+small (the report's locked SELECT 0.13 ms on 30 buffer hits, the node's slots 0.07 ms,
+the jobs 0.06 ms, the attempts' INSERT 0.15 ms, the counters' UPDATE 0.11 ms). The one is
+the claim's task page, WHERE job, state = 'active', NOT lifetime_expired ORDER BY
+creation_time, id LIMIT n FOR UPDATE SKIP LOCKED: a sequential scan of the 667,000
+active rows and a sort, 4.3 s (28,600 buffers, temp files). The index task_job_state_created
+(job, state, creation_time) orders by creation_time only; tasks share a creation time (all
+of an Add Task Collection's), so the tie-break on id needs a sort of every tie, and with
+ties this large the planner sorts the whole job. An index on (job, state, creation_time,
+id) gives the page in index order whatever the ties (proposed for the hot path's owner:
+tasks/models.py and attempts.py are not this benchmark's to change). The executemany
+UPDATEs (attempts, tasks) were not explained; client-observed they took 2-13 ms each.
+The pass sent 11 statements, BEGIN and COMMIT included (as above). The 4.3 s is this
+data's worst case (one creation time for a million tasks, as bench_list_tasks.py makes
+them too); with a collection's 100 per creation time the planner may take the index and
+an incremental sort, which was not measured.
+
+Why the figures fell ~8x after 2026-11-27 (2026-12-02, measured with 8462db8, main
+c452a16 and variants interleaved; load average 4-15 from other work, so indicative):
+  - The machine. Spawning /bin/true as an agent does (vfork, exec, wait) took 2-6 ms a
+    process (a bash loop of /bin/true: 2 ms each), so the direct baseline ran 230-1,140/s
+    where it ran 1,960-2,290/s; forking a Python process costs by its size here: 2.7 ms at
+    10 MB, 23-25 ms at 50 MB (an agent's). The baseline's code is the same: 8462db8's and
+    main's spawn() ran 244-397 and 371-460 spawns/s, interleaved. Running --data-dir under
+    /dev/shm changed neither.
+  - The agent. Since tasks run as their pool's user (issue 10, c06685f), a root agent's
+    Popen(user=...) cannot vfork (CPython only vforks without a user switch) and forked
+    the whole agent: 14-25 ms a task where a spawn as root took 2-4 ms. Interleaved,
+    SQLite 2x2, 1,000 tasks: 8462db8 101-131 tasks/s, main 23-29; main starting its
+    tasks as root 118-247, as their users 52-55. A sampling profile (py-spy --idle) of a
+    main agent: 72 % of its time waiting in select() with its slots busy, its tasks not
+    yet started (claim to exit: median 41 ms for /bin/true). That, not the database, is
+    what bounded both databases' figures last session (81-94 tasks/s on PostgreSQL).
+What changed: a root agent starts a task as its user through a small helper process of
+its own (tasks/node/user_spawn.py: ~10 MB, it makes the process with clone(CLONE_PARENT),
+so it is still the agent's child: pidfd, waitid, wait4 and its CPU times unchanged); a
+switch of user costs the helper's fork (~3 ms), not the agent's.
+Figures, main (c452a16) -> this change, one round each, interleaved pairs in the same
+minutes, load average 3.3-5.3 (other engineers' work; the direct baseline swung 317-1,327/s
+within single runs, so the tasks/s are the steadier figure):
+  SQLite 2x2 (2,000 tasks): 104, 80 -> 163, 190 tasks/s (ratio 0.14, 0.14 -> 0.47, 0.25)
+  SQLite 4x1 (1,500):       85 -> 119 tasks/s (0.10 -> 0.21)
+  PostgreSQL 2x2 (1,500):   71, 61, 81 -> 137, 71, 79 tasks/s (0.11, 0.14, 0.12 -> 0.17,
+                            0.09, 0.12): not shown to be faster; issue 13's >= 0.4 not met
+  PostgreSQL 4x1 (1,000):   44 -> 110 tasks/s (0.06 -> 0.11)
+With it, a PostgreSQL agent's profile: ~50 % idle in select(), ~33 % waiting on the server
+(Connection.wait), 8 % starting processes through the helper, 4.6 % job preparation's
+per-loop queries (JobTasks.tend, two ORM queries on every turn of the loop), 4 % node
+orders: on PostgreSQL the round trips, not the spawn, are what is left.
+
 Usage: .venv/bin/python benchmarks/bench_task_throughput.py [--tasks 5000] [--rounds 3] [--nodes 2] [--slots N]
                                                            [--data-dir PATH]
+(4 agents x 1 slot: --nodes 4 --slots 1; DATABASE_URL=postgres://... for PostgreSQL)
 """
 
 from __future__ import annotations
@@ -98,10 +151,19 @@ def spawn_directly(count: int, concurrency: int, root: Path) -> float:
             task_dir = f"{root}/t{launched:05d}"
             os.mkdir(task_dir)
             os.mkdir(f"{task_dir}/wd")
-            env = dict(base, AZ_BATCH_TASK_ID=f"t{launched:05d}", AZ_BATCH_TASK_DIR=task_dir,
-                       AZ_BATCH_TASK_WORKING_DIR=f"{task_dir}/wd")
-            child = spawn(["/bin/true"], env=env, cwd=f"{task_dir}/wd", stdout=f"{task_dir}/stdout.txt",
-                          stderr=f"{task_dir}/stderr.txt")
+            env = dict(
+                base,
+                AZ_BATCH_TASK_ID=f"t{launched:05d}",
+                AZ_BATCH_TASK_DIR=task_dir,
+                AZ_BATCH_TASK_WORKING_DIR=f"{task_dir}/wd",
+            )
+            child = spawn(
+                ["/bin/true"],
+                env=env,
+                cwd=f"{task_dir}/wd",
+                stdout=f"{task_dir}/stdout.txt",
+                stderr=f"{task_dir}/stderr.txt",
+            )
             running[child.pid] = child
             launched += 1
         pid, status = os.wait()
@@ -120,7 +182,9 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--slots", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--data-dir", default="", help="keep everything here (default: a temporary dir, removed)")
+    parser.add_argument(
+        "--data-dir", default="", help="keep everything here (default: a temporary dir, removed)"
+    )
     args = parser.parse_args()
     if args.data_dir:
         os.environ["BENCH_DATA_DIR"] = args.data_dir
@@ -136,8 +200,13 @@ def main() -> None:
         for r in range(args.rounds):
             before = spawn_directly(args.tasks, total_slots, data / f"direct-{r}-before")
             job_id = f"tp{r}"
-            client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id="local")))
-            tasks = [m.BatchTaskCreateOptions(id=f"t{i:05d}", command_line="/bin/true") for i in range(args.tasks)]
+            client.create_job(
+                m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id="local"))
+            )
+            tasks = [
+                m.BatchTaskCreateOptions(id=f"t{i:05d}", command_line="/bin/true")
+                for i in range(args.tasks)
+            ]
             started = time.perf_counter()
             client.create_tasks(job_id, tasks, max_concurrency=args.threads)
             added = time.perf_counter() - started
@@ -152,24 +221,34 @@ def main() -> None:
     if not os.environ.get("BENCH_DATA_DIR"):
         shutil.rmtree(data, ignore_errors=True)
 
-    print(f"{args.tasks:,} x /bin/true on {args.nodes} nodes x {args.slots} slots ({os.cpu_count()} CPUs), "
-          f"{args.rounds} rounds")
+    print(
+        f"{args.tasks:,} x /bin/true on {args.nodes} nodes x {args.slots} slots ({os.cpu_count()} CPUs), "
+        f"{args.rounds} rounds"
+    )
     print(f"  {describe_run()}")
-    print("  direct = the same processes spawned as an agent spawns them (task dir, wd/, stdout/stderr files),")
+    print(
+        "  direct = the same processes spawned as an agent spawns them (task dir, wd/, stdout/stderr files),"
+    )
     print(f"           {total_slots} at a time, just before and just after the round")
     ratios = []
     for i, (e2e, seconds, added, before, after) in enumerate(rounds, start=1):
         ratio = e2e / ((before + after) / 2)
         ratios.append(ratio)
-        print(f"  round {i}: add -> completed {e2e:>6,.0f} tasks/s ({seconds:.2f} s, adding {added:.2f} s); "
-              f"direct {before:,.0f} / {after:,.0f} tasks/s; ratio {ratio:.2f}")
+        print(
+            f"  round {i}: add -> completed {e2e:>6,.0f} tasks/s ({seconds:.2f} s, adding {added:.2f} s); "
+            f"direct {before:,.0f} / {after:,.0f} tasks/s; ratio {ratio:.2f}"
+        )
     sequential = args.tasks / sequential_seconds
     median = sorted(ratios)[len(ratios) // 2]
     median_e2e = sorted(r[0] for r in rounds)[len(rounds) // 2]
-    print(f"  spawned directly, one at a time: {sequential:,.0f} tasks/s; ratio (median round) "
-          f"{median_e2e / sequential:.2f}")
-    print(f"  ratio end-to-end / direct ({total_slots} at a time), median of {len(ratios)} rounds: {median:.2f}"
-          f"   target: >= 0.5")
+    print(
+        f"  spawned directly, one at a time: {sequential:,.0f} tasks/s; ratio (median round) "
+        f"{median_e2e / sequential:.2f}"
+    )
+    print(
+        f"  ratio end-to-end / direct ({total_slots} at a time), median of {len(ratios)} rounds: {median:.2f}"
+        f"   target: >= 0.5"
+    )
 
 
 if __name__ == "__main__":

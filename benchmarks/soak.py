@@ -91,14 +91,23 @@ JOB_PREFIX = "soak-"
 def clean_environment(**extra: str) -> dict[str, str]:
     """This environment without batchsite's settings, so the served instance never sees
     another database or account."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("BATCHSITE_", "DJANGO_", "DATABASE_URL", "PORT"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("BATCHSITE_", "DJANGO_", "DATABASE_URL", "PORT"))
+    }
     return {**env, "PYTHONUNBUFFERED": "1", **extra}
 
 
 def manage(*args: str, env: dict[str, str], timeout: float = 600) -> str:
-    proc = subprocess.run([sys.executable, MANAGE, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, MANAGE, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc.stdout
@@ -113,9 +122,23 @@ class Service:
         self.log_path = data_dir / "serve.log"
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, MANAGE, "serve", "--port", str(self.port), "--nodes", str(nodes),
-                 "--slots", str(slots)],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    sys.executable,
+                    MANAGE,
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--nodes",
+                    str(nodes),
+                    "--slots",
+                    str(slots),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def connection(self, timeout: float = 60) -> Connection:
         return Connection(self.port, account=DEV_ACCOUNT_NAME, key=DEV_ACCOUNT_KEY, timeout=timeout)
@@ -130,7 +153,10 @@ class Service:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"serve exited:\n{self.log()[-3000:]}")
             answer = conn.call("GET", "/pools/local/nodes")
-            if answer.status == 200 and sum(n["state"] == "idle" for n in answer.json()["value"]) >= self.nodes:
+            if (
+                answer.status == 200
+                and sum(n["state"] == "idle" for n in answer.json()["value"]) >= self.nodes
+            ):
                 return
             time.sleep(0.3)
         raise RuntimeError(f"serve did not get ready:\n{self.log()[-3000:]}")
@@ -143,7 +169,11 @@ class Service:
                 cmd = proc.cmdline()
             except psutil.Error:
                 continue
-            if {"web": "gunicorn" in cmd, "reconciler": "reconcile" in cmd, "sweep": "sweep" in cmd}.get(role):
+            if {
+                "web": "gunicorn" in cmd,
+                "reconciler": "reconcile" in cmd,
+                "sweep": "sweep" in cmd,
+            }.get(role):
                 return proc
         return None
 
@@ -157,8 +187,10 @@ class Service:
             if "runnode" not in cmd or "--node-id" not in cmd:
                 continue
             try:
-                if proc.environ().get("BATCHSITE_DATA_DIR") == str(self.data_dir) \
-                        and proc.status() != psutil.STATUS_ZOMBIE:
+                if (
+                    proc.environ().get("BATCHSITE_DATA_DIR") == str(self.data_dir)
+                    and proc.status() != psutil.STATUS_ZOMBIE
+                ):
                     found[cmd[cmd.index("--node-id") + 1]] = proc
             except psutil.Error:
                 continue
@@ -244,9 +276,13 @@ class Client(threading.Thread):
                 getattr(self, f"_{op}")()
                 self.ops[op] += 1
             except Exception as e:  # noqa: BLE001 - a client bug is reported, not hidden
-                self.findings.append(Finding("client error", op, detail=repr(e), at=time.monotonic()))
+                self.findings.append(
+                    Finding("client error", op, detail=repr(e), at=time.monotonic())
+                )
 
-    def _send(self, op: str, method: str, path: str, *, params=None, body=None) -> tuple[Answer | None, bool]:
+    def _send(
+        self, op: str, method: str, path: str, *, params=None, body=None
+    ) -> tuple[Answer | None, bool]:
         """Send until an answer below 500; replay after no answer or a 5xx (with backoff,
         for up to REPLAY_WINDOW). Returns the answer (None: gave up) and whether it came
         from a replay."""
@@ -255,18 +291,29 @@ class Client(threading.Thread):
         while True:
             answer = self.conn.call(method, path, params=params, body=body)
             code = answer.error or (answer.code if answer.status >= 400 else "")
-            self.exchanges.append(Exchange(op, answer.status, answer.seconds, answer.sent_at, code, replays > 0))
+            self.exchanges.append(
+                Exchange(op, answer.status, answer.seconds, answer.sent_at, code, replays > 0)
+            )
             if 0 < answer.status < 500:
                 return answer, replays > 0
             if time.monotonic() - first > REPLAY_WINDOW:
-                self.findings.append(Finding("gave up", op, detail=f"{answer.status} {code}", at=time.monotonic()))
+                self.findings.append(
+                    Finding("gave up", op, detail=f"{answer.status} {code}", at=time.monotonic())
+                )
                 return None, True
             replays += 1
             time.sleep(min(2.0, 0.05 * 2 ** min(replays, 6)))
 
     def _unexpected(self, op: str, answer: Answer, task: str = "") -> None:
-        self.findings.append(Finding("unexpected answer", op, task, f"{answer.status} {answer.code} "
-                                     f"{answer.body[:200]!r}", answer.sent_at))
+        self.findings.append(
+            Finding(
+                "unexpected answer",
+                op,
+                task,
+                f"{answer.status} {answer.code} {answer.body[:200]!r}",
+                answer.sent_at,
+            )
+        )
 
     def _expected(self, op: str, answer: Answer) -> bool:
         allowed = EXPECTED[op].get(answer.status)
@@ -297,9 +344,16 @@ class Client(threading.Thread):
             kind = self.rng.choices(("ok", "sleep", "fail"), (80, 8, 12))[0]
             self.tasks[task_id] = Known(kind, exists=None)
             self.sent.add(task_id)
-            specs.append({"id": task_id, "commandLine": COMMANDS[kind],
-                          "constraints": {"maxTaskRetryCount": self.rng.choice((0, 0, 0, 1))}})
-        answer, replayed = self._send("add", "POST", f"/jobs/{self.job}/addtaskcollection", body={"value": specs})
+            specs.append(
+                {
+                    "id": task_id,
+                    "commandLine": COMMANDS[kind],
+                    "constraints": {"maxTaskRetryCount": self.rng.choice((0, 0, 0, 1))},
+                }
+            )
+        answer, replayed = self._send(
+            "add", "POST", f"/jobs/{self.job}/addtaskcollection", body={"value": specs}
+        )
         if answer is None:
             return  # they may or may not exist: exists stays None
         if answer.status != 200:
@@ -312,7 +366,9 @@ class Client(threading.Thread):
             task_id, result = spec["id"], results.get(spec["id"])
             known = self.tasks[task_id]
             if result is None:
-                self.findings.append(Finding("add result missing", "add", task_id, at=answer.sent_at))
+                self.findings.append(
+                    Finding("add result missing", "add", task_id, at=answer.sent_at)
+                )
                 continue
             code = (result.get("error") or {}).get("code", "")
             if result.get("status") == "success" or (replayed and code == "TaskExists"):
@@ -321,8 +377,15 @@ class Client(threading.Thread):
                 self.recent = (self.recent + [task_id])[-30:]
             else:
                 known.exists = False
-                self.findings.append(Finding("add refused a task", "add", task_id, json.dumps(result)[:300],
-                                             answer.sent_at))
+                self.findings.append(
+                    Finding(
+                        "add refused a task",
+                        "add",
+                        task_id,
+                        json.dumps(result)[:300],
+                        answer.sent_at,
+                    )
+                )
 
     def _get(self) -> None:
         task_id = self._pick()
@@ -330,17 +393,26 @@ class Client(threading.Thread):
         if answer is None:
             return
         if answer.status == 404:
-            self.findings.append(Finding("lost (Get answered 404)", "get", task_id, answer.code, answer.sent_at))
+            self.findings.append(
+                Finding("lost (Get answered 404)", "get", task_id, answer.code, answer.sent_at)
+            )
         elif answer.status != 200 or answer.json().get("id") != task_id:
             self._unexpected("get", answer, task_id)
 
     def _list(self) -> None:
         choice = self.rng.randrange(4)
-        where = (f"startswith(id,'{self.prefix}')", "state eq 'active'", "state eq 'running'",
-                 "state eq 'completed' and executionInfo/result eq 'failure'")[choice]
-        answer, _ = self._send("list", "GET", f"/jobs/{self.job}/tasks",
-                               params={"$filter": where, "maxresults": "100",
-                                       "$select": "id,state,executionInfo"})
+        where = (
+            f"startswith(id,'{self.prefix}')",
+            "state eq 'active'",
+            "state eq 'running'",
+            "state eq 'completed' and executionInfo/result eq 'failure'",
+        )[choice]
+        answer, _ = self._send(
+            "list",
+            "GET",
+            f"/jobs/{self.job}/tasks",
+            params={"$filter": where, "maxresults": "100", "$select": "id,state,executionInfo"},
+        )
         if answer is None:
             return
         if answer.status != 200:
@@ -348,12 +420,18 @@ class Client(threading.Thread):
             return
         items = answer.json().get("value", [])
         if choice == 0 and any(not t["id"].startswith(self.prefix) for t in items):
-            self.findings.append(Finding("list ignored its filter", "list", detail=where, at=answer.sent_at))
+            self.findings.append(
+                Finding("list ignored its filter", "list", detail=where, at=answer.sent_at)
+            )
 
     def _update(self) -> None:
         task_id = self._pick()
-        answer, _ = self._send("update", "PUT", self._task_path(task_id),
-                               body={"constraints": {"maxTaskRetryCount": self.rng.choice((0, 1))}})
+        answer, _ = self._send(
+            "update",
+            "PUT",
+            self._task_path(task_id),
+            body={"constraints": {"maxTaskRetryCount": self.rng.choice((0, 1))}},
+        )
         if answer is not None and not self._expected("update", answer):
             self._lost_or_unexpected("update", answer, task_id)
 
@@ -378,7 +456,9 @@ class Client(threading.Thread):
             fails = [t for t in self.alive[-200:] if self.tasks[t].kind == "fail"]
             pool = fails or None
         task_id = self._pick(pool)
-        answer, replayed = self._send("reactivate", "POST", f"{self._task_path(task_id)}/reactivate")
+        answer, replayed = self._send(
+            "reactivate", "POST", f"{self._task_path(task_id)}/reactivate"
+        )
         known = self.tasks[task_id]
         if answer is None:
             known.terminated = None if known.terminated else False
@@ -387,8 +467,15 @@ class Client(threading.Thread):
             known.terminated = False
         elif self._expected("reactivate", answer):
             if known.terminated is True and not replayed:
-                self.findings.append(Finding("reactivate refused a terminated task", "reactivate", task_id,
-                                             answer.code, answer.sent_at))
+                self.findings.append(
+                    Finding(
+                        "reactivate refused a terminated task",
+                        "reactivate",
+                        task_id,
+                        answer.code,
+                        answer.sent_at,
+                    )
+                )
             # Not completed-failed now: not terminated since (or reactivated by our first try).
             known.terminated = False
         else:
@@ -409,7 +496,9 @@ class Client(threading.Thread):
 
     def _lost_or_unexpected(self, op: str, answer: Answer, task_id: str) -> None:
         if answer.status == 404 and answer.code == "TaskNotFound":
-            self.findings.append(Finding(f"lost ({op} answered 404)", op, task_id, answer.code, answer.sent_at))
+            self.findings.append(
+                Finding(f"lost ({op} answered 404)", op, task_id, answer.code, answer.sent_at)
+            )
         else:
             self._unexpected(op, answer, task_id)
 
@@ -450,10 +539,16 @@ class Fault:
     at: float = 0.0  # monotonic
     offset: float = 0.0  # seconds into the load
     first_failure: float | None = None
-    clients_back: float | None = None  # seconds until the clients' first answer after their last failure
-    failed_per_second: dict = field(default_factory=dict)  # second after the fault: failed requests ended
+    clients_back: float | None = (
+        None  # seconds until the clients' first answer after their last failure
+    )
+    failed_per_second: dict = field(
+        default_factory=dict
+    )  # second after the fault: failed requests ended
     answered_per_second: dict = field(default_factory=dict)
-    back: float | None = None  # seconds until the API answered again (PROCESS_FAULTS: see their functions)
+    back: float | None = (
+        None  # seconds until the API answered again (PROCESS_FAULTS: see their functions)
+    )
     note: str = ""
 
 
@@ -476,7 +571,9 @@ class Run:
 
 
 def start_run(run: Run) -> tuple[Path, dict[str, str]]:
-    data_dir = Path(tempfile.mkdtemp(prefix="bs-soak-"))  # short: gunicorn's control socket lives here
+    data_dir = Path(
+        tempfile.mkdtemp(prefix="bs-soak-")
+    )  # short: gunicorn's control socket lives here
     env = clean_environment(BATCHSITE_DATA_DIR=str(data_dir), HOME=str(data_dir / "home"))
     if run.db == "postgres":
         run.cluster = Cluster()
@@ -533,8 +630,9 @@ def _kill_agent(run: Run, fault: Fault) -> None:
     deadline = fault.at + 120
     while time.monotonic() < deadline:
         node = conn.call("GET", path).json()
-        if node.get("lastBootTime") not in (None, before.get("lastBootTime")) and node.get("state") in (
-                "idle", "running"):
+        if node.get("lastBootTime") not in (None, before.get("lastBootTime")) and node.get(
+            "state"
+        ) in ("idle", "running"):
             fault.back = time.monotonic() - fault.at
             return
         time.sleep(0.1)
@@ -557,17 +655,24 @@ def _kill_reconciler(run: Run, fault: Fault) -> None:
     # A few of its passes, then the agents must be the same processes.
     time.sleep(10)
     after = {node_id: proc.pid for node_id, proc in run.service.agents().items()}
-    fault.note = (f"reconciler pid {reconciler.pid}; agents "
-                  f"{'adopted (same pids)' if after == agents else f'CHANGED {agents} -> {after}'}")
+    fault.note = (
+        f"reconciler pid {reconciler.pid}; agents "
+        f"{'adopted (same pids)' if after == agents else f'CHANGED {agents} -> {after}'}"
+    )
     if after != agents:
-        run.fault_problems.append(f"the reconciler's successor did not adopt the agents: {agents} -> {after}")
+        run.fault_problems.append(
+            f"the reconciler's successor did not adopt the agents: {agents} -> {after}"
+        )
 
 
 def list_all(conn: Connection, job_id: str) -> tuple[list[dict], list[str]]:
     """Every task of the job through List Tasks, following odata.nextLink; and the
     problems met on the way."""
     items, problems = [], []
-    path, params = f"/jobs/{job_id}/tasks", {"maxresults": "1000", "$select": "id,state,executionInfo"}
+    path, params = (
+        f"/jobs/{job_id}/tasks",
+        {"maxresults": "1000", "$select": "id,state,executionInfo"},
+    )
     while True:
         answer = conn.call("GET", path, params=params)
         if answer.status != 200:
@@ -595,7 +700,9 @@ def wait_drained(run: Run, timeout: float) -> tuple[float | None, dict]:
             answer = conn.call("GET", f"/jobs/{job_id}/taskcounts")
             if answer.status == 200:
                 counts[job_id] = answer.json()["taskCounts"]
-        if len(counts) == len(run.jobs) and all(c["active"] == c["running"] == 0 for c in counts.values()):
+        if len(counts) == len(run.jobs) and all(
+            c["active"] == c["running"] == 0 for c in counts.values()
+        ):
             return time.monotonic() - started, counts
         time.sleep(1)
     return None, counts
@@ -607,16 +714,38 @@ def outcome_problem(known: Known, task: dict) -> str:
     result, exit_code = info.get("result"), info.get("exitCode")
     failure = (info.get("failureInfo") or {}).get("code")
     ended = result == "failure" and failure == "TaskEnded"
-    natural = ((result == "success" and exit_code == 0) if known.kind in ("ok", "sleep")
-               else (result == "failure" and failure == "FailureExitCode" and exit_code == 3))
-    ok = ended if known.terminated is True else natural if known.terminated is False else (ended or natural)
-    return "" if ok else f"{known.kind} terminated={known.terminated}: result {result} exit {exit_code} {failure}"
+    natural = (
+        (result == "success" and exit_code == 0)
+        if known.kind in ("ok", "sleep")
+        else (result == "failure" and failure == "FailureExitCode" and exit_code == 3)
+    )
+    ok = (
+        ended
+        if known.terminated is True
+        else natural
+        if known.terminated is False
+        else (ended or natural)
+    )
+    return (
+        ""
+        if ok
+        else f"{known.kind} terminated={known.terminated}: result {result} exit {exit_code} {failure}"
+    )
 
 
 def check_integrity(run: Run, clients: list[Client], env: dict[str, str]) -> dict:
     conn = run.service.connection()
-    report: dict = {"lost": [], "duplicated": [], "never_sent": [], "present_but_gone": [], "not_completed": [],
-                    "wrong_outcome": [], "counts_differ": [], "db": {}, "listing_problems": []}
+    report: dict = {
+        "lost": [],
+        "duplicated": [],
+        "never_sent": [],
+        "present_but_gone": [],
+        "not_completed": [],
+        "wrong_outcome": [],
+        "counts_differ": [],
+        "db": {},
+        "listing_problems": [],
+    }
     listed: dict[str, dict] = {}
     for job_id in run.jobs:
         items, problems = list_all(conn, job_id)
@@ -627,10 +756,16 @@ def check_integrity(run: Run, clients: list[Client], env: dict[str, str]) -> dic
         listed[job_id] = tasks
         counts = conn.call("GET", f"/jobs/{job_id}/taskcounts").json()["taskCounts"]
         states = Counter(t["state"] for t in items)
-        results = Counter((t.get("executionInfo") or {}).get("result") for t in items if t["state"] == "completed")
-        from_listing = {"active": states["active"], "running": states["running"] + states["preparing"],
-                        "completed": states["completed"], "succeeded": results["success"],
-                        "failed": results["failure"]}
+        results = Counter(
+            (t.get("executionInfo") or {}).get("result") for t in items if t["state"] == "completed"
+        )
+        from_listing = {
+            "active": states["active"],
+            "running": states["running"] + states["preparing"],
+            "completed": states["completed"],
+            "succeeded": results["success"],
+            "failed": results["failure"],
+        }
         if any(counts[k] != v for k, v in from_listing.items()):
             report["counts_differ"].append(f"{job_id}: taskcounts {counts} listing {from_listing}")
     owners = {c.prefix: c for c in clients}
@@ -658,15 +793,23 @@ def check_integrity(run: Run, clients: list[Client], env: dict[str, str]) -> dic
                     report["wrong_outcome"].append(f"{client.job}/{task_id}: {problem}")
     report["acknowledged"] = acknowledged
     report["listed"] = sum(len(t) for t in listed.values())
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "_soak_db.py"), JOB_PREFIX], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "_soak_db.py"), JOB_PREFIX],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if proc.returncode != 0:
         report["db"] = {"error": proc.stderr[-2000:]}
     else:
         report["db"] = json.loads(proc.stdout)
         for job_id, facts in report["db"]["jobs"].items():
             if facts["tasks"] != len(listed.get(job_id, {})):
-                report["counts_differ"].append(f"{job_id}: {facts['tasks']} rows, {len(listed[job_id])} listed")
+                report["counts_differ"].append(
+                    f"{job_id}: {facts['tasks']} rows, {len(listed[job_id])} listed"
+                )
     return report
 
 
@@ -679,10 +822,16 @@ def scan_log(text: str) -> dict:
         "requests": sum(statuses.values()),
         "5xx": {s: n for s, n in statuses.items() if s >= 500},
         "tracebacks": text.count("Traceback (most recent call last)"),
-        "supervisor": [line for line in text.splitlines() if line.startswith("supervisor:")
-                       or "supervisor: " in line][:40],
-        "errors": [line for line in text.splitlines()
-                   if re.search(r"\b(ERROR|Error|error)\b", line) and "supervisor" not in line][:20],
+        "supervisor": [
+            line
+            for line in text.splitlines()
+            if line.startswith("supervisor:") or "supervisor: " in line
+        ][:40],
+        "errors": [
+            line
+            for line in text.splitlines()
+            if re.search(r"\b(ERROR|Error|error)\b", line) and "supervisor" not in line
+        ][:20],
     }
 
 
@@ -713,20 +862,44 @@ def soak_once(run: Run, *, drain_timeout: float) -> dict:
             fault.first_failure = first
             if fault.kind not in PROCESS_FAULTS:
                 fault.back = back
-                until = min([fault.at + 180] + [f.at for f in run.fault_log[n + 1:]])
-                failed = [e.sent_at + e.seconds for c in clients for e in c.exchanges
-                          if (e.status == 0 or e.status >= 500) and fault.at <= e.sent_at + e.seconds <= until]
+                until = min([fault.at + 180] + [f.at for f in run.fault_log[n + 1 :]])
+                failed = [
+                    e.sent_at + e.seconds
+                    for c in clients
+                    for e in c.exchanges
+                    if (e.status == 0 or e.status >= 500)
+                    and fault.at <= e.sent_at + e.seconds <= until
+                ]
                 # Back: the first answer after the last failure (requests sent while the web
                 # server restarts wait in the listening socket's backlog: not failures, but
                 # not answered either until it is back).
                 last = max(failed, default=fault.at)
-                fault.clients_back = min((e.sent_at + e.seconds for c in clients for e in c.exchanges
-                                          if 0 < e.status < 500 and e.sent_at + e.seconds > last),
-                                         default=last) - fault.at
-                fault.failed_per_second = dict(sorted(Counter(int(t - fault.at) for t in failed).items()))
-                fault.answered_per_second = dict(sorted(Counter(
-                    int(e.sent_at + e.seconds - fault.at) for c in clients for e in c.exchanges
-                    if 0 < e.status < 500 and fault.at <= e.sent_at + e.seconds <= min(until, fault.at + 20)).items()))
+                fault.clients_back = (
+                    min(
+                        (
+                            e.sent_at + e.seconds
+                            for c in clients
+                            for e in c.exchanges
+                            if 0 < e.status < 500 and e.sent_at + e.seconds > last
+                        ),
+                        default=last,
+                    )
+                    - fault.at
+                )
+                fault.failed_per_second = dict(
+                    sorted(Counter(int(t - fault.at) for t in failed).items())
+                )
+                fault.answered_per_second = dict(
+                    sorted(
+                        Counter(
+                            int(e.sent_at + e.seconds - fault.at)
+                            for c in clients
+                            for e in c.exchanges
+                            if 0 < e.status < 500
+                            and fault.at <= e.sent_at + e.seconds <= min(until, fault.at + 20)
+                        ).items()
+                    )
+                )
         drained, _ = wait_drained(run, drain_timeout)
         probe.done.set()
         probe.join(10)
@@ -742,8 +915,17 @@ def soak_once(run: Run, *, drain_timeout: float) -> dict:
             print(f"  kept {data_dir}")
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
-    return summarize(run, clients, elapsed, client_cpu, drained, integrity, log, started_at=started_at,
-                     load=(load_before, load_during))
+    return summarize(
+        run,
+        clients,
+        elapsed,
+        client_cpu,
+        drained,
+        integrity,
+        log,
+        started_at=started_at,
+        load=(load_before, load_during),
+    )
 
 
 def _in_fault(run: Run, exchange: Exchange) -> bool:
@@ -759,8 +941,18 @@ def _in_fault(run: Run, exchange: Exchange) -> bool:
     return False
 
 
-def summarize(run: Run, clients: list[Client], elapsed: float, client_cpu: float, drained: float | None,
-              integrity: dict, log: dict, *, started_at: str, load) -> dict:
+def summarize(
+    run: Run,
+    clients: list[Client],
+    elapsed: float,
+    client_cpu: float,
+    drained: float | None,
+    integrity: dict,
+    log: dict,
+    *,
+    started_at: str,
+    load,
+) -> dict:
     by_op: dict[str, list[Exchange]] = defaultdict(list)
     for client in clients:
         for ex in client.exchanges:
@@ -770,7 +962,9 @@ def summarize(run: Run, clients: list[Client], elapsed: float, client_cpu: float
         exchanges = by_op.get(op, [])
         answered = [e for e in exchanges if e.status]
         lat = [e.seconds * 1000 for e in answered]
-        refusals = Counter(f"{e.status} {e.code}" for e in answered if e.status >= 400 and e.status < 500)
+        refusals = Counter(
+            f"{e.status} {e.code}" for e in answered if e.status >= 400 and e.status < 500
+        )
         ops[op] = {
             "requests": len(exchanges),
             "per_second": len(answered) / elapsed,
@@ -779,27 +973,40 @@ def summarize(run: Run, clients: list[Client], elapsed: float, client_cpu: float
             "p99": percentile(lat, 99) if lat else None,
             "refusals": dict(refusals),
             "5xx": sum(1 for e in answered if e.status >= 500),
-            "5xx_outside_faults": sum(1 for e in answered if e.status >= 500 and not _in_fault(run, e)),
+            "5xx_outside_faults": sum(
+                1 for e in answered if e.status >= 500 and not _in_fault(run, e)
+            ),
             "no_answer": sum(1 for e in exchanges if not e.status),
-            "no_answer_outside_faults": sum(1 for e in exchanges if not e.status
-                                            and not _in_fault(run, e)),
+            "no_answer_outside_faults": sum(
+                1 for e in exchanges if not e.status and not _in_fault(run, e)
+            ),
             "replays": sum(1 for e in exchanges if e.replay),
         }
     every = [e for exchanges in by_op.values() for e in exchanges]
     lat = [e.seconds * 1000 for e in every if e.status]
     findings = [f for c in clients for f in c.findings]
     return {
-        "db": run.db, "clients": run.clients, "seconds": run.seconds, "faults": [f.__dict__ for f in run.fault_log],
+        "db": run.db,
+        "clients": run.clients,
+        "seconds": run.seconds,
+        "faults": [f.__dict__ for f in run.fault_log],
         "fault_problems": run.fault_problems,
-        "started": started_at, "load": load, "elapsed": elapsed, "client_cpu_share": client_cpu / elapsed,
+        "started": started_at,
+        "load": load,
+        "elapsed": elapsed,
+        "client_cpu_share": client_cpu / elapsed,
         "ops": ops,
-        "all": {"requests": len(every), "per_second": sum(1 for e in every if e.status) / elapsed,
-                "p50": percentile(lat, 50) if lat else None, "p95": percentile(lat, 95) if lat else None,
-                "p99": percentile(lat, 99) if lat else None,
-                "5xx": sum(o["5xx"] for o in ops.values()),
-                "5xx_outside_faults": sum(o["5xx_outside_faults"] for o in ops.values()),
-                "no_answer": sum(o["no_answer"] for o in ops.values()),
-                "no_answer_outside_faults": sum(o["no_answer_outside_faults"] for o in ops.values())},
+        "all": {
+            "requests": len(every),
+            "per_second": sum(1 for e in every if e.status) / elapsed,
+            "p50": percentile(lat, 50) if lat else None,
+            "p95": percentile(lat, 95) if lat else None,
+            "p99": percentile(lat, 99) if lat else None,
+            "5xx": sum(o["5xx"] for o in ops.values()),
+            "5xx_outside_faults": sum(o["5xx_outside_faults"] for o in ops.values()),
+            "no_answer": sum(o["no_answer"] for o in ops.values()),
+            "no_answer_outside_faults": sum(o["no_answer_outside_faults"] for o in ops.values()),
+        },
         "tasks_sent": sum(len(c.sent) for c in clients),
         "drained_seconds": drained,
         "findings": [f.__dict__ for f in findings],
@@ -817,37 +1024,63 @@ def _ms(value) -> str:
 
 def print_run(result: dict) -> None:
     faults = ", ".join(f["kind"] for f in result["faults"]) or "no faults"
-    print(f"\n== {result['db']}: {result['clients']} clients x {result['seconds']:.0f} s, {faults} "
-          f"(started {result['started']}; load {' '.join(f'{x:.1f}' for x in result['load'][0])} before, "
-          f"{' '.join(f'{x:.1f}' for x in result['load'][1])} at the end; client CPU "
-          f"{result['client_cpu_share'] * 100:.0f}% of a core)")
-    print(f"{'operation':<11}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
-          f"{'5xx':>6}{'no answer':>10}{'replays':>8}  refusals (expected 4xx)")
+    print(
+        f"\n== {result['db']}: {result['clients']} clients x {result['seconds']:.0f} s, {faults} "
+        f"(started {result['started']}; load {' '.join(f'{x:.1f}' for x in result['load'][0])} before, "
+        f"{' '.join(f'{x:.1f}' for x in result['load'][1])} at the end; client CPU "
+        f"{result['client_cpu_share'] * 100:.0f}% of a core)"
+    )
+    print(
+        f"{'operation':<11}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+        f"{'5xx':>6}{'no answer':>10}{'replays':>8}  refusals (expected 4xx)"
+    )
     for op, o in result["ops"].items():
         refusals = ", ".join(f"{k}: {v}" for k, v in sorted(o["refusals"].items())) or "-"
-        print(f"{op:<11}{o['requests']:>9}{o['per_second']:>8.1f}{_ms(o['p50'])} {_ms(o['p95'])} {_ms(o['p99'])}"
-              f"{o['5xx']:>6}{o['no_answer']:>10}{o['replays']:>8}  {refusals}")
+        print(
+            f"{op:<11}{o['requests']:>9}{o['per_second']:>8.1f}{_ms(o['p50'])} {_ms(o['p95'])} {_ms(o['p99'])}"
+            f"{o['5xx']:>6}{o['no_answer']:>10}{o['replays']:>8}  {refusals}"
+        )
     a = result["all"]
-    print(f"{'all':<11}{a['requests']:>9}{a['per_second']:>8.1f}{_ms(a['p50'])} {_ms(a['p95'])} {_ms(a['p99'])}"
-          f"{a['5xx']:>6}{a['no_answer']:>10}")
-    print(f"5xx outside a fault: {a['5xx_outside_faults']}; no answer outside a fault: "
-          f"{a['no_answer_outside_faults']}")
+    print(
+        f"{'all':<11}{a['requests']:>9}{a['per_second']:>8.1f}{_ms(a['p50'])} {_ms(a['p95'])} {_ms(a['p99'])}"
+        f"{a['5xx']:>6}{a['no_answer']:>10}"
+    )
+    print(
+        f"5xx outside a fault: {a['5xx_outside_faults']}; no answer outside a fault: "
+        f"{a['no_answer_outside_faults']}"
+    )
     for fault in result["faults"]:
-        first = "" if fault["kind"] in PROCESS_FAULTS else "no probe failed, " if fault["first_failure"] is None \
+        first = (
+            ""
+            if fault["kind"] in PROCESS_FAULTS
+            else "no probe failed, "
+            if fault["first_failure"] is None
             else f"first failed probe after {fault['first_failure']:.2f} s, "
+        )
         back = f"{fault['back']:.1f} s" if fault["back"] is not None else "never"
         if fault["kind"] not in PROCESS_FAULTS and fault["first_failure"] is None:
             back = "- (it never stopped)"
         if fault.get("clients_back") is not None:
-            back += (f"; the clients: {sum(fault['failed_per_second'].values())} failed requests, the first "
-                     f"answer after the last of them {fault['clients_back']:.1f} s after the fault")
+            back += (
+                f"; the clients: {sum(fault['failed_per_second'].values())} failed requests, the first "
+                f"answer after the last of them {fault['clients_back']:.1f} s after the fault"
+            )
         what = {"agent": "the node registered again", "reconciler": "a new reconciler ran"}.get(
-            fault["kind"], "the API answered again")
-        print(f"fault {fault['kind']} at {fault['offset']:.0f} s ({fault['note']}): {first}{what} after {back}")
+            fault["kind"], "the API answered again"
+        )
+        print(
+            f"fault {fault['kind']} at {fault['offset']:.0f} s ({fault['note']}): {first}{what} after {back}"
+        )
     i = result["integrity"]
-    drained = f"{result['drained_seconds']:.0f} s" if result["drained_seconds"] is not None else "NOT within the limit"
-    print(f"tasks: {i['acknowledged']} acknowledged and not deleted, {i['listed']} listed; all completed "
-          f"{drained} after the load stopped")
+    drained = (
+        f"{result['drained_seconds']:.0f} s"
+        if result["drained_seconds"] is not None
+        else "NOT within the limit"
+    )
+    print(
+        f"tasks: {i['acknowledged']} acknowledged and not deleted, {i['listed']} listed; all completed "
+        f"{drained} after the load stopped"
+    )
     db = i.get("db") or {}
     jobs = db.get("jobs", {})
     counters_equal = all(j["counters_equal"] for j in jobs.values()) if jobs else None
@@ -857,15 +1090,19 @@ def print_run(result: dict) -> None:
             overlaps[kind] += len(found)
     requeues = sum(j["requeues"] for j in jobs.values())
     running = sum(j["running_attempts"] for j in jobs.values())
-    print(f"integrity: lost {len(i['lost'])}, duplicated {len(i['duplicated'])}, never sent "
-          f"{len(i['never_sent'])}, present though deleted/refused {len(i['present_but_gone'])}, not completed "
-          f"{len(i['not_completed'])}, wrong outcome {len(i['wrong_outcome'])}; task counts = listing: "
-          f"{'yes' if not i['counts_differ'] else 'NO'}; counters = rows: "
-          f"{'yes' if counters_equal else 'NO' if counters_equal is False else '?'}; attempts still running "
-          f"{running}; overlapping attempts {overlaps['other']} (+{overlaps['after_cancel']} after a terminate/"
-          f"delete); requeues {requeues}")
+    print(
+        f"integrity: lost {len(i['lost'])}, duplicated {len(i['duplicated'])}, never sent "
+        f"{len(i['never_sent'])}, present though deleted/refused {len(i['present_but_gone'])}, not completed "
+        f"{len(i['not_completed'])}, wrong outcome {len(i['wrong_outcome'])}; task counts = listing: "
+        f"{'yes' if not i['counts_differ'] else 'NO'}; counters = rows: "
+        f"{'yes' if counters_equal else 'NO' if counters_equal is False else '?'}; attempts still running "
+        f"{running}; overlapping attempts {overlaps['other']} (+{overlaps['after_cancel']} after a terminate/"
+        f"delete); requeues {requeues}"
+    )
     log = result["server_log"]
-    print(f"server log: {log['requests']} requests, 5xx {log['5xx'] or 0}, tracebacks {log['tracebacks']}")
+    print(
+        f"server log: {log['requests']} requests, 5xx {log['5xx'] or 0}, tracebacks {log['tracebacks']}"
+    )
     for line in log["supervisor"][:10]:
         print(f"  {line}")
     problems = integrity_problems(result)
@@ -879,15 +1116,24 @@ def print_run(result: dict) -> None:
 def integrity_problems(result: dict) -> list[str]:
     i = result["integrity"]
     problems = []
-    for key in ("lost", "duplicated", "never_sent", "present_but_gone", "not_completed", "wrong_outcome",
-                "counts_differ"):
+    for key in (
+        "lost",
+        "duplicated",
+        "never_sent",
+        "present_but_gone",
+        "not_completed",
+        "wrong_outcome",
+        "counts_differ",
+    ):
         problems += [f"{key}: {x}" for x in i[key][:10]]
     db = i.get("db") or {}
     if "error" in db:
         problems.append(f"database check failed: {db['error'][-500:]}")
     for job_id, j in db.get("jobs", {}).items():
         if not j["counters_equal"]:
-            problems.append(f"{job_id}: counters {j['counters_stored']} rows {j['counters_from_rows']}")
+            problems.append(
+                f"{job_id}: counters {j['counters_stored']} rows {j['counters_from_rows']}"
+            )
         if j["duplicate_ids"]:
             problems.append(f"{job_id}: duplicate rows {j['duplicate_ids']}")
         if j["running_attempts"]:
@@ -898,30 +1144,49 @@ def integrity_problems(result: dict) -> list[str]:
         problems.append("not every task completed within the limit")
     a = result["all"]
     if a["5xx_outside_faults"] or a["no_answer_outside_faults"]:
-        problems.append(f"{a['5xx_outside_faults']} 5xx and {a['no_answer_outside_faults']} unanswered requests "
-                        "outside a fault")
+        problems.append(
+            f"{a['5xx_outside_faults']} 5xx and {a['no_answer_outside_faults']} unanswered requests "
+            "outside a fault"
+        )
     if result["server_log"]["tracebacks"]:
         problems.append(f"{result['server_log']['tracebacks']} tracebacks in the server log")
     problems += result["fault_problems"]
-    problems += [f"{f['what']} ({f['op']} {f['task']}): {f['detail'][:160]}" for f in result["findings"]][:20]
+    problems += [
+        f"{f['what']} ({f['op']} {f['task']}): {f['detail'][:160]}" for f in result["findings"]
+    ][:20]
     return problems
 
 
 def print_summary(results: list[dict]) -> None:
     print("\n== summary")
-    print(f"{'run':<34}{'req/s':>7}{'p50':>7}{'p95':>7}{'p99':>8}{'5xx':>5}{'(out)':>6}{'lost':>5}{'dup':>5}"
-          f"{'drain s':>8}  time back")
+    print(
+        f"{'run':<34}{'req/s':>7}{'p50':>7}{'p95':>7}{'p99':>8}{'5xx':>5}{'(out)':>6}{'lost':>5}{'dup':>5}"
+        f"{'drain s':>8}  time back"
+    )
     for r in results:
-        name = f"{r['db']} {r['clients']}x{r['seconds']:.0f}s " + ("+".join(f["kind"] for f in r["faults"])
-                                                                  or "clean")
+        name = f"{r['db']} {r['clients']}x{r['seconds']:.0f}s " + (
+            "+".join(f["kind"] for f in r["faults"]) or "clean"
+        )
         i, a = r["integrity"], r["all"]
-        backs = ", ".join(f"{f['kind']} {f['back'] or 0:.1f}s" + (f" (clients {f['clients_back']:.1f}s)"
-                                                                  if f.get("clients_back") is not None else "")
-                          if f["back"] is not None or f["first_failure"] is None else f"{f['kind']} never"
-                          for f in r["faults"]) or "-"
+        backs = (
+            ", ".join(
+                f"{f['kind']} {f['back'] or 0:.1f}s"
+                + (
+                    f" (clients {f['clients_back']:.1f}s)"
+                    if f.get("clients_back") is not None
+                    else ""
+                )
+                if f["back"] is not None or f["first_failure"] is None
+                else f"{f['kind']} never"
+                for f in r["faults"]
+            )
+            or "-"
+        )
         drained = f"{r['drained_seconds']:.0f}" if r["drained_seconds"] is not None else "never"
-        print(f"{name:<34}{a['per_second']:>7.1f}{a['p50']:>7.0f}{a['p95']:>7.0f}{a['p99']:>8.0f}{a['5xx']:>5}"
-              f"{a['5xx_outside_faults']:>6}{len(i['lost']):>5}{len(i['duplicated']):>5}{drained:>8}  {backs}")
+        print(
+            f"{name:<34}{a['per_second']:>7.1f}{a['p50']:>7.0f}{a['p95']:>7.0f}{a['p99']:>8.0f}{a['5xx']:>5}"
+            f"{a['5xx_outside_faults']:>6}{len(i['lost']):>5}{len(i['duplicated']):>5}{drained:>8}  {backs}"
+        )
 
 
 def main() -> None:
@@ -929,7 +1194,9 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=180)
-    parser.add_argument("--faults", default="agent,reconciler,web,postgres", help="comma-separated, or none")
+    parser.add_argument(
+        "--faults", default="agent,reconciler,web,postgres", help="comma-separated, or none"
+    )
     parser.add_argument("--fault-seconds", type=float, default=90)
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--slots", type=int, default=4)
@@ -951,10 +1218,21 @@ def main() -> None:
         if wanted:
             plans.append((wanted, args.fault_seconds))
         for plan, seconds in plans:
-            run = Run(db=db, clients=args.clients, seconds=seconds, faults=plan, nodes=args.nodes, slots=args.slots,
-                      jobs=[f"{JOB_PREFIX}{i}" for i in range(args.jobs)], seed=args.seed, keep=args.keep)
-            print(f"\n-- {db}: {args.clients} clients x {seconds:.0f} s, faults: {'+'.join(plan) or 'none'} ...",
-                  flush=True)
+            run = Run(
+                db=db,
+                clients=args.clients,
+                seconds=seconds,
+                faults=plan,
+                nodes=args.nodes,
+                slots=args.slots,
+                jobs=[f"{JOB_PREFIX}{i}" for i in range(args.jobs)],
+                seed=args.seed,
+                keep=args.keep,
+            )
+            print(
+                f"\n-- {db}: {args.clients} clients x {seconds:.0f} s, faults: {'+'.join(plan) or 'none'} ...",
+                flush=True,
+            )
             result = soak_once(run, drain_timeout=args.drain_timeout)
             results.append(result)
             print_run(result)

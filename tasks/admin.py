@@ -29,8 +29,6 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from tasks.api.render_pools import without_secrets
-from tasks.api.serializers import JobUpdateParameterSerializer, validate_wire
 from tasks.errors import BatchError
 from tasks.models import (
     Account,
@@ -56,6 +54,9 @@ from tasks.operations.pool_actions import act_on_node, act_on_pool
 from tasks.operations.tasks import can_update_task, update_task
 from tasks.timefmt import format_duration
 from tasks.web.forms import ConstraintsForm
+from tasks.wire.job_serializers import JobUpdateParameterSerializer
+from tasks.wire.redaction import without_secrets
+from tasks.wire.serializers import validate_wire
 
 REFUSALS_SHOWN = 5
 
@@ -76,31 +77,53 @@ def rules_action(name: str, description: str, noun: str, related: str, act):
         if done:
             modeladmin.message_user(request, f"{description}: {done} done.", messages.SUCCESS)
         for text, names in by_code.items():
-            shown = ", ".join(names[:REFUSALS_SHOWN]) + (" …" if len(names) > REFUSALS_SHOWN else "")
-            modeladmin.message_user(request, f"{description} refused for {len(names)} ({shown}) — {text}",
-                                    messages.ERROR)
+            shown = ", ".join(names[:REFUSALS_SHOWN]) + (
+                " …" if len(names) > REFUSALS_SHOWN else ""
+            )
+            modeladmin.message_user(
+                request,
+                f"{description} refused for {len(names)} ({shown}) — {text}",
+                messages.ERROR,
+            )
 
     run.__name__ = f"{name}_{noun}s"
     return admin.action(description=f"{description} selected {noun}s (rules layer)")(run)
 
 
 def _task_action(action: str, description: str):
-    return rules_action(action, description, "task", "job__account",
-                        lambda task, user, actor: act_on_task(task, action, user=user, actor=actor))
+    return rules_action(
+        action,
+        description,
+        "task",
+        "job__account",
+        lambda task, user, actor: act_on_task(task, action, user=user, actor=actor),
+    )
 
 
 def _job_action(name: str, description: str, operation):
     def act(job, user, actor):
-        return audited(job.account, user=user, actor=actor, action=f"job-{name}", scope={"job": job.job_id},
-                       operation=lambda: operation(job))[1]
+        return audited(
+            job.account,
+            user=user,
+            actor=actor,
+            action=f"job-{name}",
+            scope={"job": job.job_id},
+            operation=lambda: operation(job),
+        )[1]
 
     return rules_action(name, description, "job", "account", act)
 
 
 def _pool_action(name: str, description: str, operation):
     def act(pool, user, actor):
-        return audited(pool.account, user=user, actor=actor, action=f"pool-{name}", scope={"pool": pool.pool_id},
-                       operation=lambda: operation(pool))[1]
+        return audited(
+            pool.account,
+            user=user,
+            actor=actor,
+            action=f"pool-{name}",
+            scope={"pool": pool.pool_id},
+            operation=lambda: operation(pool),
+        )[1]
 
     return rules_action(name, description, "pool", "account", act)
 
@@ -134,8 +157,11 @@ class RulesAdmin(admin.ModelAdmin):
             return super().get_fieldsets(request, obj)
         named = {name for _, names in self.groups for name in names}
         # A field added to the model later still shows, under "Other".
-        other = [f.name for f in self.model._meta.fields
-                 if f.name not in named and f.name != "id" and f.name not in self.hidden]
+        other = [
+            f.name
+            for f in self.model._meta.fields
+            if f.name not in named and f.name != "id" and f.name not in self.hidden
+        ]
         sections = [(title, {"fields": names}) for title, names in self.groups]
         return sections + ([("Other", {"fields": other})] if other else [])
 
@@ -156,7 +182,9 @@ class RulesAdmin(admin.ModelAdmin):
             self.message_user(request, self.delete_refusal, messages.ERROR)
             if self.get_object(request, object_id) is None:
                 return HttpResponseRedirect(reverse(f"admin:{self._url_name('changelist')}"))
-            return HttpResponseRedirect(reverse(f"admin:{self._url_name('change')}", args=[object_id]))
+            return HttpResponseRedirect(
+                reverse(f"admin:{self._url_name('change')}", args=[object_id])
+            )
         return super().delete_view(request, object_id, extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -223,26 +251,43 @@ def _regenerate(key_name: str):
 
     def run(modeladmin, request, queryset):
         accounts = list(queryset.order_by("name"))
-        context = {**modeladmin.admin_site.each_context(request), "opts": modeladmin.opts,
-                   "key_name": key_name, "accounts": accounts, "action": run.__name__,
-                   "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-                   "title": f"Regenerate the {key_name} key"}
+        context = {
+            **modeladmin.admin_site.each_context(request),
+            "opts": modeladmin.opts,
+            "key_name": key_name,
+            "accounts": accounts,
+            "action": run.__name__,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "title": f"Regenerate the {key_name} key",
+        }
         if request.POST.get("confirm") != "yes":
-            return TemplateResponse(request, "admin/tasks/account/regenerate_key_confirm.html", context)
+            return TemplateResponse(
+                request, "admin/tasks/account/regenerate_key_confirm.html", context
+            )
         done, refused = [], []
         for account in accounts:
-            key, error = audited(account, user=request.user, actor=actor_name(request.user, via="admin"),
-                                 action="regenerate-key", scope={"key": key_name},
-                                 operation=lambda a=account: regenerate_account_key(a, key_name=key_name))
+            key, error = audited(
+                account,
+                user=request.user,
+                actor=actor_name(request.user, via="admin"),
+                action="regenerate-key",
+                scope={"key": key_name},
+                operation=lambda a=account: regenerate_account_key(a, key_name=key_name),
+            )
             if error is None:
                 done.append((account, key))
             else:
                 refused.append((account, batch_error_text(error)))
-        return TemplateResponse(request, "admin/tasks/account/regenerated_keys.html",
-                                {**context, "title": f"New {key_name} keys", "done": done, "refused": refused})
+        return TemplateResponse(
+            request,
+            "admin/tasks/account/regenerated_keys.html",
+            {**context, "title": f"New {key_name} keys", "done": done, "refused": refused},
+        )
 
     run.__name__ = f"regenerate_{key_name}_key"
-    return admin.action(description=f"Regenerate the {key_name} key of selected accounts (rules layer)")(run)
+    return admin.action(
+        description=f"Regenerate the {key_name} key of selected accounts (rules layer)"
+    )(run)
 
 
 @admin.register(Account)
@@ -253,12 +298,18 @@ class AccountAdmin(RulesAdmin):
     fields = ["name", "primary_key_masked", "secondary_key_masked", "created"]
     readonly_fields = ["primary_key_masked", "secondary_key_masked"]
     actions = [_regenerate("primary"), _regenerate("secondary")]
-    add_refusal = ("Accounts come from the configuration (BATCHSITE_ACCOUNT_NAME and BATCHSITE_ACCOUNT_KEY, or "
-                   "BATCHSITE_ACCOUNTS), not from the admin.")
-    delete_refusal = ("An account cannot be deleted here: that would remove its pools, jobs and tasks without "
-                      "stopping a node or a process. Remove it from the configuration instead.")
-    rules_note = ("The keys are never shown: regenerate one (above) to get a new key, shown once. Access to the "
-                  "account is granted below.")
+    add_refusal = (
+        "Accounts come from the configuration (BATCHSITE_ACCOUNT_NAME and BATCHSITE_ACCOUNT_KEY, or "
+        "BATCHSITE_ACCOUNTS), not from the admin."
+    )
+    delete_refusal = (
+        "An account cannot be deleted here: that would remove its pools, jobs and tasks without "
+        "stopping a node or a process. Remove it from the configuration instead."
+    )
+    rules_note = (
+        "The keys are never shown: regenerate one (above) to get a new key, shown once. Access to the "
+        "account is granted below."
+    )
 
     @admin.display(description="Primary key")
     def primary_key_masked(self, obj):
@@ -286,8 +337,12 @@ class PoolAdminForm(forms.ModelForm):
 
     class Meta:
         model = Pool
-        fields = ["target_dedicated_nodes", "target_low_priority_nodes", "auto_scale_formula",
-                  "auto_scale_evaluation_interval"]
+        fields = [
+            "target_dedicated_nodes",
+            "target_low_priority_nodes",
+            "auto_scale_formula",
+            "auto_scale_evaluation_interval",
+        ]
 
     def clean(self):
         cleaned = super().clean()
@@ -297,8 +352,10 @@ class PoolAdminForm(forms.ModelForm):
             return cleaned
         targets = changed & {"target_dedicated_nodes", "target_low_priority_nodes"}
         if targets and changed - targets:
-            raise forms.ValidationError("Change the targets or the autoscale settings, not both: they are two "
-                                        "operations (Resize Pool, Enable AutoScale).")
+            raise forms.ValidationError(
+                "Change the targets or the autoscale settings, not both: they are two "
+                "operations (Resize Pool, Enable AutoScale)."
+            )
         if targets:
             self.change, rule = "resize", pool_ops.can_resize_pool
         elif not cleaned.get("auto_scale_formula"):
@@ -309,8 +366,11 @@ class PoolAdminForm(forms.ModelForm):
                 pool_ops.validate_formula(cleaned["auto_scale_formula"])
                 pool_specs.check_evaluation_interval(cleaned.get("auto_scale_evaluation_interval"))
             except BatchError as error:
-                field = ("auto_scale_evaluation_interval" if dict(error.values).get("PropertyName") ==
-                         "autoScaleEvaluationInterval" else "auto_scale_formula")
+                field = (
+                    "auto_scale_evaluation_interval"
+                    if dict(error.values).get("PropertyName") == "autoScaleEvaluationInterval"
+                    else "auto_scale_formula"
+                )
                 self.add_error(field, batch_error_text(error))
         refusal = rule(self.instance)
         if refusal:
@@ -321,10 +381,23 @@ class PoolAdminForm(forms.ModelForm):
 @admin.register(Pool)
 class PoolAdmin(RulesAdmin):
     form = PoolAdminForm
-    editable = ("target_dedicated_nodes", "target_low_priority_nodes", "auto_scale_formula",
-                "auto_scale_evaluation_interval")
-    list_display = ["pool_id", "account", "state", "allocation_state", "target_dedicated_nodes",
-                    "target_low_priority_nodes", "enable_auto_scale", "vm_size", "creation_time"]
+    editable = (
+        "target_dedicated_nodes",
+        "target_low_priority_nodes",
+        "auto_scale_formula",
+        "auto_scale_evaluation_interval",
+    )
+    list_display = [
+        "pool_id",
+        "account",
+        "state",
+        "allocation_state",
+        "target_dedicated_nodes",
+        "target_low_priority_nodes",
+        "enable_auto_scale",
+        "vm_size",
+        "creation_time",
+    ]
     list_filter = ["state", "allocation_state", "enable_auto_scale", "account"]
     search_fields = ["pool_id"]
     readonly_fields = ["specification"]
@@ -335,57 +408,113 @@ class PoolAdmin(RulesAdmin):
         _pool_action("delete", "Delete", pool_ops.delete_pool),
     ]
     groups = (
-        (None, ("pool_id", "account", "vm_size", "provider", "task_slots_per_node", "specification")),
-        ("Targets: saved through Resize Pool", ("target_dedicated_nodes", "target_low_priority_nodes")),
-        ("Autoscale: saved through Enable AutoScale (empty the formula to disable it)",
-         ("auto_scale_formula", "auto_scale_evaluation_interval")),
-        ("State", ("state", "state_transition_time", "allocation_state", "allocation_state_transition_time",
-                   "resize_timeout", "node_deallocation_option", "resize_errors", "enable_auto_scale",
-                   "auto_scale_run", "auto_scale_next", "creation_time", "last_modified", "etag")),
+        (
+            None,
+            ("pool_id", "account", "vm_size", "provider", "task_slots_per_node", "specification"),
+        ),
+        (
+            "Targets: saved through Resize Pool",
+            ("target_dedicated_nodes", "target_low_priority_nodes"),
+        ),
+        (
+            "Autoscale: saved through Enable AutoScale (empty the formula to disable it)",
+            ("auto_scale_formula", "auto_scale_evaluation_interval"),
+        ),
+        (
+            "State",
+            (
+                "state",
+                "state_transition_time",
+                "allocation_state",
+                "allocation_state_transition_time",
+                "resize_timeout",
+                "node_deallocation_option",
+                "resize_errors",
+                "enable_auto_scale",
+                "auto_scale_run",
+                "auto_scale_next",
+                "creation_time",
+                "last_modified",
+                "etag",
+            ),
+        ),
         ("Auto pool", ("owner_job", "keep_alive")),
     )
     add_refusal = "Pools are added through the Batch API (Add Pool), not the admin."
-    delete_refusal = ("Delete a pool with the “Delete selected pools (rules layer)” action of the pool list: it "
-                      "goes through Delete Pool, which stops its nodes.")
-    rules_note = ("The targets are saved through Resize Pool and the formula through Enable (or Disable) "
-                  "AutoScale, with their rules; stop resize, disable autoscale and delete are actions on the pool "
-                  "list. The pool page of the dashboard does the same with more to see.")
+    delete_refusal = (
+        "Delete a pool with the “Delete selected pools (rules layer)” action of the pool list: it "
+        "goes through Delete Pool, which stops its nodes."
+    )
+    rules_note = (
+        "The targets are saved through Resize Pool and the formula through Enable (or Disable) "
+        "AutoScale, with their rules; stop resize, disable autoscale and delete are actions on the pool "
+        "list. The pool page of the dashboard does the same with more to see."
+    )
 
     @admin.display(description="Specification")
     def specification(self, obj):
-        return format_html("<pre>{}</pre>", json.dumps(without_secrets(obj.spec), indent=2, ensure_ascii=False))
+        return format_html(
+            "<pre>{}</pre>", json.dumps(without_secrets(obj.spec), indent=2, ensure_ascii=False)
+        )
 
     def save_through_operation(self, request, obj, form):
         if form.change is None:
             return
         data = form.cleaned_data
         if form.change == "resize":
-            scope = {"targetDedicatedNodes": data["target_dedicated_nodes"],
-                     "targetLowPriorityNodes": data["target_low_priority_nodes"]}
+            scope = {
+                "targetDedicatedNodes": data["target_dedicated_nodes"],
+                "targetLowPriorityNodes": data["target_low_priority_nodes"],
+            }
             operation = lambda: pool_ops.resize_pool(  # noqa: E731
-                obj, target_dedicated=data["target_dedicated_nodes"],
-                target_low_priority=data["target_low_priority_nodes"])
+                obj,
+                target_dedicated=data["target_dedicated_nodes"],
+                target_low_priority=data["target_low_priority_nodes"],
+            )
         elif form.change == "disable-autoscale":
             scope, operation = {}, lambda: pool_ops.disable_auto_scale(obj)  # noqa: E731
         else:
             scope = {"autoScaleFormula": data["auto_scale_formula"]}
             operation = lambda: pool_ops.enable_auto_scale(  # noqa: E731
-                obj, formula=data["auto_scale_formula"], evaluation_interval=data["auto_scale_evaluation_interval"])
-        _, error = act_on_pool(obj, form.change, operation, user=request.user,
-                               actor=actor_name(request.user, via="admin"), scope=scope)
+                obj,
+                formula=data["auto_scale_formula"],
+                evaluation_interval=data["auto_scale_evaluation_interval"],
+            )
+        _, error = act_on_pool(
+            obj,
+            form.change,
+            operation,
+            user=request.user,
+            actor=actor_name(request.user, via="admin"),
+            scope=scope,
+        )
         if error:
             raise error
 
 
 def _node_action(action: str, description: str):
-    return rules_action(action.replace("-", "_"), description, "node", "pool__account",
-                        lambda node, user, actor: act_on_node(node, action, user=user, actor=actor))
+    return rules_action(
+        action.replace("-", "_"),
+        description,
+        "node",
+        "pool__account",
+        lambda node, user, actor: act_on_node(node, action, user=user, actor=actor),
+    )
 
 
 @admin.register(ComputeNode)
 class ComputeNodeAdmin(ViewOnlyAdmin):
-    list_display = ["node_id", "pool", "state", "slots", "scheduling_enabled", "is_dedicated", "pending_action",
-                    "last_heartbeat", "total_tasks_run"]
+    list_display = [
+        "node_id",
+        "pool",
+        "state",
+        "slots",
+        "scheduling_enabled",
+        "is_dedicated",
+        "pending_action",
+        "last_heartbeat",
+        "total_tasks_run",
+    ]
     list_filter = ["state", "scheduling_enabled", "is_dedicated", "pool"]
     search_fields = ["node_id", "hostname"]
     list_select_related = ["pool"]
@@ -396,20 +525,31 @@ class ComputeNodeAdmin(ViewOnlyAdmin):
         _node_action("enable-scheduling", "Enable scheduling on"),
         _node_action("remove", "Remove from their pools"),
     ]
-    add_refusal = "Nodes join a pool when their agent starts (manage.py runnode or the pool's node provider)."
-    delete_refusal = ("A node cannot be deleted here: it leaves its pool when its agent stops or its pool is "
-                      "resized or deleted, which requeues its tasks first. Use the “Remove from their pools "
-                      "selected nodes (rules layer)” action: it goes through Remove Nodes.")
-    rules_note = ("Reboot, reimage, disable and enable scheduling and remove are actions on the node list; each "
-                  "goes through its operation with Batch's default option (requeue) and its rule.")
+    add_refusal = (
+        "Nodes join a pool when their agent starts (manage.py runnode or the pool's node provider)."
+    )
+    delete_refusal = (
+        "A node cannot be deleted here: it leaves its pool when its agent stops or its pool is "
+        "resized or deleted, which requeues its tasks first. Use the “Remove from their pools "
+        "selected nodes (rules layer)” action: it goes through Remove Nodes."
+    )
+    rules_note = (
+        "Reboot, reimage, disable and enable scheduling and remove are actions on the node list; each "
+        "goes through its operation with Batch's default option (requeue) and its rule."
+    )
 
 
 # --- jobs ------------------------------------------------------------------------------------
 
 # Job model field -> its Update/Patch Job wire property (a path into the body).
-_JOB_WIRE = {"priority": "priority", "max_parallel_tasks": "maxParallelTasks",
-             "on_all_tasks_complete": "onAllTasksComplete", "max_task_retry_count": "constraints.maxTaskRetryCount",
-             "max_wall_clock_time": "constraints.maxWallClockTime", "pool_id": "poolInfo.poolId"}
+_JOB_WIRE = {
+    "priority": "priority",
+    "max_parallel_tasks": "maxParallelTasks",
+    "on_all_tasks_complete": "onAllTasksComplete",
+    "max_task_retry_count": "constraints.maxTaskRetryCount",
+    "max_wall_clock_time": "constraints.maxWallClockTime",
+    "pool_id": "poolInfo.poolId",
+}
 
 
 class JobAdminForm(forms.ModelForm):
@@ -445,7 +585,9 @@ class JobAdminForm(forms.ModelForm):
             if wire.startswith("constraints."):
                 constraints = {"maxTaskRetryCount": cleaned["max_task_retry_count"]}
                 if cleaned["max_wall_clock_time"] is not None:
-                    constraints["maxWallClockTime"] = format_duration(cleaned["max_wall_clock_time"])
+                    constraints["maxWallClockTime"] = format_duration(
+                        cleaned["max_wall_clock_time"]
+                    )
                 body["constraints"] = constraints
             elif wire == "poolInfo.poolId":
                 body["poolInfo"] = {"poolId": cleaned["pool_id"]}
@@ -458,8 +600,17 @@ class JobAdminForm(forms.ModelForm):
 class JobAdmin(RulesAdmin):
     form = JobAdminForm
     editable = tuple(_JOB_WIRE)
-    list_display = ["job_id", "account", "state", "pool_id", "active_count", "running_count", "succeeded_count",
-                    "failed_count", "creation_time"]
+    list_display = [
+        "job_id",
+        "account",
+        "state",
+        "pool_id",
+        "active_count",
+        "running_count",
+        "succeeded_count",
+        "failed_count",
+        "creation_time",
+    ]
     list_filter = ["state", "account"]
     search_fields = ["job_id", "pool_id"]
     actions = [
@@ -468,18 +619,58 @@ class JobAdmin(RulesAdmin):
         "recount",
     ]
     groups = (
-        (None, ("job_id", "account", "display_name", "uses_task_dependencies", "on_task_failure", "spec")),
+        (
+            None,
+            (
+                "job_id",
+                "account",
+                "display_name",
+                "uses_task_dependencies",
+                "on_task_failure",
+                "spec",
+            ),
+        ),
         ("Updatable: saved through Patch Job", editable),
-        ("State", ("state", "previous_state", "state_transition_time", "previous_state_transition_time",
-                   "creation_time", "last_modified", "etag", "start_time", "end_time", "terminate_reason")),
-        ("Task counters", ("active_count", "running_count", "completed_count", "succeeded_count", "failed_count",
-                           "active_slots", "running_slots", "completed_slots", "succeeded_slots", "failed_slots")),
+        (
+            "State",
+            (
+                "state",
+                "previous_state",
+                "state_transition_time",
+                "previous_state_transition_time",
+                "creation_time",
+                "last_modified",
+                "etag",
+                "start_time",
+                "end_time",
+                "terminate_reason",
+            ),
+        ),
+        (
+            "Task counters",
+            (
+                "active_count",
+                "running_count",
+                "completed_count",
+                "succeeded_count",
+                "failed_count",
+                "active_slots",
+                "running_slots",
+                "completed_slots",
+                "succeeded_slots",
+                "failed_slots",
+            ),
+        ),
     )
     add_refusal = "Jobs are added through the Batch API (Add Job), not the admin."
-    delete_refusal = ("Delete a job with the “Delete selected jobs (rules layer)” action of the job list: it goes "
-                      "through Delete Job, which stops its tasks and removes their files.")
-    rules_note = ("The editable properties are saved through Patch Job, with its rules; terminate and delete are "
-                  "actions on the job list.")
+    delete_refusal = (
+        "Delete a job with the “Delete selected jobs (rules layer)” action of the job list: it goes "
+        "through Delete Job, which stops its tasks and removes their files."
+    )
+    rules_note = (
+        "The editable properties are saved through Patch Job, with its rules; terminate and delete are "
+        "actions on the job list."
+    )
 
     @admin.action(description="Recount task counters of selected jobs")
     def recount(self, request, queryset):
@@ -490,9 +681,14 @@ class JobAdmin(RulesAdmin):
     def save_through_operation(self, request, obj, form):
         if form.patch is None:
             return
-        _, error = audited(obj.account, user=request.user, actor=actor_name(request.user, via="admin"),
-                           action="job-update", scope={"job": obj.job_id},
-                           operation=lambda: job_ops.update_job(obj, spec=form.patch, replace=False))
+        _, error = audited(
+            obj.account,
+            user=request.user,
+            actor=actor_name(request.user, via="admin"),
+            action="job-update",
+            scope={"job": obj.job_id},
+            operation=lambda: job_ops.update_job(obj, spec=form.patch, replace=False),
+        )
         if error:
             raise error
 
@@ -539,7 +735,16 @@ class SubTaskInline(admin.TabularInline):
 class TaskAdmin(RulesAdmin):
     form = TaskAdminForm
     editable = ("max_wall_clock_time", "retention_time", "max_task_retry_count")
-    list_display = ["task_id", "job", "state", "result", "exit_code", "node_name", "retry_count", "creation_time"]
+    list_display = [
+        "task_id",
+        "job",
+        "state",
+        "result",
+        "exit_code",
+        "node_name",
+        "retry_count",
+        "creation_time",
+    ]
     list_filter = ["state", "result", "job__account"]
     search_fields = ["=id_key", "task_id", "job__job_id", "node_name"]
     list_select_related = ["job"]
@@ -551,21 +756,69 @@ class TaskAdmin(RulesAdmin):
         _task_action("delete", "Delete"),
     ]
     groups = (
-        (None, ("task_id", "job", "display_name", "command_line", "required_slots", "number_of_instances", "spec")),
+        (
+            None,
+            (
+                "task_id",
+                "job",
+                "display_name",
+                "command_line",
+                "required_slots",
+                "number_of_instances",
+                "spec",
+            ),
+        ),
         ("Constraints: saved through Update Task", editable),
-        ("State", ("state", "previous_state", "state_transition_time", "previous_state_transition_time",
-                   "creation_time", "last_modified", "etag")),
-        ("Execution", ("start_time", "end_time", "exit_code", "result", "failure_info", "retry_count",
-                       "last_retry_time", "requeue_count", "last_requeue_time")),
+        (
+            "State",
+            (
+                "state",
+                "previous_state",
+                "state_transition_time",
+                "previous_state_transition_time",
+                "creation_time",
+                "last_modified",
+                "etag",
+            ),
+        ),
+        (
+            "Execution",
+            (
+                "start_time",
+                "end_time",
+                "exit_code",
+                "result",
+                "failure_info",
+                "retry_count",
+                "last_retry_time",
+                "requeue_count",
+                "last_requeue_time",
+            ),
+        ),
         ("Node", ("node", "node_name", "pool_id", "affinity_id", "task_root_directory")),
-        ("Statistics", ("user_cpu_time", "kernel_cpu_time", "wall_clock_time", "wait_time", "read_iops", "write_iops",
-                        "read_io_gib", "write_io_gib")),
+        (
+            "Statistics",
+            (
+                "user_cpu_time",
+                "kernel_cpu_time",
+                "wall_clock_time",
+                "wait_time",
+                "read_iops",
+                "write_iops",
+                "read_io_gib",
+                "write_io_gib",
+            ),
+        ),
     )
     add_refusal = "Tasks are added through the Batch API or the dashboard, not the admin."
-    delete_refusal = ("Delete a task with the “Delete selected tasks (rules layer)” action of the task list: it "
-                      "goes through Delete Task, which stops its process and removes its files.")
-    rules_note = ("Only the constraints can change: they are saved through Update Task (a completed task's are "
-                  "fixed). Terminate, reactivate and delete are actions on the task list.")
+    delete_refusal = (
+        "Delete a task with the “Delete selected tasks (rules layer)” action of the task list: it "
+        "goes through Delete Task, which stops its process and removes its files."
+    )
+    rules_note = (
+        "Only the constraints can change: they are saved through Update Task (a completed task's are "
+        "fixed). Terminate, reactivate and delete are actions on the task list."
+    )
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("job__account")
@@ -573,22 +826,38 @@ class TaskAdmin(RulesAdmin):
     def save_through_operation(self, request, obj, form):
         if form.constraints is None:
             return
-        _, error = audited(obj.job.account, user=request.user, actor=actor_name(request.user, via="admin"),
-                           action="update", scope={"job": obj.job.job_id, "tasks": [obj.task_id]},
-                           operation=lambda: update_task(obj, constraints=form.constraints))
+        _, error = audited(
+            obj.job.account,
+            user=request.user,
+            actor=actor_name(request.user, via="admin"),
+            action="update",
+            scope={"job": obj.job.job_id, "tasks": [obj.task_id]},
+            operation=lambda: update_task(obj, constraints=form.constraints),
+        )
         if error:
             raise error
 
 
 @admin.register(SubTask)
 class SubTaskAdmin(ViewOnlyAdmin):
-    list_display = ["task", "subtask_id", "state", "node_name", "exit_code", "result", "start_time", "end_time"]
+    list_display = [
+        "task",
+        "subtask_id",
+        "state",
+        "node_name",
+        "exit_code",
+        "result",
+        "start_time",
+        "end_time",
+    ]
     list_filter = ["state", "result"]
     search_fields = ["task__task_id", "node_name"]
     list_select_related = ["task"]
     add_refusal = "Subtasks are made when a multi-instance task is scheduled, not in the admin."
-    delete_refusal = ("A subtask cannot be deleted here: it goes with its task (Delete Task) or when the task is "
-                      "reactivated.")
+    delete_refusal = (
+        "A subtask cannot be deleted here: it goes with its task (Delete Task) or when the task is "
+        "reactivated."
+    )
 
 
 # --- the trail -------------------------------------------------------------------------------
@@ -615,5 +884,16 @@ class AuditRecordAdmin(ReadOnlyAdmin):
 
 @admin.register(BulkOperation)
 class BulkOperationAdmin(ReadOnlyAdmin):
-    list_display = ["pk", "action", "job", "state", "done", "total", "succeeded", "refused", "created", "finished"]
+    list_display = [
+        "pk",
+        "action",
+        "job",
+        "state",
+        "done",
+        "total",
+        "succeeded",
+        "refused",
+        "created",
+        "finished",
+    ]
     list_filter = ["state", "action"]

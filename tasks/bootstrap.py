@@ -49,7 +49,9 @@ def ensure_sign_in(account: Account) -> str:
     if username and password:
         user = User.objects.filter(username=username).first()
         if user is None:
-            user = User.objects.create_superuser(username, os.environ.get("DJANGO_SUPERUSER_EMAIL", ""), password)
+            user = User.objects.create_superuser(
+                username, os.environ.get("DJANGO_SUPERUSER_EMAIL", ""), password
+            )
         _make_operator(account, user)
         return f"sign in as {username} with DJANGO_SUPERUSER_PASSWORD"
     path = Path(settings.DATA_DIR) / PASSWORD_FILE
@@ -70,8 +72,9 @@ def ensure_sign_in(account: Account) -> str:
 
 
 def _make_operator(account: Account, user) -> None:
-    AccountMembership.objects.get_or_create(account=account, user=user,
-                                            defaults={"role": AccountMembership.Role.OPERATOR})
+    AccountMembership.objects.get_or_create(
+        account=account, user=user, defaults={"role": AccountMembership.Role.OPERATOR}
+    )
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -103,7 +103,9 @@ class BatchError(Exception):
 
     @classmethod
     def invalid_uri(cls) -> BatchError:
-        return cls("InvalidUri", "The requested URI does not represent any resource on the server.", 400)
+        return cls(
+            "InvalidUri", "The requested URI does not represent any resource on the server.", 400
+        )
 
     @classmethod
     def missing_header(cls, name: str) -> BatchError:
@@ -137,8 +139,11 @@ class BatchError(Exception):
             "InvalidPropertyValue",
             "The value provided for one of the properties in the request body is invalid.",
             400,
-            [("PropertyName", "value"), ("PropertyValue", str(count)),
-             ("Reason", "A task collection may hold at most 100 tasks.")],
+            [
+                ("PropertyName", "value"),
+                ("PropertyValue", str(count)),
+                ("Reason", "A task collection may hold at most 100 tasks."),
+            ],
         )
 
     @classmethod
@@ -258,7 +263,11 @@ class BatchError(Exception):
 
     @classmethod
     def job_being_deleted(cls) -> BatchError:
-        return cls("JobBeingDeleted", "The specified job has been marked for deletion and is being garbage collected.", 409)
+        return cls(
+            "JobBeingDeleted",
+            "The specified job has been marked for deletion and is being garbage collected.",
+            409,
+        )
 
     @classmethod
     def job_not_active(cls) -> BatchError:
@@ -274,30 +283,47 @@ class BatchError(Exception):
 
     @classmethod
     def job_with_same_id_exists(cls) -> BatchError:
-        return cls("JobWithSameIdExists",
-                   "A job with the specified job schedule id exists. Job and job schedule cannot have the same id.", 409)
+        return cls(
+            "JobWithSameIdExists",
+            "A job with the specified job schedule id exists. Job and job schedule cannot have the same id.",
+            409,
+        )
 
     @classmethod
     def job_schedule_with_same_id_exists(cls) -> BatchError:
-        return cls("JobScheduleWithSameIdExists",
-                   "A job schedule with the specified job id exists. Job and job schedule cannot have the same id.", 409)
+        return cls(
+            "JobScheduleWithSameIdExists",
+            "A job schedule with the specified job id exists. Job and job schedule cannot have the same id.",
+            409,
+        )
 
     @classmethod
     def job_schedule_completed(cls) -> BatchError:
-        return cls("JobScheduleCompleted", "The specified job schedule is already in completed state.", 409)
+        return cls(
+            "JobScheduleCompleted", "The specified job schedule is already in completed state.", 409
+        )
 
     @classmethod
     def job_schedule_being_terminated(cls) -> BatchError:
-        return cls("JobScheduleBeingTerminated", "The specified job schedule is being terminated.", 409)
+        return cls(
+            "JobScheduleBeingTerminated", "The specified job schedule is being terminated.", 409
+        )
 
     @classmethod
     def job_schedule_being_deleted(cls) -> BatchError:
-        return cls("JobScheduleBeingDeleted",
-                   "The specified job schedule has been marked for deletion and is being reclaimed.", 409)
+        return cls(
+            "JobScheduleBeingDeleted",
+            "The specified job schedule has been marked for deletion and is being reclaimed.",
+            409,
+        )
 
     @classmethod
     def pool_being_deleted(cls) -> BatchError:
-        return cls("PoolBeingDeleted", "The specified pool has been marked for deletion and is being reclaimed.", 409)
+        return cls(
+            "PoolBeingDeleted",
+            "The specified pool has been marked for deletion and is being reclaimed.",
+            409,
+        )
 
     @classmethod
     def task_files_cleaned_up(cls) -> BatchError:
@@ -338,18 +364,33 @@ class BatchError(Exception):
 
     @classmethod
     def node_not_ready(cls) -> BatchError:
-        return cls("NodeNotReady", "Node is not able to perform the requested operations in its current state.", 409)
+        return cls(
+            "NodeNotReady",
+            "Node is not able to perform the requested operations in its current state.",
+            409,
+        )
 
     @classmethod
     def node_already_in_scheduling_state(cls) -> BatchError:
-        return cls("NodeAlreadyInTargetSchedulingState", "The specified node is already in the target scheduling state.",
-                   409)
+        return cls(
+            "NodeAlreadyInTargetSchedulingState",
+            "The specified node is already in the target scheduling state.",
+            409,
+        )
 
     # --- other ---------------------------------------------------------------------------
     @classmethod
     def condition_not_met(cls, status: int) -> BatchError:
-        return cls("ConditionNotMet", "The condition specified using HTTP conditional header(s) is not met.", status)
+        return cls(
+            "ConditionNotMet",
+            "The condition specified using HTTP conditional header(s) is not met.",
+            status,
+        )
 
     @classmethod
     def invalid_range(cls) -> BatchError:
-        return cls("InvalidRange", "The range specified is invalid for the current size of the resource.", 416)
+        return cls(
+            "InvalidRange",
+            "The range specified is invalid for the current size of the resource.",
+            416,
+        )

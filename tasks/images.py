@@ -25,18 +25,28 @@ class SupportedImage:
         """BatchSupportedImage / ImageInformation."""
         return {
             "nodeAgentSKUId": self.node_agent_sku_id,
-            "imageReference": {"publisher": self.publisher, "offer": self.offer, "sku": self.sku,
-                               "version": "latest"},
+            "imageReference": {
+                "publisher": self.publisher,
+                "offer": self.offer,
+                "sku": self.sku,
+                "version": "latest",
+            },
             "osType": self.os_type,
             "verificationType": self.verification_type,
         }
 
 
 SUPPORTED_IMAGES = (
-    SupportedImage("canonical", "0001-com-ubuntu-server-jammy", "22_04-lts", "batch.node.ubuntu 22.04"),
-    SupportedImage("canonical", "0001-com-ubuntu-server-jammy", "22_04-lts-gen2", "batch.node.ubuntu 22.04"),
+    SupportedImage(
+        "canonical", "0001-com-ubuntu-server-jammy", "22_04-lts", "batch.node.ubuntu 22.04"
+    ),
+    SupportedImage(
+        "canonical", "0001-com-ubuntu-server-jammy", "22_04-lts-gen2", "batch.node.ubuntu 22.04"
+    ),
     SupportedImage("canonical", "ubuntu-24_04-lts", "server", "batch.node.ubuntu 24.04"),
-    SupportedImage("canonical", "0001-com-ubuntu-server-focal", "20_04-lts", "batch.node.ubuntu 20.04"),
+    SupportedImage(
+        "canonical", "0001-com-ubuntu-server-focal", "20_04-lts", "batch.node.ubuntu 20.04"
+    ),
     SupportedImage("debian", "debian-12", "12", "batch.node.debian 12"),
     SupportedImage("debian", "debian-11", "11", "batch.node.debian 11"),
     SupportedImage("almalinux", "almalinux-x86_64", "9-gen2", "batch.node.el 9"),

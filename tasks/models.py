@@ -3,14 +3,113 @@
 Only the rules layer (tasks.operations) writes state. Properties that batchsite stores but
 never interprets (resource files, user identity, container settings, ...) live in the
 `spec` JSON of their resource, in Batch wire form, so they round-trip exactly.
+
+Each enum (TextChoices) is typed once, at module level just above the model that names it
+(`Task.State`, `Pool.AllocationState`): a model's Meta cannot see the model's body, and its
+constraints build their lists of valid values from the enum, as the API's serializers and
+$filter tables do.
 """
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+def new_etag() -> str:
+    """An opaque ETag in the service's style (0x + 16 hex digits); new on every write."""
+    return "0x8D" + secrets.token_hex(7).upper()
+
+
+# --- state moves ---------------------------------------------------------------------------
+# Every Batch resource with a state moves it through one method of its model (`move_to`),
+# which writes the move's bookkeeping the way Batch reports it: the state, the state it left
+# and when it entered that one (previousState, previousStateTransitionTime), the time of the
+# move (stateTransitionTime) and, for resources with an ETag, a new ETag and lastModified.
+# It returns the names of the fields it changed, for save(update_fields=...) or bulk_update;
+# `MOVE_FIELDS` names the same columns for set-based updates, and `move_values` gives them
+# as the keyword arguments of QuerySet.update() (previous state from the row itself). Only
+# the rules layer (tasks.operations) calls them: tests/test_state_writes.py checks it.
+
+
+class _Touched:
+    """The ETag and lastModified of a resource that has them: both change on every write."""
+
+    TOUCH_FIELDS = ("etag", "last_modified")
+
+    def touch(self, t: datetime, *, etag: str | None = None) -> list[str]:
+        """A write that changes the resource: a new ETag (`etag`, when one is shared by a
+        set of rows written together), lastModified `t`."""
+        self.etag = etag or new_etag()
+        self.last_modified = t
+        return list(self.TOUCH_FIELDS)
+
+
+class _MovesWithHistory(_Touched):
+    """A state with its previous state (Job, JobSchedule, Task)."""
+
+    # Only these: a job's task counters move by F() updates in the same transaction as its
+    # state often does, and saving the whole row would undo them.
+    MOVE_FIELDS = (
+        "state",
+        "previous_state",
+        "state_transition_time",
+        "previous_state_transition_time",
+        "etag",
+        "last_modified",
+    )
+
+    def move_to(
+        self, state: str, t: datetime, *, etag: str | None = None, previous: str | None = None
+    ) -> list[str]:
+        """Move to `state` at `t`: the current state and its transition time become the
+        previous ones, and the resource is touched (new ETag, lastModified `t`). `previous`
+        names the state the history records as left instead of the current one, when the
+        current one lasted no time (a job disabled at once never shows `disabling`)."""
+        self.previous_state = previous or self.state
+        self.previous_state_transition_time = self.state_transition_time
+        self.state = state
+        self.state_transition_time = t
+        self.touch(t, etag=etag)
+        return list(self.MOVE_FIELDS)
+
+    @classmethod
+    def move_values(cls, state: str, t: datetime, *, etag: str | None = None) -> dict:
+        """move_to as QuerySet.update() keywords: every row moved takes one ETag."""
+        return {
+            "state": state,
+            "previous_state": F("state"),
+            "state_transition_time": t,
+            "previous_state_transition_time": F("state_transition_time"),
+            "etag": etag or new_etag(),
+            "last_modified": t,
+        }
+
+
+class PkLastIndex(models.Index):
+    """An index on `fields` whose entries end in the pk on PostgreSQL as well, as every
+    SQLite index's end in the rowid: ORDER BY the fields then the pk is then a walk of it
+    on both. PostgreSQL's index holds only its columns, so many rows sharing the fields'
+    values (a bulk add's one creation time) were all read and sorted for one page. On
+    SQLite the columns as given: there an explicit id column is the same index under
+    another shape, and that shape won the planner's choice over a partial index
+    (tests/web/test_blocked_filter_plan.py)."""
+
+    def create_sql(self, model, schema_editor, using="", **kwargs):
+        if schema_editor.connection.vendor != "postgresql":
+            return super().create_sql(model, schema_editor, using=using, **kwargs)
+        assert not (self.expressions or self.condition or self.include), "fields only"
+        pk = model._meta.pk.name
+        with_pk = models.Index(fields=[*self.fields, pk], name=self.name, opclasses=self.opclasses)
+        return with_pk.create_sql(model, schema_editor, using=using, **kwargs)
 
 
 class Account(models.Model):
@@ -31,12 +130,15 @@ class Account(models.Model):
         return self.name
 
 
+class MembershipRole(models.TextChoices):
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+
+
 class AccountMembership(models.Model):
     """Grants a dashboard user one account, as a viewer (look) or an operator (act)."""
 
-    class Role(models.TextChoices):
-        VIEWER = "viewer"
-        OPERATOR = "operator"
+    Role = MembershipRole
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(
@@ -47,7 +149,9 @@ class AccountMembership(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["account", "user"], name="membership_unique"),
-            models.CheckConstraint(condition=Q(role__in=["viewer", "operator"]), name="membership_role_valid"),
+            models.CheckConstraint(
+                condition=Q(role__in=MembershipRole.values), name="membership_role_valid"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -59,34 +163,44 @@ class AccountGroupGrant(models.Model):
     role in an account is the strongest of their own membership and their groups' grants."""
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="group_grants")
-    group = models.ForeignKey("auth.Group", on_delete=models.CASCADE, related_name="batch_account_grants")
-    role = models.CharField(max_length=16, choices=AccountMembership.Role.choices,
-                            default=AccountMembership.Role.VIEWER)
+    group = models.ForeignKey(
+        "auth.Group", on_delete=models.CASCADE, related_name="batch_account_grants"
+    )
+    role = models.CharField(
+        max_length=16, choices=AccountMembership.Role.choices, default=AccountMembership.Role.VIEWER
+    )
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["account", "group"], name="group_grant_unique"),
-            models.CheckConstraint(condition=Q(role__in=["viewer", "operator"]), name="group_grant_role_valid"),
+            models.CheckConstraint(
+                condition=Q(role__in=MembershipRole.values), name="group_grant_role_valid"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"group {self.group} {self.role} of {self.account}"
 
 
-class Pool(models.Model):
+class PoolState(models.TextChoices):
+    ACTIVE = "active"
+    DELETING = "deleting"
+
+
+class PoolAllocationState(models.TextChoices):
+    STEADY = "steady"
+    RESIZING = "resizing"
+    STOPPING = "stopping"
+
+
+class Pool(_Touched, models.Model):
     """A Batch pool: target node counts (or an autoscale formula), a node size, task slots
     per node, a start task and a scheduling policy. Its nodes come from the node provider
     its vmSize maps to (tasks.providers); the reconciler drives the current nodes toward
     the targets. Properties stored only to round-trip stay in `spec`, in wire form."""
 
-    class State(models.TextChoices):
-        ACTIVE = "active"
-        DELETING = "deleting"
-
-    class AllocationState(models.TextChoices):
-        STEADY = "steady"
-        RESIZING = "resizing"
-        STOPPING = "stopping"
+    State = PoolState
+    AllocationState = PoolAllocationState
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="pools")
     pool_id = models.CharField(max_length=64)
@@ -111,7 +225,9 @@ class Pool(models.Model):
         max_length=16, choices=AllocationState.choices, default=AllocationState.STEADY
     )
     allocation_state_transition_time = models.DateTimeField(null=True, blank=True)
-    resize_timeout = models.DurationField(null=True, blank=True)  # null: Batch's default, 15 minutes
+    resize_timeout = models.DurationField(
+        null=True, blank=True
+    )  # null: Batch's default, 15 minutes
     # How nodes leave when the current resize shrinks the pool: requeue, terminate,
     # taskcompletion or retaineddata.
     node_deallocation_option = models.CharField(max_length=16, blank=True)
@@ -126,21 +242,62 @@ class Pool(models.Model):
 
     # An auto pool (a job's poolInfo.autoPoolSpecification): the job it was made for, and
     # whether it outlives that job (keepAlive).
-    owner_job = models.ForeignKey("Job", null=True, blank=True, on_delete=models.SET_NULL,
-                                  related_name="auto_pools")
+    owner_job = models.ForeignKey(
+        "Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="auto_pools"
+    )
     keep_alive = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["account", "id_key"], name="pool_id_unique_ci"),
-            models.CheckConstraint(condition=Q(id_key=Lower("pool_id")), name="pool_id_key_is_lower"),
-            models.CheckConstraint(condition=Q(state__in=["active", "deleting"]), name="pool_state_valid"),
-            models.CheckConstraint(condition=Q(allocation_state__in=["steady", "resizing", "stopping"]),
-                                   name="pool_allocation_state_valid"),
+            models.CheckConstraint(
+                condition=Q(id_key=Lower("pool_id")), name="pool_id_key_is_lower"
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=PoolState.values), name="pool_state_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(allocation_state__in=PoolAllocationState.values),
+                name="pool_allocation_state_valid",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.pool_id
+
+    # A pool keeps no previous state: Batch reports none.
+    MOVE_FIELDS = ("state", "state_transition_time", "etag", "last_modified")
+    ALLOCATION_MOVE_FIELDS = ("allocation_state", "allocation_state_transition_time")
+
+    def move_to(self, state: str, t: datetime, *, etag: str | None = None) -> list[str]:
+        """Move to `state` at `t` (stateTransitionTime), with a new ETag and lastModified `t`."""
+        self.state = state
+        self.state_transition_time = t
+        self.touch(t, etag=etag)
+        return list(self.MOVE_FIELDS)
+
+    @classmethod
+    def move_values(cls, state: str, t: datetime, *, etag: str | None = None) -> dict:
+        """move_to as QuerySet.update() keywords."""
+        return {
+            "state": state,
+            "state_transition_time": t,
+            "etag": etag or new_etag(),
+            "last_modified": t,
+        }
+
+    def move_allocation_to(self, allocation_state: str, t: datetime) -> list[str]:
+        """Move the allocation state (steady, resizing, stopping) at `t`
+        (allocationStateTransitionTime). The ETag is the caller's: a resize the user asks
+        for touches the pool, the service settling one does not."""
+        self.allocation_state = allocation_state
+        self.allocation_state_transition_time = t
+        return list(self.ALLOCATION_MOVE_FIELDS)
+
+    @classmethod
+    def allocation_move_values(cls, allocation_state: str, t: datetime) -> dict:
+        """move_allocation_to as QuerySet.update() keywords."""
+        return {"allocation_state": allocation_state, "allocation_state_transition_time": t}
 
 
 class PoolSample(models.Model):
@@ -155,37 +312,59 @@ class PoolSample(models.Model):
         indexes = [models.Index(fields=["pool", "time"], name="pool_sample_time")]
 
 
-NODE_STATES = ["idle", "rebooting", "reimaging", "running", "unusable", "creating", "starting",
-               "waitingforstarttask", "starttaskfailed", "unknown", "leavingpool", "offline", "preempted"]
+class NodeState(models.TextChoices):
+    IDLE = "idle"
+    REBOOTING = "rebooting"
+    REIMAGING = "reimaging"
+    RUNNING = "running"
+    UNUSABLE = "unusable"
+    CREATING = "creating"
+    STARTING = "starting"
+    WAITINGFORSTARTTASK = "waitingforstarttask"
+    STARTTASKFAILED = "starttaskfailed"
+    UNKNOWN = "unknown"
+    LEAVINGPOOL = "leavingpool"
+    OFFLINE = "offline"
+    PREEMPTED = "preempted"
+
+
+class NodeAction(models.TextChoices):
+    """What the node's agent has been asked to do next (by the API, the dashboard or
+    the reconciler), with `action_option` saying what happens to running tasks."""
+
+    NONE = ""
+    REBOOT = "reboot"
+    REIMAGE = "reimage"
+    REMOVE = "remove"  # leave the pool (resize down, Remove Nodes, pool deletion)
+
+
+class NodeDeallocationOption(models.TextChoices):
+    """What happens to a node's running tasks when it is rebooted, reimaged or removed
+    (nodeRebootOption, nodeReimageOption, nodeDeallocationOption: Batch's
+    ComputeNodeDeallocationOption; `action_option`): requeue (Batch's default), terminate,
+    or let them finish (taskcompletion; retaineddata: and their files' retention too).
+    Disable Scheduling takes the first three (DISABLE_SCHEDULING_OPTIONS)."""
+
+    REQUEUE = "requeue"
+    TERMINATE = "terminate"
+    TASKCOMPLETION = "taskcompletion"
+    RETAINEDDATA = "retaineddata"
+
+
+# nodeDisableSchedulingOption (Batch's DisableComputeNodeSchedulingOption).
+DISABLE_SCHEDULING_OPTIONS = (
+    NodeDeallocationOption.REQUEUE,
+    NodeDeallocationOption.TERMINATE,
+    NodeDeallocationOption.TASKCOMPLETION,
+)
 
 
 class ComputeNode(models.Model):
     """A compute node: one `runnode` agent with a number of task slots in one pool,
     started by the pool's node provider (or by hand)."""
 
-    class State(models.TextChoices):
-        IDLE = "idle"
-        REBOOTING = "rebooting"
-        REIMAGING = "reimaging"
-        RUNNING = "running"
-        UNUSABLE = "unusable"
-        CREATING = "creating"
-        STARTING = "starting"
-        WAITINGFORSTARTTASK = "waitingforstarttask"
-        STARTTASKFAILED = "starttaskfailed"
-        UNKNOWN = "unknown"
-        LEAVINGPOOL = "leavingpool"
-        OFFLINE = "offline"
-        PREEMPTED = "preempted"
-
-    class Action(models.TextChoices):
-        """What the node's agent has been asked to do next (by the API, the dashboard or
-        the reconciler), with `action_option` saying what happens to running tasks."""
-
-        NONE = ""
-        REBOOT = "reboot"
-        REIMAGE = "reimage"
-        REMOVE = "remove"  # leave the pool (resize down, Remove Nodes, pool deletion)
+    State = NodeState
+    Action = NodeAction
 
     pool = models.ForeignKey(Pool, on_delete=models.CASCADE, related_name="nodes")
     node_id = models.CharField(max_length=128)
@@ -200,14 +379,18 @@ class ComputeNode(models.Model):
     # The provider's own handle of the node ("local:<pid>", a Slurm job id); blank for an
     # agent started by hand.
     provider_handle = models.CharField(max_length=128, blank=True)
-    allocation_time = models.DateTimeField(null=True, blank=True)  # when the provider was asked for it
+    allocation_time = models.DateTimeField(
+        null=True, blank=True
+    )  # when the provider was asked for it
     registered = models.DateTimeField()  # lastBootTime: the agent's latest (re)start
     last_heartbeat = models.DateTimeField()
     state_transition_time = models.DateTimeField()
     total_tasks_run = models.PositiveIntegerField(default=0)
     total_tasks_succeeded = models.PositiveIntegerField(default=0)
     pending_action = models.CharField(max_length=16, choices=Action.choices, blank=True, default="")
-    action_option = models.CharField(max_length=16, blank=True)  # requeue/terminate/taskcompletion/retaineddata
+    action_option = models.CharField(
+        max_length=16, blank=True
+    )  # requeue/terminate/taskcompletion/retaineddata
     # startTaskInfo of the pool's start task on this node (wire form), and node errors.
     start_task_info = models.JSONField(null=True, blank=True)
     errors = models.JSONField(default=list, blank=True)
@@ -218,9 +401,13 @@ class ComputeNode(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["pool", "node_id"], name="node_id_unique"),
-            models.CheckConstraint(condition=Q(state__in=NODE_STATES), name="node_state_valid"),
-            models.CheckConstraint(condition=Q(pending_action__in=["", "reboot", "reimage", "remove"]),
-                                   name="node_pending_action_valid"),
+            models.CheckConstraint(
+                condition=Q(state__in=NodeState.values), name="node_state_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(pending_action__in=NodeAction.values),
+                name="node_pending_action_valid",
+            ),
         ]
         indexes = [
             # Lost-node detection: nodes whose heartbeat stopped.
@@ -230,24 +417,54 @@ class ComputeNode(models.Model):
     def __str__(self) -> str:
         return self.node_id
 
+    # A node keeps no previous state and has no ETag: Batch reports neither.
+    MOVE_FIELDS = ("state", "state_transition_time")
 
-class Job(models.Model):
-    class State(models.TextChoices):
-        ACTIVE = "active"
-        DISABLING = "disabling"
-        DISABLED = "disabled"
-        ENABLING = "enabling"
-        TERMINATING = "terminating"
-        COMPLETED = "completed"
-        DELETING = "deleting"
+    def move_to(self, state: str, t: datetime) -> list[str]:
+        """Move to `state` at `t` (stateTransitionTime)."""
+        self.state = state
+        self.state_transition_time = t
+        return list(self.MOVE_FIELDS)
 
-    class OnAllTasksComplete(models.TextChoices):
-        NOACTION = "noaction"
-        TERMINATEJOB = "terminatejob"
+    @classmethod
+    def move_values(cls, state: str, t: datetime) -> dict:
+        """move_to as QuerySet.update() keywords."""
+        return {"state": state, "state_transition_time": t}
 
-    class OnTaskFailure(models.TextChoices):
-        NOACTION = "noaction"
-        PERFORMEXITOPTIONSJOBACTION = "performexitoptionsjobaction"
+
+class JobState(models.TextChoices):
+    ACTIVE = "active"
+    DISABLING = "disabling"
+    DISABLED = "disabled"
+    ENABLING = "enabling"
+    TERMINATING = "terminating"
+    COMPLETED = "completed"
+    DELETING = "deleting"
+
+
+class JobOnAllTasksComplete(models.TextChoices):
+    NOACTION = "noaction"
+    TERMINATEJOB = "terminatejob"
+
+
+class JobOnTaskFailure(models.TextChoices):
+    NOACTION = "noaction"
+    PERFORMEXITOPTIONSJOBACTION = "performexitoptionsjobaction"
+
+
+class DisableJobOption(models.TextChoices):
+    """Disable Job's disableTasks: what happens to the job's running tasks (Batch's
+    DisableJobOption)."""
+
+    REQUEUE = "requeue"
+    TERMINATE = "terminate"
+    WAIT = "wait"
+
+
+class Job(_MovesWithHistory, models.Model):
+    State = JobState
+    OnAllTasksComplete = JobOnAllTasksComplete
+    OnTaskFailure = JobOnTaskFailure
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="jobs")
     # A job a schedule makes is named `<scheduleId>:job-<n>`: up to 64 + 15 characters.
@@ -278,8 +495,9 @@ class Job(models.Model):
     start_time = models.DateTimeField()
     end_time = models.DateTimeField(null=True, blank=True)
     terminate_reason = models.CharField(max_length=64, blank=True)
-    job_schedule = models.ForeignKey("JobSchedule", null=True, blank=True, on_delete=models.SET_NULL,
-                                     related_name="jobs")
+    job_schedule = models.ForeignKey(
+        "JobSchedule", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
 
     # Maintained counters (tasks.operations.counts): the task counts stay O(1) at a
     # million tasks. "running" includes preparing, as Batch counts it.
@@ -299,9 +517,7 @@ class Job(models.Model):
             models.UniqueConstraint(fields=["account", "id_key"], name="job_id_unique_ci"),
             models.CheckConstraint(condition=Q(id_key=Lower("job_id")), name="job_id_key_is_lower"),
             models.CheckConstraint(
-                condition=Q(
-                    state__in=["active", "disabling", "disabled", "enabling", "terminating", "completed", "deleting"]
-                ),
+                condition=Q(state__in=JobState.values),
                 name="job_state_valid",
             ),
         ]
@@ -314,23 +530,64 @@ class Job(models.Model):
     def total_count(self) -> int:
         return self.active_count + self.running_count + self.completed_count
 
+    # --- what the dashboard shows of a job, from its counters (no query) ---
 
-class JobSchedule(models.Model):
+    BUSY, OPEN, FINAL = "busy", "open", "final"
+
+    @property
+    def liveness(self) -> str:
+        """How the job's page can change without anyone acting: BUSY while tasks run or can
+        start; OPEN while it can still receive tasks (can_add_task refuses only completed,
+        terminating and deleting jobs) or is on its way to completed or gone (terminating,
+        deleting); FINAL once it is completed with nothing running."""
+        if self.running_count or (
+            self.active_count and self.state not in (self.State.COMPLETED, self.State.DISABLED)
+        ):
+            return self.BUSY
+        return self.OPEN if self.state != self.State.COMPLETED else self.FINAL
+
+    @property
+    def is_live(self) -> bool:
+        return self.liveness != self.FINAL
+
+    @property
+    def progress(self) -> list[dict]:
+        """The segments of the job's progress bar (percent of all tasks)."""
+        total = self.total_count or 1
+        other_completed = self.completed_count - self.succeeded_count - self.failed_count
+        parts = [
+            ("succeeded", self.succeeded_count),
+            ("failed", self.failed_count),
+            ("completed", other_completed),
+            ("running", self.running_count),
+            ("active", self.active_count),
+        ]
+        return [
+            {"name": n, "count": c, "pct": round(100 * c / total, 2)} for n, c in parts if c > 0
+        ]
+
+
+class JobScheduleState(models.TextChoices):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+    TERMINATING = "terminating"
+    COMPLETED = "completed"
+    DELETING = "deleting"
+
+
+class JobSchedule(_MovesWithHistory, models.Model):
     """A Batch job schedule: it makes a job from its jobSpecification at each run time of its
     schedule (tasks.operations.job_schedules), at most one of them not completed at a time."""
 
-    class State(models.TextChoices):
-        ACTIVE = "active"
-        DISABLED = "disabled"
-        TERMINATING = "terminating"
-        COMPLETED = "completed"
-        DELETING = "deleting"
+    State = JobScheduleState
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="job_schedules")
     schedule_id = models.CharField(max_length=64)
     id_key = models.CharField(max_length=64, editable=False)
     display_name = models.CharField(max_length=1024, blank=True)
-    schedule = models.JSONField(default=dict, blank=True)  # wire form: doNotRunUntil, ..., recurrenceInterval
+    schedule = models.JSONField(
+        default=dict, blank=True
+    )  # wire form: doNotRunUntil, ..., recurrenceInterval
     job_specification = models.JSONField(default=dict)  # wire form (durations as ISO 8601 text)
     metadata = models.JSONField(null=True, blank=True)
 
@@ -352,9 +609,11 @@ class JobSchedule(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["account", "id_key"], name="job_schedule_id_unique_ci"),
-            models.CheckConstraint(condition=Q(id_key=Lower("schedule_id")), name="job_schedule_id_key_is_lower"),
             models.CheckConstraint(
-                condition=Q(state__in=["active", "disabled", "terminating", "completed", "deleting"]),
+                condition=Q(id_key=Lower("schedule_id")), name="job_schedule_id_key_is_lower"
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=JobScheduleState.values),
                 name="job_schedule_state_valid",
             ),
         ]
@@ -363,16 +622,41 @@ class JobSchedule(models.Model):
         return self.schedule_id
 
 
-class Task(models.Model):
-    class State(models.TextChoices):
-        ACTIVE = "active"
-        PREPARING = "preparing"
-        RUNNING = "running"
-        COMPLETED = "completed"
+class TaskState(models.TextChoices):
+    ACTIVE = "active"
+    PREPARING = "preparing"
+    RUNNING = "running"
+    COMPLETED = "completed"
 
-    class Result(models.TextChoices):
-        SUCCESS = "success"
-        FAILURE = "failure"
+
+class TaskResult(models.TextChoices):
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+class ExitJobAction(models.TextChoices):
+    """An exit option's jobAction: what the job does when the task completes with this
+    exit (Batch's JobAction; it applies when the job's onTaskFailure is
+    performexitoptionsjobaction)."""
+
+    NONE = "none"
+    DISABLE = "disable"
+    TERMINATE = "terminate"
+
+
+class DependencyAction(models.TextChoices):
+    """An exit option's dependencyAction: whether the tasks that depend on this one may run
+    (Batch's DependencyAction)."""
+
+    SATISFY = "satisfy"
+    BLOCK = "block"
+
+
+class Task(_MovesWithHistory, models.Model):
+    State = TaskState
+    Result = TaskResult
+    # The states the counters call running, and a lost node or Disable Job requeues.
+    RUNNING_STATES = (TaskState.PREPARING, TaskState.RUNNING)
 
     # No index of its own: the unique (job, id_key) and the indexes below lead with job,
     # and every index costs each state change of every task a write.
@@ -411,9 +695,16 @@ class Task(models.Model):
 
     # nodeInfo of the latest attempt (the primary's for a multi-instance task)
     node = models.ForeignKey(  # indexed by task_node_state
-        ComputeNode, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks", db_index=False
+        ComputeNode,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="tasks",
+        db_index=False,
     )
-    node_name = models.CharField(max_length=128, blank=True)  # the Batch node id, kept after the node goes
+    node_name = models.CharField(
+        max_length=128, blank=True
+    )  # the Batch node id, kept after the node goes
     pool_id = models.CharField(max_length=64, blank=True)
     affinity_id = models.CharField(max_length=255, blank=True)
     task_root_directory = models.CharField(max_length=1024, blank=True)
@@ -438,29 +729,48 @@ class Task(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["job", "id_key"], name="task_id_unique_ci"),
-            models.CheckConstraint(condition=Q(id_key=Lower("task_id")), name="task_id_key_is_lower"),
             models.CheckConstraint(
-                condition=Q(state__in=["active", "preparing", "running", "completed"]),
+                condition=Q(id_key=Lower("task_id")), name="task_id_key_is_lower"
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=TaskState.values),
                 name="task_state_valid",
             ),
-            models.CheckConstraint(condition=Q(result__in=["", "success", "failure"]), name="task_result_valid"),
-            models.CheckConstraint(condition=Q(required_slots__gte=1), name="task_required_slots_positive"),
+            models.CheckConstraint(
+                condition=Q(result__in=["", *TaskResult.values]), name="task_result_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(required_slots__gte=1), name="task_required_slots_positive"
+            ),
         ]
         indexes = [
             # A filtered page: WHERE job=? AND state=? ORDER BY id_key (keyset paging).
             models.Index(fields=["job", "state", "id_key"], name="task_job_state_id"),
-            # Claiming work and the 180-day sweep: a job's oldest active tasks first.
-            models.Index(fields=["job", "state", "creation_time"], name="task_job_state_created"),
+            # Claiming work and the 180-day sweep: a job's oldest active tasks first, in
+            # claim order (creation time, pk) however many share a creation time.
+            PkLastIndex(fields=["job", "state", "creation_time"], name="task_job_state_created"),
             # Retention expiry: ended tasks whose files are still on a node. Without state,
             # so that claiming a task (active -> running) leaves this index alone.
             models.Index(fields=["files_cleaned", "end_time"], name="task_retention_due"),
             models.Index(fields=["job", "creation_time"], name="task_job_created"),
-            models.Index(fields=["job", "exit_code"], name="task_job_exit_code"),
+            # (key, pk) too: sorted by exit code, a page stops at its 50 rows instead of
+            # sorting all of a common code's tasks (40,000 of 137 in a 1M-task job) by id.
+            models.Index(fields=["job", "exit_code", "id"], name="task_job_exit_code"),
             # The dashboard's keyset sorts: (key, pk) under a job.
             models.Index(fields=["job", "start_time", "id"], name="task_job_started"),
             models.Index(fields=["job", "end_time", "id"], name="task_job_ended"),
             models.Index(fields=["job", "retry_count", "id"], name="task_job_retries"),
             models.Index(fields=["node", "state"], name="task_node_state"),
+            # The job page's "blocked" filter: the active tasks that have a dependsOn, and
+            # no other (tasks.queries.dependencies.WAITS_ON_OTHERS repeats the condition
+            # as literal SQL, which a partial index needs of a query). With state, so the
+            # planners prefer it to (job, state, ...): without, SQLite did not. A task
+            # without dependsOn is never in it; a state change evaluates its condition.
+            models.Index(
+                fields=["job", "state"],
+                condition=Q(spec__has_key="dependsOn"),
+                name="task_job_state_depends",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -474,14 +784,43 @@ class Task(models.Model):
     def is_multi_instance(self) -> bool:
         return "multiInstanceSettings" in self.spec
 
+    # executionInfo of the latest attempt that a requeue or a new attempt forgets, and what
+    # a reactivation forgets besides (the task starts afresh: retryCount 0).
+    OUTCOME_FIELDS = ("end_time", "exit_code", "result", "failure_info")
+    RETRY_FIELDS = ("start_time", "retry_count", "last_retry_time")
+
+    def clear_execution_info(self, *, reactivated: bool = False) -> list[str]:
+        """Forget the latest attempt's outcome (endTime, exitCode, result, failureInfo), as
+        a requeue or a new attempt does; `reactivated` (Reactivate Task) also forgets its
+        startTime and retries (retryCount 0, no lastRetryTime). requeueCount stays: Batch
+        counts requeues over the task's life. Returns the fields it changed."""
+        self.end_time = self.exit_code = self.failure_info = None
+        self.result = ""
+        if not reactivated:
+            return list(self.OUTCOME_FIELDS)
+        self.start_time = self.last_retry_time = None
+        self.retry_count = 0
+        return [*self.OUTCOME_FIELDS, *self.RETRY_FIELDS]
+
+    @property
+    def run_time(self) -> timedelta | None:
+        """How long the task has run: to its end, or to now while it runs; None before it
+        started."""
+        if self.start_time is None:
+            return None
+        return (self.end_time or timezone.now()) - self.start_time
+
+
+class SubTaskState(models.TextChoices):
+    PREPARING = "preparing"
+    RUNNING = "running"
+    COMPLETED = "completed"
+
 
 class SubTask(models.Model):
     """One instance of a multi-instance task other than the primary (ids 1..N-1)."""
 
-    class State(models.TextChoices):
-        PREPARING = "preparing"
-        RUNNING = "running"
-        COMPLETED = "completed"
+    State = SubTaskState
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="subtasks")
     subtask_id = models.PositiveIntegerField()
@@ -492,7 +831,9 @@ class SubTask(models.Model):
     node = models.ForeignKey(
         ComputeNode, null=True, blank=True, on_delete=models.SET_NULL, related_name="subtasks"
     )
-    node_name = models.CharField(max_length=128, blank=True)  # the Batch node id, kept after the node goes
+    node_name = models.CharField(
+        max_length=128, blank=True
+    )  # the Batch node id, kept after the node goes
     pool_id = models.CharField(max_length=64, blank=True)
     task_root_directory = models.CharField(max_length=1024, blank=True)
     start_time = models.DateTimeField(null=True, blank=True)
@@ -505,12 +846,48 @@ class SubTask(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["task", "subtask_id"], name="subtask_id_unique"),
             models.CheckConstraint(
-                condition=Q(state__in=["preparing", "running", "completed"]), name="subtask_state_valid"
+                condition=Q(state__in=SubTaskState.values),
+                name="subtask_state_valid",
             ),
         ]
 
     def __str__(self) -> str:
         return f"{self.task_id}/{self.subtask_id}"
+
+    # A subtask has no ETag of its own (its task's changes with it, where Batch says so).
+    MOVE_FIELDS = (
+        "state",
+        "previous_state",
+        "state_transition_time",
+        "previous_state_transition_time",
+    )
+
+    def move_to(self, state: str, t: datetime) -> list[str]:
+        """Move to `state` at `t`: the current state and its time become the previous ones."""
+        self.previous_state = self.state
+        self.previous_state_transition_time = self.state_transition_time
+        self.state = state
+        self.state_transition_time = t
+        return list(self.MOVE_FIELDS)
+
+    @classmethod
+    def move_values(cls, state: str, t: datetime) -> dict:
+        """move_to as QuerySet.update() keywords (previous state from the row itself)."""
+        return {
+            "state": state,
+            "previous_state": F("state"),
+            "state_transition_time": t,
+            "previous_state_transition_time": F("state_transition_time"),
+        }
+
+
+class AttemptOutcome(models.TextChoices):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TERMINATED = "terminated"
+    REQUEUED = "requeued"
+    DELETED = "deleted"
 
 
 class Attempt(models.Model):
@@ -520,24 +897,27 @@ class Attempt(models.Model):
     The agent that owns the attempt watches `cancel_requested` to kill the process.
     """
 
-    class Outcome(models.TextChoices):
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        TERMINATED = "terminated"
-        REQUEUED = "requeued"
-        DELETED = "deleted"
+    Outcome = AttemptOutcome
 
     # The foreign keys are indexed by the composite indexes below, which lead with them
     # (every attempt of every agent writes each index once or twice).
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="attempts", db_index=False)
+    task = models.ForeignKey(
+        Task, on_delete=models.CASCADE, related_name="attempts", db_index=False
+    )
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempts", db_index=False)
     subtask_id = models.PositiveIntegerField(null=True, blank=True)  # null: the task or primary
     number = models.PositiveIntegerField(default=1)
     node = models.ForeignKey(
-        ComputeNode, null=True, blank=True, on_delete=models.SET_NULL, related_name="attempts", db_index=False
+        ComputeNode,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="attempts",
+        db_index=False,
     )
-    node_name = models.CharField(max_length=128, blank=True)  # the Batch node id, kept after the node goes
+    node_name = models.CharField(
+        max_length=128, blank=True
+    )  # the Batch node id, kept after the node goes
     slots = models.PositiveIntegerField(default=1)
     claimed = models.DateTimeField()
     start_time = models.DateTimeField(null=True, blank=True)
@@ -548,7 +928,7 @@ class Attempt(models.Model):
     failure_info = models.JSONField(null=True, blank=True)
     cancel_requested = models.CharField(max_length=16, blank=True)  # "terminate" | "delete"
     task_dir = models.CharField(max_length=1024, blank=True)
-    # The Unix user its processes ran as and why (tasks.node.identity.Identity.label), as
+    # The Unix user its processes ran as and why (tasks.nodehost.identity.Identity.label), as
     # its agent reported it when the attempt ended.
     run_as = models.CharField(max_length=200, blank=True, default="")
     # The SHA-256 of the secret of the run's authentication token (authenticationTokenSettings:
@@ -559,7 +939,7 @@ class Attempt(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=Q(outcome__in=["running", "succeeded", "failed", "terminated", "requeued", "deleted"]),
+                condition=Q(outcome__in=AttemptOutcome.values),
                 name="attempt_outcome_valid",
             ),
         ]
@@ -612,7 +992,9 @@ class BulkOperation(models.Model):
     succeeded = models.PositiveIntegerField(default=0)
     refused = models.PositiveIntegerField(default=0)
     outcomes = models.JSONField(default=dict)  # {task_id: "ok" | error code}
-    audit = models.ForeignKey(AuditRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    audit = models.ForeignKey(
+        AuditRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created = models.DateTimeField(auto_now_add=True)
     finished = models.DateTimeField(null=True, blank=True)
 
@@ -628,23 +1010,30 @@ class NodeCleanup(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
 
+class JobPreparationState(models.TextChoices):
+    RUNNING = "running"
+    COMPLETED = "completed"
+
+
+class JobPreparationResult(models.TextChoices):
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
 class JobPreparation(models.Model):
     """A job's preparation and release task on one node (one row per job and node, made
     when the node first runs the preparation): what List Preparation and Release Task
     Status returns. Only tasks.operations.job_preparation writes it."""
 
-    class State(models.TextChoices):
-        RUNNING = "running"
-        COMPLETED = "completed"
-
-    class Result(models.TextChoices):
-        SUCCESS = "success"
-        FAILURE = "failure"
+    State = JobPreparationState
+    Result = JobPreparationResult
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="preparations")
     # A node removed from its pool leaves its rows (the status list still tells what ran
     # there), with no node: nothing runs there any more, and no release is waited for.
-    node = models.ForeignKey(ComputeNode, null=True, on_delete=models.SET_NULL, related_name="job_preparations")
+    node = models.ForeignKey(
+        ComputeNode, null=True, on_delete=models.SET_NULL, related_name="job_preparations"
+    )
     pool_name = models.CharField(max_length=64)  # the node's pool id and node id, kept when it goes
     node_name = models.CharField(max_length=128)
     root_dir = models.CharField(max_length=1024, blank=True)  # AZ_BATCH_NODE_ROOT_DIR
@@ -662,7 +1051,9 @@ class JobPreparation(models.Model):
     release_state = models.CharField(max_length=16, choices=State.choices, blank=True)
     release_start_time = models.DateTimeField(null=True, blank=True)
     release_end_time = models.DateTimeField(null=True, blank=True)
-    release_boot = models.DateTimeField(null=True, blank=True)  # the node's lastBootTime when the release started
+    release_boot = models.DateTimeField(
+        null=True, blank=True
+    )  # the node's lastBootTime when the release started
     release_exit_code = models.IntegerField(null=True, blank=True)
     release_failure_info = models.JSONField(null=True, blank=True)
     release_result = models.CharField(max_length=16, choices=Result.choices, blank=True)
@@ -670,10 +1061,14 @@ class JobPreparation(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["job", "node"], name="job_preparation_unique"),
-            models.CheckConstraint(condition=Q(prep_state__in=["running", "completed"]),
-                                   name="job_preparation_state_valid"),
-            models.CheckConstraint(condition=Q(release_state__in=["", "running", "completed"]),
-                                   name="job_release_state_valid"),
+            models.CheckConstraint(
+                condition=Q(prep_state__in=JobPreparationState.values),
+                name="job_preparation_state_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(release_state__in=["", *JobPreparationState.values]),
+                name="job_release_state_valid",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -67,8 +67,15 @@ class Supervisor:
     handlers and starts commands with a parent-death signal set between fork and exec).
     """
 
-    def __init__(self, programs: Sequence[Program], *, backoff: float = 1.0, max_backoff: float = 16.0,
-                 healthy_after: float = 30.0, stop_timeout: float = 15.0) -> None:
+    def __init__(
+        self,
+        programs: Sequence[Program],
+        *,
+        backoff: float = 1.0,
+        max_backoff: float = 16.0,
+        healthy_after: float = 30.0,
+        stop_timeout: float = 15.0,
+    ) -> None:
         names = [p.name for p in programs]
         if len(set(names)) != len(names):
             raise ValueError(f"program names must be unique: {names}")
@@ -111,8 +118,10 @@ class Supervisor:
     def _on_stop_signal(self, signum, frame) -> None:
         self._stop_requests += 1
         if self._stop_requests == 1:
-            log.warning("supervisor: stopping (%s); press Ctrl-C again to kill at once",
-                        signal.Signals(signum).name)
+            log.warning(
+                "supervisor: stopping (%s); press Ctrl-C again to kill at once",
+                signal.Signals(signum).name,
+            )
 
     def _sleep(self, deadline: float | None) -> None:
         timeout = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
@@ -134,8 +143,9 @@ class Supervisor:
         child.started = time.monotonic()
         env = None if program.env is None else dict(program.env)
         try:
-            child.popen = subprocess.Popen(list(program.argv), env=env, start_new_session=True,
-                                           preexec_fn=_die_with_parent)
+            child.popen = subprocess.Popen(
+                list(program.argv), env=env, start_new_session=True, preexec_fn=_die_with_parent
+            )
         except OSError as e:
             log.error("supervisor: %s could not start: %s", program.name, e)
             child.popen = None
@@ -143,8 +153,12 @@ class Supervisor:
             return
         log.info("supervisor: started %s (pid %d)", program.name, child.popen.pid)
         if child.restarts:
-            log.warning("supervisor: %s restarted (pid %d, restart %d)", program.name, child.popen.pid,
-                        child.restarts)
+            log.warning(
+                "supervisor: %s restarted (pid %d, restart %d)",
+                program.name,
+                child.popen.pid,
+                child.restarts,
+            )
 
     def _collect_deaths(self) -> None:
         for child in self.children:
@@ -156,14 +170,19 @@ class Supervisor:
             _kill_group(pid)
             status = child.popen.wait()
             child.popen = None
-            log.warning("supervisor: %s (pid %d) %s after %.1f s", child.program.name, pid, _describe(status),
-                        time.monotonic() - child.started)
+            log.warning(
+                "supervisor: %s (pid %d) %s after %.1f s",
+                child.program.name,
+                pid,
+                _describe(status),
+                time.monotonic() - child.started,
+            )
             self._schedule_restart(child)
 
     def _schedule_restart(self, child: _Child) -> None:
         if time.monotonic() - child.started >= self.healthy_after:
             child.quick_deaths = 0
-        delay = min(self.max_backoff, self.backoff * 2 ** child.quick_deaths)
+        delay = min(self.max_backoff, self.backoff * 2**child.quick_deaths)
         child.quick_deaths += 1
         child.restart_at = time.monotonic() + delay
         log.warning("supervisor: restarting %s in %.1f s", child.program.name, delay)
@@ -192,7 +211,9 @@ class Supervisor:
                 break
             if not killed and (self._stop_requests > 1 or time.monotonic() >= deadline):
                 for child in running:
-                    log.warning("supervisor: killing %s (pid %d)", child.program.name, child.popen.pid)
+                    log.warning(
+                        "supervisor: killing %s (pid %d)", child.program.name, child.popen.pid
+                    )
                     _kill_group(child.popen.pid)
                 killed = True
             self._sleep(None if killed else deadline)

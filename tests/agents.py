@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from urllib.parse import quote
 
@@ -20,8 +21,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from tasks.models import ComputeNode, Pool
-from tasks.node import layout
+from tasks.models import Attempt, ComputeNode, Pool
+from tasks.nodehost import layout
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = {
@@ -44,7 +45,9 @@ def database_url() -> str:
     return f"postgres://{auth}@{host}{port}/{s['NAME']}"
 
 
-def wait_for(predicate, *, timeout: float = 15.0, interval: float = 0.05, message: str = "condition"):
+def wait_for(
+    predicate, *, timeout: float = 15.0, interval: float = 0.05, message: str = "condition"
+):
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -55,32 +58,91 @@ def wait_for(predicate, *, timeout: float = 15.0, interval: float = 0.05, messag
         time.sleep(interval)
 
 
+def logged_spec(i: int, log: Path, *, then: str = "") -> dict:
+    """Task t<i> for the agent races: it appends its id to `log` (then runs `then`), as
+    root, since the log is in the test's tmp_path."""
+    return {
+        "id": f"t{i}",
+        "commandLine": f"/bin/sh -c 'echo $AZ_BATCH_TASK_ID >> {log}{then}'",
+        "userIdentity": {"autoUser": {"elevationLevel": "admin"}},
+    }
+
+
+def assert_each_ran_once(job, log: Path, total: int) -> Counter:
+    """Each of the job's `total` tasks ran exactly once (its line in `log`) and has
+    exactly one attempt; the attempts by node, for the race's own checks."""
+    runs = Counter(log.read_text().split())
+    assert len(runs) == total and set(runs.values()) == {1}
+    per_task = Counter(Attempt.objects.filter(job=job).values_list("task_id", flat=True))
+    assert len(per_task) == total and set(per_task.values()) == {1}
+    return Counter(Attempt.objects.filter(job=job).values_list("node_name", flat=True))
+
+
 class AgentGroup:
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
         self.procs: dict[str, subprocess.Popen] = {}
         self.started: set[str] = set()
 
-    def start(self, pool: Pool, node_id: str, *, slots: int = 2, wait: bool = True, clean: bool = True,
-              low_priority: bool = False, ready: tuple[str, ...] = ("idle", "running"), **env: str) -> subprocess.Popen:
+    def start(
+        self,
+        pool: Pool,
+        node_id: str,
+        *,
+        slots: int = 2,
+        wait: bool = True,
+        clean: bool = True,
+        low_priority: bool = False,
+        ready: tuple[str, ...] = ("idle", "running"),
+        **env: str,
+    ) -> subprocess.Popen:
         if clean:
-            shutil.rmtree(layout.node_root(settings.DATA_DIR, pool.account.name, pool.pool_id, node_id),
-                          ignore_errors=True)
-        environment = {**os.environ, "DATABASE_URL": database_url(), "BATCHSITE_DATA_DIR": str(settings.DATA_DIR),
-                       **FAST, **env}
+            shutil.rmtree(
+                layout.node_root(settings.DATA_DIR, pool.account.name, pool.pool_id, node_id),
+                ignore_errors=True,
+            )
+        environment = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "BATCHSITE_DATA_DIR": str(settings.DATA_DIR),
+            **FAST,
+            **env,
+        }
         log = open(self.log_dir / f"{node_id}.log", "ab")  # noqa: SIM115 - the child owns it
         proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "runnode", "--pool", pool.pool_id, "--slots", str(slots),
-             "--node-id", node_id, "--account", pool.account.name, *(["--low-priority"] if low_priority else [])],
-            cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                str(ROOT / "manage.py"),
+                "runnode",
+                "--pool",
+                pool.pool_id,
+                "--slots",
+                str(slots),
+                "--node-id",
+                node_id,
+                "--account",
+                pool.account.name,
+                *(["--low-priority"] if low_priority else []),
+            ],
+            cwd=ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
         self.procs[node_id] = proc
         self.started.add((pool.account.name, pool.pool_id, node_id))
         if wait:
-            wait_for(lambda: proc.poll() is not None or ComputeNode.objects.filter(
-                pool=pool, node_id=node_id, agent_pid=proc.pid, state__in=ready).exists(),
-                timeout=30, message=f"node {node_id} to register")
+            wait_for(
+                lambda: (
+                    proc.poll() is not None
+                    or ComputeNode.objects.filter(
+                        pool=pool, node_id=node_id, agent_pid=proc.pid, state__in=ready
+                    ).exists()
+                ),
+                timeout=30,
+                message=f"node {node_id} to register",
+            )
             assert proc.poll() is None, self.log(node_id)
         return proc
 
@@ -119,4 +181,6 @@ def agents(transactional_db, tmp_path):
     yield group
     group.stop_all()
     for account, pool_id, node_id in group.started:
-        shutil.rmtree(layout.node_root(settings.DATA_DIR, account, pool_id, node_id), ignore_errors=True)
+        shutil.rmtree(
+            layout.node_root(settings.DATA_DIR, account, pool_id, node_id), ignore_errors=True
+        )

@@ -22,12 +22,29 @@ from tests.factories import AccountFactory, JobFactory
 # `azurite`: real Blob storage (tests/storage/azurite.py) for resource and output files.
 # `parallel`: a data dir per pytest-xdist worker, and the groups kept on one worker.
 # `fast_settings`: test-only settings that cost less CPU (a fast password hasher).
-pytest_plugins = ["tests.agents", "tests.local_nodes", "tests.slurm", "tests.storage.azurite", "tests.parallel",
-                  "tests.fast_settings"]
+pytest_plugins = [
+    "tests.agents",
+    "tests.local_nodes",
+    "tests.slurm",
+    "tests.storage.azurite",
+    "tests.parallel",
+    "tests.fast_settings",
+]
 
 API = "2025-06-01"
-_STANDARD = ["content-encoding", "content-language", "content-length", "content-md5", "content-type",
-             "date", "if-modified-since", "if-match", "if-none-match", "if-unmodified-since", "range"]
+_STANDARD = [
+    "content-encoding",
+    "content-language",
+    "content-length",
+    "content-md5",
+    "content-type",
+    "date",
+    "if-modified-since",
+    "if-match",
+    "if-none-match",
+    "if-unmodified-since",
+    "range",
+]
 
 
 def sign(method: str, url: str, headers: dict[str, str], account: str, key: str) -> str:
@@ -55,14 +72,29 @@ class BatchTestClient:
         self.client = Client()
         self.date_override: str | None = None
 
-    def request(self, method: str, path: str, *, params: dict | None = None, body=None, raw: bytes | None = None,
-                headers: dict[str, str] | None = None, api_version: str | None = API, sign_request: bool = True):
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict | None = None,
+        body=None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        api_version: str | None = API,
+        sign_request: bool = True,
+    ):
         query = dict(params or {})
         if api_version is not None:
             query.setdefault("api-version", api_version)
         url = path + ("?" + urlencode(query) if query else "")
-        data = raw if raw is not None else (jsonlib.dumps(body).encode() if body is not None else b"")
-        hdrs = {"ocp-date": self.date_override or formatdate(usegmt=True), "client-request-id": "test-client-id"}
+        data = (
+            raw if raw is not None else (jsonlib.dumps(body).encode() if body is not None else b"")
+        )
+        hdrs = {
+            "ocp-date": self.date_override or formatdate(usegmt=True),
+            "client-request-id": "test-client-id",
+        }
         hdrs.update(headers or {})
         content_type = "application/json; odata=minimalmetadata" if data else ""
         sign_headers = dict(hdrs)
@@ -75,8 +107,9 @@ class BatchTestClient:
         extra = {}
         if method not in ("GET", "HEAD"):
             extra["CONTENT_LENGTH"] = str(len(data))
-        return self.client.generic(method, url, data=data, content_type=content_type or "",
-                                   headers=hdrs, **extra)
+        return self.client.generic(
+            method, url, data=data, content_type=content_type or "", headers=hdrs, **extra
+        )
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
@@ -115,8 +148,13 @@ def job(account):
 @pytest.fixture
 def nodes_dir(settings, tmp_path):
     """Task and node files in a directory of the test's own (the `taskfiles` storage)."""
-    settings.STORAGES = {**settings.STORAGES, "taskfiles": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "nodes")}}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "taskfiles": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "nodes")},
+        },
+    }
     return tmp_path / "nodes"
 
 

@@ -4,7 +4,9 @@ through the rules layer (so the job's counters are true), and reports of attempt
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TypeVar
 
+from django.db.models import Model
 from django.utils import timezone
 
 from tasks.models import Attempt, ComputeNode, Job, Pool, Task
@@ -13,14 +15,30 @@ from tasks.operations.jobs import add_job
 from tasks.operations.pools import add_pool
 from tasks.operations.tasks import add_task
 
+M = TypeVar("M", bound=Model)
+
 
 def make_pool(account, pool_id: str = "pool1") -> Pool:
     return add_pool(account, spec={"id": pool_id, "vmSize": "local"})
 
 
-def make_node(pool: Pool, node_id: str = "node-1", *, slots: int = 2, root: str = "/tmp/batchsite-test-nodes") -> ComputeNode:
-    return nodes.register_node(pool, node_id=node_id, slots=slots, ip_address=f"10.0.0.{len(node_id)}",
-                               root_dir=f"{root}/{node_id}")
+def make_node(
+    pool: Pool,
+    node_id: str = "node-1",
+    *,
+    slots: int = 2,
+    dedicated: bool = True,
+    root: str = "/tmp/batchsite-test-nodes",
+) -> ComputeNode:
+    """A registered node of the pool (`dedicated` False: a low-priority/spot one)."""
+    return nodes.register_node(
+        pool,
+        node_id=node_id,
+        slots=slots,
+        is_dedicated=dedicated,
+        ip_address=f"10.0.0.{len(node_id)}",
+        root_dir=f"{root}/{node_id}",
+    )
 
 
 def make_job(account, pool: Pool, job_id: str = "job1", **spec) -> Job:
@@ -40,12 +58,15 @@ def claimed_ids(node: ComputeNode, limit: int = 10) -> list[str]:
 
 
 def finish(attempt: Attempt, exit_code: int | None = 0, **kwargs) -> attempts.FinishResult:
-    return attempts.finish_attempts([attempts.AttemptReport(attempt.pk, exit_code=exit_code, **kwargs)])
+    return attempts.finish_attempts(
+        [attempts.AttemptReport(attempt.pk, exit_code=exit_code, **kwargs)]
+    )
 
 
-def fresh(task: Task) -> Task:
-    task.refresh_from_db()
-    return task
+def fresh(obj: M) -> M:
+    """The task, attempt or node (any row) as the database has it now."""
+    obj.refresh_from_db()
+    return obj
 
 
 def later(seconds: float) -> timedelta:
@@ -54,4 +75,6 @@ def later(seconds: float) -> timedelta:
 
 def age(task: Task, seconds: float) -> None:
     """Make a task older (creation order is claim order)."""
-    Task.objects.filter(pk=task.pk).update(creation_time=timezone.now() - timedelta(seconds=seconds))
+    Task.objects.filter(pk=task.pk).update(
+        creation_time=timezone.now() - timedelta(seconds=seconds)
+    )

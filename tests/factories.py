@@ -27,8 +27,12 @@ class AccountFactory(factory.django.DjangoModelFactory):
         django_get_or_create = ("name",)
 
     name = factory.Sequence(lambda n: f"acct{n}")
-    primary_key = factory.Sequence(lambda n: base64.b64encode(f"primary-key-{n:032d}".encode()).decode())
-    secondary_key = factory.Sequence(lambda n: base64.b64encode(f"second-key-{n:033d}".encode()).decode())
+    primary_key = factory.Sequence(
+        lambda n: base64.b64encode(f"primary-key-{n:032d}".encode()).decode()
+    )
+    secondary_key = factory.Sequence(
+        lambda n: base64.b64encode(f"second-key-{n:033d}".encode()).decode()
+    )
 
 
 class PoolFactory(factory.django.DjangoModelFactory):
@@ -117,12 +121,20 @@ class TaskFactory(factory.django.DjangoModelFactory):
             end_time=factory.LazyFunction(timezone.now),
             exit_code=1,
             result=Task.Result.FAILURE,
-            failure_info={"category": "usererror", "code": "FailureExitCode",
-                          "message": "The task exited with an exit code representing a failure"},
+            failure_info={
+                "category": "usererror",
+                "code": "FailureExitCode",
+                "message": "The task exited with an exit code representing a failure",
+            },
         )
         multi_instance = factory.Trait(
             number_of_instances=2,
-            spec={"multiInstanceSettings": {"numberOfInstances": 2, "coordinationCommandLine": "/bin/true"}},
+            spec={
+                "multiInstanceSettings": {
+                    "numberOfInstances": 2,
+                    "coordinationCommandLine": "/bin/true",
+                }
+            },
         )
 
     @factory.post_generation
@@ -184,4 +196,6 @@ class BulkOperationFactory(factory.django.DjangoModelFactory):
     job = factory.SubFactory(JobFactory)
     account = factory.LazyAttribute(lambda o: o.job.account)
     action = "reactivate"
-    scope = factory.LazyFunction(lambda: {"filter": {"result": "failure"}, "max_pk": 10**9, "cursor": 0})
+    scope = factory.LazyFunction(
+        lambda: {"filter": {"result": "failure"}, "max_pk": 10**9, "cursor": 0}
+    )

@@ -18,5 +18,9 @@ def pytest_configure(config):
     from django.conf import settings
     from django.test.utils import override_settings
 
-    override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher",
-                                        *settings.PASSWORD_HASHERS]).enable()
+    override_settings(
+        PASSWORD_HASHERS=[
+            "django.contrib.auth.hashers.MD5PasswordHasher",
+            *settings.PASSWORD_HASHERS,
+        ]
+    ).enable()

@@ -15,7 +15,7 @@ import pytest
 from django.conf import settings
 
 from tasks.models import ComputeNode, Pool
-from tasks.node import layout
+from tasks.nodehost import layout
 from tasks.operations.reconcile import Reconciler
 from tasks.providers.local import LocalProvider
 from tests.agents import FAST, wait_for
@@ -39,8 +39,10 @@ def local_provider(transactional_db):
     stop_everything(provider)
     for pool in Pool.objects.select_related("account"):
         for node_id in ComputeNode.objects.filter(pool=pool).values_list("node_id", flat=True):
-            shutil.rmtree(layout.node_root(settings.DATA_DIR, pool.account.name, pool.pool_id, node_id),
-                          ignore_errors=True)
+            shutil.rmtree(
+                layout.node_root(settings.DATA_DIR, pool.account.name, pool.pool_id, node_id),
+                ignore_errors=True,
+            )
 
 
 @pytest.fixture
@@ -71,7 +73,9 @@ def in_background(reconciler: Reconciler, *, interval: float = 0.2):
         thread.join(30)
 
 
-def reconcile_until(reconciler: Reconciler, predicate, *, timeout: float = 30, message: str = "condition"):
+def reconcile_until(
+    reconciler: Reconciler, predicate, *, timeout: float = 30, message: str = "condition"
+):
     """Run reconciler passes until predicate() is true (what `manage.py reconcile` loops)."""
 
     def step():

@@ -36,6 +36,7 @@ HOST_GROUPS = {
     # Agents racing for hundreds of tasks: one race at a time.
     "tests/node/test_agent_faults.py::test_two_agents_racing": "agent-races",
     "tests/node/test_agent_faults.py::test_four_agents_racing": "agent-races",
+    "tests/node/test_wakeups.py::test_agents_woken_by_adds_race": "agent-races",
 }
 
 
@@ -83,7 +84,9 @@ def _isolate(data_dir: Path) -> None:
 def group_of(item: pytest.Item) -> str | None:
     if item.get_closest_marker("slurm") or "slurm" in getattr(item, "fixturenames", ()):
         return "slurm"
-    return next((group for prefix, group in HOST_GROUPS.items() if item.nodeid.startswith(prefix)), None)
+    return next(
+        (group for prefix, group in HOST_GROUPS.items() if item.nodeid.startswith(prefix)), None
+    )
 
 
 # tryfirst: xdist turns the marks into the node ids' @group suffix in its own
@@ -95,3 +98,30 @@ def pytest_collection_modifyitems(config, items):
         group = group_of(item)
         if group and not item.get_closest_marker("xdist_group"):
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+# trylast: after xdist's own hook has (or has not) put the group into the node ids. A pytest
+# whose node ids do not take it (9.2 with xdist 3.8) spreads a group over the workers: the
+# Slurm tests raced each other for the three nodes and failed now and then, far from the
+# cause. Such a test fails at once instead, saying why.
+UNGROUPED = pytest.StashKey[set]()
+
+
+@pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
+def pytest_collection_modifyitems_check_groups(config, items):
+    loadgroup = WORKER and config.getvalue("loadgroup")
+    config.stash[UNGROUPED] = {
+        item.nodeid
+        for item in items
+        if loadgroup and item.get_closest_marker("xdist_group") and "@" not in item.nodeid
+    }
+
+
+def pytest_runtest_setup(item):
+    if item.nodeid in item.config.stash.get(UNGROUPED, ()):
+        pytest.fail(
+            "--dist loadgroup put no group into this test's node id, so it would run beside "
+            "the others of its group: this pytest and pytest-xdist do not work together "
+            "(pyproject.toml pins a pytest that does)",
+            pytrace=False,
+        )

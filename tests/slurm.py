@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tasks.models import ComputeNode, Pool
-from tasks.node import layout
+from tasks.nodehost import layout
 from tasks.providers.base import NodeLaunch
 from tasks.providers.slurm import LIVE_STATES, SlurmProvider
 from tests.agents import FAST, wait_for
@@ -42,14 +42,20 @@ def unavailable() -> str | None:
         return "Slurm's commands (sbatch, squeue, scancel, scontrol) are not installed: run .ci/slurm-up"
     try:
         ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
-        states = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %t"], capture_output=True, text=True, timeout=30)
+        states = subprocess.run(
+            ["sinfo", "-h", "-N", "-o", "%N %t"], capture_output=True, text=True, timeout=30
+        )
     except subprocess.TimeoutExpired:
         return "Slurm's controller does not answer within 30 s: run .ci/slurm-up"
     if " is UP" not in ping.stdout:
         said = (ping.stdout.strip() or ping.stderr.strip() or "no answer").splitlines()[0]
         return f"no Slurm controller answers (scontrol ping: {said}): run .ci/slurm-up"
     # A state with a suffix (down*, idle~, drain...) is a node Slurm will not give work to.
-    usable = [line for line in states.stdout.splitlines() if line.split()[1:] and line.split()[1] in USABLE]
+    usable = [
+        line
+        for line in states.stdout.splitlines()
+        if line.split()[1:] and line.split()[1] in USABLE
+    ]
     if len(usable) < NODES:
         return f"Slurm has {len(usable)} usable nodes, the tests need {NODES}: run .ci/slurm-up"
     return None
@@ -70,14 +76,16 @@ def pytest_runtest_setup(item):
 
 
 def squeue(*args: str) -> list[list[str]]:
-    out = subprocess.run(["squeue", "-h", "-t", "all", *args], capture_output=True, text=True, timeout=30,
-                         check=True).stdout
+    out = subprocess.run(
+        ["squeue", "-h", "-t", "all", *args], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
     return [line.split("|") for line in out.splitlines()]
 
 
 def node_states() -> dict[str, str]:
-    out = subprocess.run(["sinfo", "-h", "-N", "-o", "%N|%t"], capture_output=True, text=True, timeout=30,
-                         check=True).stdout
+    out = subprocess.run(
+        ["sinfo", "-h", "-N", "-o", "%N|%t"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
     return dict(line.split("|") for line in out.splitlines())
 
 
@@ -87,23 +95,40 @@ class Cluster:
         self.launched: set[tuple[str, str, str]] = set()
         self.killed: set[str] = set()
 
-    def launch(self, pool: Pool, node_id: str, *, slots: int = 1, options: dict | None = None) -> str:
+    def launch(
+        self, pool: Pool, node_id: str, *, slots: int = 1, options: dict | None = None
+    ) -> str:
         """Start a node of the pool through the provider; its handle."""
         self.launched.add((pool.account.name, pool.pool_id, node_id))
         if options is None:
             options = {"log_dir": str(self.log_dir)}
-        return self.provider.start(NodeLaunch(account=pool.account.name, pool_id=pool.pool_id, node_id=node_id,
-                                              slots=slots, options=options))
+        return self.provider.start(
+            NodeLaunch(
+                account=pool.account.name,
+                pool_id=pool.pool_id,
+                node_id=node_id,
+                slots=slots,
+                options=options,
+            )
+        )
 
     def wait_idle(self, pool: Pool, *node_ids: str, timeout: float = 60) -> list[ComputeNode]:
         def ready():
             nodes = list(ComputeNode.objects.filter(pool=pool, node_id__in=node_ids, state="idle"))
             return nodes if len(nodes) == len(node_ids) else None
 
-        return wait_for(ready, timeout=timeout, interval=0.1, message=f"nodes {node_ids} to be idle:\n{self.logs()}")
+        return wait_for(
+            ready,
+            timeout=timeout,
+            interval=0.1,
+            message=f"nodes {node_ids} to be idle:\n{self.logs()}",
+        )
 
     def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')}" for p in sorted(self.log_dir.rglob("*.log")))
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')}"
+            for p in sorted(self.log_dir.rglob("*.log"))
+        )
 
     def slurm_node(self, handle: str) -> str:
         """The Slurm node the job runs on."""
@@ -121,7 +146,9 @@ class Cluster:
         pid_file = Path(f"/run/slurmd-{node}.pid")
         cgroup = Path(f"/sys/fs/cgroup/freezer/slurm_{node}")
         if not pid_file.exists():
-            pytest.skip(f"Slurm node {node} is not a slurmd of this host (no {pid_file}): it cannot be killed here")
+            pytest.skip(
+                f"Slurm node {node} is not a slurmd of this host (no {pid_file}): it cannot be killed here"
+            )
         self.killed.add(node)
         pids = {int(pid_file.read_text())}
         for procs in cgroup.rglob("cgroup.procs"):
@@ -133,19 +160,37 @@ class Cluster:
                 pass
 
     def restart_slurm_node(self, node: str) -> None:
-        subprocess.run(["slurmd", "-N", node], check=True, timeout=30, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+        subprocess.run(
+            ["slurmd", "-N", node],
+            check=True,
+            timeout=30,
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        )
         self.killed.discard(node)
 
     def clear(self) -> None:
         """Kill every job of this test run and wait until its Slurm nodes are free."""
         for node in self.provider.running():
             self.provider.stop(node.handle, graceful=False)
-        wait_for(lambda: not [row for row in squeue("--me", "-o", "%T|%j")
-                              if row[1].startswith(f"batchsite:{self.provider.instance}:")
-                              and row[0] in LIVE_STATES],
-                 timeout=60, interval=0.1, message="this test run's Slurm jobs to end")
-        wait_for(lambda: all(state in ("idle", "mix") for state in node_states().values()),
-                 timeout=60, interval=0.1, message=f"the Slurm nodes to be idle: {node_states()}")
+        wait_for(
+            lambda: (
+                not [
+                    row
+                    for row in squeue("--me", "-o", "%T|%j")
+                    if row[1].startswith(f"batchsite:{self.provider.instance}:")
+                    and row[0] in LIVE_STATES
+                ]
+            ),
+            timeout=60,
+            interval=0.1,
+            message="this test run's Slurm jobs to end",
+        )
+        wait_for(
+            lambda: all(state in ("idle", "mix") for state in node_states().values()),
+            timeout=60,
+            interval=0.1,
+            message=f"the Slurm nodes to be idle: {node_states()}",
+        )
 
 
 @pytest.fixture
@@ -161,11 +206,16 @@ def slurm(transactional_db, settings, tmp_path):
             cluster.restart_slurm_node(node)
         cluster.clear()
     finally:
-        nodes = set(cluster.launched) | set(ComputeNode.objects.values_list("pool__account__name", "pool__pool_id",
-                                                                            "node_id"))
+        nodes = set(cluster.launched) | set(
+            ComputeNode.objects.values_list("pool__account__name", "pool__pool_id", "node_id")
+        )
         for account, pool_id, node_id in nodes:
-            shutil.rmtree(layout.node_root(settings.DATA_DIR, account, pool_id, node_id), ignore_errors=True)
-            shutil.rmtree(settings.DATA_DIR / "slurm" / account, ignore_errors=True)  # the default log_dir
+            shutil.rmtree(
+                layout.node_root(settings.DATA_DIR, account, pool_id, node_id), ignore_errors=True
+            )
+            shutil.rmtree(
+                settings.DATA_DIR / "slurm" / account, ignore_errors=True
+            )  # the default log_dir
 
 
 @pytest.fixture(params=["local", pytest.param("slurm", marks=pytest.mark.slurm)])
@@ -175,7 +225,10 @@ def node_provider(request, settings, tmp_path):
     if request.param == "local":
         provider, options = request.getfixturevalue("local_provider"), {}
     else:
-        provider, options = request.getfixturevalue("slurm").provider, {"log_dir": str(tmp_path / "slurm-logs")}
+        provider, options = (
+            request.getfixturevalue("slurm").provider,
+            {"log_dir": str(tmp_path / "slurm-logs")},
+        )
     settings.BATCHSITE_VM_SIZES = {"*": {"provider": request.param, "options": options}}
     return provider
 

@@ -39,7 +39,10 @@ KEY_B = "a2V5LW9mLWFjY291bnQtYg=="
 
 def test_accounts_are_read_in_azurites_format(monkeypatch):
     monkeypatch.setenv("X_ACCOUNTS", f"teama:{KEY_A}:{KEY_B}; teamb:{KEY_B};")
-    assert env_accounts("X_ACCOUNTS") == [AccountKeys("teama", KEY_A, KEY_B), AccountKeys("teamb", KEY_B, "")]
+    assert env_accounts("X_ACCOUNTS") == [
+        AccountKeys("teama", KEY_A, KEY_B),
+        AccountKeys("teamb", KEY_B, ""),
+    ]
 
 
 def test_no_accounts_listed_is_an_empty_list(monkeypatch):
@@ -47,18 +50,21 @@ def test_no_accounts_listed_is_an_empty_list(monkeypatch):
     assert env_accounts("X_ACCOUNTS") == []
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    (f"TeamA:{KEY_A}", "not a Batch account name"),
-    (f"ab:{KEY_A}", "not a Batch account name"),
-    (f"team-a:{KEY_A}", "not a Batch account name"),
-    (f"{'a' * 25}:{KEY_A}", "not a Batch account name"),
-    ("teama", "needs `name:key1"),
-    (f"teama:{KEY_A}:{KEY_B}:{KEY_A}", "needs `name:key1"),
-    ("teama:", "not base64"),
-    ("teama:not*base64", "not base64"),
-    (f"teama:{KEY_A}:", "not base64"),
-    (f"teama:{KEY_A};teama:{KEY_B}", "listed twice"),
-])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (f"TeamA:{KEY_A}", "not a Batch account name"),
+        (f"ab:{KEY_A}", "not a Batch account name"),
+        (f"team-a:{KEY_A}", "not a Batch account name"),
+        (f"{'a' * 25}:{KEY_A}", "not a Batch account name"),
+        ("teama", "needs `name:key1"),
+        (f"teama:{KEY_A}:{KEY_B}:{KEY_A}", "needs `name:key1"),
+        ("teama:", "not base64"),
+        ("teama:not*base64", "not base64"),
+        (f"teama:{KEY_A}:", "not base64"),
+        (f"teama:{KEY_A};teama:{KEY_B}", "listed twice"),
+    ],
+)
 def test_bad_accounts_are_improperly_configured_without_echoing_a_key(monkeypatch, value, message):
     monkeypatch.setenv("X_ACCOUNTS", value)
     with pytest.raises(ImproperlyConfigured, match=message) as raised:

@@ -10,7 +10,9 @@ from tests.factories import JobFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("path", ["/jobs/a%00", "/jobs/a%00/tasks", "/pools/a%00", "/pools/p/nodes/a%00"])
+@pytest.mark.parametrize(
+    "path", ["/jobs/a%00", "/jobs/a%00/tasks", "/pools/a%00", "/pools/p/nodes/a%00"]
+)
 def test_an_api_path_with_a_nul_is_an_invalid_uri(batch, path):
     r = batch.get(path)
     assert r.status_code == 400 and json.loads(r.content)["code"] == "InvalidUri"

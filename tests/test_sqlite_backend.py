@@ -68,7 +68,9 @@ def test_an_agents_connection_checkpoints_after_its_commits_outside_the_lock(mon
     from batchsite.sqlite import base
 
     seen = []
-    monkeypatch.setattr(base.DatabaseWrapper, "_checkpoint", lambda self: seen.append(lock_is_free()))
+    monkeypatch.setattr(
+        base.DatabaseWrapper, "_checkpoint", lambda self: seen.append(lock_is_free())
+    )
     connection.writes_first = True
     try:
         for i in range(base.CHECKPOINT_EVERY * 2):

@@ -43,21 +43,27 @@ class DatabaseWrapper(base.DatabaseWrapper):
     writes_first = False  # set on a node agent's connection
     _locks: tuple[int, int] | None = None  # (the others' queue, the write lock), per connection
     _held: tuple[int, ...] = ()
-    _commits = 0  # since this agent connection's last checkpoint; -1: automatic checkpoints still on
+    _commits = (
+        0  # since this agent connection's last checkpoint; -1: automatic checkpoints still on
+    )
 
     def get_new_connection(self, conn_params):
         connection = super().get_new_connection(conn_params)
         if not self.is_in_memory_db() and self._locks is None:
             path = conn_params["database"]
-            self._locks = tuple(os.open(f"{path}-{name}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-                                for name in ("queue", "writers"))
+            self._locks = tuple(
+                os.open(f"{path}-{name}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                for name in ("queue", "writers")
+            )
         self._commits = -1
         return connection
 
     def _start_transaction_under_autocommit(self):
         if self._locks is not None and self.writes_first != (self._commits >= 0):
             # An agent's connection checkpoints itself (_commit); others leave it to SQLite.
-            self.connection.execute(f"PRAGMA wal_autocheckpoint={0 if self.writes_first else 1000}").close()
+            self.connection.execute(
+                f"PRAGMA wal_autocheckpoint={0 if self.writes_first else 1000}"
+            ).close()
             self._commits = 0 if self.writes_first else -1
         if self._locks is not None:
             for fd in self._locks[1:] if self.writes_first else self._locks:

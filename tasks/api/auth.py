@@ -21,14 +21,23 @@ from rest_framework.authentication import BaseAuthentication
 
 from tasks.errors import BatchError
 from tasks.models import Account
-from tasks.queries import get_account
+from tasks.queries.accounts import get_account
 from tasks.timefmt import parse_http_date
 
 from . import tokens
 
 SIGNED_HEADERS = (
-    "content-encoding", "content-language", "content-length", "content-md5", "content-type",
-    "date", "if-modified-since", "if-match", "if-none-match", "if-unmodified-since", "range",
+    "content-encoding",
+    "content-language",
+    "content-length",
+    "content-md5",
+    "content-type",
+    "date",
+    "if-modified-since",
+    "if-match",
+    "if-none-match",
+    "if-unmodified-since",
+    "range",
 )
 DATE_WINDOW = timedelta(minutes=15)
 _AUTH = re.compile(r"^SharedKey ([^:\s]+):(\S+)$")
@@ -72,7 +81,9 @@ def _parsed_query(query: str) -> tuple[tuple[str, str], ...]:
     seen: set[str] = set()
     for name, value in parse_qsl(query, keep_blank_values=True):
         if name.lower() in seen:
-            raise BatchError.invalid_query(name, value, "The query parameter is given more than once.")
+            raise BatchError.invalid_query(
+                name, value, "The query parameter is given more than once."
+            )
         seen.add(name.lower())
         if value:
             params[name] = value
@@ -91,8 +102,9 @@ def ocp_header(name: str, how: str) -> bool:
     return name.startswith("ocp-") if how == "prefix" else "ocp-" in name
 
 
-def string_to_sign(method: str, raw_path: str, params: dict[str, str], headers: dict[str, str],
-                   account: str) -> str:
+def string_to_sign(
+    method: str, raw_path: str, params: dict[str, str], headers: dict[str, str], account: str
+) -> str:
     """The SDKs' StringToSign: verb, 11 standard headers, ocp-* headers, path, then each
     parameter as `\nname:value`, names as sent and sorted case-sensitively."""
     s = _header_lines(method, headers, "substring") + f"/{account}{raw_path}"
@@ -101,8 +113,9 @@ def string_to_sign(method: str, raw_path: str, params: dict[str, str], headers: 
     return s
 
 
-def _documented_string_to_sign(method: str, raw_path: str, params: dict[str, str], headers: dict[str, str],
-                               account: str) -> str:
+def _documented_string_to_sign(
+    method: str, raw_path: str, params: dict[str, str], headers: dict[str, str], account: str
+) -> str:
     """The variant the REST docs describe (names lowercased and sorted), so clients other
     than the Python SDKs (.NET) authenticate too. query_parameters has refused a repeated
     name, so each has one value (the docs' comma-joined list of one)."""
@@ -168,7 +181,9 @@ def _account_keys(account: Account | None) -> tuple[bytes, bytes]:
     return keys[0], keys[1]
 
 
-def _signed_by(signature: str, texts: list[str], keys: tuple[bytes, bytes], real: tuple[bool, bool]) -> bool:
+def _signed_by(
+    signature: str, texts: list[str], keys: tuple[bytes, bytes], real: tuple[bool, bool]
+) -> bool:
     """Whether one of the real keys signed one of the texts, each compared in constant
     time. A refusal computes every HMAC, so it costs the same whatever the request names;
     a match stops there (the texts come most common first: the SDKs' form, primary key),
@@ -196,7 +211,9 @@ def authenticate_request(meta: dict, method: str) -> Account:
         raise BatchError.authentication_failed("The Authorization header is missing.")
     m = _AUTH.match(header.strip())
     if not m:
-        raise BatchError.invalid_authentication_info("The Authorization header must be 'SharedKey <account>:<signature>'.")
+        raise BatchError.invalid_authentication_info(
+            "The Authorization header must be 'SharedKey <account>:<signature>'."
+        )
     name, signature = m.groups()
     headers = request_headers(meta)
     date_text = headers.get("ocp-date") or headers.get("date")
@@ -205,9 +222,13 @@ def authenticate_request(meta: dict, method: str) -> Account:
     try:
         sent = _request_date(date_text)
     except ValueError:
-        raise BatchError.invalid_header("ocp-date" if "ocp-date" in headers else "Date", date_text) from None
+        raise BatchError.invalid_header(
+            "ocp-date" if "ocp-date" in headers else "Date", date_text
+        ) from None
     if abs(timezone.now() - sent) > DATE_WINDOW:
-        raise BatchError.authentication_failed("The request date is more than 15 minutes from the server's time.")
+        raise BatchError.authentication_failed(
+            "The request date is more than 15 minutes from the server's time."
+        )
     params = query_parameters(meta.get("QUERY_STRING", ""))
     account = get_account(name)
     header_sets = [headers]
@@ -215,15 +236,19 @@ def authenticate_request(meta: dict, method: str) -> Account:
         # wsgiref (Django's runserver and live server) invents `text/plain` for requests
         # that sent no Content-Type; the client signed an empty line.
         header_sets.append({k: v for k, v in headers.items() if k != "content-type"})
-    texts = [builder(method, path, params, hdrs, name)
-             for path in raw_path_candidates(meta)
-             for builder in (string_to_sign, _documented_string_to_sign)
-             for hdrs in header_sets]
+    texts = [
+        builder(method, path, params, hdrs, name)
+        for path in raw_path_candidates(meta)
+        for builder in (string_to_sign, _documented_string_to_sign)
+        for hdrs in header_sets
+    ]
     real = (bool(account and account.primary_key), bool(account and account.secondary_key))
     if _signed_by(signature, texts, _account_keys(account), real):
         return account
     # The same answer for an unknown account as for a bad signature.
-    raise BatchError.authentication_failed("The MAC signature found in the HTTP request is not valid.")
+    raise BatchError.authentication_failed(
+        "The MAC signature found in the HTTP request is not valid."
+    )
 
 
 class SharedKeyAuthentication(BaseAuthentication):
@@ -235,7 +260,9 @@ class SharedKeyAuthentication(BaseAuthentication):
         if tokens.is_bearer(meta.get("HTTP_AUTHORIZATION", "")):
             match = request._request.resolver_match
             job_id = match.kwargs.get("job_id") if match is not None else None
-            return ApiPrincipal(tokens.authenticate_token(meta["HTTP_AUTHORIZATION"], job_id=job_id)), None
+            return ApiPrincipal(
+                tokens.authenticate_token(meta["HTTP_AUTHORIZATION"], job_id=job_id)
+            ), None
         account = authenticate_request(meta, request._request.method)
         return ApiPrincipal(account), None
 

@@ -11,12 +11,12 @@ import time
 import uuid
 from urllib.parse import quote, urlencode, urlsplit
 
-from django.core import signing
 from django.core.exceptions import RequestDataTooBig
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tasks.errors import BatchError
+from tasks.queries.pager import BadCursor, Key, Order, Page
 from tasks.timefmt import format_http_date
 
 from .auth import check_content_md5, query_parameters
@@ -75,25 +75,15 @@ def finish_request_body(request) -> None:
         meta[CLOSE_CONNECTION] = True  # the client went away or sent a broken body
 
 
-# A continuation token is the last key of a page, signed: only a token this service made
-# reads back, so a garbled or invented one is refused instead of read as "from the start"
-# (a client following nextLinks would loop). base64url and "." only: URL-safe (REFERENCE §3).
-_TOKENS = signing.Signer(salt="batchsite.api.skiptoken", sep=".")
+# A $skiptoken is a cursor of the one pager (tasks.queries.pager): signed, so a garbled or
+# invented one is refused (400) instead of read as "from the start" (a client following
+# nextLinks would loop). Lists that are not read from the database (task files, supported
+# images) continue after a string key, kept in the same format.
+KEY_ORDER = Order.by(Key("key"))
 
 
-def encode_token(key: str) -> str:
-    return _TOKENS.sign_object(key)
-
-
-def decode_token(token: str) -> str:
-    """The key a $skiptoken continues after, or 400 InvalidQueryParameterValue."""
-    try:
-        key = _TOKENS.unsign_object(token)
-    except (signing.BadSignature, ValueError, UnicodeError):
-        key = None
-    if not isinstance(key, str) or not key:
-        raise BatchError.invalid_query("$skiptoken", token, "The continuation token is not valid.")
-    return key
+def invalid_skiptoken(token: str) -> BatchError:
+    return BatchError.invalid_query("$skiptoken", token, "The continuation token is not valid.")
 
 
 # The path parts before a task's or node's file path: ids there never hold a "/", so an
@@ -108,7 +98,7 @@ def encoded_slash_in_an_id(meta: dict) -> bool:
     path = urlsplit(raw).path if "://" in raw[:12] else raw.split("?", 1)[0]
     start = _FILE_PATH_START.match(path)
     if start:
-        path = path[:start.end()]
+        path = path[: start.end()]
     return "%2f" in path.lower()
 
 
@@ -164,7 +154,9 @@ class BatchApiView(APIView):
         super().initial(request, *args, **kwargs)  # authenticates: SharedKey on every call
         # Exactly the parameters the signature covered (tasks.api.auth.query_parameters).
         meta = request._request.META
-        self.params = {k.lower(): v for k, v in query_parameters(meta.get("QUERY_STRING", "")).items()}
+        self.params = {
+            k.lower(): v for k, v in query_parameters(meta.get("QUERY_STRING", "")).items()
+        }
         if "HTTP_CONTENT_MD5" in meta:
             check_content_md5(meta["HTTP_CONTENT_MD5"], self.body_bytes())
         self.api_version = self._api_version()
@@ -173,7 +165,9 @@ class BatchApiView(APIView):
                 try:
                     int(self.params[name])
                 except ValueError:
-                    raise BatchError.invalid_query("timeout", self.params[name], "timeout must be an integer") from None
+                    raise BatchError.invalid_query(
+                        "timeout", self.params[name], "timeout must be an integer"
+                    ) from None
 
     def _api_version(self) -> str:
         version = self.params.get("api-version")  # parameter names are case-insensitive
@@ -181,7 +175,8 @@ class BatchApiView(APIView):
             raise BatchError.missing_query("api-version")
         if version not in SUPPORTED_API_VERSIONS:
             raise BatchError.invalid_query(
-                "api-version", version,
+                "api-version",
+                version,
                 "Supported api-versions: " + ", ".join(SUPPORTED_API_VERSIONS),
             )
         return version
@@ -267,29 +262,63 @@ class BatchApiView(APIView):
         try:
             value = int(raw)
         except ValueError:
-            raise BatchError.invalid_query("maxresults", raw, "maxresults must be an integer") from None
+            raise BatchError.invalid_query(
+                "maxresults", raw, "maxresults must be an integer"
+            ) from None
         if not 1 <= value <= 1000:
-            raise BatchError.out_of_range_query("maxresults", raw, "maxresults must be between 1 and 1000")
+            raise BatchError.out_of_range_query(
+                "maxresults", raw, "maxresults must be between 1 and 1000"
+            )
         return value
 
-    def after_key(self) -> str | None:
-        token = self.params.get("$skiptoken")
-        return decode_token(token) if token else None
+    def skiptoken(self) -> str:
+        """The $skiptoken as sent ("" for the first page), for a list query to read
+        (tasks.queries.pager.page: a cursor that is not its own is a 400, handle_exception)."""
+        return self.params.get("$skiptoken") or ""
 
-    def envelope(self, items: list[dict], *, metadata: str, last_key: str | None, more: bool) -> Response:
+    def after_key(self) -> str | None:
+        """The string key a $skiptoken of a list not read from the database continues
+        after, or 400 InvalidQueryParameterValue."""
+        token = self.skiptoken()
+        if not token:
+            return None
+        try:
+            _, (key,) = KEY_ORDER.read(token)
+        except BadCursor:
+            raise invalid_skiptoken(token) from None
+        return key
+
+    def handle_exception(self, exc):
+        if isinstance(exc, BadCursor):  # a list query refused the $skiptoken
+            exc = invalid_skiptoken(self.skiptoken())
+        return super().handle_exception(exc)
+
+    def envelope(
+        self,
+        items: list[dict],
+        *,
+        metadata: str,
+        page: Page | None = None,
+        last_key: str | None = None,
+        more: bool = False,
+    ) -> Response:
+        """The list envelope; the odata.nextLink continues after `page` (a page of the one
+        pager), or after `last_key` when `more` (a list not read from the database)."""
         body = {"odata.metadata": f"{self.base_url}/$metadata#{metadata}", "value": items}
-        if more and last_key is not None:
-            body["odata.nextLink"] = self.next_link(last_key)
+        if page is not None and page.next_cursor:
+            body["odata.nextLink"] = self.next_link(page.next_cursor)
+        elif page is None and more and last_key is not None:
+            body["odata.nextLink"] = self.next_link(KEY_ORDER.cursor(0, {"key": last_key}))
         return Response(body)
 
-    def next_link(self, last_key: str) -> str:
+    def next_link(self, cursor: str) -> str:
         """Absolute, carrying every parameter the query needs: 14.x requests it verbatim
         and 15.x re-adds none of the original parameters (REFERENCE §3)."""
         params = {"api-version": self.api_version}
         for name in ("$filter", "$select", "$expand", "maxresults", "recursive"):
             if self.params.get(name):
                 params[name] = self.params[name]
-        params["$skiptoken"] = encode_token(last_key)
+        params["$skiptoken"] = cursor
         path = self.request._request.path
         return f"{self.base_url}{quote(path)}?{urlencode(params, quote_via=quote, safe='')}"
 
@@ -306,10 +335,14 @@ class BatchApiView(APIView):
         added), which the REST spec declares. `etags` names each member and its version
         ("id:etag"), so the ETag changes whenever a member changes, comes or goes."""
         digest = hashlib.sha256("\n".join(etags).encode()).hexdigest()[:16].upper()
-        return BatchApiView.resource_headers(response, etag=f"0x{digest}", last_modified=last_modified)
+        return BatchApiView.resource_headers(
+            response, etag=f"0x{digest}", last_modified=last_modified
+        )
 
     @staticmethod
-    def resource_headers(response: Response, *, etag: str, last_modified, url: str | None = None) -> Response:
+    def resource_headers(
+        response: Response, *, etag: str, last_modified, url: str | None = None
+    ) -> Response:
         response["ETag"] = etag
         response["Last-Modified"] = format_http_date(last_modified)
         if url:

@@ -69,7 +69,9 @@ def check_read(meta: dict, resource, *, dates_only: bool = False) -> None:
         if dates_only and name in ("if-match", "if-none-match"):
             continue
         if not _met(name, value, getattr(resource, "etag", ""), resource.last_modified):
-            raise BatchError.condition_not_met(304 if name in ("if-none-match", "if-modified-since") else 412)
+            raise BatchError.condition_not_met(
+                304 if name in ("if-none-match", "if-modified-since") else 412
+            )
 
 
 def write_precondition(meta: dict) -> Callable[[object], None] | None:

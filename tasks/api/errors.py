@@ -58,7 +58,9 @@ def _as_batch_error(exc) -> BatchError | None:
     if isinstance(exc, BatchError):
         return exc
     if isinstance(exc, exceptions.MethodNotAllowed):
-        return BatchError("UnsupportedHttpVerb", "The resource doesn't support the specified HTTP verb.", 405)
+        return BatchError(
+            "UnsupportedHttpVerb", "The resource doesn't support the specified HTTP verb.", 405
+        )
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
         return BatchError.authentication_failed(str(exc.detail))
     if isinstance(exc, exceptions.ParseError):
@@ -72,9 +74,15 @@ def _as_batch_error(exc) -> BatchError | None:
         # busy: the service is unavailable for now, not broken. The request's transaction
         # rolled back whole, and 503 is what both SDKs and the CLI retry as a transient
         # answer. Other database errors (integrity, data) remain bugs: 500 with a traceback.
-        log.warning("the database is unavailable: %s", str(exc).strip().splitlines()[0] if str(exc) else repr(exc))
-        return BatchError("ServerBusy", "The server is currently unable to receive requests. Please retry your "
-                                        "request.", 503)
+        log.warning(
+            "the database is unavailable: %s",
+            str(exc).strip().splitlines()[0] if str(exc) else repr(exc),
+        )
+        return BatchError(
+            "ServerBusy",
+            "The server is currently unable to receive requests. Please retry your request.",
+            503,
+        )
     if isinstance(exc, exceptions.APIException):
         return BatchError("InvalidInput", str(exc.detail), exc.status_code)
     return None
@@ -85,7 +93,11 @@ def batch_exception_handler(exc, context):
     error = _as_batch_error(exc)
     if error is None:
         log.exception("unhandled error in the Batch API", exc_info=exc)
-        error = BatchError("InternalError", "Server encountered an internal error. Please try again after some time.", 500)
+        error = BatchError(
+            "InternalError",
+            "Server encountered an internal error. Please try again after some time.",
+            500,
+        )
     rid = request_id_of(request)
     if error.status == 304:
         return Response(None, status=304)
@@ -103,6 +115,8 @@ def batch_error_response(request, error: BatchError) -> JsonResponse:
         base = request.build_absolute_uri("/").rstrip("/")
     except DisallowedHost:  # the error being reported may be the Host itself
         base = ""
-    response = JsonResponse(error_body(error, rid, base), status=error.status, content_type=CONTENT_TYPE)
+    response = JsonResponse(
+        error_body(error, rid, base), status=error.status, content_type=CONTENT_TYPE
+    )
     response["request-id"] = rid
     return response

@@ -1,7 +1,7 @@
 """Task and node file calls (REFERENCE §11): list a task's directory or a node's root, get a
 file (a range of it with ocp-range, still answered 200), its properties (HEAD), delete it.
 
-Files are read through the task-file storage (tasks.node.storage), never from a node's
+Files are read through the task-file storage (tasks.nodehost.storage), never from a node's
 disk directly, so agents on other machines can publish them; the storage never follows a
 symbolic link and bounds every listing. A link (or a FIFO) a task made is listed as a file
 entry, as `ls -l` shows it, and its properties answer HEAD, but Get refuses to read it.
@@ -20,11 +20,13 @@ from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
-from tasks import queries
 from tasks.errors import BatchError
 from tasks.file_responses import file_bytes
-from tasks.node.storage import LINK, FileInfo, TaskFiles, clean_name
-from tasks.operations.attempts import can_read_task_files
+from tasks.nodehost.storage import LINK, FileInfo, TaskFiles, clean_name
+from tasks.operations.task_files import can_read_task_files
+from tasks.queries.jobs import get_job_task
+from tasks.queries.nodes import get_node
+from tasks.queries.pools import get_pool
 from tasks.timefmt import format_datetime_wire, format_http_date
 
 from . import odata
@@ -45,17 +47,21 @@ class _Where:
 
 
 def _task_files(view: BatchApiView, job_id: str, task_id: str) -> _Where:
-    job, task = queries.get_job_task(view.account, job_id, task_id)
+    job, task = get_job_task(view.account, job_id, task_id)
     error = can_read_task_files(task)
     if error:
         raise error
-    return _Where(TaskFiles.of_task(task), f"{task_url(view.base_url, job.job_id, task.task_id)}/files")
+    return _Where(
+        TaskFiles.of_task(task), f"{task_url(view.base_url, job.job_id, task.task_id)}/files"
+    )
 
 
 def _node_files(view: BatchApiView, pool_id: str, node_id: str) -> _Where:
     """A node of the caller's account (PoolNotFound / NodeNotFound otherwise): its root."""
-    node = queries.get_node(queries.get_pool(view.account, pool_id), node_id)
-    return _Where(TaskFiles.of_node(node), f"{node_url(view.base_url, node.pool.pool_id, node.node_id)}/files")
+    node = get_node(get_pool(view.account, pool_id), node_id)
+    return _Where(
+        TaskFiles.of_node(node), f"{node_url(view.base_url, node.pool.pool_id, node.node_id)}/files"
+    )
 
 
 def _file_url(files_url: str, name: str) -> str:
@@ -86,18 +92,26 @@ class _FileListApi(BatchApiView):
         still carries an odata.nextLink that goes on from where it stopped."""
         prefix = odata.file_name_prefix(self.params.get("$filter", ""))
         recursive = self.params.get("recursive", "false").lower() == "true"
-        page = where.files.list(recursive=recursive, prefix=prefix, after=self.after_key(), limit=self.page_size())
+        page = where.files.list(
+            recursive=recursive, prefix=prefix, after=self.after_key(), limit=self.page_size()
+        )
         items = [self._entry(where.url, f) for f in page]
         return self.envelope(items, metadata="files", last_key=page.resume, more=page.more)
 
     def _entry(self, files_url: str, info: FileInfo) -> dict:
-        entry = {"name": info.name, "url": _file_url(files_url, info.name), "isDirectory": info.is_directory}
+        entry = {
+            "name": info.name,
+            "url": _file_url(files_url, info.name),
+            "isDirectory": info.is_directory,
+        }
         if not info.is_directory:
-            properties = {"creationTime": format_datetime_wire(info.created),
-                          "lastModified": format_datetime_wire(info.modified),
-                          "contentLength": _int64(info.size, self.api_version),
-                          "contentType": "application/octet-stream",
-                          "fileMode": info.mode}
+            properties = {
+                "creationTime": format_datetime_wire(info.created),
+                "lastModified": format_datetime_wire(info.modified),
+                "contentLength": _int64(info.size, self.api_version),
+                "contentType": "application/octet-stream",
+                "fileMode": info.mode,
+            }
             entry["properties"] = {k: v for k, v in properties.items() if v is not None}
         return entry
 
@@ -125,7 +139,9 @@ class _FileApi(BatchApiView):
             raise BatchError.operation_invalid_for_state(_unreadable(info))
         start, end = self._range(info.size)
         handle = self._open(where.files, name)  # before the response: a failure is still an error
-        response = StreamingHttpResponse(self._read(handle, start, end), content_type="application/octet-stream")
+        response = StreamingHttpResponse(
+            self._read(handle, start, end), content_type="application/octet-stream"
+        )
         response["Content-Length"] = str(end - start)
         return self._headers(response, where, info)
 
@@ -147,15 +163,20 @@ class _FileApi(BatchApiView):
         except FileNotFoundError:
             raise BatchError.file_not_found() from None
         except OSError as e:
-            raise BatchError.operation_invalid_for_state(f"The file could not be deleted: {e.strerror}.") from None
+            raise BatchError.operation_invalid_for_state(
+                f"The file could not be deleted: {e.strerror}."
+            ) from None
         if not deleted:
             raise BatchError.operation_invalid_for_state(
-                "The directory is not empty: delete it with recursive=true.")
+                "The directory is not empty: delete it with recursive=true."
+            )
         return Response(None, status=200)
 
     # --- helpers -------------------------------------------------------------------------
 
-    def _file(self, where: _Where, file_path: str, *, conditional: bool = True) -> tuple[str, FileInfo]:
+    def _file(
+        self, where: _Where, file_path: str, *, conditional: bool = True
+    ) -> tuple[str, FileInfo]:
         name = clean_name(file_path)
         info = where.files.stat(name) if name else None
         if info is None:
@@ -171,7 +192,9 @@ class _FileApi(BatchApiView):
         except OSError as e:
             if e.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
                 raise BatchError.file_not_found() from None  # gone, or swapped for a link
-            raise BatchError.operation_invalid_for_state(f"The file cannot be read: {e.strerror}.") from None
+            raise BatchError.operation_invalid_for_state(
+                f"The file cannot be read: {e.strerror}."
+            ) from None
 
     def _range(self, size: int) -> tuple[int, int]:
         """ocp-range `bytes=start-end` (end inclusive; `start-` to the end, `-n` the last

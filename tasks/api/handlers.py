@@ -35,5 +35,10 @@ def server_error(request):
     if _is_page(request):
         return defaults.server_error(request)
     return batch_error_response(
-        request, BatchError("InternalError", "Server encountered an internal error. Please try again after some time.", 500)
+        request,
+        BatchError(
+            "InternalError",
+            "Server encountered an internal error. Please try again after some time.",
+            500,
+        ),
     )

@@ -41,6 +41,7 @@ from odata_query.visitor import NodeVisitor
 from sly.lex import Token
 
 from tasks.errors import BatchError
+from tasks.models import ComputeNode, Job, JobSchedule, Pool, Task
 from tasks.timefmt import parse_datetime_wire
 
 PARAM = "$filter"
@@ -106,57 +107,77 @@ def _time(field: str, null: Null = Null.NEVER) -> Prop:
     return Prop(field, Kind.DATETIME, ORDERING, null)
 
 
-def _enum(field: str, values: str, null: Null = Null.NEVER) -> Prop:
-    return Prop(field, Kind.ENUM, EQUALITY, null, frozenset(values.split()))
+def _enum(
+    field: str,
+    values: Iterable[str] | str,
+    null: Null = Null.NEVER,
+    ops: frozenset[str] = EQUALITY,
+) -> Prop:
+    """An enum property: `values` are a model's TextChoices values (or, for an enum the
+    models do not hold, a space-separated string of them)."""
+    return Prop(
+        field,
+        Kind.ENUM,
+        ops,
+        null,
+        frozenset(values.split() if isinstance(values, str) else values),
+    )
 
 
 ID = Prop("id_key", Kind.KEY, STRING_OPS)
 
-TASK = Schema.of({
-    "id": ID,
-    "state": _enum("state", "active preparing running completed"),
-    "stateTransitionTime": _time("state_transition_time"),
-    "creationTime": _time("creation_time"),
-    "lastModified": _time("last_modified"),
-    "lastModifiedTime": _time("last_modified"),
-    "executionInfo/startTime": _time("start_time", Null.NULL),
-    "executionInfo/endTime": _time("end_time", Null.NULL),
-    "executionInfo/exitCode": Prop("exit_code", Kind.INT, ORDERING, Null.NULL),
-    "executionInfo/result": _enum("result", "success failure", Null.BLANK),
-})
+TASK = Schema.of(
+    {
+        "id": ID,
+        "state": _enum("state", Task.State.values),
+        "stateTransitionTime": _time("state_transition_time"),
+        "creationTime": _time("creation_time"),
+        "lastModified": _time("last_modified"),
+        "lastModifiedTime": _time("last_modified"),
+        "executionInfo/startTime": _time("start_time", Null.NULL),
+        "executionInfo/endTime": _time("end_time", Null.NULL),
+        "executionInfo/exitCode": Prop("exit_code", Kind.INT, ORDERING, Null.NULL),
+        "executionInfo/result": _enum("result", Task.Result.values, Null.BLANK),
+    }
+)
 
-JOB = Schema.of({
-    "id": ID,
-    "state": _enum("state", "active disabling disabled enabling terminating completed deleting"),
-    "stateTransitionTime": _time("state_transition_time"),
-    "creationTime": _time("creation_time"),
-    "lastModified": _time("last_modified"),
-    "executionInfo/startTime": _time("start_time"),
-    "executionInfo/endTime": _time("end_time", Null.NULL),
-    # Pool ids are case-insensitive in Batch, but a job keeps the spelling it was given.
-    "executionInfo/poolId": Prop("pool_id", Kind.FOLDED, STRING_OPS),
-})
+JOB = Schema.of(
+    {
+        "id": ID,
+        "state": _enum("state", Job.State.values),
+        "stateTransitionTime": _time("state_transition_time"),
+        "creationTime": _time("creation_time"),
+        "lastModified": _time("last_modified"),
+        "executionInfo/startTime": _time("start_time"),
+        "executionInfo/endTime": _time("end_time", Null.NULL),
+        # Pool ids are case-insensitive in Batch, but a job keeps the spelling it was given.
+        "executionInfo/poolId": Prop("pool_id", Kind.FOLDED, STRING_OPS),
+    }
+)
 
-JOB_SCHEDULE = Schema.of({
-    "id": ID,
-    "state": _enum("state", "active completed disabled terminating deleting"),
-    "stateTransitionTime": _time("state_transition_time"),
-    "creationTime": _time("creation_time"),
-    "lastModified": _time("last_modified"),
-    "executionInfo/nextRunTime": _time("next_run_time", Null.NULL),
-    "executionInfo/endTime": _time("end_time", Null.NULL),
-})
+JOB_SCHEDULE = Schema.of(
+    {
+        "id": ID,
+        "state": _enum("state", JobSchedule.State.values),
+        "stateTransitionTime": _time("state_transition_time"),
+        "creationTime": _time("creation_time"),
+        "lastModified": _time("last_modified"),
+        "executionInfo/nextRunTime": _time("next_run_time", Null.NULL),
+        "executionInfo/endTime": _time("end_time", Null.NULL),
+    }
+)
 
 POOL = Schema.of(
     {
         "id": ID,
-        "state": _enum("state", "active deleting"),
+        "state": _enum("state", Pool.State.values),
         "stateTransitionTime": _time("state_transition_time"),
         "creationTime": _time("creation_time"),
         "lastModified": _time("last_modified"),
         "vmSize": Prop("vm_size", Kind.FOLDED, EQUALITY | {"startswith"}),
-        "allocationState": Prop("allocation_state", Kind.ENUM, frozenset({"eq"}), Null.NEVER,
-                                frozenset({"steady", "resizing", "stopping"})),
+        "allocationState": _enum(
+            "allocation_state", Pool.AllocationState.values, ops=frozenset({"eq"})
+        ),
         "allocationStateTransitionTime": _time("allocation_state_transition_time", Null.NULL),
         "enableAutoScale": Prop("enable_auto_scale", Kind.BOOL, EQUALITY),
     },
@@ -166,20 +187,28 @@ POOL = Schema.of(
 NODE = Schema.of(
     {
         "id": Prop("node_id", Kind.TEXT, STRING_OPS),
+        # Batch's states a node here never enters filter to nothing, as valid values.
         "state": _enum(
-            "state",
-            "idle running starting offline unusable leavingpool unknown rebooting reimaging"
-            " creating waitingforstarttask starttaskfailed preempted upgradingos deallocated"
-            " deallocating",
+            "state", [*ComputeNode.State.values, "upgradingos", "deallocated", "deallocating"]
         ),
         "stateTransitionTime": _time("state_transition_time"),
         "lastBootTime": _time("registered"),
         "allocationTime": _time("allocation_time", Null.NULL),
         # startTaskInfo is kept in wire form (a JSON column): its keys are looked up inside it.
-        "startTaskInfo/state": Prop("start_task_info__state", Kind.ENUM, frozenset({"eq"}), Null.NULL,
-                                    frozenset({"running", "completed"})),
-        "startTaskInfo/result": Prop("start_task_info__result", Kind.ENUM, EQUALITY, Null.NULL,
-                                     frozenset({"success", "failure"})),
+        "startTaskInfo/state": Prop(
+            "start_task_info__state",
+            Kind.ENUM,
+            frozenset({"eq"}),
+            Null.NULL,
+            frozenset({"running", "completed"}),
+        ),
+        "startTaskInfo/result": Prop(
+            "start_task_info__result",
+            Kind.ENUM,
+            EQUALITY,
+            Null.NULL,
+            frozenset({"success", "failure"}),
+        ),
         "startTaskInfo/exitCode": Prop("start_task_info__exitCode", Kind.INT, ORDERING, Null.NULL),
     },
     unsupported=["startTaskInfo/startTime", "startTaskInfo/endTime"],
@@ -187,11 +216,13 @@ NODE = Schema.of(
 
 NODE_COUNTS = Schema.of({"poolId": Prop("id_key", Kind.KEY, frozenset({"eq"}))})
 
-SUPPORTED_IMAGE = Schema.of({
-    "osType": _enum("os_type", "linux windows"),
-    "verificationType": _enum("verification_type", "verified unverified"),
-    "nodeAgentSKUId": Prop("node_agent_sku_id", Kind.TEXT, EQUALITY),
-})
+SUPPORTED_IMAGE = Schema.of(
+    {
+        "osType": _enum("os_type", ["linux", "windows"]),
+        "verificationType": _enum("verification_type", ["verified", "unverified"]),
+        "nodeAgentSKUId": Prop("node_agent_sku_id", Kind.TEXT, EQUALITY),
+    }
+)
 
 FILES = Schema.of({"name": Prop("name", Kind.TEXT, frozenset({"startswith"}))})
 
@@ -233,6 +264,24 @@ def supported_image_filter(text: str) -> Q:
     """`$filter` of List Supported Images (osType, verificationType, nodeAgentSKUId), to
     apply with `matches`: the list is not in the database."""
     return _compile(text, SUPPORTED_IMAGE)
+
+
+def filter_of(text: str, schema: Schema) -> Q:
+    """`$filter` of a list operation whose schema is built beside its view (List Job
+    Preparation and Release Task Status: tasks.api.job_prep), with `datetime_property` and
+    `enum_property` for its properties. Raises 400 InvalidQueryParameterValue."""
+    return _compile(text, schema)
+
+
+def datetime_property(field: str, null: Null = Null.NEVER) -> Prop:
+    """A filterable date-time property (eq ne ge gt le lt) stored in `field`."""
+    return Prop(field, Kind.DATETIME, ORDERING, null)
+
+
+def enum_property(field: str, values: Iterable[str], null: Null = Null.NEVER) -> Prop:
+    """A filterable enum property (eq ne) stored in `field`, one of `values` (a model's
+    TextChoices' .values)."""
+    return Prop(field, Kind.ENUM, EQUALITY, null, frozenset(values))
 
 
 def matches(q: Q, item: object) -> bool:

@@ -4,7 +4,7 @@ absent values omitted, times in the service's 7-digit form."""
 from __future__ import annotations
 
 from tasks.models import Job, SubTask, Task
-from tasks.node.layout import task_key_within_node
+from tasks.nodehost.layout import task_key_within_node
 from tasks.timefmt import format_datetime_wire as dt
 from tasks.timefmt import format_duration
 
@@ -53,7 +53,9 @@ def task_json(task: Task, *, base: str, job_id: str, version: str, stats: bool =
         "state": task.state,
         "stateTransitionTime": dt(task.state_transition_time),
         "previousState": task.previous_state or None,
-        "previousStateTransitionTime": dt(task.previous_state_transition_time) if task.previous_state else None,
+        "previousStateTransitionTime": dt(task.previous_state_transition_time)
+        if task.previous_state
+        else None,
         "commandLine": task.command_line,
         "containerSettings": spec.get("containerSettings"),
         "resourceFiles": spec.get("resourceFiles"),
@@ -66,7 +68,8 @@ def task_json(task: Task, *, base: str, job_id: str, version: str, stats: bool =
             "maxTaskRetryCount": task.max_task_retry_count,
         },
         "requiredSlots": task.required_slots,
-        "userIdentity": spec.get("userIdentity") or {"autoUser": {"scope": "pool", "elevationLevel": "nonadmin"}},
+        "userIdentity": spec.get("userIdentity")
+        or {"autoUser": {"scope": "pool", "elevationLevel": "nonadmin"}},
         "executionInfo": _drop_none(execution),
         "nodeInfo": _node_info(task, base) if task.node_name else None,
         "multiInstanceSettings": spec.get("multiInstanceSettings"),
@@ -81,14 +84,18 @@ def task_json(task: Task, *, base: str, job_id: str, version: str, stats: bool =
 
 
 def _node_info(task: Task, base: str) -> dict:
-    return _drop_none({
-        "affinityId": task.affinity_id or None,
-        "nodeUrl": node_url(base, task.pool_id, task.node_name),
-        "poolId": task.pool_id,
-        "nodeId": task.node_name,
-        "taskRootDirectory": task.task_root_directory or None,
-        "taskRootDirectoryUrl": f"{task_url(base, task.job.job_id, task.task_id)}/files" if task.task_root_directory else None,
-    })
+    return _drop_none(
+        {
+            "affinityId": task.affinity_id or None,
+            "nodeUrl": node_url(base, task.pool_id, task.node_name),
+            "poolId": task.pool_id,
+            "nodeId": task.node_name,
+            "taskRootDirectory": task.task_root_directory or None,
+            "taskRootDirectoryUrl": f"{task_url(base, task.job.job_id, task.task_id)}/files"
+            if task.task_root_directory
+            else None,
+        }
+    )
 
 
 def task_stats_json(task: Task, *, base: str, job_id: str, version: str) -> dict:
@@ -97,9 +104,15 @@ def task_stats_json(task: Task, *, base: str, job_id: str, version: str) -> dict
         "url": task_url(base, job_id, task.task_id),
         "startTime": dt(task.start_time or task.creation_time),
         "lastUpdateTime": dt(task.last_modified),
-        "userCPUTime": format_duration(task.user_cpu_time) if task.user_cpu_time is not None else zero,
-        "kernelCPUTime": format_duration(task.kernel_cpu_time) if task.kernel_cpu_time is not None else zero,
-        "wallClockTime": format_duration(task.wall_clock_time) if task.wall_clock_time is not None else zero,
+        "userCPUTime": format_duration(task.user_cpu_time)
+        if task.user_cpu_time is not None
+        else zero,
+        "kernelCPUTime": format_duration(task.kernel_cpu_time)
+        if task.kernel_cpu_time is not None
+        else zero,
+        "wallClockTime": format_duration(task.wall_clock_time)
+        if task.wall_clock_time is not None
+        else zero,
         "readIOps": _int64(task.read_iops, version),
         "writeIOps": _int64(task.write_iops, version),
         "readIOGiB": task.read_io_gib,
@@ -110,27 +123,36 @@ def task_stats_json(task: Task, *, base: str, job_id: str, version: str) -> dict
 
 def subtask_json(sub: SubTask, *, base: str, job_id: str, task_id: str) -> dict:
     node = node_url(base, sub.pool_id, sub.node_name) if sub.node_name else None
-    return _drop_none({
-        "id": sub.subtask_id,
-        "nodeInfo": _drop_none({
-            "affinityId": f"TVM:{sub.node_name}" if sub.node_name else None,
-            "nodeUrl": node,
-            "poolId": sub.pool_id or None,
-            "nodeId": sub.node_name or None,
-            "taskRootDirectory": sub.task_root_directory or None,
-            # A subtask's directory is on its own node: the node's files, as Batch gives it.
-            "taskRootDirectoryUrl": f"{node}/files/{task_key_within_node(job_id, task_id)}" if node else None,
-        }) or None,
-        "startTime": dt(sub.start_time),
-        "endTime": dt(sub.end_time),
-        "exitCode": sub.exit_code,
-        "failureInfo": sub.failure_info,
-        "state": sub.state,
-        "stateTransitionTime": dt(sub.state_transition_time),
-        "previousState": sub.previous_state or None,
-        "previousStateTransitionTime": dt(sub.previous_state_transition_time) if sub.previous_state else None,
-        "result": sub.result or None,
-    })
+    return _drop_none(
+        {
+            "id": sub.subtask_id,
+            "nodeInfo": _drop_none(
+                {
+                    "affinityId": f"TVM:{sub.node_name}" if sub.node_name else None,
+                    "nodeUrl": node,
+                    "poolId": sub.pool_id or None,
+                    "nodeId": sub.node_name or None,
+                    "taskRootDirectory": sub.task_root_directory or None,
+                    # A subtask's directory is on its own node: the node's files, as Batch gives it.
+                    "taskRootDirectoryUrl": f"{node}/files/{task_key_within_node(job_id, task_id)}"
+                    if node
+                    else None,
+                }
+            )
+            or None,
+            "startTime": dt(sub.start_time),
+            "endTime": dt(sub.end_time),
+            "exitCode": sub.exit_code,
+            "failureInfo": sub.failure_info,
+            "state": sub.state,
+            "stateTransitionTime": dt(sub.state_transition_time),
+            "previousState": sub.previous_state or None,
+            "previousStateTransitionTime": dt(sub.previous_state_transition_time)
+            if sub.previous_state
+            else None,
+            "result": sub.result or None,
+        }
+    )
 
 
 def job_json(job: Job, *, base: str, version: str, stats: bool = False) -> dict:
@@ -146,7 +168,9 @@ def job_json(job: Job, *, base: str, version: str, stats: bool = False) -> dict:
         "state": job.state,
         "stateTransitionTime": dt(job.state_transition_time),
         "previousState": job.previous_state or None,
-        "previousStateTransitionTime": dt(job.previous_state_transition_time) if job.previous_state else None,
+        "previousStateTransitionTime": dt(job.previous_state_transition_time)
+        if job.previous_state
+        else None,
         "priority": job.priority,
         "allowTaskPreemption": spec.get("allowTaskPreemption"),
         "maxParallelTasks": job.max_parallel_tasks,
@@ -163,23 +187,32 @@ def job_json(job: Job, *, base: str, version: str, stats: bool = False) -> dict:
         "onTaskFailure": job.on_task_failure,
         "networkConfiguration": spec.get("networkConfiguration"),
         "metadata": spec.get("metadata"),
-        "executionInfo": _drop_none({
-            "startTime": dt(job.start_time),
-            "endTime": dt(job.end_time),
-            "poolId": job.pool_id,
-            "terminateReason": job.terminate_reason or None,
-        }),
+        "executionInfo": _drop_none(
+            {
+                "startTime": dt(job.start_time),
+                "endTime": dt(job.end_time),
+                "poolId": job.pool_id,
+                "terminateReason": job.terminate_reason or None,
+            }
+        ),
     }
     if stats:
         zero = "PT0S"
         out["stats"] = {
-            "url": f"{base}/jobs/{job.job_id}", "startTime": dt(job.creation_time),
-            "lastUpdateTime": dt(job.last_modified), "userCPUTime": zero, "kernelCPUTime": zero,
-            "wallClockTime": zero, "readIOps": _int64(0, version), "writeIOps": _int64(0, version),
-            "readIOGiB": 0.0, "writeIOGiB": 0.0,
+            "url": f"{base}/jobs/{job.job_id}",
+            "startTime": dt(job.creation_time),
+            "lastUpdateTime": dt(job.last_modified),
+            "userCPUTime": zero,
+            "kernelCPUTime": zero,
+            "wallClockTime": zero,
+            "readIOps": _int64(0, version),
+            "writeIOps": _int64(0, version),
+            "readIOGiB": 0.0,
+            "writeIOGiB": 0.0,
             "numSucceededTasks": _int64(job.succeeded_count, version),
             "numFailedTasks": _int64(job.failed_count, version),
-            "numTaskRetries": _int64(0, version), "waitTime": zero,
+            "numTaskRetries": _int64(0, version),
+            "waitTime": zero,
         }
     return _drop_none(out)
 
@@ -187,11 +220,17 @@ def job_json(job: Job, *, base: str, version: str, stats: bool = False) -> dict:
 def task_counts_json(job: Job) -> dict:
     return {
         "taskCounts": {
-            "active": job.active_count, "running": job.running_count, "completed": job.completed_count,
-            "succeeded": job.succeeded_count, "failed": job.failed_count,
+            "active": job.active_count,
+            "running": job.running_count,
+            "completed": job.completed_count,
+            "succeeded": job.succeeded_count,
+            "failed": job.failed_count,
         },
         "taskSlotCounts": {
-            "active": job.active_slots, "running": job.running_slots, "completed": job.completed_slots,
-            "succeeded": job.succeeded_slots, "failed": job.failed_slots,
+            "active": job.active_slots,
+            "running": job.running_slots,
+            "completed": job.completed_slots,
+            "succeeded": job.succeeded_slots,
+            "failed": job.failed_slots,
         },
     }

@@ -19,7 +19,9 @@ class BatchJSONRenderer(BaseRenderer):
         if data is None:
             return b""
         # "replace": an error body may quote a client's lone surrogate; never fail on it.
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "replace")
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode(
+            "utf-8", "replace"
+        )
 
 
 class AlwaysBatchJSON(BaseContentNegotiation):

@@ -11,8 +11,15 @@ from drf_spectacular.openapi import AutoSchema
 # its answers (their clients ignore what they do not know), so they are served as it is.
 # Earlier ones name things differently: refused.
 SUPPORTED_API_VERSIONS = (
-    "2020-09-01.12.0", "2021-06-01.14.0", "2022-01-01.15.0", "2022-10-01.16.0", "2023-05-01.17.0",
-    "2023-11-01.18.0", "2024-02-01.19.0", "2024-07-01.20.0", "2025-06-01",
+    "2020-09-01.12.0",
+    "2021-06-01.14.0",
+    "2022-01-01.15.0",
+    "2022-10-01.16.0",
+    "2023-05-01.17.0",
+    "2023-11-01.18.0",
+    "2024-02-01.19.0",
+    "2024-07-01.20.0",
+    "2025-06-01",
 )
 
 
@@ -50,7 +57,9 @@ class SharedKeyScheme(OpenApiAuthenticationExtension):
 def add_api_version(result, generator, request, public):
     """Postprocessing hook: document the api-version query parameter on every operation."""
     parameter = {
-        "name": "api-version", "in": "query", "required": True,
+        "name": "api-version",
+        "in": "query",
+        "required": True,
         "schema": {"type": "string", "enum": list(SUPPORTED_API_VERSIONS)},
     }
     for path in result.get("paths", {}).values():

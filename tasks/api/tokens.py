@@ -1,5 +1,5 @@
-"""Task authentication tokens (authenticationTokenSettings.access ["job"]): the task's
-environment and the check of a request that carries one.
+"""Task authentication tokens (authenticationTokenSettings.access ["job"]): the check of a
+request that carries one (the task's environment is tasks.operations.task_tokens').
 
 A task that asks for one gets AZ_BATCH_AUTHENTICATION_TOKEN and AZ_BATCH_ACCOUNT_URL, and
 calls the Batch API with `Authorization: Bearer <token>`: what azure-batch 14.2.0's
@@ -20,42 +20,19 @@ another account) is 403 AuthorizationFailure.
 from __future__ import annotations
 
 import hmac
-import os
 import re
 import secrets
 from datetime import timedelta
 
-from django.conf import settings
 from django.utils import timezone
 
 from tasks.errors import BatchError
-from tasks.models import Account, Attempt, Task
-from tasks.operations.task_tokens import issue_task_token, token_digest
+from tasks.models import Account, Attempt
+from tasks.operations.task_tokens import token_digest
 
 MAX_LIFETIME = timedelta(days=180)  # tasks.operations.tasks.MAX_LIFETIME: a task's longest life
-ACCESS_JOB = "job"
 _BEARER = re.compile(r"^Bearer ([1-9][0-9]{0,18})\.([A-Za-z0-9_-]{43})$")
 _DUMMY = token_digest(secrets.token_urlsafe(32))  # compared when the token names no attempt
-
-
-def wants_token(task: Task) -> bool:
-    """authenticationTokenSettings.access holds `job`."""
-    token_settings = task.spec.get("authenticationTokenSettings") or {}
-    return ACCESS_JOB in (token_settings.get("access") or [])
-
-
-def account_url() -> str:
-    """The URL the web tier serves the API on, as a task must call it: BATCHSITE_ACCOUNT_URL
-    (`manage.py serve` sets it to the address it serves), else the default of `serve`."""
-    return settings.BATCHSITE_ACCOUNT_URL or f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
-
-
-def task_environment(attempt: Attempt) -> dict[str, str]:
-    """The variables a task's process gets for its token: none unless it asked for one.
-    Issuing one costs an UPDATE of the attempt."""
-    if not wants_token(attempt.task):
-        return {}
-    return {"AZ_BATCH_AUTHENTICATION_TOKEN": issue_task_token(attempt), "AZ_BATCH_ACCOUNT_URL": account_url()}
 
 
 def is_bearer(header: str) -> bool:
@@ -68,7 +45,9 @@ def _refused(detail: str) -> BatchError:
 
 def not_authorized() -> BatchError:
     """403 AuthorizationFailure: a valid token, used outside what it grants."""
-    return BatchError("AuthorizationFailure", "This request is not authorized to perform this operation.", 403)
+    return BatchError(
+        "AuthorizationFailure", "This request is not authorized to perform this operation.", 403
+    )
 
 
 def authenticate_token(header: str, *, job_id: str | None) -> Account:
@@ -80,12 +59,22 @@ def authenticate_token(header: str, *, job_id: str | None) -> Account:
     m = _BEARER.match(header.strip())
     if not m:  # not the shape of any token, as a Shared Key header can be malformed
         raise BatchError.invalid_authentication_info(
-            "The Authorization header must be 'Bearer <token>' with a task's authentication token.")
+            "The Authorization header must be 'Bearer <token>' with a task's authentication token."
+        )
     attempt_pk, secret = int(m.group(1)), m.group(2)
-    row = (Attempt.objects.filter(pk=attempt_pk)
-           .values_list("token_hash", "outcome", "cancel_requested", "start_time", "job__job_id", "job__account_id",
-                        "task__max_wall_clock_time")
-           .first())
+    row = (
+        Attempt.objects.filter(pk=attempt_pk)
+        .values_list(
+            "token_hash",
+            "outcome",
+            "cancel_requested",
+            "start_time",
+            "job__job_id",
+            "job__account_id",
+            "task__max_wall_clock_time",
+        )
+        .first()
+    )
     stored = row[0] if row is not None and row[0] else _DUMMY
     if not hmac.compare_digest(stored, token_digest(secret)) or stored is _DUMMY:
         raise _refused("The authentication token is not valid.")
@@ -93,7 +82,9 @@ def authenticate_token(header: str, *, job_id: str | None) -> Account:
     if outcome != Attempt.Outcome.RUNNING or cancel:
         raise _refused("The authentication token has expired: its task is no longer running.")
     t = timezone.now()
-    if started is not None and (t > started + MAX_LIFETIME or (wall_clock is not None and t > started + wall_clock)):
+    if started is not None and (
+        t > started + MAX_LIFETIME or (wall_clock is not None and t > started + wall_clock)
+    ):
         raise _refused("The authentication token has expired.")
     if job_id is None or job_id.lower() != own_job.lower():
         raise not_authorized()

@@ -55,7 +55,9 @@ class FormulaError(Exception):
 class InvalidFormula(FormulaError):
     """Refused before it runs: the request carrying it fails with HTTP 400."""
 
-    def __init__(self, detail: str, *, code: str = SYNTAX_ERROR, message: str = SYNTAX_ERROR_MESSAGE):
+    def __init__(
+        self, detail: str, *, code: str = SYNTAX_ERROR, message: str = SYNTAX_ERROR_MESSAGE
+    ):
         super().__init__(code, message, [("Message", detail)])
 
 
@@ -66,15 +68,24 @@ class EvaluationFailed(FormulaError):
     they stood and the variables assigned before the failure.
     """
 
-    def __init__(self, detail: str, *, code: str = EVALUATION_ERROR,
-                 message: str = EVALUATION_ERROR_MESSAGE, results_text: str = ""):
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str = EVALUATION_ERROR,
+        message: str = EVALUATION_ERROR_MESSAGE,
+        results_text: str = "",
+    ):
         super().__init__(code, message, [("Message", detail)])
         self.results_text = results_text
 
     def run_error(self) -> dict:
         """The AutoScaleRun `error` object: {code, message, values: [{name, value}]}."""
-        return {"code": self.code, "message": self.message,
-                "values": [{"name": name, "value": value} for name, value in self.values]}
+        return {
+            "code": self.code,
+            "message": self.message,
+            "values": [{"name": name, "value": value} for name, value in self.values],
+        }
 
 
 def at(line: int, column: int, reason: str) -> str:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 
+from tasks.models import NodeDeallocationOption
+
 from . import errors, syntax
 from .errors import EvaluationFailed, InvalidFormula, at
 from .functions import ARITY, Stop, call
@@ -36,8 +38,8 @@ MAX_TARGET = 2**31 - 1
 DEDICATED = "$TargetDedicatedNodes"
 LOW_PRIORITY = "$TargetLowPriorityNodes"
 DEALLOCATION = "$NodeDeallocationOption"
-DEALLOCATION_OPTIONS = ("requeue", "terminate", "taskcompletion", "retaineddata")
-DEFAULT_DEALLOCATION = "requeue"
+DEALLOCATION_OPTIONS = tuple(NodeDeallocationOption.values)
+DEFAULT_DEALLOCATION = NodeDeallocationOption.REQUEUE.value
 
 # The non-sampled values the caller passes in `current`, with their defaults.
 CURRENT_VARIABLES: dict[str, float] = {
@@ -120,11 +122,15 @@ def _check(node: syntax.Node) -> None:
     elif isinstance(node, syntax.Name):
         canonical = service_name(node.name)
         if canonical in METRICS and canonical not in CURRENT_VARIABLES:
-            raise _invalid(node, f"{canonical} is a sampled metric: read it with a method such as "
-                                 f"{canonical}.GetSample(TimeInterval_Minute * 5)")
+            raise _invalid(
+                node,
+                f"{canonical} is a sampled metric: read it with a method such as "
+                f"{canonical}.GetSample(TimeInterval_Minute * 5)",
+            )
         if node.name.startswith("TimeInterval_") and node.name not in TIME_INTERVALS:
-            raise _invalid(node, f"{node.name} is not a time interval; use one of "
-                                 + ", ".join(TIME_INTERVALS))
+            raise _invalid(
+                node, f"{node.name} is not a time interval; use one of " + ", ".join(TIME_INTERVALS)
+            )
     elif isinstance(node, syntax.Call):
         arity = ARITY.get(node.function)
         if arity is None or node.function.startswith("$"):
@@ -135,18 +141,27 @@ def _check(node: syntax.Node) -> None:
     elif isinstance(node, syntax.Method):
         target = service_name(node.target.name) if isinstance(node.target, syntax.Name) else None
         if target not in METRICS:
-            raise _invalid(node, f"{node.method}() is a method of the sampled metrics "
-                                 f"($CPUPercent, $ActiveTasks, ...) only")
+            raise _invalid(
+                node,
+                f"{node.method}() is a method of the sampled metrics "
+                f"($CPUPercent, $ActiveTasks, ...) only",
+            )
         if node.method not in METHODS:
-            raise _invalid(node, f"{target} has no method {node.method}(); its methods are "
-                                 + ", ".join(m + "()" for m in METHODS))
+            raise _invalid(
+                node,
+                f"{target} has no method {node.method}(); its methods are "
+                + ", ".join(m + "()" for m in METHODS),
+            )
         _check_arity(node, node.method + "()", METHODS[node.method], len(node.arguments))
         for argument in node.arguments:
             _check(argument)
     elif isinstance(node, syntax.Member):
         if node.member not in TIMESTAMP_MEMBERS:
-            raise _invalid(node, f"a timestamp has no member {node.member!r}; its members are "
-                                 + ", ".join(TIMESTAMP_MEMBERS))
+            raise _invalid(
+                node,
+                f"a timestamp has no member {node.member!r}; its members are "
+                + ", ".join(TIMESTAMP_MEMBERS),
+            )
         _check(node.target)
     elif isinstance(node, syntax.Unary):
         _check(node.operand)
@@ -172,17 +187,20 @@ def _check_arity(node, what: str, arity: tuple[int, int | None], given: int) -> 
         else:
             wanted = f"{fewest} to {most}"
         singular = wanted in ("1", "at least 1")
-        raise _invalid(node, f"{what} takes {wanted} argument{'' if singular else 's'}, "
-                             f"not {given}")
+        raise _invalid(
+            node, f"{what} takes {wanted} argument{'' if singular else 's'}, not {given}"
+        )
 
 
 @lru_cache(maxsize=256)
 def compile_formula(formula: str) -> tuple[syntax.Node, ...]:
     """Parse and check a formula; InvalidFormula when Batch would refuse it."""
     if len(formula) > MAX_LENGTH:
-        raise InvalidFormula(f"The formula is {len(formula)} characters long; at most "
-                             f"{MAX_LENGTH} are allowed", code=errors.TOO_LONG,
-                             message=errors.TOO_LONG_MESSAGE)
+        raise InvalidFormula(
+            f"The formula is {len(formula)} characters long; at most {MAX_LENGTH} are allowed",
+            code=errors.TOO_LONG,
+            message=errors.TOO_LONG_MESSAGE,
+        )
     statements = syntax.parse(formula)
     if len(statements) > MAX_STATEMENTS:
         extra = statements[MAX_STATEMENTS]
@@ -195,8 +213,14 @@ def compile_formula(formula: str) -> tuple[syntax.Node, ...]:
 class _Run:
     """One evaluation's state: the assignments so far and the sample histories read."""
 
-    def __init__(self, *, samples: Samples, now: datetime, current: Mapping[str, float],
-                 rng: Callable[[], float] | None):
+    def __init__(
+        self,
+        *,
+        samples: Samples,
+        now: datetime,
+        current: Mapping[str, float],
+        rng: Callable[[], float] | None,
+    ):
         self.samples = samples
         self.now = now
         self.rng = rng
@@ -206,8 +230,8 @@ class _Run:
             if canonical not in CURRENT_VARIABLES:
                 raise ValueError(f"{name!r} is not one of {', '.join(CURRENT_VARIABLES)}")
             self.current[canonical] = float(value)
-        self.assigned: dict[str, object] = {}   # every assignment, by name as canonical
-        self.assigned_at: dict[str, syntax.Assign] = {}   # where each name was last assigned
+        self.assigned: dict[str, object] = {}  # every assignment, by name as canonical
+        self.assigned_at: dict[str, syntax.Assign] = {}  # where each name was last assigned
         self.histories: dict[str, SampleHistory] = {}
 
     # -- variables -----------------------------------------------------------------------
@@ -244,8 +268,9 @@ class _Run:
         elif canonical == DEALLOCATION:
             if value not in DEALLOCATION_OPTIONS:
                 shown = value if isinstance(value, str) else type_name(value)
-                raise OperandError(f"{DEALLOCATION} takes one of {', '.join(DEALLOCATION_OPTIONS)}, "
-                                   f"not {shown}")
+                raise OperandError(
+                    f"{DEALLOCATION} takes one of {', '.join(DEALLOCATION_OPTIONS)}, not {shown}"
+                )
         self.assigned[canonical] = value
         self.assigned_at[canonical] = node
 
@@ -282,8 +307,9 @@ class _Run:
         if isinstance(node, syntax.Member):
             target = self.value(node.target)
             if not isinstance(target, datetime):
-                raise OperandError(f".{node.member} is a member of a timestamp, "
-                                   f"not of a {type_name(target)}")
+                raise OperandError(
+                    f".{node.member} is a member of a timestamp, not of a {type_name(target)}"
+                )
             return float(TIMESTAMP_MEMBERS[node.member](target))
         if isinstance(node, syntax.Call):
             arguments = [self.value(argument) for argument in node.arguments]
@@ -296,7 +322,8 @@ class _Run:
     def history(self, metric: str) -> SampleHistory:
         if metric not in self.histories:
             self.histories[metric] = SampleHistory(
-                metric, self.samples.series(metric), now=self.now, period=self.samples.period)
+                metric, self.samples.series(metric), now=self.now, period=self.samples.period
+            )
         return self.histories[metric]
 
     def method(self, node: syntax.Method):
@@ -315,7 +342,9 @@ class _Run:
         if node.method == "GetSample" and len(arguments) == 1 and isinstance(arguments[0], float):
             count = arguments[0]
             if not math.isfinite(count):
-                raise OperandError(f"GetSample() count {format_double(count)} is not a number of samples")
+                raise OperandError(
+                    f"GetSample() count {format_double(count)} is not a number of samples"
+                )
             return DoubleVec(history.last(int(count)))
         low, high, percent = self.window(node, arguments)
         values, available = history.window(low, high)
@@ -324,31 +353,51 @@ class _Run:
         wanted = DEFAULT_SAMPLE_PERCENT if percent is None else percent
         if available < wanted:
             raise EvaluationFailed(
-                at(node.paren_line, node.paren_column,
-                   f"Insufficient data from data set: {metric} wanted {format_double(wanted)}%, "
-                   f"received {format_double(available)}%"),
-                code=errors.INSUFFICIENT_SAMPLES, message=errors.INSUFFICIENT_SAMPLES_MESSAGE)
+                at(
+                    node.paren_line,
+                    node.paren_column,
+                    f"Insufficient data from data set: {metric} wanted {format_double(wanted)}%, "
+                    f"received {format_double(available)}%",
+                ),
+                code=errors.INSUFFICIENT_SAMPLES,
+                message=errors.INSUFFICIENT_SAMPLES_MESSAGE,
+            )
         return DoubleVec(values)
 
     def window(self, node: syntax.Method, arguments: list):
         """(low, high, samplePercent or None) from (start [, end] [, samplePercent])."""
         bounds, percent = [], None
         for position, argument in enumerate(arguments):
-            if isinstance(argument, TimeInterval | datetime) and percent is None and len(bounds) < 2:
+            if (
+                isinstance(argument, TimeInterval | datetime)
+                and percent is None
+                and len(bounds) < 2
+            ):
                 try:
-                    bounds.append(self.now - argument.as_timedelta()
-                                  if isinstance(argument, TimeInterval) else argument)
+                    bounds.append(
+                        self.now - argument.as_timedelta()
+                        if isinstance(argument, TimeInterval)
+                        else argument
+                    )
                 except OverflowError:
-                    raise OperandError(f"{node.method}() argument {position + 1} reaches "
-                                       f"beyond the range of timestamps") from None
-            elif (isinstance(argument, float) and node.method == "GetSample" and bounds
-                  and position == len(arguments) - 1):
+                    raise OperandError(
+                        f"{node.method}() argument {position + 1} reaches "
+                        f"beyond the range of timestamps"
+                    ) from None
+            elif (
+                isinstance(argument, float)
+                and node.method == "GetSample"
+                and bounds
+                and position == len(arguments) - 1
+            ):
                 percent = argument
             else:
-                raise OperandError(f"{node.method}() takes (start [, end]"
-                                   f"{' [, samplePercent]' if node.method == 'GetSample' else ''}) "
-                                   f"with timeintervals or timestamps, not a {type_name(argument)} "
-                                   f"as argument {position + 1}")
+                raise OperandError(
+                    f"{node.method}() takes (start [, end]"
+                    f"{' [, samplePercent]' if node.method == 'GetSample' else ''}) "
+                    f"with timeintervals or timestamps, not a {type_name(argument)} "
+                    f"as argument {position + 1}"
+                )
         if len(bounds) == 1:
             bounds.append(self.now)
         return min(bounds), max(bounds), percent
@@ -384,8 +433,10 @@ class _Run:
         converted = _to_target(self.target(name))
         if converted is None:
             alias = "$TargetDedicated" if name == DEDICATED else "$TargetLowPriority"
-            raise _TargetError(name if name in self.assigned else alias,
-                               f"{name} is {format_double(self.target(name))}, not a number of nodes")
+            raise _TargetError(
+                name if name in self.assigned else alias,
+                f"{name} is {format_double(self.target(name))}, not a number of nodes",
+            )
         return converted
 
 
@@ -423,8 +474,14 @@ class _Failure(Exception):
         self.reason = reason
 
 
-def evaluate(formula: str, *, samples: Samples, now: datetime, current: Mapping[str, float],
-             rng: Callable[[], float] | None = None) -> Evaluation:
+def evaluate(
+    formula: str,
+    *,
+    samples: Samples,
+    now: datetime,
+    current: Mapping[str, float],
+    rng: Callable[[], float] | None = None,
+) -> Evaluation:
     """Evaluate an autoscale formula as the Batch service does at `now`.
 
     Raises InvalidFormula (HTTP 400: AutoScalingFormulaSyntaxError, AutoScaleFormulaTooLong)
@@ -433,7 +490,7 @@ def evaluate(formula: str, *, samples: Samples, now: datetime, current: Mapping[
     """
     if now.tzinfo is None:
         raise ValueError("now must be an aware datetime")
-    now = now.astimezone(UTC)   # the service's clock: time().hour is a UTC hour
+    now = now.astimezone(UTC)  # the service's clock: time().hour is a UTC hour
     statements = compile_formula(formula)
     run = _Run(samples=samples, now=now, current=current, rng=rng)
     stopped = False
@@ -457,13 +514,19 @@ def evaluate(formula: str, *, samples: Samples, now: datetime, current: Mapping[
             # only an assigned target can be out of range: the caller's are counts
             raise _Failure(run.assigned_at[exc.name], exc.reason) from None
     except _Failure as failure:
-        raise EvaluationFailed(at(failure.node.line, failure.node.column, failure.reason),
-                               results_text=run.results_text()) from None
+        raise EvaluationFailed(
+            at(failure.node.line, failure.node.column, failure.reason),
+            results_text=run.results_text(),
+        ) from None
     except EvaluationFailed as failed:
         failed.results_text = run.results_text()
         raise
-    return Evaluation(targets=targets, variables=dict(run.assigned),
-                      results_text=run.results_text(), stopped=stopped)
+    return Evaluation(
+        targets=targets,
+        variables=dict(run.assigned),
+        results_text=run.results_text(),
+        stopped=stopped,
+    )
 
 
 def validate(formula: str) -> None:

@@ -29,7 +29,9 @@ def flatten(arguments: list, function: str) -> list[float]:
         elif isinstance(argument, float | int) and not isinstance(argument, bool):
             values.append(float(argument))
         else:
-            raise OperandError(f"{function}() takes doubles and doubleVecs, not a {type_name(argument)}")
+            raise OperandError(
+                f"{function}() takes doubles and doubleVecs, not a {type_name(argument)}"
+            )
     return values
 
 
@@ -146,7 +148,9 @@ def _val(vector, index) -> float:
     if not isinstance(index, float | int):
         raise OperandError(f"val() takes a double index, not a {type_name(index)}")
     if not math.isfinite(index) or not 0 <= int(index) < len(values):
-        raise OperandError(f"val() index {index:g} is outside the doubleVec of length {len(values)}")
+        raise OperandError(
+            f"val() index {index:g} is outside the doubleVec of length {len(values)}"
+        )
     return values[int(index)]
 
 
@@ -168,22 +172,34 @@ def parse_time(text: str, *, now: datetime) -> datetime:
     if match:
         year, month, day, hour, minute, second, fraction, zone = match.groups()
         try:
-            moment = datetime(int(year), int(month or 1), int(day or 1), int(hour or 0),
-                              int(minute or 0), int(second or 0),
-                              int((fraction or "0").ljust(3, "0")) * 1000, tzinfo=UTC)
+            moment = datetime(
+                int(year),
+                int(month or 1),
+                int(day or 1),
+                int(hour or 0),
+                int(minute or 0),
+                int(second or 0),
+                int((fraction or "0").ljust(3, "0")) * 1000,
+                tzinfo=UTC,
+            )
         except ValueError as exc:
             raise OperandError(f"time({text!r}): {exc}") from None
         if zone and zone != "Z":
             sign = 1 if zone[0] == "+" else -1
             hours, minutes = int(zone[1:3]), int(zone[4:6])
-            moment = (moment.replace(tzinfo=None) - sign * timedelta(hours=hours, minutes=minutes)).replace(tzinfo=UTC)
+            moment = (
+                moment.replace(tzinfo=None) - sign * timedelta(hours=hours, minutes=minutes)
+            ).replace(tzinfo=UTC)
         return moment
     try:
         moment = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         moment = None
-    if moment is None or not re.fullmatch(r"[A-Za-z]{3}, \d{1,2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} "
-                                           r"(GMT|UT|UTC|Z|[+-]\d{4})", text):
+    if moment is None or not re.fullmatch(
+        r"[A-Za-z]{3}, \d{1,2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} "
+        r"(GMT|UT|UTC|Z|[+-]\d{4})",
+        text,
+    ):
         raise OperandError(f"time({text!r}): not a W3C-DTF or RFC 1123 date and time")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)

@@ -77,19 +77,29 @@ class ListSamples:
     >>> ListSamples.from_records((s.time, s.values) for s in pool.samples.order_by("time"))
     """
 
-    def __init__(self, series: Mapping[str, Iterable[tuple[datetime, float]]] | None = None,
-                 *, period: timedelta = SAMPLE_PERIOD):
+    def __init__(
+        self,
+        series: Mapping[str, Iterable[tuple[datetime, float]]] | None = None,
+        *,
+        period: timedelta = SAMPLE_PERIOD,
+    ):
         self.period = period
         self._series: dict[str, list[tuple[datetime, float]]] = {}
         for name, points in (series or {}).items():
             metric = metric_name(name)
             if metric is None:
-                raise ValueError(f"{name!r} is not a sampled metric; use one of {', '.join(METRICS)}")
+                raise ValueError(
+                    f"{name!r} is not a sampled metric; use one of {', '.join(METRICS)}"
+                )
             self._series[metric] = sorted(((t, float(v)) for t, v in points), key=lambda p: p[0])
 
     @classmethod
-    def from_records(cls, records: Iterable[tuple[datetime, Mapping[str, float]]],
-                     *, period: timedelta = SAMPLE_PERIOD) -> ListSamples:
+    def from_records(
+        cls,
+        records: Iterable[tuple[datetime, Mapping[str, float]]],
+        *,
+        period: timedelta = SAMPLE_PERIOD,
+    ) -> ListSamples:
         """From one record per sampling time, each a {metric: value} (PoolSample rows). A value
         that is None, or a key that names no sampled metric, is not a sample and is left out."""
         series: dict[str, list[tuple[datetime, float]]] = {}
@@ -113,8 +123,14 @@ def metric_name(name: str) -> str | None:
 class SampleHistory:
     """One metric's samples up to `now`, with the queries the sample methods need."""
 
-    def __init__(self, metric: str, points: Sequence[tuple[datetime, float]], *,
-                 now: datetime, period: timedelta):
+    def __init__(
+        self,
+        metric: str,
+        points: Sequence[tuple[datetime, float]],
+        *,
+        now: datetime,
+        period: timedelta,
+    ):
         self.metric = metric
         self.period = period
         # samples recorded after the evaluation time are not there yet

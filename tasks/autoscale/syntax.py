@@ -188,8 +188,9 @@ class _ToTree(Transformer_NonRecursive):
     def method(self, target, dot, name, arguments):
         # the "(" follows the name directly or after blanks: the service's column for a sample
         # shortage is that parenthesis, found from the name's end when nothing lies between
-        return Method(dot.line, dot.column, target, str(name), arguments,
-                      name.end_line, name.end_column)
+        return Method(
+            dot.line, dot.column, target, str(name), arguments, name.end_line, name.end_column
+        )
 
     def member(self, target, dot, name):
         return Member(dot.line, dot.column, target, str(name))
@@ -217,8 +218,13 @@ class _ToTree(Transformer_NonRecursive):
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    return Lark(GRAMMAR, parser="lalr", lexer="contextual", propagate_positions=False,
-                maybe_placeholders=False)
+    return Lark(
+        GRAMMAR,
+        parser="lalr",
+        lexer="contextual",
+        propagate_positions=False,
+        maybe_placeholders=False,
+    )
 
 
 # Deeper nesting than this is refused: the checks and the evaluation recurse once per level,
@@ -236,8 +242,13 @@ def parse(formula: str) -> tuple[Node, ...]:
     for statement in statements:
         deepest = _deepest(statement)
         if deepest is not None:
-            raise InvalidFormula(at(deepest.line, deepest.column,
-                                    f"Expressions are nested more than {MAX_DEPTH} deep"))
+            raise InvalidFormula(
+                at(
+                    deepest.line,
+                    deepest.column,
+                    f"Expressions are nested more than {MAX_DEPTH} deep",
+                )
+            )
     return statements
 
 
@@ -274,11 +285,31 @@ def _deepest(statement: Node) -> Node | None:
 
 
 _TOKEN_TEXT = {
-    "_SEMI": "';'", "QUESTION": "'?'", "OROR": "'||'", "ANDAND": "'&&'", "EQ": "'=='",
-    "NE": "'!='", "LE": "'<='", "GE": "'>='", "LT": "'<'", "GT": "'>'", "PLUS": "'+'",
-    "MINUS": "'-'", "STAR": "'*'", "SLASH": "'/'", "BANG": "'!'", "DOT": "'.'",
-    "LBRACKET": "'['", "RSQB": "']'", "LPAR": "'('", "RPAR": "')'", "COMMA": "','",
-    "COLON": "':'", "EQUAL": "'='", "NAME": "a name", "NUMBER": "a number",
+    "_SEMI": "';'",
+    "QUESTION": "'?'",
+    "OROR": "'||'",
+    "ANDAND": "'&&'",
+    "EQ": "'=='",
+    "NE": "'!='",
+    "LE": "'<='",
+    "GE": "'>='",
+    "LT": "'<'",
+    "GT": "'>'",
+    "PLUS": "'+'",
+    "MINUS": "'-'",
+    "STAR": "'*'",
+    "SLASH": "'/'",
+    "BANG": "'!'",
+    "DOT": "'.'",
+    "LBRACKET": "'['",
+    "RSQB": "']'",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "COMMA": "','",
+    "COLON": "':'",
+    "EQUAL": "'='",
+    "NAME": "a name",
+    "NUMBER": "a number",
     "STRING": "a string",
 }
 
@@ -293,17 +324,23 @@ def _expected(names) -> str:
 
 def _describe(exc: UnexpectedInput, formula: str) -> str:
     if isinstance(exc, UnexpectedEOF) or (
-            isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
+        isinstance(exc, UnexpectedToken) and exc.token.type == "$END"
+    ):
         lines = formula.split("\n")
         line, column = len(lines), len(lines[-1]) + 1
-        return at(line, column, "Syntax error: the formula ends too early" + _expected(exc.expected))
+        return at(
+            line, column, "Syntax error: the formula ends too early" + _expected(exc.expected)
+        )
     if isinstance(exc, UnexpectedToken):
         token = exc.token
         hint = ""
         if token.type == "NAME" and "_SEMI" in exc.expected:
             hint = " (is a ';' missing before it?)"
-        return at(token.line, token.column,
-                  f"Syntax error: unexpected {str(token)!r}{hint}" + _expected(exc.expected))
+        return at(
+            token.line,
+            token.column,
+            f"Syntax error: unexpected {str(token)!r}{hint}" + _expected(exc.expected),
+        )
     if isinstance(exc, UnexpectedCharacters):
         char = formula[exc.pos_in_stream] if exc.pos_in_stream < len(formula) else ""
         return at(exc.line, exc.column, f"Syntax error: unexpected character {char!r}")

@@ -135,7 +135,8 @@ def binary(op: str, a, b):
         # doubleVec op double and doubleVec op doubleVec are in the table; double op doubleVec
         # is accepted too (the same element-wise result), so no formula Batch runs fails here.
         if (isinstance(a, DoubleVec) and (_is_double(b) or isinstance(b, DoubleVec))) or (
-                _is_double(a) and isinstance(b, DoubleVec)):
+            _is_double(a) and isinstance(b, DoubleVec)
+        ):
             return _vector_op(fn, a, b)
         if isinstance(a, TimeInterval) and isinstance(b, TimeInterval) and op in "+-":
             return TimeInterval(fn(a.seconds, b.seconds))

@@ -4,30 +4,57 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tasks', '0001_initial'),
+        ("tasks", "0001_initial"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='computenode',
-            index=models.Index(fields=['state', 'last_heartbeat'], name='node_state_heartbeat'),
+            model_name="computenode",
+            index=models.Index(fields=["state", "last_heartbeat"], name="node_state_heartbeat"),
         ),
         migrations.AddIndex(
-            model_name='task',
-            index=models.Index(fields=['job', 'state', 'creation_time'], name='task_job_state_created'),
+            model_name="task",
+            index=models.Index(
+                fields=["job", "state", "creation_time"], name="task_job_state_created"
+            ),
         ),
         migrations.AddIndex(
-            model_name='task',
-            index=models.Index(fields=['state', 'files_cleaned', 'end_time'], name='task_retention'),
+            model_name="task",
+            index=models.Index(
+                fields=["state", "files_cleaned", "end_time"], name="task_retention"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='attempt',
-            constraint=models.CheckConstraint(condition=models.Q(('outcome__in', ['running', 'succeeded', 'failed', 'terminated', 'requeued', 'deleted'])), name='attempt_outcome_valid'),
+            model_name="attempt",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "outcome__in",
+                        ["running", "succeeded", "failed", "terminated", "requeued", "deleted"],
+                    )
+                ),
+                name="attempt_outcome_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='computenode',
-            constraint=models.CheckConstraint(condition=models.Q(('state__in', ['idle', 'running', 'starting', 'offline', 'unusable', 'leavingpool', 'unknown'])), name='node_state_valid'),
+            model_name="computenode",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "state__in",
+                        [
+                            "idle",
+                            "running",
+                            "starting",
+                            "offline",
+                            "unusable",
+                            "leavingpool",
+                            "unknown",
+                        ],
+                    )
+                ),
+                name="node_state_valid",
+            ),
         ),
     ]

@@ -4,22 +4,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tasks', '0002_execution'),
+        ("tasks", "0002_execution"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='task',
-            index=models.Index(fields=['job', 'start_time', 'id'], name='task_job_started'),
+            model_name="task",
+            index=models.Index(fields=["job", "start_time", "id"], name="task_job_started"),
         ),
         migrations.AddIndex(
-            model_name='task',
-            index=models.Index(fields=['job', 'end_time', 'id'], name='task_job_ended'),
+            model_name="task",
+            index=models.Index(fields=["job", "end_time", "id"], name="task_job_ended"),
         ),
         migrations.AddIndex(
-            model_name='task',
-            index=models.Index(fields=['job', 'retry_count', 'id'], name='task_job_retries'),
+            model_name="task",
+            index=models.Index(fields=["job", "retry_count", "id"], name="task_job_retries"),
         ),
     ]

@@ -5,23 +5,54 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
-        ('tasks', '0003_dashboard_sort_indexes'),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("tasks", "0003_dashboard_sort_indexes"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AccountGroupGrant',
+            name="AccountGroupGrant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('viewer', 'Viewer'), ('operator', 'Operator')], default='viewer', max_length=16)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='group_grants', to='tasks.account')),
-                ('group', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='batch_account_grants', to='auth.group')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("viewer", "Viewer"), ("operator", "Operator")],
+                        default="viewer",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="group_grants",
+                        to="tasks.account",
+                    ),
+                ),
+                (
+                    "group",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="batch_account_grants",
+                        to="auth.group",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('account', 'group'), name='group_grant_unique'), models.CheckConstraint(condition=models.Q(('role__in', ['viewer', 'operator'])), name='group_grant_role_valid')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("account", "group"), name="group_grant_unique"),
+                    models.CheckConstraint(
+                        condition=models.Q(("role__in", ["viewer", "operator"])),
+                        name="group_grant_role_valid",
+                    ),
+                ],
             },
         ),
     ]

@@ -5,51 +5,79 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tasks', '0004_account_group_grants'),
+        ("tasks", "0004_account_group_grants"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='task',
-            name='task_state_created',
+            model_name="task",
+            name="task_state_created",
         ),
         migrations.RemoveIndex(
-            model_name='task',
-            name='task_retention',
+            model_name="task",
+            name="task_retention",
         ),
         migrations.AlterField(
-            model_name='attempt',
-            name='job',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='attempts', to='tasks.job'),
+            model_name="attempt",
+            name="job",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="attempts",
+                to="tasks.job",
+            ),
         ),
         migrations.AlterField(
-            model_name='attempt',
-            name='node',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='attempts', to='tasks.computenode'),
+            model_name="attempt",
+            name="node",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="attempts",
+                to="tasks.computenode",
+            ),
         ),
         migrations.AlterField(
-            model_name='attempt',
-            name='task',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='attempts', to='tasks.task'),
+            model_name="attempt",
+            name="task",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="attempts",
+                to="tasks.task",
+            ),
         ),
         migrations.AlterField(
-            model_name='task',
-            name='job',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='tasks', to='tasks.job'),
+            model_name="task",
+            name="job",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="tasks",
+                to="tasks.job",
+            ),
         ),
         migrations.AlterField(
-            model_name='task',
-            name='node',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='tasks', to='tasks.computenode'),
+            model_name="task",
+            name="node",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="tasks",
+                to="tasks.computenode",
+            ),
         ),
         migrations.AddIndex(
-            model_name='attempt',
-            index=models.Index(fields=['node', 'claimed'], name='attempt_node_claimed'),
+            model_name="attempt",
+            index=models.Index(fields=["node", "claimed"], name="attempt_node_claimed"),
         ),
         migrations.AddIndex(
-            model_name='task',
-            index=models.Index(fields=['files_cleaned', 'end_time'], name='task_retention_due'),
+            model_name="task",
+            index=models.Index(fields=["files_cleaned", "end_time"], name="task_retention_due"),
         ),
     ]

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tasks', '0006_pools_and_node_lifecycle'),
+        ("tasks", "0006_pools_and_node_lifecycle"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='account',
-            name='configured_keys',
+            model_name="account",
+            name="configured_keys",
             field=models.CharField(blank=True, editable=False, max_length=64),
         ),
     ]

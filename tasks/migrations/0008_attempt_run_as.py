@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tasks', '0007_account_configured_keys'),
+        ("tasks", "0007_account_configured_keys"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='attempt',
-            name='run_as',
-            field=models.CharField(blank=True, default='', max_length=200),
+            model_name="attempt",
+            name="run_as",
+            field=models.CharField(blank=True, default="", max_length=200),
         ),
     ]

@@ -2,7 +2,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("tasks", "0008_attempt_run_as"),
     ]
@@ -12,8 +11,15 @@ class Migration(migrations.Migration):
             model_name="bulkoperation",
             name="state",
             field=models.CharField(
-                choices=[("pending", "Pending"), ("running", "Running"), ("done", "Done"), ("failed", "Failed"),
-                         ("stopped", "Stopped")],
-                default="pending", max_length=16),
+                choices=[
+                    ("pending", "Pending"),
+                    ("running", "Running"),
+                    ("done", "Done"),
+                    ("failed", "Failed"),
+                    ("stopped", "Stopped"),
+                ],
+                default="pending",
+                max_length=16,
+            ),
         ),
     ]

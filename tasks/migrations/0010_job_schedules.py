@@ -6,62 +6,117 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tasks', '0009_bulk_operation_stopped'),
+        ("tasks", "0009_bulk_operation_stopped"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='job',
-            name='id_key',
+            model_name="job",
+            name="id_key",
             field=models.CharField(editable=False, max_length=80),
         ),
         migrations.AlterField(
-            model_name='job',
-            name='job_id',
+            model_name="job",
+            name="job_id",
             field=models.CharField(max_length=80),
         ),
         migrations.CreateModel(
-            name='JobSchedule',
+            name="JobSchedule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('schedule_id', models.CharField(max_length=64)),
-                ('id_key', models.CharField(editable=False, max_length=64)),
-                ('display_name', models.CharField(blank=True, max_length=1024)),
-                ('schedule', models.JSONField(blank=True, default=dict)),
-                ('job_specification', models.JSONField(default=dict)),
-                ('metadata', models.JSONField(blank=True, null=True)),
-                ('state', models.CharField(choices=[('active', 'Active'), ('disabled', 'Disabled'), ('terminating', 'Terminating'), ('completed', 'Completed'), ('deleting', 'Deleting')], default='active', max_length=16)),
-                ('previous_state', models.CharField(blank=True, choices=[('active', 'Active'), ('disabled', 'Disabled'), ('terminating', 'Terminating'), ('completed', 'Completed'), ('deleting', 'Deleting')], max_length=16)),
-                ('state_transition_time', models.DateTimeField()),
-                ('previous_state_transition_time', models.DateTimeField(blank=True, null=True)),
-                ('creation_time', models.DateTimeField()),
-                ('last_modified', models.DateTimeField()),
-                ('etag', models.CharField(max_length=32)),
-                ('next_run_time', models.DateTimeField(blank=True, db_index=True, null=True)),
-                ('end_time', models.DateTimeField(blank=True, null=True)),
-                ('job_count', models.PositiveIntegerField(default=0)),
-                ('recent_job_id', models.CharField(blank=True, max_length=80)),
-                ('auto_pool_id', models.CharField(blank=True, max_length=64)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='job_schedules', to='tasks.account')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("schedule_id", models.CharField(max_length=64)),
+                ("id_key", models.CharField(editable=False, max_length=64)),
+                ("display_name", models.CharField(blank=True, max_length=1024)),
+                ("schedule", models.JSONField(blank=True, default=dict)),
+                ("job_specification", models.JSONField(default=dict)),
+                ("metadata", models.JSONField(blank=True, null=True)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("active", "Active"),
+                            ("disabled", "Disabled"),
+                            ("terminating", "Terminating"),
+                            ("completed", "Completed"),
+                            ("deleting", "Deleting"),
+                        ],
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "previous_state",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("active", "Active"),
+                            ("disabled", "Disabled"),
+                            ("terminating", "Terminating"),
+                            ("completed", "Completed"),
+                            ("deleting", "Deleting"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("state_transition_time", models.DateTimeField()),
+                ("previous_state_transition_time", models.DateTimeField(blank=True, null=True)),
+                ("creation_time", models.DateTimeField()),
+                ("last_modified", models.DateTimeField()),
+                ("etag", models.CharField(max_length=32)),
+                ("next_run_time", models.DateTimeField(blank=True, db_index=True, null=True)),
+                ("end_time", models.DateTimeField(blank=True, null=True)),
+                ("job_count", models.PositiveIntegerField(default=0)),
+                ("recent_job_id", models.CharField(blank=True, max_length=80)),
+                ("auto_pool_id", models.CharField(blank=True, max_length=64)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="job_schedules",
+                        to="tasks.account",
+                    ),
+                ),
             ],
         ),
         migrations.AddField(
-            model_name='job',
-            name='job_schedule',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='jobs', to='tasks.jobschedule'),
+            model_name="job",
+            name="job_schedule",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="jobs",
+                to="tasks.jobschedule",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='jobschedule',
-            constraint=models.UniqueConstraint(fields=('account', 'id_key'), name='job_schedule_id_unique_ci'),
+            model_name="jobschedule",
+            constraint=models.UniqueConstraint(
+                fields=("account", "id_key"), name="job_schedule_id_unique_ci"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='jobschedule',
-            constraint=models.CheckConstraint(condition=models.Q(('id_key', django.db.models.functions.text.Lower('schedule_id'))), name='job_schedule_id_key_is_lower'),
+            model_name="jobschedule",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("id_key", django.db.models.functions.text.Lower("schedule_id"))
+                ),
+                name="job_schedule_id_key_is_lower",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='jobschedule',
-            constraint=models.CheckConstraint(condition=models.Q(('state__in', ['active', 'disabled', 'terminating', 'completed', 'deleting'])), name='job_schedule_state_valid'),
+            model_name="jobschedule",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("state__in", ["active", "disabled", "terminating", "completed", "deleting"])
+                ),
+                name="job_schedule_state_valid",
+            ),
         ),
     ]

@@ -5,40 +5,95 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tasks', '0010_job_schedules'),
+        ("tasks", "0010_job_schedules"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='JobPreparation',
+            name="JobPreparation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('pool_name', models.CharField(max_length=64)),
-                ('node_name', models.CharField(max_length=128)),
-                ('root_dir', models.CharField(blank=True, max_length=1024)),
-                ('boot', models.DateTimeField()),
-                ('prep_state', models.CharField(choices=[('running', 'Running'), ('completed', 'Completed')], max_length=16)),
-                ('prep_start_time', models.DateTimeField()),
-                ('prep_end_time', models.DateTimeField(blank=True, null=True)),
-                ('prep_exit_code', models.IntegerField(blank=True, null=True)),
-                ('prep_failure_info', models.JSONField(blank=True, null=True)),
-                ('prep_result', models.CharField(blank=True, choices=[('success', 'Success'), ('failure', 'Failure')], max_length=16)),
-                ('prep_retry_count', models.PositiveIntegerField(default=0)),
-                ('prep_last_retry_time', models.DateTimeField(blank=True, null=True)),
-                ('release_state', models.CharField(blank=True, choices=[('running', 'Running'), ('completed', 'Completed')], max_length=16)),
-                ('release_start_time', models.DateTimeField(blank=True, null=True)),
-                ('release_end_time', models.DateTimeField(blank=True, null=True)),
-                ('release_boot', models.DateTimeField(blank=True, null=True)),
-                ('release_exit_code', models.IntegerField(blank=True, null=True)),
-                ('release_failure_info', models.JSONField(blank=True, null=True)),
-                ('release_result', models.CharField(blank=True, choices=[('success', 'Success'), ('failure', 'Failure')], max_length=16)),
-                ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='preparations', to='tasks.job')),
-                ('node', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='job_preparations', to='tasks.computenode')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("pool_name", models.CharField(max_length=64)),
+                ("node_name", models.CharField(max_length=128)),
+                ("root_dir", models.CharField(blank=True, max_length=1024)),
+                ("boot", models.DateTimeField()),
+                (
+                    "prep_state",
+                    models.CharField(
+                        choices=[("running", "Running"), ("completed", "Completed")], max_length=16
+                    ),
+                ),
+                ("prep_start_time", models.DateTimeField()),
+                ("prep_end_time", models.DateTimeField(blank=True, null=True)),
+                ("prep_exit_code", models.IntegerField(blank=True, null=True)),
+                ("prep_failure_info", models.JSONField(blank=True, null=True)),
+                (
+                    "prep_result",
+                    models.CharField(
+                        blank=True,
+                        choices=[("success", "Success"), ("failure", "Failure")],
+                        max_length=16,
+                    ),
+                ),
+                ("prep_retry_count", models.PositiveIntegerField(default=0)),
+                ("prep_last_retry_time", models.DateTimeField(blank=True, null=True)),
+                (
+                    "release_state",
+                    models.CharField(
+                        blank=True,
+                        choices=[("running", "Running"), ("completed", "Completed")],
+                        max_length=16,
+                    ),
+                ),
+                ("release_start_time", models.DateTimeField(blank=True, null=True)),
+                ("release_end_time", models.DateTimeField(blank=True, null=True)),
+                ("release_boot", models.DateTimeField(blank=True, null=True)),
+                ("release_exit_code", models.IntegerField(blank=True, null=True)),
+                ("release_failure_info", models.JSONField(blank=True, null=True)),
+                (
+                    "release_result",
+                    models.CharField(
+                        blank=True,
+                        choices=[("success", "Success"), ("failure", "Failure")],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "job",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="preparations",
+                        to="tasks.job",
+                    ),
+                ),
+                (
+                    "node",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="job_preparations",
+                        to="tasks.computenode",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('job', 'node'), name='job_preparation_unique'), models.CheckConstraint(condition=models.Q(('prep_state__in', ['running', 'completed'])), name='job_preparation_state_valid'), models.CheckConstraint(condition=models.Q(('release_state__in', ['', 'running', 'completed'])), name='job_release_state_valid')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("job", "node"), name="job_preparation_unique"),
+                    models.CheckConstraint(
+                        condition=models.Q(("prep_state__in", ["running", "completed"])),
+                        name="job_preparation_state_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("release_state__in", ["", "running", "completed"])),
+                        name="job_release_state_valid",
+                    ),
+                ],
             },
         ),
     ]

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tasks', '0011_job_preparation'),
+        ("tasks", "0011_job_preparation"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='attempt',
-            name='token_hash',
-            field=models.CharField(blank=True, default='', editable=False, max_length=64),
+            model_name="attempt",
+            name="token_hash",
+            field=models.CharField(blank=True, default="", editable=False, max_length=64),
         ),
     ]

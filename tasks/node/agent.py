@@ -28,15 +28,11 @@ parent-death signal) or, for what they started in the background, when it restar
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import selectors
 import signal
-import site
 import socket
-import sys
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -45,16 +41,18 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
-from tasks.api import tokens
-from tasks.models import Attempt, ComputeNode, Pool
+from tasks.models import Attempt, ComputeNode, NodeDeallocationOption, Pool
+from tasks.nodehost import disk, identity, layout, storage
+from tasks.nodehost.errors import LaunchError
 from tasks.operations import attempts as attempt_ops
+from tasks.operations import node_leaving, task_ends, task_tokens
 from tasks.operations import nodes as node_ops
+from tasks.operations.attempt_rules import SCHEDULABLE_NODE_STATES
 from tasks.operations.attempts import AttemptReport
 
-from . import auto_storage, disk, identity, job_tasks, layout, output_files, resource_files, storage
+from . import auto_storage, job_tasks, output_files, resource_files
 from .process import (
     Child,
-    LaunchError,
     command_argv,
     environment,
     exit_code_of,
@@ -64,7 +62,9 @@ from .process import (
     reap,
     signal_group,
     spawn,
+    wait_exit,
 )
+from .run_as import download_argv, own_task_dir, program_argv, spawn_user, write_manifest
 from .sampling import NodeSampler
 from .wakeup import WAKEUP, Wakeups
 
@@ -73,7 +73,7 @@ log = logging.getLogger("batchsite.node")
 # How run() ended: stopped (SIGTERM, or the node is gone), restart for a reboot or reimage,
 # or left the pool.
 STOPPED, REBOOT, LEFT = "stopped", "reboot", "left"
-_KILLING_OPTIONS = (node_ops.REQUEUE, node_ops.TERMINATE)
+_KILLING_OPTIONS = (NodeDeallocationOption.REQUEUE, NodeDeallocationOption.TERMINATE)
 
 
 @dataclass
@@ -100,7 +100,9 @@ class Run:
     coordination_line: str = ""  # a multi-instance task's coordinationCommandLine
     manifest: str = ""  # its resource (or output) files' manifest while they transfer
     user: identity.Identity | None = None  # who its processes run as
-    output_files: list = field(default_factory=list)  # the task's outputFiles (primary and task only)
+    output_files: list = field(
+        default_factory=list
+    )  # the task's outputFiles (primary and task only)
     # How the command ended, kept while its outputFiles upload (phase "upload"):
     # exit code, user and kernel CPU time.
     command_result: tuple = ()
@@ -134,12 +136,14 @@ class StartTask:
 
 
 class NodeAgent:
-    def __init__(self, pool: Pool, *, node_id: str, slots: int, is_dedicated: bool = True, out=None) -> None:
+    def __init__(
+        self, pool: Pool, *, node_id: str, slots: int, is_dedicated: bool = True, out=None
+    ) -> None:
         self.pool, self.node_id, self.slots, self.is_dedicated = pool, node_id, slots, is_dedicated
         self.key = layout.node_key(pool.account.name, pool.pool_id, node_id)
         self.root = layout.node_root(settings.DATA_DIR, pool.account.name, pool.pool_id, node_id)
         # Every path the agent makes, writes or removes is walked from here without
-        # following a link (tasks.node.disk): tasks can plant links anywhere below.
+        # following a link (tasks.nodehost.disk): tasks can plant links anywhere below.
         self.nodes = layout.nodes_dir(settings.DATA_DIR)
         self.poll = settings.BATCHSITE_NODE_POLL_SECONDS
         self.heartbeat_every = settings.BATCHSITE_NODE_HEARTBEAT_SECONDS
@@ -177,6 +181,10 @@ class NodeAgent:
         self.sampler = NodeSampler()
         self.selector = selectors.DefaultSelector()
         self.wakeups: Wakeups | None = None
+        # A wake-up asked the job tasks to look for preparations or releases due: they do
+        # once the claim or the kill it was sent for is done (their queries must not come
+        # first).
+        self.job_tasks_woken = (False, False)
         # On SQLite, the agent's short transactions go ahead of web requests' queue for
         # the write lock (batchsite/sqlite/base.py); other backends have no such flag.
         connection.writes_first = True
@@ -201,8 +209,12 @@ class NodeAgent:
             self._boot()
             if self.node is not None:
                 # Adds, terminates, deletes and requeues wake the loop (the poll stays).
-                self.wakeups = Wakeups(self.selector, account_pk=self.pool.account_id, pool_id=self.pool.pool_id,
-                                       node_pk=self.node.pk)
+                self.wakeups = Wakeups(
+                    self.selector,
+                    account_pk=self.pool.account_id,
+                    pool_id=self.pool.pool_id,
+                    node_pk=self.node.pk,
+                )
                 self.wakeups.ensure()
             while not self.stopping:
                 try:
@@ -213,8 +225,10 @@ class NodeAgent:
                     log.warning("node %s: database error, retrying: %s", self.node_id, e)
                     self._reconnect()
                 except _NodeGone:
-                    log.error("node %s no longer exists (it left its pool, or the pool was deleted); stopping",
-                              self.node_id)
+                    log.error(
+                        "node %s no longer exists (it left its pool, or the pool was deleted); stopping",
+                        self.node_id,
+                    )
                     self.stopping = True
                 except Exception:  # noqa: BLE001 - a bug here must not orphan running tasks
                     log.error("node %s: unexpected error\n%s", self.node_id, traceback.format_exc())
@@ -236,43 +250,64 @@ class NodeAgent:
             try:
                 killed = kill_node_processes(self.node_id, str(self.root))
                 if killed:
-                    log.warning("killed %d processes left behind by a previous run of node %s", killed, self.node_id)
+                    log.warning(
+                        "killed %d processes left behind by a previous run of node %s",
+                        killed,
+                        self.node_id,
+                    )
                 previous = ComputeNode.objects.filter(pool=self.pool, node_id=self.node_id).first()
                 waiting = False
                 if previous is not None and previous.pending_action == ComputeNode.Action.REIMAGE:
                     # The reimage is due, unless this process restarted while it still
                     # waited for the tasks' retention (retaineddata): then it waits on.
-                    waiting = (previous.action_option == node_ops.RETAINEDDATA
-                               and node_ops.holds_retained_data(previous))
+                    waiting = (
+                        previous.action_option == NodeDeallocationOption.RETAINEDDATA
+                        and node_ops.holds_retained_data(previous)
+                    )
                     if not waiting:
                         self._wipe_disk()
-                        node_ops.node_disk_wiped(previous)
+                        node_leaving.node_disk_wiped(previous)
                 disk_error = self._make_dirs()
                 note = identity.agent_note()
                 if note:
                     log.warning("node %s: %s", self.node_id, note["message"])
                 self.node = node_ops.register_node(
-                    self.pool, node_id=self.node_id, slots=self.slots, hostname=socket.gethostname(),
-                    ip_address=settings.BATCHSITE_NODE_IP, root_dir=str(self.root), agent_pid=os.getpid(),
-                    is_dedicated=self.is_dedicated, resume_order=waiting, errors=[note] if note else None,
+                    self.pool,
+                    node_id=self.node_id,
+                    slots=self.slots,
+                    hostname=socket.gethostname(),
+                    ip_address=settings.BATCHSITE_NODE_IP,
+                    root_dir=str(self.root),
+                    agent_pid=os.getpid(),
+                    is_dedicated=self.is_dedicated,
+                    resume_order=waiting,
+                    errors=[note] if note else None,
                 )
                 if disk_error:
-                    node_ops.mark_node_unusable(self.node, code="NodeDiskUnusable", message=disk_error)
-                    self.node.state = ComputeNode.State.UNUSABLE
+                    node_ops.mark_node_unusable(
+                        self.node, code="NodeDiskUnusable", message=disk_error
+                    )
                 elif self.node.state == ComputeNode.State.STARTING:
                     self._prepare_start_task()
-                self.accepting = (self.node.state in attempt_ops.SCHEDULABLE_NODE_STATES
-                                  and self.node.scheduling_enabled and not self.node.pending_action)
-                self._say(f"node {self.node_id} of pool {self.pool.pool_id}: {self.slots} slots, root {self.root}")
+                self.accepting = (
+                    self.node.state in SCHEDULABLE_NODE_STATES
+                    and self.node.scheduling_enabled
+                    and not self.node.pending_action
+                )
+                self._say(
+                    f"node {self.node_id} of pool {self.pool.pool_id}: {self.slots} slots, root {self.root}"
+                )
                 return
             except DatabaseError as e:
-                log.warning("node %s: database error while registering, retrying: %s", self.node_id, e)
+                log.warning(
+                    "node %s: database error while registering, retrying: %s", self.node_id, e
+                )
                 self._reconnect()
                 time.sleep(1.0)
 
     def _make_dirs(self) -> str:
         """The node's directories (workitems/, shared/, startup/), a link a task left in
-        the place of one (or of the root) replaced by a real directory (tasks.node.disk);
+        the place of one (or of the root) replaced by a real directory (tasks.nodehost.disk);
         the reason they cannot be made, if so."""
         try:
             for name in (layout.WORKITEMS_DIR, layout.NODE_SHARED_DIR, layout.STARTUP_DIR):
@@ -298,7 +333,9 @@ class NodeAgent:
             os.fchmod(fd, disk.DIR_MODE)
         with disk.directory(self.nodes, [*parts, layout.NODE_SHARED_DIR]) as fd:
             if identity.is_root():
-                disk.own(fd, 0, identity.pool_gid(self.pool.account.name, self.pool.pool_id), 0o3770)
+                disk.own(
+                    fd, 0, identity.pool_gid(self.pool.account.name, self.pool.pool_id), 0o3770
+                )
             else:
                 os.fchmod(fd, 0o700)
 
@@ -340,8 +377,12 @@ class NodeAgent:
         deadline = min(self.next_control, self.next_heartbeat)
         if self._wants_work():
             deadline = min(deadline, self.next_claim)
-        if (self.reports or any(r.child is not None and r.child.pidfd is None for r in self.runs.values())
-                or self._start_task_waiting() or self.job_tasks.waiting()):
+        if (
+            self.reports
+            or any(r.child is not None and r.child.pidfd is None for r in self.runs.values())
+            or self._start_task_waiting()
+            or self.job_tasks.waiting()
+        ):
             # Reports to retry, or a process we cannot wait on (no pidfd): look again soon.
             deadline = min(deadline, now + 0.02)
         for key, _ in self.selector.select(max(0.0, deadline - now)):
@@ -374,14 +415,24 @@ class NodeAgent:
             self._report_and_claim()
         else:
             self._flush_reports()
+        if any(self.job_tasks_woken):
+            preparations, releases = self.job_tasks_woken
+            self.job_tasks_woken = (False, False)
+            self.job_tasks.wake(preparations=preparations, releases=releases)
+            self.job_tasks.tend()
 
     def _woken(self) -> None:
         """Work was added to the pool (claim now), or this node's attempts were changed
-        (look at them now: terminate, delete, requeue, a subtask handed to it)."""
-        work, node = self.wakeups.drain()
+        (look at them now: terminate, delete, requeue, a subtask handed to it); the job
+        preparation and release tasks look after that, in the same pass: for preparations
+        when the work is a job's with one, for releases when the node was woken (a job's
+        end wakes its nodes)."""
+        work, node, preparation = self.wakeups.drain()
         now = time.monotonic()
-        if work or node:
-            self.job_tasks.wake()
+        self.job_tasks_woken = (
+            self.job_tasks_woken[0] or preparation,
+            self.job_tasks_woken[1] or node,
+        )
         if work:
             self.next_claim = min(self.next_claim, now)
         if node:
@@ -407,7 +458,7 @@ class NodeAgent:
                 if not attempts and not self.runs and self.node.state == ComputeNode.State.RUNNING:
                     # The node's running -> idle (and its totalTasksRun) at once, with the last
                     # task's end when that is reported here, not at the next heartbeat.
-                    self._heartbeat()
+                    self._heartbeat(sample=False)
         except DatabaseError:
             # Rolled back, reports included: send them again.
             self.reports = pending + [r for r in self.reports if r not in pending]
@@ -420,7 +471,8 @@ class NodeAgent:
         # A full claim means more may be waiting: claim again as soon as a slot frees.
         self.next_claim = time.monotonic() + (0 if len(attempts) >= wanted else self.poll)
         if attempts and self.node.state != ComputeNode.State.RUNNING:
-            self._heartbeat()  # idle -> running at once; running -> idle waits for the next beat
+            # idle -> running at once; running -> idle waits for the next beat
+            self._heartbeat(sample=False)
 
     # --- starting ------------------------------------------------------------------------
 
@@ -436,50 +488,87 @@ class NodeAgent:
             log.exception("node %s: attempt %s could not start", self.node_id, attempt.pk)
             run = self.runs.get(attempt.pk) or self._bare_run(attempt)
             self.runs[attempt.pk] = run
-            self._launch_failed(run, LaunchError("CommandLaunchFailed", f"The task could not start: {error}."))
+            self._launch_failed(
+                run, LaunchError("CommandLaunchFailed", f"The task could not start: {error}.")
+            )
 
     def _bare_run(self, attempt: Attempt) -> Run:
         """The least Run that reports a failed start and frees its slots."""
         key = ""
         with contextlib.suppress(Exception):
             key = layout.storage_key(self.key, attempt.job.job_id, attempt.task.task_id)
-        return Run(attempt_pk=attempt.pk, task_pk=attempt.task_id, kind="task", phase="run", slots=attempt.slots,
-                   task_dir=attempt.task_dir, key=key, env={}, command_line="")
+        return Run(
+            attempt_pk=attempt.pk,
+            task_pk=attempt.task_id,
+            kind="task",
+            phase="run",
+            slots=attempt.slots,
+            task_dir=attempt.task_dir,
+            key=key,
+            env={},
+            command_line="",
+        )
 
     def _begin(self, attempt: Attempt) -> None:
         task, job = attempt.task, attempt.job
         multi = task.spec.get("multiInstanceSettings") or {}
-        kind = "subtask" if attempt.subtask_id is not None else ("primary" if task.number_of_instances > 1 else "task")
+        kind = (
+            "subtask"
+            if attempt.subtask_id is not None
+            else ("primary" if task.number_of_instances > 1 else "task")
+        )
         limit = task.max_wall_clock_time.total_seconds() if task.max_wall_clock_time else None
-        run = Run(attempt_pk=attempt.pk, task_pk=task.pk, kind=kind, phase="run", slots=attempt.slots,
-                  task_dir=attempt.task_dir, key=layout.storage_key(self.key, job.job_id, task.task_id),
-                  env={}, command_line=task.command_line, instances=task.number_of_instances, wall_limit=limit,
-                  coordination_line=multi.get("coordinationCommandLine") or "",
-                  output_files=[] if kind == "subtask" else task.spec.get("outputFiles") or [])
+        run = Run(
+            attempt_pk=attempt.pk,
+            task_pk=task.pk,
+            kind=kind,
+            phase="run",
+            slots=attempt.slots,
+            task_dir=attempt.task_dir,
+            key=layout.storage_key(self.key, job.job_id, task.task_id),
+            env={},
+            command_line=task.command_line,
+            instances=task.number_of_instances,
+            wall_limit=limit,
+            coordination_line=multi.get("coordinationCommandLine") or "",
+            output_files=[] if kind == "subtask" else task.spec.get("outputFiles") or [],
+        )
         # The environment first: it may read the database, and if that fails the attempt
         # is not ours yet, so the next control pass gives it back (requeue) whole.
         self.runs[attempt.pk] = run
         try:
-            run.user = identity.run_as(task.spec.get("userIdentity"), account=self.pool.account.name,
-                                       pool_id=self.pool.pool_id, user_accounts=self.pool.spec.get("userAccounts"),
-                                       task_key=run.key)
+            run.user = identity.run_as(
+                task.spec.get("userIdentity"),
+                account=self.pool.account.name,
+                pool_id=self.pool.pool_id,
+                user_accounts=self.pool.spec.get("userAccounts"),
+                task_key=run.key,
+            )
         except LaunchError as e:
             self._launch_failed(run, e)
             return
-        run.env = environment(job_settings=job.spec.get("commonEnvironmentSettings"),
-                              task_settings=task.spec.get("environmentSettings"),
-                              batch=self._batch_variables(attempt, run),
-                              base={**self.base_env, **run.user.environment(run.cwd)})
+        run.env = environment(
+            job_settings=job.spec.get("commonEnvironmentSettings"),
+            task_settings=task.spec.get("environmentSettings"),
+            batch=self._batch_variables(attempt, run),
+            base={**self.base_env, **run.user.environment(run.cwd)},
+        )
         # Batch downloads a multi-instance task's commonResourceFiles on every instance's
         # node (into its shared directory, the task directory here), its resourceFiles on
         # the primary's only.
-        files = [] if kind == "subtask" else [[run.cwd, f] for f in task.spec.get("resourceFiles") or []]
+        files = (
+            []
+            if kind == "subtask"
+            else [[run.cwd, f] for f in task.spec.get("resourceFiles") or []]
+        )
         if kind != "task":
             files = [[run.task_dir, f] for f in multi.get("commonResourceFiles") or []] + files
         if files:
             files = auto_storage.container_urls(files, account=self.pool.account.name)
-            run.phase, run.manifest = "download", _write_manifest(files, run.user)
-            self._spawn(run, "", append=False, argv=_download_argv(run.manifest, run.user))  # which makes the directories
+            run.phase, run.manifest = "download", write_manifest(files, run.user)
+            self._spawn(
+                run, "", append=False, argv=download_argv(run.manifest, run.user)
+            )  # which makes the directories
             return
         self._run_first_command(run)
 
@@ -493,11 +582,15 @@ class NodeAgent:
             self._spawn(run, run.coordination_line, append=False)
             return
         try:
-            with disk.directory(self.nodes, disk.parts_of(run.key), make=True) as task_dir:  # for what runs later
+            with disk.directory(
+                self.nodes, disk.parts_of(run.key), make=True
+            ) as task_dir:  # for what runs later
                 disk.make_below(task_dir, layout.WORKING_DIR)
-                _own(task_dir, run.user)
+                own_task_dir(task_dir, run.user)
         except OSError as e:
-            self._launch_failed(run, LaunchError("CommandLaunchFailed", f"The task directory cannot be made: {e}."))
+            self._launch_failed(
+                run, LaunchError("CommandLaunchFailed", f"The task directory cannot be made: {e}.")
+            )
             return
         if run.kind == "primary":
             run.phase = "waiting"
@@ -507,28 +600,47 @@ class NodeAgent:
             run.phase = "holding"
             self.reports.append(AttemptReport(run.attempt_pk, exit_code=0, end_time=_now()))
 
-    def _spawn(self, run: Run, command_line: str, *, append: bool, argv: list[str] | None = None,
-               outputs: tuple[str, str] = (layout.STDOUT, layout.STDERR)) -> None:
+    def _spawn(
+        self,
+        run: Run,
+        command_line: str,
+        *,
+        append: bool,
+        argv: list[str] | None = None,
+        outputs: tuple[str, str] = (layout.STDOUT, layout.STDERR),
+    ) -> None:
         """Start a command of the attempt (`argv`, or its command line) in its task
         directory, made (with wd/) on the way in one walk from the nodes' directory: a link
         an earlier task left in the place of the job's directory (or any other) is replaced
-        by a real directory, never written through (tasks.node.disk)."""
+        by a real directory, never written through (tasks.nodehost.disk)."""
         try:
             with disk.directory(self.nodes, disk.parts_of(run.key), make=True) as task_dir:
                 disk.make_below(task_dir, layout.WORKING_DIR)
-                _own(task_dir, run.user)
+                own_task_dir(task_dir, run.user)
                 argv = argv or command_argv(command_line, env=run.env, cwd=run.cwd)
-                run.child = spawn(argv, env=run.env, cwd=run.cwd, stdout=outputs[0], stderr=outputs[1],
-                                  append=append, dir_fd=task_dir, **_spawn_user(run.user))
+                run.child = spawn(
+                    argv,
+                    env=run.env,
+                    cwd=run.cwd,
+                    stdout=outputs[0],
+                    stderr=outputs[1],
+                    append=append,
+                    dir_fd=task_dir,
+                    **spawn_user(run.user),
+                )
             if run.child.pidfd is not None:
                 self.selector.register(run.child.pidfd, selectors.EVENT_READ, run.attempt_pk)
         except LaunchError as e:
             self._launch_failed(run, e)
         except OSError as e:  # spawn's own errors are LaunchErrors: this is the directories'
-            self._launch_failed(run, LaunchError("CommandLaunchFailed", f"The task directory cannot be made: {e}."))
+            self._launch_failed(
+                run, LaunchError("CommandLaunchFailed", f"The task directory cannot be made: {e}.")
+            )
         except Exception as e:  # noqa: BLE001 - a bug here must fail the attempt, not hold its slot
             log.exception("node %s: attempt %s could not start", self.node_id, run.attempt_pk)
-            self._launch_failed(run, LaunchError("CommandLaunchFailed", f"The command could not start: {e}."))
+            self._launch_failed(
+                run, LaunchError("CommandLaunchFailed", f"The command could not start: {e}.")
+            )
 
     def _launch_failed(self, run: Run, error: LaunchError) -> None:
         if run.child is not None:  # it started before the failure: it must not run on unseen
@@ -538,17 +650,26 @@ class NodeAgent:
                     self.selector.unregister(child.pidfd)
             reap(child)
         self._write_failure(run.key, error.message)
-        self._end(run, AttemptReport(run.attempt_pk, failure_code=error.code, failure_message=error.message,
-                                     end_time=_now()))
+        self._end(
+            run,
+            AttemptReport(
+                run.attempt_pk,
+                failure_code=error.code,
+                failure_message=error.message,
+                end_time=_now(),
+            ),
+        )
 
     def _write_failure(self, key: str, message: str) -> None:
         """Say why a command could not start in the stderr.txt of the directory `key` (a
         task's, or startup/), beside an empty stdout.txt, as its output; the failure may
-        come before the directories were made. Never through a link (tasks.node.disk)."""
+        come before the directories were made. Never through a link (tasks.nodehost.disk)."""
         if not key:
             return  # a start that failed before its directory was known
-        with contextlib.suppress(OSError, ValueError), disk.directory(
-                self.nodes, disk.parts_of(key), make=True) as directory:
+        with (
+            contextlib.suppress(OSError, ValueError),
+            disk.directory(self.nodes, disk.parts_of(key), make=True) as directory,
+        ):
             disk.make_below(directory, layout.WORKING_DIR)
             os.close(disk.open_output(directory, layout.STDOUT, append=True))
             with open(disk.open_output(directory, layout.STDERR, append=True), "a") as err:
@@ -563,19 +684,21 @@ class NodeAgent:
             "AZ_BATCH_TASK_DIR": run.task_dir,
             "AZ_BATCH_TASK_WORKING_DIR": run.cwd,
             **job_tasks.task_variables(job, str(self.root)),
-            **tokens.task_environment(attempt),
+            **task_tokens.task_environment(attempt),
         }
         if run.kind != "task":
             hosts = _instance_hosts(task.pk)
             master = hosts[0] if hosts else settings.BATCHSITE_NODE_IP
-            env.update({
-                "AZ_BATCH_HOST_LIST": ",".join(hosts),
-                "AZ_BATCH_NODE_LIST": ";".join(hosts),
-                "AZ_BATCH_MASTER_NODE": f"{master}:6000",
-                "AZ_BATCH_IS_CURRENT_NODE_MASTER": "true" if run.kind == "primary" else "false",
-                # The same path on every node, relative to its root: the task directory.
-                "AZ_BATCH_TASK_SHARED_DIR": run.task_dir,
-            })
+            env.update(
+                {
+                    "AZ_BATCH_HOST_LIST": ",".join(hosts),
+                    "AZ_BATCH_NODE_LIST": ";".join(hosts),
+                    "AZ_BATCH_MASTER_NODE": f"{master}:6000",
+                    "AZ_BATCH_IS_CURRENT_NODE_MASTER": "true" if run.kind == "primary" else "false",
+                    # The same path on every node, relative to its root: the task directory.
+                    "AZ_BATCH_TASK_SHARED_DIR": run.task_dir,
+                }
+            )
         return env
 
     # --- the start task ------------------------------------------------------------------
@@ -586,19 +709,28 @@ class NodeAgent:
         AZ_BATCH_TASK_WORKING_DIR its wd/)."""
         spec = self.pool.spec.get("startTask") or {}
         task_dir = str(self.root / layout.STARTUP_DIR)
-        env = environment(job_settings=None, task_settings=spec.get("environmentSettings"),
-                          batch={**self.node_env, "AZ_BATCH_TASK_DIR": task_dir,
-                                 "AZ_BATCH_TASK_WORKING_DIR": f"{task_dir}/{layout.WORKING_DIR}"},
-                          base=self.base_env)
-        self.start_task = StartTask(spec=spec, env=env, task_dir=task_dir, key=layout.startup_key(self.key))
+        env = environment(
+            job_settings=None,
+            task_settings=spec.get("environmentSettings"),
+            batch={
+                **self.node_env,
+                "AZ_BATCH_TASK_DIR": task_dir,
+                "AZ_BATCH_TASK_WORKING_DIR": f"{task_dir}/{layout.WORKING_DIR}",
+            },
+            base=self.base_env,
+        )
+        self.start_task = StartTask(
+            spec=spec, env=env, task_dir=task_dir, key=layout.startup_key(self.key)
+        )
         self._tend_start_task()
 
     def _start_task_waiting(self) -> bool:
         """The start task has a step to retry soon: a start or an end not recorded yet, or a
         process that cannot be waited on."""
         st = self.start_task
-        return st is not None and (st.phase in ("due", "ended") or (
-            st.child is not None and st.child.pidfd is None))
+        return st is not None and (
+            st.phase in ("due", "ended") or (st.child is not None and st.child.pidfd is None)
+        )
 
     def _tend_start_task(self) -> None:
         """Move the start task on: record its start and spawn it, see it exit, record how it
@@ -621,7 +753,9 @@ class NodeAgent:
                 if code == 0:
                     self._spawn_start_task(st, command=True)
                 else:
-                    failure, message, _ = resource_files.failure_of(code, f"{st.task_dir}/{layout.STDERR}")
+                    failure, message, _ = resource_files.failure_of(
+                        code, f"{st.task_dir}/{layout.STDERR}"
+                    )
                     st.ended, st.phase = (None, failure, message), "ended"
                     self._publish_startup()
             else:
@@ -629,8 +763,12 @@ class NodeAgent:
                 self._publish_startup()
         if st.phase == "ended":
             code, failure_code, failure_message = st.ended
-            retry = node_ops.start_task_ended(self.node, exit_code=code, failure_code=failure_code,
-                                              failure_message=failure_message)
+            retry = node_ops.start_task_ended(
+                self.node,
+                exit_code=code,
+                failure_code=failure_code,
+                failure_message=failure_message,
+            )
             st.ended = None
             if retry and not self.stopping:
                 st.phase, st.retry = "due", True
@@ -646,26 +784,44 @@ class NodeAgent:
         try:
             if st.user is None:
                 # Batch's start task runs as a non-admin auto-user of its own unless told.
-                st.user = identity.run_as(st.spec.get("userIdentity"), account=self.pool.account.name,
-                                          pool_id=self.pool.pool_id, user_accounts=self.pool.spec.get("userAccounts"),
-                                          task_key=st.key, default_scope=identity.TASK)
+                st.user = identity.run_as(
+                    st.spec.get("userIdentity"),
+                    account=self.pool.account.name,
+                    pool_id=self.pool.pool_id,
+                    user_accounts=self.pool.spec.get("userAccounts"),
+                    task_key=st.key,
+                    default_scope=identity.TASK,
+                )
                 st.env.update(st.user.environment(st.cwd))
             # startup/ and its wd/, a link an earlier run's tasks left there replaced.
             with disk.directory(self.nodes, disk.parts_of(st.key), make=True) as startup:
                 disk.make_below(startup, layout.WORKING_DIR)
                 # The pool's tasks may read what the start task leaves (its group's).
-                _own(startup, st.user, mode=0o750)
+                own_task_dir(startup, st.user, mode=0o750)
                 if files:
                     files = auto_storage.container_urls(files, account=self.pool.account.name)
-                    st.manifest, st.downloading = _write_manifest(files, st.user), True
-                    argv = _download_argv(st.manifest, st.user)
+                    st.manifest, st.downloading = write_manifest(files, st.user), True
+                    argv = download_argv(st.manifest, st.user)
                 else:
                     argv = command_argv(st.spec.get("commandLine") or "", env=st.env, cwd=st.cwd)
-                st.child = spawn(argv, env=st.env, cwd=st.cwd, stdout=layout.STDOUT, stderr=layout.STDERR,
-                                 dir_fd=startup, **_spawn_user(st.user))
+                st.child = spawn(
+                    argv,
+                    env=st.env,
+                    cwd=st.cwd,
+                    stdout=layout.STDOUT,
+                    stderr=layout.STDERR,
+                    dir_fd=startup,
+                    **spawn_user(st.user),
+                )
         except Exception as e:  # noqa: BLE001 - a start task that cannot start must end, not hold the node
-            error = e if isinstance(e, LaunchError) else LaunchError(
-                "CommandLaunchFailed", f"The start task could not start: {getattr(e, 'strerror', None) or e}.")
+            error = (
+                e
+                if isinstance(e, LaunchError)
+                else LaunchError(
+                    "CommandLaunchFailed",
+                    f"The start task could not start: {getattr(e, 'strerror', None) or e}.",
+                )
+            )
             self._write_failure(st.key, error.message)
             st.ended, st.phase = (None, error.code, error.message), "ended"
             self._publish_startup()
@@ -683,7 +839,6 @@ class NodeAgent:
         if orders is None:
             raise _NodeGone()
         self.accepting = orders.accepts_work
-        self.node.state = orders.state
         return orders
 
     # --- exits ---------------------------------------------------------------------------
@@ -695,8 +850,10 @@ class NodeAgent:
         # report (one write transaction) covers them all, but only until they have exited
         # (their pidfds wake the selector): a fixed sleep kept the slots empty longer.
         deadline = time.monotonic() + 0.002
-        while any(r.child is not None and r.child.pidfd is not None and time.monotonic() - r.started < 1.0
-                  for r in self.runs.values()):
+        while any(
+            r.child is not None and r.child.pidfd is not None and time.monotonic() - r.started < 1.0
+            for r in self.runs.values()
+        ):
             left = deadline - time.monotonic()
             if left <= 0 or not self.selector.select(left):
                 break
@@ -724,10 +881,20 @@ class NodeAgent:
             if code == 0:
                 self._run_first_command(run)
             else:
-                failure, message, index = resource_files.failure_of(code, f"{run.task_dir}/{layout.STDERR}")
+                failure, message, index = resource_files.failure_of(
+                    code, f"{run.task_dir}/{layout.STDERR}"
+                )
                 details = [] if index is None else [{"name": "resourceFile", "value": str(index)}]
-                self._end(run, AttemptReport(run.attempt_pk, failure_code=failure, failure_message=message,
-                                             failure_details=details, end_time=_now()))
+                self._end(
+                    run,
+                    AttemptReport(
+                        run.attempt_pk,
+                        failure_code=failure,
+                        failure_message=message,
+                        failure_details=details,
+                        end_time=_now(),
+                    ),
+                )
             return
         if run.phase == "upload":
             self._uploaded(run, child)
@@ -746,8 +913,17 @@ class NodeAgent:
         code, user, kernel = reap(child)
         if not run.killing and not coordination and self._upload(run, (code, user, kernel)):
             return
-        self._end(run, AttemptReport(run.attempt_pk, exit_code=code, timed_out=run.killing == "wallclock",
-                                     user_cpu=user, kernel_cpu=kernel, end_time=_now()))
+        self._end(
+            run,
+            AttemptReport(
+                run.attempt_pk,
+                exit_code=code,
+                timed_out=run.killing == "wallclock",
+                user_cpu=user,
+                kernel_cpu=kernel,
+                end_time=_now(),
+            ),
+        )
 
     def _upload(self, run: Run, result: tuple) -> bool:
         """Start uploading the outputFiles the command's exit code calls for, in the task's
@@ -758,10 +934,16 @@ class NodeAgent:
             return False
         indexed = [[i, f] for i, f in enumerate(run.output_files) if f in chosen]
         run.phase, run.command_result = "upload", result
-        run.manifest = _write_manifest({"taskDir": run.task_dir, "workingDir": run.cwd, "outputFiles": indexed},
-                                       run.user)
-        self._spawn(run, "", append=False, argv=_program_argv(output_files, run.manifest, run.user),
-                    outputs=(layout.UPLOAD_OUT, layout.UPLOAD_ERR))
+        run.manifest = write_manifest(
+            {"taskDir": run.task_dir, "workingDir": run.cwd, "outputFiles": indexed}, run.user
+        )
+        self._spawn(
+            run,
+            "",
+            append=False,
+            argv=program_argv(output_files, run.manifest, run.user),
+            outputs=(layout.UPLOAD_OUT, layout.UPLOAD_ERR),
+        )
         return True
 
     def _uploaded(self, run: Run, child: Child) -> None:
@@ -770,11 +952,18 @@ class NodeAgent:
         code, _, _ = reap(child)
         _remove_manifest(run)
         exit_code, user, kernel = run.command_result
-        report = AttemptReport(run.attempt_pk, exit_code=exit_code, timed_out=run.killing == "wallclock",
-                               user_cpu=user, kernel_cpu=kernel, end_time=_now())
+        report = AttemptReport(
+            run.attempt_pk,
+            exit_code=exit_code,
+            timed_out=run.killing == "wallclock",
+            user_cpu=user,
+            kernel_cpu=kernel,
+            end_time=_now(),
+        )
         if code != 0 and not run.killing:
             report.failure_code, report.failure_message, failed = output_files.failure_of(
-                code, f"{run.task_dir}/{layout.UPLOAD_ERR}")
+                code, f"{run.task_dir}/{layout.UPLOAD_ERR}"
+            )
             report.failure_details = [{"name": "outputFile", "value": str(i)} for i in failed]
         self._end(run, report)
 
@@ -842,7 +1031,11 @@ class NodeAgent:
             if run.attempt_pk in rows:
                 wall = rows[run.attempt_pk][2]
                 run.wall_limit = wall.total_seconds() if wall else None
-            if run.wall_limit is not None and not run.killing and now - run.started > run.wall_limit:
+            if (
+                run.wall_limit is not None
+                and not run.killing
+                and now - run.started > run.wall_limit
+            ):
                 self._kill(run, "wallclock")
             elif run.wall_limit is not None and not run.killing:
                 # Look again when it runs out, however long the poll.
@@ -860,7 +1053,7 @@ class NodeAgent:
             if attempt is not None and attempt_ops.start_subtask(attempt):
                 self._start(attempt)
         if strays:
-            attempt_ops.requeue_attempts(strays)
+            task_ends.requeue_attempts(strays)
         for run in list(self.runs.values()):
             if run.kind == "primary" and run.phase == "waiting" and not run.killing:
                 if attempt_ops.subtasks_ready(run.task_pk, run.instances):
@@ -874,7 +1067,10 @@ class NodeAgent:
         """Nothing runs any more: reboot, reimage or leave, once a retaineddata option's
         retention has passed too (reimage and leave take the files with them)."""
         action = orders.pending_action
-        if orders.option == node_ops.RETAINEDDATA and action != ComputeNode.Action.REBOOT:
+        if (
+            orders.option == NodeDeallocationOption.RETAINEDDATA
+            and action != ComputeNode.Action.REBOOT
+        ):
             if time.monotonic() < self.next_retention_check:
                 return
             self.next_retention_check = time.monotonic() + self.heartbeat_every
@@ -892,11 +1088,22 @@ class NodeAgent:
             if child.pidfd is not None:
                 with contextlib.suppress(KeyError, ValueError):
                     self.selector.unregister(child.pidfd)
+            # Seen exited, reap's own kill of the group does not walk every process on
+            # the host again for strays (which the kill above already reached).
+            wait_exit(child)
             code, user, kernel = reap(child)
-            report = AttemptReport(run.attempt_pk, exit_code=code, timed_out=why == "wallclock",
-                                   user_cpu=user, kernel_cpu=kernel, end_time=_now())
+            report = AttemptReport(
+                run.attempt_pk,
+                exit_code=code,
+                timed_out=why == "wallclock",
+                user_cpu=user,
+                kernel_cpu=kernel,
+                end_time=_now(),
+            )
         else:
-            report = AttemptReport(run.attempt_pk, exit_code=None, timed_out=why == "wallclock", end_time=_now())
+            report = AttemptReport(
+                run.attempt_pk, exit_code=None, timed_out=why == "wallclock", end_time=_now()
+            )
         self._end(run, report)
 
     def _cleanups(self) -> None:
@@ -908,7 +1115,7 @@ class NodeAgent:
         for cleanup in cleanups:
             if cleanup.task_dir in busy:
                 continue  # the task runs here again (reactivated): its new files stay
-            key = f"{self.key}/{cleanup.task_dir[len(root):]}"
+            key = f"{self.key}/{cleanup.task_dir[len(root) :]}"
             try:
                 # Walked from the nodes' directory: if a task swapped a link in for the
                 # job's directory (or any above), nothing is removed through it.
@@ -920,11 +1127,22 @@ class NodeAgent:
             self._forget_task_users([key])
         node_ops.complete_cleanups([c.pk for c in cleanups])
 
-    def _heartbeat(self) -> None:
+    def _heartbeat(self, *, sample: bool = True) -> None:
+        """Tell the database the node is alive, with its CPU and memory samples; without
+        them (`sample` False: the node keeps its last ones) for a node's state change
+        between beats, which comes right after a start or an end: the sample walks the
+        host's processes (tasks.node.sampling: ~10 ms of CPU at load 5 on 2 CPUs, beside
+        the process just started)."""
         run, succeeded = self.totals
-        cpu, memory = self.sampler.sample()
-        node = node_ops.heartbeat_node(self.node, running=bool(self.runs), tasks_run=run, tasks_succeeded=succeeded,
-                                       cpu_percent=cpu, memory_bytes=memory)
+        cpu, memory = self.sampler.sample() if sample else (None, None)
+        node = node_ops.heartbeat_node(
+            self.node,
+            running=bool(self.runs),
+            tasks_run=run,
+            tasks_succeeded=succeeded,
+            cpu_percent=cpu,
+            memory_bytes=memory,
+        )
         if node is None:
             raise _NodeGone()
         self.totals = [0, 0]
@@ -934,7 +1152,9 @@ class NodeAgent:
             self.next_lost_check = time.monotonic() + self.heartbeat_every
             # A lost node on this host leaves its task processes here: kill them before
             # its tasks are requeued, so none runs twice at once.
-            for lost in node_ops.lost_nodes(lost_after=self.lost_after, hostname=socket.gethostname()):
+            for lost in node_ops.lost_nodes(
+                lost_after=self.lost_after, hostname=socket.gethostname()
+            ):
                 kill_node_processes(lost.node_id, lost.root_dir)
             node_ops.mark_lost_nodes_offline(lost_after=self.lost_after)
 
@@ -966,11 +1186,14 @@ class NodeAgent:
         start_child = self.start_task.child if self.start_task is not None else None
         live = [r for r in self.runs.values() if r.child is not None or r.held]
         for child in [c for r in live for c in ([r.child] if r.child else []) + r.held] + [
-                c for c in (start_child,) if c is not None]:
+            c for c in (start_child,) if c is not None
+        ]:
             signal_group(child, signal.SIGTERM)
         deadline = time.monotonic() + self.grace
-        while time.monotonic() < deadline and (any(r.child and exit_status(r.child) is None for r in live)
-                                               or (start_child is not None and exit_status(start_child) is None)):
+        while time.monotonic() < deadline and (
+            any(r.child and exit_status(r.child) is None for r in live)
+            or (start_child is not None and exit_status(start_child) is None)
+        ):
             time.sleep(0.02)
         for run in list(self.runs.values()):
             run.killing = run.killing or "shutdown"
@@ -995,15 +1218,20 @@ class NodeAgent:
                         break
                     if self.outcome == LEFT:
                         self._wipe_disk(everything=True)
-                        node_ops.leave_pool(self.node)
+                        node_leaving.leave_pool(self.node)
                     if self.outcome != STOPPED:
                         break
-            except (DatabaseError, node_ops.NodeStillBusy) as e:
+            except (DatabaseError, node_leaving.NodeStillBusy) as e:
                 log.warning("node %s: could not finish yet: %s", self.node_id, e)
                 self._reconnect()
             time.sleep(0.1)
-        self._say({STOPPED: f"node {self.node_id} stopped", REBOOT: f"node {self.node_id} restarting",
-                   LEFT: f"node {self.node_id} left pool {self.pool.pool_id}"}[self.outcome])
+        self._say(
+            {
+                STOPPED: f"node {self.node_id} stopped",
+                REBOOT: f"node {self.node_id} restarting",
+                LEFT: f"node {self.node_id} left pool {self.pool.pool_id}",
+            }[self.outcome]
+        )
 
 
 class _NodeGone(Exception):
@@ -1016,48 +1244,6 @@ def _now():
     return timezone.now()
 
 
-def _write_manifest(files: list | dict, user: identity.Identity | None = None) -> str:
-    """The files to transfer, in a file only the task's user reads (their URLs may carry
-    SAS tokens): the transfer program, which runs as that user, removes it once read."""
-    fd, path = tempfile.mkstemp(prefix="batchsite-resource-files-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        if user is not None and user.switches:
-            os.fchown(f.fileno(), user.uid, user.gid)
-        json.dump(files, f)
-    return path
-
-
-def _own(task_dir: int, user: identity.Identity | None, *, mode: int = 0o700) -> None:
-    """Give a task's directory and its wd/ to the task's user: readable by it alone (and
-    root), or by the pool's group too for the start task's (`mode` 0750)."""
-    if user is None:
-        return
-    group = user.groups[0] if mode & 0o070 and user.groups else user.gid
-    disk.own(task_dir, user.uid, group, mode)
-    disk.own_below(task_dir, layout.WORKING_DIR, user.uid, group, mode)
-
-
-def _spawn_user(user: identity.Identity | None) -> dict:
-    """spawn()'s arguments that run the process as the task's user and give it its output files."""
-    if user is None or not user.switches:
-        return {}
-    return {"user": user.popen_kwargs(), "owner": (user.uid, user.gid)}
-
-
-def _download_argv(manifest: str, user: identity.Identity | None = None) -> list[str]:
-    return _program_argv(resource_files, manifest, user)
-
-
-def _program_argv(module, manifest: str, user: identity.Identity | None = None) -> list[str]:
-    """A transfer program of tasks/node, run as the task's user with a Python that user may
-    run, isolated from the task's environment variables. When that is not the agent's own
-    interpreter, the program is given the agent's site-packages (azure-storage-blob) to
-    import from."""
-    python = identity.interpreter(user)
-    extra = [] if python == sys.executable else [p for p in site.getsitepackages() if os.path.isdir(p)]
-    return [python, "-I", module.__file__, manifest, *extra]
-
-
 def _remove_manifest(run: Run | StartTask) -> None:
     if run.manifest:
         with contextlib.suppress(OSError):
@@ -1067,7 +1253,8 @@ def _remove_manifest(run: Run | StartTask) -> None:
 
 def _instance_hosts(task_pk: int) -> list[str]:
     """The IP addresses of a multi-instance task's nodes, the primary's first."""
-    rows = (Attempt.objects.filter(task_id=task_pk, outcome=Attempt.Outcome.RUNNING)
-            .values_list("subtask_id", "node__ip_address"))
+    rows = Attempt.objects.filter(task_id=task_pk, outcome=Attempt.Outcome.RUNNING).values_list(
+        "subtask_id", "node__ip_address"
+    )
     ordered = sorted(rows, key=lambda r: -1 if r[0] is None else r[0])
     return [ip or "127.0.0.1" for _, ip in ordered]

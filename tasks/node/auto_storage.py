@@ -14,7 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 
-SAS_LIFETIME = timedelta(hours=2)  # long enough for the download, short enough to be worth little later
+SAS_LIFETIME = timedelta(
+    hours=2
+)  # long enough for the download, short enough to be worth little later
 
 
 def container_urls(files: list[list], *, account: str) -> list[list]:
@@ -43,8 +45,12 @@ def container_url(connection: str, container: str) -> str:
     )
 
     service = BlobServiceClient.from_connection_string(connection)
-    sas = generate_container_sas(service.account_name, container, account_key=service.credential.account_key,
-                                 permission=ContainerSasPermissions(read=True, list=True),
-                                 start=datetime.now(UTC) - timedelta(minutes=5),
-                                 expiry=datetime.now(UTC) + SAS_LIFETIME)
+    sas = generate_container_sas(
+        service.account_name,
+        container,
+        account_key=service.credential.account_key,
+        permission=ContainerSasPermissions(read=True, list=True),
+        start=datetime.now(UTC) - timedelta(minutes=5),
+        expiry=datetime.now(UTC) + SAS_LIFETIME,
+    )
     return f"{service.get_container_client(container).url}?{sas}"

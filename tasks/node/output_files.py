@@ -53,9 +53,13 @@ PREFIX = "batchsite: "
 INDEX_PREFIX = "batchsite-output-file: "
 TIMEOUT_SECONDS = 60
 _WILDCARD = re.compile(r"[*?\[]")
-_CONTENT_SETTINGS = {"content-type": "content_type", "content-encoding": "content_encoding",
-                     "content-language": "content_language", "content-disposition": "content_disposition",
-                     "cache-control": "cache_control"}
+_CONTENT_SETTINGS = {
+    "content-type": "content_type",
+    "content-encoding": "content_encoding",
+    "content-language": "content_language",
+    "content-disposition": "content_disposition",
+    "cache-control": "cache_control",
+}
 
 
 class Failed(Exception):
@@ -88,12 +92,12 @@ def failure_of(exit_code: int, err_path: str) -> tuple[str, str, list[int]]:
     lines = tail_lines(err_path)
     for line in reversed(lines):
         if line.startswith(PREFIX):
-            message = line[len(PREFIX):]
+            message = line[len(PREFIX) :]
             break
     for line in reversed(lines):
         if line.startswith(INDEX_PREFIX):
             with contextlib.suppress(ValueError):
-                indexes = [int(i) for i in line[len(INDEX_PREFIX):].split(",")]
+                indexes = [int(i) for i in line[len(INDEX_PREFIX) :].split(",")]
             break
     return code, message, indexes
 
@@ -106,16 +110,21 @@ def shown(url: str) -> str:
 
 # --- resolving patterns ---------------------------------------------------------------------
 
+
 def resolve(task_dir: str, working_dir: str, pattern: str, path: str) -> list[tuple[str, str]]:
     """The files `pattern` names, each with its blob name: [(file, blob name)]."""
     pattern = os.path.expandvars(pattern.replace("\\", "/"))
     root = os.path.realpath(task_dir)
     full = os.path.normpath(os.path.join(working_dir, pattern))
     if not _inside(full, os.path.normpath(task_dir)):
-        raise Failed("FileUploadMiscError", f"The file pattern {pattern} leaves the task directory.")
+        raise Failed(
+            "FileUploadMiscError", f"The file pattern {pattern} leaves the task directory."
+        )
     if not _WILDCARD.search(pattern):
         if not os.path.isfile(full):
-            raise Failed("FileUploadMiscError", f"No file matches the pattern {pattern}.", file=full)
+            raise Failed(
+                "FileUploadMiscError", f"No file matches the pattern {pattern}.", file=full
+            )
         _check_inside(full, root, pattern)
         return [(full, path or os.path.basename(full))]
     parts = full.split("/")
@@ -140,12 +149,15 @@ def _check_inside(file: str, root: str, pattern: str) -> None:
     # A link the task made may not take the upload out of its directory (the uploader
     # may run with more rights than the task).
     if not _inside(os.path.realpath(file), root):
-        raise Failed("FileUploadMiscError",
-                     f"The file {os.path.basename(file)} matched by {pattern} is a link out of the task directory.",
-                     file=file)
+        raise Failed(
+            "FileUploadMiscError",
+            f"The file {os.path.basename(file)} matched by {pattern} is a link out of the task directory.",
+            file=file,
+        )
 
 
 # --- uploading ------------------------------------------------------------------------------
+
 
 def _blob_arguments(headers: list[dict]) -> dict:
     from azure.storage.blob import ContentSettings
@@ -157,7 +169,7 @@ def _blob_arguments(headers: list[dict]) -> dict:
         if lowered in _CONTENT_SETTINGS:
             settings[_CONTENT_SETTINGS[lowered]] = value
         elif lowered.startswith("x-ms-meta-"):
-            metadata[name[len("x-ms-meta-"):]] = value
+            metadata[name[len("x-ms-meta-") :]] = value
         elif name:
             extra[name] = value
     arguments = {"content_settings": ContentSettings(**settings)} if settings else {}
@@ -180,7 +192,9 @@ def _storage_failure(error: Exception, *, file: str, destination: str) -> Failed
         code, text = "FileUploadAccessDenied", f"{what} answered HTTP {status or 403} {reason}."
     elif isinstance(error, exceptions.ResourceExistsError) or status in (409, 412):
         code, text = "FileUploadConflict", f"{what} answered HTTP {status or 409} {reason}."
-    elif isinstance(error, (exceptions.ServiceRequestTimeoutError, exceptions.ServiceResponseTimeoutError)):
+    elif isinstance(
+        error, (exceptions.ServiceRequestTimeoutError, exceptions.ServiceResponseTimeoutError)
+    ):
         code, text = "FileUploadTimedOut", f"{what} timed out."
     elif status:
         code, text = "FileUploadMiscError", f"{what} answered HTTP {status} {reason}."
@@ -201,10 +215,13 @@ def upload(spec: dict, files: list[tuple[str, str]]) -> None:
         raise Failed("FileUploadMiscError", "An output file's containerUrl must be http or https.")
     arguments = _blob_arguments(container_spec.get("uploadHeaders") or [])
     try:
-        container = ContainerClient.from_container_url(url, retry_total=2, connection_timeout=TIMEOUT_SECONDS,
-                                                       read_timeout=TIMEOUT_SECONDS)
+        container = ContainerClient.from_container_url(
+            url, retry_total=2, connection_timeout=TIMEOUT_SECONDS, read_timeout=TIMEOUT_SECONDS
+        )
     except ValueError as e:
-        raise Failed("FileUploadMiscError", f"The containerUrl {shown(url)} cannot be used: {e}.") from None
+        raise Failed(
+            "FileUploadMiscError", f"The containerUrl {shown(url)} cannot be used: {e}."
+        ) from None
     with container:
         for file, name in files:
             destination = f"{shown(url).rstrip('/')}/{name}"
@@ -212,11 +229,17 @@ def upload(spec: dict, files: list[tuple[str, str]]) -> None:
             try:
                 fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW)
             except OSError as e:
-                raise Failed("FileUploadMiscError", f"The file {os.path.basename(file)} cannot be read: {e.strerror}.",
-                             file=file, destination=destination) from None
+                raise Failed(
+                    "FileUploadMiscError",
+                    f"The file {os.path.basename(file)} cannot be read: {e.strerror}.",
+                    file=file,
+                    destination=destination,
+                ) from None
             with os.fdopen(fd, "rb") as data:
                 try:
-                    container.upload_blob(name, data, length=os.fstat(fd).st_size, overwrite=True, **arguments)
+                    container.upload_blob(
+                        name, data, length=os.fstat(fd).st_size, overwrite=True, **arguments
+                    )
                 except AzureError as e:
                     raise _storage_failure(e, file=file, destination=destination) from None
             _log(f"Uploaded {file} ({os.path.getsize(file)} bytes)")
@@ -230,7 +253,7 @@ def _log(text: str) -> None:
 
 def main(argv: list[str]) -> int:
     # After the manifest, the agent's site-packages when this runs on another Python than
-    # the agent's (tasks.node.identity.interpreter): azure-storage-blob is there.
+    # the agent's (tasks.nodehost.identity.interpreter): azure-storage-blob is there.
     sys.path.extend(argv[2:])
     with open(argv[1]) as f:
         manifest = json.load(f)
@@ -248,14 +271,22 @@ def main(argv: list[str]) -> int:
             _log(f"Resolved pattern {pattern}: {len(files)} file(s)")
             upload(spec, files)
         except Failed as failed:
-            error = {"code": failed.code, "user_error": True, "pattern": pattern, "file": failed.file,
-                     "destination": failed.destination, "message": failed.message}
+            error = {
+                "code": failed.code,
+                "user_error": True,
+                "pattern": pattern,
+                "file": failed.file,
+                "destination": failed.destination,
+                "message": failed.message,
+            }
             sys.stderr.write(f"{json.dumps(error)}\n")
             _log(f"Failed: {failed.message}")
             failed_indexes.append(index)
             first = first or failed
     if first is not None:
-        sys.stderr.write(f"{INDEX_PREFIX}{','.join(map(str, failed_indexes))}\n{PREFIX}{first.message}\n")
+        sys.stderr.write(
+            f"{INDEX_PREFIX}{','.join(map(str, failed_indexes))}\n{PREFIX}{first.message}\n"
+        )
         return _CODE[first.code]
     _log("All output files uploaded")
     return 0

@@ -26,24 +26,32 @@ from datetime import timedelta
 
 import psutil
 
-from . import disk
+from tasks.nodehost import disk
+from tasks.nodehost.errors import LaunchError
+
+from .user_spawn import Spawner
 
 # The agent's own environment (which holds database URLs and keys) never reaches a task;
 # only these variables are passed through, below the task's own settings.
-PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR")
+PASSED_THROUGH = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TMPDIR",
+)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # A command line shlex would split on its whitespace alone (no quotes, no backslashes),
 # into these words.
 _PLAIN = re.compile(r"[^'\"\\]*")
 _WORD = re.compile(r"[^ \t\r\n]+")
-
-
-class LaunchError(Exception):
-    """The command could not start: the task fails with this failureInfo code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
+# Starts processes that run as another user (a root agent's tasks): see user_spawn.
+_SPAWNER = Spawner()
 
 
 def passed_through() -> dict[str, str]:
@@ -53,8 +61,13 @@ def passed_through() -> dict[str, str]:
     return env
 
 
-def environment(*, job_settings: list[dict] | None, task_settings: list[dict] | None,
-                batch: dict[str, str], base: dict[str, str] | None = None) -> dict[str, str]:
+def environment(
+    *,
+    job_settings: list[dict] | None,
+    task_settings: list[dict] | None,
+    batch: dict[str, str],
+    base: dict[str, str] | None = None,
+) -> dict[str, str]:
     """A task's environment: a few variables of the agent's (`base`, from
     passed_through()), then the job's commonEnvironmentSettings, then the task's
     environmentSettings (a task setting wins over the job's), then the AZ_BATCH_*
@@ -77,7 +90,9 @@ def command_argv(command_line: str, *, env: dict[str, str], cwd: str) -> list[st
         try:
             argv = shlex.split(command_line)
         except ValueError as e:
-            raise LaunchError("CommandLaunchFailed", f"The command line cannot be parsed: {e}.") from None
+            raise LaunchError(
+                "CommandLaunchFailed", f"The command line cannot be parsed: {e}."
+            ) from None
     if not argv:
         raise LaunchError("CommandLaunchFailed", "The command line is empty.")
     program = argv[0]
@@ -88,9 +103,13 @@ def command_argv(command_line: str, *, env: dict[str, str], cwd: str) -> list[st
     else:
         path = shutil.which(program, path=env.get("PATH", DEFAULT_PATH))
         if path is None:
-            raise LaunchError("CommandProgramNotFound", f"The program {program} was not found on PATH.")
+            raise LaunchError(
+                "CommandProgramNotFound", f"The program {program} was not found on PATH."
+            )
     if os.path.isdir(path) or not os.access(path, os.X_OK):
-        raise LaunchError("CommandLaunchFailed", f"The program {program} is not an executable file.")
+        raise LaunchError(
+            "CommandLaunchFailed", f"The program {program} is not an executable file."
+        )
     return [path, *argv[1:]]
 
 
@@ -99,7 +118,7 @@ class Child:
     """One started command: its process group is its pid (it leads its own session)."""
 
     pid: int
-    popen: subprocess.Popen
+    popen: subprocess.Popen | None  # None when the user_spawn helper started it
     started: float  # time.time() at start, to recognise the group after a restart
     pidfd: int | None = None
     exited_status: int | None = None  # wait status once seen (the zombie is kept until reaped)
@@ -109,13 +128,22 @@ class Child:
         return self.pid
 
 
-def spawn(argv: list[str], *, env: dict[str, str], cwd: str, stdout: str, stderr: str,
-          append: bool = False, dir_fd: int | None = None, user: dict | None = None,
-          owner: tuple[int, int] | None = None) -> Child:
+def spawn(
+    argv: list[str],
+    *,
+    env: dict[str, str],
+    cwd: str,
+    stdout: str,
+    stderr: str,
+    append: bool = False,
+    dir_fd: int | None = None,
+    user: dict | None = None,
+    owner: tuple[int, int] | None = None,
+) -> Child:
     """Start `argv` (argv[0] an absolute program path) in a new session. With `dir_fd`,
     `stdout` and `stderr` are names in that directory (the task's), opened without
     following a link (disk.open_output); else paths. `user` is Popen's user, group and
-    extra_groups (tasks.node.identity.Identity.popen_kwargs), `owner` the uid and gid the
+    extra_groups (tasks.nodehost.identity.Identity.popen_kwargs), `owner` the uid and gid the
     output files are given (the task's user's: they are its files). Raises LaunchError
     CommandLaunchFailed when the process cannot be made: exec fails (bad format,
     permission), or the environment or arguments are not ones a process can have (a name
@@ -132,19 +160,38 @@ def spawn(argv: list[str], *, env: dict[str, str], cwd: str, stdout: str, stderr
         if owner is not None:
             for fd in (out, err):
                 os.fchown(fd, *owner)
-        popen = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                 start_new_session=True, close_fds=True, **(user or {}))
+        pid = None
+        if user and _SPAWNER.usable():
+            # Another user: through the helper, not a fork of the agent (user_spawn).
+            pid = _SPAWNER.spawn(argv, env=env, cwd=cwd, fds=(out, err), user=user)
+        if pid is not None:
+            popen = None
+        else:
+            popen = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+                close_fds=True,
+                **(user or {}),
+            )
+            pid = popen.pid
     except OSError as e:
-        raise LaunchError("CommandLaunchFailed", f"The command could not start: {e.strerror or e}.") from None
+        raise LaunchError(
+            "CommandLaunchFailed", f"The command could not start: {e.strerror or e}."
+        ) from None
     except (ValueError, TypeError) as e:
         raise LaunchError("CommandLaunchFailed", f"The command could not start: {e}.") from None
     finally:
         for fd in (out, err):
             if fd >= 0:
                 os.close(fd)
-    child = Child(pid=popen.pid, popen=popen, started=time.time())
+    child = Child(pid=pid, popen=popen, started=time.time())
     with contextlib.suppress(OSError, AttributeError):
-        child.pidfd = os.pidfd_open(popen.pid)
+        child.pidfd = os.pidfd_open(pid)
     return child
 
 
@@ -152,10 +199,21 @@ def exit_status(child: Child) -> int | None:
     """The wait status if the command has exited, without reaping it: the zombie keeps its
     pid and process-group id reserved, so a later kill of the group cannot hit a
     stranger."""
+    return _peek(child, os.WNOHANG)
+
+
+def wait_exit(child: Child) -> int | None:
+    """Wait until the command has exited (after a SIGKILL: at once), without reaping it;
+    its wait status (exit_status)."""
+    return _peek(child, 0)
+
+
+def _peek(child: Child, flags: int) -> int | None:
+    """The wait status once the command has exited, seen with waitid(WNOWAIT) and kept."""
     if child.exited_status is not None:
         return child.exited_status
     try:
-        info = os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        info = os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT | flags)
     except ChildProcessError:
         info = None
     if info is None:
@@ -179,9 +237,14 @@ def reap(child: Child) -> tuple[int, timedelta, timedelta]:
     with its user and kernel CPU time (its own and its waited-for children's)."""
     signal_group(child, signal.SIGKILL)
     _, status, usage = os.wait4(child.pid, 0)
-    child.popen.returncode = status  # the Popen object must not try to reap it again
+    if child.popen is not None:
+        child.popen.returncode = status  # the Popen object must not try to reap it again
     close(child)
-    return (exit_code_of(status), timedelta(seconds=usage.ru_utime), timedelta(seconds=usage.ru_stime))
+    return (
+        exit_code_of(status),
+        timedelta(seconds=usage.ru_utime),
+        timedelta(seconds=usage.ru_stime),
+    )
 
 
 def close(child: Child) -> None:
@@ -196,7 +259,11 @@ def signal_group(child: Child, sig: int) -> None:
     strays: list[psutil.Process] = []
     if sig == signal.SIGKILL and child.exited_status is None:
         with contextlib.suppress(psutil.Error):
-            strays = [p for p in psutil.Process(child.pid).children(recursive=True) if _pgid(p) != child.pgid]
+            strays = [
+                p
+                for p in psutil.Process(child.pid).children(recursive=True)
+                if _pgid(p) != child.pgid
+            ]
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(child.pgid, sig)
     for proc in strays:

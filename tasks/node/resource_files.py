@@ -71,12 +71,12 @@ def failure_of(exit_code: int, stderr_path: str) -> tuple[str, str, int | None]:
     lines = tail_lines(stderr_path)
     for line in reversed(lines):
         if line.startswith(PREFIX):
-            message = line[len(PREFIX):]
+            message = line[len(PREFIX) :]
             break
     for line in reversed(lines):
         if line.startswith(INDEX_PREFIX):
             with contextlib.suppress(ValueError):
-                index = int(line[len(INDEX_PREFIX):])
+                index = int(line[len(INDEX_PREFIX) :])
             break
     return code, message, index
 
@@ -96,11 +96,14 @@ def tail_lines(path: str, size: int = 4096) -> list[str]:
 
 # --- placing files, never through a link ---------------------------------------------------
 
+
 def _relative_parts(file_path: str) -> list[str]:
     parts = [p for p in file_path.replace("\\", "/").split("/") if p not in ("", ".")]
     if file_path.startswith("/") or ".." in parts:
-        raise Failed("ResourceFileCreateFailed",
-                     f"The resource file path {file_path} must be relative and stay in its directory.")
+        raise Failed(
+            "ResourceFileCreateFailed",
+            f"The resource file path {file_path} must be relative and stay in its directory.",
+        )
     return parts
 
 
@@ -116,8 +119,10 @@ def _open_dir(root: str, parts: list[str]) -> int:
             try:
                 child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
             except OSError as e:
-                raise Failed("ResourceFileCreateFailed",
-                             f"The directory {part} of a resource file cannot be used: {e.strerror}.") from None
+                raise Failed(
+                    "ResourceFileCreateFailed",
+                    f"The directory {part} of a resource file cannot be used: {e.strerror}.",
+                ) from None
             os.close(fd)
             fd = child
         return fd
@@ -132,7 +137,10 @@ def _create(dir_fd: int, name: str, mode: int) -> int:
         return os.open(name, flags, mode, dir_fd=dir_fd)
     except OSError as e:
         if not os.path.islink(f"/proc/self/fd/{dir_fd}/{name}"):
-            raise Failed("ResourceFileCreateFailed", f"The resource file {name} cannot be created: {e.strerror}.") from None
+            raise Failed(
+                "ResourceFileCreateFailed",
+                f"The resource file {name} cannot be created: {e.strerror}.",
+            ) from None
     os.unlink(name, dir_fd=dir_fd)  # a link where the file goes: the file replaces it
     return os.open(name, flags, mode, dir_fd=dir_fd)
 
@@ -152,23 +160,31 @@ def _mode(spec: dict) -> int:
 
 # --- downloading ---------------------------------------------------------------------------
 
+
 def _get(url: str):
     if urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https"):
         raise Failed("BlobDownloadMiscError", "A resource file URL must be http or https.")
     try:
-        return urllib.request.urlopen(urllib.request.Request(url, headers={"x-ms-version": "2021-08-06"}),
-                                      timeout=TIMEOUT_SECONDS)
+        return urllib.request.urlopen(
+            urllib.request.Request(url, headers={"x-ms-version": "2021-08-06"}),
+            timeout=TIMEOUT_SECONDS,
+        )
     except urllib.error.HTTPError as e:
         e.close()
-        code = {404: "BlobNotFound", 401: "BlobAccessDenied", 403: "BlobAccessDenied"}.get(e.code,
-                                                                                         "BlobDownloadMiscError")
-        raise Failed(code, f"Downloading {_shown(url)} answered HTTP {e.code} {str(e.reason).rstrip('.')}.") from None
+        code = {404: "BlobNotFound", 401: "BlobAccessDenied", 403: "BlobAccessDenied"}.get(
+            e.code, "BlobDownloadMiscError"
+        )
+        raise Failed(
+            code, f"Downloading {_shown(url)} answered HTTP {e.code} {str(e.reason).rstrip('.')}."
+        ) from None
     except TimeoutError:
         raise Failed("BlobDownloadTimedOut", f"Downloading {_shown(url)} timed out.") from None
     except (urllib.error.URLError, OSError, ValueError) as e:
         if isinstance(getattr(e, "reason", None), TimeoutError):
             raise Failed("BlobDownloadTimedOut", f"Downloading {_shown(url)} timed out.") from None
-        raise Failed("BlobDownloadMiscError", f"Downloading {_shown(url)} failed: {getattr(e, 'reason', e)}.") from None
+        raise Failed(
+            "BlobDownloadMiscError", f"Downloading {_shown(url)} failed: {getattr(e, 'reason', e)}."
+        ) from None
 
 
 def _shown(url: str) -> str:
@@ -190,16 +206,22 @@ def download(url: str, root: str, file_path: str, mode: int) -> None:
                 try:
                     chunk = response.read(_CHUNK)
                 except TimeoutError:
-                    raise Failed("BlobDownloadTimedOut", f"Downloading {_shown(url)} timed out.") from None
+                    raise Failed(
+                        "BlobDownloadTimedOut", f"Downloading {_shown(url)} timed out."
+                    ) from None
                 except OSError as e:
-                    raise Failed("BlobDownloadMiscError", f"Downloading {_shown(url)} failed: {e}.") from None
+                    raise Failed(
+                        "BlobDownloadMiscError", f"Downloading {_shown(url)} failed: {e}."
+                    ) from None
                 if not chunk:
                     break
                 try:
                     os.write(fd, chunk)
                 except OSError as e:
-                    raise Failed("ResourceFileWriteFailed",
-                                 f"The resource file {file_path} cannot be written: {e.strerror}.") from None
+                    raise Failed(
+                        "ResourceFileWriteFailed",
+                        f"The resource file {file_path} cannot be written: {e.strerror}.",
+                    ) from None
             os.fchmod(fd, stat.S_IMODE(mode))
         finally:
             os.close(fd)
@@ -210,15 +232,23 @@ def download(url: str, root: str, file_path: str, mode: int) -> None:
 
 def _container_client(container_url: str):
     if urllib.parse.urlsplit(container_url).scheme.lower() not in ("http", "https"):
-        raise Failed("ResourceContainerListMiscError", "A storageContainerUrl must be http or https.")
+        raise Failed(
+            "ResourceContainerListMiscError", "A storageContainerUrl must be http or https."
+        )
     from azure.storage.blob import ContainerClient  # only a task with a container pays the import
 
     try:
-        return ContainerClient.from_container_url(container_url, retry_total=2, connection_timeout=TIMEOUT_SECONDS,
-                                                  read_timeout=TIMEOUT_SECONDS)
+        return ContainerClient.from_container_url(
+            container_url,
+            retry_total=2,
+            connection_timeout=TIMEOUT_SECONDS,
+            read_timeout=TIMEOUT_SECONDS,
+        )
     except ValueError as e:
-        raise Failed("ResourceContainerListMiscError",
-                     f"The storageContainerUrl {_shown(container_url)} cannot be used: {e}.") from None
+        raise Failed(
+            "ResourceContainerListMiscError",
+            f"The storageContainerUrl {_shown(container_url)} cannot be used: {e}.",
+        ) from None
 
 
 def _storage_failure(error: Exception, *, what: str, codes: dict[str, str]) -> Failed:
@@ -232,7 +262,9 @@ def _storage_failure(error: Exception, *, what: str, codes: dict[str, str]) -> F
         return Failed(codes["missing"], f"{what} answered HTTP 404 {reason}.")
     if isinstance(error, exceptions.ClientAuthenticationError) or status in (401, 403):
         return Failed(codes["denied"], f"{what} answered HTTP {status or 403} {reason}.")
-    if isinstance(error, (exceptions.ServiceRequestTimeoutError, exceptions.ServiceResponseTimeoutError)):
+    if isinstance(
+        error, (exceptions.ServiceRequestTimeoutError, exceptions.ServiceResponseTimeoutError)
+    ):
         return Failed(codes["timeout"], f"{what} timed out.")
     if status:
         return Failed(codes["other"], f"{what} answered HTTP {status} {reason}.")
@@ -245,10 +277,18 @@ def _first_line(error: Exception) -> str:
     return re.sub(r"https?://\S+", lambda m: _shown(m.group(0)), text).rstrip(".")
 
 
-_LIST = {"missing": "ResourceContainerNotFound", "denied": "ResourceContainerAccessDenied",
-         "timeout": "ResourceContainerListTimedOut", "other": "ResourceContainerListMiscError"}
-_READ = {"missing": "BlobNotFound", "denied": "BlobAccessDenied", "timeout": "BlobDownloadTimedOut",
-         "other": "BlobDownloadMiscError"}
+_LIST = {
+    "missing": "ResourceContainerNotFound",
+    "denied": "ResourceContainerAccessDenied",
+    "timeout": "ResourceContainerListTimedOut",
+    "other": "ResourceContainerListMiscError",
+}
+_READ = {
+    "missing": "BlobNotFound",
+    "denied": "BlobAccessDenied",
+    "timeout": "BlobDownloadTimedOut",
+    "other": "BlobDownloadMiscError",
+}
 
 
 def container_blobs(container, prefix: str) -> list[str]:
@@ -279,8 +319,10 @@ def download_blob(container, name: str, root: str, file_path: str, mode: int) ->
                     try:
                         out.write(chunk)
                     except OSError as e:
-                        raise Failed("ResourceFileWriteFailed",
-                                     f"The resource file {file_path} cannot be written: {e.strerror}.") from None
+                        raise Failed(
+                            "ResourceFileWriteFailed",
+                            f"The resource file {file_path} cannot be written: {e.strerror}.",
+                        ) from None
             except AzureError as e:
                 raise _storage_failure(e, what=what, codes=_READ) from None
             os.fchmod(fd, stat.S_IMODE(mode))
@@ -303,14 +345,16 @@ def place(root: str, spec: dict) -> None:
     else:
         # The agent turns an autoStorageContainerName into a storageContainerUrl when the
         # account has auto-storage (tasks/node/auto_storage.py); here it has not.
-        raise Failed("ResourceContainerAccessDenied",
-                     f"The account has no auto-storage for the container {spec.get('autoStorageContainerName')}: "
-                     "configure it in BATCHSITE_AUTO_STORAGE.")
+        raise Failed(
+            "ResourceContainerAccessDenied",
+            f"The account has no auto-storage for the container {spec.get('autoStorageContainerName')}: "
+            "configure it in BATCHSITE_AUTO_STORAGE.",
+        )
 
 
 def main(argv: list[str]) -> int:
     # After the manifest, the agent's site-packages when this runs on another Python than
-    # the agent's (tasks.node.identity.interpreter): azure-storage-blob is there.
+    # the agent's (tasks.nodehost.identity.interpreter): azure-storage-blob is there.
     sys.path.extend(argv[2:])
     with open(argv[1]) as f:
         entries = json.load(f)

@@ -15,6 +15,7 @@ import logging
 import os
 import selectors
 import socket
+from typing import NamedTuple
 
 from django.db import connection
 
@@ -25,11 +26,20 @@ log = logging.getLogger("batchsite.node")
 WAKEUP = "wakeup"  # the selector's data for the wake-up descriptor
 
 
+class Woken(NamedTuple):
+    """What the wake-ups since the last drain ask for."""
+
+    work: bool  # claim work (new active tasks in the pool)
+    node: bool  # look at the node's attempts
+    preparation: bool  # the work is a job's with a preparation task (work too)
+
+
 class Wakeups:
     def __init__(self, selector, *, account_pk: int, pool_id: str, node_pk: int) -> None:
         self.selector = selector
         self.pool = (account_pk, pool_id.lower())
         self.work_payload = f"work {account_pk} {pool_id.lower()}"
+        self.prepare_payload = f"prepare {account_pk} {pool_id.lower()}"
         self.node_payload = f"node {node_pk}"
         self.path = str(wakeups.socket_path(account_pk, pool_id, node_pk))
         self.listener = None  # a psycopg connection, or a socket
@@ -51,18 +61,19 @@ class Wakeups:
             log.warning("wake-ups unavailable, polling only: %s", e)
             self.close()
 
-    def drain(self) -> tuple[bool, bool]:
-        """What the wake-ups since the last call ask for: (claim work, look at the node)."""
-        work = node = False
+    def drain(self) -> Woken:
+        """What the wake-ups since the last call ask for."""
+        work = node = preparation = False
         if self.listener is None:
-            return work, node
+            return Woken(work, node, preparation)
         try:
             if connection.vendor == "postgresql":
                 pgconn = self.listener.pgconn
                 pgconn.consume_input()
                 while (n := pgconn.notifies()) is not None:
                     payload = n.extra.decode()
-                    work = work or payload == self.work_payload
+                    preparation = preparation or payload == self.prepare_payload
+                    work = work or payload == self.work_payload or preparation
                     node = node or payload == self.node_payload
                 if pgconn.status != 0:  # CONNECTION_OK
                     raise ConnectionError("the listening connection is closed")
@@ -72,13 +83,15 @@ class Wakeups:
                         kind = self.listener.recv(16)
                     except BlockingIOError:
                         break
-                    work = work or kind == b"work"
+                    preparation = preparation or kind == b"prepare"
+                    work = work or kind == b"work" or preparation
                     node = node or kind == b"node"
         except Exception as e:  # noqa: BLE001 - the database went away: listen again at the next heartbeat
             log.warning("wake-ups lost, polling until they are back: %s", e)
             self.close()
-            return True, True  # what was sent meanwhile may be lost: look now
-        return work, node
+            # What was sent meanwhile may be lost: look at everything now.
+            return Woken(True, True, True)
+        return Woken(work, node, preparation)
 
     def close(self) -> None:
         if self.fd is not None:

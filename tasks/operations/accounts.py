@@ -21,10 +21,19 @@ def ensure_account(name: str, key: str, secondary_key: str = "") -> Account:
     digest = _keys_digest(key, secondary_key)
     with transaction.atomic():
         account, created = Account.objects.select_for_update().get_or_create(
-            name=name, defaults={"primary_key": key, "secondary_key": secondary_key, "configured_keys": digest}
+            name=name,
+            defaults={
+                "primary_key": key,
+                "secondary_key": secondary_key,
+                "configured_keys": digest,
+            },
         )
         if not created and account.configured_keys != digest:
-            account.primary_key, account.secondary_key, account.configured_keys = key, secondary_key, digest
+            account.primary_key, account.secondary_key, account.configured_keys = (
+                key,
+                secondary_key,
+                digest,
+            )
             account.save(update_fields=["primary_key", "secondary_key", "configured_keys"])
     return account
 
@@ -42,7 +51,9 @@ KEY_BYTES = 64  # Batch account keys are 512 random bits, base64 (88 characters)
 def can_regenerate_account_key(*, key_name: str) -> BatchError | None:
     """Batch regenerates the Primary or the Secondary key (400 InvalidPropertyValue else)."""
     if (key_name or "").lower() not in KEY_FIELDS:
-        return BatchError.invalid_property("keyName", key_name, "The key name is Primary or Secondary.")
+        return BatchError.invalid_property(
+            "keyName", key_name, "The key name is Primary or Secondary."
+        )
     return None
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tasks.errors import BatchError
-from tasks.models import Job, JobSchedule, Task
+from tasks.models import DisableJobOption, Job, JobSchedule, Task
 
 from .audit import audited
 from .job_schedules import (
@@ -47,18 +47,22 @@ def act_on_task(task: Task, action: str, *, user, actor: str) -> BatchError | No
     refusal (a BatchError) or None."""
     operation, _ = TASK_ACTIONS[action]
     scope = {"job": task.job.job_id, "tasks": [task.task_id]}
-    _, error = audited(task.job.account, user=user, actor=actor, action=action, scope=scope,
-                       operation=lambda: operation(task))
+    _, error = audited(
+        task.job.account,
+        user=user,
+        actor=actor,
+        action=action,
+        scope=scope,
+        operation=lambda: operation(task),
+    )
     return error
 
 
 # --- jobs and job schedules ------------------------------------------------------------
 
-JOB_DISABLE_OPTIONS = ("requeue", "terminate", "wait")
-
 
 def _disable_job(job: Job, option: str | None) -> Job:
-    return disable_job(job, disable_tasks=option or "requeue")
+    return disable_job(job, disable_tasks=option or DisableJobOption.REQUEUE)
 
 
 # name -> (operation(job, option), its can_* rule)
@@ -78,14 +82,28 @@ def act_on_job(job: Job, action: str, *, option: str | None, user, actor: str) -
     audited; return the refusal or None."""
     operation, _ = JOB_ACTIONS[action]
     scope = {"job": job.job_id, **({"option": option} if action == "disable" else {})}
-    _, error = audited(job.account, user=user, actor=actor, action=f"job-{action}", scope=scope,
-                       operation=lambda: operation(job, option))
+    _, error = audited(
+        job.account,
+        user=user,
+        actor=actor,
+        action=f"job-{action}",
+        scope=scope,
+        operation=lambda: operation(job, option),
+    )
     return error
 
 
-def act_on_job_schedule(schedule: JobSchedule, action: str, *, user, actor: str) -> BatchError | None:
+def act_on_job_schedule(
+    schedule: JobSchedule, action: str, *, user, actor: str
+) -> BatchError | None:
     """Disable, enable or terminate one job schedule through the rules layer, audited."""
     operation, _ = JOB_SCHEDULE_ACTIONS[action]
-    _, error = audited(schedule.account, user=user, actor=actor, action=f"schedule-{action}",
-                       scope={"job_schedule": schedule.schedule_id}, operation=lambda: operation(schedule))
+    _, error = audited(
+        schedule.account,
+        user=user,
+        actor=actor,
+        action=f"schedule-{action}",
+        scope={"job_schedule": schedule.schedule_id},
+        operation=lambda: operation(schedule),
+    )
     return error

@@ -17,24 +17,39 @@ from tasks.models import Account, AuditRecord
 T = TypeVar("T")
 
 
-def record_action(account: Account, *, user, actor: str, action: str, scope: dict, outcome: dict) -> AuditRecord:
+def record_action(
+    account: Account, *, user, actor: str, action: str, scope: dict, outcome: dict
+) -> AuditRecord:
     """Write one audit record (one INSERT)."""
     return AuditRecord.objects.create(
-        account=account, user=user if getattr(user, "pk", None) else None,
-        actor=actor[:150], action=action[:32], scope=scope, outcome=outcome,
+        account=account,
+        user=user if getattr(user, "pk", None) else None,
+        actor=actor[:150],
+        action=action[:32],
+        scope=scope,
+        outcome=outcome,
     )
 
 
-def audited(account: Account, *, user, actor: str, action: str, scope: dict,
-            operation: Callable[[], T]) -> tuple[T | None, BatchError | None]:
+def audited(
+    account: Account, *, user, actor: str, action: str, scope: dict, operation: Callable[[], T]
+) -> tuple[T | None, BatchError | None]:
     """Run `operation` and record it: (its result, None) or (None, the refusal it raised)."""
     try:
         result = operation()
     except BatchError as error:
-        record_action(account, user=user, actor=actor, action=action, scope=scope,
-                      outcome={"refused": error.code, "message": error.message})
+        record_action(
+            account,
+            user=user,
+            actor=actor,
+            action=action,
+            scope=scope,
+            outcome={"refused": error.code, "message": error.message},
+        )
         return None, error
-    record_action(account, user=user, actor=actor, action=action, scope=scope, outcome={"succeeded": 1})
+    record_action(
+        account, user=user, actor=actor, action=action, scope=scope, outcome={"succeeded": 1}
+    )
     return result, None
 
 
@@ -52,8 +67,14 @@ def api_actor(account: Account) -> str:
 def audited_api(account: Account, *, action: str, scope: dict, operation: Callable[[], T]) -> T:
     """Run an API call's operation and record it as `api:<account>`; a refusal is recorded,
     then raised again for the API to answer with its Batch error."""
-    result, error = audited(account, user=None, actor=api_actor(account), action=action, scope=scope,
-                            operation=operation)
+    result, error = audited(
+        account,
+        user=None,
+        actor=api_actor(account),
+        action=action,
+        scope=scope,
+        operation=operation,
+    )
     if error is not None:
         raise error
     return result

@@ -5,7 +5,9 @@ assigns (`<autoPoolIdPrefix>_<guid>`, the prefix at most 20 characters); the job
 and executionInfo.poolId names it (poolInfo keeps the specification, without a poolId);
 with poolLifetimeOption `job` it is deleted when the job completes (terminated, all tasks
 complete, a task failure's job action) or is deleted, unless keepAlive. `jobschedule`
-applies only to the jobs of a job schedule (tasks.operations.job_schedules).
+applies only to the jobs of a job schedule (tasks.operations.job_schedules). The job and
+its pool are added together by jobs.add_job_with_auto_pool; the pool ends with the job in
+job_ends.end_auto_pool.
 """
 
 from __future__ import annotations
@@ -14,20 +16,21 @@ import re
 import uuid
 from datetime import timedelta
 
-from django.db import transaction
-
 from tasks.errors import BatchError
-from tasks.models import Account, Job, Pool
+from tasks.models import Job, Pool
 from tasks.timefmt import parse_duration
 
 from . import pool_specs
+from .pools import delete_pool
 
 AUTO = "poolInfo.autoPoolSpecification"
 PREFIX_PATTERN = re.compile(r"\A[A-Za-z0-9_-]{0,20}\Z")
 DURATIONS = ("resizeTimeout", "autoScaleEvaluationInterval")
 
 
-def auto_pool_spec(auto: dict, *, lifetimes: tuple[str, ...] = ("job",), path: str = AUTO) -> tuple[dict, str, bool]:
+def auto_pool_spec(
+    auto: dict, *, lifetimes: tuple[str, ...] = ("job",), path: str = AUTO
+) -> tuple[dict, str, bool]:
     """The auto pool's Add Pool specification (durations parsed), its id and keepAlive.
     Refuses a lifetime not in `lifetimes` (a job's own auto pool: `job`; a job schedule's
     job may also share one `jobschedule`), a bad prefix or pool (400 InvalidPropertyValue,
@@ -39,13 +42,17 @@ def auto_pool_spec(auto: dict, *, lifetimes: tuple[str, ...] = ("job",), path: s
     if not lifetime:
         raise BatchError.missing_property(f"{AUTO}.poolLifetimeOption")
     if str(lifetime).lower() not in lifetimes:
-        raise BatchError.invalid_property(f"{AUTO}.poolLifetimeOption", lifetime,
-                                          "A job's auto pool lives for the job: use job (jobschedule is for "
-                                          "the jobs of a job schedule).")
+        raise BatchError.invalid_property(
+            f"{AUTO}.poolLifetimeOption",
+            lifetime,
+            "A job's auto pool lives for the job: use job (jobschedule is for "
+            "the jobs of a job schedule).",
+        )
     prefix = auto.get("autoPoolIdPrefix") or ""
     if not isinstance(prefix, str) or not PREFIX_PATTERN.match(prefix):
-        raise BatchError.invalid_property(f"{AUTO}.autoPoolIdPrefix", prefix,
-                                          "At most 20 of A-Z a-z 0-9 _ -.")
+        raise BatchError.invalid_property(
+            f"{AUTO}.autoPoolIdPrefix", prefix, "At most 20 of A-Z a-z 0-9 _ -."
+        )
     keep_alive = auto.get("keepAlive", False)
     if not isinstance(keep_alive, bool):
         raise BatchError.invalid_body(f"The property '{AUTO}.keepAlive' must be a boolean.")
@@ -60,39 +67,21 @@ def auto_pool_spec(auto: dict, *, lifetimes: tuple[str, ...] = ("job",), path: s
             try:
                 spec[name] = parse_duration(spec[name])
             except ValueError as e:
-                raise BatchError.invalid_property(f"{AUTO}.pool.{name}", spec[name], str(e)) from None
+                raise BatchError.invalid_property(
+                    f"{AUTO}.pool.{name}", spec[name], str(e)
+                ) from None
         elif spec.get(name) is not None and not isinstance(spec[name], timedelta):
-            raise BatchError.invalid_body(f"The property '{AUTO}.pool.{name}' must be an ISO 8601 duration.")
+            raise BatchError.invalid_body(
+                f"The property '{AUTO}.pool.{name}' must be an ISO 8601 duration."
+            )
     pool_specs.check_pool_spec(spec, prefix=f"{AUTO}.pool.")
     pool_id = f"{prefix}_{uuid.uuid4()}" if prefix else str(uuid.uuid4())
     return {**spec, "id": pool_id}, pool_id, keep_alive
 
 
-def add_job_with_auto_pool(account: Account, *, spec: dict) -> Job:
-    """Add a job and its auto pool in one transaction (neither exists without the other).
-    Refuses a poolInfo with both poolId and autoPoolSpecification (400
-    InvalidPropertyValue), what auto_pool_spec refuses, and an id already used (409
-    JobExists)."""
-    from .jobs import _insert_job
-    from .pools import add_pool
-
-    info = spec["poolInfo"]
-    if info.get("poolId"):
-        raise BatchError.invalid_property("poolInfo.poolId", info["poolId"],
-                                          "Specify either poolId or autoPoolSpecification, not both.")
-    pool_spec, pool_id, keep_alive = auto_pool_spec(info["autoPoolSpecification"])
-    stored = {**spec, "poolInfo": {"autoPoolSpecification": pool_specs.wire(info["autoPoolSpecification"])}}
-    with transaction.atomic():
-        job = _insert_job(account, spec=stored, pool_id=pool_id)
-        add_pool(account, spec=pool_spec, owner_job=job, keep_alive=keep_alive)
-    return job
-
-
 def delete_auto_pools(job: Job) -> int:
     """The job completed or is being deleted: its auto pools without keepAlive are deleted
     (asynchronously: their nodes leave first). Returns how many it deleted."""
-    from .pools import delete_pool
-
     deleted = 0
     for pool in Pool.objects.filter(owner_job=job, keep_alive=False, state=Pool.State.ACTIVE):
         try:

@@ -30,17 +30,20 @@ from django.db.models import Avg, Count, Q, Sum
 
 from tasks import autoscale
 from tasks.errors import BatchError
-from tasks.models import ComputeNode, Job, Pool, PoolSample
+from tasks.models import ComputeNode, Job, NodeDeallocationOption, Pool, PoolSample
 from tasks.timefmt import format_datetime_wire
 
 from . import pool_specs
-from .common import Precondition, lock_checked, new_etag, now
+from .common import Precondition, lock_checked, now
 from .pool_nodes import counted, current_nodes
 
 log = logging.getLogger("batchsite.autoscale")
 
 SAMPLE_HISTORY = timedelta(hours=25)
-_TOTALS = ("_succeeded", "_failed")  # cumulative counters kept in a sample for the next one's deltas
+_TOTALS = (
+    "_succeeded",
+    "_failed",
+)  # cumulative counters kept in a sample for the next one's deltas
 
 
 # --- evaluating ----------------------------------------------------------------------------
@@ -50,13 +53,17 @@ def pool_samples(pool: Pool) -> autoscale.ListSamples:
     """The pool's recorded samples, as the evaluator reads them (one query)."""
     rows = PoolSample.objects.filter(pool=pool).order_by("time").values_list("time", "values")
     # from_records leaves out keys that name no metric (the totals kept for the deltas).
-    return autoscale.ListSamples.from_records(rows, period=timedelta(seconds=settings.BATCHSITE_POOL_SAMPLE_SECONDS))
+    return autoscale.ListSamples.from_records(
+        rows, period=timedelta(seconds=settings.BATCHSITE_POOL_SAMPLE_SECONDS)
+    )
 
 
 def current_variables(pool: Pool) -> dict[str, float]:
     """The service-defined variables that are not samples, as the pool stands (one query)."""
     dedicated, low = current_nodes([pool])[pool.pk]
-    usable = ComputeNode.objects.filter(counted(), pool=pool, state__in=("idle", "running")).count()
+    usable = ComputeNode.objects.filter(
+        counted(), pool=pool, state__in=(ComputeNode.State.IDLE, ComputeNode.State.RUNNING)
+    ).count()
     return {
         "$CurrentDedicatedNodes": dedicated,
         "$CurrentLowPriorityNodes": low,
@@ -81,11 +88,17 @@ def _run(pool: Pool, formula: str, t: datetime) -> tuple[dict, autoscale.Evaluat
     """Evaluate: the AutoScaleRun wire dict and the evaluation (None when it failed as it
     ran). Raises BatchError 400 for a formula Batch refuses."""
     try:
-        result = autoscale.evaluate(formula, samples=pool_samples(pool), now=t, current=current_variables(pool))
+        result = autoscale.evaluate(
+            formula, samples=pool_samples(pool), now=t, current=current_variables(pool)
+        )
     except autoscale.InvalidFormula as e:
         raise BatchError(e.code, e.message, 400, list(e.values)) from None
     except autoscale.EvaluationFailed as e:
-        return {"timestamp": format_datetime_wire(t), "results": e.results_text, "error": e.run_error()}, None
+        return {
+            "timestamp": format_datetime_wire(t),
+            "results": e.results_text,
+            "error": e.run_error(),
+        }, None
     return {"timestamp": format_datetime_wire(t), "results": result.results_text}, result
 
 
@@ -100,16 +113,19 @@ def _apply(pool: Pool, formula: str, t: datetime) -> None:
     wanted = (targets.target_dedicated, targets.target_low_priority)
     if wanted != (pool.target_dedicated_nodes, pool.target_low_priority_nodes):
         pool.target_dedicated_nodes, pool.target_low_priority_nodes = wanted
-        pool.node_deallocation_option = targets.node_deallocation_option or "requeue"
+        pool.node_deallocation_option = (
+            targets.node_deallocation_option or NodeDeallocationOption.REQUEUE
+        )
         pool.resize_timeout = None
         if pool.allocation_state == Pool.AllocationState.STEADY:
-            pool.allocation_state = Pool.AllocationState.RESIZING
-            pool.allocation_state_transition_time = t
+            pool.move_allocation_to(Pool.AllocationState.RESIZING, t)
             pool.resize_errors = []
 
 
 def _lock_pool(pool: Pool, precondition: Precondition, refusal) -> Pool:
-    return lock_checked(Pool.objects.filter(pk=pool.pk), BatchError.pool_not_found, precondition, refusal)
+    return lock_checked(
+        Pool.objects.filter(pk=pool.pk), BatchError.pool_not_found, precondition, refusal
+    )
 
 
 def evaluate_new_pool(pool: Pool) -> None:
@@ -117,7 +133,9 @@ def evaluate_new_pool(pool: Pool) -> None:
     the creating transaction), as Batch evaluates it before the pool's first resize."""
     t = now()
     _apply(pool, pool.auto_scale_formula, t)
-    pool.auto_scale_next = t + (pool.auto_scale_evaluation_interval or pool_specs.DEFAULT_EVALUATION_INTERVAL)
+    pool.auto_scale_next = t + (
+        pool.auto_scale_evaluation_interval or pool_specs.DEFAULT_EVALUATION_INTERVAL
+    )
     pool.save()
 
 
@@ -135,8 +153,13 @@ def can_enable_auto_scale(pool: Pool) -> BatchError | None:
     return None
 
 
-def enable_auto_scale(pool: Pool, *, formula: str | None = None, evaluation_interval: timedelta | None = None,
-                      precondition: Precondition = None) -> Pool:
+def enable_auto_scale(
+    pool: Pool,
+    *,
+    formula: str | None = None,
+    evaluation_interval: timedelta | None = None,
+    precondition: Precondition = None,
+) -> Pool:
     """Enable AutoScale: the formula (the pool's current one when none is given and it is
     autoscaled already) is evaluated at once and applied; the evaluation schedule restarts
     from now at the interval (given, kept, or Batch's default 15 minutes).
@@ -158,9 +181,10 @@ def enable_auto_scale(pool: Pool, *, formula: str | None = None, evaluation_inte
         if evaluation_interval is not None or not locked.auto_scale_evaluation_interval:
             locked.auto_scale_evaluation_interval = evaluation_interval
         _apply(locked, formula, t)
-        locked.auto_scale_next = t + (locked.auto_scale_evaluation_interval or
-                                      pool_specs.DEFAULT_EVALUATION_INTERVAL)
-        locked.etag, locked.last_modified = new_etag(), t
+        locked.auto_scale_next = t + (
+            locked.auto_scale_evaluation_interval or pool_specs.DEFAULT_EVALUATION_INTERVAL
+        )
+        locked.touch(t)
         locked.save()
     return locked
 
@@ -183,7 +207,7 @@ def disable_auto_scale(pool: Pool, *, precondition: Precondition = None) -> Pool
         locked.auto_scale_evaluation_interval = None
         locked.auto_scale_run = None
         locked.auto_scale_next = None
-        locked.etag, locked.last_modified = new_etag(), now()
+        locked.touch(now())
         locked.save()
     return locked
 
@@ -194,8 +218,11 @@ def can_evaluate_auto_scale(pool: Pool) -> BatchError | None:
     if pool.state == Pool.State.DELETING:
         return BatchError.pool_being_deleted()
     if not pool.enable_auto_scale:
-        return BatchError("OperationNotValidOnPool",
-                          "The pool must have automatic scaling enabled to evaluate a formula.", 409)
+        return BatchError(
+            "OperationNotValidOnPool",
+            "The pool must have automatic scaling enabled to evaluate a formula.",
+            409,
+        )
     return None
 
 
@@ -225,40 +252,59 @@ def evaluate_due_pools() -> int:
     formula that fails keeps the targets and records the failure in autoScaleRun. Returns
     how many pools it evaluated. One pool's failure never stops the others."""
     t = now()
-    due = list(Pool.objects.filter(enable_auto_scale=True, state=Pool.State.ACTIVE)
-               .filter(Q(auto_scale_next__isnull=True) | Q(auto_scale_next__lte=t)).values_list("pk", flat=True))
+    due = list(
+        Pool.objects.filter(enable_auto_scale=True, state=Pool.State.ACTIVE)
+        .filter(Q(auto_scale_next__isnull=True) | Q(auto_scale_next__lte=t))
+        .values_list("pk", flat=True)
+    )
     done = 0
     for pk in due:
         try:
             with transaction.atomic():
-                locked = Pool.objects.select_for_update().filter(pk=pk, enable_auto_scale=True,
-                                                                 state=Pool.State.ACTIVE).first()
+                locked = (
+                    Pool.objects.select_for_update()
+                    .filter(pk=pk, enable_auto_scale=True, state=Pool.State.ACTIVE)
+                    .first()
+                )
                 if locked is None or (locked.auto_scale_next and locked.auto_scale_next > t):
                     continue
                 _apply(locked, locked.auto_scale_formula, t)
-                locked.auto_scale_next = t + (locked.auto_scale_evaluation_interval or
-                                              pool_specs.DEFAULT_EVALUATION_INTERVAL)
+                locked.auto_scale_next = t + (
+                    locked.auto_scale_evaluation_interval or pool_specs.DEFAULT_EVALUATION_INTERVAL
+                )
                 locked.save()
                 done += 1
         except BatchError as e:  # the formula became invalid (cannot happen through the API)
             log.warning("autoscale formula of pool %s refused: %s", pk, e)
-            Pool.objects.filter(pk=pk).update(auto_scale_next=t + pool_specs.DEFAULT_EVALUATION_INTERVAL)
+            Pool.objects.filter(pk=pk).update(
+                auto_scale_next=t + pool_specs.DEFAULT_EVALUATION_INTERVAL
+            )
     return done
 
 
 def measure(pool: Pool, previous: dict | None) -> dict:
     """One sample of the pool's metrics (a few queries), given the previous sample's
     values (for the tasks that completed since)."""
-    jobs = (Job.objects.filter(account_id=pool.account_id, pool_id__iexact=pool.pool_id, state=Job.State.ACTIVE)
-            .aggregate(active=Sum("active_count"), running=Sum("running_count")))
-    totals = (Job.objects.filter(account_id=pool.account_id, pool_id__iexact=pool.pool_id)
-              .aggregate(succeeded=Sum("succeeded_count"), failed=Sum("failed_count")))
+    jobs = Job.objects.filter(
+        account_id=pool.account_id, pool_id__iexact=pool.pool_id, state=Job.State.ACTIVE
+    ).aggregate(active=Sum("active_count"), running=Sum("running_count"))
+    totals = Job.objects.filter(account_id=pool.account_id, pool_id__iexact=pool.pool_id).aggregate(
+        succeeded=Sum("succeeded_count"), failed=Sum("failed_count")
+    )
     nodes = ComputeNode.objects.filter(counted(), pool=pool).aggregate(
-        n=Count("pk"), cpu=Avg("cpu_percent"), memory=Avg("memory_bytes"))
+        n=Count("pk"), cpu=Avg("cpu_percent"), memory=Avg("memory_bytes")
+    )
     active, running = jobs["active"] or 0, jobs["running"] or 0
     succeeded, failed = totals["succeeded"] or 0, totals["failed"] or 0
-    values = {"ActiveTasks": active, "RunningTasks": running, "PendingTasks": active + running,
-              "SampleNodeCount": nodes["n"], "PreemptedNodeCount": 0, "_succeeded": succeeded, "_failed": failed}
+    values = {
+        "ActiveTasks": active,
+        "RunningTasks": running,
+        "PendingTasks": active + running,
+        "SampleNodeCount": nodes["n"],
+        "PreemptedNodeCount": 0,
+        "_succeeded": succeeded,
+        "_failed": failed,
+    }
     if previous is not None:
         values["SucceededTasks"] = max(0, succeeded - previous.get("_succeeded", succeeded))
         values["FailedTasks"] = max(0, failed - previous.get("_failed", failed))
@@ -276,10 +322,14 @@ def record_samples(*, at: datetime | None = None) -> int:
     period = timedelta(seconds=settings.BATCHSITE_POOL_SAMPLE_SECONDS)
     recorded = 0
     for pool in Pool.objects.filter(state=Pool.State.ACTIVE):
-        last = PoolSample.objects.filter(pool=pool).order_by("-time").values("time", "values").first()
+        last = (
+            PoolSample.objects.filter(pool=pool).order_by("-time").values("time", "values").first()
+        )
         if last is not None and t - last["time"] < period * 0.95:
             continue
-        PoolSample.objects.create(pool=pool, time=t, values=measure(pool, last["values"] if last else None))
+        PoolSample.objects.create(
+            pool=pool, time=t, values=measure(pool, last["values"] if last else None)
+        )
         recorded += 1
     PoolSample.objects.filter(time__lt=t - SAMPLE_HISTORY).delete()
     return recorded

@@ -31,6 +31,7 @@ from django.db import connection, transaction
 
 from tasks.errors import BatchError
 from tasks.models import Attempt, AuditRecord, BulkOperation, Job, Task
+from tasks.queries.task_list import TaskFilter, storable
 
 from .actions import TASK_ACTIONS
 from .audit import record_action
@@ -52,8 +53,6 @@ STALE_AFTER = timedelta(minutes=2)
 def scope_queryset(job: Job, scope: dict):
     """The tasks a bulk scope names (before the `pk > cursor` of a run). Raises the
     refusal of `scope_refusal` for a scope that cannot be read."""
-    from tasks.listing import TaskFilter
-
     error = scope_refusal(scope)
     if error:
         raise error
@@ -68,12 +67,13 @@ def scope_refusal(scope: dict) -> BatchError | None:
     """A selection of more than MAX_SELECTION tasks or with an id no database can compare
     (a NUL), or a filter with an error (which would act on more tasks than the one
     confirmed), is refused (400 InvalidPropertyValue)."""
-    from tasks.listing import TaskFilter, storable
-
     if "tasks" in scope:
         if len(scope["tasks"]) > MAX_SELECTION:
-            return BatchError.invalid_property("tasks", len(scope["tasks"]),
-                                               f"Select at most {MAX_SELECTION} tasks, or act on the filter.")
+            return BatchError.invalid_property(
+                "tasks",
+                len(scope["tasks"]),
+                f"Select at most {MAX_SELECTION} tasks, or act on the filter.",
+            )
         if not all(storable(t) for t in scope["tasks"]):
             return BatchError.invalid_property("tasks", None, "A task id has no NUL character.")
         return None
@@ -98,22 +98,38 @@ def filter_scope(job: Job, params: dict) -> dict:
 def can_start_bulk_operation(*, action: str, scope: dict) -> BatchError | None:
     """An unknown action, or a scope `scope_refusal` refuses (400 InvalidPropertyValue)."""
     if action not in TASK_ACTIONS:
-        return BatchError.invalid_property("action", action, "Choose terminate, reactivate or delete.")
+        return BatchError.invalid_property(
+            "action", action, "Choose terminate, reactivate or delete."
+        )
     return scope_refusal(scope)
 
 
-def start_bulk_operation(job: Job, *, action: str, scope: dict, user, actor: str, total: int) -> BulkOperation:
+def start_bulk_operation(
+    job: Job, *, action: str, scope: dict, user, actor: str, total: int
+) -> BulkOperation:
     """Record a bulk action and start it in the background after commit. `total` is the
     exact count the user confirmed. Raises the refusal of `can_start_bulk_operation`."""
     error = can_start_bulk_operation(action=action, scope=scope)
     if error:
         raise error
     with transaction.atomic():
-        audit = record_action(job.account, user=user, actor=actor, action=f"bulk-{action}",
-                              scope={"job": job.job_id, **scope}, outcome={"state": "pending", "total": total})
-        op = BulkOperation.objects.create(account=job.account, job=job, user=audit.user, action=action,
-                                          scope={**scope, "cursor": 0, "confirmed": total}, total=total,
-                                          audit=audit)
+        audit = record_action(
+            job.account,
+            user=user,
+            actor=actor,
+            action=f"bulk-{action}",
+            scope={"job": job.job_id, **scope},
+            outcome={"state": "pending", "total": total},
+        )
+        op = BulkOperation.objects.create(
+            account=job.account,
+            job=job,
+            user=audit.user,
+            action=action,
+            scope={**scope, "cursor": 0, "confirmed": total},
+            total=total,
+            audit=audit,
+        )
         transaction.on_commit(lambda: start_worker(op.pk))
     return op
 
@@ -125,8 +141,11 @@ def can_stop_bulk_operation(op: BulkOperation) -> BatchError | None:
     """Only a bulk action that has not ended can be stopped."""
     if op.state in STOPPABLE:
         return None
-    return BatchError("BulkOperationEnded", f"The bulk action has already ended ({op.state}): there is nothing to stop.",
-                      409)
+    return BatchError(
+        "BulkOperationEnded",
+        f"The bulk action has already ended ({op.state}): there is nothing to stop.",
+        409,
+    )
 
 
 def stop_bulk_operation(op: BulkOperation) -> BulkOperation:
@@ -161,8 +180,9 @@ def _worker(op_pk: int) -> None:
         connection.close()
 
 
-def run_bulk_operation_resumed(op_pk: int, *, stale_before=None, first_retry: float = 0.5,
-                               max_retry: float = 30.0) -> BulkOperation | None:
+def run_bulk_operation_resumed(
+    op_pk: int, *, stale_before=None, first_retry: float = 0.5, max_retry: float = 30.0
+) -> BulkOperation | None:
     """run_bulk_operation, resumed after a database error (a restart, a failover) instead
     of left for STALE_AFTER: on a new connection, after 0.5 s, 1 s, 2 s, ... (at most
     max_retry), from the operation's cursor, until it ends. A runner that took the
@@ -174,7 +194,9 @@ def run_bulk_operation_resumed(op_pk: int, *, stale_before=None, first_retry: fl
             return run_bulk_operation(op_pk, stale_before=stale_before)
         except DatabaseError as e:
             failed_at = now()
-            log.warning("bulk operation %s: database error, resuming in %.1f s: %s", op_pk, delay, e)
+            log.warning(
+                "bulk operation %s: database error, resuming in %.1f s: %s", op_pk, delay, e
+            )
             if not connection.in_atomic_block:  # never a caller's transaction
                 with contextlib.suppress(Exception):
                     connection.close()
@@ -242,7 +264,11 @@ def _run_batch(op_pk: int, token: str, base) -> tuple[BulkOperation | None, bool
         if op is None:
             return None, False
         job = Job.objects.select_related("account").get(pk=op.job_id)
-        pks = list(base.filter(pk__gt=op.scope.get("cursor", 0)).order_by("pk").values_list("pk", flat=True)[:BATCH])
+        pks = list(
+            base.filter(pk__gt=op.scope.get("cursor", 0))
+            .order_by("pk")
+            .values_list("pk", flat=True)[:BATCH]
+        )
         if not pks:
             _finish(op)
             return op, False
@@ -265,7 +291,12 @@ def _run_batch(op_pk: int, token: str, base) -> tuple[BulkOperation | None, bool
             op.done += 1
             if len(op.outcomes) < OUTCOME_CAP:
                 op.outcomes[task.task_id] = outcome
-        op.scope = {**op.scope, "cursor": pks[-1], "beat": now().isoformat(), "refused": dict(refused)}
+        op.scope = {
+            **op.scope,
+            "cursor": pks[-1],
+            "beat": now().isoformat(),
+            "refused": dict(refused),
+        }
         op.total = max(op.total, op.done)
         op.save(update_fields=["scope", "done", "succeeded", "refused", "outcomes", "total"])
         _audit_progress(op, "running")
@@ -278,8 +309,11 @@ def _lock_batch(base, pks: list[int]) -> dict[int, Task]:
     while it holds no job lock that agent may need (agents skip locked tasks and attempts,
     then update the job's counters), the lock order that cannot deadlock."""
     tasks = {t.pk: t for t in base.select_for_update(of=("self",)).filter(pk__in=pks)}
-    list(Attempt.objects.select_for_update().filter(task_id__in=pks, outcome=Attempt.Outcome.RUNNING)
-         .values_list("pk", flat=True))
+    list(
+        Attempt.objects.select_for_update()
+        .filter(task_id__in=pks, outcome=Attempt.Outcome.RUNNING)
+        .values_list("pk", flat=True)
+    )
     return tasks
 
 
@@ -303,19 +337,30 @@ def _fail(op_pk: int, token: str, error: BatchError) -> BulkOperation | None:
         op.scope = {**op.scope, "error": f"{error.code}: {reason}"}
         op.save(update_fields=["state", "finished", "scope"])
         if op.audit_id:
-            AuditRecord.objects.filter(pk=op.audit_id).update(outcome={
-                "state": "failed", "confirmed": op.scope.get("confirmed"), "total": op.done,
-                "refused": error.code, "message": reason})
+            AuditRecord.objects.filter(pk=op.audit_id).update(
+                outcome={
+                    "state": "failed",
+                    "confirmed": op.scope.get("confirmed"),
+                    "total": op.done,
+                    "refused": error.code,
+                    "message": reason,
+                }
+            )
     return op
 
 
 def _audit_progress(op: BulkOperation, state: str) -> None:
     """The audit record says how far the run got, in the transaction that got it there."""
     if op.audit_id:
-        AuditRecord.objects.filter(pk=op.audit_id).update(outcome={
-            "state": state, "confirmed": op.scope.get("confirmed"), "total": op.done,
-            "succeeded": op.succeeded, "refused": op.scope.get("refused", {}),
-        })
+        AuditRecord.objects.filter(pk=op.audit_id).update(
+            outcome={
+                "state": state,
+                "confirmed": op.scope.get("confirmed"),
+                "total": op.done,
+                "succeeded": op.succeeded,
+                "refused": op.scope.get("refused", {}),
+            }
+        )
 
 
 def run_pending_bulk_operations() -> int:

@@ -1,8 +1,7 @@
-"""Helpers shared by the operations: the clock, ETags, job-state refusals."""
+"""Helpers shared by the operations: the clock, locked checks, job-state refusals."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from datetime import datetime
 
@@ -33,11 +32,6 @@ def lock_checked(queryset, missing: Callable[[], BatchError], precondition: Prec
     if error:
         raise error
     return locked
-
-
-def new_etag() -> str:
-    """An opaque ETag in the service's style (0x + 16 hex digits); new on every write."""
-    return "0x8D" + secrets.token_hex(7).upper()
 
 
 def job_state_refusal(job: Job) -> BatchError | None:

@@ -22,15 +22,18 @@ def check_priority(value: int, *, path: str = "priority") -> None:
 def check_max_parallel_tasks(value: int, *, path: str = "maxParallelTasks") -> None:
     """maxParallelTasks is -1 (no limit) or greater than 0: with 0 no task would ever run."""
     if value != -1 and value < 1:
-        raise BatchError.invalid_property(path, value, "maxParallelTasks must be -1 or greater than 0")
+        raise BatchError.invalid_property(
+            path, value, "maxParallelTasks must be -1 or greater than 0"
+        )
 
 
 def check_max_task_retry_count(constraints: dict | None, *, path: str = "constraints") -> None:
     """maxTaskRetryCount is -1 (retry without limit), 0 or more."""
     value = (constraints or {}).get("maxTaskRetryCount")
     if value is not None and value < -1:
-        raise BatchError.invalid_property(f"{path}.maxTaskRetryCount", value,
-                                          "maxTaskRetryCount must be -1 or greater")
+        raise BatchError.invalid_property(
+            f"{path}.maxTaskRetryCount", value, "maxTaskRetryCount must be -1 or greater"
+        )
 
 
 def check_environment_settings(settings: list | None, *, path: str) -> None:
@@ -39,8 +42,9 @@ def check_environment_settings(settings: list | None, *, path: str) -> None:
     for i, setting in enumerate(settings or []):
         name = setting.get("name") if isinstance(setting, dict) else None
         if isinstance(name, str) and "=" in name:
-            raise BatchError.invalid_property(f"{path}[{i}].name", name,
-                                              "An environment variable name cannot contain '='.")
+            raise BatchError.invalid_property(
+                f"{path}[{i}].name", name, "An environment variable name cannot contain '='."
+            )
 
 
 def check_job_values(spec: dict) -> None:
@@ -50,11 +54,15 @@ def check_job_values(spec: dict) -> None:
     if "maxParallelTasks" in spec:
         check_max_parallel_tasks(spec["maxParallelTasks"])
     check_max_task_retry_count(spec.get("constraints"))
-    check_environment_settings(spec.get("commonEnvironmentSettings"), path="commonEnvironmentSettings")
+    check_environment_settings(
+        spec.get("commonEnvironmentSettings"), path="commonEnvironmentSettings"
+    )
     for key in JOB_TASKS:
         task = spec.get(key)
         if isinstance(task, dict) and isinstance(task.get("environmentSettings"), list):
-            check_environment_settings(task["environmentSettings"], path=f"{key}.environmentSettings")
+            check_environment_settings(
+                task["environmentSettings"], path=f"{key}.environmentSettings"
+            )
 
 
 def check_task_values(spec: dict) -> None:

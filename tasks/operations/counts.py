@@ -13,9 +13,8 @@ import contextlib
 from collections import Counter, defaultdict
 from collections.abc import Callable
 
+from tasks import sql
 from tasks.models import Job, Task
-
-from . import sql
 
 BUCKETS = ("active", "running", "completed", "succeeded", "failed")
 
@@ -23,7 +22,7 @@ BUCKETS = ("active", "running", "completed", "succeeded", "failed")
 def buckets_of(state: str, result: str) -> tuple[str, ...]:
     if state == Task.State.ACTIVE:
         return ("active",)
-    if state in (Task.State.PREPARING, Task.State.RUNNING):
+    if state in Task.RUNNING_STATES:
         return ("running",)
     if result == Task.Result.SUCCESS:
         return ("completed", "succeeded")
@@ -83,9 +82,36 @@ class CountDelta:
             qn = c.ops.quote_name
             columns = [qn(Job._meta.get_field(name).column) for name in changes]
             sets = ", ".join(f"{column} = {column} + %s" for column in columns)
-            statement = statements[key] = (f"UPDATE {qn(Job._meta.db_table)} SET {sets} "
-                                           f"WHERE {qn(Job._meta.pk.column)} = %s")
+            statement = statements[key] = (
+                f"UPDATE {qn(Job._meta.db_table)} SET {sets} WHERE {qn(Job._meta.pk.column)} = %s"
+            )
         sql.run(statement, [*changes.values(), job_pk], c=c)
+
+
+def counting_added(insert: str) -> str:
+    """`insert` (an INSERT of one job's new active tasks, RETURNING id, id_key,
+    required_slots) and the job's active counters raised by the rows it inserted, as one
+    PostgreSQL statement (a data-modifying CTE: one round trip where a separate UPDATE
+    would take another, and the counter row's lock is then held only for the commit).
+    Its parameters are the insert's, then the job's pk; it returns (id, id_key) per row
+    inserted."""
+    statements = sql.cache()
+    key = ("counting added", insert)
+    statement = statements.get(key)
+    if statement is None:
+        qn = sql.conn().ops.quote_name
+        job = qn(Job._meta.db_table)
+        active, slots = (
+            qn(Job._meta.get_field(f).column) for f in ("active_count", "active_slots")
+        )
+        statement = statements[key] = (
+            f"WITH added AS ({insert}), "
+            f"counted AS (UPDATE {job} SET {active} = {active} + a.n, {slots} = {slots} + a.s "
+            f"FROM (SELECT count(*) AS n, sum(required_slots) AS s FROM added) a "
+            f"WHERE {job}.{qn(Job._meta.pk.column)} = %s AND a.n > 0) "
+            f"SELECT id, id_key FROM added"
+        )
+    return statement
 
 
 class _Summed:
@@ -160,15 +186,29 @@ def recount_job(job: Job) -> None:
     from django.db.models import Count, Q, Sum
 
     agg = Task.objects.filter(job=job).aggregate(
-        active_count=Count("pk", filter=Q(state="active")),
-        running_count=Count("pk", filter=Q(state__in=["preparing", "running"])),
-        completed_count=Count("pk", filter=Q(state="completed")),
-        succeeded_count=Count("pk", filter=Q(state="completed", result="success")),
-        failed_count=Count("pk", filter=Q(state="completed", result="failure")),
-        active_slots=Sum("required_slots", filter=Q(state="active"), default=0),
-        running_slots=Sum("required_slots", filter=Q(state__in=["preparing", "running"]), default=0),
-        completed_slots=Sum("required_slots", filter=Q(state="completed"), default=0),
-        succeeded_slots=Sum("required_slots", filter=Q(state="completed", result="success"), default=0),
-        failed_slots=Sum("required_slots", filter=Q(state="completed", result="failure"), default=0),
+        active_count=Count("pk", filter=Q(state=Task.State.ACTIVE)),
+        running_count=Count("pk", filter=Q(state__in=Task.RUNNING_STATES)),
+        completed_count=Count("pk", filter=Q(state=Task.State.COMPLETED)),
+        succeeded_count=Count(
+            "pk", filter=Q(state=Task.State.COMPLETED, result=Task.Result.SUCCESS)
+        ),
+        failed_count=Count("pk", filter=Q(state=Task.State.COMPLETED, result=Task.Result.FAILURE)),
+        active_slots=Sum("required_slots", filter=Q(state=Task.State.ACTIVE), default=0),
+        running_slots=Sum(
+            "required_slots",
+            filter=Q(state__in=Task.RUNNING_STATES),
+            default=0,
+        ),
+        completed_slots=Sum("required_slots", filter=Q(state=Task.State.COMPLETED), default=0),
+        succeeded_slots=Sum(
+            "required_slots",
+            filter=Q(state=Task.State.COMPLETED, result=Task.Result.SUCCESS),
+            default=0,
+        ),
+        failed_slots=Sum(
+            "required_slots",
+            filter=Q(state=Task.State.COMPLETED, result=Task.Result.FAILURE),
+            default=0,
+        ),
     )
     Job.objects.filter(pk=job.pk).update(**agg)

@@ -7,22 +7,21 @@ listed with the job's tasks; the service schedules it before any other task of t
 (default true) gives it a node that runs nothing else while it runs; allowLowPriorityNode
 false keeps it off spot/low-priority nodes; killJobOnCompletion (default true) terminates
 the job when it completes (terminateReason JMComplete), ending its running tasks as Terminate
-Job does. It is retried like any task (constraints.maxTaskRetryCount) and requeued when its
-node is lost.
+Job does (ends_job says when; jobs.end_job_of_manager does it). It is retried like any task
+(constraints.maxTaskRetryCount) and requeued when its node is lost.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
-from tasks.errors import BatchError
 from tasks.models import ComputeNode, Job, Task
 from tasks.timefmt import parse_duration
 
 from .constraints import check_max_task_retry_count
 from .counts import CountDelta
 from .pool_specs import wire
+from .task_specs import new_task
 
 MANAGER = "jobManagerTask"
 # The JobManagerTask properties that describe how the job treats it, not the task itself:
@@ -57,8 +56,6 @@ def add_job_manager_task(job: Job) -> Task | None:
     identity, token settings, requiredSlots and constraints (durations parsed: the spec may
     come from the API or, in wire form, from a job schedule). Refuses a maxTaskRetryCount
     below -1 (400 InvalidPropertyValue), which rolls the job's insert back."""
-    from .tasks import _new_task  # tasks imports jobs, which calls this
-
     manager = manager_of(job)
     if manager is None:
         return None
@@ -70,7 +67,7 @@ def add_job_manager_task(job: Job) -> Task | None:
     if constraints:
         check_max_task_retry_count(constraints, path=f"{MANAGER}.constraints")
         spec["constraints"] = constraints
-    task = _new_task(job, spec, job.creation_time)
+    task = new_task(job, spec, job.creation_time)
     task.save(force_insert=True)
     delta = CountDelta()
     delta.add(Task.State.ACTIVE, "", task.required_slots)
@@ -110,25 +107,19 @@ def claim_rule(job: Job) -> ClaimRule | None:
     manager = manager_of(job)
     if manager is None:
         return None
-    return ClaimRule(manager["id"].lower(), manager.get("runExclusive", True) is not False,
-                     manager.get("allowLowPriorityNode", True) is not False)
+    return ClaimRule(
+        manager["id"].lower(),
+        manager.get("runExclusive", True) is not False,
+        manager.get("allowLowPriorityNode", True) is not False,
+    )
 
 
 def ends_job(job: Job, task: Task) -> bool:
     """Whether the completion of `task` ends its job: it is the job manager and its
     killJobOnCompletion is true (the default). Reads the task's id_key."""
     manager = manager_of(job)
-    return (manager is not None and manager.get("killJobOnCompletion", True) is not False
-            and manager["id"].lower() == task.id_key)
-
-
-def end_job_of_manager(job: Job) -> None:
-    """killJobOnCompletion: terminate the job (reason JMComplete), its running tasks ended
-    as Terminate Job ends them. Nothing when the job already ended or is ending."""
-    from .jobs import can_terminate_job, terminate_job
-
-    if can_terminate_job(job) is None:
-        # Refused only when another writer ended the job since it was read: then it is
-        # already ending, as killJobOnCompletion wants (the refusal writes nothing).
-        with contextlib.suppress(BatchError):
-            terminate_job(job, reason=TERMINATE_REASON)
+    return (
+        manager is not None
+        and manager.get("killJobOnCompletion", True) is not False
+        and manager["id"].lower() == task.id_key
+    )

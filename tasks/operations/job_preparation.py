@@ -21,6 +21,8 @@ The rules, as Batch documents them:
 - The release runs only on nodes whose preparation ran, after the job's tasks on that
   node ended; the job stays `terminating` (or `deleting`) until every such node's
   release ended or the node is gone (offline, or removed: its records stay, nodeless).
+  That part of a job's end is job_ends.py's (releases_pending, settle_ending_jobs, the
+  names of the two tasks), which the reports here call when a release ends.
 """
 
 from __future__ import annotations
@@ -29,17 +31,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from tasks.errors import BatchError
-from tasks.models import ComputeNode, Job, JobPreparation, NodeCleanup
-from tasks.node import layout
+from tasks.models import ComputeNode, Job, JobPreparation
+from tasks.timefmt import parse_duration
 
 from .common import now
+from .job_ends import ENDING_JOB_STATES, PREPARATION, RELEASE, settle_ending_jobs
 
-PREPARATION, RELEASE = "jobPreparationTask", "jobReleaseTask"
-# Batch's default ids, and the names of their directories under workitems/<job>/job-1/.
-PREPARATION_ID, RELEASE_ID = "jobpreparation", "jobrelease"
-# A node in one of these states runs nothing any more: its pending release is not waited for.
-GONE_NODE_STATES = (ComputeNode.State.OFFLINE, ComputeNode.State.UNUSABLE, ComputeNode.State.PREEMPTED)
-ENDING_JOB_STATES = (Job.State.TERMINATING, Job.State.DELETING)
 RELEASE_DEFAULT_WALL_CLOCK_SECONDS = 15 * 60  # Batch's default maxWallClockTime of a release
 
 
@@ -61,8 +58,11 @@ def _counts(record: JobPreparation, spec: dict, node: ComputeNode) -> bool:
     success that rerunOnNodeRebootAfterSuccess false keeps across reboots."""
     if record.boot == node.registered:
         return True
-    return (record.prep_state == JobPreparation.State.COMPLETED and record.prep_result == JobPreparation.Result.SUCCESS
-            and not reruns_after_reboot(spec))
+    return (
+        record.prep_state == JobPreparation.State.COMPLETED
+        and record.prep_result == JobPreparation.Result.SUCCESS
+        and not reruns_after_reboot(spec)
+    )
 
 
 def _lets_tasks_run(record: JobPreparation, spec: dict, node: ComputeNode) -> bool:
@@ -81,17 +81,27 @@ def claimable_jobs(node: ComputeNode, jobs: list[Job]) -> list[Job]:
     prepared = [job for job in jobs if PREPARATION in job.spec]
     if not prepared:
         return jobs
-    records = {r.job_id: r for r in JobPreparation.objects.filter(node_id=node.pk, job_id__in=[j.pk for j in prepared])}
-    return [job for job in jobs if PREPARATION not in job.spec
-            or (job.pk in records and _lets_tasks_run(records[job.pk], job.spec[PREPARATION], node))]
+    records = {
+        r.job_id: r
+        for r in JobPreparation.objects.filter(node_id=node.pk, job_id__in=[j.pk for j in prepared])
+    }
+    return [
+        job
+        for job in jobs
+        if PREPARATION not in job.spec
+        or (job.pk in records and _lets_tasks_run(records[job.pk], job.spec[PREPARATION], node))
+    ]
 
 
 def _lost(record: JobPreparation, node: ComputeNode, held: frozenset[int]) -> bool:
     """A preparation recorded as running on this boot that the node's agent does not run:
     its start was committed but the agent never heard so (the database went away at that
     moment). Only this node's agent runs its preparations, so it may start it again."""
-    return (record.prep_state == JobPreparation.State.RUNNING and record.boot == node.registered
-            and record.job_id not in held)
+    return (
+        record.prep_state == JobPreparation.State.RUNNING
+        and record.boot == node.registered
+        and record.job_id not in held
+    )
 
 
 def preparations_due(node: ComputeNode, *, held: frozenset[int] | None = None) -> list[Job]:
@@ -101,38 +111,79 @@ def preparations_due(node: ComputeNode, *, held: frozenset[int] | None = None) -
     eligible for the job any more), or whose record says it runs while the agent, which
     runs the preparations of the jobs `held`, does not run it (_lost). Two queries."""
     pool = node.pool
-    jobs = list(Job.objects.filter(account_id=pool.account_id, state=Job.State.ACTIVE, pool_id__iexact=pool.pool_id,
-                                   active_count__gt=0, spec__has_key=PREPARATION).order_by("-priority", "creation_time"))
+    jobs = list(
+        Job.objects.filter(
+            account_id=pool.account_id,
+            state=Job.State.ACTIVE,
+            pool_id__iexact=pool.pool_id,
+            active_count__gt=0,
+            spec__has_key=PREPARATION,
+        ).order_by("-priority", "creation_time")
+    )
     if not jobs:
         return []
-    records = {r.job_id: r for r in JobPreparation.objects.filter(node_id=node.pk, job_id__in=[j.pk for j in jobs])}
-    return [job for job in jobs if job.pk not in records or not _counts(records[job.pk], job.spec[PREPARATION], node)
-            or (held is not None and _lost(records[job.pk], node, held))]
+    records = {
+        r.job_id: r
+        for r in JobPreparation.objects.filter(node_id=node.pk, job_id__in=[j.pk for j in jobs])
+    }
+    return [
+        job
+        for job in jobs
+        if job.pk not in records
+        or not _counts(records[job.pk], job.spec[PREPARATION], node)
+        or (held is not None and _lost(records[job.pk], node, held))
+    ]
 
 
-def start_job_preparation(job: Job, node: ComputeNode, *, held: frozenset[int] | None = None) -> JobPreparation | None:
+def start_job_preparation(
+    job: Job, node: ComputeNode, *, held: frozenset[int] | None = None
+) -> JobPreparation | None:
     """Record that `node` starts the job's preparation on this boot (its first run, or a
     rerun after a reboot: the retry count starts again; or, with `held` the jobs whose
     preparation the agent runs, a run it lost: _lost). Returns the record, or None when it
     needs no run any more (the job left `active`, or a record already stands)."""
     t = now()
-    fields = dict(boot=node.registered, prep_state=JobPreparation.State.RUNNING, prep_start_time=t, prep_end_time=None,
-                  prep_exit_code=None, prep_failure_info=None, prep_result="", prep_retry_count=0,
-                  prep_last_retry_time=None, release_state="", release_start_time=None, release_boot=None, release_end_time=None,
-                  release_exit_code=None, release_failure_info=None, release_result="")
+    fields = dict(
+        boot=node.registered,
+        prep_state=JobPreparation.State.RUNNING,
+        prep_start_time=t,
+        prep_end_time=None,
+        prep_exit_code=None,
+        prep_failure_info=None,
+        prep_result="",
+        prep_retry_count=0,
+        prep_last_retry_time=None,
+        release_state="",
+        release_start_time=None,
+        release_boot=None,
+        release_end_time=None,
+        release_exit_code=None,
+        release_failure_info=None,
+        release_result="",
+    )
     with transaction.atomic():
         locked = Job.objects.select_for_update().filter(pk=job.pk, state=Job.State.ACTIVE).first()
         if locked is None or PREPARATION not in locked.spec:
             return None
-        record = JobPreparation.objects.select_for_update().filter(job=locked, node_id=node.pk).first()
+        record = (
+            JobPreparation.objects.select_for_update().filter(job=locked, node_id=node.pk).first()
+        )
         if record is None:
             try:
                 with transaction.atomic():
-                    return JobPreparation.objects.create(job=locked, node_id=node.pk, pool_name=node.pool.pool_id,
-                                                         node_name=node.node_id, root_dir=node.root_dir, **fields)
+                    return JobPreparation.objects.create(
+                        job=locked,
+                        node_id=node.pk,
+                        pool_name=node.pool.pool_id,
+                        node_name=node.node_id,
+                        root_dir=node.root_dir,
+                        **fields,
+                    )
             except IntegrityError:
                 return None  # made by another pass of this node's agent in the meantime
-        if _counts(record, locked.spec[PREPARATION], node) and not (held is not None and _lost(record, node, held)):
+        if _counts(record, locked.spec[PREPARATION], node) and not (
+            held is not None and _lost(record, node, held)
+        ):
             return None
         for name, value in fields.items():
             setattr(record, name, value)
@@ -140,22 +191,35 @@ def start_job_preparation(job: Job, node: ComputeNode, *, held: frozenset[int] |
     return record
 
 
-def finish_job_preparation(record: JobPreparation, *, exit_code: int | None, failure_code: str = "",
-                           failure_message: str = "") -> bool:
+def finish_job_preparation(
+    record: JobPreparation,
+    *,
+    exit_code: int | None,
+    failure_code: str = "",
+    failure_message: str = "",
+) -> bool:
     """Record how a run of the preparation ended. A failure (non-zero exit, or a failure
     code: the command or its resource files could not start) is retried while retries are
     left (constraints.maxTaskRetryCount; retryCount + 1, lastRetryTime): returns True, and
     the record stays `running`. Otherwise the record is `completed` with its result."""
     t = now()
     with transaction.atomic():
-        locked = JobPreparation.objects.select_for_update().select_related("job").filter(
-            pk=record.pk, prep_state=JobPreparation.State.RUNNING).first()
+        locked = (
+            JobPreparation.objects.select_for_update()
+            .select_related("job")
+            .filter(pk=record.pk, prep_state=JobPreparation.State.RUNNING)
+            .first()
+        )
         if locked is None:
             return False  # the job or the node went away meanwhile
         spec = locked.job.spec.get(PREPARATION) or {}
         failed = bool(failure_code) or exit_code != 0
         limit = max_retries(spec)
-        if failed and (limit == -1 or locked.prep_retry_count < limit) and locked.job.state == Job.State.ACTIVE:
+        if (
+            failed
+            and (limit == -1 or locked.prep_retry_count < limit)
+            and locked.job.state == Job.State.ACTIVE
+        ):
             locked.prep_retry_count += 1
             locked.prep_last_retry_time = t
             locked.save(update_fields=["prep_retry_count", "prep_last_retry_time"])
@@ -163,9 +227,21 @@ def finish_job_preparation(record: JobPreparation, *, exit_code: int | None, fai
         locked.prep_state = JobPreparation.State.COMPLETED
         locked.prep_end_time = t
         locked.prep_exit_code = exit_code
-        locked.prep_result = JobPreparation.Result.FAILURE if failed else JobPreparation.Result.SUCCESS
-        locked.prep_failure_info = _failure_info(exit_code, failure_code, failure_message) if failed else None
-        locked.save(update_fields=["prep_state", "prep_end_time", "prep_exit_code", "prep_result", "prep_failure_info"])
+        locked.prep_result = (
+            JobPreparation.Result.FAILURE if failed else JobPreparation.Result.SUCCESS
+        )
+        locked.prep_failure_info = (
+            _failure_info(exit_code, failure_code, failure_message) if failed else None
+        )
+        locked.save(
+            update_fields=[
+                "prep_state",
+                "prep_end_time",
+                "prep_exit_code",
+                "prep_result",
+                "prep_failure_info",
+            ]
+        )
         job = locked.job
     # A preparation that ended on an ending job may be the last thing it waited for.
     settle_ending_jobs([job.pk])
@@ -176,9 +252,17 @@ def _failure_info(exit_code: int | None, code: str, message: str) -> dict:
     if code:
         category = "UserError" if code != "CommandLaunchFailed" else "ServerError"
         return {"category": category, "code": code, "message": message}
-    return {"category": "UserError", "code": "FailureExitCode",
-            "message": "The task exited with an exit code representing a failure",
-            "details": [{"name": "Message", "value": f"The task process exited with an unexpected exit code ({exit_code})"}]}
+    return {
+        "category": "UserError",
+        "code": "FailureExitCode",
+        "message": "The task exited with an exit code representing a failure",
+        "details": [
+            {
+                "name": "Message",
+                "value": f"The task process exited with an unexpected exit code ({exit_code})",
+            }
+        ],
+    }
 
 
 def releases_due(node: ComputeNode) -> list[JobPreparation]:
@@ -186,78 +270,58 @@ def releases_due(node: ComputeNode) -> list[JobPreparation]:
     a release task, where this node's preparation has completed and no release started on
     this boot (one that started on an earlier boot was interrupted: it runs again). One
     query."""
-    return list(JobPreparation.objects.select_related("job").filter(
-        Q(release_state="") | Q(release_state=JobPreparation.State.RUNNING, release_boot__lt=node.registered),
-        node_id=node.pk, job__state__in=ENDING_JOB_STATES, job__spec__has_key=RELEASE,
-        prep_state=JobPreparation.State.COMPLETED))
+    return list(
+        JobPreparation.objects.select_related("job").filter(
+            Q(release_state="")
+            | Q(release_state=JobPreparation.State.RUNNING, release_boot__lt=node.registered),
+            node_id=node.pk,
+            job__state__in=ENDING_JOB_STATES,
+            job__spec__has_key=RELEASE,
+            prep_state=JobPreparation.State.COMPLETED,
+        )
+    )
 
 
 def start_job_release(record: JobPreparation, node: ComputeNode) -> bool:
     """Record that the node starts the job's release on this boot; False if it started
     already (compare-and-set on what `releases_due` read) or its job is gone."""
-    return JobPreparation.objects.filter(
-        pk=record.pk, release_state=record.release_state, release_start_time=record.release_start_time,
-    ).update(release_state=JobPreparation.State.RUNNING, release_start_time=now(), release_boot=node.registered) == 1
+    return (
+        JobPreparation.objects.filter(
+            pk=record.pk,
+            release_state=record.release_state,
+            release_start_time=record.release_start_time,
+        ).update(
+            release_state=JobPreparation.State.RUNNING,
+            release_start_time=now(),
+            release_boot=node.registered,
+        )
+        == 1
+    )
 
 
-def finish_job_release(record: JobPreparation, *, exit_code: int | None, failure_code: str = "",
-                       failure_message: str = "") -> None:
+def finish_job_release(
+    record: JobPreparation,
+    *,
+    exit_code: int | None,
+    failure_code: str = "",
+    failure_message: str = "",
+) -> None:
     """Record how the release ended (Batch does not retry a release), then end the job if
     this was the last release it waited for."""
     failed = bool(failure_code) or exit_code != 0
-    updated = JobPreparation.objects.filter(pk=record.pk, release_state=JobPreparation.State.RUNNING).update(
-        release_state=JobPreparation.State.COMPLETED, release_end_time=now(), release_exit_code=exit_code,
+    updated = JobPreparation.objects.filter(
+        pk=record.pk, release_state=JobPreparation.State.RUNNING
+    ).update(
+        release_state=JobPreparation.State.COMPLETED,
+        release_end_time=now(),
+        release_exit_code=exit_code,
         release_result=JobPreparation.Result.FAILURE if failed else JobPreparation.Result.SUCCESS,
-        release_failure_info=_failure_info(exit_code, failure_code, failure_message) if failed else None)
+        release_failure_info=_failure_info(exit_code, failure_code, failure_message)
+        if failed
+        else None,
+    )
     if updated:
         settle_ending_jobs([record.job_id])
-
-
-def releases_pending(job: Job) -> bool:
-    """Whether an ending job still waits for a release: it has a release task and a node
-    that is not gone has a record whose release has not ended. One query (none without a
-    release task)."""
-    if RELEASE not in job.spec:
-        return False
-    return (JobPreparation.objects.filter(job_id=job.pk, node__isnull=False)
-            .exclude(release_state=JobPreparation.State.COMPLETED)
-            .exclude(node__state__in=GONE_NODE_STATES).exists())
-
-
-def settle_ending_jobs(job_pks: list[int] | None = None) -> int:
-    """End the jobs that waited for their releases and wait no more: a `terminating` job
-    becomes `completed` (its terminateReason kept), a `deleting` one is purged. Called when
-    a release ends and by the sweep (a node that went away). Returns how many it ended."""
-    from .jobs import _end_auto_pool, _finish_job, purge_deleting_job
-
-    jobs = Job.objects.filter(state__in=ENDING_JOB_STATES, spec__has_key=RELEASE)
-    if job_pks is not None:
-        jobs = jobs.filter(pk__in=job_pks)
-    ended = 0
-    for pk in list(jobs.values_list("pk", flat=True)):
-        deleting = None
-        with transaction.atomic():
-            job = Job.objects.select_for_update().filter(pk=pk, state__in=ENDING_JOB_STATES).first()
-            if job is None or releases_pending(job):
-                continue
-            if job.state == Job.State.TERMINATING:
-                _finish_job(job, job.terminate_reason or "UserTerminate")
-            else:
-                deleting = job
-                _end_auto_pool(job)
-            ended += 1
-        if deleting is not None:
-            purge_deleting_job(deleting)
-    return ended
-
-
-def queue_job_task_cleanup(job: Job) -> None:
-    """Queue the preparation and release directories of a job being purged for their nodes
-    to remove, as its tasks' are (tasks.operations.tasks.queue_task_cleanup)."""
-    rows = JobPreparation.objects.filter(job=job, node__isnull=False).values_list("node_name", "root_dir")
-    NodeCleanup.objects.bulk_create(
-        NodeCleanup(node_name=node_id, pool_id="", task_dir=layout.task_dir(root, job.job_id, name), reason="jobdelete")
-        for node_id, root in rows if root for name in (PREPARATION_ID, RELEASE_ID))
 
 
 def can_list_job_preparation_status(job: Job) -> BatchError | None:
@@ -265,15 +329,16 @@ def can_list_job_preparation_status(job: Job) -> BatchError | None:
     JobPreparationTaskOrReleaseTaskNotSpecified otherwise."""
     if PREPARATION in job.spec or RELEASE in job.spec:
         return None
-    return BatchError("JobPreparationTaskOrReleaseTaskNotSpecified",
-                      "The specified job does not have a job preparation task or job release task.", 409)
+    return BatchError(
+        "JobPreparationTaskOrReleaseTaskNotSpecified",
+        "The specified job does not have a job preparation task or job release task.",
+        409,
+    )
 
 
 def release_wall_clock_seconds(spec: dict) -> float:
     """A release's maxWallClockTime: Batch's 15 minutes unless shorter (it never runs longer)."""
-    from tasks.timefmt import parse_duration
-
-    limit = (spec.get("maxWallClockTime") or "")
+    limit = spec.get("maxWallClockTime") or ""
     parsed = parse_duration(limit) if limit else None
     seconds = parsed.total_seconds() if parsed is not None else RELEASE_DEFAULT_WALL_CLOCK_SECONDS
     return min(seconds, RELEASE_DEFAULT_WALL_CLOCK_SECONDS)
@@ -281,8 +346,6 @@ def release_wall_clock_seconds(spec: dict) -> float:
 
 def preparation_wall_clock_seconds(spec: dict) -> float | None:
     """The preparation's constraints.maxWallClockTime (None: unlimited)."""
-    from tasks.timefmt import parse_duration
-
     limit = (spec.get("constraints") or {}).get("maxWallClockTime")
     parsed = parse_duration(limit) if limit else None
     return parsed.total_seconds() if parsed is not None else None

@@ -29,16 +29,31 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from tasks.errors import BatchError
-from tasks.models import Account, Job, JobSchedule, Pool
+from tasks.models import Account, Job, JobSchedule, Pool, new_etag
 from tasks.timefmt import format_datetime_wire, parse_datetime_wire, parse_duration
 
 from . import pool_specs
-from .common import Precondition, lock_checked, new_etag, now
+from .auto_pools import auto_pool_spec
+from .common import Precondition, lock_checked, now
 from .constraints import check_job_values
+from .jobs import (
+    add_job_with_auto_pool,
+    can_delete_job,
+    can_terminate_job,
+    delete_job,
+    insert_job,
+    terminate_job,
+)
+from .pools import add_pool, delete_pool
 
 # A schedule's job that has not ended (Batch: "active" in the schedule's sense).
-UNFINISHED_JOB_STATES = (Job.State.ACTIVE, Job.State.DISABLING, Job.State.DISABLED, Job.State.ENABLING,
-                         Job.State.TERMINATING)
+UNFINISHED_JOB_STATES = (
+    Job.State.ACTIVE,
+    Job.State.DISABLING,
+    Job.State.DISABLED,
+    Job.State.ENABLING,
+    Job.State.TERMINATING,
+)
 ENDED = (JobSchedule.State.TERMINATING, JobSchedule.State.COMPLETED, JobSchedule.State.DELETING)
 AUTO = "jobSpecification.poolInfo.autoPoolSpecification"
 log = logging.getLogger("batchsite.sweep")
@@ -66,8 +81,12 @@ class Recurrence:
         def duration(name):
             return parse_duration(cfg[name]) if cfg.get(name) else None
 
-        return cls(when("doNotRunUntil"), when("doNotRunAfter"), duration("startWindow"),
-                   duration("recurrenceInterval"))
+        return cls(
+            when("doNotRunUntil"),
+            when("doNotRunAfter"),
+            duration("startWindow"),
+            duration("recurrenceInterval"),
+        )
 
     def effective_window(self) -> timedelta | None:
         if self.interval is None:
@@ -98,15 +117,16 @@ def check_schedule_values(schedule: dict) -> None:
     for name in ("startWindow", "recurrenceInterval"):
         value = schedule.get(name)
         if value is not None and value < minimum:
-            raise BatchError.invalid_property(f"schedule.{name}", pool_specs.wire(value),
-                                              f"The minimum is {pool_specs.wire(minimum)}.")
+            raise BatchError.invalid_property(
+                f"schedule.{name}",
+                pool_specs.wire(value),
+                f"The minimum is {pool_specs.wire(minimum)}.",
+            )
 
 
 def check_job_specification(spec: dict) -> None:
     """What Add Job refuses in a job it would make (constraints.check_job_values), and an
     auto pool it could not make (auto_pools.auto_pool_spec), named under jobSpecification."""
-    from .auto_pools import auto_pool_spec
-
     try:
         check_job_values(spec)
     except BatchError as e:
@@ -116,8 +136,11 @@ def check_job_specification(spec: dict) -> None:
     auto = info.get("autoPoolSpecification")
     if auto is not None:
         if info.get("poolId"):
-            raise BatchError.invalid_property("jobSpecification.poolInfo.poolId", info["poolId"],
-                                              "Specify either poolId or autoPoolSpecification, not both.")
+            raise BatchError.invalid_property(
+                "jobSpecification.poolInfo.poolId",
+                info["poolId"],
+                "Specify either poolId or autoPoolSpecification, not both.",
+            )
         auto_pool_spec(auto, lifetimes=("job", "jobschedule"), path=AUTO)
 
 
@@ -138,10 +161,18 @@ def add_job_schedule(account: Account, *, spec: dict) -> JobSchedule:
     check_job_specification(spec["jobSpecification"])
     t = now()
     schedule = JobSchedule(
-        account=account, schedule_id=spec["id"], id_key=spec["id"].lower(),
-        display_name=spec.get("displayName") or "", schedule=_stored(schedule_cfg),
-        job_specification=_stored(spec["jobSpecification"]), metadata=spec.get("metadata"),
-        state=JobSchedule.State.ACTIVE, state_transition_time=t, creation_time=t, last_modified=t, etag=new_etag(),
+        account=account,
+        schedule_id=spec["id"],
+        id_key=spec["id"].lower(),
+        display_name=spec.get("displayName") or "",
+        schedule=_stored(schedule_cfg),
+        job_specification=_stored(spec["jobSpecification"]),
+        metadata=spec.get("metadata"),
+        state=JobSchedule.State.ACTIVE,
+        state_transition_time=t,
+        creation_time=t,
+        last_modified=t,
+        etag=new_etag(),
     )
     recurrence = Recurrence.of(schedule)
     schedule.next_run_time = recurrence.due_from(recurrence.until or t, t)
@@ -160,8 +191,12 @@ def add_job_schedule(account: Account, *, spec: dict) -> JobSchedule:
 
 
 def _lock(schedule: JobSchedule, precondition: Precondition, refusal) -> JobSchedule:
-    return lock_checked(JobSchedule.objects.filter(pk=schedule.pk), BatchError.job_schedule_not_found,
-                        precondition, refusal)
+    return lock_checked(
+        JobSchedule.objects.filter(pk=schedule.pk),
+        BatchError.job_schedule_not_found,
+        precondition,
+        refusal,
+    )
 
 
 def _ended_refusal(schedule: JobSchedule) -> BatchError | None:
@@ -180,8 +215,9 @@ def can_update_job_schedule(schedule: JobSchedule) -> BatchError | None:
     return _ended_refusal(schedule)
 
 
-def update_job_schedule(schedule: JobSchedule, *, spec: dict, replace: bool,
-                        precondition: Precondition = None) -> JobSchedule:
+def update_job_schedule(
+    schedule: JobSchedule, *, spec: dict, replace: bool, precondition: Precondition = None
+) -> JobSchedule:
     """Update (replace=True, PUT: schedule, jobSpecification and metadata replaced, the
     metadata left out removed) or patch (what is given replaced) a schedule. The job that
     runs keeps what it was made with; the next run time follows the new schedule. Refuses
@@ -200,7 +236,7 @@ def update_job_schedule(schedule: JobSchedule, *, spec: dict, replace: bool,
             locked.job_specification = _stored(spec["jobSpecification"])
         if "metadata" in spec or replace:
             locked.metadata = spec.get("metadata")
-        locked.etag, locked.last_modified = new_etag(), t
+        locked.touch(t)
         locked.save()
         _run(locked, t)
     return locked
@@ -214,8 +250,12 @@ def _next_after_change(schedule: JobSchedule, t: datetime) -> datetime | None:
         return recurrence.due_from(t, t)
     if recurrence.interval is None:
         return None  # its one job was made
-    last = Job.objects.filter(job_schedule=schedule).order_by("-creation_time").values_list(
-        "creation_time", flat=True).first()
+    last = (
+        Job.objects.filter(job_schedule=schedule)
+        .order_by("-creation_time")
+        .values_list("creation_time", flat=True)
+        .first()
+    )
     return recurrence.due_from((last or t) + recurrence.interval, t)
 
 
@@ -228,14 +268,16 @@ def can_disable_job_schedule(schedule: JobSchedule) -> BatchError | None:
     return _ended_refusal(schedule)
 
 
-def disable_job_schedule(schedule: JobSchedule, *, precondition: Precondition = None) -> JobSchedule:
+def disable_job_schedule(
+    schedule: JobSchedule, *, precondition: Precondition = None
+) -> JobSchedule:
     """Disable a schedule: no job is made until it is enabled; its running job runs on.
     Disabling a disabled schedule changes nothing. Refuses what can_disable_job_schedule
     refuses (409)."""
     with transaction.atomic():
         locked = _lock(schedule, precondition, can_disable_job_schedule)
         if locked.state == JobSchedule.State.ACTIVE:
-            _set_state(locked, JobSchedule.State.DISABLED)
+            locked.move_to(JobSchedule.State.DISABLED, now())
             locked.save()
     return locked
 
@@ -252,7 +294,7 @@ def enable_job_schedule(schedule: JobSchedule, *, precondition: Precondition = N
     with transaction.atomic():
         locked = _lock(schedule, precondition, can_enable_job_schedule)
         if locked.state == JobSchedule.State.DISABLED:
-            _set_state(locked, JobSchedule.State.ACTIVE)
+            locked.move_to(JobSchedule.State.ACTIVE, now())
             locked.save()
             _run(locked, now())
     return locked
@@ -266,15 +308,15 @@ def can_terminate_job_schedule(schedule: JobSchedule) -> BatchError | None:
     return _ended_refusal(schedule)
 
 
-def terminate_job_schedule(schedule: JobSchedule, *, precondition: Precondition = None) -> JobSchedule:
+def terminate_job_schedule(
+    schedule: JobSchedule, *, precondition: Precondition = None
+) -> JobSchedule:
     """Terminate a schedule: no more jobs; its job that has not ended is terminated
     (terminateReason TerminateJobSchedule); the schedule is `completed`. Refuses what
     can_terminate_job_schedule refuses (409)."""
-    from .jobs import can_terminate_job, terminate_job
-
     with transaction.atomic():
         locked = _lock(schedule, precondition, can_terminate_job_schedule)
-        _set_state(locked, JobSchedule.State.TERMINATING)
+        locked.move_to(JobSchedule.State.TERMINATING, now())
         locked.save()
         for job in Job.objects.filter(job_schedule=locked, state__in=UNFINISHED_JOB_STATES):
             if can_terminate_job(job) is None:
@@ -295,11 +337,9 @@ def delete_job_schedule(schedule: JobSchedule, *, precondition: Precondition = N
     by their nodes, whatever the retention): it is `deleting` until its jobs are gone (at
     once when they are small, else the sweep finishes). Refuses a schedule already being
     deleted (409 JobScheduleBeingDeleted)."""
-    from .jobs import can_delete_job, delete_job
-
     with transaction.atomic():
         locked = _lock(schedule, precondition, can_delete_job_schedule)
-        _set_state(locked, JobSchedule.State.DELETING)
+        locked.move_to(JobSchedule.State.DELETING, now())
         locked.next_run_time = None
         locked.save()
         _end_auto_pool(locked)
@@ -321,7 +361,9 @@ def purge_deleting_job_schedules(pks: list[int] | None = None) -> int:
     removed = 0
     for schedule in schedules:
         if not Job.objects.filter(job_schedule=schedule).exists():
-            removed += JobSchedule.objects.filter(pk=schedule.pk, state=JobSchedule.State.DELETING).delete()[0]
+            removed += JobSchedule.objects.filter(
+                pk=schedule.pk, state=JobSchedule.State.DELETING
+            ).delete()[0]
     return removed
 
 
@@ -334,34 +376,51 @@ def run_job_schedules() -> int:
     locked, so two sweeps never make the same job. Returns how many jobs it made."""
     t = now()
     due = JobSchedule.objects.filter(state=JobSchedule.State.ACTIVE).filter(
-        Q(next_run_time__lte=t) | Q(next_run_time__isnull=True))
+        Q(next_run_time__lte=t) | Q(next_run_time__isnull=True)
+    )
     made = 0
     for pk in list(due.values_list("pk", flat=True)):
         try:
             with transaction.atomic():
-                locked = JobSchedule.objects.select_for_update(skip_locked=True).filter(
-                    pk=pk, state=JobSchedule.State.ACTIVE).first()
+                locked = (
+                    JobSchedule.objects.select_for_update(skip_locked=True)
+                    .filter(pk=pk, state=JobSchedule.State.ACTIVE)
+                    .first()
+                )
                 if locked is not None:
                     made += _run(locked, t)
         except BatchError as error:
             # The job cannot be made (its auto pool is refused now, say): that run time's
             # opportunity is lost, as when its window passes, rather than retried every tick.
-            log.warning("job schedule %s: its job could not be made (%s); the run is skipped", pk, error)
+            log.warning(
+                "job schedule %s: its job could not be made (%s); the run is skipped", pk, error
+            )
             _skip_run(pk, t)
     return made
 
 
 def _skip_run(pk: int, t: datetime) -> None:
     with transaction.atomic():
-        schedule = JobSchedule.objects.select_for_update().filter(pk=pk, state=JobSchedule.State.ACTIVE).first()
+        schedule = (
+            JobSchedule.objects.select_for_update()
+            .filter(pk=pk, state=JobSchedule.State.ACTIVE)
+            .first()
+        )
         if schedule is None or schedule.next_run_time is None:
             return
         recurrence = Recurrence.of(schedule)
-        schedule.next_run_time = (recurrence.due_from(schedule.next_run_time + recurrence.interval, t)
-                                  if recurrence.interval is not None else None)
+        schedule.next_run_time = (
+            recurrence.due_from(schedule.next_run_time + recurrence.interval, t)
+            if recurrence.interval is not None
+            else None
+        )
         schedule.save(update_fields=["next_run_time"])
-        if schedule.next_run_time is None and not Job.objects.filter(
-                job_schedule=schedule, state__in=UNFINISHED_JOB_STATES).exists():
+        if (
+            schedule.next_run_time is None
+            and not Job.objects.filter(
+                job_schedule=schedule, state__in=UNFINISHED_JOB_STATES
+            ).exists()
+        ):
             _complete(schedule)
 
 
@@ -378,20 +437,22 @@ def _run(schedule: JobSchedule, t: datetime) -> int:
         if due is not None and due <= t and not running:
             _make_job(schedule, t)
             running, made = True, 1
-            due = (recurrence.due_from(due + recurrence.interval, t) if recurrence.interval is not None else None)
+            due = (
+                recurrence.due_from(due + recurrence.interval, t)
+                if recurrence.interval is not None
+                else None
+            )
         if due != schedule.next_run_time:
             schedule.next_run_time = due
-            schedule.save(update_fields=["next_run_time", "job_count", "recent_job_id", "auto_pool_id"])
+            schedule.save(
+                update_fields=["next_run_time", "job_count", "recent_job_id", "auto_pool_id"]
+            )
     if schedule.next_run_time is None and not running:
         _complete(schedule)
     return made
 
 
 def _make_job(schedule: JobSchedule, t: datetime) -> Job:
-    from .auto_pools import add_job_with_auto_pool, auto_pool_spec
-    from .jobs import _insert_job
-    from .pools import add_pool
-
     schedule.job_count += 1
     spec = dict(schedule.job_specification)
     spec["id"] = f"{schedule.schedule_id}:job-{schedule.job_count}"
@@ -402,14 +463,17 @@ def _make_job(schedule: JobSchedule, t: datetime) -> Job:
         spec["constraints"] = constraints
     auto = (spec.get("poolInfo") or {}).get("autoPoolSpecification")
     if auto is None:
-        job = _insert_job(schedule.account, spec=spec)
+        job = insert_job(schedule.account, spec=spec)
     elif str(auto.get("poolLifetimeOption", "")).lower() == "jobschedule":
-        if not Pool.objects.filter(account=schedule.account, id_key=schedule.auto_pool_id.lower(),
-                                   state=Pool.State.ACTIVE).exists():
-            pool_spec, pool_id, keep_alive = auto_pool_spec(auto, lifetimes=("jobschedule",), path=AUTO)
+        if not Pool.objects.filter(
+            account=schedule.account, id_key=schedule.auto_pool_id.lower(), state=Pool.State.ACTIVE
+        ).exists():
+            pool_spec, pool_id, keep_alive = auto_pool_spec(
+                auto, lifetimes=("jobschedule",), path=AUTO
+            )
             add_pool(schedule.account, spec=pool_spec, keep_alive=keep_alive)
             schedule.auto_pool_id = pool_id
-        job = _insert_job(schedule.account, spec=spec, pool_id=schedule.auto_pool_id)
+        job = insert_job(schedule.account, spec=spec, pool_id=schedule.auto_pool_id)
     else:
         job = add_job_with_auto_pool(schedule.account, spec=spec)
     Job.objects.filter(pk=job.pk).update(job_schedule=schedule)
@@ -419,7 +483,7 @@ def _make_job(schedule: JobSchedule, t: datetime) -> Job:
 
 
 def _complete(schedule: JobSchedule) -> None:
-    _set_state(schedule, JobSchedule.State.COMPLETED)
+    schedule.move_to(JobSchedule.State.COMPLETED, now())
     schedule.end_time = schedule.state_transition_time
     schedule.next_run_time = None
     schedule.save()
@@ -428,27 +492,19 @@ def _complete(schedule: JobSchedule) -> None:
 
 def _end_auto_pool(schedule: JobSchedule) -> None:
     """The schedule's jobschedule-lifetime auto pool goes with it unless keepAlive."""
-    from .pools import delete_pool
-
     if not schedule.auto_pool_id:
         return
-    pool = Pool.objects.filter(account=schedule.account, id_key=schedule.auto_pool_id.lower(),
-                               state=Pool.State.ACTIVE, keep_alive=False).first()
+    pool = Pool.objects.filter(
+        account=schedule.account,
+        id_key=schedule.auto_pool_id.lower(),
+        state=Pool.State.ACTIVE,
+        keep_alive=False,
+    ).first()
     if pool is not None:
         try:
             delete_pool(pool)
         except BatchError:  # deleted meanwhile
             pass
-
-
-def _set_state(schedule: JobSchedule, state: str) -> None:
-    t = now()
-    schedule.previous_state = schedule.state
-    schedule.previous_state_transition_time = schedule.state_transition_time
-    schedule.state = state
-    schedule.state_transition_time = t
-    schedule.last_modified = t
-    schedule.etag = new_etag()
 
 
 def format_next_run(schedule: JobSchedule) -> str | None:

@@ -1,20 +1,43 @@
-"""Job operations: add, update/patch, terminate, delete, and the job-level effects of
-task completion (onAllTasksComplete / onTaskFailure)."""
+"""Job operations: add (with its auto pool), update/patch, terminate, disable/enable,
+delete, and the job manager's killJobOnCompletion. How a job ends (completed, waiting for
+its release tasks, its auto pool, the purge) is job_ends.py, which the operations here and
+everything else that ends a job call."""
 
 from __future__ import annotations
+
+import contextlib
 
 from django.db import IntegrityError, transaction
 
 from tasks.errors import BatchError
-from tasks.models import Account, Attempt, Job, JobSchedule, Task
+from tasks.models import Account, Attempt, DisableJobOption, Job, JobSchedule, Task, new_etag
 
-from . import job_manager, wakeups
-from .common import Precondition, job_state_refusal, lock_checked, new_etag, now
+from . import job_manager, pool_specs, wakeups
+from .auto_pools import auto_pool_spec
+from .common import Precondition, job_state_refusal, lock_checked, now
 from .constraints import check_job_values
+from .counts import CountDelta
+from .job_ends import (
+    complete_job_if_all_tasks_done,
+    end_auto_pool,
+    finish_job,
+    purge_deleting_job,
+    releases_pending,
+)
+from .pools import add_pool
+from .task_ends import requeue_locked_task, terminate_locked_task
 
 # Properties Update (PUT) and Patch may change; the rest are fixed at add time.
-UPDATABLE = ("priority", "maxParallelTasks", "allowTaskPreemption", "constraints", "poolInfo",
-             "onAllTasksComplete", "metadata", "networkConfiguration")
+UPDATABLE = (
+    "priority",
+    "maxParallelTasks",
+    "allowTaskPreemption",
+    "constraints",
+    "poolInfo",
+    "onAllTasksComplete",
+    "metadata",
+    "networkConfiguration",
+)
 INLINE_PURGE_LIMIT = 10_000
 
 
@@ -26,13 +49,37 @@ def add_job(account: Account, *, spec: dict) -> Job:
     check_job_values(spec)
     auto = (spec.get("poolInfo") or {}).get("autoPoolSpecification")
     if auto is not None:
-        from .auto_pools import add_job_with_auto_pool
-
         return add_job_with_auto_pool(account, spec=spec)
-    return _insert_job(account, spec=spec)
+    return insert_job(account, spec=spec)
 
 
-def _insert_job(account: Account, *, spec: dict, pool_id: str | None = None) -> Job:
+def add_job_with_auto_pool(account: Account, *, spec: dict) -> Job:
+    """Add a job and its auto pool in one transaction (neither exists without the other).
+    Refuses a poolInfo with both poolId and autoPoolSpecification (400
+    InvalidPropertyValue), what auto_pools.auto_pool_spec refuses, and an id already used
+    (409 JobExists)."""
+    info = spec["poolInfo"]
+    if info.get("poolId"):
+        raise BatchError.invalid_property(
+            "poolInfo.poolId",
+            info["poolId"],
+            "Specify either poolId or autoPoolSpecification, not both.",
+        )
+    pool_spec, pool_id, keep_alive = auto_pool_spec(info["autoPoolSpecification"])
+    stored = {
+        **spec,
+        "poolInfo": {"autoPoolSpecification": pool_specs.wire(info["autoPoolSpecification"])},
+    }
+    with transaction.atomic():
+        job = insert_job(account, spec=stored, pool_id=pool_id)
+        add_pool(account, spec=pool_spec, owner_job=job, keep_alive=keep_alive)
+    return job
+
+
+def insert_job(account: Account, *, spec: dict, pool_id: str | None = None) -> Job:
+    """Insert a job whose spec was checked (add_job; a job schedule's jobs), with its job
+    manager task, on `pool_id` or its poolInfo's pool. Refuses an id a job schedule has
+    (409 JobScheduleWithSameIdExists) or a job has (409 JobExists)."""
     if JobSchedule.objects.filter(account=account, id_key=spec["id"].lower()).exists():
         raise BatchError.job_schedule_with_same_id_exists()
     t = now()
@@ -81,7 +128,9 @@ def can_update_job(job: Job) -> BatchError | None:
 
 def _lock_job(job: Job, precondition: Precondition, refusal) -> Job:
     """Lock the job row, then check the caller's condition and the operation's rule on it."""
-    return lock_checked(Job.objects.filter(pk=job.pk), BatchError.job_not_found, precondition, refusal)
+    return lock_checked(
+        Job.objects.filter(pk=job.pk), BatchError.job_not_found, precondition, refusal
+    )
 
 
 def update_job(job: Job, *, spec: dict, replace: bool, precondition: Precondition = None) -> Job:
@@ -94,12 +143,18 @@ def update_job(job: Job, *, spec: dict, replace: bool, precondition: Preconditio
     check_job_values(spec)
     with transaction.atomic():
         locked = _lock_job(job, precondition, can_update_job)
-        wanted = spec.get("onAllTasksComplete", Job.OnAllTasksComplete.NOACTION if replace else None)
-        if locked.on_all_tasks_complete == Job.OnAllTasksComplete.TERMINATEJOB and \
-                wanted == Job.OnAllTasksComplete.NOACTION:
+        wanted = spec.get(
+            "onAllTasksComplete", Job.OnAllTasksComplete.NOACTION if replace else None
+        )
+        if (
+            locked.on_all_tasks_complete == Job.OnAllTasksComplete.TERMINATEJOB
+            and wanted == Job.OnAllTasksComplete.NOACTION
+        ):
             raise BatchError.invalid_property(
-                "onAllTasksComplete", wanted,
-                "A job's onAllTasksComplete cannot be changed from terminatejob to noaction")
+                "onAllTasksComplete",
+                wanted,
+                "A job's onAllTasksComplete cannot be changed from terminatejob to noaction",
+            )
         if replace or "priority" in spec:
             locked.priority = spec.get("priority", 0)
         if replace or "maxParallelTasks" in spec:
@@ -111,17 +166,25 @@ def update_job(job: Job, *, spec: dict, replace: bool, precondition: Preconditio
         if "poolInfo" in spec:
             locked.pool_id = (spec.get("poolInfo") or {}).get("poolId", locked.pool_id)
         if replace or "onAllTasksComplete" in spec:
-            locked.on_all_tasks_complete = spec.get("onAllTasksComplete", Job.OnAllTasksComplete.NOACTION)
+            locked.on_all_tasks_complete = spec.get(
+                "onAllTasksComplete", Job.OnAllTasksComplete.NOACTION
+            )
         stored = dict(locked.spec)
-        for key in ("allowTaskPreemption", "metadata", "networkConfiguration", "poolInfo",
-                    "onAllTasksComplete", "priority", "maxParallelTasks"):
+        for key in (
+            "allowTaskPreemption",
+            "metadata",
+            "networkConfiguration",
+            "poolInfo",
+            "onAllTasksComplete",
+            "priority",
+            "maxParallelTasks",
+        ):
             if key in spec:
                 stored[key] = spec[key]
             elif replace and key in ("allowTaskPreemption", "metadata"):
                 stored.pop(key, None)
         locked.spec = stored
-        locked.etag = new_etag()
-        locked.last_modified = now()
+        locked.touch(now())
         locked.save()
         complete_job_if_all_tasks_done(locked)
     return locked
@@ -132,28 +195,35 @@ def can_terminate_job(job: Job) -> BatchError | None:
     return job_state_refusal(job)
 
 
-def terminate_job(job: Job, *, reason: str = "UserTerminate", precondition: Precondition = None) -> Job:
+def terminate_job(
+    job: Job, *, reason: str = "UserTerminate", precondition: Precondition = None
+) -> Job:
     """Terminate a job: running tasks are terminated, active tasks stay active and are
     never scheduled, no task can be added; the job ends `completed` with the reason.
     Refuses a job already completed (JobCompleted), terminating or being deleted."""
-    from .tasks import _terminate_locked_task
-
     with transaction.atomic():
         locked = _lock_job(job, precondition, can_terminate_job)
-        _set_job_state(locked, Job.State.TERMINATING)
-        locked.save(update_fields=_STATE_FIELDS)
-        running = Task.objects.select_for_update().filter(
-            job=locked, state__in=[Task.State.PREPARING, Task.State.RUNNING]
-        )
+        locked.save(update_fields=locked.move_to(Job.State.TERMINATING, now()))
+        running = Task.objects.select_for_update().filter(job=locked, state__in=Task.RUNNING_STATES)
         for task in running:
-            _terminate_locked_task(task, code="TaskEnded",
-                                   message="The task was terminated because its job was terminated.")
-        _finish_job(locked, reason)
+            terminate_locked_task(
+                task,
+                code="TaskEnded",
+                message="The task was terminated because its job was terminated.",
+            )
+        finish_job(locked, reason)
     return locked
 
 
-DISABLE_TASKS = ("requeue", "terminate", "wait")
-RUNNING_STATES = (Task.State.PREPARING, Task.State.RUNNING)
+def end_job_of_manager(job: Job) -> None:
+    """The job manager task's killJobOnCompletion (job_manager.ends_job): terminate the job
+    (reason JMComplete), its running tasks ended as Terminate Job ends them. Nothing when
+    the job already ended or is ending."""
+    if can_terminate_job(job) is None:
+        # Refused only when another writer ended the job since it was read: then it is
+        # already ending, as killJobOnCompletion wants (the refusal writes nothing).
+        with contextlib.suppress(BatchError):
+            terminate_job(job, reason=job_manager.TERMINATE_REASON)
 
 
 def can_disable_job(job: Job) -> BatchError | None:
@@ -172,8 +242,10 @@ def disable_job(job: Job, *, disable_tasks: str, precondition: Precondition = No
     (they run on; the job stays `disabling` until the last one ends, then `disabled`).
     Refuses what can_disable_job refuses (409) and a mode other than those three (400
     InvalidPropertyValue)."""
-    if disable_tasks not in DISABLE_TASKS:
-        raise BatchError.invalid_property("disableTasks", disable_tasks, "One of requeue, terminate, wait.")
+    if disable_tasks not in DisableJobOption.values:
+        raise BatchError.invalid_property(
+            "disableTasks", disable_tasks, "One of requeue, terminate, wait."
+        )
     with transaction.atomic():
         locked = _lock_job(job, precondition, can_disable_job)
         if locked.state == Job.State.ACTIVE:
@@ -185,28 +257,27 @@ def disable_locked_job(job: Job, *, disable_tasks: str, skip_locked: bool = Fals
     """The one place a job is disabled (Disable Job, a task's exit option jobAction
     disable): call with the job row locked, inside the transaction. An agent's report
     (skip_locked) never waits for a task row another writer holds, as attempts.py says."""
-    from .attempts import requeue_locked_task
-    from .counts import CountDelta
-    from .tasks import _terminate_locked_task
-
-    _set_job_state(job, Job.State.DISABLING)
+    job.move_to(Job.State.DISABLING, now())
     rows = Task.objects.select_for_update(skip_locked=skip_locked, of=("self",))
-    running = list(rows.filter(job=job, state__in=RUNNING_STATES).order_by("pk"))
-    if disable_tasks == "requeue":
+    running = list(rows.filter(job=job, state__in=Task.RUNNING_STATES).order_by("pk"))
+    if disable_tasks == DisableJobOption.REQUEUE:
         delta, t = CountDelta(), now()
         for task in running:
             task.job = job
             requeue_locked_task(task, delta, t)
         delta.apply(job.pk)
-    elif disable_tasks == "terminate":
+    elif disable_tasks == DisableJobOption.TERMINATE:
         for task in running:
-            _terminate_locked_task(task, code="TaskEnded",
-                                   message="The task was terminated because its job was disabled.")
-    if disable_tasks != "wait" or not running:
-        _set_job_state(job, Job.State.DISABLED)
-        job.previous_state = Job.State.ACTIVE  # disabling lasted no time: Batch's history is active -> disabled
+            terminate_locked_task(
+                task,
+                code="TaskEnded",
+                message="The task was terminated because its job was disabled.",
+            )
+    if disable_tasks != DisableJobOption.WAIT or not running:
+        # Disabling lasted no time: Batch's history is active -> disabled.
+        job.move_to(Job.State.DISABLED, now(), previous=Job.State.ACTIVE)
     # Only the state: the counters on this object may be stale after the task moves.
-    job.save(update_fields=_STATE_FIELDS)
+    job.save(update_fields=Job.MOVE_FIELDS)
 
 
 def finish_disabling_jobs(job_pks: list[int] | None = None) -> int:
@@ -218,11 +289,14 @@ def finish_disabling_jobs(job_pks: list[int] | None = None) -> int:
     finished = 0
     for pk in list(jobs.values_list("pk", flat=True)):
         with transaction.atomic():
-            job = Job.objects.select_for_update().filter(pk=pk, state=Job.State.DISABLING, running_count=0).first()
+            job = (
+                Job.objects.select_for_update()
+                .filter(pk=pk, state=Job.State.DISABLING, running_count=0)
+                .first()
+            )
             if job is None:
                 continue
-            _set_job_state(job, Job.State.DISABLED)
-            job.save(update_fields=_STATE_FIELDS)
+            job.save(update_fields=job.move_to(Job.State.DISABLED, now()))
             finished += 1
     return finished
 
@@ -233,7 +307,8 @@ def can_enable_job(job: Job) -> BatchError | None:
     if job.state == Job.State.DISABLED:
         return None
     return job_state_refusal(job) or BatchError.operation_invalid_for_state(
-        f"The job is {job.state}: only a disabled job can be enabled.")
+        f"The job is {job.state}: only a disabled job can be enabled."
+    )
 
 
 def enable_job(job: Job, *, precondition: Precondition = None) -> Job:
@@ -242,64 +317,8 @@ def enable_job(job: Job, *, precondition: Precondition = None) -> Job:
     never seen. Refuses what can_enable_job refuses (409)."""
     with transaction.atomic():
         locked = _lock_job(job, precondition, can_enable_job)
-        _set_job_state(locked, Job.State.ACTIVE)
-        locked.save(update_fields=_STATE_FIELDS)
+        locked.save(update_fields=locked.move_to(Job.State.ACTIVE, now()))
     return locked
-
-
-# What a job state change writes: never the task counters, which task operations move
-# with F() updates in the same transaction (a whole-row save would undo them).
-_STATE_FIELDS = ["state", "previous_state", "state_transition_time", "previous_state_transition_time",
-                 "last_modified", "etag"]
-
-
-def _set_job_state(job: Job, state: str) -> None:
-    t = now()
-    job.previous_state = job.state
-    job.previous_state_transition_time = job.state_transition_time
-    job.state = state
-    job.state_transition_time = t
-    job.last_modified = t
-    job.etag = new_etag()
-
-
-def _finish_job(job: Job, reason: str) -> None:
-    from .job_preparation import releases_pending
-
-    if releases_pending(job):
-        # The nodes that ran the job preparation run its release first: the job stays
-        # terminating until they have (job_preparation.settle_ending_jobs ends it).
-        if job.state != Job.State.TERMINATING:
-            _set_job_state(job, Job.State.TERMINATING)
-        job.terminate_reason = reason
-        job.save(update_fields=[*_STATE_FIELDS, "terminate_reason"])
-        wakeups.wake_nodes(job.preparations.values_list("node_id", flat=True))
-        return
-    _set_job_state(job, Job.State.COMPLETED)
-    job.end_time = job.state_transition_time
-    job.terminate_reason = reason
-    job.save(update_fields=[*_STATE_FIELDS, "end_time", "terminate_reason"])
-    _end_auto_pool(job)
-
-
-def _end_auto_pool(job: Job) -> None:
-    """The job's auto pool (poolLifetimeOption job) goes with it unless keepAlive."""
-    if "autoPoolSpecification" in (job.spec.get("poolInfo") or {}):
-        from .auto_pools import delete_auto_pools
-
-        delete_auto_pools(job)
-
-
-def complete_job_if_all_tasks_done(job: Job) -> None:
-    """onAllTasksComplete=terminatejob: terminate the job once every task is complete (a job
-    with no tasks counts as complete). Call inside the transaction that completed a task."""
-    if job.on_all_tasks_complete != Job.OnAllTasksComplete.TERMINATEJOB:
-        return
-    job.refresh_from_db()
-    if job.state != Job.State.ACTIVE:
-        return
-    if job.active_count == 0 and job.running_count == 0:
-        _finish_job(job, "AllTasksComplete")
 
 
 def can_delete_job(job: Job) -> BatchError | None:
@@ -314,35 +333,11 @@ def delete_job(job: Job, *, precondition: Precondition = None) -> None:
     the sweep). Refuses a job already being deleted (409 JobBeingDeleted)."""
     with transaction.atomic():
         locked = _lock_job(job, precondition, can_delete_job)
-        _set_job_state(locked, Job.State.DELETING)
-        locked.save(update_fields=_STATE_FIELDS)
+        locked.save(update_fields=locked.move_to(Job.State.DELETING, now()))
         running = Attempt.objects.filter(job=locked, outcome=Attempt.Outcome.RUNNING)
         wakeups.wake_attempt_nodes(running)
         running.update(cancel_requested="delete")
-        from .job_preparation import releases_pending
-
-        if not releases_pending(locked):  # else its nodes run the release first (settle_ending_jobs)
-            _end_auto_pool(locked)
+        if not releases_pending(locked):  # else its nodes run the release first
+            end_auto_pool(locked)
     if locked.total_count <= INLINE_PURGE_LIMIT:
         purge_deleting_job(locked)
-
-
-def purge_deleting_job(job: Job, *, batch: int = 5000) -> None:
-    """Remove a `deleting` job's tasks in batches, queueing their directories for their
-    nodes to delete, then the job itself."""
-    from .job_preparation import queue_job_task_cleanup, releases_pending
-    from .tasks import queue_task_cleanup
-
-    if releases_pending(job):
-        # Its release tasks run first; the last one to end purges it (or the sweep does).
-        wakeups.wake_nodes(job.preparations.values_list("node_id", flat=True))
-        return
-    queue_job_task_cleanup(job)
-    while True:
-        with transaction.atomic():
-            pks = list(Task.objects.filter(job=job).values_list("pk", flat=True)[:batch])
-            if not pks:
-                break
-            queue_task_cleanup(pks, reason="jobdelete")
-            Task.objects.filter(pk__in=pks).delete()
-    Job.objects.filter(pk=job.pk, state=Job.State.DELETING).delete()

@@ -26,7 +26,6 @@ retaineddata), carries it out and reports back through these operations.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -35,32 +34,55 @@ from django.db import IntegrityError, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F, Q
 
 from tasks.errors import BatchError
-from tasks.models import Attempt, ComputeNode, Job, NodeCleanup, Pool, Task
-from tasks.node.layout import NODE_ID_PATTERN
+from tasks.models import (
+    DISABLE_SCHEDULING_OPTIONS,
+    Attempt,
+    ComputeNode,
+    Job,
+    NodeCleanup,
+    NodeDeallocationOption,
+    Pool,
+    Task,
+)
+from tasks.nodehost.layout import NODE_ID_PATTERN
 from tasks.timefmt import format_datetime_wire
 
-from .attempts import _locked, requeue_attempts
+from .attempt_store import skip_locked as _locked
 from .common import Precondition, lock_checked, now
-from .jobs import complete_job_if_all_tasks_done
-from .tasks import _terminate_locked_task
+from .job_ends import complete_job_if_all_tasks_done
+from .node_leaving import requeue_all
+from .task_ends import requeue_attempts, terminate_locked_task
 
 State = ComputeNode.State
 Action = ComputeNode.Action
 
-REQUEUE, TERMINATE, TASKCOMPLETION, RETAINEDDATA = "requeue", "terminate", "taskcompletion", "retaineddata"
-# nodeRebootOption / nodeReimageOption / nodeDeallocationOption, and nodeDisableSchedulingOption.
-NODE_ACTION_OPTIONS = (REQUEUE, TERMINATE, TASKCOMPLETION, RETAINEDDATA)
-DISABLE_SCHEDULING_OPTIONS = (REQUEUE, TERMINATE, TASKCOMPLETION)
+Option = NodeDeallocationOption
 
 # States in which a node's agent heartbeats: one whose heartbeat stops is lost.
-LIVE_STATES = (State.IDLE, State.RUNNING, State.STARTING, State.WAITINGFORSTARTTASK, State.STARTTASKFAILED,
-               State.REBOOTING, State.REIMAGING, State.LEAVINGPOOL, State.UNUSABLE, State.UNKNOWN)
+LIVE_STATES = (
+    State.IDLE,
+    State.RUNNING,
+    State.STARTING,
+    State.WAITINGFORSTARTTASK,
+    State.STARTTASKFAILED,
+    State.REBOOTING,
+    State.REIMAGING,
+    State.LEAVINGPOOL,
+    State.UNUSABLE,
+    State.UNKNOWN,
+)
 # States the heartbeat keeps up to date (idle / running / offline from what the agent runs
 # and the scheduling flag); every other state is moved by an operation.
 _STEADY_STATES = (State.IDLE, State.RUNNING, State.OFFLINE, State.UNKNOWN)
 # Reboot and reimage: only a node that is up (or whose start task failed, or that is
 # unusable: what a reboot is for). The states of a node in transition refuse with their own code.
-_ACTIONABLE_STATES = (State.IDLE, State.RUNNING, State.STARTTASKFAILED, State.UNUSABLE, State.OFFLINE)
+_ACTIONABLE_STATES = (
+    State.IDLE,
+    State.RUNNING,
+    State.STARTTASKFAILED,
+    State.UNUSABLE,
+    State.OFFLINE,
+)
 _TRANSITION_REFUSALS = {
     State.CREATING: BatchError.node_being_created,
     State.STARTING: BatchError.node_being_started,
@@ -69,15 +91,24 @@ _TRANSITION_REFUSALS = {
     State.REIMAGING: BatchError.node_being_reimaged,
 }
 FAILURE_EXIT_MESSAGE = "The task exited with an exit code representing a failure"
-LEAVE_TRIES = 50
 
 
 # --- registering and starting --------------------------------------------------------------
 
 
-def register_node(pool: Pool, *, node_id: str, slots: int, hostname: str = "", ip_address: str = "",
-                  root_dir: str = "", agent_pid: int | None = None, is_dedicated: bool = True,
-                  resume_order: bool = False, errors: list[dict] | None = None) -> ComputeNode:
+def register_node(
+    pool: Pool,
+    *,
+    node_id: str,
+    slots: int,
+    hostname: str = "",
+    ip_address: str = "",
+    root_dir: str = "",
+    agent_pid: int | None = None,
+    is_dedicated: bool = True,
+    resume_order: bool = False,
+    errors: list[dict] | None = None,
+) -> ComputeNode:
     """Register a node agent in its pool, or register it again after a restart.
 
     The node the reconciler created (`creating`), a node being rebooted or reimaged (the
@@ -94,40 +125,59 @@ def register_node(pool: Pool, *, node_id: str, slots: int, hostname: str = "", i
     or a slot count below 1.
     """
     if not NODE_ID_PATTERN.match(node_id or ""):
-        raise BatchError.invalid_property("nodeId", node_id, "A node id is 1-128 of A-Z a-z 0-9 _ . -")
+        raise BatchError.invalid_property(
+            "nodeId", node_id, "A node id is 1-128 of A-Z a-z 0-9 _ . -"
+        )
     if slots < 1:
         raise BatchError.invalid_property("slots", slots, "A node has at least one task slot.")
     t = now()
     starts = bool(pool.spec.get("startTask"))
-    fields = {"slots": slots, "hostname": hostname, "ip_address": ip_address, "root_dir": root_dir,
-              "agent_pid": agent_pid, "is_dedicated": is_dedicated, "registered": t, "last_heartbeat": t,
-              "state_transition_time": t, "start_task_info": None, "errors": list(errors or []),
-              "cpu_percent": None, "memory_bytes": None}
+    fields = {
+        "slots": slots,
+        "hostname": hostname,
+        "ip_address": ip_address,
+        "root_dir": root_dir,
+        "agent_pid": agent_pid,
+        "is_dedicated": is_dedicated,
+        "registered": t,
+        "last_heartbeat": t,
+        "start_task_info": None,
+        "errors": list(errors or []),
+        "cpu_percent": None,
+        "memory_bytes": None,
+    }
     with transaction.atomic():
         node = ComputeNode.objects.select_for_update().filter(pool=pool, node_id=node_id).first()
         if node is None:
             try:
                 with transaction.atomic():
-                    return ComputeNode.objects.create(pool=pool, node_id=node_id, allocation_time=t,
-                                                      state=State.STARTING if starts else State.IDLE, **fields)
+                    return ComputeNode.objects.create(
+                        pool=pool,
+                        node_id=node_id,
+                        allocation_time=t,
+                        state=State.STARTING if starts else State.IDLE,
+                        state_transition_time=t,
+                        **fields,
+                    )
             except IntegrityError:
                 node = ComputeNode.objects.select_for_update().get(pool=pool, node_id=node_id)
         if node.pending_action in (Action.REBOOT, Action.REIMAGE) and not resume_order:
             node.pending_action, node.action_option = Action.NONE, ""
         if node.pending_action == Action.REBOOT:
-            fields["state"] = State.REBOOTING
+            state = State.REBOOTING
         elif node.pending_action == Action.REIMAGE:
-            fields["state"] = State.REIMAGING
+            state = State.REIMAGING
         elif node.pending_action == Action.REMOVE:
-            fields["state"] = State.LEAVINGPOOL
+            state = State.LEAVINGPOOL
         elif starts:
-            fields["state"] = State.STARTING
+            state = State.STARTING
         else:
-            fields["state"] = _ready_state(node.scheduling_enabled)
+            state = _ready_state(node.scheduling_enabled)
         for name, value in fields.items():
             setattr(node, name, value)
+        node.move_to(state, t)  # a (re)start is a move even to the state it had
         node.save()
-    _requeue_all(node)
+    requeue_all(node)
     return node
 
 
@@ -146,23 +196,31 @@ def start_task_started(node: ComputeNode, *, retry: bool = False) -> ComputeNode
         locked = ComputeNode.objects.select_for_update().filter(pk=node.pk).first()
         if locked is None:
             return node
-        info = {"state": "running", "startTime": format_datetime_wire(t), "retryCount": 0}
+        info = {
+            "state": Task.State.RUNNING.value,
+            "startTime": format_datetime_wire(t),
+            "retryCount": 0,
+        }
         if retry:
             previous = locked.start_task_info or {}
             info["retryCount"] = previous.get("retryCount", 0) + 1
             info["lastRetryTime"] = info["startTime"]
         locked.start_task_info = info
         if locked.state in (State.STARTING, State.WAITINGFORSTARTTASK):
-            state = State.WAITINGFORSTARTTASK if spec.get("waitForSuccess", True) else _ready_state(
-                locked.scheduling_enabled)
+            state = (
+                State.WAITINGFORSTARTTASK
+                if spec.get("waitForSuccess", True)
+                else _ready_state(locked.scheduling_enabled)
+            )
             if state != locked.state:
-                locked.state, locked.state_transition_time = state, t
-        locked.save(update_fields=["start_task_info", "state", "state_transition_time"])
+                locked.move_to(state, t)
+        locked.save(update_fields=["start_task_info", *ComputeNode.MOVE_FIELDS])
     return locked
 
 
-def start_task_ended(node: ComputeNode, *, exit_code: int | None, failure_code: str = "",
-                     failure_message: str = "") -> bool:
+def start_task_ended(
+    node: ComputeNode, *, exit_code: int | None, failure_code: str = "", failure_message: str = ""
+) -> bool:
     """The start task's process ended. Returns True when the agent must run it again.
 
     Batch rules: exit code 0 succeeds; another exit code fails with failureInfo
@@ -178,15 +236,25 @@ def start_task_ended(node: ComputeNode, *, exit_code: int | None, failure_code: 
     if failure_code:
         failure = {"category": "usererror", "code": failure_code, "message": failure_message}
     elif exit_code != 0:
-        failure = {"category": "usererror", "code": "FailureExitCode", "message": FAILURE_EXIT_MESSAGE}
+        failure = {
+            "category": "usererror",
+            "code": "FailureExitCode",
+            "message": FAILURE_EXIT_MESSAGE,
+        }
     else:
         failure = None
     with transaction.atomic():
         locked = ComputeNode.objects.select_for_update().filter(pk=node.pk).first()
         if locked is None:
             return False
-        info = dict(locked.start_task_info or {"startTime": format_datetime_wire(t), "retryCount": 0})
-        info.update(state="completed", endTime=format_datetime_wire(t), result="failure" if failure else "success")
+        info = dict(
+            locked.start_task_info or {"startTime": format_datetime_wire(t), "retryCount": 0}
+        )
+        info.update(
+            state=Task.State.COMPLETED.value,
+            endTime=format_datetime_wire(t),
+            result=(Task.Result.FAILURE if failure else Task.Result.SUCCESS).value,
+        )
         info.pop("exitCode", None)
         info.pop("failureInfo", None)
         if exit_code is not None:
@@ -194,30 +262,45 @@ def start_task_ended(node: ComputeNode, *, exit_code: int | None, failure_code: 
         if failure:
             info["failureInfo"] = failure
         limit = spec.get("maxTaskRetryCount", 0)
-        retry = bool(failure) and failure["code"] == "FailureExitCode" and (
-            limit == -1 or info.get("retryCount", 0) < limit)
+        retry = (
+            bool(failure)
+            and failure["code"] == "FailureExitCode"
+            and (limit == -1 or info.get("retryCount", 0) < limit)
+        )
         locked.start_task_info = info
         if not retry and locked.state == State.WAITINGFORSTARTTASK:
-            locked.state = State.STARTTASKFAILED if failure else _ready_state(locked.scheduling_enabled)
-            locked.state_transition_time = t
-        locked.save(update_fields=["start_task_info", "state", "state_transition_time"])
+            locked.move_to(
+                State.STARTTASKFAILED if failure else _ready_state(locked.scheduling_enabled), t
+            )
+        locked.save(update_fields=["start_task_info", *ComputeNode.MOVE_FIELDS])
     return retry
 
 
 def mark_node_unusable(node: ComputeNode, *, code: str, message: str) -> None:
     """The agent cannot use the node (its directories cannot be made): the node is
-    `unusable` with the reason in its errors, and takes no work until a reboot or reimage."""
+    `unusable` with the reason in its errors, and takes no work until a reboot or reimage.
+    The agent's copy of the node says so too."""
     t = now()
+    errors = [{"code": code, "message": message, "errorDetails": []}]
     ComputeNode.objects.filter(pk=node.pk).update(
-        state=State.UNUSABLE, state_transition_time=t,
-        errors=[{"code": code, "message": message, "errorDetails": []}])
+        **ComputeNode.move_values(State.UNUSABLE, t), errors=errors
+    )
+    node.move_to(State.UNUSABLE, t)
+    node.errors = errors
 
 
 # --- heartbeat, loss, stop -----------------------------------------------------------------
 
 
-def heartbeat_node(node: ComputeNode, *, running: bool, tasks_run: int = 0, tasks_succeeded: int = 0,
-                   cpu_percent: float | None = None, memory_bytes: int | None = None) -> ComputeNode | None:
+def heartbeat_node(
+    node: ComputeNode,
+    *,
+    running: bool,
+    tasks_run: int = 0,
+    tasks_succeeded: int = 0,
+    cpu_percent: float | None = None,
+    memory_bytes: int | None = None,
+) -> ComputeNode | None:
     """Record that the node's agent is alive: add the attempts it finished since the last
     heartbeat to totalTasksRun / totalTasksSucceeded and keep its latest CPU and memory
     samples ($CPUPercent, $MemoryBytes). A node that is up is `running` while it runs a
@@ -226,14 +309,21 @@ def heartbeat_node(node: ComputeNode, *, running: bool, tasks_run: int = 0, task
     rebooting, leaving...) keeps it: operations move those. Returns None when the node no
     longer exists (it left the pool, or its pool was deleted)."""
     t = now()
-    changes = {"last_heartbeat": t, "total_tasks_run": F("total_tasks_run") + tasks_run,
-               "total_tasks_succeeded": F("total_tasks_succeeded") + tasks_succeeded}
+    changes = {
+        "last_heartbeat": t,
+        "total_tasks_run": F("total_tasks_run") + tasks_run,
+        "total_tasks_succeeded": F("total_tasks_succeeded") + tasks_succeeded,
+    }
     if cpu_percent is not None:
         changes["cpu_percent"] = cpu_percent
     if memory_bytes is not None:
         changes["memory_bytes"] = memory_bytes
     with transaction.atomic():
-        row = ComputeNode.objects.filter(pk=node.pk).values_list("state", "scheduling_enabled").first()
+        row = (
+            ComputeNode.objects.filter(pk=node.pk)
+            .values_list("state", "scheduling_enabled")
+            .first()
+        )
         if row is None:
             return None
         current, enabled = row
@@ -243,9 +333,13 @@ def heartbeat_node(node: ComputeNode, *, running: bool, tasks_run: int = 0, task
         if state != current:
             # Only if no operation moved the node meanwhile (a reboot ordered since the read).
             if not ComputeNode.objects.filter(pk=node.pk, state=current).update(
-                    state=state, state_transition_time=t, **changes):
+                **ComputeNode.move_values(state, t), **changes
+            ):
                 ComputeNode.objects.filter(pk=node.pk).update(**changes)
-                state = ComputeNode.objects.filter(pk=node.pk).values_list("state", flat=True).first() or current
+                state = (
+                    ComputeNode.objects.filter(pk=node.pk).values_list("state", flat=True).first()
+                    or current
+                )
         else:
             ComputeNode.objects.filter(pk=node.pk).update(**changes)
     node.state, node.last_heartbeat = state, t
@@ -254,8 +348,11 @@ def heartbeat_node(node: ComputeNode, *, running: bool, tasks_run: int = 0, task
 
 def lost_nodes(*, lost_after: timedelta, hostname: str) -> list[ComputeNode]:
     """Nodes on this host whose heartbeat stopped and that are not yet marked offline."""
-    return list(ComputeNode.objects.filter(state__in=LIVE_STATES, last_heartbeat__lt=now() - lost_after,
-                                           hostname=hostname))
+    return list(
+        ComputeNode.objects.filter(
+            state__in=LIVE_STATES, last_heartbeat__lt=now() - lost_after, hostname=hostname
+        )
+    )
 
 
 def mark_lost_nodes_offline(*, lost_after: timedelta) -> int:
@@ -264,18 +361,24 @@ def mark_lost_nodes_offline(*, lost_after: timedelta) -> int:
     and the sweep call this; the conditional update makes one of them do it. Returns how
     many nodes it marked offline."""
     t = now()
-    lost = list(ComputeNode.objects.filter(state__in=LIVE_STATES, last_heartbeat__lt=t - lost_after)
-                .values_list("pk", flat=True))
+    lost = list(
+        ComputeNode.objects.filter(
+            state__in=LIVE_STATES, last_heartbeat__lt=t - lost_after
+        ).values_list("pk", flat=True)
+    )
     marked = 0
     for pk in lost:
         marked += ComputeNode.objects.filter(
             Q(pk=pk, state__in=LIVE_STATES, last_heartbeat__lt=t - lost_after)
-        ).update(state=State.OFFLINE, state_transition_time=t)
+        ).update(**ComputeNode.move_values(State.OFFLINE, t))
     # Also finish requeueing nodes marked offline earlier whose rows were busy then.
-    stale = Attempt.objects.filter(node__state=State.OFFLINE, outcome=Attempt.Outcome.RUNNING,
-                                   node__last_heartbeat__lt=t - lost_after)
+    stale = Attempt.objects.filter(
+        node__state=State.OFFLINE,
+        outcome=Attempt.Outcome.RUNNING,
+        node__last_heartbeat__lt=t - lost_after,
+    )
     for node_pk in set(stale.values_list("node_id", flat=True)):
-        _requeue_all(ComputeNode(pk=node_pk))
+        requeue_all(ComputeNode(pk=node_pk))
     return marked
 
 
@@ -283,26 +386,14 @@ def stop_node(node: ComputeNode) -> list[int]:
     """An agent is stopping (SIGTERM): the tasks it was running are requeued and the node
     goes offline without an agent (agent_pid cleared: see stopped_agents). Returns the
     attempts still to requeue (rows busy; call again)."""
-    left = _requeue_all(node)
+    left = requeue_all(node)
     if not left:
         t = now()
         ComputeNode.objects.filter(pk=node.pk).exclude(state=State.OFFLINE).update(
-            state=State.OFFLINE, state_transition_time=t)
+            **ComputeNode.move_values(State.OFFLINE, t)
+        )
         ComputeNode.objects.filter(pk=node.pk).update(agent_pid=None)
     return left
-
-
-def stopped_agents(*, lost_after: timedelta) -> Q:
-    """The nodes no agent runs any more: stopped (SIGTERM) or silent for `lost_after`.
-    `offline` alone does not say it: a node whose scheduling is disabled and that runs
-    nothing is offline too, with its agent alive."""
-    return Q(state=State.OFFLINE, agent_pid__isnull=True) | Q(last_heartbeat__lt=now() - lost_after)
-
-
-def _requeue_all(node: ComputeNode) -> list[int]:
-    pks = list(Attempt.objects.filter(node_id=node.pk, outcome=Attempt.Outcome.RUNNING).values_list("pk", flat=True))
-    settled = set(requeue_attempts(pks))
-    return [pk for pk in pks if pk not in settled]
 
 
 # --- what the agent is asked to do -----------------------------------------------------------
@@ -323,20 +414,32 @@ class NodeOrders:
         (requeue when none was given, Batch's default), else the one scheduling was
         disabled with."""
         if self.pending_action:
-            return self.action_option or REQUEUE
+            return self.action_option or Option.REQUEUE
         return "" if self.scheduling_enabled else self.action_option
 
     @property
     def accepts_work(self) -> bool:
-        return self.scheduling_enabled and not self.pending_action and self.state in (State.IDLE, State.RUNNING)
+        return (
+            self.scheduling_enabled
+            and not self.pending_action
+            and self.state in (State.IDLE, State.RUNNING)
+        )
 
 
 def get_node_orders(node: ComputeNode) -> NodeOrders | None:
     """The node's state, scheduling flag and pending order (one query); None when the node
-    no longer exists."""
-    row = (ComputeNode.objects.filter(pk=node.pk)
-           .values_list("state", "scheduling_enabled", "pending_action", "action_option").first())
-    return NodeOrders(*row) if row else None
+    no longer exists. The caller's copy of the node takes the state read (the agent's
+    copy follows the moves other writers made)."""
+    row = (
+        ComputeNode.objects.filter(pk=node.pk)
+        .values_list("state", "scheduling_enabled", "pending_action", "action_option")
+        .first()
+    )
+    if row is None:
+        return None
+    orders = NodeOrders(*row)
+    node.state = orders.state
+    return orders
 
 
 def settle_node_tasks(node: ComputeNode) -> list[int]:
@@ -360,13 +463,19 @@ _WHY = {
 
 
 def _settle(node: ComputeNode, option: str, why: str) -> list[int]:
-    if option not in (REQUEUE, TERMINATE):
+    if option not in (Option.REQUEUE, Option.TERMINATE):
         return []
-    pks = list(Attempt.objects.filter(node_id=node.pk, outcome=Attempt.Outcome.RUNNING).values_list("pk", flat=True))
-    if option == REQUEUE:
+    pks = list(
+        Attempt.objects.filter(node_id=node.pk, outcome=Attempt.Outcome.RUNNING).values_list(
+            "pk", flat=True
+        )
+    )
+    if option == Option.REQUEUE:
         settled = set(requeue_attempts(pks))
     else:
-        settled = set(terminate_attempts(pks, message=f"The task was terminated because {_WHY[why]}."))
+        settled = set(
+            terminate_attempts(pks, message=f"The task was terminated because {_WHY[why]}.")
+        )
     return [pk for pk in pks if pk not in settled]
 
 
@@ -379,12 +488,19 @@ def terminate_attempts(attempt_pks: list[int], *, message: str) -> list[int]:
     if not attempt_pks:
         return []
     with transaction.atomic():
-        heads = list(Attempt.objects.filter(pk__in=attempt_pks, outcome=Attempt.Outcome.RUNNING)
-                     .values("pk", "task_id", "job_id"))
+        heads = list(
+            Attempt.objects.filter(pk__in=attempt_pks, outcome=Attempt.Outcome.RUNNING).values(
+                "pk", "task_id", "job_id"
+            )
+        )
         settled = set(attempt_pks) - {h["pk"] for h in heads}
         jobs = {j.pk: j for j in _locked(Job.objects.filter(pk__in={h["job_id"] for h in heads}))}
-        tasks = {t.pk: t for t in _locked(Task.objects.filter(
-            pk__in={h["task_id"] for h in heads if h["job_id"] in jobs})).order_by("pk")}
+        tasks = {
+            t.pk: t
+            for t in _locked(
+                Task.objects.filter(pk__in={h["task_id"] for h in heads if h["job_id"] in jobs})
+            ).order_by("pk")
+        }
         ended: set[int] = set()
         for head in heads:
             task = tasks.get(head["task_id"])
@@ -394,9 +510,11 @@ def terminate_attempts(attempt_pks: list[int], *, message: str) -> list[int]:
             task.job = jobs[task.job_id]
             if task.state == Task.State.COMPLETED:
                 # Already over (a subtask held for its primary): only its processes go.
-                Attempt.objects.filter(pk=head["pk"], cancel_requested="").update(cancel_requested="terminate")
+                Attempt.objects.filter(pk=head["pk"], cancel_requested="").update(
+                    cancel_requested="terminate"
+                )
             elif task.pk not in ended:
-                _terminate_locked_task(task, code="TaskEnded", message=message)
+                terminate_locked_task(task, code="TaskEnded", message=message)
                 ended.add(task.pk)
         for job in {tasks[pk].job for pk in ended}:
             complete_job_if_all_tasks_done(job)
@@ -409,21 +527,16 @@ def holds_retained_data(node: ComputeNode) -> bool:
     draining with the option retaineddata waits until none does."""
     t = now()
     ran_here = Attempt.objects.filter(node_id=node.pk).values("task_id")
-    return (Task.objects.filter(pk__in=ran_here, files_cleaned=False)
-            .alias(expiry=ExpressionWrapper(F("end_time") + F("retention_time"), output_field=DateTimeField()))
-            .filter(Q(end_time__isnull=True) | Q(retention_time__isnull=True) | Q(expiry__gt=t))
-            .exists())
-
-
-def node_disk_wiped(node: ComputeNode) -> None:
-    """The node's disk was wiped (reimage): the completed tasks whose files were there
-    answer TaskFilesCleanedup from now on, and nothing is left for the node to clean up."""
-    root = node.root_dir.rstrip("/") + "/"
-    with transaction.atomic():
-        Task.objects.filter(node_id=node.pk, state=Task.State.COMPLETED, files_cleaned=False).update(
-            files_cleaned=True)
-        if node.root_dir:
-            NodeCleanup.objects.filter(node_name=node.node_id, task_dir__startswith=root).delete()
+    return (
+        Task.objects.filter(pk__in=ran_here, files_cleaned=False)
+        .alias(
+            expiry=ExpressionWrapper(
+                F("end_time") + F("retention_time"), output_field=DateTimeField()
+            )
+        )
+        .filter(Q(end_time__isnull=True) | Q(retention_time__isnull=True) | Q(expiry__gt=t))
+        .exists()
+    )
 
 
 # --- leaving the pool ----------------------------------------------------------------------
@@ -437,50 +550,32 @@ def start_leaving_pool(node: ComputeNode) -> str:
     option, so the agent knows what to wait for."""
     t = now()
     ComputeNode.objects.filter(pk=node.pk, pending_action=Action.REMOVE).exclude(
-        state=State.LEAVINGPOOL).update(state=State.LEAVINGPOOL, state_transition_time=t)
+        state=State.LEAVINGPOOL
+    ).update(**ComputeNode.move_values(State.LEAVINGPOOL, t))
     orders = get_node_orders(node)
     if orders is None:
-        return REQUEUE
+        return Option.REQUEUE
     _settle(node, orders.option, Action.REMOVE)
     return orders.option
-
-
-class NodeStillBusy(Exception):
-    """The node's running tasks could not all be requeued yet (rows another writer holds)."""
-
-
-def leave_pool(node: ComputeNode) -> None:
-    """The node leaves its pool: whatever still runs on it is requeued, the completed tasks
-    whose files were on it answer TaskFilesCleanedup, and its row is deleted (it no longer
-    counts in the pool). The agent calls this once it drained per the
-    nodeDeallocationOption; the reconciler for a node that has no live agent. A node already
-    gone is not an error. Raises NodeStillBusy when its tasks' rows stayed busy (try again)."""
-    for _ in range(LEAVE_TRIES):
-        with transaction.atomic():
-            # The lock keeps other agents' multi-instance claims from reserving it meanwhile.
-            locked = ComputeNode.objects.select_for_update().filter(pk=node.pk).first()
-            if locked is None:
-                return
-            if not _requeue_all(locked):
-                node_disk_wiped(locked)
-                locked.delete()
-                return
-        time.sleep(0.05)
-    raise NodeStillBusy(node.node_id)
 
 
 # --- reboot, reimage, scheduling -----------------------------------------------------------
 
 
 def _lock_node(node: ComputeNode, precondition: Precondition, refusal) -> ComputeNode:
-    return lock_checked(ComputeNode.objects.select_related("pool").filter(pk=node.pk), BatchError.node_not_found,
-                        precondition, refusal)
+    return lock_checked(
+        ComputeNode.objects.select_related("pool").filter(pk=node.pk),
+        BatchError.node_not_found,
+        precondition,
+        refusal,
+    )
 
 
 def _alive(node: ComputeNode) -> bool:
     """An agent runs the node: it did not stop (stop_node clears its pid) and heartbeats."""
     return node.agent_pid is not None and node.last_heartbeat >= now() - timedelta(
-        seconds=settings.BATCHSITE_NODE_LOST_SECONDS)
+        seconds=settings.BATCHSITE_NODE_LOST_SECONDS
+    )
 
 
 def _restart_refusal(node: ComputeNode) -> BatchError | None:
@@ -501,45 +596,57 @@ def _restart_refusal(node: ComputeNode) -> BatchError | None:
 
 def _check_option(name: str, option: str, allowed: tuple[str, ...]) -> None:
     if option not in allowed:
-        raise BatchError.invalid_property(name, option, f"The value must be one of: {', '.join(allowed)}.")
+        raise BatchError.invalid_property(
+            name, option, f"The value must be one of: {', '.join(allowed)}."
+        )
 
 
 def can_reboot_node(node: ComputeNode) -> BatchError | None:
     return _restart_refusal(node)
 
 
-def reboot_node(node: ComputeNode, *, option: str = REQUEUE, precondition: Precondition = None) -> ComputeNode:
+def reboot_node(
+    node: ComputeNode, *, option: str = Option.REQUEUE, precondition: Precondition = None
+) -> ComputeNode:
     """Reboot a node: it is `rebooting` at once and takes no more work; its running tasks
     are handled per nodeRebootOption (requeue, the default: back to active; terminate:
     completed with TaskEnded; taskcompletion and retaineddata: they finish first — a reboot
     keeps the disk, so retaineddata waits for nothing more). Then its agent restarts
     (lastBootTime changes), the start task runs again, and the node is up with the same id.
     Refusals: can_reboot_node; 400 InvalidPropertyValue for an unknown option."""
-    _check_option("nodeRebootOption", option, NODE_ACTION_OPTIONS)
-    return _order_restart(node, Action.REBOOT, State.REBOOTING, option, precondition, can_reboot_node)
+    _check_option("nodeRebootOption", option, Option.values)
+    return _order_restart(
+        node, Action.REBOOT, State.REBOOTING, option, precondition, can_reboot_node
+    )
 
 
 def can_reimage_node(node: ComputeNode) -> BatchError | None:
     return _restart_refusal(node)
 
 
-def reimage_node(node: ComputeNode, *, option: str = REQUEUE, precondition: Precondition = None) -> ComputeNode:
+def reimage_node(
+    node: ComputeNode, *, option: str = Option.REQUEUE, precondition: Precondition = None
+) -> ComputeNode:
     """Reimage a node: as a reboot (`reimaging`, tasks per nodeReimageOption), and its disk
     is wiped before the agent restarts: the task directories, shared/ and startup/; the
     completed tasks that had files there answer TaskFilesCleanedup. With retaineddata the
     wipe waits until every task's retentionTime on the node has passed.
     Refusals: can_reimage_node; 400 InvalidPropertyValue for an unknown option."""
-    _check_option("nodeReimageOption", option, NODE_ACTION_OPTIONS)
-    return _order_restart(node, Action.REIMAGE, State.REIMAGING, option, precondition, can_reimage_node)
+    _check_option("nodeReimageOption", option, Option.values)
+    return _order_restart(
+        node, Action.REIMAGE, State.REIMAGING, option, precondition, can_reimage_node
+    )
 
 
-def _order_restart(node: ComputeNode, action: str, state: str, option: str, precondition: Precondition,
-                   refusal) -> ComputeNode:
+def _order_restart(
+    node: ComputeNode, action: str, state: str, option: str, precondition: Precondition, refusal
+) -> ComputeNode:
     with transaction.atomic():
         locked = _lock_node(node, precondition, refusal)
         locked.pending_action, locked.action_option = action, option
-        locked.state, locked.state_transition_time = state, now()
-        locked.save(update_fields=["pending_action", "action_option", "state", "state_transition_time"])
+        locked.save(
+            update_fields=["pending_action", "action_option", *locked.move_to(state, now())]
+        )
         _settle(locked, option, action)
     return locked
 
@@ -561,8 +668,9 @@ def can_disable_node_scheduling(node: ComputeNode) -> BatchError | None:
     return _can_set_scheduling(node, enabled=False)
 
 
-def disable_node_scheduling(node: ComputeNode, *, option: str = REQUEUE,
-                            precondition: Precondition = None) -> ComputeNode:
+def disable_node_scheduling(
+    node: ComputeNode, *, option: str = Option.REQUEUE, precondition: Precondition = None
+) -> ComputeNode:
     """Disable task scheduling on a node: it takes no new task; its running tasks are
     handled per nodeDisableSchedulingOption (requeue, the default: back to active;
     terminate: completed with TaskEnded; taskcompletion: they finish). A node that is up and
@@ -578,10 +686,13 @@ def disable_node_scheduling(node: ComputeNode, *, option: str = REQUEUE,
         locked.save(update_fields=["scheduling_enabled", "action_option"])
         if not locked.pending_action:
             _settle(locked, option, "disable")
-        if locked.state in (State.IDLE, State.RUNNING) and not Attempt.objects.filter(
-                node_id=locked.pk, outcome=Attempt.Outcome.RUNNING).exists():
-            locked.state, locked.state_transition_time = State.OFFLINE, now()
-            locked.save(update_fields=["state", "state_transition_time"])
+        if (
+            locked.state in (State.IDLE, State.RUNNING)
+            and not Attempt.objects.filter(
+                node_id=locked.pk, outcome=Attempt.Outcome.RUNNING
+            ).exists()
+        ):
+            locked.save(update_fields=locked.move_to(State.OFFLINE, now()))
     return locked
 
 
@@ -602,8 +713,7 @@ def enable_node_scheduling(node: ComputeNode, *, precondition: Precondition = No
             locked.action_option = ""
         fields = ["scheduling_enabled", "action_option"]
         if locked.state == State.OFFLINE and _alive(locked):
-            locked.state, locked.state_transition_time = State.IDLE, now()
-            fields += ["state", "state_transition_time"]
+            fields += locked.move_to(State.IDLE, now())
         locked.save(update_fields=fields)
     return locked
 
@@ -615,8 +725,11 @@ def pending_cleanups(node: ComputeNode) -> list[NodeCleanup]:
     """Task directories queued for this node to remove (task deleted, job deleted,
     retentionTime passed), only those under the node's own root."""
     root = node.root_dir.rstrip("/") + "/"
-    return [c for c in NodeCleanup.objects.filter(node_name=node.node_id).order_by("pk")[:500]
-            if c.task_dir.startswith(root)]
+    return [
+        c
+        for c in NodeCleanup.objects.filter(node_name=node.node_id).order_by("pk")[:500]
+        if c.task_dir.startswith(root)
+    ]
 
 
 def complete_cleanups(pks: list[int]) -> None:

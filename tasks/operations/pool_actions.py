@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tasks.errors import BatchError
-from tasks.models import ComputeNode, Pool
+from tasks.models import DISABLE_SCHEDULING_OPTIONS, ComputeNode, NodeDeallocationOption, Pool
 
 from . import nodes, pools
 from .audit import audited
@@ -38,15 +38,25 @@ def can_remove_node(node: ComputeNode) -> BatchError | None:
 
 
 NODE_ACTIONS: dict[str, NodeAction] = {
-    "reboot": NodeAction(lambda node, option: nodes.reboot_node(node, option=option), nodes.can_reboot_node,
-                         nodes.NODE_ACTION_OPTIONS),
-    "reimage": NodeAction(lambda node, option: nodes.reimage_node(node, option=option), nodes.can_reimage_node,
-                          nodes.NODE_ACTION_OPTIONS),
-    "disable-scheduling": NodeAction(lambda node, option: nodes.disable_node_scheduling(node, option=option),
-                                     nodes.can_disable_node_scheduling, nodes.DISABLE_SCHEDULING_OPTIONS),
-    "enable-scheduling": NodeAction(lambda node, option: nodes.enable_node_scheduling(node),
-                                    nodes.can_enable_node_scheduling),
-    "remove": NodeAction(_remove, can_remove_node, nodes.NODE_ACTION_OPTIONS),
+    "reboot": NodeAction(
+        lambda node, option: nodes.reboot_node(node, option=option),
+        nodes.can_reboot_node,
+        tuple(tuple(NodeDeallocationOption.values)),
+    ),
+    "reimage": NodeAction(
+        lambda node, option: nodes.reimage_node(node, option=option),
+        nodes.can_reimage_node,
+        tuple(tuple(NodeDeallocationOption.values)),
+    ),
+    "disable-scheduling": NodeAction(
+        lambda node, option: nodes.disable_node_scheduling(node, option=option),
+        nodes.can_disable_node_scheduling,
+        DISABLE_SCHEDULING_OPTIONS,
+    ),
+    "enable-scheduling": NodeAction(
+        lambda node, option: nodes.enable_node_scheduling(node), nodes.can_enable_node_scheduling
+    ),
+    "remove": NodeAction(_remove, can_remove_node, tuple(NodeDeallocationOption.values)),
 }
 
 # Pool action name -> its rule. The operations take different arguments (targets, a
@@ -81,12 +91,15 @@ def node_option(action: str, option: str | None) -> str:
     if not option:
         return allowed[0]
     if option not in allowed:
-        raise BatchError.invalid_property("option", option, f"The value must be one of: {', '.join(allowed)}.")
+        raise BatchError.invalid_property(
+            "option", option, f"The value must be one of: {', '.join(allowed)}."
+        )
     return option
 
 
-def act_on_node(node: ComputeNode, action: str, *, option: str | None = None, user, actor: str
-                ) -> BatchError | None:
+def act_on_node(
+    node: ComputeNode, action: str, *, option: str | None = None, user, actor: str
+) -> BatchError | None:
     """Run one named action on one node through the rules layer and audit it; return the
     refusal (a BatchError) or None."""
     pool = node.pool
@@ -98,13 +111,28 @@ def act_on_node(node: ComputeNode, action: str, *, option: str | None = None, us
             scope["option"] = chosen
         return NODE_ACTIONS[action].run(node, chosen)
 
-    _, error = audited(pool.account, user=user, actor=actor, action=f"node-{action}", scope=scope, operation=run)
+    _, error = audited(
+        pool.account, user=user, actor=actor, action=f"node-{action}", scope=scope, operation=run
+    )
     return error
 
 
-def act_on_pool(pool: Pool, action: str, operation: Callable[[], Any], *, user, actor: str, scope: dict | None = None
-                ) -> tuple[Any, BatchError | None]:
+def act_on_pool(
+    pool: Pool,
+    action: str,
+    operation: Callable[[], Any],
+    *,
+    user,
+    actor: str,
+    scope: dict | None = None,
+) -> tuple[Any, BatchError | None]:
     """Run `operation` (a call of the pool operation named `action`) and audit it with the
     pool and `scope` (the targets, the formula): (its result, None) or (None, the refusal)."""
-    return audited(pool.account, user=user, actor=actor, action=f"pool-{action}",
-                   scope={"pool": pool.pool_id, **(scope or {})}, operation=operation)
+    return audited(
+        pool.account,
+        user=user,
+        actor=actor,
+        action=f"pool-{action}",
+        scope={"pool": pool.pool_id, **(scope or {})},
+        operation=operation,
+    )

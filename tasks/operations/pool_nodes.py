@@ -10,15 +10,28 @@ from django.db.models import Count, Q
 
 from tasks.models import ComputeNode, Pool
 
+from .common import now
+
+
+def stopped_agents(*, lost_after: timedelta) -> Q:
+    """The nodes no agent runs any more: stopped (SIGTERM) or silent for `lost_after`.
+    `offline` alone does not say it: a node whose scheduling is disabled and that runs
+    nothing is offline too, with its agent alive."""
+    return Q(state=ComputeNode.State.OFFLINE, agent_pid__isnull=True) | Q(
+        last_heartbeat__lt=now() - lost_after
+    )
+
 
 def hand_started_gone() -> Q:
     """Nodes of hand-started agents that stopped (SIGTERM) or fell silent: no agent will
-    ever drain them (nodes.stopped_agents; `offline` alone is also a live node whose
+    ever drain them (stopped_agents; `offline` alone is also a live node whose
     scheduling is disabled)."""
-    from .nodes import stopped_agents
-
     lost = timedelta(seconds=settings.BATCHSITE_NODE_LOST_SECONDS)
-    return Q(provider_handle="") & ~Q(state=ComputeNode.State.CREATING) & stopped_agents(lost_after=lost)
+    return (
+        Q(provider_handle="")
+        & ~Q(state=ComputeNode.State.CREATING)
+        & stopped_agents(lost_after=lost)
+    )
 
 
 def counted() -> Q:
@@ -35,8 +48,11 @@ def is_managed(node: ComputeNode) -> bool:
 def current_nodes(pools: list[Pool]) -> dict[int, tuple[int, int]]:
     """(currentDedicatedNodes, currentLowPriorityNodes) of each pool, in one query."""
     counts = {pool.pk: [0, 0] for pool in pools}
-    rows = (ComputeNode.objects.filter(counted(), pool__in=pools).values("pool_id", "is_dedicated")
-            .annotate(n=Count("pk")))
+    rows = (
+        ComputeNode.objects.filter(counted(), pool__in=pools)
+        .values("pool_id", "is_dedicated")
+        .annotate(n=Count("pk"))
+    )
     for row in rows:
         counts[row["pool_id"]][0 if row["is_dedicated"] else 1] = row["n"]
     return {pk: (d, lp) for pk, (d, lp) in counts.items()}

@@ -21,7 +21,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 
 from tasks.errors import BatchError
-from tasks.models import Account, ComputeNode, Pool
+from tasks.models import Account, ComputeNode, NodeDeallocationOption, Pool, new_etag
 from tasks.providers import sizes
 
 from . import pool_specs
@@ -35,26 +35,24 @@ from .autoscale import (  # noqa: F401 - the pool operations, in one place for t
     evaluate_new_pool,
     validate_formula,
 )
-from .common import Precondition, lock_checked, new_etag, now
+from .common import Precondition, lock_checked, now
+from .node_leaving import NodeStillBusy, leave_pool
 from .pool_nodes import counted, current_nodes, hand_started_gone, is_managed  # noqa: F401 - re-exported
 
 MAX_REMOVE_NODES = 100
 LOCAL_POOL_ID = "local"
 
+
 def _lock_pool(pool: Pool, precondition: Precondition, refusal) -> Pool:
     """Lock the pool row, then check the caller's condition and the operation's rule on it."""
-    return lock_checked(Pool.objects.filter(pk=pool.pk), BatchError.pool_not_found, precondition, refusal)
-
-
-def _touch(pool: Pool) -> None:
-    pool.etag = new_etag()
-    pool.last_modified = now()
+    return lock_checked(
+        Pool.objects.filter(pk=pool.pk), BatchError.pool_not_found, precondition, refusal
+    )
 
 
 def _start_resize(pool: Pool, t=None) -> None:
     """A new resize begins: allocationState resizing, the last resize's errors cleared."""
-    pool.allocation_state = Pool.AllocationState.RESIZING
-    pool.allocation_state_transition_time = t or now()
+    pool.move_allocation_to(Pool.AllocationState.RESIZING, t or now())
     pool.resize_errors = []
 
 
@@ -67,8 +65,14 @@ def _not_deleting(pool: Pool) -> BatchError | None:
 # --- add ---------------------------------------------------------------------------------
 
 
-def add_pool(account: Account, *, spec: dict, owner_job=None, keep_alive: bool = False,
-             provider: str | None = None) -> Pool:
+def add_pool(
+    account: Account,
+    *,
+    spec: dict,
+    owner_job=None,
+    keep_alive: bool = False,
+    provider: str | None = None,
+) -> Pool:
     """Add a pool: every BatchPoolCreateOptions property is stored and returned; its nodes
     come from the provider its vmSize maps to. A pool with targets starts `resizing` (the
     reconciler allocates its nodes); an autoscaled one evaluates its formula first.
@@ -128,8 +132,11 @@ def ensure_pool(account: Account, pool_id: str, *, slots_per_node: int) -> Pool:
     if pool is not None:
         return pool
     try:
-        return add_pool(account, spec={"id": pool_id, "vmSize": "local", "taskSlotsPerNode": slots_per_node},
-                        provider="local")
+        return add_pool(
+            account,
+            spec={"id": pool_id, "vmSize": "local", "taskSlotsPerNode": slots_per_node},
+            provider="local",
+        )
     except BatchError:
         return Pool.objects.get(account=account, id_key=pool_id.lower())
 
@@ -141,12 +148,22 @@ def ensure_local_pool(account: Account, *, nodes: int, slots: int) -> Pool:
     starts the agents. Resize works on it like on any pool. The nodes of hand-started
     agents that are gone (the `local-N` of an older batchsite) are removed."""
     if nodes < 0 or slots < 1:
-        raise BatchError.invalid_property("nodes" if nodes < 0 else "slots", nodes if nodes < 0 else slots)
+        raise BatchError.invalid_property(
+            "nodes" if nodes < 0 else "slots", nodes if nodes < 0 else slots
+        )
     pool = Pool.objects.filter(account=account, id_key=LOCAL_POOL_ID).first()
     if pool is None:
         try:
-            return add_pool(account, spec={"id": LOCAL_POOL_ID, "vmSize": "local", "taskSlotsPerNode": slots,
-                                           "targetDedicatedNodes": nodes}, provider="local")
+            return add_pool(
+                account,
+                spec={
+                    "id": LOCAL_POOL_ID,
+                    "vmSize": "local",
+                    "taskSlotsPerNode": slots,
+                    "targetDedicatedNodes": nodes,
+                },
+                provider="local",
+            )
         except BatchError as error:
             if error.code != "PoolExists":
                 raise
@@ -155,13 +172,16 @@ def ensure_local_pool(account: Account, *, nodes: int, slots: int) -> Pool:
         changed = pool.task_slots_per_node != slots or pool.provider != "local"
         pool.task_slots_per_node, pool.provider = slots, "local"
         wanted = (nodes, 0)
-        if not pool.enable_auto_scale and pool.state == Pool.State.ACTIVE and (
-                pool.target_dedicated_nodes, pool.target_low_priority_nodes) != wanted:
+        if (
+            not pool.enable_auto_scale
+            and pool.state == Pool.State.ACTIVE
+            and (pool.target_dedicated_nodes, pool.target_low_priority_nodes) != wanted
+        ):
             pool.target_dedicated_nodes, pool.target_low_priority_nodes = wanted
             _start_resize(pool)
             changed = True
         if changed:
-            _touch(pool)
+            pool.touch(now())
             pool.save()
     for node in ComputeNode.objects.filter(hand_started_gone(), pool=pool):
         drop_node(node)
@@ -184,13 +204,12 @@ def delete_pool(pool: Pool, *, precondition: Precondition = None) -> None:
     Refuses a pool already being deleted (409 PoolBeingDeleted)."""
     with transaction.atomic():
         locked = _lock_pool(pool, precondition, can_delete_pool)
-        t = now()
-        locked.state = Pool.State.DELETING
-        locked.state_transition_time = t
-        _touch(locked)
+        locked.move_to(Pool.State.DELETING, now())
         locked.save()
-        ComputeNode.objects.filter(pool=locked).update(pending_action=ComputeNode.Action.REMOVE,
-                                                       action_option="requeue")
+        ComputeNode.objects.filter(pool=locked).update(
+            pending_action=ComputeNode.Action.REMOVE,
+            action_option=NodeDeallocationOption.REQUEUE,
+        )
     # Nodes no agent will ever drain: a hand-started node that stopped.
     for node in ComputeNode.objects.filter(hand_started_gone(), pool=locked):
         drop_node(node)
@@ -221,10 +240,8 @@ def finish_pool_deletions() -> int:
 def drop_node(node: ComputeNode) -> bool:
     """A node leaves its pool without its agent (never started, dead, or a stopped
     hand-started agent): what still runs there is requeued, the files of its completed
-    tasks count as cleaned up, the row is deleted (nodes.leave_pool). Returns False when
-    a task row stayed busy (call again later)."""
-    from .nodes import NodeStillBusy, leave_pool
-
+    tasks count as cleaned up, the row is deleted (node_leaving.leave_pool). Returns False
+    when a task row stayed busy (call again later)."""
     try:
         leave_pool(node)
     except NodeStillBusy:
@@ -241,12 +258,27 @@ def can_update_pool(pool: Pool) -> BatchError | None:
 
 
 # Properties Patch changes only while the pool has no nodes (the Batch docs say so of each).
-EMPTY_POOL_ONLY = ("displayName", "vmSize", "enableInterNodeCommunication", "virtualMachineConfiguration",
-                   "taskSlotsPerNode", "taskSchedulingPolicy", "networkConfiguration", "userAccounts",
-                   "mountConfiguration", "upgradePolicy", "resourceTags")
+EMPTY_POOL_ONLY = (
+    "displayName",
+    "vmSize",
+    "enableInterNodeCommunication",
+    "virtualMachineConfiguration",
+    "taskSlotsPerNode",
+    "taskSchedulingPolicy",
+    "networkConfiguration",
+    "userAccounts",
+    "mountConfiguration",
+    "upgradePolicy",
+    "resourceTags",
+)
 # Properties Update Properties replaces: absent means removed.
-REPLACED = ("startTask", "applicationPackageReferences", "metadata", "certificateReferences",
-            "targetNodeCommunicationMode")
+REPLACED = (
+    "startTask",
+    "applicationPackageReferences",
+    "metadata",
+    "certificateReferences",
+    "targetNodeCommunicationMode",
+)
 
 
 def update_pool_properties(pool: Pool, *, spec: dict, precondition: Precondition = None) -> Pool:
@@ -260,10 +292,16 @@ def update_pool_properties(pool: Pool, *, spec: dict, precondition: Precondition
     with transaction.atomic():
         locked = _lock_pool(pool, precondition, can_update_pool)
         stored = {k: v for k, v in locked.spec.items() if k not in REPLACED}
-        stored.update({k: v for k, v in pool_specs.stored(spec).items() if k in REPLACED and v not in (None, [])})
+        stored.update(
+            {
+                k: v
+                for k, v in pool_specs.stored(spec).items()
+                if k in REPLACED and v not in (None, [])
+            }
+        )
         pool_specs.check_user_accounts(stored)
         locked.spec = stored
-        _touch(locked)
+        locked.touch(now())
         locked.save()
     return locked
 
@@ -281,7 +319,8 @@ def patch_pool(pool: Pool, *, spec: dict, precondition: Precondition = None) -> 
         structural = [k for k in EMPTY_POOL_ONLY if k in spec]
         if structural and ComputeNode.objects.filter(pool=locked).exists():
             raise BatchError.operation_invalid_for_state(
-                f"{structural[0]} can be updated only when the pool has no compute nodes.")
+                f"{structural[0]} can be updated only when the pool has no compute nodes."
+            )
         if "vmSize" in spec:
             size = pool_specs.vm_size_of(spec["vmSize"])
             locked.vm_size, locked.provider = spec["vmSize"], size.provider
@@ -293,7 +332,7 @@ def patch_pool(pool: Pool, *, spec: dict, precondition: Precondition = None) -> 
         stored.update(pool_specs.stored(spec))
         pool_specs.check_user_accounts(stored)
         locked.spec = stored
-        _touch(locked)
+        locked.touch(now())
         locked.save()
     return locked
 
@@ -308,22 +347,34 @@ def can_resize_pool(pool: Pool) -> BatchError | None:
     if pool.state == Pool.State.DELETING:
         return BatchError.pool_being_deleted()
     if pool.enable_auto_scale:
-        return BatchError("OperationNotValidOnPool",
-                          "The pool is configured for automatic scaling: disable autoscale to resize it.", 409)
+        return BatchError(
+            "OperationNotValidOnPool",
+            "The pool is configured for automatic scaling: disable autoscale to resize it.",
+            409,
+        )
     if pool.allocation_state != Pool.AllocationState.STEADY:
         return BatchError("PoolBeingResized", "The specified pool is being resized.", 409)
     return None
 
 
-def resize_pool(pool: Pool, *, target_dedicated: int | None = None, target_low_priority: int | None = None,
-                resize_timeout: timedelta | None = None, node_deallocation_option: str | None = None,
-                precondition: Precondition = None) -> Pool:
+def resize_pool(
+    pool: Pool,
+    *,
+    target_dedicated: int | None = None,
+    target_low_priority: int | None = None,
+    resize_timeout: timedelta | None = None,
+    node_deallocation_option: str | None = None,
+    precondition: Precondition = None,
+) -> Pool:
     """Resize: set the targets (one not given stays as it is) and start a resize; the
     reconciler adds nodes, or asks the nodes it chooses to leave per
     nodeDeallocationOption (default requeue), within resizeTimeout (default 15 minutes).
     Refuses what can_resize_pool refuses, a negative target, a resizeTimeout under 5
     minutes or an unknown option (400 InvalidPropertyValue)."""
-    for name, value in (("targetDedicatedNodes", target_dedicated), ("targetLowPriorityNodes", target_low_priority)):
+    for name, value in (
+        ("targetDedicatedNodes", target_dedicated),
+        ("targetLowPriorityNodes", target_low_priority),
+    ):
         if value is not None:
             pool_specs.check_target(value, name)
     pool_specs.check_resize_timeout(resize_timeout)
@@ -337,7 +388,7 @@ def resize_pool(pool: Pool, *, target_dedicated: int | None = None, target_low_p
         locked.resize_timeout = resize_timeout
         locked.node_deallocation_option = option
         _start_resize(locked)
-        _touch(locked)
+        locked.touch(now())
         locked.save()
     return locked
 
@@ -356,9 +407,9 @@ def stop_resize_pool(pool: Pool, *, precondition: Precondition = None) -> Pool:
     with transaction.atomic():
         locked = _lock_pool(pool, precondition, can_stop_resize_pool)
         if locked.allocation_state == Pool.AllocationState.RESIZING:
-            locked.allocation_state = Pool.AllocationState.STOPPING
-            locked.allocation_state_transition_time = now()
-            _touch(locked)
+            t = now()
+            locked.move_allocation_to(Pool.AllocationState.STOPPING, t)
+            locked.touch(t)
             locked.save()
     return locked
 
@@ -368,8 +419,14 @@ def can_remove_nodes(pool: Pool) -> BatchError | None:
     return can_resize_pool(pool)
 
 
-def remove_nodes(pool: Pool, *, node_ids: list[str], node_deallocation_option: str | None = None,
-                 resize_timeout: timedelta | None = None, precondition: Precondition = None) -> Pool:
+def remove_nodes(
+    pool: Pool,
+    *,
+    node_ids: list[str],
+    node_deallocation_option: str | None = None,
+    resize_timeout: timedelta | None = None,
+    precondition: Precondition = None,
+) -> Pool:
     """Remove the named nodes: each is asked to leave per nodeDeallocationOption (default
     requeue), and the pool's targets go down by the provider-managed nodes removed, so they
     are not replaced. Refuses what can_remove_nodes refuses, an empty list (400
@@ -378,26 +435,33 @@ def remove_nodes(pool: Pool, *, node_ids: list[str], node_deallocation_option: s
     if not node_ids:
         raise BatchError.missing_property("nodeList")
     if len(node_ids) > MAX_REMOVE_NODES:
-        raise BatchError.invalid_property("nodeList", len(node_ids), "At most 100 nodes may be removed per request.")
+        raise BatchError.invalid_property(
+            "nodeList", len(node_ids), "At most 100 nodes may be removed per request."
+        )
     pool_specs.check_resize_timeout(resize_timeout)
     option = pool_specs.check_deallocation_option(node_deallocation_option)
     with transaction.atomic():
         locked = _lock_pool(pool, precondition, can_remove_nodes)
         wanted = list(dict.fromkeys(node_ids))
-        nodes = list(ComputeNode.objects.select_for_update().filter(pool=locked, node_id__in=wanted))
+        nodes = list(
+            ComputeNode.objects.select_for_update().filter(pool=locked, node_id__in=wanted)
+        )
         if len(nodes) != len(wanted):
             raise BatchError.node_not_found()
         leaving = [n for n in nodes if n.pending_action != ComputeNode.Action.REMOVE]
         ComputeNode.objects.filter(pk__in=[n.pk for n in leaving]).update(
-            pending_action=ComputeNode.Action.REMOVE, action_option=option)
+            pending_action=ComputeNode.Action.REMOVE, action_option=option
+        )
         managed = [n for n in leaving if is_managed(n)]
         dedicated = sum(1 for n in managed if n.is_dedicated)
         locked.target_dedicated_nodes = max(0, locked.target_dedicated_nodes - dedicated)
-        locked.target_low_priority_nodes = max(0, locked.target_low_priority_nodes - (len(managed) - dedicated))
+        locked.target_low_priority_nodes = max(
+            0, locked.target_low_priority_nodes - (len(managed) - dedicated)
+        )
         locked.resize_timeout = resize_timeout
         locked.node_deallocation_option = option
         _start_resize(locked)
-        _touch(locked)
+        locked.touch(now())
         locked.save()
     return locked
 

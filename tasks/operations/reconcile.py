@@ -44,14 +44,14 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, transaction
 from django.db.models import Q
 
-from tasks.models import ComputeNode, Pool
-from tasks.node import disk, identity, layout
+from tasks.models import ComputeNode, NodeDeallocationOption, Pool
+from tasks.nodehost import disk, identity, layout
 from tasks.providers import registry
 from tasks.providers.base import NodeLaunch, NodeProvider, ProviderError, RunningNode
 
 from . import autoscale as autoscale_ops
 from . import pools as pool_ops
-from .attempts import used_slots
+from .attempt_store import used_slots
 from .common import now
 from .pool_specs import DEFAULT_RESIZE_TIMEOUT
 
@@ -69,7 +69,9 @@ LOCK_KEY = 0x62617463  # PostgreSQL advisory lock of the reconciler ("batc")
 HEALTHY_AFTER_SECONDS = 60.0  # an agent alive this long after a restart resets its backoff
 KINDS = ((True, "dedicated"), (False, "low priority"))
 # A node without a provider handle is the reconciler's only while `creating`.
-_HAND_STARTED_STATES = [state for state in ComputeNode.State.values if state != ComputeNode.State.CREATING]
+_HAND_STARTED_STATES = [
+    state for state in ComputeNode.State.values if state != ComputeNode.State.CREATING
+]
 # Which nodes leave first when a pool shrinks: those without an agent yet, then nodes not
 # taking work, then idle ones, then busy ones (fewest slots in use first).
 _REMOVAL_RANK = {ComputeNode.State.IDLE: 3, ComputeNode.State.RUNNING: 4}
@@ -163,13 +165,19 @@ class Reconciler:
         counts = {"pools": 0, "started": 0, "removed": 0, "stopped": 0}
         pools = list(Pool.objects.select_related("account").order_by("pk"))
         # Pools on the move: the loop looks again sooner (FAST_SECONDS) until they settle.
-        counts["busy"] = sum(1 for p in pools if p.state == Pool.State.DELETING
-                             or p.allocation_state != Pool.AllocationState.STEADY)
+        counts["busy"] = sum(
+            1
+            for p in pools
+            if p.state == Pool.State.DELETING or p.allocation_state != Pool.AllocationState.STEADY
+        )
         running: dict[str, dict[Key, RunningNode] | None] = {}
         failures: dict[str, str] = {}
         for name in sorted({p.provider for p in pools} | set(self._providers)):
             try:
-                running[name] = {(r.account, r.pool_id.lower(), r.node_id): r for r in self.provider(name).running()}
+                running[name] = {
+                    (r.account, r.pool_id.lower(), r.node_id): r
+                    for r in self.provider(name).running()
+                }
             except Exception as e:  # noqa: BLE001 - a provider failure is reported, never fatal
                 log.warning("provider %s could not list its nodes: %s", name, e)
                 running[name], failures[name] = None, _describe(e)
@@ -189,25 +197,43 @@ class Reconciler:
             counts["sampled"] = autoscale_ops.record_samples()
         return counts
 
-    def _pool(self, pool: Pool, running: dict[Key, RunningNode] | None, failure: str | None,
-              counts: dict[str, int]) -> None:
+    def _pool(
+        self,
+        pool: Pool,
+        running: dict[Key, RunningNode] | None,
+        failure: str | None,
+        counts: dict[str, int],
+    ) -> None:
         if running is None:
             if pool.allocation_state != Pool.AllocationState.STEADY:
-                _add_resize_errors(pool, [resize_error("AllocationFailed", failure or "The node provider failed.",
-                                                       [("Provider", pool.provider)])])
+                _add_resize_errors(
+                    pool,
+                    [
+                        resize_error(
+                            "AllocationFailed",
+                            failure or "The node provider failed.",
+                            [("Provider", pool.provider)],
+                        )
+                    ],
+                )
             return
         provider = self.provider(pool.provider)
-        counts["removed"] += self._remove_leavers(pool, list(ComputeNode.objects.filter(pool=pool)), running,
-                                                  provider)
+        counts["removed"] += self._remove_leavers(
+            pool, list(ComputeNode.objects.filter(pool=pool)), running, provider
+        )
         if pool.state == Pool.State.DELETING:
             pool_ops.finish_pool_deletion(pool)
             return
         if pool.allocation_state != Pool.AllocationState.STEADY:
             self._size(pool, [], running)
         failures = []
-        for node in ComputeNode.objects.filter(pool=pool).exclude(pending_action=ComputeNode.Action.REMOVE):
+        for node in ComputeNode.objects.filter(pool=pool).exclude(
+            pending_action=ComputeNode.Action.REMOVE
+        ):
             if pool_ops.is_managed(node):
-                error = self._keep_running(pool, node, running.get(key_of(pool, node.node_id)), provider, counts)
+                error = self._keep_running(
+                    pool, node, running.get(key_of(pool, node.node_id)), provider, counts
+                )
                 if error:
                     failures.append(error)
         if failures:
@@ -215,11 +241,20 @@ class Reconciler:
 
     # --- leaving -------------------------------------------------------------------------
 
-    def _remove_leavers(self, pool: Pool, nodes: list[ComputeNode], running: dict[Key, RunningNode],
-                        provider: NodeProvider) -> int:
+    def _remove_leavers(
+        self,
+        pool: Pool,
+        nodes: list[ComputeNode],
+        running: dict[Key, RunningNode],
+        provider: NodeProvider,
+    ) -> int:
         """Nodes asked to leave that no agent will drain: requeue their work, delete them."""
         removed = 0
-        gone = set(ComputeNode.objects.filter(pool_ops.hand_started_gone(), pool=pool).values_list("pk", flat=True))
+        gone = set(
+            ComputeNode.objects.filter(pool_ops.hand_started_gone(), pool=pool).values_list(
+                "pk", flat=True
+            )
+        )
         for node in nodes:
             if node.pending_action != ComputeNode.Action.REMOVE:
                 continue
@@ -238,7 +273,7 @@ class Reconciler:
                 if pool.provider == "local":
                     # The node's disk goes with it, as a VM's does (its agent, had it been
                     # alive, would have wiped it on leaving), never through a link its
-                    # tasks left (tasks.node.disk).
+                    # tasks left (tasks.nodehost.disk).
                     nodes = layout.nodes_dir(settings.DATA_DIR)
                     key = layout.node_key(pool.account.name, pool.pool_id, node.node_id)
                     task_keys = layout.task_keys(nodes, key)
@@ -249,8 +284,14 @@ class Reconciler:
 
     # --- keeping agents running ----------------------------------------------------------
 
-    def _keep_running(self, pool: Pool, node: ComputeNode, seen: RunningNode | None, provider: NodeProvider,
-                      counts: dict[str, int]) -> dict | None:
+    def _keep_running(
+        self,
+        pool: Pool,
+        node: ComputeNode,
+        seen: RunningNode | None,
+        provider: NodeProvider,
+        counts: dict[str, int],
+    ) -> dict | None:
         if seen is not None:
             if seen.handle != node.provider_handle:  # adopted, or restarted behind our back
                 ComputeNode.objects.filter(pk=node.pk).update(provider_handle=seen.handle)
@@ -260,12 +301,15 @@ class Reconciler:
             return None
         if node.state == ComputeNode.State.CREATING and not node.provider_handle:
             due = (node.allocation_time or node.registered) + timedelta(
-                seconds=settings.BATCHSITE_NODE_ALLOCATION_SECONDS)
+                seconds=settings.BATCHSITE_NODE_ALLOCATION_SECONDS
+            )
             if now() < due:
                 return None
         return self._start(pool, node, provider, counts)
 
-    def _start(self, pool: Pool, node: ComputeNode, provider: NodeProvider, counts: dict[str, int]) -> dict | None:
+    def _start(
+        self, pool: Pool, node: ComputeNode, provider: NodeProvider, counts: dict[str, int]
+    ) -> dict | None:
         """Start the node's agent (again), unless its backoff says wait. A refused first
         start returns its resizeError (it ends the resize); a refused restart is recorded
         on the pool and tried again after the backoff."""
@@ -274,9 +318,14 @@ class Reconciler:
         if clock < backoff.next_try:
             return None
         size = pool_ops.size_of(pool)
-        launch = NodeLaunch(account=pool.account.name, pool_id=pool.pool_id, node_id=node.node_id,
-                            slots=node.slots, is_dedicated=node.is_dedicated,
-                            options=dict(size.options) if size else {})
+        launch = NodeLaunch(
+            account=pool.account.name,
+            pool_id=pool.pool_id,
+            node_id=node.node_id,
+            slots=node.slots,
+            is_dedicated=node.is_dedicated,
+            options=dict(size.options) if size else {},
+        )
         restart = bool(node.provider_handle) or node.state != ComputeNode.State.CREATING
         backoff.failures += 1
         backoff.next_try = clock + min(BACKOFF_MAX_SECONDS, 2.0 ** (backoff.failures - 1))
@@ -284,17 +333,29 @@ class Reconciler:
         try:
             handle = provider.start(launch)
         except Exception as e:  # noqa: BLE001 - any provider failure becomes a resizeError
-            log.warning("provider %s could not start node %s of pool %s: %s", pool.provider, node.node_id,
-                        pool.pool_id, e)
-            error = resize_error(e.code if isinstance(e, ProviderError) else "AllocationFailed", _describe(e),
-                                 [("Provider", pool.provider)])
+            log.warning(
+                "provider %s could not start node %s of pool %s: %s",
+                pool.provider,
+                node.node_id,
+                pool.pool_id,
+                e,
+            )
+            error = resize_error(
+                e.code if isinstance(e, ProviderError) else "AllocationFailed",
+                _describe(e),
+                [("Provider", pool.provider)],
+            )
             if restart:
                 _add_resize_errors(pool, [error])
                 return None
             return error
         if restart:
-            log.warning("restarted the agent of node %s of pool %s (attempt %d)", node.node_id, pool.pool_id,
-                        backoff.failures)
+            log.warning(
+                "restarted the agent of node %s of pool %s (attempt %d)",
+                node.node_id,
+                pool.pool_id,
+                backoff.failures,
+            )
         else:
             backoff.failures, backoff.next_try = 0, 0.0  # a first start is no failure
         ComputeNode.objects.filter(pk=node.pk).update(provider_handle=handle)
@@ -304,8 +365,12 @@ class Reconciler:
     def _stop_orphans(self, running: dict[str, dict[Key, RunningNode] | None]) -> int:
         """Agents a provider runs for nodes that no longer exist (their pool was deleted
         under them, or they left and have not exited yet) are stopped."""
-        known = {(a, p, n) for a, p, n in ComputeNode.objects.values_list("pool__account__name", "pool__id_key",
-                                                                          "node_id")}
+        known = {
+            (a, p, n)
+            for a, p, n in ComputeNode.objects.values_list(
+                "pool__account__name", "pool__id_key", "node_id"
+            )
+        }
         stopped = 0
         for name, nodes in running.items():
             for key, seen in (nodes or {}).items():
@@ -389,9 +454,18 @@ class Reconciler:
                 if _cancel_unallocated(staying):
                     return
                 if not leaving:
-                    _settle(locked, [resize_error("ResizeStopped", f"Desired number of {label} nodes could not be "
-                                                  "allocated due to a stop resize operation")
-                                     for kind, label in KINDS if _counted(staying, kind) != targets[kind]])
+                    _settle(
+                        locked,
+                        [
+                            resize_error(
+                                "ResizeStopped",
+                                f"Desired number of {label} nodes could not be "
+                                "allocated due to a stop resize operation",
+                            )
+                            for kind, label in KINDS
+                            if _counted(staying, kind) != targets[kind]
+                        ],
+                    )
                 return
             if failures:
                 # The provider refused a node: the resize ends here, as Batch's does on a
@@ -401,10 +475,18 @@ class Reconciler:
                 return
             if t - since > timeout:
                 _cancel_unallocated(staying)
-                _settle(locked, [resize_error("AllocationTimedout", f"Desired number of {label} nodes could not "
-                                              "be allocated as the resize timeout was reached")
-                                 for kind, label in KINDS
-                                 if _allocated(pool, staying, kind, running) < targets[kind]])
+                _settle(
+                    locked,
+                    [
+                        resize_error(
+                            "AllocationTimedout",
+                            f"Desired number of {label} nodes could not "
+                            "be allocated as the resize timeout was reached",
+                        )
+                        for kind, label in KINDS
+                        if _allocated(pool, staying, kind, running) < targets[kind]
+                    ],
+                )
                 return
             created = shrinking = False
             room = _local_room() if locked.provider == "local" else None
@@ -420,32 +502,50 @@ class Reconciler:
                         _new_node(locked, kind, t)
                     created = created or count > 0
                 elif len(have) > targets[kind]:
-                    _ask_to_leave(_removal_order(have)[: len(have) - targets[kind]],
-                                  locked.node_deallocation_option or "requeue")
+                    _ask_to_leave(
+                        _removal_order(have)[: len(have) - targets[kind]],
+                        locked.node_deallocation_option or NodeDeallocationOption.REQUEUE,
+                    )
                     shrinking = True
-            if not created and not leaving and not shrinking and all(
-                    _allocated(pool, staying, kind, running) == goal[kind] for kind, _ in KINDS):
-                _settle(locked, [resize_error(
-                    "AccountCoreQuotaReached", f"Desired number of {label} nodes could not be allocated as this "
-                    f"machine's quota of local nodes (BATCHSITE_LOCAL_MAX_NODES="
-                    f"{settings.BATCHSITE_LOCAL_MAX_NODES}) was reached") for kind, label in KINDS
-                    if goal[kind] < targets[kind]])
+            if (
+                not created
+                and not leaving
+                and not shrinking
+                and all(_allocated(pool, staying, kind, running) == goal[kind] for kind, _ in KINDS)
+            ):
+                _settle(
+                    locked,
+                    [
+                        resize_error(
+                            "AccountCoreQuotaReached",
+                            f"Desired number of {label} nodes could not be allocated as this "
+                            f"machine's quota of local nodes (BATCHSITE_LOCAL_MAX_NODES="
+                            f"{settings.BATCHSITE_LOCAL_MAX_NODES}) was reached",
+                        )
+                        for kind, label in KINDS
+                        if goal[kind] < targets[kind]
+                    ],
+                )
 
 
 def _pools_moving() -> bool:
     """Whether a pool is resizing, stopping or being deleted (the next pass has work). A
     database error says no: the next pass, at its time, reconnects."""
     try:
-        return Pool.objects.filter(Q(state=Pool.State.DELETING)
-                                   | ~Q(allocation_state=Pool.AllocationState.STEADY)).exists()
+        return Pool.objects.filter(
+            Q(state=Pool.State.DELETING) | ~Q(allocation_state=Pool.AllocationState.STEADY)
+        ).exists()
     except (DatabaseError, InterfaceError):
         return False
 
 
 def _local_room() -> int:
     """How many more nodes the local provider may run on this machine (all pools)."""
-    used = ComputeNode.objects.filter(pool__provider="local").exclude(provider_handle="",
-                                                                       state__in=_HAND_STARTED_STATES).count()
+    used = (
+        ComputeNode.objects.filter(pool__provider="local")
+        .exclude(provider_handle="", state__in=_HAND_STARTED_STATES)
+        .count()
+    )
     return max(0, settings.BATCHSITE_LOCAL_MAX_NODES - used)
 
 
@@ -464,22 +564,33 @@ def _counted(nodes: list[ComputeNode], dedicated: bool) -> int:
     return sum(1 for n in nodes if n.is_dedicated == dedicated)
 
 
-def _allocated(pool: Pool, nodes: list[ComputeNode], dedicated: bool, running: dict[Key, RunningNode]) -> int:
+def _allocated(
+    pool: Pool, nodes: list[ComputeNode], dedicated: bool, running: dict[Key, RunningNode]
+) -> int:
     """Nodes allocated: their agent registered (no longer `creating`), or the provider
     runs it (started, and not a Slurm job still waiting in the queue)."""
+
     def allocated(n: ComputeNode) -> bool:
         if n.state != ComputeNode.State.CREATING:
             return True
         seen = running.get(key_of(pool, n.node_id)) if n.provider_handle else None
         return seen is not None and not seen.pending
+
     return sum(1 for n in nodes if n.is_dedicated == dedicated and allocated(n))
 
 
 def _new_node(pool: Pool, dedicated: bool, t) -> ComputeNode:
     return ComputeNode.objects.create(
-        pool=pool, node_id=new_node_id(dedicated), state=ComputeNode.State.CREATING, is_dedicated=dedicated,
-        slots=pool.task_slots_per_node, allocation_time=t, registered=t, last_heartbeat=t,
-        state_transition_time=t)
+        pool=pool,
+        node_id=new_node_id(dedicated),
+        state=ComputeNode.State.CREATING,
+        is_dedicated=dedicated,
+        slots=pool.task_slots_per_node,
+        allocation_time=t,
+        registered=t,
+        last_heartbeat=t,
+        state_transition_time=t,
+    )
 
 
 def _removal_order(nodes: list[ComputeNode]) -> list[ComputeNode]:
@@ -490,12 +601,20 @@ def _removal_order(nodes: list[ComputeNode]) -> list[ComputeNode]:
             return 1 if node.provider_handle else 0
         return _REMOVAL_RANK.get(node.state, 2)
 
-    return sorted(nodes, key=lambda n: (rank(n), busy.get(n.pk, 0), -(n.allocation_time or n.registered).timestamp()))
+    return sorted(
+        nodes,
+        key=lambda n: (
+            rank(n),
+            busy.get(n.pk, 0),
+            -(n.allocation_time or n.registered).timestamp(),
+        ),
+    )
 
 
 def _ask_to_leave(nodes: list[ComputeNode], option: str) -> None:
     ComputeNode.objects.filter(pk__in=[n.pk for n in nodes]).update(
-        pending_action=ComputeNode.Action.REMOVE, action_option=option)
+        pending_action=ComputeNode.Action.REMOVE, action_option=option
+    )
 
 
 def _cancel_unallocated(nodes: list[ComputeNode], *, drop: bool = False) -> bool:
@@ -505,21 +624,24 @@ def _cancel_unallocated(nodes: list[ComputeNode], *, drop: bool = False) -> bool
     if drop:
         ComputeNode.objects.filter(pk__in=[n.pk for n in pending if not n.provider_handle]).delete()
         pending = [n for n in pending if n.provider_handle]
-    _ask_to_leave(pending, "requeue")
+    _ask_to_leave(pending, NodeDeallocationOption.REQUEUE)
     return bool(pending)
 
 
 def _settle(pool: Pool, errors: list[dict]) -> None:
     """The resize is over: steady, with its errors (no ETag change: the service's own)."""
     Pool.objects.filter(pk=pool.pk).update(
-        allocation_state=Pool.AllocationState.STEADY, allocation_state_transition_time=now(),
-        resize_errors=_merged(pool.resize_errors, errors))
+        **Pool.allocation_move_values(Pool.AllocationState.STEADY, now()),
+        resize_errors=_merged(pool.resize_errors, errors),
+    )
 
 
 def _merged(existing: list[dict], new: list[dict]) -> list[dict]:
     out = list(existing or [])
     for error in new:
-        if not any(e.get("code") == error["code"] and e.get("message") == error["message"] for e in out):
+        if not any(
+            e.get("code") == error["code"] and e.get("message") == error["message"] for e in out
+        ):
             out.append(error)
     return out
 

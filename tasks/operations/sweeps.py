@@ -8,7 +8,8 @@ from django.db.models import Q
 from tasks.models import Attempt, Job, Task
 
 from .common import now
-from .jobs import finish_disabling_jobs, purge_deleting_job
+from .job_ends import purge_deleting_job
+from .jobs import finish_disabling_jobs
 from .tasks import MAX_LIFETIME
 
 NOT_COMPLETED = (Task.State.ACTIVE, Task.State.PREPARING, Task.State.RUNNING)
@@ -22,15 +23,21 @@ def expire_task_lifetimes(*, batch: int = 1000) -> int:
     expired = 0
     # A task is never older than its job: only jobs added before the cutoff with tasks
     # not completed can hold one, and their tasks are found by (job, state, creation_time).
-    jobs = (Job.objects.filter(creation_time__lt=cutoff)
-            .filter(Q(active_count__gt=0) | Q(running_count__gt=0)).values_list("pk", flat=True))
+    jobs = (
+        Job.objects.filter(creation_time__lt=cutoff)
+        .filter(Q(active_count__gt=0) | Q(running_count__gt=0))
+        .values_list("pk", flat=True)
+    )
     for job_pk in list(jobs):
         while True:
             with transaction.atomic():
                 pks = list(
-                    Task.objects.filter(job_id=job_pk, state__in=NOT_COMPLETED, creation_time__lt=cutoff,
-                                        lifetime_expired=False)
-                    .values_list("pk", flat=True)[:batch]
+                    Task.objects.filter(
+                        job_id=job_pk,
+                        state__in=NOT_COMPLETED,
+                        creation_time__lt=cutoff,
+                        lifetime_expired=False,
+                    ).values_list("pk", flat=True)[:batch]
                 )
                 if not pks:
                     break
@@ -63,12 +70,12 @@ def run_sweeps() -> dict[str, int]:
 
     from django.conf import settings
 
-    from .attempts import expire_task_retention
     from .bulk import run_pending_bulk_operations
-    from .job_preparation import settle_ending_jobs
+    from .job_ends import settle_ending_jobs
     from .job_schedules import purge_deleting_job_schedules
     from .nodes import mark_lost_nodes_offline
     from .pools import finish_pool_deletions
+    from .task_files import expire_task_retention
 
     return {
         **run_frequent_sweeps(),
@@ -78,7 +85,9 @@ def run_sweeps() -> dict[str, int]:
         "released_jobs": settle_ending_jobs(),
         "purged_job_schedules": purge_deleting_job_schedules(),
         "retention_expired": expire_task_retention(),
-        "lost_nodes": mark_lost_nodes_offline(lost_after=timedelta(seconds=settings.BATCHSITE_NODE_LOST_SECONDS)),
+        "lost_nodes": mark_lost_nodes_offline(
+            lost_after=timedelta(seconds=settings.BATCHSITE_NODE_LOST_SECONDS)
+        ),
         # Bulk actions whose worker thread never started or died with its web process.
         "bulk_operations": run_pending_bulk_operations(),
         # Pools being deleted whose (hand-started) nodes have all gone.

@@ -10,27 +10,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
+from tasks import sql
 from tasks.errors import BatchError
-from tasks.models import Attempt, Job, NodeCleanup, SubTask, Task
+from tasks.models import Attempt, ExitJobAction, Job, SubTask, Task
+from tasks.sql import link
 
-from . import job_manager, wakeups
-from .common import Precondition, job_state_refusal, lock_checked, new_etag, now
+from . import counts, job_manager, wakeups
+from .common import Precondition, job_state_refusal, lock_checked, now
 from .constraints import check_max_task_retry_count, check_task_values
 from .counts import CountDelta
-from .fast_insert import insert_rows, new_instance, prepare_rows
-from .jobs import complete_job_if_all_tasks_done
-from .sql import link
+from .fast_insert import insert_skipping, prepare_rows
+from .job_ends import PREPARATION, complete_job_if_all_tasks_done
+from .jobs import end_job_of_manager
+from .task_ends import queue_task_cleanup, terminate_locked_task
+from .task_specs import DEFAULT_RETENTION, new_task
 
-DEFAULT_RETENTION = timedelta(days=7)
 MAX_LIFETIME = timedelta(days=180)
 MAX_COLLECTION = 100
 MAX_DEPENDENCY_IDS_CHARS = 64_000
 MAX_DEPENDENCY_RANGES = 10_000  # a generous cap; the service documents a limit, not its value
-
-# Wire properties kept verbatim in Task.spec (everything but what has its own column).
-_COLUMNS = {"id", "displayName", "commandLine", "constraints", "requiredSlots"}
 _MISSING = object()
 
 
@@ -55,17 +55,25 @@ def check_task_against_job(job: Job, spec: dict) -> None:
     if sum(len(i) for i in depends.get("taskIds") or []) > MAX_DEPENDENCY_IDS_CHARS:
         raise BatchError.dependency_list_too_long()
     if len(depends.get("taskIdRanges") or []) > MAX_DEPENDENCY_RANGES:
-        raise BatchError("TaskDependencyRangesTooLong", "The task's dependency ranges are too long.", 400)
+        raise BatchError(
+            "TaskDependencyRangesTooLong", "The task's dependency ranges are too long.", 400
+        )
     for path, options in _exit_options(spec.get("exitConditions") or {}):
         if options.get("dependencyAction") and not job.uses_task_dependencies:
             raise BatchError.invalid_property(
-                f"{path}.dependencyAction", options["dependencyAction"],
+                f"{path}.dependencyAction",
+                options["dependencyAction"],
                 "dependencyAction requires a job that uses task dependencies.",
             )
         action = options.get("jobAction")
-        if action and action != "none" and job.on_task_failure == Job.OnTaskFailure.NOACTION:
+        if (
+            action
+            and action != ExitJobAction.NONE
+            and job.on_task_failure == Job.OnTaskFailure.NOACTION
+        ):
             raise BatchError.invalid_property(
-                f"{path}.jobAction", action,
+                f"{path}.jobAction",
+                action,
                 "jobAction requires the job's onTaskFailure to be performexitoptionsjobaction.",
             )
     if "multiInstanceSettings" in spec and spec.get("requiredSlots", 1) != 1:
@@ -76,7 +84,9 @@ def check_task_against_job(job: Job, spec: dict) -> None:
         ("jobPreparationTask", "TaskIdSameAsJobPreparationTask", "Job Preparation"),
         ("jobReleaseTask", "TaskIdSameAsJobReleaseTask", "Job Release"),
     ):
-        special = (job.spec.get(key) or {}).get("id") or ("jobpreparation" if key == "jobPreparationTask" else "jobrelease")
+        special = (job.spec.get(key) or {}).get("id") or (
+            "jobpreparation" if key == "jobPreparationTask" else "jobrelease"
+        )
         if key in job.spec and special.lower() == spec["id"].lower():
             raise BatchError(code, f"The task id is the same as the job's {what} task id.", 409)
 
@@ -91,34 +101,9 @@ def _exit_options(conditions: dict):
             yield f"exitConditions.{key}", conditions[key] or {}
 
 
-def _new_task(job: Job, spec: dict, t) -> Task:
-    constraints = spec.get("constraints") or {}
-    multi = spec.get("multiInstanceSettings") or {}
-    etag = new_etag()
-    return new_instance(
-        Task, {"job": job},
-        task_id=spec["id"],
-        id_key=spec["id"].lower(),
-        display_name=spec.get("displayName") or "",
-        command_line=spec["commandLine"],
-        required_slots=spec.get("requiredSlots", 1),
-        number_of_instances=multi.get("numberOfInstances", 1) if multi else 1,
-        max_wall_clock_time=constraints.get("maxWallClockTime"),
-        retention_time=constraints.get("retentionTime", DEFAULT_RETENTION),
-        max_task_retry_count=constraints.get("maxTaskRetryCount", job.max_task_retry_count),
-        spec={k: v for k, v in spec.items() if k not in _COLUMNS},
-        state=Task.State.ACTIVE,
-        state_transition_time=t,
-        creation_time=t,
-        last_modified=t,
-        etag=etag,
-    )
-
-
-def _make_tasks(job: Job, specs: list[dict | BatchError], ids: list[str], t) -> tuple[str, list[tuple]]:
-    """The INSERT of new tasks, and per spec (its id as sent, its id key or None when its
-    wire shape was refused, its new task or the error it earned against this job, the
-    task's row or None)."""
+def _make_tasks(job: Job, specs: list[dict | BatchError], ids: list[str], t) -> list[tuple]:
+    """Per spec: its id as sent, its id key or None when its wire shape was refused, its
+    new task or the error it earned against this job, and the task's row (or None)."""
     made: list[tuple] = []
     for spec, task_id in zip(specs, ids, strict=True):
         if isinstance(spec, BatchError):
@@ -129,21 +114,75 @@ def _make_tasks(job: Job, specs: list[dict | BatchError], ids: list[str], t) -> 
         except BatchError as error:
             made.append((task_id, spec["id"].lower(), error))
             continue
-        made.append((task_id, spec["id"].lower(), _new_task(job, spec, t)))
-    sql, rows = prepare_rows(Task, [o for _, _, o in made if isinstance(o, Task)])
-    row = iter(rows)
-    return sql, [(*m, next(row) if isinstance(m[2], Task) else None) for m in made]
+        made.append((task_id, spec["id"].lower(), new_task(job, spec, t)))
+    row = iter(prepare_rows(Task, [o for _, _, o in made if isinstance(o, Task)]))
+    return [(*m, next(row) if isinstance(m[2], Task) else None) for m in made]
 
 
 def _adding_inputs(job: Job) -> tuple:
-    """What the tasks made for a job depend on (check_task_against_job, _new_task)."""
-    return (job.pk, job.max_task_retry_count, job.uses_task_dependencies, job.on_task_failure,
-            (job.spec.get("jobPreparationTask") or {}).get("id"), "jobPreparationTask" in job.spec,
-            (job.spec.get("jobReleaseTask") or {}).get("id"), "jobReleaseTask" in job.spec)
+    """What the tasks made for a job depend on (check_task_against_job, new_task)."""
+    return (
+        job.pk,
+        job.max_task_retry_count,
+        job.uses_task_dependencies,
+        job.on_task_failure,
+        (job.spec.get("jobPreparationTask") or {}).get("id"),
+        "jobPreparationTask" in job.spec,
+        (job.spec.get("jobReleaseTask") or {}).get("id"),
+        "jobReleaseTask" in job.spec,
+    )
+
+
+_JOB_FIELDS = [f.name for f in Job._meta.concrete_fields]
 
 
 def _lock_job_for_adding(job: Job) -> Job:
-    return lock_checked(Job.objects.filter(pk=job.pk), BatchError.job_not_found, None, job_state_refusal)
+    """The job as it is now, held so that none of its own operations (terminate, disable,
+    delete, update, completion: they take it FOR UPDATE) changes it before the new tasks
+    commit, while other adds to it and the agents' counter updates go on: FOR KEY SHARE
+    on PostgreSQL (SQLite's write lock serializes writers). 404 JobNotFound when it is
+    gone; the job-state refusals of job_state_refusal."""
+    found = sql.select_models(Job, _JOB_FIELDS, "{id} = %s", [job.pk], lock=sql.KEY_SHARE)
+    if not found and sql.row_locks():
+        # Skipped: one of those operations holds it (or it is gone). Wait for it, as the
+        # adds' verdict depends on what it leaves.
+        table = sql.conn().ops.quote_name(Job._meta.db_table)
+        found = list(
+            Job.objects.raw(f"SELECT * FROM {table} WHERE id = %s FOR KEY SHARE", [job.pk])
+        )
+    if not found:
+        raise BatchError.job_not_found()
+    error = job_state_refusal(found[0])
+    if error:
+        raise error
+    return found[0]
+
+
+def _insert_tasks(job: Job, rows: list[list]) -> dict[str, int]:
+    """Insert the new tasks' rows of one job and count them as active; the rows whose id
+    the job already has are skipped by the unique index (ON CONFLICT DO NOTHING), so a
+    concurrent add of the same id waits for the other's commit and then loses. Returns
+    the pk of each id key inserted. On PostgreSQL the INSERT and the counters' UPDATE are
+    one statement; on SQLite two."""
+    if not rows:
+        return {}
+    insert, params = insert_skipping(
+        Task, rows, unique=("job", "id_key"), returning=("id", "id_key", "required_slots")
+    )
+    if sql.conn().vendor == "postgresql":
+        found, _ = sql.run(counts.counting_added(insert), [*params, job.pk])
+        return dict((key, pk) for pk, key in found)
+    found, _ = sql.run(insert, params)
+    delta = CountDelta()
+    for _, _, slots in found:
+        delta.add(Task.State.ACTIVE, "", slots)
+    delta.apply(job.pk)
+    return {key: pk for pk, key, _ in found}
+
+
+def _stored(task: Task, pk: int) -> None:
+    task.pk = pk
+    task._state.adding, task._state.db = False, sql.conn().alias
 
 
 def can_add_task(job: Job) -> BatchError | None:
@@ -162,23 +201,19 @@ def add_task(job: Job, *, spec: dict) -> Task:
     with transaction.atomic():
         locked = _lock_job_for_adding(job)
         check_task_against_job(locked, spec)
-        task = _new_task(locked, spec, now())
-        try:
-            with transaction.atomic():
-                task.save(force_insert=True)
-        except IntegrityError:
-            raise BatchError.task_exists() from None
-        delta = CountDelta()
-        delta.add(Task.State.ACTIVE, "", task.required_slots)
-        delta.apply(locked.pk)
-        _wake_for(locked)
+        task = new_task(locked, spec, now())
+        _wake_for(locked)  # before the counters' UPDATE: see add_task_collection
+        added = _insert_tasks(locked, prepare_rows(Task, [task]))
+        if task.id_key not in added:
+            raise BatchError.task_exists()  # and the wake-up is rolled back with the rest
+        _stored(task, added[task.id_key])
     return task
 
 
 def _wake_for(job: Job) -> None:
     """New active tasks: the agents of the job's pool claim them now."""
     if job.state == Job.State.ACTIVE:
-        wakeups.wake_pool(job.account_id, job.pool_id)
+        wakeups.wake_pool(job.account_id, job.pool_id, preparation=PREPARATION in job.spec)
 
 
 @dataclass
@@ -190,7 +225,9 @@ class AddResult:
     error: BatchError | None = None
 
 
-def add_task_collection(job: Job, *, specs: list[dict | BatchError], ids: list[str]) -> list[AddResult]:
+def add_task_collection(
+    job: Job, *, specs: list[dict | BatchError], ids: list[str]
+) -> list[AddResult]:
     """Add up to 100 tasks to a job in one transaction, each judged on its own.
 
     `specs[i]` is the validated task or the BatchError its wire shape earned; `ids[i]` its
@@ -205,59 +242,56 @@ def add_task_collection(job: Job, *, specs: list[dict | BatchError], ids: list[s
     # the job's lock (and SQLite's write lock) is held only for the statements; made
     # again under the lock if the job changed in what they depend on meanwhile.
     t = now()
-    sql, made = _make_tasks(job, specs, ids, t)
+    made = _make_tasks(job, specs, ids, t)
     results: list[AddResult] = []
     with transaction.atomic():
         locked = _lock_job_for_adding(job)
         if _adding_inputs(locked) != _adding_inputs(job):
-            sql, made = _make_tasks(locked, specs, ids, t)
-        keys = [key for _, key, _, _ in made if key is not None]
-        taken = set(Task.objects.filter(job=locked, id_key__in=keys).values_list("id_key", flat=True))
-        fresh: list[Task] = []
+            made = _make_tasks(locked, specs, ids, t)
+        taken: set[str] = set()  # by an earlier task of this request
+        fresh: list[AddResult] = []
         fresh_rows: list[list] = []
+        refused: list[
+            tuple[str, AddResult]
+        ] = []  # for their job: TaskExists first, if the job has the id
         for task_id, key, outcome, row in made:
             if key is None:  # the wire shape was refused
                 results.append(AddResult(task_id, error=outcome))
-                continue
-            if key in taken:
+            elif key in taken:
                 results.append(AddResult(task_id, error=BatchError.task_exists()))
-                continue
-            if isinstance(outcome, BatchError):  # a rule that depends on the job
+            elif isinstance(outcome, BatchError):  # a rule that depends on the job
                 results.append(AddResult(task_id, error=outcome))
-                continue
-            taken.add(key)
-            link(outcome, "job", locked)
-            fresh.append(outcome)
-            fresh_rows.append(row)
-            results.append(AddResult(task_id, task=outcome))
-        try:
-            with transaction.atomic():
-                insert_rows(sql, fresh_rows)
-            pks = dict(Task.objects.filter(job=locked, id_key__in=[t.id_key for t in fresh])
-                       .values_list("id_key", "pk"))
-            for task in fresh:
-                task.pk = pks[task.id_key]
-                task._state.adding = False
-        except IntegrityError:
-            # Another writer took an id after our read (possible only without a job lock);
-            # fall back to one insert per task so each gets its own verdict.
-            for result in results:
-                if result.task is None:
-                    continue
-                try:
-                    with transaction.atomic():
-                        result.task.pk = None
-                        result.task.save(force_insert=True)
-                except IntegrityError:
-                    result.error, result.task = BatchError.task_exists(), None
-        delta = CountDelta()
-        for result in results:
-            if result.task is not None:
-                delta.add(Task.State.ACTIVE, "", result.task.required_slots)
-        delta.apply(locked.pk)
-        if delta.tasks["active"]:
+                refused.append((key, results[-1]))
+            else:
+                taken.add(key)
+                link(outcome, "job", locked)
+                results.append(AddResult(task_id, task=outcome))
+                fresh.append(results[-1])
+                fresh_rows.append(row)
+        if refused:  # before the insert: the ids the job had before this request
+            _refuse_existing_ids_first(locked, refused)
+        if fresh_rows:
+            # Before the insert, whose counters' UPDATE holds the job's counter row until
+            # the commit (a NOTIFY is sent at the commit anyway; a wake-up for tasks that
+            # all turned out to exist costs an agent one empty claim).
             _wake_for(locked)
+        added = _insert_tasks(locked, fresh_rows)
+        for result in fresh:
+            if result.task.id_key in added:
+                _stored(result.task, added[result.task.id_key])
+            else:  # the job had the id already
+                result.error, result.task = BatchError.task_exists(), None
     return results
+
+
+def _refuse_existing_ids_first(job: Job, refused: list[tuple[str, AddResult]]) -> None:
+    """An id the job already has earns TaskExists before any rule of the job (as when the
+    task is added alone): the rare requests with such refusals pay for one read."""
+    keys = {key for key, _ in refused}
+    existing = set(Task.objects.filter(job=job, id_key__in=keys).values_list("id_key", flat=True))
+    for key, result in refused:
+        if key in existing:
+            result.error = BatchError.task_exists()
 
 
 # --- update ------------------------------------------------------------------------------
@@ -288,12 +322,21 @@ def update_task(task: Task, *, constraints: dict | None, precondition: Precondit
         locked = _lock_task(task, precondition, can_update_task)
         locked.max_wall_clock_time = constraints.get("maxWallClockTime")
         locked.retention_time = constraints.get("retentionTime", DEFAULT_RETENTION)
-        locked.max_task_retry_count = constraints.get("maxTaskRetryCount", locked.job.max_task_retry_count)
-        _touch(locked)
-        locked.save(update_fields=["max_wall_clock_time", "retention_time", "max_task_retry_count",
-                                   "etag", "last_modified"])
+        locked.max_task_retry_count = constraints.get(
+            "maxTaskRetryCount", locked.job.max_task_retry_count
+        )
+        locked.save(
+            update_fields=[
+                "max_wall_clock_time",
+                "retention_time",
+                "max_task_retry_count",
+                *locked.touch(now()),
+            ]
+        )
         if locked.state != Task.State.ACTIVE:
-            wakeups.wake_attempt_nodes(Attempt.objects.filter(task=locked, outcome=Attempt.Outcome.RUNNING))
+            wakeups.wake_attempt_nodes(
+                Attempt.objects.filter(task=locked, outcome=Attempt.Outcome.RUNNING)
+            )
     return locked
 
 
@@ -317,28 +360,15 @@ def terminate_task(task: Task, *, precondition: Precondition = None) -> Task:
     A job manager task with killJobOnCompletion ends its job (job_manager.ends_job)."""
     with transaction.atomic():
         locked = _lock_task(task, precondition, can_terminate_task)
-        _terminate_locked_task(locked, code="TaskEnded", message="The task was terminated by a request.")
+        terminate_locked_task(
+            locked, code="TaskEnded", message="The task was terminated by a request."
+        )
         complete_job_if_all_tasks_done(locked.job)
-    if job_manager.ends_job(locked.job, locked):  # after: terminate_job locks the job, then its tasks
-        job_manager.end_job_of_manager(locked.job)
+    if job_manager.ends_job(
+        locked.job, locked
+    ):  # after: terminate_job locks the job, then its tasks
+        end_job_of_manager(locked.job)
     return locked
-
-
-def _terminate_locked_task(task: Task, *, code: str, message: str) -> None:
-    """Complete a locked, not completed task as ended by the service or a user."""
-    t = now()
-    old = (task.state, task.result)
-    running = Attempt.objects.filter(task=task, outcome=Attempt.Outcome.RUNNING)
-    wakeups.wake_attempt_nodes(running)  # their agents kill the processes now
-    running.update(cancel_requested="terminate")
-    _set_state(task, Task.State.COMPLETED, t)
-    task.end_time = t
-    task.result = Task.Result.FAILURE
-    task.failure_info = {"category": "usererror", "code": code, "message": message}
-    task.save()
-    delta = CountDelta()
-    delta.move(old, (task.state, task.result), task.required_slots)
-    delta.apply(task.job_id)
 
 
 # --- reactivate --------------------------------------------------------------------------
@@ -365,11 +395,8 @@ def reactivate_task(task: Task, *, precondition: Precondition = None) -> Task:
     with transaction.atomic():
         locked = _lock_task(task, precondition, can_reactivate_task)
         old = (locked.state, locked.result)
-        _set_state(locked, Task.State.ACTIVE, now())
-        locked.start_time = locked.end_time = locked.exit_code = locked.failure_info = None
-        locked.result = ""
-        locked.retry_count = 0
-        locked.last_retry_time = None
+        locked.move_to(Task.State.ACTIVE, now())
+        locked.clear_execution_info(reactivated=True)
         locked.lifetime_expired = False
         locked.save()
         SubTask.objects.filter(task=locked).delete()
@@ -402,26 +429,11 @@ def delete_task(task: Task, *, precondition: Precondition = None) -> None:
         delta.apply(locked.job_id)
         # The attempts go with the row: an agent that no longer finds its attempt kills
         # the process (tasks.node), which is how delete reaches a running task.
-        wakeups.wake_attempt_nodes(Attempt.objects.filter(task=locked, outcome=Attempt.Outcome.RUNNING))
+        wakeups.wake_attempt_nodes(
+            Attempt.objects.filter(task=locked, outcome=Attempt.Outcome.RUNNING)
+        )
         locked.delete()
         complete_job_if_all_tasks_done(Job.objects.get(pk=locked.job_id))
-
-
-def queue_task_cleanup(task_pks: list[int], *, reason: str) -> None:
-    """Queue every directory these tasks had on any node for that node to remove."""
-    dirs = set(
-        Attempt.objects.filter(task_id__in=task_pks)
-        .exclude(task_dir="")
-        .values_list("node_name", "task_dir")
-    )
-    dirs |= set(
-        Task.objects.filter(pk__in=task_pks)
-        .exclude(task_root_directory="")
-        .values_list("node_name", "task_root_directory")
-    )
-    NodeCleanup.objects.bulk_create(
-        NodeCleanup(node_name=node, pool_id="", task_dir=path, reason=reason) for node, path in dirs if node
-    )
 
 
 # --- shared ------------------------------------------------------------------------------
@@ -430,18 +442,9 @@ def queue_task_cleanup(task_pks: list[int], *, reason: str) -> None:
 def _lock_task(task: Task, precondition: Precondition, refusal) -> Task:
     """Lock the task row (with its job), then check the caller's condition and the
     operation's rule on it."""
-    return lock_checked(Task.objects.select_related("job").filter(pk=task.pk), BatchError.task_not_found,
-                        precondition, refusal)
-
-
-def _set_state(task: Task, state: str, t) -> None:
-    task.previous_state = task.state
-    task.previous_state_transition_time = task.state_transition_time
-    task.state = state
-    task.state_transition_time = t
-    _touch(task, t)
-
-
-def _touch(task: Task, t=None) -> None:
-    task.etag = new_etag()
-    task.last_modified = t or now()
+    return lock_checked(
+        Task.objects.select_related("job").filter(pk=task.pk),
+        BatchError.task_not_found,
+        precondition,
+        refusal,
+    )

@@ -1,19 +1,21 @@
 """Wake-ups for node agents: a change an agent must act on reaches it at once instead of
 at its next poll (which stays, as the safety net for a wake-up lost on the way).
 
-Two kinds: `work` (a pool has new active tasks: its agents claim now) and `node` (a
-node's running attempts were terminated, deleted, requeued or handed a subtask: its
-agent looks now). They are sent when the transaction that made the change commits, so
-an agent never looks before the change is there:
+Two kinds: `work` (a pool has new active tasks: its agents claim now; `prepare` when they
+are a job's with a preparation task, which the agents' job tasks then look for:
+tasks.node.job_tasks) and `node` (a node's running attempts were terminated, deleted,
+requeued or handed a subtask, or its job ended: its agent looks now). They are sent when
+the transaction that made the change commits, so an agent never looks before the change
+is there:
 
-- PostgreSQL: `NOTIFY batchsite_wake` with the payload `work <account pk> <pool id>` or
-  `node <node pk>` (delivered at commit, to every agent on every host, which keeps the
-  ones meant for it; tasks.node.wakeup listens).
+- PostgreSQL: `NOTIFY batchsite_wake` with the payload `work <account pk> <pool id>` (or
+  `prepare ...`) or `node <node pk>` (delivered at commit, to every agent on every host,
+  which keeps the ones meant for it; tasks.node.wakeup listens).
 - SQLite: every agent shares the machine (and the data dir) with the web tier, and
   listens on a UNIX datagram socket in `<data dir>/wake/`, named after its pool and node
-  (`<pool key>-<node pk>`); the sender writes a datagram, `work` or `node`, to each
-  socket of the pool (or of the node) after the commit. A socket nobody reads any more (its
-  agent died) refuses the datagram, which is dropped.
+  (`<pool key>-<node pk>`); the sender writes a datagram, `work` (`prepare`) or `node`, to
+  each socket of the pool (or of the node) after the commit. A socket nobody reads any
+  more (its agent died) refuses the datagram, which is dropped.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from . import sql
+from tasks import sql
 
 CHANNEL = "batchsite_wake"
 WAKE_DIR = "wake"
@@ -47,15 +49,20 @@ def socket_path(account_pk: int, pool_id: str, node_pk: int) -> Path:
     return socket_dir() / f"{pool_key(account_pk, pool_id)}-{node_pk}"
 
 
-def wake_pool(account_pk: int, pool_id: str) -> None:
-    """The pool's agents claim work now (once the current transaction commits)."""
+def wake_pool(account_pk: int, pool_id: str, *, preparation: bool = True) -> None:
+    """The pool's agents claim work now (once the current transaction commits), and look
+    for job preparations due unless `preparation` is False (the new tasks' job has no
+    preparation task: then nothing else is due for them)."""
     if not pool_id:
         return
+    kind = "prepare" if preparation else "work"
     if sql.conn().vendor == "postgresql":
-        _notify(f"work {account_pk} {pool_id.lower()}")
+        _notify(f"{kind} {account_pk} {pool_id.lower()}")
     else:
         prefix = pool_key(account_pk, pool_id) + "-"
-        _after_commit(lambda: _send(b"work", (name for name in _sockets() if name.startswith(prefix))))
+        _after_commit(
+            lambda: _send(kind.encode(), (name for name in _sockets() if name.startswith(prefix)))
+        )
 
 
 def wake_nodes(node_pks: Iterable[int | None]) -> None:
@@ -68,7 +75,9 @@ def wake_nodes(node_pks: Iterable[int | None]) -> None:
             _notify(f"node {pk}")
     else:
         suffixes = tuple(f"-{pk}" for pk in pks)
-        _after_commit(lambda: _send(b"node", (name for name in _sockets() if name.endswith(suffixes))))
+        _after_commit(
+            lambda: _send(b"node", (name for name in _sockets() if name.endswith(suffixes)))
+        )
 
 
 def wake_attempt_nodes(attempts) -> None:

@@ -14,5 +14,7 @@ def vm_size_table(app_configs, **kwargs):
     try:
         parse_table(settings.BATCHSITE_VM_SIZES)
     except ImproperlyConfigured as e:
-        return [Error(str(e), hint="See the README: Pools and node providers.", id="batchsite.E101")]
+        return [
+            Error(str(e), hint="See the README: Pools and node providers.", id="batchsite.E101")
+        ]
     return []

@@ -32,8 +32,10 @@ def instance_key() -> str:
     """A short key for this batchsite instance: its database and data directory. Two
     instances on one machine (or two test runs) never take each other's agents for theirs."""
     s = connection.settings_dict
-    ident = "|".join(str(part) for part in (connection.vendor, s.get("HOST"), s.get("PORT"), s["NAME"],
-                                            settings.DATA_DIR))
+    ident = "|".join(
+        str(part)
+        for part in (connection.vendor, s.get("HOST"), s.get("PORT"), s["NAME"], settings.DATA_DIR)
+    )
     return hashlib.sha256(ident.encode()).hexdigest()[:16]
 
 
@@ -46,10 +48,23 @@ def agent_environment() -> dict[str, str]:
     }
 
 
-def runnode_argv(*, account: str, pool_id: str, node_id: str, slots: int, is_dedicated: bool) -> list[str]:
+def runnode_argv(
+    *, account: str, pool_id: str, node_id: str, slots: int, is_dedicated: bool
+) -> list[str]:
     """The agent's command line: this interpreter and this checkout's manage.py."""
-    argv = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "runnode", "--account", account,
-            "--pool", pool_id, "--node-id", node_id, "--slots", str(slots)]
+    argv = [
+        sys.executable,
+        str(Path(settings.BASE_DIR) / "manage.py"),
+        "runnode",
+        "--account",
+        account,
+        "--pool",
+        pool_id,
+        "--node-id",
+        node_id,
+        "--slots",
+        str(slots),
+    ]
     if not is_dedicated:
         argv.append("--low-priority")
     return argv

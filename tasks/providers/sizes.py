@@ -55,16 +55,24 @@ def parse_table(raw: dict) -> list[tuple[str, VmSize]]:
     for key, entry in raw.items():
         where = f"BATCHSITE_VM_SIZES[{key!r}]"
         if not isinstance(entry, dict):
-            raise ImproperlyConfigured(f"{where} must be an object such as {{\"provider\": \"local\"}}")
+            raise ImproperlyConfigured(f'{where} must be an object such as {{"provider": "local"}}')
         unknown = set(entry) - {"provider", "cores", "options"}
         if unknown:
-            raise ImproperlyConfigured(f"{where} has unknown keys {sorted(unknown)}: use provider, cores, options")
+            raise ImproperlyConfigured(
+                f"{where} has unknown keys {sorted(unknown)}: use provider, cores, options"
+            )
         provider = entry.get("provider")
         if provider not in PROVIDERS:
-            raise ImproperlyConfigured(f"{where}: provider must be one of {sorted(PROVIDERS)}, not {provider!r}")
+            raise ImproperlyConfigured(
+                f"{where}: provider must be one of {sorted(PROVIDERS)}, not {provider!r}"
+            )
         cores = entry.get("cores")
-        if cores is not None and (isinstance(cores, bool) or not isinstance(cores, int) or cores < 1):
-            raise ImproperlyConfigured(f"{where}: cores must be a whole number of at least 1, not {cores!r}")
+        if cores is not None and (
+            isinstance(cores, bool) or not isinstance(cores, int) or cores < 1
+        ):
+            raise ImproperlyConfigured(
+                f"{where}: cores must be a whole number of at least 1, not {cores!r}"
+            )
         options = entry.get("options", {})
         if not isinstance(options, dict):
             raise ImproperlyConfigured(f"{where}: options must be an object")

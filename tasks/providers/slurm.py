@@ -50,35 +50,83 @@ PREFIX = "batchsite"
 # Job states in which a node's agent runs or will run. COMPLETING is one: a cancelled job
 # is COMPLETING while Slurm still signals its processes (for up to KillWait), and its
 # agent may still be requeueing its tasks then. CANCELLED, NODE_FAIL and the rest are ends.
-QUEUED_STATES = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"}
-LIVE_STATES = QUEUED_STATES | {"RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "RESIZING", "SIGNALING",
-                               "STAGE_OUT"}
+QUEUED_STATES = {
+    "PENDING",
+    "CONFIGURING",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "RESV_DEL_HOLD",
+}
+LIVE_STATES = QUEUED_STATES | {
+    "RUNNING",
+    "COMPLETING",
+    "SUSPENDED",
+    "STOPPED",
+    "RESIZING",
+    "SIGNALING",
+    "STAGE_OUT",
+}
 # What a task of a node sees of the agent's own environment (tasks.node.process): the
 # agent gets these from the process that submits its job, as Slurm's default --export=ALL
 # would give them.
-PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR")
-NODE_SETTINGS = ("BATCHSITE_NODE_POLL_SECONDS", "BATCHSITE_NODE_HEARTBEAT_SECONDS", "BATCHSITE_NODE_LOST_SECONDS",
-                 "BATCHSITE_NODE_KILL_GRACE_SECONDS", "BATCHSITE_NODE_PUBLISH_SECONDS")
+PASSED_THROUGH = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TMPDIR",
+)
+NODE_SETTINGS = (
+    "BATCHSITE_NODE_POLL_SECONDS",
+    "BATCHSITE_NODE_HEARTBEAT_SECONDS",
+    "BATCHSITE_NODE_LOST_SECONDS",
+    "BATCHSITE_NODE_KILL_GRACE_SECONDS",
+    "BATCHSITE_NODE_PUBLISH_SECONDS",
+)
 # BATCHSITE_ACCOUNT_URL: the AZ_BATCH_ACCOUNT_URL a task with an authentication token calls
 # (tasks.api.tokens), which on another host is not the submitting host's 127.0.0.1.
-FROM_ENVIRONMENT = ("BATCHSITE_TASK_FILES_BACKEND", "BATCHSITE_TASK_FILES_OPTIONS", "BATCHSITE_LOG_LEVEL",
-                    "BATCHSITE_ACCOUNT_URL")
+FROM_ENVIRONMENT = (
+    "BATCHSITE_TASK_FILES_BACKEND",
+    "BATCHSITE_TASK_FILES_OPTIONS",
+    "BATCHSITE_LOG_LEVEL",
+    "BATCHSITE_ACCOUNT_URL",
+)
 # Slurm may send --signal's signal up to 60 s early (its event resolution), so the agent
 # gets that much more than its grace before a time limit.
 SIGNAL_MARGIN_SECONDS = 60
-OPTIONS = {"partition": str, "account": str, "qos": str, "time": str, "sbatch_args": list, "python": str,
-           "project_dir": str, "data_dir": str, "log_dir": str, "export": list}
+OPTIONS = {
+    "partition": str,
+    "account": str,
+    "qos": str,
+    "time": str,
+    "sbatch_args": list,
+    "python": str,
+    "project_dir": str,
+    "data_dir": str,
+    "log_dir": str,
+    "export": list,
+}
 # The first part of a node's job script: NodeAddr is the address Slurm reaches the node at;
 # resolved, it is the node's IP for ipAddress and AZ_BATCH_HOST_LIST.
-NODE_ADDRESS = ('addr=$(scontrol show node -o "$SLURMD_NODENAME" 2>/dev/null | tr " " "\\n" | sed -n "s/^NodeAddr=//p"); '
-                'ip=$(getent ahostsv4 "$addr" 2>/dev/null | awk "NR==1 {print \\$1}"); '
-                'if [ -n "${ip:-$addr}" ]; then export BATCHSITE_NODE_IP="${ip:-$addr}"; fi')
+NODE_ADDRESS = (
+    'addr=$(scontrol show node -o "$SLURMD_NODENAME" 2>/dev/null | tr " " "\\n" | sed -n "s/^NodeAddr=//p"); '
+    'ip=$(getent ahostsv4 "$addr" 2>/dev/null | awk "NR==1 {print \\$1}"); '
+    'if [ -n "${ip:-$addr}" ]; then export BATCHSITE_NODE_IP="${ip:-$addr}"; fi'
+)
 # scancel's answers for a job that is already over: stopping it again is not an error.
 GONE = ("Invalid job id specified", "already completing or completed")
 
 
 def job_name(instance: str, account: str, pool_id: str, node_id: str) -> str:
-    return ":".join([PREFIX, instance, *(quote(part, safe="") for part in (account, pool_id, node_id))])
+    return ":".join(
+        [PREFIX, instance, *(quote(part, safe="") for part in (account, pool_id, node_id))]
+    )
 
 
 def parse_job_name(name: str, instance: str) -> tuple[str, str, str] | None:
@@ -92,8 +140,13 @@ def parse_job_name(name: str, instance: str) -> tuple[str, str, str] | None:
 class SlurmProvider(NodeProvider):
     name = "slurm"
 
-    def __init__(self, *, instance: str | None = None, environment: dict[str, str] | None = None,
-                 timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        instance: str | None = None,
+        environment: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> None:
         # `instance`: this batchsite's key in job names (default: from the database and the
         # data directory); `environment`: extra variables for every agent (tests use short
         # intervals); every CLI call gets `timeout` (with slurmctld down each waits ~9 s).
@@ -114,7 +167,9 @@ class SlurmProvider(NodeProvider):
         out = self._cli(argv, code=ALLOCATION_FAILED, env=env)
         handle = out.strip().split(";")[0]
         if not handle.isdigit():
-            raise ProviderError(ALLOCATION_FAILED, f"sbatch answered {out.strip()!r}, not a job id.")
+            raise ProviderError(
+                ALLOCATION_FAILED, f"sbatch answered {out.strip()!r}, not a job id."
+            )
         return handle
 
     def stop(self, handle: str, *, graceful: bool) -> None:
@@ -126,7 +181,9 @@ class SlurmProvider(NodeProvider):
             self._scancel(["--signal=KILL", handle])
             return
         try:
-            states = [state for _, state, _ in self._jobs([f"--jobs={handle}"], code=REMOVE_NODES_FAILED)]
+            states = [
+                state for _, state, _ in self._jobs([f"--jobs={handle}"], code=REMOVE_NODES_FAILED)
+            ]
         except ProviderError as e:
             if not any(gone in e.message for gone in GONE):
                 raise
@@ -146,13 +203,22 @@ class SlurmProvider(NodeProvider):
             if parsed is None or state not in LIVE_STATES:
                 continue
             account, pool_id, node_id = parsed
-            nodes.append(RunningNode(account=account, pool_id=pool_id, node_id=node_id, handle=handle,
-                                     pending=state in QUEUED_STATES))
+            nodes.append(
+                RunningNode(
+                    account=account,
+                    pool_id=pool_id,
+                    node_id=node_id,
+                    handle=handle,
+                    pending=state in QUEUED_STATES,
+                )
+            )
         return nodes
 
     # --- Slurm ---------------------------------------------------------------------------
 
-    def _submission(self, launch: NodeLaunch, name: str, options: dict) -> tuple[list[str], dict[str, str]]:
+    def _submission(
+        self, launch: NodeLaunch, name: str, options: dict
+    ) -> tuple[list[str], dict[str, str]]:
         """sbatch's argv and environment for the node's job."""
         project_dir = options.get("project_dir") or str(settings.BASE_DIR)
         data_dir = options.get("data_dir") or str(settings.DATA_DIR)
@@ -160,9 +226,19 @@ class SlurmProvider(NodeProvider):
         env = self._environment(data_dir, options.get("export", []))
         # The agent's own grace, as it will read it, plus Slurm's margin.
         notice = math.ceil(float(env["BATCHSITE_NODE_KILL_GRACE_SECONDS"])) + SIGNAL_MARGIN_SECONDS
-        argv = ["sbatch", "--parsable", "--exclusive", "--no-requeue", "--nodes=1", f"--job-name={name}",
-                f"--signal=B:TERM@{notice}", f"--chdir={project_dir}", "--export=ALL", "--open-mode=append",
-                f"--output={self._log_file(log_dir, launch)}"]
+        argv = [
+            "sbatch",
+            "--parsable",
+            "--exclusive",
+            "--no-requeue",
+            "--nodes=1",
+            f"--job-name={name}",
+            f"--signal=B:TERM@{notice}",
+            f"--chdir={project_dir}",
+            "--export=ALL",
+            "--open-mode=append",
+            f"--output={self._log_file(log_dir, launch)}",
+        ]
         for option in ("partition", "account", "qos", "time"):
             if options.get(option):
                 argv.append(f"--{option}={options[option]}")
@@ -175,8 +251,11 @@ class SlurmProvider(NodeProvider):
     def _environment(self, data_dir: str, export: list[str]) -> dict[str, str]:
         """The job's whole environment (--export=ALL of exactly this): what the agent
         needs and nothing else of this process (its keys, the secret key)."""
-        env = {name: os.environ[name] for name in (*PASSED_THROUGH, *FROM_ENVIRONMENT, *export)
-               if name in os.environ}
+        env = {
+            name: os.environ[name]
+            for name in (*PASSED_THROUGH, *FROM_ENVIRONMENT, *export)
+            if name in os.environ
+        }
         env.update({name: str(getattr(settings, name)) for name in NODE_SETTINGS})
         env["DATABASE_URL"] = settings.BATCHSITE_SLURM_DATABASE_URL or database_url()
         env["BATCHSITE_DATA_DIR"] = data_dir
@@ -196,14 +275,19 @@ class SlurmProvider(NodeProvider):
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise ProviderError(ALLOCATION_FAILED, f"The Slurm log directory {directory} cannot be made: {e}. "
-                                "Set the vmSize option log_dir to a directory the compute nodes share, "
-                                "or to \"\" for no log.") from None
+            raise ProviderError(
+                ALLOCATION_FAILED,
+                f"The Slurm log directory {directory} cannot be made: {e}. "
+                "Set the vmSize option log_dir to a directory the compute nodes share, "
+                'or to "" for no log.',
+            ) from None
         return str(directory / f"{launch.node_id}.log")
 
     def _jobs(self, selection: list[str], *, code: str) -> list[tuple[str, str, str]]:
         """(job id, state, name) of the jobs squeue selects, finished ones included."""
-        out = self._cli(["squeue", "--noheader", "--states=all", "--format=%i|%T|%j", *selection], code=code)
+        out = self._cli(
+            ["squeue", "--noheader", "--states=all", "--format=%i|%T|%j", *selection], code=code
+        )
         jobs = []
         for line in out.splitlines():
             parts = line.split("|", 2)
@@ -221,20 +305,33 @@ class SlurmProvider(NodeProvider):
 
     def _cli(self, argv: list[str], *, code: str, env: dict[str, str] | None = None) -> str:
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout, env=env,
-                                  stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                env=env,
+                stdin=subprocess.DEVNULL,
+            )
         except FileNotFoundError:
-            raise ProviderError(code, f"Slurm's {argv[0]} is not installed here (not on PATH): the slurm "
-                                "node provider drives Slurm through its commands.") from None
+            raise ProviderError(
+                code,
+                f"Slurm's {argv[0]} is not installed here (not on PATH): the slurm "
+                "node provider drives Slurm through its commands.",
+            ) from None
         except subprocess.TimeoutExpired:
-            raise ProviderError(code, f"Slurm's {argv[0]} did not answer within {self.timeout:g} s: "
-                                "is slurmctld up?") from None
+            raise ProviderError(
+                code,
+                f"Slurm's {argv[0]} did not answer within {self.timeout:g} s: is slurmctld up?",
+            ) from None
         # scancel answers some errors with status 0 on stderr ("already completed").
         said = " ".join(line.strip() for line in done.stderr.splitlines() if line.strip())
         if done.returncode != 0 or "error" in said:
             if done.returncode == 0 and any(gone in said for gone in GONE):
                 return done.stdout
-            raise ProviderError(code, f"Slurm's {argv[0]} failed (exit {done.returncode}): {said or 'no message'}")
+            raise ProviderError(
+                code, f"Slurm's {argv[0]} failed (exit {done.returncode}): {said or 'no message'}"
+            )
         return done.stdout
 
 
@@ -243,23 +340,35 @@ def _options(options: dict) -> dict:
     mistake, told to the pool as a resize error, not a crash of the reconciler."""
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
-        raise ProviderError(ALLOCATION_FAILED, f"Unknown slurm provider option(s) {', '.join(unknown)}: "
-                            f"the options are {', '.join(OPTIONS)}.")
+        raise ProviderError(
+            ALLOCATION_FAILED,
+            f"Unknown slurm provider option(s) {', '.join(unknown)}: "
+            f"the options are {', '.join(OPTIONS)}.",
+        )
     for key, kind in OPTIONS.items():
         value = options.get(key)
         if value is None:
             continue
-        if not isinstance(value, kind) or (kind is list and not all(isinstance(v, str) for v in value)):
+        if not isinstance(value, kind) or (
+            kind is list and not all(isinstance(v, str) for v in value)
+        ):
             what = "a list of strings" if kind is list else "a string"
-            raise ProviderError(ALLOCATION_FAILED, f"The slurm provider option {key} must be {what}.")
+            raise ProviderError(
+                ALLOCATION_FAILED, f"The slurm provider option {key} must be {what}."
+            )
     return options
 
 
 def _job_script(launch: NodeLaunch, python: str | None, project_dir: str) -> str:
     """The job's script (sbatch --wrap, run by /bin/sh): the node's address, then the
     agent in the shell's place, so a signal for the batch step reaches the agent alone."""
-    argv = runnode_argv(account=launch.account, pool_id=launch.pool_id, node_id=launch.node_id,
-                        slots=launch.slots, is_dedicated=launch.is_dedicated)
+    argv = runnode_argv(
+        account=launch.account,
+        pool_id=launch.pool_id,
+        node_id=launch.node_id,
+        slots=launch.slots,
+        is_dedicated=launch.is_dedicated,
+    )
     # The same command, with the interpreter and checkout the compute nodes have.
     argv[0:2] = [python or argv[0], str(Path(project_dir) / "manage.py")]
     return f"{NODE_ADDRESS}; exec {shlex.join(argv)}"

@@ -97,13 +97,21 @@ def ago(value, empty: str = "—") -> str:
     seconds = (timezone.now() - value).total_seconds()
     if seconds < 1:
         return "just now"
-    return f"{int(seconds)} s ago" if seconds < 60 else f"{duration(timedelta(seconds=seconds))} ago"
+    return (
+        f"{int(seconds)} s ago" if seconds < 60 else f"{duration(timedelta(seconds=seconds))} ago"
+    )
 
 
 # The formats `at` writes, as the `date` filter spells them; static/js/time.js has the same
 # names and writes them again in the zone the reader chose (their own, or UTC).
-TIME_FORMATS = {"full": "%Y-%m-%d %H:%M:%S", "minute": "%Y-%m-%d %H:%M", "short": "%m-%d %H:%M:%S",
-                "clock": "%H:%M:%S", "date": "%Y-%m-%d", "rel": "%Y-%m-%d %H:%M:%S"}
+TIME_FORMATS = {
+    "full": "%Y-%m-%d %H:%M:%S",
+    "minute": "%Y-%m-%d %H:%M",
+    "short": "%m-%d %H:%M:%S",
+    "clock": "%H:%M:%S",
+    "date": "%Y-%m-%d",
+    "rel": "%Y-%m-%d %H:%M:%S",
+}
 
 
 @register.filter
@@ -121,9 +129,23 @@ def at(value, style: str = "full") -> str:
     moment = moment.astimezone(UTC) if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
     style = style if style in TIME_FORMATS else "full"
     absolute = moment.strftime(TIME_FORMATS[style]) + " UTC"
-    stamp = moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{moment.microsecond:06d}" if moment.microsecond else "") + "Z"
+    stamp = (
+        moment.strftime("%Y-%m-%dT%H:%M:%S")
+        + (f".{moment.microsecond:06d}" if moment.microsecond else "")
+        + "Z"
+    )
     if style == "rel":
-        return format_html('<time class="rel" datetime="{}" data-fmt="rel" data-abs="{}" title="{}" tabindex="0">{}</time>',
-                           stamp, absolute, absolute, ago(moment))
-    return format_html('<time datetime="{}" data-fmt="{}" title="{}">{}</time>',
-                       stamp, style, moment.strftime(TIME_FORMATS["full"]) + " UTC", absolute)
+        return format_html(
+            '<time class="rel" datetime="{}" data-fmt="rel" data-abs="{}" title="{}" tabindex="0">{}</time>',
+            stamp,
+            absolute,
+            absolute,
+            ago(moment),
+        )
+    return format_html(
+        '<time datetime="{}" data-fmt="{}" title="{}">{}</time>',
+        stamp,
+        style,
+        moment.strftime(TIME_FORMATS["full"]) + " UTC",
+        absolute,
+    )

@@ -18,8 +18,11 @@ def job_manager(job: Job) -> dict | None:
     if spec is None:
         return None
     return {
-        "task": Task.objects.filter(job=job, id_key=spec["id"].lower()).only(
-            "task_id", "state", "result", "exit_code", "retry_count", "requeue_count", "node_name").first(),
+        "task": Task.objects.filter(job=job, id_key=spec["id"].lower())
+        .only(
+            "task_id", "state", "result", "exit_code", "retry_count", "requeue_count", "node_name"
+        )
+        .first(),
         "task_id": spec["id"],
         "kill_job_on_completion": spec.get("killJobOnCompletion", True) is not False,
         "run_exclusive": spec.get("runExclusive", True) is not False,

@@ -18,9 +18,12 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Min, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 
-from tasks import queries
 from tasks.errors import BatchError
 from tasks.models import Account, AccountGroupGrant, AccountMembership, ComputeNode, Job, Pool, Task
+from tasks.queries.jobs import get_job
+from tasks.queries.nodes import get_node
+from tasks.queries.pools import get_pool
+from tasks.queries.tasks import get_task
 
 OPERATOR = AccountMembership.Role.OPERATOR
 VIEWER = AccountMembership.Role.VIEWER
@@ -72,8 +75,12 @@ def _with_role(accounts: QuerySet[Account], user) -> QuerySet[Account]:
     """Annotate each account with the user's own role and their groups' strongest role
     ("operator" sorts before "viewer", so Min is the strongest)."""
     own = AccountMembership.objects.filter(account=OuterRef("pk"), user=user).values("role")[:1]
-    grouped = (AccountGroupGrant.objects.filter(account=OuterRef("pk"), group__user=user)
-               .values("account").annotate(best=Min("role")).values("best")[:1])
+    grouped = (
+        AccountGroupGrant.objects.filter(account=OuterRef("pk"), group__user=user)
+        .values("account")
+        .annotate(best=Min("role"))
+        .values("best")[:1]
+    )
     return accounts.annotate(own_role=Subquery(own), group_role=Subquery(grouped))
 
 
@@ -124,7 +131,7 @@ def job_access(user, account: str, job_id: str, *, act: bool = False) -> tuple[A
     """The access and the job, or 404 / 403. Two queries."""
     access = account_access(user, account, act=act)
     try:
-        job = queries.get_job(access.account, job_id)
+        job = get_job(access.account, job_id)
     except BatchError:
         raise Http404("No such job.") from None
     job.account = access.account
@@ -140,12 +147,14 @@ class TaskMissing(Http404):
         self.access, self.job, self.task_id = access, job, task_id
 
 
-def task_access(user, account: str, job_id: str, task_id: str, *, act: bool = False) -> tuple[Access, Task]:
+def task_access(
+    user, account: str, job_id: str, task_id: str, *, act: bool = False
+) -> tuple[Access, Task]:
     """The access and the task (with its job), or 404 (TaskMissing once the job is found) /
     403. Three queries."""
     access, job = job_access(user, account, job_id, act=act)
     try:
-        task = queries.get_task(job, task_id)
+        task = get_task(job, task_id)
     except BatchError:
         raise TaskMissing(access, job, task_id) from None
     return access, task
@@ -155,19 +164,20 @@ def pool_access(user, account: str, pool_id: str, *, act: bool = False) -> tuple
     """The access and the pool (its account loaded), or 404 / 403. Two queries."""
     access = account_access(user, account, act=act)
     try:
-        pool = queries.get_pool(access.account, pool_id)
+        pool = get_pool(access.account, pool_id)
     except BatchError:
         raise Http404("No such pool.") from None
     pool.account = access.account
     return access, pool
 
 
-def node_access(user, account: str, pool_id: str, node_id: str, *, act: bool = False
-                ) -> tuple[Access, ComputeNode]:
+def node_access(
+    user, account: str, pool_id: str, node_id: str, *, act: bool = False
+) -> tuple[Access, ComputeNode]:
     """The access and the node (its pool and account loaded), or 404 / 403. Three queries."""
     access, pool = pool_access(user, account, pool_id, act=act)
     try:
-        node = queries.get_node(pool, node_id)
+        node = get_node(pool, node_id)
     except BatchError:
         raise Http404("No such node.") from None
     node.pool = pool
@@ -178,6 +188,7 @@ def operator_accounts(user) -> QuerySet[Account]:
     """The accounts whose audit records and bulk operations the user may read."""
     if user.is_superuser:
         return Account.objects.all()
-    strong = (Q(memberships__user=user, memberships__role=OPERATOR)
-              | Q(group_grants__group__user=user, group_grants__role=OPERATOR))
+    strong = Q(memberships__user=user, memberships__role=OPERATOR) | Q(
+        group_grants__group__user=user, group_grants__role=OPERATOR
+    )
     return Account.objects.filter(pk__in=Account.objects.filter(strong).values("pk"))

@@ -23,7 +23,9 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 # CSI (ESC [ params intermediates final), OSC (ESC ] ... BEL or ESC \), other two-byte ESC.
-_ESCAPE = re.compile(r"\x1b\[([0-9;:?<=>]*)[ -/]*([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]?")
+_ESCAPE = re.compile(
+    r"\x1b\[([0-9;:?<=>]*)[ -/]*([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]?"
+)
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 STATE = re.compile(r"^[0-9;]{0,64}$")
 
@@ -38,7 +40,16 @@ class Style:
     bg: int | None = None  # 0-15
 
     def classes(self) -> str:
-        names = [n for n, on in (("b", self.bold), ("d", self.dim), ("i", self.italic), ("u", self.underline)) if on]
+        names = [
+            n
+            for n, on in (
+                ("b", self.bold),
+                ("d", self.dim),
+                ("i", self.italic),
+                ("u", self.underline),
+            )
+            if on
+        ]
         if self.fg is not None:
             names.append(f"f{self.fg}")
         if self.bg is not None:
@@ -47,7 +58,11 @@ class Style:
 
     def params(self) -> str:
         """This style as SGR parameters ("" for the default), which `style_of` reads back."""
-        codes = [c for c, on in ((1, self.bold), (2, self.dim), (3, self.italic), (4, self.underline)) if on]
+        codes = [
+            c
+            for c, on in ((1, self.bold), (2, self.dim), (3, self.italic), (4, self.underline))
+            if on
+        ]
         if self.fg is not None:
             codes.append(30 + self.fg if self.fg < 8 else 82 + self.fg)
         if self.bg is not None:
@@ -128,10 +143,12 @@ def render(text: str, state: str = "") -> tuple[SafeString, str]:
                     line.clear()
                     returned = False
                 classes = style.classes()
-                line.append(f'<span class="{classes}">{escape(bit)}</span>' if classes else escape(bit))
+                line.append(
+                    f'<span class="{classes}">{escape(bit)}</span>' if classes else escape(bit)
+                )
 
     for m in _ESCAPE.finditer(text):
-        emit(text[pos:m.start()])
+        emit(text[pos : m.start()])
         if m.group(2) == "m":
             style = apply_sgr(style, m.group(1))
         pos = m.end()

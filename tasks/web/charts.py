@@ -10,11 +10,11 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from html import escape as _escape  # Django's escape() is this, behind a lazy-string wrapper
 from urllib.parse import quote
 
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
 from tasks.models import Attempt, Job
@@ -77,14 +77,26 @@ class Timeline:
         height = self.row - 2
         out = []
         for b in self.bars:
-            rect = (f'<rect class="{escape(b.outcome)}" x="{b.x}" y="{b.y}" width="{b.w}" height="{height}" rx="2">'
-                    f"<title>{escape(b.title)}</title></rect>")
-            out.append(f'<a href="{escape(b.href)}" aria-label="{escape(b.label)}">{rect}</a>' if b.href else rect)
+            rect = (
+                f'<rect class="{_escape(b.outcome)}" x="{b.x}" y="{b.y}" width="{b.w}" height="{height}" rx="2">'
+                f"<title>{_escape(b.title)}</title></rect>"
+            )
+            out.append(
+                f'<a href="{_escape(b.href)}" aria-label="{_escape(b.label)}">{rect}</a>'
+                if b.href
+                else rect
+            )
         return mark_safe("".join(out))  # every value in it is escaped above
 
 
-def node_timeline(job: Job, *, since: datetime | None = None, until: datetime | None = None,
-                  limit: int = MAX_ATTEMPTS, task_url: str = "") -> Timeline:
+def node_timeline(
+    job: Job,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = MAX_ATTEMPTS,
+    task_url: str = "",
+) -> Timeline:
     """The job's runs that overlap [since, until): the latest `limit` of them drawn, at most
     COUNT_CAP counted. Without a range, the span of the latest `limit` runs. A run that began
     before the range is found if it began at most one range-length earlier (the scan stays
@@ -100,18 +112,30 @@ def node_timeline(job: Job, *, since: datetime | None = None, until: datetime | 
     runs = Attempt.objects.filter(job=job)
     if ranged:
         runs = runs.filter(claimed__lt=until, claimed__gte=since - (until - since)).filter(
-            Q(end_time__isnull=True) | Q(end_time__gte=since))
+            Q(end_time__isnull=True) | Q(end_time__gte=since)
+        )
     rows = list(
-        runs.order_by("-claimed")
-        .values("pk", "node_name", "claimed", "start_time", "end_time", "outcome", "exit_code", "number",
-                "subtask_id", "task__task_id")[: limit + 1]
+        runs.order_by("-claimed").values(
+            "pk",
+            "node_name",
+            "claimed",
+            "start_time",
+            "end_time",
+            "outcome",
+            "exit_code",
+            "number",
+            "subtask_id",
+            "task__task_id",
+        )[: limit + 1]
     )
     chart = Timeline(capped=len(rows) > limit, ranged=ranged)
     rows = rows[:limit]
     chart.shown = len(rows)
     if chart.capped:
         # Runs that started in the range: a count over the (job, claimed) index alone.
-        started = Attempt.objects.filter(job=job, **({"claimed__gte": since, "claimed__lt": until} if ranged else {}))
+        started = Attempt.objects.filter(
+            job=job, **({"claimed__gte": since, "claimed__lt": until} if ranged else {})
+        )
         chart.matching = started.values("pk")[: COUNT_CAP + 1].count()
         chart.more_than = chart.matching > COUNT_CAP
         chart.matching = min(chart.matching, COUNT_CAP)
@@ -120,10 +144,14 @@ def node_timeline(job: Job, *, since: datetime | None = None, until: datetime | 
     if not rows and not ranged:
         return chart
     zone = timezone.get_current_timezone()  # once, not per bar: 2,000 bars
+    running = Attempt.Outcome.RUNNING
     for r in rows:
-        r["t0"] = r["start_time"] or r["claimed"]
-        r["t1"] = r["end_time"] or (now if r["outcome"] == Attempt.Outcome.RUNNING else r["t0"])
-        r["l0"], r["l1"] = r["t0"].astimezone(zone), r["t1"].astimezone(zone)
+        r["t0"] = t0 = r["start_time"] or r["claimed"]
+        r["t1"] = t1 = r["end_time"] or (now if r["outcome"] == running else t0)
+        # "YYYY-MM-DD HH:MM:SS" local: isoformat costs a fifth of strftime, and 2,000 bars
+        # each print two moments twice.
+        r["l0"] = t0.astimezone(zone).isoformat(" ", "seconds")[:19]
+        r["l1"] = t1.astimezone(zone).isoformat(" ", "seconds")[:19]
     if ranged:
         chart.start, chart.end = since, until
     else:
@@ -133,6 +161,8 @@ def node_timeline(job: Job, *, since: datetime | None = None, until: datetime | 
         chart.drawn_from = max(chart.start, min(r["t0"] for r in rows))
     span = (chart.end - chart.start).total_seconds()
     scale = (WIDTH - LABEL - 10) / span
+    origin, last = chart.start.timestamp(), chart.end.timestamp()
+    failed = Attempt.Outcome.FAILED
     y = TOP
     by_node: dict[str, list[dict]] = {}
     for r in sorted(rows, key=lambda r: r["t0"]):
@@ -149,13 +179,26 @@ def node_timeline(job: Job, *, since: datetime | None = None, until: datetime | 
             placed.append((index, r))
         lane = Lane(node, y, rows_used * ROW, runs=len(placed))
         for index, r in placed:
-            t0, t1 = max(r["t0"], chart.start), min(r["t1"], chart.end)
-            x = LABEL + (t0 - chart.start).total_seconds() * scale
-            w = max(1.5, (t1 - t0).total_seconds() * scale)
-            lane.failed += r["outcome"] == Attempt.Outcome.FAILED
-            href = task_url.replace("__TASK__", quote(r["task__task_id"], safe="")) + f"#attempt-{r['pk']}"
-            chart.bars.append(Bar(round(x, 1), y + index * ROW + 1, round(w, 1), r["outcome"], _title(r),
-                                  _label(r, node), href if task_url else ""))
+            # Seconds since the epoch, not datetimes: a tenth of the cost per bar.
+            s0, s1 = max(r["t0"].timestamp(), origin), min(r["t1"].timestamp(), last)
+            x = LABEL + (s0 - origin) * scale
+            w = max(1.5, (s1 - s0) * scale)
+            lane.failed += r["outcome"] == failed
+            href = (
+                task_url.replace("__TASK__", quote(r["task__task_id"], safe=""))
+                + f"#attempt-{r['pk']}"
+            )
+            chart.bars.append(
+                Bar(
+                    round(x, 1),
+                    y + index * ROW + 1,
+                    round(w, 1),
+                    r["outcome"],
+                    _title(r),
+                    _label(r, node),
+                    href if task_url else "",
+                )
+            )
         chart.lanes.append(lane)
         y += lane.height + GAP
     chart.height = int(y + 4)
@@ -174,8 +217,10 @@ def zoom_links(chart: Timeline, job: Job) -> dict[str, tuple[datetime, datetime]
     if span > timedelta(seconds=2):
         links["in"] = (chart.start + span / 4, chart.end - span / 4)
     # Not before the job was made (nothing ran then), nor past now.
-    links["out"] = (max(chart.start - span / 2, min(job.creation_time, chart.start)),
-                    max(min(chart.end + span / 2, now), chart.end))
+    links["out"] = (
+        max(chart.start - span / 2, min(job.creation_time, chart.start)),
+        max(min(chart.end + span / 2, now), chart.end),
+    )
     if chart.end < now:
         links["later"] = (chart.start + span / 2, chart.end + span / 2)
     return links
@@ -184,14 +229,16 @@ def zoom_links(chart: Timeline, job: Job) -> dict[str, tuple[datetime, datetime]
 def _title(r: dict) -> str:
     who = r["task__task_id"] + (f" / subtask {r['subtask_id']}" if r["subtask_id"] else "")
     code = f", exit {r['exit_code']}" if r["exit_code"] is not None else ""
-    return f"{who} (attempt {r['number']}): {r['outcome']}{code}, {r['l0']:%H:%M:%S}–{r['l1']:%H:%M:%S}"
+    return f"{who} (attempt {r['number']}): {r['outcome']}{code}, {r['l0'][11:]}–{r['l1'][11:]}"
 
 
 def _label(r: dict, node: str) -> str:
     who = r["task__task_id"] + (f" subtask {r['subtask_id']}" if r["subtask_id"] else "")
     code = f", exit {r['exit_code']}" if r["exit_code"] is not None else ""
-    end = "still running" if r["outcome"] == Attempt.Outcome.RUNNING else f"to {r['l1']:%H:%M:%S}"
-    return f"Task {who}, attempt {r['number']}, on {node}, from {r['l0']:%Y-%m-%d %H:%M:%S} {end}: {r['outcome']}{code}"
+    end = "still running" if r["outcome"] == Attempt.Outcome.RUNNING else f"to {r['l1'][11:]}"
+    return (
+        f"Task {who}, attempt {r['number']}, on {node}, from {r['l0']} {end}: {r['outcome']}{code}"
+    )
 
 
 def _ticks(start: datetime, span: float, scale: float) -> list[tuple[float, str]]:
@@ -202,6 +249,11 @@ def _ticks(start: datetime, span: float, scale: float) -> list[tuple[float, str]
     ticks, t = [], first
     while t <= start.timestamp() + span:
         moment = datetime.fromtimestamp(t, tz=start.tzinfo)
-        ticks.append((round(LABEL + (t - start.timestamp()) * scale, 1), timezone.localtime(moment).strftime(fmt)))
+        ticks.append(
+            (
+                round(LABEL + (t - start.timestamp()) * scale, 1),
+                timezone.localtime(moment).strftime(fmt),
+            )
+        )
         t += step
     return ticks

@@ -2,7 +2,7 @@
 file), the file list, downloads; and a node's: its start task's output and the files under its
 root.
 
-Files come through the task-file storage (tasks.node.storage, Django's storage API), the
+Files come through the task-file storage (tasks.nodehost.storage, Django's storage API), the
 same one the Batch task-files API reads, so the dashboard works wherever the nodes publish
 their task directories; and the same rule (`can_read_task_files`) decides when there are
 none to read. The storage never follows a symbolic link and bounds every listing.
@@ -24,10 +24,10 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
 
 from tasks.models import ComputeNode, Task
-from tasks.node import layout
-from tasks.node.layout import STDERR, STDOUT
-from tasks.node.storage import FileInfo, Listing, TaskFiles, clean_name
-from tasks.operations.attempts import can_read_task_files
+from tasks.nodehost import layout
+from tasks.nodehost.layout import STDERR, STDOUT
+from tasks.nodehost.storage import FileInfo, Listing, TaskFiles, clean_name
+from tasks.operations.task_files import can_read_task_files
 
 TAIL_BYTES = 64 * 1024
 MAX_LISTED = 500
@@ -108,7 +108,7 @@ def _tail(handle: File | None, name: str, max_bytes: int) -> Tail:
     if truncated:
         # Drop the partial first line so the tail starts at a line boundary.
         cut = data.find(b"\n")
-        data = data[cut + 1:] if 0 <= cut < len(data) - 1 else data
+        data = data[cut + 1 :] if 0 <= cut < len(data) - 1 else data
     if b"\x00" in data:
         return Tail(name, "", size, True, truncated, binary=True)
     return Tail(name, data.decode("utf-8", errors="replace"), size, True, truncated)
@@ -159,7 +159,9 @@ def subtask_files(task: Task, subtask) -> TaskFiles | None:
     node's files, as this layout keeps it), or None if it has not run on one."""
     if not subtask.node_name or not subtask.task_root_directory or task.files_cleaned:
         return None
-    node = layout.node_key(task.job.account.name, subtask.pool_id or task.pool_id, subtask.node_name)
+    node = layout.node_key(
+        task.job.account.name, subtask.pool_id or task.pool_id, subtask.node_name
+    )
     return TaskFiles(layout.storage_key(node, task.job.job_id, task.task_id))
 
 
@@ -177,14 +179,21 @@ def sizes(files: TaskFiles | None) -> dict[str, int | None]:
 def first_output(task_or_instance, found: dict[str, int | None]) -> str:
     """The output file to open first: stderr when the run failed and left stdout empty
     while stderr has something to say, stdout otherwise."""
-    failed = getattr(task_or_instance, "result", "") == "failure"
+    failed = getattr(task_or_instance, "result", "") == Task.Result.FAILURE
     if failed and not found.get(STDOUT) and found.get(STDERR):
         return STDERR
     return STDOUT
 
 
-def read_chunk(files: TaskFiles | None, name: str, *, after: int | None = None, before: int | None = None,
-               growing: bool = False, max_bytes: int = CHUNK_BYTES) -> Chunk:
+def read_chunk(
+    files: TaskFiles | None,
+    name: str,
+    *,
+    after: int | None = None,
+    before: int | None = None,
+    growing: bool = False,
+    max_bytes: int = CHUNK_BYTES,
+) -> Chunk:
     """A chunk of a file, one seek and one read of at most `max_bytes`:
     - neither `after` nor `before`: the tail, from a line boundary;
     - `after`: what was written since byte `after` (the tail, `reset`, if that is too much
@@ -216,7 +225,7 @@ def read_chunk(files: TaskFiles | None, name: str, *, after: int | None = None, 
     if not begins_line and (after is None or reset):
         cut = data.find(b"\n")
         if 0 <= cut < len(data) - 1:
-            data, lo = data[cut + 1:], lo + cut + 1
+            data, lo = data[cut + 1 :], lo + cut + 1
     if growing:
         keep = _whole(data)
         data, hi = data[:keep], lo + keep

@@ -7,49 +7,67 @@ from __future__ import annotations
 
 from django import forms
 
-from tasks.api.serializers import (
+from tasks.errors import BatchError
+from tasks.models import NodeDeallocationOption, Task
+from tasks.templatetags.batchweb import duration
+from tasks.timefmt import format_duration
+from tasks.wire.serializers import (
     TaskAddParameterSerializer,
     TaskUpdateParameterSerializer,
     validate_wire,
 )
-from tasks.errors import BatchError
-from tasks.operations.pool_specs import NODE_DEALLOCATION_OPTIONS
-from tasks.templatetags.batchweb import duration
-from tasks.timefmt import format_duration
 
 DURATION_HELP = "As 01:30:00, 2 00:00:00 (2 days) or PT1H30M."
 
 # Wire property -> form field, to put an API refusal next to the field it is about.
 _WIRE_FIELDS = {
-    "id": "task_id", "displayName": "display_name", "commandLine": "command_line",
-    "requiredSlots": "required_slots", "constraints.maxWallClockTime": "max_wall_clock_time",
-    "constraints.retentionTime": "retention_time", "constraints.maxTaskRetryCount": "max_task_retry_count",
+    "id": "task_id",
+    "displayName": "display_name",
+    "commandLine": "command_line",
+    "requiredSlots": "required_slots",
+    "constraints.maxWallClockTime": "max_wall_clock_time",
+    "constraints.retentionTime": "retention_time",
+    "constraints.maxTaskRetryCount": "max_task_retry_count",
     "multiInstanceSettings.numberOfInstances": "number_of_instances",
     "multiInstanceSettings.coordinationCommandLine": "coordination_command_line",
 }
 
 
 class ConstraintsForm(forms.Form):
-    max_wall_clock_time = forms.DurationField(required=False, label="Max wall-clock time",
-                                              help_text="Empty: unlimited. Applies to a running attempt too, "
-                                                        "measured from its start: one that has run longer is "
-                                                        "ended at once (TaskEnded). " + DURATION_HELP)
-    retention_time = forms.DurationField(required=False, label="Retention time",
-                                         help_text="Empty: 7 days. " + DURATION_HELP)
-    max_task_retry_count = forms.IntegerField(required=False, min_value=-1, label="Max retries",
-                                              help_text="-1: unlimited. Empty: the job's.")
+    max_wall_clock_time = forms.DurationField(
+        required=False,
+        label="Max wall-clock time",
+        help_text="Empty: unlimited. Applies to a running attempt too, "
+        "measured from its start: one that has run longer is "
+        "ended at once (TaskEnded). " + DURATION_HELP,
+    )
+    retention_time = forms.DurationField(
+        required=False, label="Retention time", help_text="Empty: 7 days. " + DURATION_HELP
+    )
+    max_task_retry_count = forms.IntegerField(
+        required=False,
+        min_value=-1,
+        label="Max retries",
+        help_text="-1: unlimited. Empty: the job's.",
+    )
 
     @classmethod
     def for_task(cls, task, data=None) -> ConstraintsForm:
-        initial = {"max_wall_clock_time": task.max_wall_clock_time, "retention_time": task.retention_time,
-                   "max_task_retry_count": task.max_task_retry_count}
+        initial = {
+            "max_wall_clock_time": task.max_wall_clock_time,
+            "retention_time": task.retention_time,
+            "max_task_retry_count": task.max_task_retry_count,
+        }
         return cls(data=data, initial=initial)
 
     def wire_constraints(self) -> dict:
         """The constraints as the wire sends them (omitted ones take their defaults)."""
         data = self.cleaned_data
         out = {}
-        for key, field in (("maxWallClockTime", "max_wall_clock_time"), ("retentionTime", "retention_time")):
+        for key, field in (
+            ("maxWallClockTime", "max_wall_clock_time"),
+            ("retentionTime", "retention_time"),
+        ):
             if data[field] is not None:
                 out[key] = format_duration(data[field])
         if data["max_task_retry_count"] is not None:
@@ -59,7 +77,9 @@ class ConstraintsForm(forms.Form):
     def constraints(self) -> dict | None:
         """The Update Task constraints as the API's serializer reads them (a very long
         duration is unlimited, counts are int32), or None with the refusal on its field."""
-        body = self.validated(TaskUpdateParameterSerializer, {"constraints": self.wire_constraints()})
+        body = self.validated(
+            TaskUpdateParameterSerializer, {"constraints": self.wire_constraints()}
+        )
         return None if body is None else body["constraints"]
 
     @staticmethod
@@ -67,11 +87,13 @@ class ConstraintsForm(forms.Form):
         """What the update did, as the page says it: a running task's new wall clock acts
         on its current attempt (tasks.operations.tasks.update_task)."""
         done = f"Task {task.task_id}: constraints updated."
-        if task.state in ("running", "preparing"):
+        if task.state in (Task.State.RUNNING, Task.State.PREPARING):
             limit = constraints.get("maxWallClockTime")
             shown = duration(limit, "unlimited")
-            done += (f" The running attempt now has max wall-clock {shown}, from its start"
-                     f"{' (it ends now if it has run longer)' if limit else ''}.")
+            done += (
+                f" The running attempt now has max wall-clock {shown}, from its start"
+                f"{' (it ends now if it has run longer)' if limit else ''}."
+            )
         return done
 
     def validated(self, serializer, body: dict) -> dict | None:
@@ -91,21 +113,42 @@ class ConstraintsForm(forms.Form):
 class AddTaskForm(ConstraintsForm):
     task_id = forms.CharField(max_length=64, label="Task ID", help_text="Letters, digits, - and _.")
     display_name = forms.CharField(max_length=1024, required=False)
-    command_line = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}),
-                                   help_text="Run without a shell: write /bin/sh -c '...' for one.")
-    environment = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False,
-                                  help_text="One NAME=value per line.")
+    command_line = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Run without a shell: write /bin/sh -c '...' for one.",
+    )
+    environment = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text="One NAME=value per line.",
+    )
     required_slots = forms.IntegerField(required=False, min_value=1, initial=1)
-    number_of_instances = forms.IntegerField(required=False, min_value=1, max_value=100,
-                                             label="Instances (multi-instance)",
-                                             help_text="More than 1 makes a multi-instance task.")
-    coordination_command_line = forms.CharField(required=False, label="Coordination command line",
-                                                widget=forms.Textarea(attrs={"rows": 2}),
-                                                help_text="Run on every instance before the command line.")
+    number_of_instances = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=100,
+        label="Instances (multi-instance)",
+        help_text="More than 1 makes a multi-instance task.",
+    )
+    coordination_command_line = forms.CharField(
+        required=False,
+        label="Coordination command line",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Run on every instance before the command line.",
+    )
 
-    field_order = ["task_id", "display_name", "command_line", "environment", "required_slots",
-                   "max_wall_clock_time", "retention_time", "max_task_retry_count",
-                   "number_of_instances", "coordination_command_line"]
+    field_order = [
+        "task_id",
+        "display_name",
+        "command_line",
+        "environment",
+        "required_slots",
+        "max_wall_clock_time",
+        "retention_time",
+        "max_task_retry_count",
+        "number_of_instances",
+        "coordination_command_line",
+    ]
 
     def clean_environment(self) -> list[dict]:
         settings = []
@@ -134,7 +177,9 @@ class AddTaskForm(ConstraintsForm):
         if instances > 1 or data["coordination_command_line"]:
             body["multiInstanceSettings"] = {"numberOfInstances": instances}
             if data["coordination_command_line"]:
-                body["multiInstanceSettings"]["coordinationCommandLine"] = data["coordination_command_line"]
+                body["multiInstanceSettings"]["coordinationCommandLine"] = data[
+                    "coordination_command_line"
+                ]
         return body
 
     def spec(self) -> dict | None:
@@ -145,7 +190,7 @@ class AddTaskForm(ConstraintsForm):
 # --- pools -----------------------------------------------------------------------------------
 
 INT32_MAX = 2**31 - 1
-DEALLOCATION_CHOICES = [(o, o) for o in NODE_DEALLOCATION_OPTIONS]
+DEALLOCATION_CHOICES = [(o, o) for o in NodeDeallocationOption.values]
 
 
 class BatchErrorsForm(forms.Form):
@@ -164,43 +209,75 @@ class BatchErrorsForm(forms.Form):
 
 class ResizeForm(BatchErrorsForm):
     target_dedicated = forms.IntegerField(min_value=0, max_value=INT32_MAX, label="Dedicated nodes")
-    target_low_priority = forms.IntegerField(min_value=0, max_value=INT32_MAX, label="Low-priority nodes")
-    resize_timeout = forms.DurationField(required=False, label="Resize timeout",
-                                         help_text="Empty: 15 minutes; at least 5 minutes. " + DURATION_HELP)
-    node_deallocation_option = forms.ChoiceField(choices=DEALLOCATION_CHOICES, initial="requeue",
-                                                 label="Nodes that leave",
-                                                 help_text="What happens to the tasks running on a node "
-                                                           "that leaves the pool.")
-    wire_fields = {"targetDedicatedNodes": "target_dedicated", "targetLowPriorityNodes": "target_low_priority",
-                   "resizeTimeout": "resize_timeout", "nodeDeallocationOption": "node_deallocation_option"}
+    target_low_priority = forms.IntegerField(
+        min_value=0, max_value=INT32_MAX, label="Low-priority nodes"
+    )
+    resize_timeout = forms.DurationField(
+        required=False,
+        label="Resize timeout",
+        help_text="Empty: 15 minutes; at least 5 minutes. " + DURATION_HELP,
+    )
+    node_deallocation_option = forms.ChoiceField(
+        choices=DEALLOCATION_CHOICES,
+        initial=NodeDeallocationOption.REQUEUE,
+        label="Nodes that leave",
+        help_text="What happens to the tasks running on a node that leaves the pool.",
+    )
+    wire_fields = {
+        "targetDedicatedNodes": "target_dedicated",
+        "targetLowPriorityNodes": "target_low_priority",
+        "resizeTimeout": "resize_timeout",
+        "nodeDeallocationOption": "node_deallocation_option",
+    }
 
     @classmethod
     def for_pool(cls, pool, data=None) -> ResizeForm:
-        initial = {"target_dedicated": pool.target_dedicated_nodes,
-                   "target_low_priority": pool.target_low_priority_nodes,
-                   "node_deallocation_option": pool.node_deallocation_option or "requeue"}
+        initial = {
+            "target_dedicated": pool.target_dedicated_nodes,
+            "target_low_priority": pool.target_low_priority_nodes,
+            "node_deallocation_option": pool.node_deallocation_option
+            or NodeDeallocationOption.REQUEUE,
+        }
         return cls(data=data, initial=initial)
 
 
 class AutoScaleForm(BatchErrorsForm):
-    formula = forms.CharField(widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}), strip=False,
-                              label="Formula", help_text="Batch's autoscale formula language, e.g. "
-                                                         "$TargetDedicatedNodes = min(4, $PendingTasks.GetSample(1));")
-    evaluation_interval = forms.DurationField(required=False, label="Evaluation interval",
-                                              help_text="Empty: as it is (15 minutes at first); between 5 minutes "
-                                                        "and 168 hours. " + DURATION_HELP)
-    wire_fields = {"autoScaleFormula": "formula", "autoScaleEvaluationInterval": "evaluation_interval"}
-    default_field = "formula"  # a formula Batch refuses (AutoScalingFormulaSyntaxError) names no property
+    formula = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
+        strip=False,
+        label="Formula",
+        help_text="Batch's autoscale formula language, e.g. "
+        "$TargetDedicatedNodes = min(4, $PendingTasks.GetSample(1));",
+    )
+    evaluation_interval = forms.DurationField(
+        required=False,
+        label="Evaluation interval",
+        help_text="Empty: as it is (15 minutes at first); between 5 minutes "
+        "and 168 hours. " + DURATION_HELP,
+    )
+    wire_fields = {
+        "autoScaleFormula": "formula",
+        "autoScaleEvaluationInterval": "evaluation_interval",
+    }
+    default_field = (
+        "formula"  # a formula Batch refuses (AutoScalingFormulaSyntaxError) names no property
+    )
 
     @classmethod
     def for_pool(cls, pool, data=None) -> AutoScaleForm:
-        initial = {"formula": pool.auto_scale_formula, "evaluation_interval": pool.auto_scale_evaluation_interval}
+        initial = {
+            "formula": pool.auto_scale_formula,
+            "evaluation_interval": pool.auto_scale_evaluation_interval,
+        }
         return cls(data=data, initial=initial)
 
 
 class EvaluateForm(BatchErrorsForm):
-    formula = forms.CharField(widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}), strip=False,
-                              label="Formula")
+    formula = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
+        strip=False,
+        label="Formula",
+    )
     wire_fields = {"autoScaleFormula": "formula"}
     default_field = "formula"
 

@@ -13,7 +13,6 @@ from django.contrib import messages
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from tasks.api.serializers import JobUpdateParameterSerializer, validate_wire
 from tasks.errors import BatchError
 from tasks.models import Job
 from tasks.operations.audit import actor_name, audited
@@ -27,6 +26,8 @@ from tasks.operations.jobs import (
     update_job,
 )
 from tasks.timefmt import format_duration
+from tasks.wire.job_serializers import JobUpdateParameterSerializer
+from tasks.wire.serializers import validate_wire
 
 from .access import Access, job_access, login_required
 from .forms import DURATION_HELP
@@ -39,7 +40,11 @@ STORED_ONLY = {"networkConfiguration": "Network configuration"}
 
 def context(access: Access, job: Job) -> dict:
     """What the job page shows of the job itself; no query."""
-    return {"job_properties": properties(job), "job_actions": buttons(access, job), "tiles": tiles(job)}
+    return {
+        "job_properties": properties(job),
+        "job_actions": buttons(access, job),
+        "tiles": tiles(job),
+    }
 
 
 def properties(job: Job) -> dict:
@@ -54,11 +59,16 @@ def properties(job: Job) -> dict:
         "allow_task_preemption": spec.get("allowTaskPreemption"),
         "common_environment": spec.get("commonEnvironmentSettings") or [],
         "auto_pool": {
-            "prefix": auto.get("autoPoolIdPrefix", ""), "lifetime": auto.get("poolLifetimeOption", ""),
-            "keep_alive": auto.get("keepAlive", False), "vm_size": pool.get("vmSize", ""),
-            "dedicated": pool.get("targetDedicatedNodes", 0), "low_priority": pool.get("targetLowPriorityNodes", 0),
+            "prefix": auto.get("autoPoolIdPrefix", ""),
+            "lifetime": auto.get("poolLifetimeOption", ""),
+            "keep_alive": auto.get("keepAlive", False),
+            "vm_size": pool.get("vmSize", ""),
+            "dedicated": pool.get("targetDedicatedNodes", 0),
+            "low_priority": pool.get("targetLowPriorityNodes", 0),
             "slots": pool.get("taskSlotsPerNode", 1),
-        } if auto else None,
+        }
+        if auto
+        else None,
         "stored_only": [(label, spec[key]) for key, label in STORED_ONLY.items() if spec.get(key)],
     }
 
@@ -70,7 +80,11 @@ def tiles(job: Job) -> list[dict]:
         {"name": "active", "count": job.active_count, "query": "state=active"},
         {"name": "running", "count": job.running_count, "query": "state=running"},
         {"name": "completed", "count": job.completed_count, "query": "state=completed"},
-        {"name": "succeeded", "count": job.succeeded_count, "query": "state=completed&result=success"},
+        {
+            "name": "succeeded",
+            "count": job.succeeded_count,
+            "query": "state=completed&result=success",
+        },
         {"name": "failed", "count": job.failed_count, "query": "state=completed&result=failure"},
     ]
 
@@ -107,15 +121,25 @@ def job_end_action(request, account, job_id, action):
     button = _button(access, job, action)
     if request.method == "GET" or not request.POST.get("confirm"):
         ctx = {"access": access, "job": job, "button": button}
-        return fragment_or_page(request, "tasks/job_end_confirm.html", "tasks/_job_end_confirm.html", ctx)
+        return fragment_or_page(
+            request, "tasks/job_end_confirm.html", "tasks/_job_end_confirm.html", ctx
+        )
     if action == "terminate":
         operation = lambda: terminate_job(job, reason="UserTerminate")  # noqa: E731
     else:
         operation = lambda: delete_job(job)  # noqa: E731
-    _, error = audited(job.account, user=request.user, actor=actor_name(request.user), action=f"job-{action}",
-                       scope={"job": job.job_id}, operation=operation)
+    _, error = audited(
+        job.account,
+        user=request.user,
+        actor=actor_name(request.user),
+        action=f"job-{action}",
+        scope={"job": job.job_id},
+        operation=operation,
+    )
     if error:
-        messages.error(request, f"{error.code}: {dict(error.values).get('Reason') or error.message}")
+        messages.error(
+            request, f"{error.code}: {dict(error.values).get('Reason') or error.message}"
+        )
         return go(request, reverse("web:job", args=[account, job.job_id]))
     if action == "delete":
         messages.success(request, f"Job {job.job_id} is being deleted with its tasks.")
@@ -126,27 +150,39 @@ def job_end_action(request, account, job_id, action):
 
 # --- update ----------------------------------------------------------------------------------
 
-_WIRE_FIELDS = {"priority": "priority", "maxParallelTasks": "max_parallel_tasks",
-                "constraints.maxWallClockTime": "max_wall_clock_time",
-                "constraints.maxTaskRetryCount": "max_task_retry_count", "onAllTasksComplete": "on_all_tasks_complete"}
+_WIRE_FIELDS = {
+    "priority": "priority",
+    "maxParallelTasks": "max_parallel_tasks",
+    "constraints.maxWallClockTime": "max_wall_clock_time",
+    "constraints.maxTaskRetryCount": "max_task_retry_count",
+    "onAllTasksComplete": "on_all_tasks_complete",
+}
 
 
 class JobUpdateForm(forms.Form):
     priority = forms.IntegerField(label="Priority", help_text="-1000 (lowest) to 1000 (highest).")
     max_parallel_tasks = forms.IntegerField(label="Max parallel tasks", help_text="-1: no limit.")
-    max_wall_clock_time = forms.DurationField(required=False, label="Max wall-clock time",
-                                              help_text="Of the whole job, from its creation. Empty: unlimited. "
-                                                        + DURATION_HELP)
+    max_wall_clock_time = forms.DurationField(
+        required=False,
+        label="Max wall-clock time",
+        help_text="Of the whole job, from its creation. Empty: unlimited. " + DURATION_HELP,
+    )
     max_task_retry_count = forms.IntegerField(label="Max task retries", help_text="-1: unlimited.")
     on_all_tasks_complete = forms.ChoiceField(
-        label="When all tasks complete", choices=Job.OnAllTasksComplete.choices,
-        help_text="terminatejob ends the job once every task is complete; it cannot be turned off again.")
+        label="When all tasks complete",
+        choices=Job.OnAllTasksComplete.choices,
+        help_text="terminatejob ends the job once every task is complete; it cannot be turned off again.",
+    )
 
     @classmethod
     def for_job(cls, job: Job, data=None) -> JobUpdateForm:
-        initial = {"priority": job.priority, "max_parallel_tasks": job.max_parallel_tasks,
-                   "max_wall_clock_time": job.max_wall_clock_time, "max_task_retry_count": job.max_task_retry_count,
-                   "on_all_tasks_complete": job.on_all_tasks_complete}
+        initial = {
+            "priority": job.priority,
+            "max_parallel_tasks": job.max_parallel_tasks,
+            "max_wall_clock_time": job.max_wall_clock_time,
+            "max_task_retry_count": job.max_task_retry_count,
+            "on_all_tasks_complete": job.on_all_tasks_complete,
+        }
         return cls(data=data, initial=initial)
 
     def patch(self, job: Job) -> dict | None:
@@ -159,11 +195,15 @@ class JobUpdateForm(forms.Form):
             body["priority"] = data["priority"]
         if data["max_parallel_tasks"] != job.max_parallel_tasks:
             body["maxParallelTasks"] = data["max_parallel_tasks"]
-        if (data["max_wall_clock_time"], data["max_task_retry_count"]) != (job.max_wall_clock_time,
-                                                                           job.max_task_retry_count):
+        if (data["max_wall_clock_time"], data["max_task_retry_count"]) != (
+            job.max_wall_clock_time,
+            job.max_task_retry_count,
+        ):
             body["constraints"] = {"maxTaskRetryCount": data["max_task_retry_count"]}
             if data["max_wall_clock_time"] is not None:
-                body["constraints"]["maxWallClockTime"] = format_duration(data["max_wall_clock_time"])
+                body["constraints"]["maxWallClockTime"] = format_duration(
+                    data["max_wall_clock_time"]
+                )
         if data["on_all_tasks_complete"] != job.on_all_tasks_complete:
             body["onAllTasksComplete"] = data["on_all_tasks_complete"]
         try:
@@ -176,22 +216,43 @@ class JobUpdateForm(forms.Form):
 
     def add_batch_error(self, error: BatchError) -> None:
         values = dict(error.values)
-        self.add_error(_WIRE_FIELDS.get(values.get("PropertyName", "")),
-                       f"{error.code}: {values.get('Reason') or error.message}")
+        self.add_error(
+            _WIRE_FIELDS.get(values.get("PropertyName", "")),
+            f"{error.code}: {values.get('Reason') or error.message}",
+        )
 
 
 def changes(job: Job, patch: dict) -> list[tuple[str, str, str]]:
     """(property, now, after) for each value the patch changes, as the preview lists them."""
-    shown = lambda v: "unlimited" if v is None else (format_duration(v) if isinstance(v, timedelta) else str(v))  # noqa: E731
+
+    def shown(v):
+        if v is None:
+            return "unlimited"
+        return format_duration(v) if isinstance(v, timedelta) else str(v)
+
     out = []
     if "priority" in patch:
         out.append(("priority", str(job.priority), str(patch["priority"])))
     if "maxParallelTasks" in patch:
-        out.append(("maxParallelTasks", str(job.max_parallel_tasks), str(patch["maxParallelTasks"])))
+        out.append(
+            ("maxParallelTasks", str(job.max_parallel_tasks), str(patch["maxParallelTasks"]))
+        )
     if "constraints" in patch:
         c = patch["constraints"]
-        out.append(("constraints.maxWallClockTime", shown(job.max_wall_clock_time), shown(c.get("maxWallClockTime"))))
-        out.append(("constraints.maxTaskRetryCount", str(job.max_task_retry_count), str(c.get("maxTaskRetryCount", 0))))
+        out.append(
+            (
+                "constraints.maxWallClockTime",
+                shown(job.max_wall_clock_time),
+                shown(c.get("maxWallClockTime")),
+            )
+        )
+        out.append(
+            (
+                "constraints.maxTaskRetryCount",
+                str(job.max_task_retry_count),
+                str(c.get("maxTaskRetryCount", 0)),
+            )
+        )
     if "onAllTasksComplete" in patch:
         out.append(("onAllTasksComplete", job.on_all_tasks_complete, patch["onAllTasksComplete"]))
     return out
@@ -208,19 +269,34 @@ def job_update(request, account, job_id):
     patch = form.patch(job) if request.method == "POST" and form.is_valid() else None
     ctx = {"access": access, "job": job, "form": form, "button": _button(access, job, "update")}
     if patch is None or not request.POST.get("confirm"):
-        ctx.update(preview=changes(job, patch) if patch is not None else None, previewed=patch is not None)
-        return fragment_or_page(request, "tasks/job_update.html", "tasks/_job_update_form.html", ctx)
+        ctx.update(
+            preview=changes(job, patch) if patch is not None else None, previewed=patch is not None
+        )
+        return fragment_or_page(
+            request, "tasks/job_update.html", "tasks/_job_update_form.html", ctx
+        )
     if not patch:
         messages.info(request, "Nothing changed.")
         return go(request, reverse("web:job", args=[account, job.job_id]))
     scope = {"job": job.job_id, "changes": {name: after for name, _, after in changes(job, patch)}}
-    _, error = audited(job.account, user=request.user, actor=actor_name(request.user), action="job-update",
-                       scope=scope, operation=lambda: update_job(job, spec=patch, replace=False))
+    _, error = audited(
+        job.account,
+        user=request.user,
+        actor=actor_name(request.user),
+        action="job-update",
+        scope=scope,
+        operation=lambda: update_job(job, spec=patch, replace=False),
+    )
     if error:
         form.add_batch_error(error)
         ctx.update(preview=None, previewed=False)
-        return fragment_or_page(request, "tasks/job_update.html", "tasks/_job_update_form.html", ctx)
-    messages.success(request, f"Job {job.job_id} updated: "
-                     + ", ".join(f"{name} {after}" for name, _, after in changes(job, patch)) + ".")
+        return fragment_or_page(
+            request, "tasks/job_update.html", "tasks/_job_update_form.html", ctx
+        )
+    messages.success(
+        request,
+        f"Job {job.job_id} updated: "
+        + ", ".join(f"{name} {after}" for name, _, after in changes(job, patch))
+        + ".",
+    )
     return go(request, reverse("web:job", args=[account, job.job_id]))
-

@@ -6,17 +6,12 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from datetime import timedelta
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-from django.db.models import Count, OuterRef, Q, Subquery
-from django.db.models.fields.json import KT
+from django.db.models import Q
 from django.urls import reverse
-from django.utils import timezone
 
-from tasks import queries
-from tasks.dependencies import summarise_dependencies
-from tasks.listing import FIELD_LABELS, PAGE_SIZE, SORT_LABELS, TaskFilter, page_of, storable
-from tasks.models import Attempt, AuditRecord, BulkOperation, Job, Task
+from tasks.models import Attempt, BulkOperation, Job, SubTask, Task
 from tasks.operations.actions import DESTRUCTIVE, TASK_ACTIONS, refusals_of
 from tasks.operations.bulk import (
     can_start_bulk_operation,
@@ -26,86 +21,96 @@ from tasks.operations.bulk import (
 )
 from tasks.operations.tasks import can_add_task, can_update_task
 from tasks.operations.waiting import explain_waiting
+from tasks.queries.dashboard import count_failures, list_audit_records, list_dashboard_jobs
+from tasks.queries.dependencies import summarise_dependencies
+from tasks.queries.task_list import (
+    FIELD_LABELS,
+    PAGE_SIZE,
+    SORT_LABELS,
+    TaskFilter,
+    format_moment,
+    page_of,
+    parse_moment,
+    storable,
+)
+from tasks.queries.tasks import list_attempts, list_subtasks
 
 from . import ansi, files, job_page, transfers
 from .access import Access, roles_of
 
 JOB_PAGE = 100
-JOB_TABS = {"active": ~Q(state=Job.State.COMPLETED), "completed": Q(state=Job.State.COMPLETED), "all": Q()}
+JOB_TABS = {
+    "active": ~Q(state=Job.State.COMPLETED),
+    "completed": Q(state=Job.State.COMPLETED),
+    "all": Q(),
+}
 
 
 # --- jobs ----------------------------------------------------------------------------------
 
 
 def job_list_context(user, params) -> dict:
-    """Jobs of every account the user sees, keyset-paged by (account, id). Two queries."""
+    """Jobs of every account the user sees, keyset-paged by (account, id)
+    (tasks.queries.dashboard.list_dashboard_jobs). Two queries."""
     roles = roles_of(user)
     tab = params.get("tab") if params.get("tab") in JOB_TABS else "active"
-    jobs = Job.objects.filter(account_id__in=list(roles)).filter(JOB_TABS[tab]).select_related("account")
-    if params.get("q"):
-        q = params["q"].strip().lower()
-        jobs = jobs.filter(id_key__contains=q) if storable(q) else jobs.none()
     after = params.get("after", "")
-    account_pk, _, key = after.partition(".")
-    if account_pk.isdigit() and len(account_pk) < 19 and key and storable(key):
-        jobs = jobs.filter(Q(account_id__gt=int(account_pk)) | Q(account_id=int(account_pk), id_key__gt=key))
-    rows = list(jobs.order_by("account_id", "id_key")[: JOB_PAGE + 1])
-    more, rows = len(rows) > JOB_PAGE, rows[:JOB_PAGE]
-    for job in rows:
-        job.bar = progress(job)
+    page = list_dashboard_jobs(
+        list(roles), where=JOB_TABS[tab], contains=params.get("q", ""), after=after, limit=JOB_PAGE
+    )
+    for job in page.rows:
         job.can_act = roles.get(job.account_id) == "operator"
     return {
-        "jobs": rows, "tab": tab, "tabs": list(JOB_TABS), "q": params.get("q", ""),
-        "next_after": f"{rows[-1].account_id}.{rows[-1].id_key}" if more else None,
+        "jobs": page.rows,
+        "tab": tab,
+        "tabs": list(JOB_TABS),
+        "q": params.get("q", ""),
+        "next_after": page.next_cursor,
         # Jobs can be added at any time: the list always refreshes, slowly when nothing runs.
-        "live": True, "busy": any(job_liveness(job) == BUSY for job in rows), "first_page": not after,
+        "live": True,
+        "busy": any(job.liveness == Job.BUSY for job in page.rows),
+        "first_page": page.is_first,
     }
 
 
-BUSY, OPEN, FINAL = "busy", "open", "final"
-POLL = {BUSY: "2s", OPEN: "10s"}
-
-
-def job_liveness(job: Job) -> str:
-    """How a job's page can change without anyone here acting: BUSY while tasks run or can
-    start (refreshed every 2 s); OPEN while it can still receive tasks (can_add_task refuses
-    only completed, terminating and deleting jobs) or is on its way to completed or gone
-    (terminating, deleting), refreshed every 10 s; FINAL once it is completed with nothing
-    running."""
-    if job.running_count or (job.active_count and job.state not in (Job.State.COMPLETED, Job.State.DISABLED)):
-        return BUSY
-    return OPEN if job.state != Job.State.COMPLETED else FINAL
-
-
-def is_live(job: Job) -> bool:
-    return job_liveness(job) != FINAL
-
-
-def progress(job: Job) -> list[dict]:
-    """The segments of a job's progress bar (percent of all tasks), from its counters."""
-    total = job.total_count or 1
-    other_completed = job.completed_count - job.succeeded_count - job.failed_count
-    parts = [("succeeded", job.succeeded_count), ("failed", job.failed_count),
-             ("completed", other_completed), ("running", job.running_count), ("active", job.active_count)]
-    return [{"name": n, "count": c, "pct": round(100 * c / total, 2)} for n, c in parts if c > 0]
+# How often a job's page refreshes, by Job.liveness (a FINAL job's does not).
+POLL = {Job.BUSY: "2s", Job.OPEN: "10s"}
 
 
 def job_detail_context(request, access: Access, job: Job) -> dict:
     """A job's task page: one keyset page (one query, two where the tasks without a sort value
     begin) and the job's bulk runs in progress (one query)."""
     f = TaskFilter.from_params(request.GET)
-    page = page_of(f.queryset(job), f, after=request.GET.get("after", ""), before=request.GET.get("before", ""))
-    bulk = list(BulkOperation.objects.filter(job=job, state__in=[BulkOperation.State.PENDING,
-                                                                  BulkOperation.State.RUNNING]))
+    page = page_of(
+        f.queryset(job), f, after=request.GET.get("after", ""), before=request.GET.get("before", "")
+    )
+    bulk = list(
+        BulkOperation.objects.filter(
+            job=job, state__in=[BulkOperation.State.PENDING, BulkOperation.State.RUNNING]
+        )
+    )
     return {
-        "access": access, "job": job, "filter": f, "page": page, "bar": progress(job),
-        "count": None if f.errors else f.count_from(job), "filter_refusal": filter_refusal(f),
-        "bulk_running": bulk, "live": is_live(job) or bool(bulk),
-        "liveness": BUSY if bulk else job_liveness(job), "poll": POLL.get(BUSY if bulk else job_liveness(job), "2s"),
-        "headers": sort_headers(f), "labels": FIELD_LABELS, "page_size": PAGE_SIZE, "add_refusal": add_refusal(access, job),
-        "act_refusal": access.refusal(None), "actions": list(TASK_ACTIONS),
-        "job_buttons": job_buttons(access, job), "schedule_id": schedule_of(job),
-        "states": [s.value for s in Task.State], "results": [r.value for r in Task.Result],
+        "access": access,
+        "job": job,
+        "filter": f,
+        "page": page,
+        "bar": job.progress,
+        "count": None if f.errors else f.count_from(job),
+        "filter_refusal": filter_refusal(f),
+        "bulk_running": bulk,
+        "live": job.is_live or bool(bulk),
+        "liveness": Job.BUSY if bulk else job.liveness,
+        "poll": POLL.get(Job.BUSY if bulk else job.liveness, "2s"),
+        "headers": sort_headers(f),
+        "labels": FIELD_LABELS,
+        "page_size": PAGE_SIZE,
+        "add_refusal": add_refusal(access, job),
+        "act_refusal": access.refusal(None),
+        "actions": list(TASK_ACTIONS),
+        "job_buttons": job_buttons(access, job),
+        "schedule_id": schedule_of(job),
+        "states": [s.value for s in Task.State],
+        "results": [r.value for r in Task.Result],
         **job_page.context(access, job),
     }
 
@@ -130,8 +135,10 @@ def filter_refusal(f: TaskFilter) -> str:
 
 def sort_headers(f: TaskFilter) -> dict[str, dict]:
     """Per sortable column: the link that sorts by it (flipping the direction if current)."""
-    return {name: {"label": label, "qs": f.sort_link(name), "active": f.sort == name, "desc": f.desc}
-            for name, label in SORT_LABELS.items()}
+    return {
+        name: {"label": label, "qs": f.sort_link(name), "active": f.sort == name, "desc": f.desc}
+        for name, label in SORT_LABELS.items()
+    }
 
 
 def add_refusal(access: Access, job: Job) -> str:
@@ -141,26 +148,30 @@ def add_refusal(access: Access, job: Job) -> str:
 def timeline_context(job: Job, params, account: str) -> dict:
     """The timeline page: the range asked for (or its errors), the chart (two bounded
     queries) and the zoom links, each a query string."""
-    from tasks.listing import _format_moment, _parse_moment
-
     from . import charts
 
     bounds, errors = {}, {}
     for key in ("from", "to"):
         text = (params.get(key) or "").strip()
         if text:
-            bounds[key], errors[key] = _parse_moment(text) if storable(text) else (None, "Not a date and time.")
+            bounds[key], errors[key] = (
+                parse_moment(text) if storable(text) else (None, "Not a date and time.")
+            )
     errors = {key: e for key, e in errors.items() if e}
     since, until = (None, None) if errors else (bounds.get("from"), bounds.get("to"))
     url = reverse("web:task", args=[account, job.job_id, "__TASK__"])
     chart = charts.node_timeline(job, since=since, until=until, task_url=url)
-    links = {name: f"from={quote(_format_moment(a))}&to={quote(_format_moment(b))}"
-             for name, (a, b) in charts.zoom_links(chart, job).items()}
+    links = {
+        name: f"from={quote(format_moment(a))}&to={quote(format_moment(b))}"
+        for name, (a, b) in charts.zoom_links(chart, job).items()
+    }
     # The form shows whole seconds (a datetime-local field holds no microseconds): down for
     # the start, up for the end, so the range it sends back still holds every bar drawn.
-    ends = (("from", chart.start and chart.start.replace(microsecond=0)),
-            ("to", chart.end and (chart.end + timedelta(microseconds=999_999)).replace(microsecond=0)))
-    shown = {key: _format_moment(value) for key, value in ends if value}
+    ends = (
+        ("from", chart.start and chart.start.replace(microsecond=0)),
+        ("to", chart.end and (chart.end + timedelta(microseconds=999_999)).replace(microsecond=0)),
+    )
+    shown = {key: format_moment(value) for key, value in ends if value}
     if errors:
         shown = {key: params.get(key, "") for key in ("from", "to")}
     return {"chart": chart, "zoom": links, "range": shown, "range_errors": errors}
@@ -169,10 +180,36 @@ def timeline_context(job: Job, params, account: str) -> dict:
 # --- CSV export ----------------------------------------------------------------------------
 
 CSV_CHUNK = 2000
-CSV_COLUMNS = ["id", "state", "result", "exit_code", "failure_code", "node", "created", "started", "ended",
-               "run_time_s", "retries", "requeues", "command_line"]
-_CSV_FIELDS = ["id_key", "task_id", "state", "result", "exit_code", "failure_info", "node_name", "creation_time",
-               "start_time", "end_time", "retry_count", "requeue_count", "command_line"]
+CSV_COLUMNS = [
+    "id",
+    "state",
+    "result",
+    "exit_code",
+    "failure_code",
+    "node",
+    "created",
+    "started",
+    "ended",
+    "run_time_s",
+    "retries",
+    "requeues",
+    "command_line",
+]
+_CSV_FIELDS = [
+    "id_key",
+    "task_id",
+    "state",
+    "result",
+    "exit_code",
+    "failure_info",
+    "node_name",
+    "creation_time",
+    "start_time",
+    "end_time",
+    "retry_count",
+    "requeue_count",
+    "command_line",
+]
 
 
 class _Echo:
@@ -198,9 +235,21 @@ def csv_rows(job: Job, f: TaskFilter):
 def _csv_row(t: Task) -> list:
     run = (t.end_time - t.start_time).total_seconds() if t.end_time and t.start_time else ""
     stamp = lambda v: v.isoformat() if v else ""  # noqa: E731
-    return [t.task_id, t.state, t.result, "" if t.exit_code is None else t.exit_code,
-            (t.failure_info or {}).get("code", ""), t.node_name, stamp(t.creation_time), stamp(t.start_time),
-            stamp(t.end_time), run, t.retry_count, t.requeue_count, t.command_line]
+    return [
+        t.task_id,
+        t.state,
+        t.result,
+        "" if t.exit_code is None else t.exit_code,
+        (t.failure_info or {}).get("code", ""),
+        t.node_name,
+        stamp(t.creation_time),
+        stamp(t.start_time),
+        stamp(t.end_time),
+        run,
+        t.retry_count,
+        t.requeue_count,
+        t.command_line,
+    ]
 
 
 # --- failure triage ------------------------------------------------------------------------
@@ -211,19 +260,20 @@ GROUP_LIMIT = 50
 def failure_groups(job: Job) -> list[dict]:
     """A job's failed tasks grouped by exit code, failure code and node, largest first, each
     group with the filter that lists (and bulk-reactivates) exactly it. Three queries."""
-    failed = Task.objects.filter(job=job, state=Task.State.COMPLETED, result=Task.Result.FAILURE)
-    base = {"state": "completed", "result": "failure"}
-    by_exit = failed.values("exit_code").annotate(n=Count("pk")).order_by("-n", "exit_code")[:GROUP_LIMIT]
-    by_code = (failed.annotate(code=KT("failure_info__code")).values("code").annotate(n=Count("pk"))
-               .order_by("-n", "code")[:GROUP_LIMIT])
-    by_node = failed.values("node_name").annotate(n=Count("pk")).order_by("-n", "node_name")[:GROUP_LIMIT]
+    counted = count_failures(job, limit=GROUP_LIMIT)
+    base = {"state": Task.State.COMPLETED.value, "result": Task.Result.FAILURE.value}
     return [
-        {"title": "By exit code", "key": "exit_code", "column": "Exit code", "rows": [
-            _group(r["exit_code"], r["n"], base, "exit_code") for r in by_exit]},
-        {"title": "By failure code", "key": "failure_code", "column": "Failure code", "rows": [
-            _group(r["code"], r["n"], base, "failure_code") for r in by_code]},
-        {"title": "By node", "key": "node", "column": "Node", "rows": [
-            _group(r["node_name"], r["n"], base, "node") for r in by_node]},
+        {
+            "title": title,
+            "key": key,
+            "column": column,
+            "rows": [_group(value, n, base, key) for value, n in counted[key]],
+        }
+        for title, key, column in (
+            ("By exit code", "exit_code", "Exit code"),
+            ("By failure code", "failure_code", "Failure code"),
+            ("By node", "node", "Node"),
+        )
     ]
 
 
@@ -300,28 +350,22 @@ AUDIT_FILTERS = ("account", "actor", "action", "job")
 
 
 def audit_context(accounts, params) -> dict:
-    """The audit trail of the given accounts, newest first, keyset-paged by pk, filtered by
-    account, actor, action (exact) and job; each record with the bulk run it started. One
-    query (the accounts and the bulk run joined in)."""
-    records = AuditRecord.objects.filter(account__in=accounts)
-    chosen = {key: params.get(key, "").strip() for key in AUDIT_FILTERS if params.get(key, "").strip()}
-    for key, value in chosen.items():
-        if not storable(value):
-            records = records.none()
-        elif key == "account":
-            records = records.filter(account__name=value)
-        elif key == "job":
-            records = records.filter(scope__job=value)
-        else:
-            records = records.filter(**{key: value})
-    before = params.get("before", "")
-    if before.isdigit() and len(before) < 19:
-        records = records.filter(pk__lt=int(before))
-    bulk = BulkOperation.objects.filter(audit=OuterRef("pk")).values("pk")[:1]
-    rows = list(records.select_related("account").annotate(bulk_pk=Subquery(bulk)).order_by("-pk")[:AUDIT_PAGE + 1])
+    """The audit trail of the given accounts, newest first, keyset-paged
+    (tasks.queries.dashboard.list_audit_records), filtered by account, actor, action (exact)
+    and job; each record with the bulk run it started. One query."""
+    chosen = {
+        key: params.get(key, "").strip() for key in AUDIT_FILTERS if params.get(key, "").strip()
+    }
+    page = list_audit_records(
+        accounts, chosen=chosen, after=params.get("after", ""), limit=AUDIT_PAGE
+    )
     query = "&".join(f"{k}={quote(v)}" for k, v in chosen.items())
-    return {"records": rows[:AUDIT_PAGE], "next_before": rows[AUDIT_PAGE - 1].pk if len(rows) > AUDIT_PAGE else None,
-            "chosen": chosen, "query": query}
+    return {
+        "records": page.rows,
+        "next_after": page.next_cursor,
+        "chosen": chosen,
+        "query": query,
+    }
 
 
 # --- a task --------------------------------------------------------------------------------
@@ -331,8 +375,10 @@ def audit_context(accounts, params) -> dict:
 # (Resource and output files have their own section: tasks/web/transfers.py.)
 SPEC_LABELS = [
     ("multiInstanceSettings", "Multi-instance settings"),  # dependsOn: _task_dependencies.html
-    ("exitConditions", "Exit conditions"), ("containerSettings", "Container"),
-    ("userIdentity", "User identity"), ("affinityInfo", "Affinity"),
+    ("exitConditions", "Exit conditions"),
+    ("containerSettings", "Container"),
+    ("userIdentity", "User identity"),
+    ("affinityInfo", "Affinity"),
     ("applicationPackageReferences", "Application packages"),
 ]
 # Of those, the ones stored only so that they round-trip (README, "Not supported"): nothing
@@ -349,51 +395,77 @@ class Button:
     destructive: bool
 
 
-def task_context(access: Access, task: Task) -> dict:
+def task_context(access: Access, task: Task, params=None) -> dict:
     """Everything the task page shows. Two queries (attempts; subtasks if multi-instance),
     plus the task's directory on disk for its files; with dependsOn one more (a large
-    taskIdRanges: one per 10,000 ids, see tasks.dependencies), and for an active task up to
-    three more for why it waits (tasks.operations.waiting)."""
-    attempts = list(Attempt.objects.filter(task=task).order_by("number", "subtask_id", "claimed"))
-    subtasks = queries.list_subtasks(task) if task.is_multi_instance else []
+    taskIdRanges: one per 10,000 ids, see tasks.queries.dependencies) for the page of
+    dependencies `params` asks for (`dependencies_after` / `dependencies_before`), and for
+    an active task up to three more for why it waits (tasks.operations.waiting)."""
+    params = params or {}
+    # The page of dependencies shown, which the live region's refreshes keep.
+    dependency_query = urlencode(
+        {k: params[k] for k in ("dependencies_after", "dependencies_before") if params.get(k)}
+    )
+    attempts = list_attempts(task)
+    subtasks = list_subtasks(task) if task.is_multi_instance else []
     listing = files.listing(task)
-    dependencies = summarise_dependencies(task)
+    dependencies = summarise_dependencies(
+        task,
+        after=params.get("dependencies_after", ""),
+        before=params.get("dependencies_before", ""),
+    )
     return {
-        "access": access, "task": task, "job": task.job, "account": access.account,
-        "buttons": task_buttons(access, task), "attempts": attempts,
-        "steps": state_steps(task, attempts), "subtasks": subtasks,
-        "instances": instance_rows(task, subtasks), "files": listing,
-        "transfers": {"resources": transfers.resource_files(task), "outputs": transfers.output_files(task),
-                      "logs": transfers.upload_logs(listing)},
-        "live": not task.is_completed, "run_time": run_time(task),
-        "env": task.spec.get("environmentSettings") or [], "spec_labels": SPEC_LABELS,
+        "access": access,
+        "task": task,
+        "job": task.job,
+        "account": access.account,
+        "buttons": task_buttons(access, task),
+        "attempts": attempts,
+        "steps": state_steps(task, attempts),
+        "subtasks": subtasks,
+        "instances": instance_rows(task, subtasks),
+        "files": listing,
+        "transfers": {
+            "resources": transfers.resource_files(task),
+            "outputs": transfers.output_files(task),
+            "logs": transfers.upload_logs(listing),
+        },
+        "live": not task.is_completed,
+        "run_time": task.run_time,
+        "env": task.spec.get("environmentSettings") or [],
+        "spec_labels": SPEC_LABELS,
         "spec_stored_only": SPEC_STORED_ONLY,
-        "output_files": files.OUTPUT_FILES, "phases": instance_phases(task, subtasks),
-        "dependencies": dependencies, "waiting": explain_waiting(task, dependencies=dependencies),
+        "output_files": files.OUTPUT_FILES,
+        "phases": instance_phases(task, subtasks),
+        "dependencies": dependencies,
+        "dependency_query": dependency_query,
+        "waiting": explain_waiting(task, dependencies=dependencies),
     }
 
 
 def task_buttons(access: Access, task: Task) -> list[Button]:
     refusals = refusals_of(task)
     args = [access.account.name, task.job.job_id, task.task_id]
-    buttons = [Button(name, name.capitalize(), reverse(f"web:task-{name}", args=args),
-                      access.refusal(refusals[name]), name in DESTRUCTIVE) for name in TASK_ACTIONS]
-    buttons.append(Button("update", "Update constraints", reverse("web:task-update", args=args),
-                          access.refusal(can_update_task(task)), False))
+    buttons = [
+        Button(
+            name,
+            name.capitalize(),
+            reverse(f"web:task-{name}", args=args),
+            access.refusal(refusals[name]),
+            name in DESTRUCTIVE,
+        )
+        for name in TASK_ACTIONS
+    ]
+    buttons.append(
+        Button(
+            "update",
+            "Update constraints",
+            reverse("web:task-update", args=args),
+            access.refusal(can_update_task(task)),
+            False,
+        )
+    )
     return buttons
-
-
-def reload_task(task: Task) -> Task:
-    """The task as it is now (one query), keeping its job and account."""
-    fresh = Task.objects.get(pk=task.pk)
-    fresh.job = task.job
-    return fresh
-
-
-def run_time(task: Task):
-    if task.start_time is None:
-        return None
-    return (task.end_time or timezone.now()) - task.start_time
 
 
 def state_steps(task: Task, attempts: list[Attempt]) -> list[dict]:
@@ -402,27 +474,55 @@ def state_steps(task: Task, attempts: list[Attempt]) -> list[dict]:
     last = primary[-1] if primary else None
     order = [s.value for s in Task.State]
     current = order.index(task.state)
-    times = {"active": task.state_transition_time if task.state == Task.State.ACTIVE else task.creation_time,
-             "preparing": last.claimed if last else None,
-             "running": task.start_time or (last.start_time if last else None),
-             "completed": task.end_time if task.is_completed else None}
+    times = {
+        Task.State.ACTIVE: task.state_transition_time
+        if task.state == Task.State.ACTIVE
+        else task.creation_time,
+        Task.State.PREPARING: last.claimed if last else None,
+        Task.State.RUNNING: task.start_time or (last.start_time if last else None),
+        Task.State.COMPLETED: task.end_time if task.is_completed else None,
+    }
     if task.is_completed and task.end_time is None:
-        times["completed"] = task.state_transition_time
-    return [{"state": s, "time": times[s], "reached": i <= current, "current": i == current}
-            for i, s in enumerate(order)]
+        times[Task.State.COMPLETED] = task.state_transition_time
+    return [
+        {"state": s, "time": times[s], "reached": i <= current, "current": i == current}
+        for i, s in enumerate(order)
+    ]
 
 
 def instance_rows(task: Task, subtasks: list) -> list[dict]:
     """A multi-instance task's primary beside each subtask: state, node, times, exit, failure."""
     if not task.is_multi_instance:
         return []
-    rows = [{"name": "primary (0)", "id": None, "state": task.state, "node": task.node_name, "pool": task.pool_id,
-             "start": task.start_time, "end": task.end_time, "exit_code": task.exit_code,
-             "result": task.result, "failure": task.failure_info}]
+    rows = [
+        {
+            "name": "primary (0)",
+            "id": None,
+            "state": task.state,
+            "node": task.node_name,
+            "pool": task.pool_id,
+            "start": task.start_time,
+            "end": task.end_time,
+            "exit_code": task.exit_code,
+            "result": task.result,
+            "failure": task.failure_info,
+        }
+    ]
     for sub in subtasks:
-        rows.append({"name": f"subtask {sub.subtask_id}", "id": sub.subtask_id, "state": sub.state, "node": sub.node_name,
-                     "pool": sub.pool_id, "start": sub.start_time, "end": sub.end_time,
-                     "exit_code": sub.exit_code, "result": sub.result, "failure": sub.failure_info})
+        rows.append(
+            {
+                "name": f"subtask {sub.subtask_id}",
+                "id": sub.subtask_id,
+                "state": sub.state,
+                "node": sub.node_name,
+                "pool": sub.pool_id,
+                "start": sub.start_time,
+                "end": sub.end_time,
+                "exit_code": sub.exit_code,
+                "result": sub.result,
+                "failure": sub.failure_info,
+            }
+        )
     return rows
 
 
@@ -458,8 +558,9 @@ class OutputView:
         return "" if self.instance is None else str(self.instance)
 
 
-def output_view(task: Task, subtasks: list, params, *, after: int | None = None, before: int | None = None
-                ) -> OutputView:
+def output_view(
+    task: Task, subtasks: list, params, *, after: int | None = None, before: int | None = None
+) -> OutputView:
     """The output pane: which instance and file (`instance`, `file`: the first output of the
     instance when not given, stderr when its run failed with an empty stdout), a chunk of it
     (the tail; or what came `after` a byte, coloured on from the SGR state `sgr`; or the chunk
@@ -470,17 +571,29 @@ def output_view(task: Task, subtasks: list, params, *, after: int | None = None,
     where = files.subtask_files(task, sub) if sub else files.task_files(task)
     found = files.sizes(where)
     name = params.get("file") or files.first_output(sub or task, found)
-    live = not task.is_completed and (sub is None or sub.state != "completed")
+    live = not task.is_completed and (sub is None or sub.state != SubTask.State.COMPLETED)
     chunk = files.read_chunk(where, name, after=after, before=before, growing=live)
     state = params.get("sgr", "") if after is not None and not chunk.reset else ""
     html, sgr = ansi.render(chunk.text, state) if chunk.exists and not chunk.binary else ("", "")
     phases = instance_phases(task, subtasks)
     instances = []
     if task.is_multi_instance:
-        instances = [{"id": "", "label": "primary", "current": sub is None, "phase": phases.get(None, "")}]
-        instances += [{"id": str(s.subtask_id), "label": f"subtask {s.subtask_id}", "current": s is sub,
-                       "phase": phases.get(s.subtask_id, ""), "result": s.result} for s in subtasks]
-    return OutputView(None if sub is None else sub.subtask_id, name, chunk, html, sgr, found, live, instances)
+        instances = [
+            {"id": "", "label": "primary", "current": sub is None, "phase": phases.get(None, "")}
+        ]
+        instances += [
+            {
+                "id": str(s.subtask_id),
+                "label": f"subtask {s.subtask_id}",
+                "current": s is sub,
+                "phase": phases.get(s.subtask_id, ""),
+                "result": s.result,
+            }
+            for s in subtasks
+        ]
+    return OutputView(
+        None if sub is None else sub.subtask_id, name, chunk, html, sgr, found, live, instances
+    )
 
 
 def instance_phases(task: Task, subtasks: list) -> dict[int | None, str]:
@@ -490,8 +603,14 @@ def instance_phases(task: Task, subtasks: list) -> dict[int | None, str]:
     tasks.operations.attempts.subtasks_ready, read here from the subtasks already loaded)."""
     if not task.is_multi_instance or task.state != Task.State.RUNNING:
         return {}
-    coordination = bool((task.spec.get("multiInstanceSettings") or {}).get("coordinationCommandLine"))
-    ready = sum(1 for s in subtasks if s.state == "completed" and s.exit_code == 0 and not s.failure_info)
+    coordination = bool(
+        (task.spec.get("multiInstanceSettings") or {}).get("coordinationCommandLine")
+    )
+    ready = sum(
+        1
+        for s in subtasks
+        if s.state == SubTask.State.COMPLETED and s.exit_code == 0 and not s.failure_info
+    )
     waiting = task.number_of_instances - 1 - ready
     if waiting <= 0:
         primary = "main command running"
@@ -501,11 +620,11 @@ def instance_phases(task: Task, subtasks: list) -> dict[int | None, str]:
         primary = f"waiting for {waiting} subtask(s) to start"
     phases: dict[int | None, str] = {None: primary}
     for s in subtasks:
-        if s.state == "running":
+        if s.state == SubTask.State.RUNNING:
             phases[s.subtask_id] = "coordination command running"
-        elif s.state == "completed" and s.result == "success":
+        elif s.state == SubTask.State.COMPLETED and s.result == Task.Result.SUCCESS:
             phases[s.subtask_id] = "coordination done: holds its node for the main command"
-        elif s.state == "preparing":
+        elif s.state == SubTask.State.PREPARING:
             phases[s.subtask_id] = "starting"
     return phases
 
@@ -514,6 +633,18 @@ def output_chunk_json(view: OutputView) -> dict:
     """The log viewer's answer to one read, as JSON: the chunk as escaped HTML (ansi.render)
     and everything the viewer needs to read on."""
     c = view.chunk
-    return {"name": view.name, "instance": view.instance_param, "exists": c.exists, "binary": c.binary,
-            "size": c.size, "start": c.start, "end": c.end, "reset": c.reset, "html": str(view.html),
-            "sgr": view.sgr, "live": view.live, "sizes": view.sizes, "phase": view.phase}
+    return {
+        "name": view.name,
+        "instance": view.instance_param,
+        "exists": c.exists,
+        "binary": c.binary,
+        "size": c.size,
+        "start": c.start,
+        "end": c.end,
+        "reset": c.reset,
+        "html": str(view.html),
+        "sgr": view.sgr,
+        "live": view.live,
+        "sizes": view.sizes,
+        "phase": view.phase,
+    }

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from django.db.models import Count, Q
 from django.urls import reverse
 
-from tasks.api.render_pools import start_task_json, without_secrets
-from tasks.models import Attempt, ComputeNode, Job, Pool
-from tasks.node import AGENT_VERSION
-from tasks.node.layout import STARTUP_DIR, STDERR, STDOUT, WORKITEMS_DIR
-from tasks.node.storage import FileInfo
+from tasks.models import Attempt, ComputeNode, Job, NodeDeallocationOption, Pool, Task
+from tasks.nodehost import AGENT_VERSION
+from tasks.nodehost.layout import STARTUP_DIR, STDERR, STDOUT, WORKITEMS_DIR
+from tasks.nodehost.storage import FileInfo
 from tasks.operations.pool_actions import NODE_ACTIONS, node_refusals, pool_refusals
 from tasks.operations.pool_nodes import current_nodes
 from tasks.operations.pool_specs import DEFAULT_RESIZE_TIMEOUT
+from tasks.wire.redaction import start_task_json, without_secrets
 
 from . import files
 from .access import Access
@@ -28,32 +28,73 @@ START_TASK_FILES = (f"{STARTUP_DIR}/{STDOUT}", f"{STARTUP_DIR}/{STDERR}")
 
 State = ComputeNode.State
 # Node states in the order a node lives them, for legends and counts.
-NODE_STATE_ORDER = [State.CREATING, State.STARTING, State.WAITINGFORSTARTTASK, State.IDLE, State.RUNNING,
-                    State.REBOOTING, State.REIMAGING, State.LEAVINGPOOL, State.OFFLINE, State.STARTTASKFAILED,
-                    State.UNUSABLE, State.PREEMPTED, State.UNKNOWN]
+NODE_STATE_ORDER = [
+    State.CREATING,
+    State.STARTING,
+    State.WAITINGFORSTARTTASK,
+    State.IDLE,
+    State.RUNNING,
+    State.REBOOTING,
+    State.REIMAGING,
+    State.LEAVINGPOOL,
+    State.OFFLINE,
+    State.STARTTASKFAILED,
+    State.UNUSABLE,
+    State.PREEMPTED,
+    State.UNKNOWN,
+]
 # States a node leaves by itself (its agent or the reconciler moves it on).
-MOVING_NODE_STATES = {State.CREATING, State.STARTING, State.WAITINGFORSTARTTASK, State.RUNNING, State.REBOOTING,
-                      State.REIMAGING, State.LEAVINGPOOL}
+MOVING_NODE_STATES = {
+    State.CREATING,
+    State.STARTING,
+    State.WAITINGFORSTARTTASK,
+    State.RUNNING,
+    State.REBOOTING,
+    State.REIMAGING,
+    State.LEAVINGPOOL,
+}
 READY_STATES = (State.IDLE, State.RUNNING)
-COMING_STATES = (State.CREATING, State.STARTING, State.WAITINGFORSTARTTASK, State.REBOOTING, State.REIMAGING)
+COMING_STATES = (
+    State.CREATING,
+    State.STARTING,
+    State.WAITINGFORSTARTTASK,
+    State.REBOOTING,
+    State.REIMAGING,
+)
 
 OPTION_HELP = {
-    "requeue": "Running tasks are stopped now and go back to the queue; they run again on another node.",
-    "terminate": "Running tasks are stopped now and complete as failed (TaskEnded); they do not run again.",
-    "taskcompletion": "Running tasks finish first; no new task starts on the node meanwhile.",
-    "retaineddata": "Running tasks finish, and the node waits until their files' retention time has passed.",
+    NodeDeallocationOption.REQUEUE: "Running tasks are stopped now and go back to the queue; they run again on another node.",
+    NodeDeallocationOption.TERMINATE: "Running tasks are stopped now and complete as failed (TaskEnded); they do not run again.",
+    NodeDeallocationOption.TASKCOMPLETION: "Running tasks finish first; no new task starts on the node meanwhile.",
+    NodeDeallocationOption.RETAINEDDATA: "Running tasks finish, and the node waits until their files' retention time has passed.",
 }
 NODE_ACTION_TEXT = {
-    "reboot": ("Reboot", "The node restarts: its agent comes back with the same id and runs the start task again."),
-    "reimage": ("Reimage", "The node's disk is wiped (task directories, shared/, startup/) and it starts afresh."),
-    "disable-scheduling": ("Disable scheduling", "The node takes no new task until scheduling is enabled again."),
+    "reboot": (
+        "Reboot",
+        "The node restarts: its agent comes back with the same id and runs the start task again.",
+    ),
+    "reimage": (
+        "Reimage",
+        "The node's disk is wiped (task directories, shared/, startup/) and it starts afresh.",
+    ),
+    "disable-scheduling": (
+        "Disable scheduling",
+        "The node takes no new task until scheduling is enabled again.",
+    ),
     "enable-scheduling": ("Enable scheduling", "The node takes tasks again."),
-    "remove": ("Remove from pool", "The node leaves the pool, which shrinks by one: it is not replaced."),
+    "remove": (
+        "Remove from pool",
+        "The node leaves the pool, which shrinks by one: it is not replaced.",
+    ),
 }
 CONFIRMED_NODE_ACTIONS = {"reboot", "reimage", "disable-scheduling", "remove"}
 POOL_ACTION_LABELS = {
-    "resize": "Resize…", "stop-resize": "Stop resize", "enable-autoscale": "Enable autoscale…",
-    "disable-autoscale": "Disable autoscale", "evaluate-autoscale": "Evaluate formula…", "delete": "Delete…",
+    "resize": "Resize…",
+    "stop-resize": "Stop resize",
+    "enable-autoscale": "Enable autoscale…",
+    "disable-autoscale": "Disable autoscale",
+    "evaluate-autoscale": "Evaluate formula…",
+    "delete": "Delete…",
 }
 # Pool actions that open a form (or a confirmation) first; the others post at once.
 POOL_FORMS = {"resize", "enable-autoscale", "evaluate-autoscale", "delete"}
@@ -61,26 +102,44 @@ POOL_FORMS = {"resize", "enable-autoscale", "evaluate-autoscale", "delete"}
 # Pool properties batchsite stores only so that they round-trip (README, "What a pool can ask
 # for"): returned as sent, acted upon by nothing. The pool page marks each one it has.
 STORED_ONLY = [
-    ("virtualMachineConfiguration", "VM configuration",
-     "Image, node agent SKU, containers, disks, extensions: a node is whatever host its provider gives it."),
+    (
+        "virtualMachineConfiguration",
+        "VM configuration",
+        "Image, node agent SKU, containers, disks, extensions: a node is whatever host its provider gives it.",
+    ),
     ("networkConfiguration", "Network", "Endpoints, public IPs and firewall rules are not set up."),
     ("mountConfiguration", "Mounts", "No file system is mounted on the nodes."),
-    ("userAccounts", "User accounts", "No account is made: tasks run as the user the node's agent runs as."),
+    (
+        "userAccounts",
+        "User accounts",
+        "No account is made: tasks run as the user the node's agent runs as.",
+    ),
     ("upgradePolicy", "Upgrade policy", "Nodes are never upgraded."),
     ("resourceTags", "Resource tags", "No Azure resource carries them."),
-    ("targetNodeCommunicationMode", "Node communication mode", "Nodes reach batchsite one way only."),
+    (
+        "targetNodeCommunicationMode",
+        "Node communication mode",
+        "Nodes reach batchsite one way only.",
+    ),
 ]
 # Start task properties stored the same way.
 START_TASK_STORED_ONLY = [
-    ("containerSettings", "Container", "The start task runs on the node itself, not in a container."),
+    (
+        "containerSettings",
+        "Container",
+        "The start task runs on the node itself, not in a container.",
+    ),
 ]
 
 
 def stored_only(spec: dict, properties: list[tuple[str, str, str]]) -> list[dict]:
     """The round-trip-only properties `spec` holds (not empty), each with its label, what
     batchsite does not do with it, and its value as sent."""
-    return [{"name": name, "label": label, "why": why, "value": spec[name]}
-            for name, label, why in properties if spec.get(name) not in (None, "", [], {})]
+    return [
+        {"name": name, "label": label, "why": why, "value": spec[name]}
+        for name, label, why in properties
+        if spec.get(name) not in (None, "", [], {})
+    ]
 
 
 @dataclass
@@ -105,8 +164,13 @@ def pool_is_live(pool: Pool, states: dict[str, int], *, moving: int, waiting: bo
     """Can the pool's page change without anyone acting? While it is resized, stopped or
     deleted, autoscaled (the next evaluation), while a node is on the move (`moving`), or
     while work waits (`waiting`: active tasks in its jobs) and an idle node can take it."""
-    return (pool.state == Pool.State.DELETING or pool.allocation_state != Pool.AllocationState.STEADY
-            or pool.enable_auto_scale or moving > 0 or (waiting and states.get(State.IDLE, 0) > 0))
+    return (
+        pool.state == Pool.State.DELETING
+        or pool.allocation_state != Pool.AllocationState.STEADY
+        or pool.enable_auto_scale
+        or moving > 0
+        or (waiting and states.get(State.IDLE, 0) > 0)
+    )
 
 
 def _waiting_pools(accounts, pools: list[Pool]) -> set[tuple[int, str]]:
@@ -114,8 +178,11 @@ def _waiting_pools(accounts, pools: list[Pool]) -> set[tuple[int, str]]:
     query (jobs name their pool case-insensitively, as Batch does)."""
     if not pools:
         return set()
-    rows = (Job.objects.filter(account__in=accounts, state=Job.State.ACTIVE, active_count__gt=0)
-            .values_list("account_id", "pool_id").distinct())
+    rows = (
+        Job.objects.filter(account__in=accounts, state=Job.State.ACTIVE, active_count__gt=0)
+        .values_list("account_id", "pool_id")
+        .distinct()
+    )
     return {(account_pk, (pool_id or "").lower()) for account_pk, pool_id in rows}
 
 
@@ -125,24 +192,38 @@ def _waiting_pools(accounts, pools: list[Pool]) -> set[tuple[int, str]]:
 def pool_rows(accounts) -> dict:
     """The pools of these accounts, each with its current nodes, its nodes per state and
     whether it is live. Four queries, however many pools and nodes."""
-    pools = list(Pool.objects.filter(account__in=accounts).select_related("account").order_by("account__name",
-                                                                                               "id_key"))
+    pools = list(
+        Pool.objects.filter(account__in=accounts)
+        .select_related("account")
+        .order_by("account__name", "id_key")
+    )
     current = current_nodes(pools)
     states: dict[int, dict[str, int]] = {pool.pk: {} for pool in pools}
     moving: dict[int, int] = dict.fromkeys(states, 0)
     if pools:
-        rows = (ComputeNode.objects.filter(pool__in=pools).values("pool_id", "state")
-                .annotate(n=Count("pk"), pending=Count("pk", filter=~Q(pending_action=""))))
+        rows = (
+            ComputeNode.objects.filter(pool__in=pools)
+            .values("pool_id", "state")
+            .annotate(n=Count("pk"), pending=Count("pk", filter=~Q(pending_action="")))
+        )
         for row in rows:
             states[row["pool_id"]][row["state"]] = row["n"]
-            moving[row["pool_id"]] += row["pending"] + (row["n"] if row["state"] in MOVING_NODE_STATES else 0)
+            moving[row["pool_id"]] += row["pending"] + (
+                row["n"] if row["state"] in MOVING_NODE_STATES else 0
+            )
     waiting = _waiting_pools(accounts, pools)
     for pool in pools:
         pool.current_dedicated, pool.current_low_priority = current[pool.pk]
-        pool.state_counts = [(s.value, states[pool.pk][s]) for s in NODE_STATE_ORDER if states[pool.pk].get(s)]
+        pool.state_counts = [
+            (s.value, states[pool.pk][s]) for s in NODE_STATE_ORDER if states[pool.pk].get(s)
+        ]
         pool.node_total = sum(states[pool.pk].values())
-        pool.live = pool_is_live(pool, states[pool.pk], moving=moving[pool.pk],
-                                 waiting=(pool.account_id, pool.id_key) in waiting)
+        pool.live = pool_is_live(
+            pool,
+            states[pool.pk],
+            moving=moving[pool.pk],
+            waiting=(pool.account_id, pool.id_key) in waiting,
+        )
     return {"pools": pools, "live": any(pool.live for pool in pools)}
 
 
@@ -153,12 +234,17 @@ def pool_context(access: Access, pool: Pool, *, node_state: str = "") -> dict:
     """Everything a pool's page shows: its nodes (one query) with what runs on them (one),
     its current node counts (one), the jobs that use it (one). With `node_state` the node
     table lists only the nodes in that state; every count is still of them all."""
-    nodes = list(ComputeNode.objects.filter(pool=pool).order_by("node_id")[:NODE_LIMIT + 1])
+    nodes = list(ComputeNode.objects.filter(pool=pool).order_by("node_id")[: NODE_LIMIT + 1])
     more_nodes, nodes = len(nodes) > NODE_LIMIT, nodes[:NODE_LIMIT]
-    running = running_by_node(Attempt.objects.filter(node__in=nodes, outcome=Attempt.Outcome.RUNNING))
+    running = running_by_node(
+        Attempt.objects.filter(node__in=nodes, outcome=Attempt.Outcome.RUNNING)
+    )
     dedicated, low_priority = current_nodes([pool])[pool.pk]
-    jobs = list(Job.objects.filter(account_id=pool.account_id, pool_id__iexact=pool.pool_id)
-                .exclude(state=Job.State.COMPLETED).order_by("id_key")[:50])
+    jobs = list(
+        Job.objects.filter(account_id=pool.account_id, pool_id__iexact=pool.pool_id)
+        .exclude(state=Job.State.COMPLETED)
+        .order_by("id_key")[:50]
+    )
     states: dict[str, int] = {}
     for node in nodes:
         node.pool = pool
@@ -170,15 +256,25 @@ def pool_context(access: Access, pool: Pool, *, node_state: str = "") -> dict:
     spec = without_secrets(pool.spec)
     return {
         **_progress(pool, states, dedicated, low_priority),
-        "access": access, "account": access.account, "pool": pool, "nodes": nodes, "more_nodes": more_nodes,
-        "node_filter": node_state, "listed": [n for n in nodes if n.state == node_state] if node_state else nodes,
-        "current_dedicated": dedicated, "current_low_priority": low_priority, "jobs": jobs,
+        "access": access,
+        "account": access.account,
+        "pool": pool,
+        "nodes": nodes,
+        "more_nodes": more_nodes,
+        "node_filter": node_state,
+        "listed": [n for n in nodes if n.state == node_state] if node_state else nodes,
+        "current_dedicated": dedicated,
+        "current_low_priority": low_priority,
+        "jobs": jobs,
         "state_counts": [(s.value, states[s]) for s in NODE_STATE_ORDER if states.get(s)],
-        "buttons": pool_buttons(access, pool), "live": live, "spec": spec,
+        "buttons": pool_buttons(access, pool),
+        "live": live,
+        "spec": spec,
         "start_task": start_task_json(spec.get("startTask")),
         "stored_only": stored_only(spec, STORED_ONLY),
         "start_task_stored_only": stored_only(spec.get("startTask") or {}, START_TASK_STORED_ONLY),
-        "slots_used": sum(n.slots_used for n in nodes), "slots": sum(n.slots for n in nodes),
+        "slots_used": sum(n.slots_used for n in nodes),
+        "slots": sum(n.slots for n in nodes),
         "run_results": autoscale_results(pool.auto_scale_run),
     }
 
@@ -188,15 +284,22 @@ def _progress(pool: Pool, states: dict[str, int], dedicated: int, low_priority: 
     their way (being made, starting, running the start task, restarting), when the current
     resize times out, and how many nodes a steady pool is short of its targets."""
     deadline = None
-    if pool.allocation_state == Pool.AllocationState.RESIZING and pool.allocation_state_transition_time:
-        deadline = pool.allocation_state_transition_time + (pool.resize_timeout or DEFAULT_RESIZE_TIMEOUT)
+    if (
+        pool.allocation_state == Pool.AllocationState.RESIZING
+        and pool.allocation_state_transition_time
+    ):
+        deadline = pool.allocation_state_transition_time + (
+            pool.resize_timeout or DEFAULT_RESIZE_TIMEOUT
+        )
     steady = pool.allocation_state == Pool.AllocationState.STEADY
     return {
         "ready": sum(states.get(s, 0) for s in READY_STATES),
         "coming": sum(states.get(s, 0) for s in COMING_STATES),
         "resize_deadline": deadline,
         "short_dedicated": max(0, pool.target_dedicated_nodes - dedicated) if steady else 0,
-        "short_low_priority": max(0, pool.target_low_priority_nodes - low_priority) if steady else 0,
+        "short_low_priority": max(0, pool.target_low_priority_nodes - low_priority)
+        if steady
+        else 0,
     }
 
 
@@ -217,8 +320,16 @@ def pool_buttons(access: Access, pool: Pool) -> list[Button]:
             continue
         if name == "enable-autoscale":
             label = "Change formula…" if pool.enable_auto_scale else "Enable autoscale…"
-        buttons.append(Button(name, label, reverse(f"web:pool-{name}", args=args), access.refusal(refusals[name]),
-                              name in POOL_FORMS, name == "delete"))
+        buttons.append(
+            Button(
+                name,
+                label,
+                reverse(f"web:pool-{name}", args=args),
+                access.refusal(refusals[name]),
+                name in POOL_FORMS,
+                name == "delete",
+            )
+        )
     return buttons
 
 
@@ -226,7 +337,9 @@ def pool_button(access: Access, pool: Pool, action: str) -> Button:
     """One action's button, shown or not on the page (its form or confirmation needs it)."""
     refusal = access.refusal(pool_refusals(pool)[action])
     url = reverse(f"web:pool-{action}", args=[access.account.name, pool.pool_id])
-    return Button(action, POOL_ACTION_LABELS[action], url, refusal, action in POOL_FORMS, action == "delete")
+    return Button(
+        action, POOL_ACTION_LABELS[action], url, refusal, action in POOL_FORMS, action == "delete"
+    )
 
 
 def autoscale_results(run: dict | None) -> list[tuple[str, str]]:
@@ -264,16 +377,32 @@ def node_context(access: Access, node: ComputeNode) -> dict:
     (one), whether work waits for its pool (one), and the start task's output (read from
     the task-file storage, no query)."""
     pool = node.pool
-    running = running_by_node(Attempt.objects.filter(node=node, outcome=Attempt.Outcome.RUNNING)).get(node.pk, [])
-    recent = list(Attempt.objects.filter(node=node).select_related("task", "job").order_by("-claimed")[:RECENT_RUNS])
-    waiting = Job.objects.filter(account_id=pool.account_id, pool_id__iexact=pool.pool_id, state=Job.State.ACTIVE,
-                                 active_count__gt=0).exists()
+    running = running_by_node(
+        Attempt.objects.filter(node=node, outcome=Attempt.Outcome.RUNNING)
+    ).get(node.pk, [])
+    recent = list(
+        Attempt.objects.filter(node=node)
+        .select_related("task", "job")
+        .order_by("-claimed")[:RECENT_RUNS]
+    )
+    waiting = Job.objects.filter(
+        account_id=pool.account_id,
+        pool_id__iexact=pool.pool_id,
+        state=Job.State.ACTIVE,
+        active_count__gt=0,
+    ).exists()
     live = node_is_moving(node) or (waiting and node.state == State.IDLE)
     return {
-        **node_output_context(access, node), "running": running, "recent": recent,
-        "slots_used": sum(a.slots for a in running), "live": live, "buttons": node_buttons(access, node),
+        **node_output_context(access, node),
+        "running": running,
+        "recent": recent,
+        "slots_used": sum(a.slots for a in running),
+        "live": live,
+        "buttons": node_buttons(access, node),
         "start_task": start_task_json(without_secrets(pool.spec).get("startTask")),
-        "start_info": node.start_task_info or {}, "order": order_text(node), "agent_version": AGENT_VERSION,
+        "start_info": node.start_task_info or {},
+        "order": order_text(node),
+        "agent_version": AGENT_VERSION,
         "tail": lambda: files.node_tail(node, START_TASK_FILES[0]),
     }
 
@@ -284,11 +413,20 @@ def node_output_context(access: Access, node: ComputeNode, name: str = START_TAS
     tasks run on the node."""
     if name in START_TASK_FILES:
         info = node.start_task_info or {}
-        following = info.get("state") == "running" or node.state in (State.STARTING, State.WAITINGFORSTARTTASK)
+        following = info.get("state") == Task.State.RUNNING or node.state in (
+            State.STARTING,
+            State.WAITINGFORSTARTTASK,
+        )
     else:
         following = node.state == State.RUNNING
-    return {"access": access, "account": access.account, "pool": node.pool, "node": node,
-            "start_files": START_TASK_FILES, "output_live": following}
+    return {
+        "access": access,
+        "account": access.account,
+        "pool": node.pool,
+        "node": node,
+        "start_files": START_TASK_FILES,
+        "output_live": following,
+    }
 
 
 @dataclass
@@ -298,7 +436,9 @@ class NodeDirectory:
     name: str  # "" for the root itself
     task: tuple[str, str] | None  # (job id, task id) when it is (in) a task's directory
     files: list[tuple[str, FileInfo]]  # (name within the directory, entry)
-    anchor: str = ""  # the top directory (startup, shared, workitems) when it is the first listed in it
+    anchor: str = (
+        ""  # the top directory (startup, shared, workitems) when it is the first listed in it
+    )
 
 
 def node_files_context(access: Access, node: ComputeNode) -> dict:
@@ -313,13 +453,22 @@ def node_files_context(access: Access, node: ComputeNode) -> dict:
             first = bool(top) and all(d.name.split("/", 1)[0] != top for d in directories.values())
             directories[parent] = NodeDirectory(parent, _task_of(parent), [], top if first else "")
         directories[parent].files.append((base, info))
-    return {"access": access, "account": access.account, "pool": node.pool, "node": node,
-            "directories": list(directories.values()), "file_count": len(listing), "more": listing.more,
-            "tops": list(dict.fromkeys(d.name.split("/", 1)[0] for d in directories.values() if d.name))}
+    return {
+        "access": access,
+        "account": access.account,
+        "pool": node.pool,
+        "node": node,
+        "directories": list(directories.values()),
+        "file_count": len(listing),
+        "more": listing.more,
+        "tops": list(
+            dict.fromkeys(d.name.split("/", 1)[0] for d in directories.values() if d.name)
+        ),
+    }
 
 
 def _task_of(directory: str) -> tuple[str, str] | None:
-    """workitems/<job>/job-1/<task> and what is below it name the task (tasks.node.layout)."""
+    """workitems/<job>/job-1/<task> and what is below it name the task (tasks.nodehost.layout)."""
     parts = directory.split("/")
     if len(parts) >= 4 and parts[0] == WORKITEMS_DIR and parts[2] == "job-1":
         return parts[1], parts[3]
@@ -335,18 +484,32 @@ def node_buttons(access: Access, node: ComputeNode) -> list[Button]:
     refusals = node_refusals(node)
     args = [access.account.name, node.pool.pool_id, node.node_id]
     hidden = "enable-scheduling" if node.scheduling_enabled else "disable-scheduling"
-    return [Button(name, NODE_ACTION_TEXT[name][0], reverse(f"web:node-{name}", args=args),
-                   access.refusal(refusals[name]), name in CONFIRMED_NODE_ACTIONS,
-                   name in ("reimage", "remove"))
-            for name in NODE_ACTIONS if name != hidden]
+    return [
+        Button(
+            name,
+            NODE_ACTION_TEXT[name][0],
+            reverse(f"web:node-{name}", args=args),
+            access.refusal(refusals[name]),
+            name in CONFIRMED_NODE_ACTIONS,
+            name in ("reimage", "remove"),
+        )
+        for name in NODE_ACTIONS
+        if name != hidden
+    ]
 
 
 def node_button(access: Access, node: ComputeNode, action: str) -> Button:
     """One action's button, shown on the page or not (its confirmation needs it)."""
     refusal = access.refusal(node_refusals(node)[action])
     url = reverse(f"web:node-{action}", args=[access.account.name, node.pool.pool_id, node.node_id])
-    return Button(action, NODE_ACTION_TEXT[action][0], url, refusal, action in CONFIRMED_NODE_ACTIONS,
-                  action in ("reimage", "remove"))
+    return Button(
+        action,
+        NODE_ACTION_TEXT[action][0],
+        url,
+        refusal,
+        action in CONFIRMED_NODE_ACTIONS,
+        action in ("reimage", "remove"),
+    )
 
 
 def node_action_context(access: Access, node: ComputeNode, action: str) -> dict:
@@ -354,8 +517,14 @@ def node_action_context(access: Access, node: ComputeNode, action: str) -> dict:
     label, text = NODE_ACTION_TEXT[action]
     button = node_button(access, node, action)
     options = [(o, OPTION_HELP[o]) for o in NODE_ACTIONS[action].options]
-    return {**node_context(access, node), "action": action, "label": label, "text": text, "button": button,
-            "options": options}
+    return {
+        **node_context(access, node),
+        "action": action,
+        "label": label,
+        "text": text,
+        "button": button,
+        "options": options,
+    }
 
 
 def order_text(node: ComputeNode) -> str:
@@ -366,7 +535,7 @@ def order_text(node: ComputeNode) -> str:
         what = node.pending_action
     else:
         return ""
-    option = node.action_option or "requeue"
+    option = node.action_option or NodeDeallocationOption.REQUEUE
     return f"Asked to {what} ({option}): {OPTION_HELP.get(option, '')}"
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from tasks.exit_conditions import FILE_UPLOAD_FAILURES, PRE_PROCESSING_FAILURES
 from tasks.models import Task
-from tasks.operations.attempts import FILE_UPLOAD_FAILURES, PRE_PROCESSING_FAILURES
 
 UPLOAD_LOGS = ("fileuploadout.txt", "fileuploaderr.txt")
 
@@ -47,7 +47,9 @@ def resource_files(task: Task) -> list[Transfer]:
     """In the order the node downloads them: a multi-instance task's commonResourceFiles
     (into the task directory) first, then its resourceFiles (into wd/)."""
     multi = task.spec.get("multiInstanceSettings") or {}
-    specs = [("", f) for f in (multi.get("commonResourceFiles") or []) if task.number_of_instances > 1]
+    specs = [
+        ("", f) for f in (multi.get("commonResourceFiles") or []) if task.number_of_instances > 1
+    ]
     specs += [("wd/", f) for f in task.spec.get("resourceFiles") or []]
     failed = _failed_indexes(task, "resourceFile", PRE_PROCESSING_FAILURES)
     first_failed = min(failed) if failed else None
@@ -56,14 +58,18 @@ def resource_files(task: Task) -> list[Transfer]:
         if spec.get("httpUrl"):
             source = without_query(spec["httpUrl"])
         elif spec.get("storageContainerUrl"):
-            source = without_query(spec["storageContainerUrl"]) + (f" (blobs under {spec['blobPrefix']})"
-                                                                    if spec.get("blobPrefix") else "")
+            source = without_query(spec["storageContainerUrl"]) + (
+                f" (blobs under {spec['blobPrefix']})" if spec.get("blobPrefix") else ""
+            )
         else:
             source = f"auto-storage container {spec.get('autoStorageContainerName', '')}"
         target = where + (spec.get("filePath") or "")
         note = f"mode {spec['fileMode']}" if spec.get("fileMode") else ""
         if not task.is_completed:
-            status, label = "pending", "not downloaded yet" if task.state == Task.State.ACTIVE else "downloading or done"
+            status, label = (
+                "pending",
+                "not downloaded yet" if task.state == Task.State.ACTIVE else "downloading or done",
+            )
         elif task.exit_code is not None:  # the command ran: every file was in place
             status, label = "done", "downloaded"
         elif first_failed is not None and i == first_failed:
@@ -86,7 +92,9 @@ def output_files(task: Task) -> list[Transfer]:
         if container.get("path"):
             target += f" → {container['path']}"
         condition = ((spec.get("uploadOptions") or {}).get("uploadCondition") or "").lower()
-        wanted = condition == "taskcompletion" or (condition == "tasksuccess") == (task.exit_code == 0)
+        wanted = condition == "taskcompletion" or (condition == "tasksuccess") == (
+            task.exit_code == 0
+        )
         if not task.is_completed:
             status, label = "pending", "after the command"
         elif task.exit_code is None:
@@ -97,7 +105,11 @@ def output_files(task: Task) -> list[Transfer]:
             status, label = "failed", (task.failure_info or {}).get("code", "failed")
         else:
             status, label = "done", "uploaded"
-        error = (task.failure_info or {}).get("message", "") if status == "failed" and i == min(failed) else ""
+        error = (
+            (task.failure_info or {}).get("message", "")
+            if status == "failed" and i == min(failed)
+            else ""
+        )
         rows.append(Transfer(spec.get("filePattern", ""), target, condition, status, label, error))
     return rows
 

@@ -26,15 +26,15 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget
 
-from tasks import queries
 from tasks.errors import BatchError
 from tasks.file_responses import file_bytes
-from tasks.listing import FIELD_LABELS, TaskFilter
 from tasks.models import BulkOperation
 from tasks.operations.actions import DESTRUCTIVE, act_on_task
 from tasks.operations.audit import actor_name, audited
 from tasks.operations.bulk import start_bulk_operation, stop_bulk_operation
 from tasks.operations.tasks import add_task, update_task
+from tasks.queries.task_list import FIELD_LABELS, TaskFilter
+from tasks.queries.tasks import list_subtasks, reload_task
 
 from . import analytics, files, pages
 from .access import (
@@ -58,8 +58,9 @@ from .responses import htmx_aware, stop_polling
 @htmx_aware
 def job_list(request):
     context = pages.job_list_context(request.user, request.GET)
-    return _fragment_or_page(request, "tasks/job_list.html", "tasks/_job_rows.html", context,
-                             live=context["live"])
+    return _fragment_or_page(
+        request, "tasks/job_list.html", "tasks/_job_rows.html", context, live=context["live"]
+    )
 
 
 @login_required
@@ -68,8 +69,9 @@ def job_list(request):
 def job_detail(request, account, job_id):
     access, job = job_access(request.user, account, job_id)
     context = pages.job_detail_context(request, access, job)
-    return _fragment_or_page(request, "tasks/job_detail.html", "tasks/_job_live.html", context,
-                             live=context["live"])
+    return _fragment_or_page(
+        request, "tasks/job_detail.html", "tasks/_job_live.html", context, live=context["live"]
+    )
 
 
 @login_required
@@ -92,8 +94,13 @@ def job_export(request, account, job_id):
     access, job = job_access(request.user, account, job_id)
     f = TaskFilter.from_params(request.GET)
     if f.errors:
-        context = {"access": access, "job": job, "filter": f, "labels": FIELD_LABELS,
-                   "refusal": pages.filter_refusal(f)}
+        context = {
+            "access": access,
+            "job": job,
+            "filter": f,
+            "labels": FIELD_LABELS,
+            "refusal": pages.filter_refusal(f),
+        }
         return render(request, "tasks/job_export_refused.html", context, status=400)
     response = StreamingHttpResponse(pages.csv_rows(job, f), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{job.job_id}-tasks.csv"'
@@ -122,7 +129,11 @@ def job_timeline(request, account, job_id):
     """The node x time chart over a range (`from`, `to`: local time unless they say
     otherwise; neither: the latest runs), with links that zoom and move it."""
     access, job = job_access(request.user, account, job_id)
-    context = {"access": access, "job": job, **pages.timeline_context(job, request.GET, access.account.name)}
+    context = {
+        "access": access,
+        "job": job,
+        **pages.timeline_context(job, request.GET, access.account.name),
+    }
     return render(request, "tasks/job_timeline.html", context)
 
 
@@ -139,12 +150,20 @@ def job_bulk(request, account, job_id):
     preview = pages.bulk_preview(job, params)
     if request.method == "POST" and not preview.error:
         try:
-            op = start_bulk_operation(job, action=preview.action, scope=preview.scope, user=request.user,
-                                      actor=actor_name(request.user), total=preview.count)
+            op = start_bulk_operation(
+                job,
+                action=preview.action,
+                scope=preview.scope,
+                user=request.user,
+                actor=actor_name(request.user),
+                total=preview.count,
+            )
         except BatchError as error:
             preview.error = f"{error.code}: {dict(error.values).get('Reason') or error.message}"
     if request.method == "GET" or preview.error:
-        return render(request, "tasks/bulk_preview.html", {"access": access, "job": job, "preview": preview})
+        return render(
+            request, "tasks/bulk_preview.html", {"access": access, "job": job, "preview": preview}
+        )
     messages.success(request, f"Started: {preview.action} {preview.count} task(s).")
     return _go(request, reverse("web:bulk", args=[op.pk]))
 
@@ -156,9 +175,17 @@ def bulk_detail(request, pk):
     op = get_object_or_404(BulkOperation.objects.select_related("job", "account", "user"), pk=pk)
     access = account_access(request.user, op.account.name)
     live = op.state in (BulkOperation.State.PENDING, BulkOperation.State.RUNNING)
-    context = {"access": access, "op": op, "job": op.job, "live": live, "outcomes": pages.bulk_outcomes(op),
-               "stop_url": reverse("web:bulk-stop", args=[op.pk]) if live else ""}
-    return _fragment_or_page(request, "tasks/bulk_detail.html", "tasks/_bulk_progress.html", context, live=live)
+    context = {
+        "access": access,
+        "op": op,
+        "job": op.job,
+        "live": live,
+        "outcomes": pages.bulk_outcomes(op),
+        "stop_url": reverse("web:bulk-stop", args=[op.pk]) if live else "",
+    }
+    return _fragment_or_page(
+        request, "tasks/bulk_detail.html", "tasks/_bulk_progress.html", context, live=live
+    )
 
 
 @login_required
@@ -168,12 +195,24 @@ def bulk_stop(request, pk):
     """Stop a bulk action in progress (audited as bulk-stop); what it did stays done."""
     op = get_object_or_404(BulkOperation.objects.select_related("job", "account", "user"), pk=pk)
     access = account_access(request.user, op.account.name, act=True)
-    _, error = audited(op.account, user=request.user, actor=actor_name(request.user), action="bulk-stop",
-                       scope={"job": op.job.job_id, "bulk": op.pk}, operation=lambda: stop_bulk_operation(op))
+    _, error = audited(
+        op.account,
+        user=request.user,
+        actor=actor_name(request.user),
+        action="bulk-stop",
+        scope={"job": op.job.job_id, "bulk": op.pk},
+        operation=lambda: stop_bulk_operation(op),
+    )
     op.refresh_from_db()
     if request.htmx:
-        context = {"access": access, "op": op, "job": op.job, "live": False, "outcomes": pages.bulk_outcomes(op),
-                   "flash": error.message if error else "Stopped: no further task is acted on."}
+        context = {
+            "access": access,
+            "op": op,
+            "job": op.job,
+            "live": False,
+            "outcomes": pages.bulk_outcomes(op),
+            "flash": error.message if error else "Stopped: no further task is acted on.",
+        }
         return render(request, "tasks/_bulk_progress.html", context)
     if error:
         messages.error(request, f"{error.code}: {error.message}")
@@ -193,18 +232,23 @@ def task_detail(request, account, job_id, task_id):
         access, task = task_access(request.user, account, job_id, task_id)
     except TaskMissing as missing:
         return _task_missing(request, missing)
-    context = pages.task_context(access, task)
+    context = pages.task_context(access, task, request.GET)
     if not request.htmx:  # the live region's refreshes leave the output pane alone
         context["output"] = pages.output_view(task, context["subtasks"], request.GET)
-    return _fragment_or_page(request, "tasks/task_detail.html", "tasks/_task_live.html", context,
-                             live=context["live"])
+    return _fragment_or_page(
+        request, "tasks/task_detail.html", "tasks/_task_live.html", context, live=context["live"]
+    )
 
 
 def _task_missing(request, missing: TaskMissing):
     """A task that is not (or no longer) there: a live page's poll gets a last fragment that
     says it was deleted (and polls no more); a page, a 404 that links back to the job."""
-    context = {"access": missing.access, "account": missing.access.account, "job": missing.job,
-               "task_id": missing.task_id}
+    context = {
+        "access": missing.access,
+        "account": missing.access.account,
+        "job": missing.job,
+        "task_id": missing.task_id,
+    }
     if request.htmx:
         return stop_polling(request, "tasks/_task_gone.html", context)
     return render(request, "tasks/task_missing.html", context, status=404)
@@ -219,7 +263,9 @@ def task_action(request, account, job_id, task_id, action):
     access, task = task_access(request.user, account, job_id, task_id, act=request.method == "POST")
     if request.method == "GET" or (action in DESTRUCTIVE and not request.POST.get("confirm")):
         context = {**pages.task_context(access, task), "action": action}
-        return _fragment_or_page(request, "tasks/task_confirm.html", "tasks/_task_confirm.html", context)
+        return _fragment_or_page(
+            request, "tasks/task_confirm.html", "tasks/_task_confirm.html", context
+        )
     error = act_on_task(task, action, user=request.user, actor=actor_name(request.user))
     if action == "delete" and error is None:
         messages.success(request, f"Task {task.task_id} deleted.")
@@ -236,27 +282,44 @@ def task_update(request, account, job_id, task_id):
     constraints = form.constraints() if request.method == "POST" and form.is_valid() else None
     if constraints is None:
         context = {**pages.task_context(access, task), "form": form}
-        return _fragment_or_page(request, "tasks/task_update.html", "tasks/_task_update_form.html", context)
-    _, error = audited(access.account, user=request.user, actor=actor_name(request.user), action="update",
-                       scope={"job": task.job.job_id, "tasks": [task.task_id]},
-                       operation=lambda: update_task(task, constraints=constraints))
-    return _after_task_action(request, access, task, error, ConstraintsForm.outcome(task, constraints))
+        return _fragment_or_page(
+            request, "tasks/task_update.html", "tasks/_task_update_form.html", context
+        )
+    _, error = audited(
+        access.account,
+        user=request.user,
+        actor=actor_name(request.user),
+        action="update",
+        scope={"job": task.job.job_id, "tasks": [task.task_id]},
+        operation=lambda: update_task(task, constraints=constraints),
+    )
+    return _after_task_action(
+        request, access, task, error, ConstraintsForm.outcome(task, constraints)
+    )
 
 
 def _after_task_action(request, access, task, error, success: str):
     """htmx: the task's live region re-rendered with the outcome; plain: message + redirect."""
     if request.htmx:
-        task = pages.reload_task(task)
-        context = {**pages.task_context(access, task), "flash": error.message if error else success,
-                   "flash_error": error is not None, "close_dialog": True}
+        task = reload_task(task)
+        context = {
+            **pages.task_context(access, task),
+            "flash": error.message if error else success,
+            "flash_error": error is not None,
+            "close_dialog": True,
+        }
         # Whichever element asked (a button, the confirm dialog, the constraints form),
         # the answer replaces the task's live region.
-        return reswap(retarget(render(request, "tasks/_task_live.html", context), "#task-live"), "outerHTML")
+        return reswap(
+            retarget(render(request, "tasks/_task_live.html", context), "#task-live"), "outerHTML"
+        )
     if error:
         messages.error(request, f"{error.code}: {error.message}")
     else:
         messages.success(request, success)
-    return HttpResponseRedirect(reverse("web:task", args=[access.account.name, task.job.job_id, task.task_id]))
+    return HttpResponseRedirect(
+        reverse("web:task", args=[access.account.name, task.job.job_id, task.task_id])
+    )
 
 
 @login_required
@@ -267,14 +330,24 @@ def task_add(request, account, job_id):
     form = AddTaskForm(data=request.POST if request.method == "POST" else None)
     spec = form.spec() if request.method == "POST" and form.is_valid() else None
     if spec is not None:
-        task, error = audited(access.account, user=request.user, actor=actor_name(request.user), action="add",
-                              scope={"job": job.job_id, "tasks": [spec["id"]]},
-                              operation=lambda: add_task(job, spec=spec))
+        task, error = audited(
+            access.account,
+            user=request.user,
+            actor=actor_name(request.user),
+            action="add",
+            scope={"job": job.job_id, "tasks": [spec["id"]]},
+            operation=lambda: add_task(job, spec=spec),
+        )
         if error is None:
             messages.success(request, f"Task {task.task_id} added.")
             return _go(request, reverse("web:task", args=[account, job.job_id, task.task_id]))
         form.add_batch_error(error)
-    context = {"access": access, "job": job, "form": form, "refusal": pages.add_refusal(access, job)}
+    context = {
+        "access": access,
+        "job": job,
+        "form": form,
+        "refusal": pages.add_refusal(access, job),
+    }
     return _fragment_or_page(request, "tasks/task_add.html", "tasks/_task_add_form.html", context)
 
 
@@ -286,9 +359,13 @@ def task_output(request, account, job_id, task_id):
         access, task = task_access(request.user, account, job_id, task_id)
     except TaskMissing as missing:
         return _task_missing(request, missing)
-    subtasks = queries.list_subtasks(task) if task.is_multi_instance else []
-    context = {"task": task, "job": task.job, "account": access.account,
-               "output": pages.output_view(task, subtasks, request.GET)}
+    subtasks = list_subtasks(task) if task.is_multi_instance else []
+    context = {
+        "task": task,
+        "job": task.job,
+        "account": access.account,
+        "output": pages.output_view(task, subtasks, request.GET),
+    }
     return render(request, "tasks/task_output.html", context)
 
 
@@ -299,9 +376,14 @@ def task_output_chunk(request, account, job_id, task_id):
     the tail, what came `after` a byte, or the chunk `before` one — its text escaped and
     coloured here (tasks.web.ansi), never markup a task wrote."""
     access, task = task_access(request.user, account, job_id, task_id)
-    subtasks = queries.list_subtasks(task) if task.is_multi_instance else []
-    view = pages.output_view(task, subtasks, request.GET, after=_offset(request.GET.get("after")),
-                             before=_offset(request.GET.get("before")))
+    subtasks = list_subtasks(task) if task.is_multi_instance else []
+    view = pages.output_view(
+        task,
+        subtasks,
+        request.GET,
+        after=_offset(request.GET.get("after")),
+        before=_offset(request.GET.get("before")),
+    )
     response = JsonResponse(pages.output_chunk_json(view))
     response["Cache-Control"] = "no-store"
     return response
@@ -322,8 +404,12 @@ def task_file(request, account, job_id, task_id, name):
     handle = files.open_file(task, name)
     if handle is None:
         raise Http404("No such file.")
-    return FileResponse(handle, as_attachment=True, filename=name.rsplit("/", 1)[-1],
-                        content_type="application/octet-stream")
+    return FileResponse(
+        handle,
+        as_attachment=True,
+        filename=name.rsplit("/", 1)[-1],
+        content_type="application/octet-stream",
+    )
 
 
 # --- audit ---------------------------------------------------------------------------------

@@ -8,8 +8,11 @@ from django.urls import reverse
 
 
 def act(client, action: str, objects, model: str = "task"):
-    return client.post(reverse(f"admin:tasks_{model}_changelist"),
-                       {"action": action, "_selected_action": [o.pk for o in objects]}, follow=True)
+    return client.post(
+        reverse(f"admin:tasks_{model}_changelist"),
+        {"action": action, "_selected_action": [o.pk for o in objects]},
+        follow=True,
+    )
 
 
 def texts(response) -> list[str]:

@@ -25,8 +25,11 @@ def regenerate(client, account, key_name: str, *, confirm: bool):
 
 def test_no_page_of_the_admin_shows_a_key(admin_client_):
     account = AccountFactory()
-    pages = [reverse("admin:tasks_account_change", args=[account.pk]), reverse("admin:tasks_account_changelist"),
-             reverse("admin:tasks_account_history", args=[account.pk])]
+    pages = [
+        reverse("admin:tasks_account_change", args=[account.pk]),
+        reverse("admin:tasks_account_changelist"),
+        reverse("admin:tasks_account_history", args=[account.pk]),
+    ]
     for url in pages:
         body = admin_client_.get(url).content.decode()
         assert account.primary_key not in body and account.secondary_key not in body, url
@@ -37,7 +40,9 @@ def test_no_page_of_the_admin_shows_a_key(admin_client_):
 
 def test_the_change_form_offers_both_regenerations(admin_client_):
     account = AccountFactory()
-    body = admin_client_.get(reverse("admin:tasks_account_change", args=[account.pk])).content.decode()
+    body = admin_client_.get(
+        reverse("admin:tasks_account_change", args=[account.pk])
+    ).content.decode()
     assert 'value="regenerate_primary_key"' in body and 'value="regenerate_secondary_key"' in body
     assert 'name="primary_key"' not in body and 'name="secondary_key"' not in body
 
@@ -46,13 +51,24 @@ def test_regenerating_asks_first_and_changes_nothing_until_confirmed(admin_clien
     account = AccountFactory()
     r = regenerate(admin_client_, account, "primary", confirm=False)
     body = r.content.decode()
-    assert r.status_code == 200 and "Yes, regenerate the primary key" in body and 'name="confirm" value="yes"' in body
-    assert Account.objects.get(pk=account.pk).primary_key == account.primary_key and not AuditRecord.objects.exists()
+    assert (
+        r.status_code == 200
+        and "Yes, regenerate the primary key" in body
+        and 'name="confirm" value="yes"' in body
+    )
+    assert (
+        Account.objects.get(pk=account.pk).primary_key == account.primary_key
+        and not AuditRecord.objects.exists()
+    )
 
 
-@pytest.mark.parametrize("key_name, field, other", [("primary", "primary_key", "secondary_key"),
-                                                    ("secondary", "secondary_key", "primary_key")])
-def test_a_regenerated_key_signs_and_the_old_one_no_longer_does(admin_client_, key_name, field, other):
+@pytest.mark.parametrize(
+    "key_name, field, other",
+    [("primary", "primary_key", "secondary_key"), ("secondary", "secondary_key", "primary_key")],
+)
+def test_a_regenerated_key_signs_and_the_old_one_no_longer_does(
+    admin_client_, key_name, field, other
+):
     account = AccountFactory()
     old = getattr(account, field)
     r = regenerate(admin_client_, account, key_name, confirm=True)
@@ -60,7 +76,9 @@ def test_a_regenerated_key_signs_and_the_old_one_no_longer_does(admin_client_, k
     account.refresh_from_db()
     new = getattr(account, field)
     assert new != old and len(base64.b64decode(new, validate=True)) == 64
-    assert re.search(r'<code class="new-key">([^<]+)</code>', body).group(1) == new  # shown once, here
+    assert (
+        re.search(r'<code class="new-key">([^<]+)</code>', body).group(1) == new
+    )  # shown once, here
     assert "not shown again" in body and "no-store" in r["Cache-Control"]
     assert BatchTestClient(account, key=new).get("/jobs").status_code == 200
     assert BatchTestClient(account, key=getattr(account, other)).get("/jobs").status_code == 200
@@ -73,7 +91,11 @@ def test_a_regeneration_is_audited_without_the_key(admin_client_):
     record = AuditRecord.objects.get()
     account.refresh_from_db()
     assert (record.actor, record.action, record.scope, record.outcome) == (
-        "admin:root", "regenerate-key", {"key": "secondary"}, {"succeeded": 1})
+        "admin:root",
+        "regenerate-key",
+        {"key": "secondary"},
+        {"succeeded": 1},
+    )
     assert account.secondary_key not in str(record.scope) + str(record.outcome)
 
 

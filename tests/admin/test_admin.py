@@ -50,15 +50,21 @@ def test_delete_action_refuses_tasks_of_a_job_being_deleted(admin_client_):
     task = TaskFactory(job=JobFactory(deleting=True), task_id="stuck")
     r = act(admin_client_, "delete_tasks", [task])
     assert Task.objects.filter(pk=task.pk).exists()
-    assert texts(r) == ["Delete refused for 1 (stuck) — JobBeingDeleted: The specified job has been marked for "
-                        "deletion and is being garbage collected."]
+    assert texts(r) == [
+        "Delete refused for 1 (stuck) — JobBeingDeleted: The specified job has been marked for "
+        "deletion and is being garbage collected."
+    ]
 
 
 def test_admin_actions_leave_audit_records(admin_client_):
     task = TaskFactory(running=True)
     act(admin_client_, "terminate_tasks", [task])
     record = AuditRecord.objects.get()
-    assert record.actor == "admin:root" and record.action == "terminate" and record.outcome == {"succeeded": 1}
+    assert (
+        record.actor == "admin:root"
+        and record.action == "terminate"
+        and record.outcome == {"succeeded": 1}
+    )
 
 
 def test_job_actions_go_through_the_job_rules(admin_client_):
@@ -74,8 +80,13 @@ def test_generic_delete_and_add_are_off_where_they_would_skip_the_rules(admin_cl
     r = admin_client_.get(reverse("admin:tasks_task_add"), follow=True)
     assert r.redirect_chain[-1][0] == reverse("admin:tasks_task_changelist")
     assert texts(r) == ["Tasks are added through the Batch API or the dashboard, not the admin."]
-    r = admin_client_.post(reverse("admin:tasks_task_delete", args=[task.pk]), {"post": "yes"}, follow=True)
-    assert Task.objects.filter(pk=task.pk).exists() and "Delete selected tasks (rules layer)" in texts(r)[0]
+    r = admin_client_.post(
+        reverse("admin:tasks_task_delete", args=[task.pk]), {"post": "yes"}, follow=True
+    )
+    assert (
+        Task.objects.filter(pk=task.pk).exists()
+        and "Delete selected tasks (rules layer)" in texts(r)[0]
+    )
     body = admin_client_.get(reverse("admin:tasks_task_changelist")).content.decode()
     assert 'value="delete_selected"' not in body and 'value="terminate_tasks"' in body
 
@@ -83,22 +94,31 @@ def test_generic_delete_and_add_are_off_where_they_would_skip_the_rules(admin_cl
 def test_state_fields_are_read_only_on_the_change_form(admin_client_):
     task = TaskFactory(failed=True)
     body = admin_client_.get(reverse("admin:tasks_task_change", args=[task.pk])).content.decode()
-    assert 'name="state"' not in body and 'name="exit_code"' not in body and 'name="max_task_retry_count"' in body
-    job_body = admin_client_.get(reverse("admin:tasks_job_change", args=[task.job.pk])).content.decode()
+    assert (
+        'name="state"' not in body
+        and 'name="exit_code"' not in body
+        and 'name="max_task_retry_count"' in body
+    )
+    job_body = admin_client_.get(
+        reverse("admin:tasks_job_change", args=[task.job.pk])
+    ).content.decode()
     assert 'name="failed_count"' not in job_body and 'name="state"' not in job_body
 
 
-@pytest.mark.parametrize("model, query", [
-    ("task", "?state__exact=completed&result__exact=failure"),
-    ("task", "?q=task"),
-    ("job", "?state__exact=active&q=job"),
-    ("pool", "?q=pool"),
-    ("computenode", "?state__exact=idle&q=node"),
-    ("subtask", "?state__exact=running"),
-    ("auditrecord", "?action=terminate"),
-    ("account", "?q=acct"),
-    ("bulkoperation", "?state__exact=pending"),
-])
+@pytest.mark.parametrize(
+    "model, query",
+    [
+        ("task", "?state__exact=completed&result__exact=failure"),
+        ("task", "?q=task"),
+        ("job", "?state__exact=active&q=job"),
+        ("pool", "?q=pool"),
+        ("computenode", "?state__exact=idle&q=node"),
+        ("subtask", "?state__exact=running"),
+        ("auditrecord", "?action=terminate"),
+        ("account", "?q=acct"),
+        ("bulkoperation", "?state__exact=pending"),
+    ],
+)
 def test_every_list_filters_and_searches(admin_client_, model, query):
     task = TaskFactory(failed=True)
     SubTaskFactory(task=TaskFactory(job=task.job, multi_instance=True))
@@ -113,4 +133,9 @@ def test_audit_records_are_read_only(admin_client_):
     act(admin_client_, "terminate_tasks", list(Task.objects.all()))
     record = AuditRecord.objects.get()
     assert admin_client_.get(reverse("admin:tasks_auditrecord_add")).status_code == 403
-    assert admin_client_.post(reverse("admin:tasks_auditrecord_delete", args=[record.pk]), {"post": "yes"}).status_code == 403
+    assert (
+        admin_client_.post(
+            reverse("admin:tasks_auditrecord_delete", args=[record.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )

@@ -34,12 +34,18 @@ def pool():
 
 def test_only_the_targets_and_the_autoscale_settings_are_fields_of_a_pool(admin_client_, pool):
     form = admin_client_.get(change_url(pool)).context["adminform"].form
-    assert sorted(form.fields) == ["auto_scale_evaluation_interval", "auto_scale_formula",
-                                   "target_dedicated_nodes", "target_low_priority_nodes"]
+    assert sorted(form.fields) == [
+        "auto_scale_evaluation_interval",
+        "auto_scale_formula",
+        "target_dedicated_nodes",
+        "target_low_priority_nodes",
+    ]
 
 
 def test_a_target_change_goes_through_resize_pool_and_is_audited(admin_client_, pool):
-    r = post_change(admin_client_, pool, target_dedicated_nodes="3", task_slots_per_node="9", state="deleting")
+    r = post_change(
+        admin_client_, pool, target_dedicated_nodes="3", task_slots_per_node="9", state="deleting"
+    )
     assert r.status_code == 302
     pool = fresh(pool)
     assert (pool.target_dedicated_nodes, pool.allocation_state) == (3, "resizing")
@@ -53,7 +59,9 @@ def test_a_resize_the_rule_refuses_is_refused_at_the_form(admin_client_, pool):
     Pool.objects.filter(pk=pool.pk).update(allocation_state="resizing")
     r = post_change(admin_client_, pool, target_dedicated_nodes="5")
     assert r.status_code == 200
-    assert "PoolBeingResized: The specified pool is being resized." in str(r.context["adminform"].form.errors)
+    assert "PoolBeingResized: The specified pool is being resized." in str(
+        r.context["adminform"].form.errors
+    )
     assert fresh(pool).target_dedicated_nodes == 1 and not AuditRecord.objects.exists()
 
 
@@ -68,7 +76,9 @@ def test_a_formula_enables_autoscale_through_its_operation(admin_client_, pool):
 def test_a_formula_batch_refuses_is_refused_at_its_field(admin_client_, pool):
     r = post_change(admin_client_, pool, auto_scale_formula="$TargetDedicatedNodes = = 1;")
     assert r.status_code == 200
-    assert "AutoScalingFormulaSyntaxError" in str(r.context["adminform"].form.errors["auto_scale_formula"])
+    assert "AutoScalingFormulaSyntaxError" in str(
+        r.context["adminform"].form.errors["auto_scale_formula"]
+    )
     assert not fresh(pool).enable_auto_scale
 
 
@@ -78,8 +88,10 @@ def test_emptying_the_formula_disables_autoscale(admin_client_, pool):
     assert r.status_code == 302
     pool = fresh(pool)
     assert not pool.enable_auto_scale and pool.target_dedicated_nodes == 2
-    assert [a.action for a in AuditRecord.objects.order_by("pk")] == ["pool-enable-autoscale",
-                                                                       "pool-disable-autoscale"]
+    assert [a.action for a in AuditRecord.objects.order_by("pk")] == [
+        "pool-enable-autoscale",
+        "pool-disable-autoscale",
+    ]
 
 
 def test_targets_and_formula_are_not_changed_at_once(admin_client_, pool):
@@ -89,15 +101,23 @@ def test_targets_and_formula_are_not_changed_at_once(admin_client_, pool):
 
 
 def test_a_pools_secrets_are_never_shown(admin_client_):
-    pool = PoolFactory(spec={"userAccounts": [{"name": "ops", "password": "hunter2-secret"}],
-                             "mountConfiguration": [{"azureBlobFileSystemConfiguration": {"accountKey": "k3y"}}]})
+    pool = PoolFactory(
+        spec={
+            "userAccounts": [{"name": "ops", "password": "hunter2-secret"}],
+            "mountConfiguration": [{"azureBlobFileSystemConfiguration": {"accountKey": "k3y"}}],
+        }
+    )
     body = admin_client_.get(change_url(pool)).content.decode()
     assert "hunter2-secret" not in body and "k3y" not in body and "&quot;ops&quot;" in body
 
 
 def test_stop_resize_and_disable_autoscale_are_list_actions(admin_client_, pool):
-    auto = PoolFactory(pool_id="auto", enable_auto_scale=True, auto_scale_formula=FORMULA,
-                       allocation_state="resizing")
+    auto = PoolFactory(
+        pool_id="auto",
+        enable_auto_scale=True,
+        auto_scale_formula=FORMULA,
+        allocation_state="resizing",
+    )
     r = act(admin_client_, "stop-resize_pools", [auto], model="pool")
     assert "Stop resizing: 1 done." in texts(r) and fresh(auto).allocation_state == "stopping"
     r = act(admin_client_, "disable-autoscale_pools", [auto], model="pool")
@@ -107,19 +127,24 @@ def test_stop_resize_and_disable_autoscale_are_list_actions(admin_client_, pool)
     assert any("refused for 1 (farm) — PoolBeingDeleted" in t for t in texts(r))
 
 
-@pytest.mark.parametrize("action, check", [
-    ("reboot", lambda n: n.state == "rebooting" and n.pending_action == "reboot"),
-    ("reimage", lambda n: n.state == "reimaging"),
-    ("disable_scheduling", lambda n: not n.scheduling_enabled),
-    ("remove", lambda n: n.pending_action == "remove"),
-])
+@pytest.mark.parametrize(
+    "action, check",
+    [
+        ("reboot", lambda n: n.state == "rebooting" and n.pending_action == "reboot"),
+        ("reimage", lambda n: n.state == "reimaging"),
+        ("disable_scheduling", lambda n: not n.scheduling_enabled),
+        ("remove", lambda n: n.pending_action == "remove"),
+    ],
+)
 def test_node_actions_go_through_the_node_operations(admin_client_, pool, action, check):
     node = ComputeNodeFactory(pool=pool, provider_handle="local:1")
     r = act(admin_client_, f"{action}_nodes", [node], model="computenode")
     assert r.status_code == 200 and any("1 done" in t for t in texts(r))
     assert check(ComputeNode.objects.get(pk=node.pk))
     record = AuditRecord.objects.get()
-    assert record.action == f"node-{action.replace('_', '-')}" and record.scope["nodes"] == [node.node_id]
+    assert record.action == f"node-{action.replace('_', '-')}" and record.scope["nodes"] == [
+        node.node_id
+    ]
     assert record.scope["option"] == "requeue" and record.actor == "admin:root"
 
 

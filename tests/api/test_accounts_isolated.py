@@ -25,33 +25,48 @@ def theirs():
 
 def untouched(theirs) -> bool:
     job, task, pool = theirs
-    return (Job.objects.filter(pk=job.pk, etag=job.etag, state="active", priority=0).exists()
-            and Task.objects.filter(pk=task.pk, etag=task.etag, state="completed").exists()
-            and Task.objects.filter(job=job).count() == 1
-            and Pool.objects.filter(pk=pool.pk, etag=pool.etag).exists())
+    return (
+        Job.objects.filter(pk=job.pk, etag=job.etag, state="active", priority=0).exists()
+        and Task.objects.filter(pk=task.pk, etag=task.etag, state="completed").exists()
+        and Task.objects.filter(job=job).count() == 1
+        and Pool.objects.filter(pk=pool.pk, etag=pool.etag).exists()
+    )
 
 
 JOB_CALLS = [
-    ("GET", "/jobs/shared-name", None), ("PUT", "/jobs/shared-name", {"poolInfo": {"poolId": "p"}}),
-    ("PATCH", "/jobs/shared-name", {"priority": 9}), ("DELETE", "/jobs/shared-name", None),
-    ("POST", "/jobs/shared-name/terminate", {"terminateReason": "x"}), ("GET", "/jobs/shared-name/taskcounts", None),
-    ("GET", "/jobs/shared-name/tasks", None), ("POST", "/jobs/shared-name/tasks", {"id": "t2", "commandLine": "x"}),
+    ("GET", "/jobs/shared-name", None),
+    ("PUT", "/jobs/shared-name", {"poolInfo": {"poolId": "p"}}),
+    ("PATCH", "/jobs/shared-name", {"priority": 9}),
+    ("DELETE", "/jobs/shared-name", None),
+    ("POST", "/jobs/shared-name/terminate", {"terminateReason": "x"}),
+    ("GET", "/jobs/shared-name/taskcounts", None),
+    ("GET", "/jobs/shared-name/tasks", None),
+    ("POST", "/jobs/shared-name/tasks", {"id": "t2", "commandLine": "x"}),
     ("POST", "/jobs/shared-name/addtaskcollection", {"value": [{"id": "t2", "commandLine": "x"}]}),
-    ("GET", "/jobs/shared-name/tasks/t1", None), ("PUT", "/jobs/shared-name/tasks/t1", {}),
-    ("DELETE", "/jobs/shared-name/tasks/t1", None), ("POST", "/jobs/shared-name/tasks/t1/terminate", None),
-    ("POST", "/jobs/shared-name/tasks/t1/reactivate", None), ("GET", "/jobs/shared-name/tasks/t1/subtasksinfo", None),
+    ("GET", "/jobs/shared-name/tasks/t1", None),
+    ("PUT", "/jobs/shared-name/tasks/t1", {}),
+    ("DELETE", "/jobs/shared-name/tasks/t1", None),
+    ("POST", "/jobs/shared-name/tasks/t1/terminate", None),
+    ("POST", "/jobs/shared-name/tasks/t1/reactivate", None),
+    ("GET", "/jobs/shared-name/tasks/t1/subtasksinfo", None),
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "payload"), JOB_CALLS, ids=[f"{m} {p}" for m, p, _ in JOB_CALLS])
+@pytest.mark.parametrize(
+    ("method", "path", "payload"), JOB_CALLS, ids=[f"{m} {p}" for m, p, _ in JOB_CALLS]
+)
 def test_another_accounts_job_is_job_not_found(batch, theirs, method, path, payload):
     r = batch.request(method, path, body=payload)
     assert (r.status_code, error_code(r)) == (404, "JobNotFound")
     assert untouched(theirs)
 
 
-POOL_CALLS = [("GET", "/pools/their-pool"), ("DELETE", "/pools/their-pool"), ("GET", "/pools/their-pool/nodes"),
-              ("GET", "/pools/their-pool/nodes/n1")]
+POOL_CALLS = [
+    ("GET", "/pools/their-pool"),
+    ("DELETE", "/pools/their-pool"),
+    ("GET", "/pools/their-pool/nodes"),
+    ("GET", "/pools/their-pool/nodes/n1"),
+]
 
 
 @pytest.mark.parametrize(("method", "path"), POOL_CALLS)
@@ -73,8 +88,14 @@ def test_lists_show_only_the_callers_own(batch, account, theirs):
 
 
 def test_the_same_ids_live_side_by_side_in_two_accounts(batch, account, theirs):
-    assert batch.post("/jobs", {"id": "shared-name", "poolInfo": {"poolId": "their-pool"}}).status_code == 201
-    assert batch.post("/jobs/shared-name/tasks", {"id": "t1", "commandLine": "mine"}).status_code == 201
+    assert (
+        batch.post("/jobs", {"id": "shared-name", "poolInfo": {"poolId": "their-pool"}}).status_code
+        == 201
+    )
+    assert (
+        batch.post("/jobs/shared-name/tasks", {"id": "t1", "commandLine": "mine"}).status_code
+        == 201
+    )
     assert batch.post("/pools", {"id": "their-pool", "vmSize": "a"}).status_code == 201
     got = json.loads(batch.get("/jobs/shared-name/tasks/t1").content)
     assert (got["commandLine"], got["state"]) == ("mine", "active")

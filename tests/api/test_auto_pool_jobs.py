@@ -9,11 +9,23 @@ from tests.conftest import error_code
 
 pytestmark = pytest.mark.django_db
 
-AUTO = {"autoPoolIdPrefix": "mine", "poolLifetimeOption": "job", "keepAlive": False, "pool": {
-    "vmSize": "standard_d2s_v3", "targetDedicatedNodes": 1,
-    "virtualMachineConfiguration": {"imageReference": {"publisher": "canonical",
-                                                       "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts"},
-                                    "nodeAgentSKUId": "batch.node.ubuntu 22.04"}}}
+AUTO = {
+    "autoPoolIdPrefix": "mine",
+    "poolLifetimeOption": "job",
+    "keepAlive": False,
+    "pool": {
+        "vmSize": "standard_d2s_v3",
+        "targetDedicatedNodes": 1,
+        "virtualMachineConfiguration": {
+            "imageReference": {
+                "publisher": "canonical",
+                "offer": "0001-com-ubuntu-server-jammy",
+                "sku": "22_04-lts",
+            },
+            "nodeAgentSKUId": "batch.node.ubuntu 22.04",
+        },
+    },
+}
 
 
 def test_add_job_with_an_auto_pool_creates_the_pool_and_names_it_in_execution_info(batch, account):
@@ -34,10 +46,18 @@ def test_a_pool_info_with_neither_is_still_missing_its_pool_id(batch):
 
 
 def test_a_bad_auto_pool_is_a_batch_error_and_nothing_is_added(batch, account):
-    r = batch.post("/jobs", {"id": "j", "poolInfo": {"autoPoolSpecification": {**AUTO, "poolLifetimeOption":
-                                                                                "jobschedule"}}})
+    r = batch.post(
+        "/jobs",
+        {
+            "id": "j",
+            "poolInfo": {"autoPoolSpecification": {**AUTO, "poolLifetimeOption": "jobschedule"}},
+        },
+    )
     assert (r.status_code, error_code(r)) == (400, "InvalidPropertyValue")
-    assert batch.get("/jobs/j").status_code == 404 and not Pool.objects.filter(account=account).exists()
+    assert (
+        batch.get("/jobs/j").status_code == 404
+        and not Pool.objects.filter(account=account).exists()
+    )
 
 
 def test_deleting_the_job_deletes_its_pool(batch, account):

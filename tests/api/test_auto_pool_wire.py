@@ -39,26 +39,62 @@ def test_every_pool_property_of_an_auto_pool_reaches_its_pool(batch, account):
 def test_numbers_and_flags_sent_as_strings_are_read(batch):
     auto = copy.deepcopy(AUTO)
     auto["keepAlive"] = "false"
-    auto["pool"] = {"vmSize": "standard_d2s_v3", "targetDedicatedNodes": "2", "taskSlotsPerNode": "3"}
+    auto["pool"] = {
+        "vmSize": "standard_d2s_v3",
+        "targetDedicatedNodes": "2",
+        "taskSlotsPerNode": "3",
+    }
     assert add(batch, auto).status_code == 201
     pool = Pool.objects.get()
     assert (pool.target_dedicated_nodes, pool.task_slots_per_node, pool.keep_alive) == (2, 3, False)
 
 
-@pytest.mark.parametrize(("change", "status", "code", "name"), [
-    ({"pool": {**POOL, "colour": "red"}}, 400, "UnsupportedProperty", PREFIX + "colour"),
-    ({"pool": {k: v for k, v in POOL.items() if k != "vmSize"}}, 400, "MissingRequiredProperty", PREFIX + "vmSize"),
-    ({"pool": {**POOL, "userAccounts": [{"name": "u"}]}}, 400, "MissingRequiredProperty",
-     PREFIX + "userAccounts[0].password"),
-    ({"pool": {**POOL, "networkConfiguration": {"subnetId": "/s"}}}, 400, "InvalidPropertyValue",
-     PREFIX + "networkConfiguration.subnetId"),
-    ({"pool": {**POOL, "taskSchedulingPolicy": {"nodeFillType": "random"}}}, 400, "InvalidPropertyValue",
-     PREFIX + "taskSchedulingPolicy.nodeFillType"),
-    ({"poolLifetimeOption": "forever"}, 400, "InvalidPropertyValue", "poolInfo.autoPoolSpecification.poolLifetimeOption"),
-    ({"autoPoolIdPrefix": "x" * 21}, 400, "InvalidPropertyValue", "poolInfo.autoPoolSpecification.autoPoolIdPrefix"),
-    ({"keepAlive": "sometimes"}, 400, "InvalidRequestBody", None),
-])
-def test_a_bad_auto_pool_is_refused_like_a_bad_pool_and_nothing_is_added(batch, change, status, code, name):
+@pytest.mark.parametrize(
+    ("change", "status", "code", "name"),
+    [
+        ({"pool": {**POOL, "colour": "red"}}, 400, "UnsupportedProperty", PREFIX + "colour"),
+        (
+            {"pool": {k: v for k, v in POOL.items() if k != "vmSize"}},
+            400,
+            "MissingRequiredProperty",
+            PREFIX + "vmSize",
+        ),
+        (
+            {"pool": {**POOL, "userAccounts": [{"name": "u"}]}},
+            400,
+            "MissingRequiredProperty",
+            PREFIX + "userAccounts[0].password",
+        ),
+        (
+            {"pool": {**POOL, "networkConfiguration": {"subnetId": "/s"}}},
+            400,
+            "InvalidPropertyValue",
+            PREFIX + "networkConfiguration.subnetId",
+        ),
+        (
+            {"pool": {**POOL, "taskSchedulingPolicy": {"nodeFillType": "random"}}},
+            400,
+            "InvalidPropertyValue",
+            PREFIX + "taskSchedulingPolicy.nodeFillType",
+        ),
+        (
+            {"poolLifetimeOption": "forever"},
+            400,
+            "InvalidPropertyValue",
+            "poolInfo.autoPoolSpecification.poolLifetimeOption",
+        ),
+        (
+            {"autoPoolIdPrefix": "x" * 21},
+            400,
+            "InvalidPropertyValue",
+            "poolInfo.autoPoolSpecification.autoPoolIdPrefix",
+        ),
+        ({"keepAlive": "sometimes"}, 400, "InvalidRequestBody", None),
+    ],
+)
+def test_a_bad_auto_pool_is_refused_like_a_bad_pool_and_nothing_is_added(
+    batch, change, status, code, name
+):
     r = add(batch, {**AUTO, **change})
     assert (r.status_code, error_code(r)) == (status, code), r.content
     if name:

@@ -19,7 +19,10 @@ from tests.factories import AccountFactory, JobFactory
 
 pytestmark = pytest.mark.django_db
 
-CAPTURED = {r["name"]: r for r in json.loads(Path(__file__).with_name("azure_cli_requests.json").read_text())}
+CAPTURED = {
+    r["name"]: r
+    for r in json.loads(Path(__file__).with_name("azure_cli_requests.json").read_text())
+}
 DEV_KEY = "YmF0Y2hzaXRlLWRldmVsb3BtZW50LWtleS1ub3Qtc2VjcmV0LTAwMDAwMDAwMDA="
 
 
@@ -38,8 +41,14 @@ def replay(monkeypatch, name: str, requests: dict = CAPTURED):
     content_type = environ.pop("CONTENT_TYPE", "")
     if captured["body"]:
         environ.pop("CONTENT_LENGTH", None)  # the test client sets it from the body (only from one)
-    return Client().generic(captured["method"], captured["uri"], data=captured["body"].encode(),
-                            content_type=content_type, RAW_URI=captured["uri"], **environ)
+    return Client().generic(
+        captured["method"],
+        captured["uri"],
+        data=captured["body"].encode(),
+        content_type=content_type,
+        RAW_URI=captured["uri"],
+        **environ,
+    )
 
 
 def test_a_list_with_filter_and_select_is_authenticated(devbatch, monkeypatch):
@@ -62,18 +71,26 @@ def test_a_task_with_a_retry_count_sent_as_a_string_is_added(devbatch, monkeypat
     assert r.status_code == 201, r.content
     task = Task.objects.get(task_id="t1")
     assert task.max_task_retry_count == 1
-    assert task.spec["environmentSettings"] == [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+    assert task.spec["environmentSettings"] == [
+        {"name": "A", "value": "1"},
+        {"name": "B", "value": "2"},
+    ]
 
 
 def test_a_task_collection_from_a_json_file_is_added(devbatch, monkeypatch):
     JobFactory(account=devbatch, job_id="clijob3")
     r = replay(monkeypatch, "task-create-json")
     assert r.status_code == 200, r.content
-    assert {t["taskId"]: t["status"] for t in json.loads(r.content)["value"]} == {"c1": "success", "c2": "success"}
+    assert {t["taskId"]: t["status"] for t in json.loads(r.content)["value"]} == {
+        "c1": "success",
+        "c2": "success",
+    }
 
 
 @pytest.mark.parametrize("name", ["job-set", "job-reset"])
-def test_max_parallel_tasks_zero_sent_as_a_string_is_refused_by_patch_and_put(devbatch, monkeypatch, name):
+def test_max_parallel_tasks_zero_sent_as_a_string_is_refused_by_patch_and_put(
+    devbatch, monkeypatch, name
+):
     job = JobFactory(account=devbatch, job_id="clijob3", priority=0)
     r = replay(monkeypatch, name)
     assert (r.status_code, error_code(r)) == (400, "InvalidPropertyValue"), r.content

@@ -42,8 +42,13 @@ def test_pool_create_with_an_image_and_a_node_count_as_a_string(devbatch, monkey
     pool = Pool.objects.get(pool_id="p")
     assert (pool.target_dedicated_nodes, pool.allocation_state) == (2, "resizing")
     assert pool.spec["virtualMachineConfiguration"] == {
-        "imageReference": {"publisher": "canonical", "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts"},
-        "nodeAgentSKUId": "batch.node.ubuntu 22.04"}
+        "imageReference": {
+            "publisher": "canonical",
+            "offer": "0001-com-ubuntu-server-jammy",
+            "sku": "22_04-lts",
+        },
+        "nodeAgentSKUId": "batch.node.ubuntu 22.04",
+    }
 
 
 def test_pool_create_with_a_start_task_slots_and_inter_node_communication(devbatch, monkeypatch):
@@ -71,7 +76,10 @@ def test_pool_resize_reads_its_numbers_and_timeout(pool, monkeypatch):
     assert r.status_code == 202, r.content
     pool.refresh_from_db()
     assert (pool.target_dedicated_nodes, pool.allocation_state, pool.node_deallocation_option) == (
-        3, "resizing", "taskcompletion")
+        3,
+        "resizing",
+        "taskcompletion",
+    )
     assert pool.resize_timeout.total_seconds() == 600
 
 
@@ -109,7 +117,10 @@ def test_pool_set_patches_and_pool_reset_replaces(pool, monkeypatch):
     r = replay(monkeypatch, "pool-reset")
     assert r.status_code == 204, r.content
     spec = Pool.objects.get(pk=pool.pk).spec
-    assert spec["startTask"] == {"commandLine": "/bin/true", "waitForSuccess": True} and "metadata" not in spec
+    assert (
+        spec["startTask"] == {"commandLine": "/bin/true", "waitForSuccess": True}
+        and "metadata" not in spec
+    )
 
 
 def test_node_reboot_and_node_delete(pool, monkeypatch):
@@ -120,7 +131,9 @@ def test_node_reboot_and_node_delete(pool, monkeypatch):
     assert (n.state, n.action_option) == ("rebooting", "requeue")
     ComputeNode.objects.filter(pk=n.pk).update(state="idle", pending_action="")
     Pool.objects.filter(pk=pool.pk).update(target_dedicated_nodes=1)
-    r = replay(monkeypatch, "node-remove")  # az batch node delete --pool-id p --node-list ... requeue
+    r = replay(
+        monkeypatch, "node-remove"
+    )  # az batch node delete --pool-id p --node-list ... requeue
     assert r.status_code == 202, r.content
     assert ComputeNode.objects.get(pk=n.pk).pending_action == "remove"
     assert Pool.objects.get(pk=pool.pk).target_dedicated_nodes == 0
@@ -133,11 +146,14 @@ def test_node_scheduling_disable(pool, monkeypatch):
     assert ComputeNode.objects.get(pk=n.pk).scheduling_enabled is False
 
 
-def test_node_scheduling_disable_with_an_option_is_refused_for_the_body_the_cli_sends(pool, monkeypatch):
+def test_node_scheduling_disable_with_an_option_is_refused_for_the_body_the_cli_sends(
+    pool, monkeypatch
+):
     # azure-cli 2.91.0 nests the option in itself: {"nodeDisableSchedulingOption":
     # {"nodeDisableSchedulingOption": "requeue"}}. An object where Batch reads an enum.
     assert json.loads(CAPTURED["node-disable-scheduling-option"]["body"]) == {
-        "nodeDisableSchedulingOption": {"nodeDisableSchedulingOption": "requeue"}}
+        "nodeDisableSchedulingOption": {"nodeDisableSchedulingOption": "requeue"}
+    }
     n = node(pool)
     r = replay(monkeypatch, "node-disable-scheduling-option")
     assert (r.status_code, error_code(r)) == (400, "InvalidRequestBody")
@@ -148,7 +164,9 @@ def test_node_counts_and_supported_images(pool, monkeypatch):
     node(pool)
     r = replay(monkeypatch, "node-counts")
     assert r.status_code == 200, r.content
-    assert [(c["poolId"], c["dedicated"]["idle"]) for c in json.loads(r.content)["value"]] == [("p", 1)]
+    assert [(c["poolId"], c["dedicated"]["idle"]) for c in json.loads(r.content)["value"]] == [
+        ("p", 1)
+    ]
     r = replay(monkeypatch, "supported-images")  # --filter "osType eq 'linux'"
     assert r.status_code == 200, r.content
     assert {i["osType"] for i in json.loads(r.content)["value"]} == {"linux"}

@@ -105,7 +105,11 @@ def test_mixed_good_and_bad_tasks_each_get_their_own_lowercase_verdict(batch, jo
         ("", "clienterror", "InvalidRequestBody"),
         ("good-2", "success", None),
     ]
-    assert sorted(Task.objects.filter(job=job).values_list("task_id", flat=True)) == ["Existing", "good-1", "good-2"]
+    assert sorted(Task.objects.filter(job=job).values_list("task_id", flat=True)) == [
+        "Existing",
+        "good-1",
+        "good-2",
+    ]
     job.refresh_from_db()
     assert job.active_count == 3
 
@@ -115,13 +119,19 @@ def test_an_error_entry_is_a_batch_error_without_metadata(batch, job):
     (entry,) = results(post(batch, job, tasks("t1")))
     assert set(entry) == {"status", "taskId", "error"}
     assert set(entry["error"]) == {"code", "message"}
-    assert entry["error"]["message"]["value"].startswith("The specified task already exists.\nRequestId:")
+    assert entry["error"]["message"]["value"].startswith(
+        "The specified task already exists.\nRequestId:"
+    )
 
 
 def test_duplicates_within_one_request_keep_the_first(batch, job):
     # UNCONFIRMED (REFERENCE §6.2): the first succeeds, later ones get TaskExists.
     r = post(batch, job, tasks("dup", "other", "DUP"))
-    assert verdicts(r) == [("dup", "success", None), ("other", "success", None), ("DUP", "clienterror", "TaskExists")]
+    assert verdicts(r) == [
+        ("dup", "success", None),
+        ("other", "success", None),
+        ("DUP", "clienterror", "TaskExists"),
+    ]
     assert Task.objects.get(job=job, id_key="dup").task_id == "dup"
 
 
@@ -139,7 +149,9 @@ def test_an_empty_collection_is_refused(batch, job):
     assert (r.status_code, error_code(r)) == (400, "MissingRequiredProperty")
 
 
-@pytest.mark.parametrize("payload", [{}, {"value": "x"}, {"value": {"id": "t"}}, [{"id": "t", "commandLine": "x"}]])
+@pytest.mark.parametrize(
+    "payload", [{}, {"value": "x"}, {"value": {"id": "t"}}, [{"id": "t", "commandLine": "x"}]]
+)
 def test_a_body_without_a_value_array_is_an_invalid_request_body(batch, job, payload):
     r = batch.post(f"/jobs/{job.job_id}/addtaskcollection", payload)
     assert (r.status_code, error_code(r)) == (400, "InvalidRequestBody")
@@ -157,7 +169,11 @@ def test_a_missing_job_is_job_not_found(batch):
 
 @pytest.mark.parametrize(
     ("state", "code"),
-    [("completed", "JobCompleted"), ("terminating", "JobBeingTerminated"), ("deleting", "JobBeingDeleted")],
+    [
+        ("completed", "JobCompleted"),
+        ("terminating", "JobBeingTerminated"),
+        ("deleting", "JobBeingDeleted"),
+    ],
 )
 def test_a_job_that_takes_no_tasks_refuses_the_whole_request(batch, job, state, code):
     Job.objects.filter(pk=job.pk).update(state=state)
@@ -167,11 +183,18 @@ def test_a_job_that_takes_no_tasks_refuses_the_whole_request(batch, job, state, 
 
 
 def test_added_tasks_read_back_as_sent(batch, job):
-    sent = {"id": "Full", "commandLine": " run me ", "displayName": "d", "requiredSlots": 2,
-            "environmentSettings": [{"name": "A", "value": "1"}],
-            "constraints": {"maxWallClockTime": "PT05M00S", "maxTaskRetryCount": 1}}
+    sent = {
+        "id": "Full",
+        "commandLine": " run me ",
+        "displayName": "d",
+        "requiredSlots": 2,
+        "environmentSettings": [{"name": "A", "value": "1"}],
+        "constraints": {"maxWallClockTime": "PT05M00S", "maxTaskRetryCount": 1},
+    }
     assert verdicts(post(batch, job, [sent])) == [("Full", "success", None)]
     got = json.loads(batch.get(f"/jobs/{job.job_id}/tasks/Full").content)
-    assert {k: got[k] for k in ("id", "commandLine", "displayName", "requiredSlots", "environmentSettings")} == {
-        k: v for k, v in sent.items() if k != "constraints"}
+    assert {
+        k: got[k]
+        for k in ("id", "commandLine", "displayName", "requiredSlots", "environmentSettings")
+    } == {k: v for k, v in sent.items() if k != "constraints"}
     assert got["constraints"]["maxWallClockTime"] == "PT5M"

@@ -36,7 +36,9 @@ def get(batch, task, headers):
 # --- reads -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", [ETAG, f'"{ETAG}"', f'W/"{ETAG}"', "*", f'"0x1", "{ETAG}"', f"0x1,{ETAG}"])
+@pytest.mark.parametrize(
+    "value", [ETAG, f'"{ETAG}"', f'W/"{ETAG}"', "*", f'"0x1", "{ETAG}"', f"0x1,{ETAG}"]
+)
 def test_get_with_a_matching_if_match_is_served(batch, task, value):
     assert get(batch, task, {"If-Match": value}).status_code == 200
 
@@ -116,11 +118,18 @@ def test_a_condition_on_a_missing_task_is_task_not_found(batch, job):
 # --- writes ------------------------------------------------------------------------------
 
 WRITES = {
-    "update": lambda b, t, h: b.put(f"/jobs/{t.job.job_id}/tasks/{t.task_id}",
-                                    {"constraints": {"maxTaskRetryCount": 5}}, headers=h),
+    "update": lambda b, t, h: b.put(
+        f"/jobs/{t.job.job_id}/tasks/{t.task_id}",
+        {"constraints": {"maxTaskRetryCount": 5}},
+        headers=h,
+    ),
     "delete": lambda b, t, h: b.delete(f"/jobs/{t.job.job_id}/tasks/{t.task_id}", headers=h),
-    "terminate": lambda b, t, h: b.post(f"/jobs/{t.job.job_id}/tasks/{t.task_id}/terminate", headers=h),
-    "reactivate": lambda b, t, h: b.post(f"/jobs/{t.job.job_id}/tasks/{t.task_id}/reactivate", headers=h),
+    "terminate": lambda b, t, h: b.post(
+        f"/jobs/{t.job.job_id}/tasks/{t.task_id}/terminate", headers=h
+    ),
+    "reactivate": lambda b, t, h: b.post(
+        f"/jobs/{t.job.job_id}/tasks/{t.task_id}/reactivate", headers=h
+    ),
 }
 SUCCESS = {"update": 200, "delete": 200, "terminate": 204, "reactivate": 204}
 
@@ -138,9 +147,16 @@ def unchanged(task) -> bool:
 @pytest.mark.parametrize("op", WRITES)
 @pytest.mark.parametrize(
     "headers",
-    [{"If-Match": "0x1"}, {"If-Match": '"0x1"'}, {"If-None-Match": ETAG}, {"If-None-Match": f'"{ETAG}"'},
-     {"If-None-Match": "*"}, {"If-Modified-Since": SAME}, {"If-Modified-Since": AFTER},
-     {"If-Unmodified-Since": BEFORE}],
+    [
+        {"If-Match": "0x1"},
+        {"If-Match": '"0x1"'},
+        {"If-None-Match": ETAG},
+        {"If-None-Match": f'"{ETAG}"'},
+        {"If-None-Match": "*"},
+        {"If-Modified-Since": SAME},
+        {"If-Modified-Since": AFTER},
+        {"If-Unmodified-Since": BEFORE},
+    ],
 )
 def test_an_unmet_condition_on_a_write_is_412_and_changes_nothing(batch, write_task, op, headers):
     r = WRITES[op](batch, write_task, headers)
@@ -151,8 +167,14 @@ def test_an_unmet_condition_on_a_write_is_412_and_changes_nothing(batch, write_t
 @pytest.mark.parametrize("op", WRITES)
 @pytest.mark.parametrize(
     "headers",
-    [{"If-Match": ETAG}, {"If-Match": f'"{ETAG}"'}, {"If-Match": "*"}, {"If-None-Match": '"0x1"'},
-     {"If-Modified-Since": BEFORE}, {"If-Unmodified-Since": SAME}],
+    [
+        {"If-Match": ETAG},
+        {"If-Match": f'"{ETAG}"'},
+        {"If-Match": "*"},
+        {"If-None-Match": '"0x1"'},
+        {"If-Modified-Since": BEFORE},
+        {"If-Unmodified-Since": SAME},
+    ],
 )
 def test_a_met_condition_lets_the_write_through(batch, write_task, op, headers):
     assert WRITES[op](batch, write_task, headers).status_code == SUCCESS[op]
@@ -196,7 +218,9 @@ def test_job_writes_refuse_an_unmet_condition(batch, account, op):
     headers = {"If-Match": "0x1"}
     r = {
         "delete": lambda: batch.delete(url, headers=headers),
-        "terminate": lambda: batch.post(f"{url}/terminate", {"terminateReason": "x"}, headers=headers),
+        "terminate": lambda: batch.post(
+            f"{url}/terminate", {"terminateReason": "x"}, headers=headers
+        ),
         "update": lambda: batch.patch(url, {"priority": 5}, headers=headers),
     }[op]()
     assert (r.status_code, error_code(r)) == (412, "ConditionNotMet")
@@ -220,4 +244,9 @@ def test_operations_without_conditions_ignore_them(batch, job, task):
     headers = {"If-Match": "0x1"}
     assert batch.get(f"/jobs/{job.job_id}/tasks", headers=headers).status_code == 200
     assert batch.get(f"/jobs/{job.job_id}/taskcounts", headers=headers).status_code == 200
-    assert batch.post(f"/jobs/{job.job_id}/tasks", {"id": "n", "commandLine": "x"}, headers=headers).status_code == 201
+    assert (
+        batch.post(
+            f"/jobs/{job.job_id}/tasks", {"id": "n", "commandLine": "x"}, headers=headers
+        ).status_code
+        == 201
+    )

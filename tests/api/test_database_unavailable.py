@@ -17,21 +17,29 @@ from tests.conftest import error_code
 def _failing(exc):
     def lookup(*args, **kwargs):
         raise exc
+
     return lookup
 
 
-@pytest.mark.parametrize("exc", [
-    OperationalError("connection failed: FATAL:  the database system is shutting down"),
-    OperationalError("consuming input failed: server closed the connection unexpectedly"),
-    InterfaceError("connection already closed"),
-])
-def test_an_unreachable_database_is_server_busy_not_an_internal_error(batch, job, monkeypatch, caplog, exc):
+@pytest.mark.parametrize(
+    "exc",
+    [
+        OperationalError("connection failed: FATAL:  the database system is shutting down"),
+        OperationalError("consuming input failed: server closed the connection unexpectedly"),
+        InterfaceError("connection already closed"),
+    ],
+)
+def test_an_unreachable_database_is_server_busy_not_an_internal_error(
+    batch, job, monkeypatch, caplog, exc
+):
     monkeypatch.setattr(auth, "get_account", _failing(exc))
     with caplog.at_level(logging.WARNING, logger="tasks.api.errors"):
         response = batch.get(f"/jobs/{job.job_id}")
     assert response.status_code == 503, response.content
     assert error_code(response) == "ServerBusy"
-    assert [r.exc_info for r in caplog.records if r.name == "tasks.api.errors"] == [None]  # no traceback
+    assert [r.exc_info for r in caplog.records if r.name == "tasks.api.errors"] == [
+        None
+    ]  # no traceback
 
 
 def test_any_other_database_error_is_still_an_internal_error(batch, job, monkeypatch):

@@ -12,15 +12,20 @@ from tests.conftest import error_code
 
 pytestmark = pytest.mark.django_db
 
-COLLECTION_OVER_1MB = json.dumps({"value": [{"id": f"t{i}", "commandLine": "x" * 12_000} for i in range(100)]}).encode()
+COLLECTION_OVER_1MB = json.dumps(
+    {"value": [{"id": f"t{i}", "commandLine": "x" * 12_000} for i in range(100)]}
+).encode()
 
 
-@pytest.mark.parametrize(("path", "sign", "status"), [
-    ("/jobs/{job}/addtaskcollection", True, 413),  # refused on its declared length
-    ("/jobs/nosuch/addtaskcollection", True, 404),  # refused before the body is read
-    ("/jobs/{job}/addtaskcollection", False, 403),  # refused before anything is read
-    ("/nosuch/path", True, 400),  # no API view at all
-])
+@pytest.mark.parametrize(
+    ("path", "sign", "status"),
+    [
+        ("/jobs/{job}/addtaskcollection", True, 413),  # refused on its declared length
+        ("/jobs/nosuch/addtaskcollection", True, 404),  # refused before the body is read
+        ("/jobs/{job}/addtaskcollection", False, 403),  # refused before anything is read
+        ("/nosuch/path", True, 400),  # no API view at all
+    ],
+)
 def test_an_early_answer_leaves_no_body_on_the_connection(batch, job, path, sign, status):
     r = batch.post(path.format(job=job.job_id), raw=COLLECTION_OVER_1MB, sign_request=sign)
     assert r.status_code == status, r.content[:300]

@@ -43,9 +43,14 @@ def test_enable_answers_202_and_the_job_is_active(batch, account):
     assert state(batch, job)["state"] == "active"
 
 
-@pytest.mark.parametrize(("body", "code"), [({}, "MissingRequiredProperty"),
-                                            ({"disableTasks": "later"}, "InvalidPropertyValue"),
-                                            ({"disableTasks": "wait", "x": 1}, "UnsupportedProperty")])
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({}, "MissingRequiredProperty"),
+        ({"disableTasks": "later"}, "InvalidPropertyValue"),
+        ({"disableTasks": "wait", "x": 1}, "UnsupportedProperty"),
+    ],
+)
 def test_a_bad_disable_body_is_a_batch_400_and_changes_nothing(batch, account, body, code):
     job = JobFactory(account=account)
     r = batch.post(f"/jobs/{job.job_id}/disable", body)
@@ -69,10 +74,16 @@ def test_refusals_are_409_with_the_job_state_code(batch, account):
 
 def test_if_match_with_a_stale_etag_is_412_and_changes_nothing(batch, account):
     job = JobFactory(account=account)
-    r = batch.post(f"/jobs/{job.job_id}/disable", {"disableTasks": "requeue"}, headers={"If-Match": "0x8DSTALE"})
+    r = batch.post(
+        f"/jobs/{job.job_id}/disable",
+        {"disableTasks": "requeue"},
+        headers={"If-Match": "0x8DSTALE"},
+    )
     assert (r.status_code, error_code(r)) == (412, "ConditionNotMet")
     assert Job.objects.get(pk=job.pk).state == "active"
-    r = batch.post(f"/jobs/{job.job_id}/disable", {"disableTasks": "requeue"}, headers={"If-Match": job.etag})
+    r = batch.post(
+        f"/jobs/{job.job_id}/disable", {"disableTasks": "requeue"}, headers={"If-Match": job.etag}
+    )
     assert r.status_code == 202
 
 

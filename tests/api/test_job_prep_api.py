@@ -22,8 +22,14 @@ def pool(account):
 
 
 def prepared(account, pool, job_id="job1", **spec):
-    job = make_job(account, pool, job_id, jobPreparationTask={"commandLine": "/bin/true"},
-                   jobReleaseTask={"commandLine": "/bin/true"}, **spec)
+    job = make_job(
+        account,
+        pool,
+        job_id,
+        jobPreparationTask={"commandLine": "/bin/true"},
+        jobReleaseTask={"commandLine": "/bin/true"},
+        **spec,
+    )
     add(job, "t1")
     return job
 
@@ -50,9 +56,16 @@ def test_lists_each_node_with_its_preparation_execution_info(batch, account, poo
     assert (entry["poolId"], entry["nodeId"]) == ("pool1", "node-1")
     assert entry["nodeUrl"].endswith("/pools/pool1/nodes/node-1")
     info = entry["jobPreparationTaskExecutionInfo"]
-    assert (info["state"], info["result"], info["exitCode"], info["retryCount"]) == ("completed", "success", 0, 0)
+    assert (info["state"], info["result"], info["exitCode"], info["retryCount"]) == (
+        "completed",
+        "success",
+        0,
+        0,
+    )
     assert info["taskRootDirectory"] == f"{node.root_dir}/workitems/job1/job-1/jobpreparation"
-    assert info["taskRootDirectoryUrl"].endswith("/pools/pool1/nodes/node-1/files/workitems/job1/job-1/jobpreparation")
+    assert info["taskRootDirectoryUrl"].endswith(
+        "/pools/pool1/nodes/node-1/files/workitems/job1/job-1/jobpreparation"
+    )
     assert info["startTime"].endswith("Z") and info["endTime"].endswith("Z")
     assert "failureInfo" not in info and "jobReleaseTaskExecutionInfo" not in entry
 
@@ -69,8 +82,12 @@ def test_a_failed_preparation_carries_its_failure_info(batch, account, pool):
     job = prepared(account, pool)
     run_prep(job, make_node(pool, "node-1"), exit_code=7)
     info = listed(batch, job)["value"][0]["jobPreparationTaskExecutionInfo"]
-    assert (info["result"], info["exitCode"], info["failureInfo"]["category"], info["failureInfo"]["code"]) == (
-        "failure", 7, "UserError", "FailureExitCode")
+    assert (
+        info["result"],
+        info["exitCode"],
+        info["failureInfo"]["category"],
+        info["failureInfo"]["code"],
+    ) == ("failure", 7, "UserError", "FailureExitCode")
 
 
 def test_the_release_appears_once_it_ran(batch, account, pool):
@@ -116,8 +133,12 @@ def test_filter_by_node_and_state(batch, account, pool):
     run_prep(job, make_node(pool, "node-2"), exit_code=1)
     ids = [e["nodeId"] for e in listed(batch, job, **{"$filter": "nodeId eq 'node-2'"})["value"]]
     assert ids == ["node-2"]
-    ids = [e["nodeId"] for e in listed(batch, job, **{
-        "$filter": "jobPreparationTaskExecutionInfo/result eq 'success'"})["value"]]
+    ids = [
+        e["nodeId"]
+        for e in listed(
+            batch, job, **{"$filter": "jobPreparationTaskExecutionInfo/result eq 'success'"}
+        )["value"]
+    ]
     assert ids == ["node-1"]
 
 
@@ -146,7 +167,9 @@ def test_maxresults_pages_with_a_next_link(batch, account, pool):
     assert {e["nodeId"] for e in first["value"] + second["value"]} == {"node-0", "node-1", "node-2"}
 
 
-def test_the_list_costs_the_same_queries_for_one_node_or_five(batch, account, pool, django_assert_max_num_queries):
+def test_the_list_costs_the_same_queries_for_one_node_or_five(
+    batch, account, pool, django_assert_max_num_queries
+):
     job = prepared(account, pool)
     for n in range(5):
         run_prep(job, make_node(pool, f"node-{n}"))

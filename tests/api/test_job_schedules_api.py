@@ -11,10 +11,16 @@ from tests.factories import AccountFactory
 pytestmark = pytest.mark.django_db
 
 # What 15.x's create_job_schedule sends (BatchJobScheduleCreateOptions).
-CAPTURED = {"id": "nightly", "schedule": {"recurrenceInterval": "PT1H", "startWindow": "PT10M"},
-            "jobSpecification": {"priority": 10, "poolInfo": {"poolId": "p"},
-                                 "constraints": {"maxWallClockTime": "PT2H", "maxTaskRetryCount": 1}},
-            "metadata": [{"name": "team", "value": "a"}]}
+CAPTURED = {
+    "id": "nightly",
+    "schedule": {"recurrenceInterval": "PT1H", "startWindow": "PT10M"},
+    "jobSpecification": {
+        "priority": 10,
+        "poolInfo": {"poolId": "p"},
+        "constraints": {"maxWallClockTime": "PT2H", "maxTaskRetryCount": 1},
+    },
+    "metadata": [{"name": "team", "value": "a"}],
+}
 
 
 def body(response) -> dict:
@@ -30,13 +36,23 @@ def test_add_answers_201_and_get_reads_it_back_with_its_first_job(batch, account
     got = body(batch.get("/jobschedules/nightly"))
     assert got["id"] == "nightly" and got["state"] == "active"
     assert got["schedule"] == {"recurrenceInterval": "PT1H", "startWindow": "PT10M"}
-    assert got["jobSpecification"]["constraints"] == {"maxWallClockTime": "PT2H", "maxTaskRetryCount": 1}
+    assert got["jobSpecification"]["constraints"] == {
+        "maxWallClockTime": "PT2H",
+        "maxTaskRetryCount": 1,
+    }
     assert got["metadata"] == [{"name": "team", "value": "a"}]
     info = got["executionInfo"]
-    assert info["recentJob"] == {"id": "nightly:job-1", "url": "http://testserver/jobs/nightly:job-1"}
+    assert info["recentJob"] == {
+        "id": "nightly:job-1",
+        "url": "http://testserver/jobs/nightly:job-1",
+    }
     assert "nextRunTime" in info and "endTime" not in info
     job = body(batch.get("/jobs/nightly%3Ajob-1"))
-    assert (job["priority"], job["constraints"]["maxWallClockTime"], job["executionInfo"]["poolId"]) == (10, "PT2H", "p")
+    assert (
+        job["priority"],
+        job["constraints"]["maxWallClockTime"],
+        job["executionInfo"]["poolId"],
+    ) == (10, "PT2H", "p")
 
 
 def test_exists_is_200_or_404(batch):
@@ -49,7 +65,9 @@ def test_list_filters_selects_and_pages(batch):
     for i in range(3):
         batch.post("/jobschedules", {**CAPTURED, "id": f"s{i}"})
     batch.post("/jobschedules/s1/disable", headers={"Content-Type": "application/json"})
-    got = body(batch.get("/jobschedules", params={"$filter": "state eq 'disabled'", "$select": "id,state"}))
+    got = body(
+        batch.get("/jobschedules", params={"$filter": "state eq 'disabled'", "$select": "id,state"})
+    )
     assert got["value"] == [{"id": "s1", "state": "disabled"}]
     page = body(batch.get("/jobschedules", params={"maxresults": "2"}))
     assert [s["id"] for s in page["value"]] == ["s0", "s1"] and "odata.nextLink" in page
@@ -67,7 +85,12 @@ def test_list_jobs_from_schedule_lists_only_its_jobs(batch):
     batch.post("/jobs", {"id": "other", "poolInfo": {"poolId": "p"}})
     got = body(batch.get("/jobschedules/nightly/jobs"))
     assert [j["id"] for j in got["value"]] == ["nightly:job-1"]
-    assert body(batch.get("/jobschedules/nightly/jobs", params={"$filter": "state eq 'completed'"}))["value"] == []
+    assert (
+        body(batch.get("/jobschedules/nightly/jobs", params={"$filter": "state eq 'completed'"}))[
+            "value"
+        ]
+        == []
+    )
 
 
 def test_patch_keeps_what_it_does_not_name_and_put_replaces(batch):
@@ -75,9 +98,17 @@ def test_patch_keeps_what_it_does_not_name_and_put_replaces(batch):
     r = batch.patch("/jobschedules/nightly", {"metadata": [{"name": "b", "value": "2"}]})
     assert r.status_code == 200
     got = body(batch.get("/jobschedules/nightly"))
-    assert got["metadata"] == [{"name": "b", "value": "2"}] and got["jobSpecification"]["priority"] == 10
-    r = batch.put("/jobschedules/nightly", {"schedule": {"recurrenceInterval": "PT2H"},
-                                            "jobSpecification": {"poolInfo": {"poolId": "q"}}})
+    assert (
+        got["metadata"] == [{"name": "b", "value": "2"}]
+        and got["jobSpecification"]["priority"] == 10
+    )
+    r = batch.put(
+        "/jobschedules/nightly",
+        {
+            "schedule": {"recurrenceInterval": "PT2H"},
+            "jobSpecification": {"poolInfo": {"poolId": "q"}},
+        },
+    )
     assert r.status_code == 200
     got = body(batch.get("/jobschedules/nightly"))
     assert "metadata" not in got and got["jobSpecification"] == {"poolInfo": {"poolId": "q"}}
@@ -94,7 +125,12 @@ def test_disable_and_enable_answer_204(batch):
     r = batch.post("/jobschedules/nightly/disable", headers={"Content-Type": "application/json"})
     assert r.status_code == 204
     assert body(batch.get("/jobschedules/nightly"))["state"] == "disabled"
-    assert batch.post("/jobschedules/nightly/enable", headers={"Content-Type": "application/json"}).status_code == 204
+    assert (
+        batch.post(
+            "/jobschedules/nightly/enable", headers={"Content-Type": "application/json"}
+        ).status_code
+        == 204
+    )
     assert body(batch.get("/jobschedules/nightly"))["state"] == "active"
 
 
@@ -106,7 +142,10 @@ def test_terminate_answers_202_and_the_schedule_and_its_job_are_completed(batch)
     assert (got["state"], got["previousState"]) == ("completed", "terminating")
     assert "endTime" in got["executionInfo"] and "nextRunTime" not in got["executionInfo"]
     job = body(batch.get("/jobs/nightly%3Ajob-1"))
-    assert (job["state"], job["executionInfo"]["terminateReason"]) == ("completed", "TerminateJobSchedule")
+    assert (job["state"], job["executionInfo"]["terminateReason"]) == (
+        "completed",
+        "TerminateJobSchedule",
+    )
     r = batch.post("/jobschedules/nightly/terminate", headers={"Content-Type": "application/json"})
     assert (r.status_code, error_code(r)) == (409, "JobScheduleCompleted")
 
@@ -118,15 +157,21 @@ def test_delete_answers_202_and_the_schedule_and_its_jobs_are_gone(batch):
     assert error_code(batch.get("/jobs/nightly%3Ajob-1")) == "JobNotFound"
 
 
-@pytest.mark.parametrize(("change", "code"), [
-    ({"id": "bad id"}, "InvalidPropertyValue"),
-    ({"schedule": {"recurrenceInterval": "PT30S"}}, "InvalidPropertyValue"),
-    ({"schedule": {"doNotRunUntil": "tomorrow"}}, "InvalidPropertyValue"),
-    ({"schedule": {"every": "PT1H"}}, "UnsupportedProperty"),
-    ({"jobSpecification": {"poolInfo": {}}}, "MissingRequiredProperty"),
-    ({"jobSpecification": {"poolInfo": {"poolId": "p"}, "priority": 5000}}, "InvalidPropertyValue"),
-    ({"jobSpecification": {"id": "x", "poolInfo": {"poolId": "p"}}}, "UnsupportedProperty"),
-])
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"id": "bad id"}, "InvalidPropertyValue"),
+        ({"schedule": {"recurrenceInterval": "PT30S"}}, "InvalidPropertyValue"),
+        ({"schedule": {"doNotRunUntil": "tomorrow"}}, "InvalidPropertyValue"),
+        ({"schedule": {"every": "PT1H"}}, "UnsupportedProperty"),
+        ({"jobSpecification": {"poolInfo": {}}}, "MissingRequiredProperty"),
+        (
+            {"jobSpecification": {"poolInfo": {"poolId": "p"}, "priority": 5000}},
+            "InvalidPropertyValue",
+        ),
+        ({"jobSpecification": {"id": "x", "poolInfo": {"poolId": "p"}}}, "UnsupportedProperty"),
+    ],
+)
 def test_a_bad_add_is_a_batch_400_and_stores_nothing(batch, change, code):
     r = batch.post("/jobschedules", {**CAPTURED, **change})
     assert (r.status_code, error_code(r)) == (400, code)
@@ -145,8 +190,10 @@ def test_ids_are_shared_between_jobs_and_schedules(batch):
 
 def test_if_match_with_a_stale_etag_is_412(batch):
     batch.post("/jobschedules", CAPTURED)
-    r = batch.post("/jobschedules/nightly/disable", headers={"Content-Type": "application/json",
-                                                              "If-Match": "0x8DSTALE"})
+    r = batch.post(
+        "/jobschedules/nightly/disable",
+        headers={"Content-Type": "application/json", "If-Match": "0x8DSTALE"},
+    )
     assert (r.status_code, error_code(r)) == (412, "ConditionNotMet")
     assert JobSchedule.objects.get().state == "active"
 
@@ -154,10 +201,16 @@ def test_if_match_with_a_stale_etag_is_412(batch):
 def test_another_accounts_schedule_is_not_found(batch):
     from tasks.operations.job_schedules import add_job_schedule
 
-    add_job_schedule(AccountFactory(), spec={"id": "theirs", "schedule": {},
-                                             "jobSpecification": {"poolInfo": {"poolId": "p"}}})
-    for method, path in (("GET", "/jobschedules/theirs"), ("DELETE", "/jobschedules/theirs"),
-                         ("POST", "/jobschedules/theirs/terminate"), ("GET", "/jobschedules/theirs/jobs")):
+    add_job_schedule(
+        AccountFactory(),
+        spec={"id": "theirs", "schedule": {}, "jobSpecification": {"poolInfo": {"poolId": "p"}}},
+    )
+    for method, path in (
+        ("GET", "/jobschedules/theirs"),
+        ("DELETE", "/jobschedules/theirs"),
+        ("POST", "/jobschedules/theirs/terminate"),
+        ("GET", "/jobschedules/theirs/jobs"),
+    ):
         r = batch.request(method, path)
         assert (r.status_code, error_code(r)) == (404, "JobScheduleNotFound"), (method, path)
     assert body(batch.get("/jobschedules"))["value"] == []

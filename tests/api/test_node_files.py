@@ -41,19 +41,39 @@ def test_lists_the_nodes_root_and_everything_below_it(batch, node):
     r = batch.get(url(node))
     assert names(r) == ["shared", "startup", "workitems"]
     body = json.loads(r.content)
-    assert body["value"][0] == {"name": "shared", "url": "http://testserver/pools/p/nodes/n1/files/shared",
-                                "isDirectory": True}
+    assert body["value"][0] == {
+        "name": "shared",
+        "url": "http://testserver/pools/p/nodes/n1/files/shared",
+        "isDirectory": True,
+    }
     every = names(batch.get(url(node), params={"recursive": "true"}))
-    assert every == ["shared", "shared/data.bin", "startup", "startup/stdout.txt", "startup/wd", "workitems",
-                     "workitems/j", "workitems/j/job-1", "workitems/j/job-1/t", "workitems/j/job-1/t/stdout.txt",
-                     "workitems/j/job-1/t/wd"]
-    startup = names(batch.get(url(node), params={"recursive": "true", "$filter": "startswith(name,'startup/')"}))
+    assert every == [
+        "shared",
+        "shared/data.bin",
+        "startup",
+        "startup/stdout.txt",
+        "startup/wd",
+        "workitems",
+        "workitems/j",
+        "workitems/j/job-1",
+        "workitems/j/job-1/t",
+        "workitems/j/job-1/t/stdout.txt",
+        "workitems/j/job-1/t/wd",
+    ]
+    startup = names(
+        batch.get(url(node), params={"recursive": "true", "$filter": "startswith(name,'startup/')"})
+    )
     assert startup == ["startup/stdout.txt", "startup/wd"]
 
 
 def test_a_long_listing_pages_with_absolute_next_links(batch, node):
     body = json.loads(batch.get(url(node), params={"recursive": "true", "maxresults": "4"}).content)
-    assert [f["name"] for f in body["value"]] == ["shared", "shared/data.bin", "startup", "startup/stdout.txt"]
+    assert [f["name"] for f in body["value"]] == [
+        "shared",
+        "shared/data.bin",
+        "startup",
+        "startup/stdout.txt",
+    ]
     link = body["odata.nextLink"]
     assert link.startswith("http://testserver/pools/p/nodes/n1/files?") and "recursive=true" in link
 
@@ -66,7 +86,9 @@ def test_get_returns_the_bytes_a_range_and_the_properties(batch, node):
     assert r["X-Content-Type-Options"] == "nosniff" and "sandbox" in r["Content-Security-Policy"]
     head = batch.head(url(node, "shared/data.bin"))
     assert head.status_code == 200 and head["Content-Length"] == "10"
-    assert head["ocp-batch-file-url"] == "http://testserver/pools/p/nodes/n1/files/shared%2Fdata.bin"
+    assert (
+        head["ocp-batch-file-url"] == "http://testserver/pools/p/nodes/n1/files/shared%2Fdata.bin"
+    )
     assert head["ocp-batch-file-isdirectory"] == "false" and head["ocp-batch-file-mode"] == "0644"
     assert head["ocp-creation-time"].endswith("GMT") and head["Last-Modified"].endswith("GMT")
     assert batch.head(url(node, "workitems"))["ocp-batch-file-isdirectory"] == "true"
@@ -101,7 +123,10 @@ def test_another_accounts_node_is_not_found(node, nodes_dir):
     (nodes_dir / other.name / "p" / "n1" / "shared").mkdir(parents=True)
     (nodes_dir / other.name / "p" / "n1" / "shared" / "theirs.txt").write_bytes(b"theirs")
     theirs = BatchTestClient(other)
-    assert names(theirs.get(url(node), params={"recursive": "true"})) == ["shared", "shared/theirs.txt"]
+    assert names(theirs.get(url(node), params={"recursive": "true"})) == [
+        "shared",
+        "shared/theirs.txt",
+    ]
     assert theirs.get(url(node, "shared/data.bin")).status_code == 404
     stranger = BatchTestClient(AccountFactory())
     r = stranger.get(url(node))
@@ -114,12 +139,19 @@ def test_a_link_in_the_nodes_root_is_never_followed(batch, node, nodes_dir, tmp_
     (shared / "key").symlink_to(tmp_path / "secret_key")
     (shared / "loop").symlink_to(".")
     r = batch.get(url(node, "shared/key"))
-    assert r.status_code == 409 and error_code(r) == "OperationInvalidForCurrentState" and b"secret" not in r.content
-    assert names(batch.get(url(node), params={"recursive": "true", "$filter": "startswith(name,'shared/')"})) == [
-        "shared/data.bin", "shared/key", "shared/loop"]
+    assert (
+        r.status_code == 409
+        and error_code(r) == "OperationInvalidForCurrentState"
+        and b"secret" not in r.content
+    )
+    assert names(
+        batch.get(url(node), params={"recursive": "true", "$filter": "startswith(name,'shared/')"})
+    ) == ["shared/data.bin", "shared/key", "shared/loop"]
 
 
-def test_a_delete_never_goes_through_a_link_swapped_in_above_the_file(batch, node, nodes_dir, tmp_path):
+def test_a_delete_never_goes_through_a_link_swapped_in_above_the_file(
+    batch, node, nodes_dir, tmp_path
+):
     """A task swapped its job's directory for a link to a folder shaped like it."""
     outside = tmp_path / "outside"
     (outside / "job-1" / "t").mkdir(parents=True)
@@ -134,7 +166,9 @@ def test_a_delete_never_goes_through_a_link_swapped_in_above_the_file(batch, nod
     assert (outside / "job-1" / "t" / "keep.txt").read_text() == "must survive\n"
     assert not job.is_symlink() and not job.exists()
 
+
 def test_a_node_without_a_directory_yet_lists_nothing(batch, account, nodes_dir):
-    node = ComputeNodeFactory(pool=PoolFactory(account=account, pool_id="fresh"), node_id="creating-1",
-                              state="creating")
+    node = ComputeNodeFactory(
+        pool=PoolFactory(account=account, pool_id="fresh"), node_id="creating-1", state="creating"
+    )
     assert names(batch.get(url(node))) == []

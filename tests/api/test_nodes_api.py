@@ -11,8 +11,19 @@ from tests.factories import ComputeNodeFactory, PoolFactory, TaskFactory
 
 pytestmark = pytest.mark.django_db
 
-REQUIRED = {"id", "url", "state", "stateTransitionTime", "lastBootTime", "allocationTime", "ipAddress", "affinityId",
-            "vmSize", "totalTasksRun", "virtualMachineInfo"}
+REQUIRED = {
+    "id",
+    "url",
+    "state",
+    "stateTransitionTime",
+    "lastBootTime",
+    "allocationTime",
+    "ipAddress",
+    "affinityId",
+    "vmSize",
+    "totalTasksRun",
+    "virtualMachineInfo",
+}
 
 
 def body(response) -> dict:
@@ -27,8 +38,14 @@ def pool(account):
 
 def running(node, *, slots=1):
     task = TaskFactory(running=True, required_slots=slots)
-    return Attempt.objects.create(task=task, job=task.job, node=node, node_name=node.node_id, slots=slots,
-                                  claimed=timezone.now())
+    return Attempt.objects.create(
+        task=task,
+        job=task.job,
+        node=node,
+        node_name=node.node_id,
+        slots=slots,
+        claimed=timezone.now(),
+    )
 
 
 def test_list_answers_with_the_pools_nodes(batch, pool):
@@ -46,8 +63,13 @@ def test_nodes_report_their_running_tasks_and_slots(batch, pool):
     node = ComputeNodeFactory(pool=pool, node_id="n1", state="running")
     running(node, slots=2)
     running(node)
-    Attempt.objects.create(task=TaskFactory(succeeded=True), job=TaskFactory().job, node=node, claimed=timezone.now(),
-                           outcome=Attempt.Outcome.SUCCEEDED)
+    Attempt.objects.create(
+        task=TaskFactory(succeeded=True),
+        job=TaskFactory().job,
+        node=node,
+        claimed=timezone.now(),
+        outcome=Attempt.Outcome.SUCCEEDED,
+    )
     listed = body(batch.get("/pools/p/nodes"))["value"][0]
     got = body(batch.get("/pools/p/nodes/n1"))
     assert (listed["runningTasksCount"], listed["runningTaskSlotsCount"]) == (2, 3)

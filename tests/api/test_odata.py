@@ -240,7 +240,7 @@ def test_datetime_literal_forms_all_mean_the_same_instant(job, literal):
 
 def test_datetime_literals_become_aware_utc_datetimes():
     q = task_filter("creationTime gt DateTime'2024-01-01T01:00:00+01:00'")
-    (lookup, value), = q.children
+    ((lookup, value),) = q.children
     assert lookup == "creation_time__gt"
     assert value == JAN and value.utcoffset() == timedelta(0)
 
@@ -452,9 +452,22 @@ def test_node_state_eq_and_ne_compare_case_insensitively():
 @pytest.mark.parametrize(
     "state",
     [
-        "idle", "running", "starting", "offline", "unusable", "leavingpool", "unknown",
-        "rebooting", "reimaging", "creating", "waitingforstarttask", "starttaskfailed",
-        "preempted", "upgradingos", "deallocated", "deallocating",
+        "idle",
+        "running",
+        "starting",
+        "offline",
+        "unusable",
+        "leavingpool",
+        "unknown",
+        "rebooting",
+        "reimaging",
+        "creating",
+        "waitingforstarttask",
+        "starttaskfailed",
+        "preempted",
+        "upgradingos",
+        "deallocated",
+        "deallocating",
     ],
 )
 def test_node_state_accepts_every_batch_node_state(state):
@@ -538,8 +551,14 @@ def test_a_syntax_error_is_a_400(text):
 
 @pytest.mark.parametrize(
     "text",
-    ["foo eq 'x'", "executionInfo/foo eq 1", "nodeInfo/poolId eq 'p'", "executionInfo eq 1",
-     "a.b eq 1", "startswith(displayName,'x')"],
+    [
+        "foo eq 'x'",
+        "executionInfo/foo eq 1",
+        "nodeInfo/poolId eq 'p'",
+        "executionInfo eq 1",
+        "a.b eq 1",
+        "startswith(displayName,'x')",
+    ],
 )
 def test_an_unknown_property_is_a_400(text):
     err = assert_invalid(task_filter, text)
@@ -620,8 +639,16 @@ def test_an_exit_code_at_the_int32_limits_is_accepted(job):
 
 @pytest.mark.parametrize(
     "text",
-    ["id", "'abc'", "true", "executionInfo/exitCode add 1 eq 2", "state eq id",
-     "not state eq 'active'", "startswith(id,'a') eq true", "-executionInfo/exitCode eq 1"],
+    [
+        "id",
+        "'abc'",
+        "true",
+        "executionInfo/exitCode add 1 eq 2",
+        "state eq id",
+        "not state eq 'active'",
+        "startswith(id,'a') eq true",
+        "-executionInfo/exitCode eq 1",
+    ],
 )
 def test_something_that_is_not_a_property_literal_condition_is_a_400(text):
     assert_invalid(task_filter, text)
@@ -645,10 +672,41 @@ def test_garbage_either_compiles_to_a_runnable_query_or_is_a_400(job):
     # Whatever a client sends, the answer is a result or a 400, never a 500.
     TaskFactory(job=job, task_id="t1", failed=True)
     pieces = [
-        "id", "state", "executionInfo/exitCode", "creationTime", "eq", " eq ", " ne ", " gt ",
-        " and ", " or ", "not ", "(", ")", ",", "'a'", "''", "'", "0", "-1", "1.5", "null",
-        "true", "startswith(", "DateTime'2024-01-01T00:00:00Z'", "datetime'", "/", " ", "all",
-        "any(x: x eq 1)", "2024-01-01", "duration'P1D'", "geo.distance(", "\x00", "$", "%",
+        "id",
+        "state",
+        "executionInfo/exitCode",
+        "creationTime",
+        "eq",
+        " eq ",
+        " ne ",
+        " gt ",
+        " and ",
+        " or ",
+        "not ",
+        "(",
+        ")",
+        ",",
+        "'a'",
+        "''",
+        "'",
+        "0",
+        "-1",
+        "1.5",
+        "null",
+        "true",
+        "startswith(",
+        "DateTime'2024-01-01T00:00:00Z'",
+        "datetime'",
+        "/",
+        " ",
+        "all",
+        "any(x: x eq 1)",
+        "2024-01-01",
+        "duration'P1D'",
+        "geo.distance(",
+        "\x00",
+        "$",
+        "%",
     ]
     rng = random.Random(20240101)
     for _ in range(400):

@@ -52,10 +52,21 @@ def test_walking_every_page_gives_every_task_once_in_order(batch, job, many, as_
 
 
 def test_the_next_link_is_absolute_and_carries_the_whole_query(batch, job, many):
-    params = {"maxresults": "2", "$filter": "state eq 'active'", "$select": "id,state", "$expand": "stats"}
-    first = body(batch.get(f"/jobs/{job.job_id}/tasks", params=params, api_version="2024-02-01.19.0"))
+    params = {
+        "maxresults": "2",
+        "$filter": "state eq 'active'",
+        "$select": "id,state",
+        "$expand": "stats",
+    }
+    first = body(
+        batch.get(f"/jobs/{job.job_id}/tasks", params=params, api_version="2024-02-01.19.0")
+    )
     link = urlparse(first["odata.nextLink"])
-    assert (link.scheme, link.netloc, link.path) == ("http", "testserver", f"/jobs/{job.job_id}/tasks")
+    assert (link.scheme, link.netloc, link.path) == (
+        "http",
+        "testserver",
+        f"/jobs/{job.job_id}/tasks",
+    )
     query = {k: v[0] for k, v in parse_qs(link.query).items()}
     assert query.pop("$skiptoken")
     assert query == {"api-version": "2024-02-01.19.0", **params}
@@ -64,8 +75,14 @@ def test_the_next_link_is_absolute_and_carries_the_whole_query(batch, job, many)
 def test_the_skiptoken_is_url_safe(batch, job):
     TaskFactory(job=job, task_id="a-b_C")
     TaskFactory(job=job, task_id="zz")
-    link = body(batch.get(f"/jobs/{job.job_id}/tasks", params={"maxresults": "1"}))["odata.nextLink"]
-    (raw,) = [v for k, v in (p.split("=", 1) for p in urlparse(link).query.split("&")) if k == "%24skiptoken"]
+    link = body(batch.get(f"/jobs/{job.job_id}/tasks", params={"maxresults": "1"}))[
+        "odata.nextLink"
+    ]
+    (raw,) = [
+        v
+        for k, v in (p.split("=", 1) for p in urlparse(link).query.split("&"))
+        if k == "%24skiptoken"
+    ]
     assert re.fullmatch(r"[A-Za-z0-9._~-]+", raw)
 
 
@@ -79,9 +96,21 @@ def test_a_filtered_walk_keeps_its_filter_and_selection_on_every_page(batch, job
 
 
 def test_a_filter_on_completed_results_pages_too(batch, job, many):
-    pages = walk(batch, f"/jobs/{job.job_id}/tasks",
-                 {"maxresults": "2", "$filter": "executionInfo/result eq 'success'"})
-    assert [t["id"] for p in pages for t in p["value"]] == ["T00", "T03", "T06", "T09", "T12", "T15", "T18", "T21"]
+    pages = walk(
+        batch,
+        f"/jobs/{job.job_id}/tasks",
+        {"maxresults": "2", "$filter": "executionInfo/result eq 'success'"},
+    )
+    assert [t["id"] for p in pages for t in p["value"]] == [
+        "T00",
+        "T03",
+        "T06",
+        "T09",
+        "T12",
+        "T15",
+        "T18",
+        "T21",
+    ]
 
 
 def test_tasks_added_while_walking_cause_no_duplicate_or_gap_among_the_rest(batch, job, many):
@@ -110,8 +139,9 @@ def test_without_maxresults_a_page_holds_1000_tasks(batch, job):
 
 @pytest.mark.parametrize("value", ["1", "1000"])
 def test_maxresults_between_1_and_1000_is_accepted(batch, job, many, value):
-    assert len(body(batch.get(f"/jobs/{job.job_id}/tasks", params={"maxresults": value}))["value"]) == min(
-        int(value), 23)
+    assert len(
+        body(batch.get(f"/jobs/{job.job_id}/tasks", params={"maxresults": value}))["value"]
+    ) == min(int(value), 23)
 
 
 @pytest.mark.parametrize("value", ["0", "1001", "-5"])
@@ -127,19 +157,31 @@ def test_maxresults_that_is_not_an_integer_is_refused(batch, job, value):
     assert (r.status_code, error_code(r)) == (400, "InvalidQueryParameterValue")
 
 
-@pytest.mark.parametrize("token", ["!!!", "%%%", "\u00e9t\u00e9", "////", "garbage", "dDE", "YWJj", "MTIz" * 20])
+@pytest.mark.parametrize(
+    "token", ["!!!", "%%%", "\u00e9t\u00e9", "////", "garbage", "dDE", "YWJj", "MTIz" * 20]
+)
 def test_a_skiptoken_that_is_not_ours_is_an_invalid_query_parameter(batch, job, many, token):
     # Read as "from the start" it returned page 1 again: a client looping on nextLink
     # would never end, and a typo went unnoticed.
     r = batch.get(f"/jobs/{job.job_id}/tasks", params={"$skiptoken": token})
     assert (r.status_code, error_code(r)) == (400, "InvalidQueryParameterValue"), r.content
-    assert dict((v["key"], v["value"]) for v in json.loads(r.content)["values"])["QueryParameterName"] == "$skiptoken"
+    assert (
+        dict((v["key"], v["value"]) for v in json.loads(r.content)["values"])["QueryParameterName"]
+        == "$skiptoken"
+    )
 
 
 def test_a_skiptoken_changed_by_one_character_is_refused(batch, job, many):
-    link = json.loads(batch.get(f"/jobs/{job.job_id}/tasks", params={"maxresults": 2}).content)["odata.nextLink"]
+    link = json.loads(batch.get(f"/jobs/{job.job_id}/tasks", params={"maxresults": 2}).content)[
+        "odata.nextLink"
+    ]
     token = parse_qs(urlparse(link).query)["$skiptoken"][0]
-    assert batch.get(f"/jobs/{job.job_id}/tasks", params={"$skiptoken": token, "maxresults": 2}).status_code == 200
+    assert (
+        batch.get(
+            f"/jobs/{job.job_id}/tasks", params={"$skiptoken": token, "maxresults": 2}
+        ).status_code
+        == 200
+    )
     tampered = token[:-1] + ("A" if token[-1] != "A" else "B")
     r = batch.get(f"/jobs/{job.job_id}/tasks", params={"$skiptoken": tampered, "maxresults": 2})
     assert (r.status_code, error_code(r)) == (400, "InvalidQueryParameterValue")

@@ -11,12 +11,33 @@ from tests.factories import ComputeNodeFactory, PoolFactory
 
 pytestmark = pytest.mark.django_db
 
-CAPTURED_15X = {"id": "p", "vmSize": "standard_d2s_v3", "virtualMachineConfiguration": {
-    "imageReference": {"publisher": "canonical", "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts",
-                       "version": "latest"}, "nodeAgentSKUId": "batch.node.ubuntu 22.04"},
-    "targetDedicatedNodes": 1, "taskSlotsPerNode": 2}
-REQUIRED = {"id", "url", "eTag", "lastModified", "creationTime", "state", "stateTransitionTime", "vmSize",
-            "currentDedicatedNodes", "currentLowPriorityNodes"}
+CAPTURED_15X = {
+    "id": "p",
+    "vmSize": "standard_d2s_v3",
+    "virtualMachineConfiguration": {
+        "imageReference": {
+            "publisher": "canonical",
+            "offer": "0001-com-ubuntu-server-jammy",
+            "sku": "22_04-lts",
+            "version": "latest",
+        },
+        "nodeAgentSKUId": "batch.node.ubuntu 22.04",
+    },
+    "targetDedicatedNodes": 1,
+    "taskSlotsPerNode": 2,
+}
+REQUIRED = {
+    "id",
+    "url",
+    "eTag",
+    "lastModified",
+    "creationTime",
+    "state",
+    "stateTransitionTime",
+    "vmSize",
+    "currentDedicatedNodes",
+    "currentLowPriorityNodes",
+}
 
 
 def body(response) -> dict:
@@ -36,10 +57,21 @@ def test_an_added_pool_reads_back_with_every_required_property(batch):
     batch.post("/pools", CAPTURED_15X)
     got = body(batch.get("/pools/p"))
     assert REQUIRED <= set(got)
-    assert {k: got[k] for k in ("vmSize", "virtualMachineConfiguration", "targetDedicatedNodes",
-                                "taskSlotsPerNode")} == {k: v for k, v in CAPTURED_15X.items() if k != "id"}
+    assert {
+        k: got[k]
+        for k in (
+            "vmSize",
+            "virtualMachineConfiguration",
+            "targetDedicatedNodes",
+            "taskSlotsPerNode",
+        )
+    } == {k: v for k, v in CAPTURED_15X.items() if k != "id"}
     # Resizing until the reconciler has started its node (tests/operations/test_reconcile.py).
-    assert (got["state"], got["allocationState"], got["currentDedicatedNodes"]) == ("active", "resizing", 0)
+    assert (got["state"], got["allocationState"], got["currentDedicatedNodes"]) == (
+        "active",
+        "resizing",
+        0,
+    )
 
 
 def test_add_refuses_an_id_already_used_in_any_case(batch):

@@ -55,7 +55,9 @@ def test_list_subtasks_has_an_etag_and_last_modified(batch, job):
     sub = SubTaskFactory(task=task, subtask_id=1, node_name="n1", pool_id="p")
     first = batch.get(f"/jobs/{job.job_id}/tasks/mi/subtasksinfo")
     assert first.status_code == 200 and first["ETag"]
-    assert http_time(first) == max(task.last_modified, sub.state_transition_time).replace(microsecond=0)
+    assert http_time(first) == max(task.last_modified, sub.state_transition_time).replace(
+        microsecond=0
+    )
     sub.state, sub.state_transition_time = "completed", timezone.now()
     sub.save()
     assert batch.get(f"/jobs/{job.job_id}/tasks/mi/subtasksinfo")["ETag"] != first["ETag"]
@@ -63,35 +65,57 @@ def test_list_subtasks_has_an_etag_and_last_modified(batch, job):
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_add_task_collection_answers_200_with_an_etag_and_last_modified(batch, job, version):
-    r = batch.post(f"/jobs/{job.job_id}/addtaskcollection",
-                   {"value": [{"id": "a", "commandLine": "x"}, {"id": "b", "commandLine": "x"}]}, api_version=version)
+    r = batch.post(
+        f"/jobs/{job.job_id}/addtaskcollection",
+        {"value": [{"id": "a", "commandLine": "x"}, {"id": "b", "commandLine": "x"}]},
+        api_version=version,
+    )
     assert r.status_code == 200 and r["ETag"]
     newest = max(Task.objects.filter(job=job).values_list("last_modified", flat=True))
     assert http_time(r) == newest.replace(microsecond=0)
 
 
 def test_an_unknown_top_level_property_of_a_collection_body_is_refused_whole(batch, job):
-    r = batch.post(f"/jobs/{job.job_id}/addtaskcollection",
-                   {"value": [{"id": "a", "commandLine": "x"}], "bogus": 1})
+    r = batch.post(
+        f"/jobs/{job.job_id}/addtaskcollection",
+        {"value": [{"id": "a", "commandLine": "x"}], "bogus": 1},
+    )
     assert (r.status_code, error_code(r)) == (400, "UnsupportedProperty"), r.content
-    assert {v["key"]: v["value"] for v in json.loads(r.content)["values"]} == {"PropertyName": "bogus"}
+    assert {v["key"]: v["value"] for v in json.loads(r.content)["values"]} == {
+        "PropertyName": "bogus"
+    }
     assert not job.tasks.exists()
 
 
 def test_an_unknown_top_level_property_of_an_item_fails_that_task_as_add_task_would(batch, job):
-    r = batch.post(f"/jobs/{job.job_id}/addtaskcollection",
-                   {"value": [{"id": "good", "commandLine": "x"}, {"id": "bad", "commandLine": "x", "bogus": 1}]})
+    r = batch.post(
+        f"/jobs/{job.job_id}/addtaskcollection",
+        {
+            "value": [
+                {"id": "good", "commandLine": "x"},
+                {"id": "bad", "commandLine": "x", "bogus": 1},
+            ]
+        },
+    )
     results = {t["taskId"]: t for t in json.loads(r.content)["value"]}
     assert results["good"]["status"] == "success"
-    assert (results["bad"]["status"], results["bad"]["error"]["code"]) == ("clienterror", "UnsupportedProperty")
+    assert (results["bad"]["status"], results["bad"]["error"]["code"]) == (
+        "clienterror",
+        "UnsupportedProperty",
+    )
     single = batch.post(f"/jobs/{job.job_id}/tasks", {"id": "bad2", "commandLine": "x", "bogus": 1})
     assert error_code(single) == "UnsupportedProperty"
 
 
 def test_a_subtask_node_info_has_its_affinity_id_and_root_directory_url(batch, job):
     task = TaskFactory(job=job, task_id="mi", multi_instance=True)
-    SubTaskFactory(task=task, subtask_id=1, node_name="n1", pool_id="p",
-                   task_root_directory=f"/data/nodes/a/p/n1/workitems/{job.job_id}/job-1/mi")
+    SubTaskFactory(
+        task=task,
+        subtask_id=1,
+        node_name="n1",
+        pool_id="p",
+        task_root_directory=f"/data/nodes/a/p/n1/workitems/{job.job_id}/job-1/mi",
+    )
     (sub,) = json.loads(batch.get(f"/jobs/{job.job_id}/tasks/mi/subtasksinfo").content)["value"]
     assert sub["nodeInfo"] == {
         "affinityId": "TVM:n1",

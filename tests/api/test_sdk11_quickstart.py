@@ -14,8 +14,12 @@ from tests.factories import AccountFactory
 
 pytestmark = pytest.mark.django_db
 
-QUICKSTART = {r["name"]: r for r in json.loads(
-    Path(__file__).with_name("azure_batch_11_quickstart_requests.json").read_text())}
+QUICKSTART = {
+    r["name"]: r
+    for r in json.loads(
+        Path(__file__).with_name("azure_batch_11_quickstart_requests.json").read_text()
+    )
+}
 
 
 @pytest.fixture
@@ -39,7 +43,10 @@ def test_the_quickstart_makes_its_pool_job_and_tasks_and_reads_them(devbatch, mo
     r = send(monkeypatch, "task-add-collection")
     assert r.status_code == 200, r.content
     assert sorted((t["taskId"], t["status"]) for t in json.loads(r.content)["value"]) == [
-        ("Task0", "success"), ("Task1", "success"), ("Task2", "success")]
+        ("Task0", "success"),
+        ("Task1", "success"),
+        ("Task2", "success"),
+    ]
     assert Task.objects.get(task_id="Task0").spec["resourceFiles"][0]["filePath"] == "taskdata0.txt"
     r = send(monkeypatch, "task-list")
     assert r.status_code == 200, r.content

@@ -26,8 +26,16 @@ FULL = {
     "displayName": "  spaced display name ",
     "commandLine": " /bin/sh -c 'echo hi' ",
     "exitConditions": {
-        "exitCodes": [{"code": 1, "exitOptions": {"jobAction": "terminate", "dependencyAction": "block"}}],
-        "exitCodeRanges": [{"start": 2, "end": 5, "exitOptions": {"jobAction": "disable", "dependencyAction": "satisfy"}}],
+        "exitCodes": [
+            {"code": 1, "exitOptions": {"jobAction": "terminate", "dependencyAction": "block"}}
+        ],
+        "exitCodeRanges": [
+            {
+                "start": 2,
+                "end": 5,
+                "exitOptions": {"jobAction": "disable", "dependencyAction": "satisfy"},
+            }
+        ],
         "preProcessingError": {"jobAction": "none"},
         "fileUploadError": {"dependencyAction": "block"},
         "default": {"jobAction": "none", "dependencyAction": "satisfy"},
@@ -44,28 +52,56 @@ FULL = {
         {"storageContainerUrl": "https://s.example/c", "blobPrefix": "in/"},
         {"autoStorageContainerName": "c"},
     ],
-    "outputFiles": [{
-        "filePattern": "*.txt",
-        "destination": {"container": {"containerUrl": "https://s.example/out", "path": "o"}},
-        "uploadOptions": {"uploadCondition": "taskcompletion"},
-    }],
-    "environmentSettings": [{"name": "A", "value": " 1 "}, {"name": "EMPTY", "value": ""}, {"name": "NOVALUE"}],
+    "outputFiles": [
+        {
+            "filePattern": "*.txt",
+            "destination": {"container": {"containerUrl": "https://s.example/out", "path": "o"}},
+            "uploadOptions": {"uploadCondition": "taskcompletion"},
+        }
+    ],
+    "environmentSettings": [
+        {"name": "A", "value": " 1 "},
+        {"name": "EMPTY", "value": ""},
+        {"name": "NOVALUE"},
+    ],
     "affinityInfo": {"affinityId": "TVM:node-1"},
-    "constraints": {"maxWallClockTime": "PT01H00M00S", "retentionTime": "P1D", "maxTaskRetryCount": 3},
+    "constraints": {
+        "maxWallClockTime": "PT01H00M00S",
+        "retentionTime": "P1D",
+        "maxTaskRetryCount": 3,
+    },
     "requiredSlots": 1,
     "userIdentity": {"autoUser": {"scope": "task", "elevationLevel": "admin"}},
-    "multiInstanceSettings": {"numberOfInstances": 2, "coordinationCommandLine": "echo c",
-                              "commonResourceFiles": [{"httpUrl": "https://example.com/c", "filePath": "c"}]},
+    "multiInstanceSettings": {
+        "numberOfInstances": 2,
+        "coordinationCommandLine": "echo c",
+        "commonResourceFiles": [{"httpUrl": "https://example.com/c", "filePath": "c"}],
+    },
     "dependsOn": {"taskIds": ["a", "b"], "taskIdRanges": [{"start": 1, "end": 5}]},
-    "applicationPackageReferences": [{"applicationId": "app", "version": "1.0"}, {"applicationId": "other"}],
+    "applicationPackageReferences": [
+        {"applicationId": "app", "version": "1.0"},
+        {"applicationId": "other"},
+    ],
 }
-READ_ONLY = {"url", "eTag", "lastModified", "creationTime", "state", "stateTransitionTime", "executionInfo"}
+READ_ONLY = {
+    "url",
+    "eTag",
+    "lastModified",
+    "creationTime",
+    "state",
+    "stateTransitionTime",
+    "executionInfo",
+}
 
 
 @pytest.fixture
 def job(account):
-    return JobFactory(account=account, uses_task_dependencies=True,
-                      on_task_failure=Job.OnTaskFailure.PERFORMEXITOPTIONSJOBACTION, max_task_retry_count=2)
+    return JobFactory(
+        account=account,
+        uses_task_dependencies=True,
+        on_task_failure=Job.OnTaskFailure.PERFORMEXITOPTIONSJOBACTION,
+        max_task_retry_count=2,
+    )
 
 
 def body(response) -> dict:
@@ -90,7 +126,9 @@ def assert_common_headers(response):
 
 def assert_resource_headers(response, task: Task, url: str):
     assert response["ETag"] == task.etag
-    assert parsedate_to_datetime(response["Last-Modified"]) == task.last_modified.replace(microsecond=0)
+    assert parsedate_to_datetime(response["Last-Modified"]) == task.last_modified.replace(
+        microsecond=0
+    )
     assert response["DataServiceId"] == url
 
 
@@ -117,7 +155,11 @@ def test_every_task_property_round_trips_through_add_and_get(batch, job):
     no_nulls(got)
     expected = {k: v for k, v in FULL.items() if k != "constraints"}
     assert {k: v for k, v in got.items() if k in expected} == expected
-    assert got["constraints"] == {"maxWallClockTime": "PT1H", "retentionTime": "P1D", "maxTaskRetryCount": 3}
+    assert got["constraints"] == {
+        "maxWallClockTime": "PT1H",
+        "retentionTime": "P1D",
+        "maxTaskRetryCount": 3,
+    }
     assert set(got) - set(FULL) == READ_ONLY | {"odata.metadata"}
 
 
@@ -125,46 +167,89 @@ def test_a_minimal_task_gets_the_default_constraints_and_identity(batch, job):
     batch.post(f"/jobs/{job.job_id}/tasks", {"id": "t1", "commandLine": "x"})
     got = body(batch.get(f"/jobs/{job.job_id}/tasks/t1"))
     # UNCONFIRMED (REFERENCE §15.10): the values echoed when the user set none.
-    assert got["constraints"] == {"maxWallClockTime": INFINITE, "retentionTime": "P7D", "maxTaskRetryCount": 2}
+    assert got["constraints"] == {
+        "maxWallClockTime": INFINITE,
+        "retentionTime": "P7D",
+        "maxTaskRetryCount": 2,
+    }
     assert got["requiredSlots"] == 1
     assert got["userIdentity"] == {"autoUser": {"scope": "pool", "elevationLevel": "nonadmin"}}
-    for absent in ("displayName", "exitConditions", "resourceFiles", "dependsOn", "multiInstanceSettings",
-                   "previousState", "previousStateTransitionTime", "nodeInfo", "stats", "affinityInfo"):
+    for absent in (
+        "displayName",
+        "exitConditions",
+        "resourceFiles",
+        "dependsOn",
+        "multiInstanceSettings",
+        "previousState",
+        "previousStateTransitionTime",
+        "nodeInfo",
+        "stats",
+        "affinityInfo",
+    ):
         assert absent not in got
 
 
 @pytest.mark.parametrize(
     ("sent", "emitted"),
     [
-        ("PT01H00M00S", "PT1H"), ("PT1H", "PT1H"), ("P1D", "P1D"), ("P2DT03H00M00S", "P2DT3H"),
-        ("PT01.5S", "PT1.5S"), ("PT05M00S", "PT5M"), ("P400D", "P400D"), ("PT1H30M", "PT1H30M"),
-        ("P", "PT0S"), ("P0D", "PT0S"), (INFINITE, INFINITE), ("P1W", "P7D"),
+        ("PT01H00M00S", "PT1H"),
+        ("PT1H", "PT1H"),
+        ("P1D", "P1D"),
+        ("P2DT03H00M00S", "P2DT3H"),
+        ("PT01.5S", "PT1.5S"),
+        ("PT05M00S", "PT5M"),
+        ("P400D", "P400D"),
+        ("PT1H30M", "PT1H30M"),
+        ("P", "PT0S"),
+        ("P0D", "PT0S"),
+        (INFINITE, INFINITE),
+        ("P1W", "P7D"),
     ],
 )
 def test_durations_in_every_form_the_sdks_send_come_back_canonical(batch, job, sent, emitted):
-    batch.post(f"/jobs/{job.job_id}/tasks", {"id": "t1", "commandLine": "x", "constraints": {"maxWallClockTime": sent}})
-    assert body(batch.get(f"/jobs/{job.job_id}/tasks/t1"))["constraints"]["maxWallClockTime"] == emitted
+    batch.post(
+        f"/jobs/{job.job_id}/tasks",
+        {"id": "t1", "commandLine": "x", "constraints": {"maxWallClockTime": sent}},
+    )
+    assert (
+        body(batch.get(f"/jobs/{job.job_id}/tasks/t1"))["constraints"]["maxWallClockTime"]
+        == emitted
+    )
 
 
 def test_enums_are_accepted_in_any_case_and_emitted_lowercase(batch, job):
-    sent = {"id": "t1", "commandLine": "x",
-            "userIdentity": {"autoUser": {"scope": "Task", "elevationLevel": "Admin"}},
-            "exitConditions": {"default": {"jobAction": "Terminate", "dependencyAction": "SATISFY"}}}
+    sent = {
+        "id": "t1",
+        "commandLine": "x",
+        "userIdentity": {"autoUser": {"scope": "Task", "elevationLevel": "Admin"}},
+        "exitConditions": {"default": {"jobAction": "Terminate", "dependencyAction": "SATISFY"}},
+    }
     batch.post(f"/jobs/{job.job_id}/tasks", sent)
     got = body(batch.get(f"/jobs/{job.job_id}/tasks/t1"))
     assert got["userIdentity"] == {"autoUser": {"scope": "task", "elevationLevel": "admin"}}
-    assert got["exitConditions"] == {"default": {"jobAction": "terminate", "dependencyAction": "satisfy"}}
+    assert got["exitConditions"] == {
+        "default": {"jobAction": "terminate", "dependencyAction": "satisfy"}
+    }
 
 
 def test_a_body_with_a_utf8_byte_order_mark_is_accepted(batch, job):
-    raw = "\ufeff".encode() + json.dumps({"id": "bom", "commandLine": "echo \u00e9t\u00e9 \U0001f600"}).encode()
+    raw = (
+        "\ufeff".encode()
+        + json.dumps({"id": "bom", "commandLine": "echo \u00e9t\u00e9 \U0001f600"}).encode()
+    )
     assert batch.post(f"/jobs/{job.job_id}/tasks", raw=raw).status_code == 201
-    assert body(batch.get(f"/jobs/{job.job_id}/tasks/bom"))["commandLine"] == "echo \u00e9t\u00e9 \U0001f600"
+    assert (
+        body(batch.get(f"/jobs/{job.job_id}/tasks/bom"))["commandLine"]
+        == "echo \u00e9t\u00e9 \U0001f600"
+    )
 
 
 def test_authentication_token_settings_round_trip_only_for_the_versions_that_have_them(batch, job):
     sent = {"id": "t1", "commandLine": "x", "authenticationTokenSettings": {"access": ["job"]}}
-    assert batch.post(f"/jobs/{job.job_id}/tasks", sent, api_version="2024-02-01.19.0").status_code == 201
+    assert (
+        batch.post(f"/jobs/{job.job_id}/tasks", sent, api_version="2024-02-01.19.0").status_code
+        == 201
+    )
     old = body(batch.get(f"/jobs/{job.job_id}/tasks/t1", api_version="2024-02-01.19.0"))
     new = body(batch.get(f"/jobs/{job.job_id}/tasks/t1", api_version="2025-06-01"))
     assert old["authenticationTokenSettings"] == {"access": ["job"]}
@@ -181,7 +266,11 @@ def test_add_refuses_a_duplicate_id_in_any_case(batch, job):
 
 @pytest.mark.parametrize(
     ("state", "code"),
-    [("completed", "JobCompleted"), ("terminating", "JobBeingTerminated"), ("deleting", "JobBeingDeleted")],
+    [
+        ("completed", "JobCompleted"),
+        ("terminating", "JobBeingTerminated"),
+        ("deleting", "JobBeingDeleted"),
+    ],
 )
 def test_add_refuses_a_job_that_takes_no_tasks(batch, job, state, code):
     Job.objects.filter(pk=job.pk).update(state=state)
@@ -192,16 +281,45 @@ def test_add_refuses_a_job_that_takes_no_tasks(batch, job, state, code):
 @pytest.mark.parametrize(
     ("job_kw", "task", "status", "code"),
     [
-        ({"uses_task_dependencies": False}, {"dependsOn": {"taskIds": ["a"]}}, 400,
-         "TaskDependenciesNotSpecifiedOnJob"),
-        ({"uses_task_dependencies": False}, {"exitConditions": {"default": {"dependencyAction": "block"}}}, 400,
-         "InvalidPropertyValue"),
-        ({}, {"exitConditions": {"default": {"jobAction": "terminate"}}}, 400, "InvalidPropertyValue"),
-        ({}, {"multiInstanceSettings": {"numberOfInstances": 2, "coordinationCommandLine": "c"}, "requiredSlots": 2},
-         400, "InvalidPropertyValue"),
-        ({"spec": {"jobPreparationTask": {"id": "prep", "commandLine": "x"}}}, {"id": "Prep"}, 409,
-         "TaskIdSameAsJobPreparationTask"),
-        ({"spec": {"jobReleaseTask": {"commandLine": "x"}}}, {"id": "jobrelease"}, 409, "TaskIdSameAsJobReleaseTask"),
+        (
+            {"uses_task_dependencies": False},
+            {"dependsOn": {"taskIds": ["a"]}},
+            400,
+            "TaskDependenciesNotSpecifiedOnJob",
+        ),
+        (
+            {"uses_task_dependencies": False},
+            {"exitConditions": {"default": {"dependencyAction": "block"}}},
+            400,
+            "InvalidPropertyValue",
+        ),
+        (
+            {},
+            {"exitConditions": {"default": {"jobAction": "terminate"}}},
+            400,
+            "InvalidPropertyValue",
+        ),
+        (
+            {},
+            {
+                "multiInstanceSettings": {"numberOfInstances": 2, "coordinationCommandLine": "c"},
+                "requiredSlots": 2,
+            },
+            400,
+            "InvalidPropertyValue",
+        ),
+        (
+            {"spec": {"jobPreparationTask": {"id": "prep", "commandLine": "x"}}},
+            {"id": "Prep"},
+            409,
+            "TaskIdSameAsJobPreparationTask",
+        ),
+        (
+            {"spec": {"jobReleaseTask": {"commandLine": "x"}}},
+            {"id": "jobrelease"},
+            409,
+            "TaskIdSameAsJobReleaseTask",
+        ),
     ],
 )
 def test_add_refuses_a_task_its_job_does_not_allow(batch, account, job_kw, task, status, code):
@@ -257,27 +375,58 @@ def test_get_of_a_task_in_a_missing_job_is_job_not_found(batch):
 def test_a_completed_task_shows_its_execution_and_node(batch, job):
     node = ComputeNodeFactory(node_id="node-7")
     start = timezone.now() - timedelta(minutes=5)
-    TaskFactory(job=job, task_id="done", failed=True, start_time=start, retry_count=2, last_retry_time=start,
-                requeue_count=1, last_requeue_time=start, node=node, node_name="node-7", pool_id="pool",
-                affinity_id="TVM:node-7", task_root_directory="/d/t", previous_state_transition_time=start)
+    TaskFactory(
+        job=job,
+        task_id="done",
+        failed=True,
+        start_time=start,
+        retry_count=2,
+        last_retry_time=start,
+        requeue_count=1,
+        last_requeue_time=start,
+        node=node,
+        node_name="node-7",
+        pool_id="pool",
+        affinity_id="TVM:node-7",
+        task_root_directory="/d/t",
+        previous_state_transition_time=start,
+    )
     got = body(batch.get(f"/jobs/{job.job_id}/tasks/done"))
     info = got["executionInfo"]
-    assert (info["exitCode"], info["result"], info["retryCount"], info["requeueCount"]) == (1, "failure", 2, 1)
-    assert info["failureInfo"]["category"] == "usererror" and info["failureInfo"]["code"] == "FailureExitCode"
+    assert (info["exitCode"], info["result"], info["retryCount"], info["requeueCount"]) == (
+        1,
+        "failure",
+        2,
+        1,
+    )
+    assert (
+        info["failureInfo"]["category"] == "usererror"
+        and info["failureInfo"]["code"] == "FailureExitCode"
+    )
     for key in ("startTime", "endTime", "lastRetryTime", "lastRequeueTime"):
         assert WIRE_TIME.match(info[key])
     assert (got["state"], got["previousState"]) == ("completed", "running")
     assert WIRE_TIME.match(got["previousStateTransitionTime"])
     assert got["nodeInfo"] == {
-        "affinityId": "TVM:node-7", "nodeUrl": "http://testserver/pools/pool/nodes/node-7", "poolId": "pool",
-        "nodeId": "node-7", "taskRootDirectory": "/d/t",
+        "affinityId": "TVM:node-7",
+        "nodeUrl": "http://testserver/pools/pool/nodes/node-7",
+        "poolId": "pool",
+        "nodeId": "node-7",
+        "taskRootDirectory": "/d/t",
         "taskRootDirectoryUrl": f"{url_of(job, 'done')}/files",
     }
 
 
 def test_a_multi_instance_task_reports_its_primarys_execution_and_node(batch, job):
-    task = TaskFactory(job=job, task_id="mi", running=True, multi_instance=True, node_name="node-1",
-                       pool_id="pool", affinity_id="TVM:node-1")
+    task = TaskFactory(
+        job=job,
+        task_id="mi",
+        running=True,
+        multi_instance=True,
+        node_name="node-1",
+        pool_id="pool",
+        affinity_id="TVM:node-1",
+    )
     SubTaskFactory(task=task, subtask_id=1, node_name="node-2", pool_id="pool")
     got = body(batch.get(f"/jobs/{job.job_id}/tasks/mi"))
     assert got["nodeInfo"]["nodeId"] == "node-1" and got["nodeInfo"]["affinityId"] == "TVM:node-1"
@@ -286,15 +435,33 @@ def test_a_multi_instance_task_reports_its_primarys_execution_and_node(batch, jo
 
 
 def test_stats_come_only_when_expanded(batch, job):
-    TaskFactory(job=job, task_id="t1", succeeded=True, user_cpu_time=timedelta(seconds=1.5), read_iops=5)
+    TaskFactory(
+        job=job, task_id="t1", succeeded=True, user_cpu_time=timedelta(seconds=1.5), read_iops=5
+    )
     plain = body(batch.get(f"/jobs/{job.job_id}/tasks/t1"))
     # UNCONFIRMED (REFERENCE §15.9): stats only with $expand=stats.
     assert "stats" not in plain
     new = body(batch.get(f"/jobs/{job.job_id}/tasks/t1", params={"$expand": "stats"}))["stats"]
-    old = body(batch.get(f"/jobs/{job.job_id}/tasks/t1", params={"$expand": "stats"},
-                         api_version="2024-02-01.19.0"))["stats"]
-    assert set(new) == {"url", "startTime", "lastUpdateTime", "userCPUTime", "kernelCPUTime", "wallClockTime",
-                        "readIOps", "writeIOps", "readIOGiB", "writeIOGiB", "waitTime"}
+    old = body(
+        batch.get(
+            f"/jobs/{job.job_id}/tasks/t1",
+            params={"$expand": "stats"},
+            api_version="2024-02-01.19.0",
+        )
+    )["stats"]
+    assert set(new) == {
+        "url",
+        "startTime",
+        "lastUpdateTime",
+        "userCPUTime",
+        "kernelCPUTime",
+        "wallClockTime",
+        "readIOps",
+        "writeIOps",
+        "readIOGiB",
+        "writeIOGiB",
+        "waitTime",
+    }
     assert (new["userCPUTime"], new["kernelCPUTime"]) == ("PT1.5S", "PT0S")
     # int64 as a string in 2025-06-01, a number before.
     assert (new["readIOps"], old["readIOps"]) == ("5", 5)
@@ -348,8 +515,13 @@ def filter_tasks(job):
     now = timezone.now()
     old = now - timedelta(days=2)
     tasks = {
-        "active1": TaskFactory(job=job, task_id="active1", creation_time=old, state_transition_time=old,
-                               last_modified=old),
+        "active1": TaskFactory(
+            job=job,
+            task_id="active1",
+            creation_time=old,
+            state_transition_time=old,
+            last_modified=old,
+        ),
         "run-a": TaskFactory(job=job, task_id="run-a", running=True, start_time=old),
         "ok-1": TaskFactory(job=job, task_id="ok-1", succeeded=True, end_time=now),
         "bad-1": TaskFactory(job=job, task_id="bad-1", failed=True, end_time=old, exit_code=3),
@@ -397,7 +569,12 @@ def test_list_filters_by_each_time_property(batch, job, filter_tasks):
     assert listed_ids(batch, job, f"creationTime lt {dt(cut)}") == ["active1"]
     assert listed_ids(batch, job, f"stateTransitionTime lt {dt(cut)}") == ["active1"]
     assert listed_ids(batch, job, f"lastModified lt {dt(cut)}") == ["active1"]
-    assert listed_ids(batch, job, f"lastModifiedTime ge {dt(cut)}") == ["bad-1", "bad-2", "ok-1", "run-a"]
+    assert listed_ids(batch, job, f"lastModifiedTime ge {dt(cut)}") == [
+        "bad-1",
+        "bad-2",
+        "ok-1",
+        "run-a",
+    ]
     assert listed_ids(batch, job, f"executionInfo/startTime lt {dt(cut)}") == ["run-a"]
     assert listed_ids(batch, job, f"executionInfo/endTime gt {dt(cut)}") == ["bad-2", "ok-1"]
     assert listed_ids(batch, job, f"executionInfo/endTime le {dt(cut)}") == ["bad-1"]
@@ -405,8 +582,15 @@ def test_list_filters_by_each_time_property(batch, job, filter_tasks):
 
 @pytest.mark.parametrize(
     "expression",
-    ["state eq 'deleted'", "nosuch eq 1", "state gt 'active'", "id eq", "executionInfo/exitCode eq 'x'",
-     "creationTime lt 'yesterday'", "((state eq 'active')"],
+    [
+        "state eq 'deleted'",
+        "nosuch eq 1",
+        "state gt 'active'",
+        "id eq",
+        "executionInfo/exitCode eq 'x'",
+        "creationTime lt 'yesterday'",
+        "((state eq 'active')",
+    ],
 )
 def test_a_bad_filter_is_an_invalid_query_parameter_value(batch, job, expression):
     r = batch.get(f"/jobs/{job.job_id}/tasks", params={"$filter": expression})
@@ -419,8 +603,10 @@ def test_a_bad_filter_is_an_invalid_query_parameter_value(batch, job, expression
 
 def test_update_answers_200_with_the_new_etag(batch, job):
     task = TaskFactory(job=job, task_id="t1")
-    r = batch.put(f"/jobs/{job.job_id}/tasks/t1",
-                  {"constraints": {"maxTaskRetryCount": 2, "maxWallClockTime": "PT05M00S"}})
+    r = batch.put(
+        f"/jobs/{job.job_id}/tasks/t1",
+        {"constraints": {"maxTaskRetryCount": 2, "maxWallClockTime": "PT05M00S"}},
+    )
     assert r.status_code == 200 and r.content == b""
     task.refresh_from_db()
     assert task.etag != "0x8D0000000000003"
@@ -428,18 +614,33 @@ def test_update_answers_200_with_the_new_etag(batch, job):
     assert_common_headers(r)
     got = body(batch.get(f"/jobs/{job.job_id}/tasks/t1"))
     assert got["eTag"] == r["ETag"]
-    assert got["constraints"] == {"maxWallClockTime": "PT5M", "retentionTime": "P7D", "maxTaskRetryCount": 2}
+    assert got["constraints"] == {
+        "maxWallClockTime": "PT5M",
+        "retentionTime": "P7D",
+        "maxTaskRetryCount": 2,
+    }
 
 
 def test_update_with_an_empty_body_restores_the_defaults(batch, job):
-    TaskFactory(job=job, task_id="t1", max_task_retry_count=5, max_wall_clock_time=timedelta(hours=1),
-                retention_time=timedelta(days=1))
+    TaskFactory(
+        job=job,
+        task_id="t1",
+        max_task_retry_count=5,
+        max_wall_clock_time=timedelta(hours=1),
+        retention_time=timedelta(days=1),
+    )
     assert batch.put(f"/jobs/{job.job_id}/tasks/t1", {}).status_code == 200
     got = body(batch.get(f"/jobs/{job.job_id}/tasks/t1"))
-    assert got["constraints"] == {"maxWallClockTime": INFINITE, "retentionTime": "P7D", "maxTaskRetryCount": 2}
+    assert got["constraints"] == {
+        "maxWallClockTime": INFINITE,
+        "retentionTime": "P7D",
+        "maxTaskRetryCount": 2,
+    }
 
 
-def test_update_accepts_the_whole_task_a_15x_client_sends_back_and_changes_only_constraints(batch, job):
+def test_update_accepts_the_whole_task_a_15x_client_sends_back_and_changes_only_constraints(
+    batch, job
+):
     batch.post(f"/jobs/{job.job_id}/tasks", FULL)
     got = body(batch.get(f"/jobs/{job.job_id}/tasks/{FULL['id']}"))
     got["constraints"]["maxTaskRetryCount"] = 7
@@ -447,7 +648,10 @@ def test_update_accepts_the_whole_task_a_15x_client_sends_back_and_changes_only_
     r = batch.put(f"/jobs/{job.job_id}/tasks/{FULL['id']}", got)
     assert r.status_code == 200, r.content
     after = body(batch.get(f"/jobs/{job.job_id}/tasks/{FULL['id']}"))
-    assert after["constraints"]["maxTaskRetryCount"] == 7 and after["commandLine"] == FULL["commandLine"]
+    assert (
+        after["constraints"]["maxTaskRetryCount"] == 7
+        and after["commandLine"] == FULL["commandLine"]
+    )
 
 
 def test_update_of_a_completed_task_is_task_completed(batch, job):
@@ -497,7 +701,11 @@ def test_terminate_answers_204_and_the_task_is_completed(batch, job):
     assert_resource_headers(r, task, url_of(job, "t1"))
     assert_common_headers(r)
     got = body(batch.get(f"/jobs/{job.job_id}/tasks/t1"))
-    assert (got["state"], got["previousState"], got["executionInfo"]["result"]) == ("completed", "running", "failure")
+    assert (got["state"], got["previousState"], got["executionInfo"]["result"]) == (
+        "completed",
+        "running",
+        "failure",
+    )
     # UNCONFIRMED (REFERENCE §15.7): failureInfo TaskEnded after a user terminate.
     assert got["executionInfo"]["failureInfo"]["code"] == "TaskEnded"
 
@@ -507,7 +715,9 @@ def test_terminate_of_a_completed_task_is_task_completed(batch, job, trait):
     TaskFactory(job=job, task_id="t1", **{trait: True})
     r = batch.post(f"/jobs/{job.job_id}/tasks/t1/terminate")
     assert (r.status_code, error_code(r)) == (409, "TaskCompleted")
-    assert body(r)["message"]["value"].startswith("The specified task is already in a completed state.")
+    assert body(r)["message"]["value"].startswith(
+        "The specified task is already in a completed state."
+    )
 
 
 def test_terminate_in_a_job_being_deleted_is_job_being_deleted(batch, job):
@@ -570,26 +780,46 @@ def test_subtasks_of_a_task_that_is_not_multi_instance_are_an_empty_collection(b
 def test_subtasks_of_a_multi_instance_task_come_in_one_page(batch, job):
     task = TaskFactory(job=job, task_id="mi", multi_instance=True)
     start = timezone.now()
-    SubTaskFactory(task=task, subtask_id=2, state="completed", previous_state="running", exit_code=0,
-                   result="success", start_time=start, end_time=start, node_name="node-2", pool_id="p",
-                   previous_state_transition_time=start)
+    SubTaskFactory(
+        task=task,
+        subtask_id=2,
+        state="completed",
+        previous_state="running",
+        exit_code=0,
+        result="success",
+        start_time=start,
+        end_time=start,
+        node_name="node-2",
+        pool_id="p",
+        previous_state_transition_time=start,
+    )
     SubTaskFactory(task=task, subtask_id=1, node_name="node-1", pool_id="p")
     got = body(batch.get(f"/jobs/{job.job_id}/tasks/mi/subtasksinfo"))
     no_nulls(got)
     assert [s["id"] for s in got["value"]] == [1, 2]
     first, second = got["value"]
     assert first["state"] == "running" and "previousState" not in first
-    assert first["nodeInfo"] == {"affinityId": "TVM:node-1", "nodeUrl": "http://testserver/pools/p/nodes/node-1",
-                                 "poolId": "p", "nodeId": "node-1", "taskRootDirectoryUrl":
-                                 f"http://testserver/pools/p/nodes/node-1/files/workitems/{job.job_id}/job-1/mi"}
+    assert first["nodeInfo"] == {
+        "affinityId": "TVM:node-1",
+        "nodeUrl": "http://testserver/pools/p/nodes/node-1",
+        "poolId": "p",
+        "nodeId": "node-1",
+        "taskRootDirectoryUrl": f"http://testserver/pools/p/nodes/node-1/files/workitems/{job.job_id}/job-1/mi",
+    }
     assert (second["state"], second["previousState"], second["exitCode"], second["result"]) == (
-        "completed", "running", 0, "success")
+        "completed",
+        "running",
+        0,
+        "success",
+    )
     assert "odata.nextLink" not in got
 
 
 def test_subtasks_honour_select(batch, job):
     SubTaskFactory(task=TaskFactory(job=job, task_id="mi", multi_instance=True), subtask_id=1)
-    got = body(batch.get(f"/jobs/{job.job_id}/tasks/mi/subtasksinfo", params={"$select": "id,state"}))
+    got = body(
+        batch.get(f"/jobs/{job.job_id}/tasks/mi/subtasksinfo", params={"$select": "id,state"})
+    )
     assert got["value"] == [{"id": 1, "state": "running"}]
 
 
@@ -624,7 +854,10 @@ def test_a_task_of_another_job_with_the_same_id_is_not_found(batch, job):
 
 def test_json_answers_carry_a_policy_that_lets_nothing_load(batch, job):
     TaskFactory(job=job, task_id="t1")
-    for r in (batch.get(f"/jobs/{job.job_id}/tasks/t1"), batch.get(f"/jobs/{job.job_id}/tasks/nosuch")):
+    for r in (
+        batch.get(f"/jobs/{job.job_id}/tasks/t1"),
+        batch.get(f"/jobs/{job.job_id}/tasks/nosuch"),
+    ):
         assert r["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
         assert r["X-Content-Type-Options"] == "nosniff"
 

@@ -37,16 +37,30 @@ def test_counts_tasks_and_slots_in_every_state(batch, job):
 
 def test_counts_follow_every_task_operation_over_the_api(batch, job):
     batch.post(f"/jobs/{job.job_id}/tasks", {"id": "a", "commandLine": "x", "requiredSlots": 2})
-    batch.post(f"/jobs/{job.job_id}/addtaskcollection", {"value": [{"id": "b", "commandLine": "x"},
-                                                                   {"id": "c", "commandLine": "x"}]})
+    batch.post(
+        f"/jobs/{job.job_id}/addtaskcollection",
+        {"value": [{"id": "b", "commandLine": "x"}, {"id": "c", "commandLine": "x"}]},
+    )
     assert counts(batch, job)["taskCounts"]["active"] == 3
     batch.post(f"/jobs/{job.job_id}/tasks/a/terminate")
-    assert counts(batch, job)["taskCounts"] == {"active": 2, "running": 0, "completed": 1, "succeeded": 0, "failed": 1}
+    assert counts(batch, job)["taskCounts"] == {
+        "active": 2,
+        "running": 0,
+        "completed": 1,
+        "succeeded": 0,
+        "failed": 1,
+    }
     assert counts(batch, job)["taskSlotCounts"]["failed"] == 2
     batch.post(f"/jobs/{job.job_id}/tasks/a/reactivate")
     assert counts(batch, job)["taskCounts"]["active"] == 3
     batch.delete(f"/jobs/{job.job_id}/tasks/b")
-    assert counts(batch, job)["taskCounts"] == {"active": 2, "running": 0, "completed": 0, "succeeded": 0, "failed": 0}
+    assert counts(batch, job)["taskCounts"] == {
+        "active": 2,
+        "running": 0,
+        "completed": 0,
+        "succeeded": 0,
+        "failed": 0,
+    }
     assert counts(batch, job)["taskSlotCounts"]["active"] == 3
 
 

@@ -16,16 +16,27 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def nodes_dir(settings, tmp_path):
-    settings.STORAGES = {**settings.STORAGES, "taskfiles": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "taskfiles": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path)},
+        },
+    }
     return tmp_path
 
 
 @pytest.fixture
 def task(job, nodes_dir):
     """A task that ran on node n1 and left stdout.txt, stderr.txt and wd/ files."""
-    task = TaskFactory(job=job, task_id="T1", succeeded=True, node_name="n1", pool_id="p",
-                       task_root_directory=f"/elsewhere/n1/workitems/{job.job_id}/job-1/T1")
+    task = TaskFactory(
+        job=job,
+        task_id="T1",
+        succeeded=True,
+        node_name="n1",
+        pool_id="p",
+        task_root_directory=f"/elsewhere/n1/workitems/{job.job_id}/job-1/T1",
+    )
     root = nodes_dir / job.account.name / "p" / "n1" / "workitems" / job.job_id / "job-1" / "T1"
     (root / "wd" / "out").mkdir(parents=True)
     (root / "stdout.txt").write_bytes(b"0123456789")
@@ -86,18 +97,25 @@ def test_get_returns_the_bytes_and_a_range_still_with_200(batch, task):
     assert r.status_code == 200 and b"".join(r.streaming_content) == b"0123456789"
     assert r["Content-Type"] == "application/octet-stream" and r["Content-Length"] == "10"
     r = batch.get(url(task, "stdout.txt"), headers={"ocp-range": "bytes=2-4"})
-    assert r.status_code == 200 and b"".join(r.streaming_content) == b"234" and r["Content-Length"] == "3"
+    assert (
+        r.status_code == 200
+        and b"".join(r.streaming_content) == b"234"
+        and r["Content-Length"] == "3"
+    )
     r = batch.get(url(task, "stdout.txt"), headers={"ocp-range": "bytes=7-"})
     assert b"".join(r.streaming_content) == b"789"
     r = batch.get(url(task, "wd/out/r.txt"))
     assert b"".join(r.streaming_content) == b"result"
 
 
-@pytest.mark.parametrize(("header", "status", "code"), [
-    ("bytes=10-12", 416, "InvalidRange"),
-    ("bytes=5-2", 400, "InvalidHeaderValue"),
-    ("lines=1-2", 400, "InvalidHeaderValue"),
-])
+@pytest.mark.parametrize(
+    ("header", "status", "code"),
+    [
+        ("bytes=10-12", 416, "InvalidRange"),
+        ("bytes=5-2", 400, "InvalidHeaderValue"),
+        ("lines=1-2", 400, "InvalidHeaderValue"),
+    ],
+)
 def test_a_bad_range_is_refused(batch, task, header, status, code):
     r = batch.get(url(task, "stdout.txt"), headers={"ocp-range": header})
     assert r.status_code == status and error_code(r) == code
@@ -107,8 +125,12 @@ def test_head_answers_the_properties_the_sdks_read(batch, task):
     r = batch.head(url(task, "stdout.txt"))
     assert r.status_code == 200 and r.content == b""
     assert r["Content-Length"] == "10" and r["ocp-batch-file-isdirectory"] == "false"
-    assert r["ocp-batch-file-url"].endswith("/files/stdout.txt") and r["ocp-batch-file-mode"] == "0644"
-    assert r["ocp-creation-time"].endswith("GMT") and r["Last-Modified"].endswith("GMT") and r["ETag"]
+    assert (
+        r["ocp-batch-file-url"].endswith("/files/stdout.txt") and r["ocp-batch-file-mode"] == "0644"
+    )
+    assert (
+        r["ocp-creation-time"].endswith("GMT") and r["Last-Modified"].endswith("GMT") and r["ETag"]
+    )
     r = batch.head(url(task, "wd"))
     assert r.status_code == 200 and r["ocp-batch-file-isdirectory"] == "true"
 
@@ -147,7 +169,11 @@ def test_a_task_that_never_ran_has_no_files_yet(batch, job, nodes_dir):
 
 def test_the_files_of_a_task_past_its_retention_are_cleaned_up(batch, task):
     Task.objects.filter(pk=task.pk).update(files_cleaned=True)
-    for response in (batch.get(url(task)), batch.get(url(task, "stdout.txt")), batch.delete(url(task, "stdout.txt"))):
+    for response in (
+        batch.get(url(task)),
+        batch.get(url(task, "stdout.txt")),
+        batch.delete(url(task, "stdout.txt")),
+    ):
         assert response.status_code == 409 and error_code(response) == "TaskFilesCleanedup"
 
 
@@ -170,7 +196,16 @@ def outside(tmp_path_factory):
 
 
 def task_dir(task, nodes_dir):
-    return nodes_dir / task.job.account.name / "p" / "n1" / "workitems" / task.job.job_id / "job-1" / task.task_id
+    return (
+        nodes_dir
+        / task.job.account.name
+        / "p"
+        / "n1"
+        / "workitems"
+        / task.job.job_id
+        / "job-1"
+        / task.task_id
+    )
 
 
 def test_a_link_to_a_secret_is_listed_but_its_target_never_served(batch, task, nodes_dir, outside):
@@ -178,8 +213,11 @@ def test_a_link_to_a_secret_is_listed_but_its_target_never_served(batch, task, n
     r = batch.get(url(task, "wd/x"))
     assert r.status_code == 409 and error_code(r) == "OperationInvalidForCurrentState"
     assert b"secret" not in r.content
-    entry = next(f for f in json.loads(batch.get(url(task), params={"recursive": "true"}).content)["value"]
-                 if f["name"] == "wd/x")
+    entry = next(
+        f
+        for f in json.loads(batch.get(url(task), params={"recursive": "true"}).content)["value"]
+        if f["name"] == "wd/x"
+    )
     assert entry["isDirectory"] is False and entry["properties"]["fileMode"] == "0777"
     head = batch.head(url(task, "wd/x"))
     assert head.status_code == 200 and head["ocp-batch-file-isdirectory"] == "false"
@@ -233,7 +271,7 @@ def test_file_responses_are_sandboxed_and_never_sniffed(batch, task):
 
 
 def test_a_listing_cut_short_by_its_budget_still_pages_through_everything(batch, task, monkeypatch):
-    from tasks.node import storage
+    from tasks.nodehost import storage
 
     monkeypatch.setattr(storage, "MAX_VISITED", 2)
     seen, params = [], {"recursive": "true"}

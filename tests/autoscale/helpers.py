@@ -13,8 +13,11 @@ PERIOD = timedelta(seconds=30)
 def history(values, *, now: datetime = NOW, missing=()) -> list[tuple[datetime, float]]:
     """One sample every 30 s ending at `now`, the last value newest; `missing` indexes (0 is the
     newest) are left out, as samples Batch failed to record."""
-    points = [(now - PERIOD * age, value) for age, value in enumerate(reversed(values))
-              if age not in missing]
+    points = [
+        (now - PERIOD * age, value)
+        for age, value in enumerate(reversed(values))
+        if age not in missing
+    ]
     return sorted(points)
 
 

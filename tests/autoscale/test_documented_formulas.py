@@ -16,8 +16,12 @@ MONDAY_MORNING = datetime(2025, 4, 21, 10, 0, tzinfo=UTC)
 
 
 def run(formula, *, sampled=None, now=NOW, **current):
-    return evaluate(formula, samples=sampled or ListSamples(), now=now,
-                    current={f"${k}": v for k, v in current.items()})
+    return evaluate(
+        formula,
+        samples=sampled or ListSamples(),
+        now=now,
+        current={f"${k}": v for k, v in current.items()},
+    )
 
 
 # --- "Sample autoscale formulas" ------------------------------------------------------------
@@ -31,10 +35,11 @@ $NodeDeallocationOption = taskcompletion;"""
 
 
 def test_pending_tasks_formula_starts_a_new_pool_with_one_node():
-    result = run(PENDING_TASKS)   # no samples yet: 0% of the 180 s window
+    result = run(PENDING_TASKS)  # no samples yet: 0% of the 180 s window
     assert result.results_text == (
         "$TargetDedicatedNodes=1;$TargetLowPriorityNodes=0;$NodeDeallocationOption=taskcompletion;"
-        "maxNumberofVMs=25;pendingTaskSamplePercent=0;pendingTaskSamples=1;startingNumberOfVMs=1")
+        "maxNumberofVMs=25;pendingTaskSamplePercent=0;pendingTaskSamples=1;startingNumberOfVMs=1"
+    )
 
 
 def test_pending_tasks_formula_follows_the_average_of_the_last_three_minutes():
@@ -54,11 +59,13 @@ def test_pending_tasks_formula_as_a_real_pool_reported_it():
     # autoScaleRun.results of a pool running this formula with maxNumberofVMs = 2 and no
     # $NodeDeallocationOption line, idle for three minutes
     formula = PENDING_TASKS.replace("maxNumberofVMs = 25", "maxNumberofVMs = 2").replace(
-        "\n$NodeDeallocationOption = taskcompletion;", "")
+        "\n$NodeDeallocationOption = taskcompletion;", ""
+    )
     result = run(formula, sampled=samples(PendingTasks=steady(0, minutes=3)))
     assert result.results_text == (
         "$TargetDedicatedNodes=0;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue;"
-        "maxNumberofVMs=2;pendingTaskSamplePercent=100;pendingTaskSamples=0;startingNumberOfVMs=1")
+        "maxNumberofVMs=2;pendingTaskSamplePercent=100;pendingTaskSamples=0;startingNumberOfVMs=1"
+    )
 
 
 PREEMPTED_NODES = """maxNumberofVMs = 25;
@@ -79,18 +86,22 @@ def test_preempted_nodes_formula_replaces_each_preempted_node_with_a_dedicated_o
     assert (result.targets.target_dedicated, result.targets.target_low_priority) == (3, 22)
     assert result.results_text == (
         "$TargetDedicatedNodes=3;$TargetLowPriorityNodes=22;$NodeDeallocationOption=taskcompletion;"
-        "maxNumberofVMs=25")
+        "maxNumberofVMs=25"
+    )
 
 
 def test_preempted_nodes_formula_fails_on_a_pool_without_samples():
     with pytest.raises(EvaluationFailed) as failed:
         run(PREEMPTED_NODES)
     assert failed.value.code == "InsufficientSampleData"
-    assert failed.value.detail == ("Line 2, Col 74: Insufficient data from data set: "
-                                   "$PreemptedNodeCount wanted 70%, received 0%")
+    assert failed.value.detail == (
+        "Line 2, Col 74: Insufficient data from data set: "
+        "$PreemptedNodeCount wanted 70%, received 0%"
+    )
 
 
 # --- "Obtain sample data" -------------------------------------------------------------------
+
 
 def test_the_last_five_minutes_of_cpu_usage():
     sampled = samples(CPUPercent=history(list(range(10, 30))))  # ten minutes, 10..29
@@ -99,40 +110,59 @@ def test_the_last_five_minutes_of_cpu_usage():
 
 
 def test_ten_minutes_hold_twenty_samples():
-    result = run("n = len($CPUPercent.GetSample(TimeInterval_Minute * 10))",
-                 sampled=samples(CPUPercent=steady(50, minutes=10)))
+    result = run(
+        "n = len($CPUPercent.GetSample(TimeInterval_Minute * 10))",
+        sampled=samples(CPUPercent=steady(50, minutes=10)),
+    )
     assert result.variables["n"] == 20
 
 
 def test_a_missing_last_minute_fails_a_95_percent_request_and_passes_an_80_percent_one():
-    sampled = samples(CPUPercent=steady(50, minutes=10, missing={0, 1}))   # 18 of 20
-    assert run("n = len($CPUPercent.GetSample(TimeInterval_Minute * 10))",
-               sampled=sampled).variables["n"] == 18
+    sampled = samples(CPUPercent=steady(50, minutes=10, missing={0, 1}))  # 18 of 20
+    assert (
+        run("n = len($CPUPercent.GetSample(TimeInterval_Minute * 10))", sampled=sampled).variables[
+            "n"
+        ]
+        == 18
+    )
     with pytest.raises(EvaluationFailed) as failed:
         run("s = $CPUPercent.GetSample(TimeInterval_Minute * 10, 95)", sampled=sampled)
     assert failed.value.detail.endswith("$CPUPercent wanted 95%, received 90%")
-    assert len(run("s = $CPUPercent.GetSample(TimeInterval_Minute * 10, 80)",
-                   sampled=sampled).variables["s"]) == 18
+    assert (
+        len(
+            run(
+                "s = $CPUPercent.GetSample(TimeInterval_Minute * 10, 80)", sampled=sampled
+            ).variables["s"]
+        )
+        == 18
+    )
 
 
 def test_running_tasks_between_one_and_six_minutes_ago():
     sampled = samples(RunningTasks=steady(1, minutes=10))
-    result = run("$runningTasksSample = $RunningTasks.GetSample(1 * TimeInterval_Minute, "
-                 "6 * TimeInterval_Minute);", sampled=sampled)
+    result = run(
+        "$runningTasksSample = $RunningTasks.GetSample(1 * TimeInterval_Minute, "
+        "6 * TimeInterval_Minute);",
+        sampled=sampled,
+    )
     # the documentation's "$runningTasksSample=[1,1,1,1,1,1,1,1,1,1]"
     assert result.results_text.endswith(";$runningTasksSample=[1,1,1,1,1,1,1,1,1,1]")
 
 
 def test_a_required_percentage_as_third_parameter():
-    formula = ("$runningTasksSample = $RunningTasks.GetSample(60 * TimeInterval_Second, "
-               "120 * TimeInterval_Second, 75);")
+    formula = (
+        "$runningTasksSample = $RunningTasks.GetSample(60 * TimeInterval_Second, "
+        "120 * TimeInterval_Second, 75);"
+    )
     # the window holds 2 samples; one is missing: 50% < 75%
     with pytest.raises(EvaluationFailed) as failed:
         run(formula, sampled=samples(RunningTasks=steady(2, minutes=10, missing={3})))
-    assert failed.value.detail == ("Line 1, Col 46: Insufficient data from data set: "
-                                   "$RunningTasks wanted 75%, received 50%")
+    assert failed.value.detail == (
+        "Line 1, Col 46: Insufficient data from data set: $RunningTasks wanted 75%, received 50%"
+    )
     assert run(formula, sampled=samples(RunningTasks=steady(2, minutes=10))).variables[
-        "$runningTasksSample"] == (2.0, 2.0)
+        "$runningTasksSample"
+    ] == (2.0, 2.0)
 
 
 # --- "Write an autoscale formula" -----------------------------------------------------------
@@ -151,7 +181,7 @@ def test_cpu_formula_grows_the_pool_by_ten_percent_when_busy():
     busy = samples(CPUPercent=steady(0.9, minutes=60))
     result = run(CPU_FORMULA, sampled=busy, CurrentDedicatedNodes=20)
     assert result.variables["$totalDedicatedNodes"] == pytest.approx(22)
-    assert result.targets.target_dedicated == 22   # 20 * 1.1 is 22.000000000000004 in doubles
+    assert result.targets.target_dedicated == 22  # 20 * 1.1 is 22.000000000000004 in doubles
     assert result.targets.node_deallocation_option == "taskcompletion"
 
 
@@ -163,30 +193,37 @@ def test_cpu_formula_shrinks_the_pool_by_ten_percent_when_idle():
 
 
 def test_cpu_formula_keeps_the_pool_as_it_is_in_between():
-    result = run(CPU_FORMULA, sampled=samples(CPUPercent=steady(0.5, minutes=60)),
-                 CurrentDedicatedNodes=7)
+    result = run(
+        CPU_FORMULA, sampled=samples(CPUPercent=steady(0.5, minutes=60)), CurrentDedicatedNodes=7
+    )
     assert result.targets.target_dedicated == 7
 
 
 def test_cpu_formula_never_exceeds_400_nodes():
-    result = run(CPU_FORMULA, sampled=samples(CPUPercent=steady(0.95, minutes=60)),
-                 CurrentDedicatedNodes=390)
+    result = run(
+        CPU_FORMULA, sampled=samples(CPUPercent=steady(0.95, minutes=60)), CurrentDedicatedNodes=390
+    )
     assert result.targets.target_dedicated == 400
 
 
 def test_cpu_formula_with_the_semicolon_the_2021_page_left_out_is_refused():
     # "Note that missing semicolons might result in evaluation errors."
-    formula = CPU_FORMULA.replace("min(400, $totalDedicatedNodes);", "min(400, $totalDedicatedNodes)")
+    formula = CPU_FORMULA.replace(
+        "min(400, $totalDedicatedNodes);", "min(400, $totalDedicatedNodes)"
+    )
     with pytest.raises(InvalidFormula) as refused:
         run(formula, sampled=samples(CPUPercent=steady(0.5, minutes=60)))
     assert refused.value.code == "AutoScalingFormulaSyntaxError"
-    assert refused.value.detail.startswith("Line 8, Col 1: Syntax error: unexpected '$NodeDeallocationOption'")
+    assert refused.value.detail.startswith(
+        "Line 8, Col 1: Syntax error: unexpected '$NodeDeallocationOption'"
+    )
 
 
 def test_cpu_formula_of_2019_without_a_last_semicolon():
     formula = CPU_FORMULA.replace(";\n$NodeDeallocationOption = taskcompletion;", "")
-    result = run(formula, sampled=samples(CPUPercent=steady(0.1, minutes=60)),
-                 CurrentDedicatedNodes=10)
+    result = run(
+        formula, sampled=samples(CPUPercent=steady(0.1, minutes=60)), CurrentDedicatedNodes=10
+    )
     assert result.targets.target_dedicated == 9
     assert result.targets.node_deallocation_option is None
 
@@ -195,22 +232,28 @@ def test_cpu_formula_of_2015_with_the_old_names():
     formula = """$TotalNodes = (min($CPUPercent.GetSample(TimeInterval_Minute*10)) > 0.7) ? ($CurrentDedicated * 1.1) : $CurrentDedicated;
 $TotalNodes = (avg($CPUPercent.GetSample(TimeInterval_Minute*60)) < 0.2) ? ($CurrentDedicated * 0.9) : $TotalNodes;
 $TargetDedicated = min(400, $TotalNodes)"""
-    result = run(formula, sampled=samples(CPUPercent=steady(0.1, minutes=60)),
-                 CurrentDedicatedNodes=30)
+    result = run(
+        formula, sampled=samples(CPUPercent=steady(0.1, minutes=60)), CurrentDedicatedNodes=30
+    )
     assert result.targets.target_dedicated == 27
     assert result.results_text.startswith("$TargetDedicatedNodes=27;")
 
 
 def test_cpu_formula_fails_before_an_hour_of_history():
     with pytest.raises(EvaluationFailed) as failed:
-        run(CPU_FORMULA, sampled=samples(CPUPercent=steady(0.5, minutes=20)),
-            CurrentDedicatedNodes=3)
+        run(
+            CPU_FORMULA,
+            sampled=samples(CPUPercent=steady(0.5, minutes=20)),
+            CurrentDedicatedNodes=3,
+        )
     # the second statement wants 70% of 120 samples and finds 40
-    assert failed.value.detail == ("Line 5, Col 31: Insufficient data from data set: "
-                                   "$CPUPercent wanted 70%, received 33.3333%")
+    assert failed.value.detail == (
+        "Line 5, Col 31: Insufficient data from data set: $CPUPercent wanted 70%, received 33.3333%"
+    )
     assert failed.value.results_text == (
         "$TargetDedicatedNodes=0;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue;"
-        "$totalDedicatedNodes=3")
+        "$totalDedicatedNodes=3"
+    )
 
 
 # --- SDK snippets ---------------------------------------------------------------------------
@@ -243,16 +286,23 @@ def test_python_workday_formula_gives_twenty_nodes_in_working_hours():
     assert result.targets.target_dedicated == 20
     assert result.results_text == (
         "$TargetDedicatedNodes=20;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue;"
-        "$curTime=2025-04-21T10:00:00.000Z;$isWeekday=1;$isWorkingWeekdayHour=1;$workHours=1")
+        "$curTime=2025-04-21T10:00:00.000Z;$isWeekday=1;$isWorkingWeekdayHour=1;$workHours=1"
+    )
 
 
 def test_python_workday_formula_gives_ten_nodes_on_saturday():
-    assert run(PYTHON_WORKDAY, now=MONDAY_MORNING - timedelta(days=2)).targets.target_dedicated == 10
+    assert (
+        run(PYTHON_WORKDAY, now=MONDAY_MORNING - timedelta(days=2)).targets.target_dedicated == 10
+    )
 
 
 def test_formula_used_to_enable_autoscale_before_evaluating_another():
-    assert run("$TargetDedicatedNodes = $CurrentDedicatedNodes;",
-               CurrentDedicatedNodes=6).targets.target_dedicated == 6
+    assert (
+        run(
+            "$TargetDedicatedNodes = $CurrentDedicatedNodes;", CurrentDedicatedNodes=6
+        ).targets.target_dedicated
+        == 6
+    )
     assert run("$TargetDedicatedNodes = 0", TargetDedicatedNodes=4).targets.target_dedicated == 0
 
 
@@ -269,7 +319,8 @@ def test_the_documented_evaluate_run_of_2015():
     result = run(formula, now=datetime(2015, 8, 25, 20, 8, 42, 271000, tzinfo=UTC))
     assert result.results_text == (
         "$TargetDedicatedNodes=10;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue;"
-        "$CurTime=2015-08-25T20:08:42.271Z;$IsWeekday=1;$IsWorkingWeekdayHour=0;$WorkHours=0")
+        "$CurTime=2015-08-25T20:08:42.271Z;$IsWeekday=1;$IsWorkingWeekdayHour=0;$WorkHours=0"
+    )
 
 
 def test_the_placeholder_statement_is_refused_for_its_unknown_function():
@@ -292,12 +343,15 @@ def test_example_1_time_based_adjustment():
     result = run(TIME_BASED, now=THURSDAY_EVENING)
     assert result.results_text == (
         "$TargetDedicatedNodes=10;$TargetLowPriorityNodes=0;$NodeDeallocationOption=taskcompletion;"
-        "$curTime=2016-10-13T19:18:47.805Z;$isWeekday=1;$isWorkingWeekdayHour=0;$workHours=0")
+        "$curTime=2016-10-13T19:18:47.805Z;$isWeekday=1;$isWorkingWeekdayHour=0;$workHours=0"
+    )
     assert run(TIME_BASED, now=MONDAY_MORNING).targets.target_dedicated == 20
 
 
 def test_example_1_in_mountain_daylight_time():
-    formula = TIME_BASED.replace("$curTime = time();", "$curTime = time() + (-6 * TimeInterval_Hour);")
+    formula = TIME_BASED.replace(
+        "$curTime = time();", "$curTime = time() + (-6 * TimeInterval_Hour);"
+    )
     # 19:18 UTC on Thursday is 13:18 MDT: working hours
     result = run(formula, now=THURSDAY_EVENING)
     assert result.targets.target_dedicated == 20
@@ -332,17 +386,19 @@ def test_example_2_uses_the_larger_of_the_last_sample_and_the_average():
     sampled = samples(PendingTasks=history([30] * 29 + [60]))
     result = run(TASK_BASED, sampled=sampled, TargetDedicatedNodes=2)
     assert result.variables["$tasks"] == 60
-    assert result.targets.target_dedicated == 20   # capped
+    assert result.targets.target_dedicated == 20  # capped
 
 
 def test_example_2_halves_the_pool_when_nothing_is_pending():
-    result = run(TASK_BASED, sampled=samples(PendingTasks=steady(0, minutes=15)),
-                 TargetDedicatedNodes=9)
+    result = run(
+        TASK_BASED, sampled=samples(PendingTasks=steady(0, minutes=15)), TargetDedicatedNodes=9
+    )
     assert result.variables["$targetVMs"] == 4.5
     assert result.targets.target_dedicated == 4
     assert result.results_text == (
         "$TargetDedicatedNodes=4;$TargetLowPriorityNodes=0;$NodeDeallocationOption=taskcompletion;"
-        "$samples=100;$targetVMs=4.5;$tasks=0")
+        "$samples=100;$targetVMs=4.5;$tasks=0"
+    )
 
 
 def test_example_2_on_a_pool_with_no_sample_at_all():
@@ -371,22 +427,25 @@ $NodeDeallocationOption = taskcompletion;"""
 
 def test_example_3_adds_a_node_per_four_active_tasks():
     # one node (4 slots), 6 active tasks: (6 - 4 + 3) / 4 = 1.25 more, 2.25 in all -> 2
-    result = run(PARALLEL_TASKS, sampled=samples(ActiveTasks=steady(6, minutes=15)),
-                 TargetDedicatedNodes=1)
+    result = run(
+        PARALLEL_TASKS, sampled=samples(ActiveTasks=steady(6, minutes=15)), TargetDedicatedNodes=1
+    )
     assert result.variables["$extraVMs"] == 1.25
     assert result.targets.target_dedicated == 2
 
 
 def test_example_3_grows_to_three_nodes_at_most():
-    result = run(PARALLEL_TASKS, sampled=samples(ActiveTasks=steady(100, minutes=15)),
-                 TargetDedicatedNodes=1)
+    result = run(
+        PARALLEL_TASKS, sampled=samples(ActiveTasks=steady(100, minutes=15)), TargetDedicatedNodes=1
+    )
     assert result.targets.target_dedicated == 3
 
 
 def test_example_3_shrinks_an_idle_pool():
     # 2 nodes, nothing active: (0 - 8 + 3) / 4 = -1.25, 0.75 in all -> 0
-    result = run(PARALLEL_TASKS, sampled=samples(ActiveTasks=steady(0, minutes=15)),
-                 TargetDedicatedNodes=2)
+    result = run(
+        PARALLEL_TASKS, sampled=samples(ActiveTasks=steady(0, minutes=15)), TargetDedicatedNodes=2
+    )
     assert result.targets.target_dedicated == 0
     assert "$cores=8;$extraVMs=-1.25;$samples=100;$targetVMs=0.75;$tasks=0" in result.results_text
 
@@ -407,11 +466,12 @@ def initial_size_formula(created: datetime) -> str:
 
 def test_example_4_keeps_four_nodes_for_the_first_ten_minutes():
     formula = initial_size_formula(NOW - timedelta(minutes=5))
-    result = run(formula)   # no samples: the sample methods are in the branch not taken
+    result = run(formula)  # no samples: the sample methods are in the branch not taken
     assert result.targets.target_dedicated == 4
     assert result.results_text == (
         "$TargetDedicatedNodes=4;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue;"
-        "lifespan=00:05:00.9710000;ratio=50;span=01:00:00;startup=00:10:00")
+        "lifespan=00:05:00.9710000;ratio=50;span=01:00:00;startup=00:10:00"
+    )
 
 
 def test_example_4_empties_a_pool_idle_for_an_hour():
@@ -436,29 +496,41 @@ def test_example_4_after_startup_wants_half_an_hour_of_samples():
 
 # --- Other Microsoft pages ------------------------------------------------------------------
 
+
 def test_cli_sample_script_scales_to_the_active_tasks_up_to_ten():
     # "az batch pool autoscale enable" in the Batch CLI sample for Windows pools
-    formula = ("$averageActiveTaskCount = avg($ActiveTasks.GetSample(TimeInterval_Minute * 15));"
-               "$TargetDedicated = min(10, $averageActiveTaskCount);")
+    formula = (
+        "$averageActiveTaskCount = avg($ActiveTasks.GetSample(TimeInterval_Minute * 15));"
+        "$TargetDedicated = min(10, $averageActiveTaskCount);"
+    )
     sampled = samples(ActiveTasks=history([6] * 15 + [7] * 15))
     result = run(formula, sampled=sampled)
     assert result.results_text == (
         "$TargetDedicatedNodes=6;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue;"
-        "$averageActiveTaskCount=6.5")
+        "$averageActiveTaskCount=6.5"
+    )
 
 
 def test_rendering_tutorial_keeps_one_node_and_at_most_eight():
-    formula = ("$averageActiveTaskCount = avg($ActiveTasks.GetSample(TimeInterval_Minute * 5));"
-               "$TargetDedicatedNodes = min(8, $averageActiveTaskCount + 1);")
-    assert run(formula, sampled=samples(ActiveTasks=steady(0, minutes=5))
-               ).targets.target_dedicated == 1
-    assert run(formula, sampled=samples(ActiveTasks=steady(50, minutes=5))
-               ).targets.target_dedicated == 8
+    formula = (
+        "$averageActiveTaskCount = avg($ActiveTasks.GetSample(TimeInterval_Minute * 5));"
+        "$TargetDedicatedNodes = min(8, $averageActiveTaskCount + 1);"
+    )
+    assert (
+        run(formula, sampled=samples(ActiveTasks=steady(0, minutes=5))).targets.target_dedicated
+        == 1
+    )
+    assert (
+        run(formula, sampled=samples(ActiveTasks=steady(50, minutes=5))).targets.target_dedicated
+        == 8
+    )
 
 
-POWERSHELL = ("totalNodes=($CPUPercent.GetSamplePercent(TimeInterval_Minute*0,TimeInterval_Minute*10)"
-              "<0.7?5:(min($CPUPercent.GetSample(TimeInterval_Minute*0, TimeInterval_Minute*10))>0.8"
-              "?($CurrentDedicated*1.1):$CurrentDedicated));$TargetDedicated=min(100,totalNodes);")
+POWERSHELL = (
+    "totalNodes=($CPUPercent.GetSamplePercent(TimeInterval_Minute*0,TimeInterval_Minute*10)"
+    "<0.7?5:(min($CPUPercent.GetSample(TimeInterval_Minute*0, TimeInterval_Minute*10))>0.8"
+    "?($CurrentDedicated*1.1):$CurrentDedicated));$TargetDedicated=min(100,totalNodes);"
+)
 
 
 def test_powershell_test_azbatchautoscale_example():
@@ -467,7 +539,8 @@ def test_powershell_test_azbatchautoscale_example():
     result = run(POWERSHELL)
     assert result.results_text == (
         "$TargetDedicatedNodes=5;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue;"
-        "totalNodes=5")
+        "totalNodes=5"
+    )
 
 
 def test_powershell_example_with_a_busy_history():
@@ -481,4 +554,5 @@ def test_rest_reference_example_with_a_lower_case_variable():
     formula = POWERSHELL.replace("$TargetDedicated=", "$targetDedicatedNodes=")
     assert run(formula, TargetDedicatedNodes=2).results_text == (
         "$TargetDedicatedNodes=2;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue;"
-        "$targetDedicatedNodes=5;totalNodes=5")
+        "$targetDedicatedNodes=5;totalNodes=5"
+    )

@@ -11,61 +11,68 @@ from tests.autoscale.helpers import NOW
 
 
 def value(expression: str, **kwargs):
-    return evaluate(f"v = [1, 2, 3]; $r = {expression};", samples=ListSamples(), now=NOW,
-                    current={}, **kwargs).variables["$r"]
+    return evaluate(
+        f"v = [1, 2, 3]; $r = {expression};", samples=ListSamples(), now=NOW, current={}, **kwargs
+    ).variables["$r"]
 
 
-@pytest.mark.parametrize("expression, expected", [
-    # "if v = [1,2,3], calling avg(v) is equivalent to calling avg(1,2,3); avg(v, 7) to avg(1,2,3,7)"
-    ("avg(v)", 2.0),
-    ("avg(1, 2, 3)", 2.0),
-    ("avg(v, 7)", 3.25),
-    ("avg(1, 2, 3, 7)", 3.25),
-    ("len(v, 7)", 4.0),
-    ("len()", 0.0),
-    ("max(v, 0.5)", 3.0),
-    ("min(v, 0.5)", 0.5),
-    ("max(0, [])", 0.0),
-    ("norm(3, 4)", 5.0),
-    ("norm(v)", math.sqrt(14)),
-    ("range(v, 10)", 9.0),
-    ("std(2, 4, 4, 4, 5, 5, 7, 9)", math.sqrt(32 / 7)),   # the sample deviation, n - 1
-    ("std(5)", 0.0),
-    ("sum(v, v)", 12.0),
-    ("sum()", 0.0),
-    ("lg(8)", 3.0),
-    ("ln(1)", 0.0),
-    ("log(1000)", 3.0),
-    ("lg(0)", -math.inf),
-    ("ceil(1.2)", 2.0),
-    ("floor(-1.2)", -2.0),
-    ("round(2.5)", 3.0),
-    ("round(-2.5)", -3.0),
-    ("round(2.4)", 2.0),
-    ("val(v, 0)", 1.0),
-    ("val(v, 2)", 3.0),
-    ("val(v, 1.9)", 2.0),
-    ("percentile(v, 0)", 1.0),
-    ("percentile(v, 50)", 2.0),
-    ("percentile(v, 100)", 3.0),
-    ("percentile([15, 20, 35, 40, 50], 40)", 20.0),   # nearest rank: ceil(0.4 * 5) = 2nd
-    ("percentile(7, 90)", 7.0),
-])
+@pytest.mark.parametrize(
+    "expression, expected",
+    [
+        # "if v = [1,2,3], calling avg(v) is equivalent to calling avg(1,2,3); avg(v, 7) to avg(1,2,3,7)"
+        ("avg(v)", 2.0),
+        ("avg(1, 2, 3)", 2.0),
+        ("avg(v, 7)", 3.25),
+        ("avg(1, 2, 3, 7)", 3.25),
+        ("len(v, 7)", 4.0),
+        ("len()", 0.0),
+        ("max(v, 0.5)", 3.0),
+        ("min(v, 0.5)", 0.5),
+        ("max(0, [])", 0.0),
+        ("norm(3, 4)", 5.0),
+        ("norm(v)", math.sqrt(14)),
+        ("range(v, 10)", 9.0),
+        ("std(2, 4, 4, 4, 5, 5, 7, 9)", math.sqrt(32 / 7)),  # the sample deviation, n - 1
+        ("std(5)", 0.0),
+        ("sum(v, v)", 12.0),
+        ("sum()", 0.0),
+        ("lg(8)", 3.0),
+        ("ln(1)", 0.0),
+        ("log(1000)", 3.0),
+        ("lg(0)", -math.inf),
+        ("ceil(1.2)", 2.0),
+        ("floor(-1.2)", -2.0),
+        ("round(2.5)", 3.0),
+        ("round(-2.5)", -3.0),
+        ("round(2.4)", 2.0),
+        ("val(v, 0)", 1.0),
+        ("val(v, 2)", 3.0),
+        ("val(v, 1.9)", 2.0),
+        ("percentile(v, 0)", 1.0),
+        ("percentile(v, 50)", 2.0),
+        ("percentile(v, 100)", 3.0),
+        ("percentile([15, 20, 35, 40, 50], 40)", 20.0),  # nearest rank: ceil(0.4 * 5) = 2nd
+        ("percentile(7, 90)", 7.0),
+    ],
+)
 def test_scalar_results(expression, expected):
     assert value(expression) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("expression, expected", [
-    # "A vec(double) must be explicitly passed ... Otherwise, the double lg(double) version is assumed."
-    ("lg(v)", (0.0, 1.0, math.log2(3))),
-    ("lg([8])", (3.0,)),
-    ("lg(2, 4)", (1.0, 2.0)),
-    ("ln([1])", (0.0,)),
-    ("log(v * 10)", (1.0, math.log10(20), math.log10(30))),
-    ("ceil([1.1, 2.9])", (2.0, 3.0)),
-    ("floor(v / 2)", (0.0, 1.0, 1.0)),
-    ("round([0.5, 1.49])", (1.0, 1.0)),
-])
+@pytest.mark.parametrize(
+    "expression, expected",
+    [
+        # "A vec(double) must be explicitly passed ... Otherwise, the double lg(double) version is assumed."
+        ("lg(v)", (0.0, 1.0, math.log2(3))),
+        ("lg([8])", (3.0,)),
+        ("lg(2, 4)", (1.0, 2.0)),
+        ("ln([1])", (0.0,)),
+        ("log(v * 10)", (1.0, math.log10(20), math.log10(30))),
+        ("ceil([1.1, 2.9])", (2.0, 3.0)),
+        ("floor(v / 2)", (0.0, 1.0, 1.0)),
+        ("round([0.5, 1.49])", (1.0, 1.0)),
+    ],
+)
 def test_componentwise_results(expression, expected):
     result = value(expression)
     assert isinstance(result, DoubleVec)
@@ -86,8 +93,12 @@ def test_time_without_an_argument_is_the_evaluation_time():
 
 
 def test_stop_ends_the_evaluation_with_what_was_assigned():
-    result = evaluate("$TargetDedicatedNodes = 3; stop(); $TargetDedicatedNodes = 9; after = 1;",
-                      samples=ListSamples(), now=NOW, current={})
+    result = evaluate(
+        "$TargetDedicatedNodes = 3; stop(); $TargetDedicatedNodes = 9; after = 1;",
+        samples=ListSamples(),
+        now=NOW,
+        current={},
+    )
     assert result.stopped
     assert result.targets.target_dedicated == 3
     assert "after" not in result.variables
@@ -95,5 +106,5 @@ def test_stop_ends_the_evaluation_with_what_was_assigned():
 
 def test_stop_inside_a_condition():
     formula = "$TargetDedicatedNodes = 2; x = time().weekday == 4 ? stop() : 0; $TargetDedicatedNodes = 8;"
-    result = evaluate(formula, samples=ListSamples(), now=NOW, current={})   # NOW is a Thursday
+    result = evaluate(formula, samples=ListSamples(), now=NOW, current={})  # NOW is a Thursday
     assert result.stopped and result.targets.target_dedicated == 2

@@ -26,21 +26,31 @@ $NodeDeallocationOption = taskcompletion;"""
 
 
 def test_task_based_formula_gives_the_results_batch_returned():
-    result = evaluate(TASK_BASED, samples=samples(ActiveTasks=steady(0, minutes=15, missing={7})),
-                      now=NOW, current={"$TargetDedicatedNodes": 1, "$CurrentDedicatedNodes": 1})
+    result = evaluate(
+        TASK_BASED,
+        samples=samples(ActiveTasks=steady(0, minutes=15, missing={7})),
+        now=NOW,
+        current={"$TargetDedicatedNodes": 1, "$CurrentDedicatedNodes": 1},
+    )
     assert result.results_text == (
         "$TargetDedicatedNodes=1;$TargetLowPriorityNodes=0;$NodeDeallocationOption=taskcompletion;"
-        "$samples=96.6667;$targetVMs=0.5;$tasks=0;cappedPoolSize=3")
+        "$samples=96.6667;$targetVMs=0.5;$tasks=0;cappedPoolSize=3"
+    )
     assert result.targets.target_dedicated == 1
     assert result.targets.node_deallocation_option == "taskcompletion"
 
 
 def test_evaluate_of_a_single_assignment_lists_the_three_service_variables():
     # the SDK tests' evaluate_pool_auto_scale("$TargetDedicatedNodes=3") on a pool at 2
-    result = evaluate("$TargetDedicatedNodes=3", samples=ListSamples(), now=NOW,
-                      current={"$TargetDedicatedNodes": 2})
+    result = evaluate(
+        "$TargetDedicatedNodes=3",
+        samples=ListSamples(),
+        now=NOW,
+        current={"$TargetDedicatedNodes": 2},
+    )
     assert result.results_text == (
-        "$TargetDedicatedNodes=3;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue")
+        "$TargetDedicatedNodes=3;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue"
+    )
 
 
 def test_time_based_formula_prints_the_timestamp_and_booleans_like_the_documentation():
@@ -56,30 +66,41 @@ def test_time_based_formula_prints_the_timestamp_and_booleans_like_the_documenta
     result = evaluate(formula, samples=ListSamples(), now=now, current={})
     assert result.results_text == (
         "$TargetDedicatedNodes=10;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue;"
-        "$curTime=2016-10-13T19:18:47.805Z;$isWeekday=1;$isWorkingWeekdayHour=0;$workHours=0")
+        "$curTime=2016-10-13T19:18:47.805Z;$isWeekday=1;$isWorkingWeekdayHour=0;$workHours=0"
+    )
 
 
 def test_a_window_without_samples_fails_where_the_service_says_it_does():
     # batch-shipyard's generated formula on a new pool: "Line 9, Col 43: Insufficient data
     # from data set: $PendingTasks wanted 70%, received 0%" (the ninth line, column of "(")
     lines = [
-        "maxTasksPerNode = 1", "minTargetDedicated = 0", "minTargetLowPriority = 0",
-        "maxTargetDedicated = 16777216", "maxTargetLowPriority = 16777216",
-        "sli = TimeInterval_Second * 600", "samplepercent = $PendingTasks.GetSamplePercent(sli)",
+        "maxTasksPerNode = 1",
+        "minTargetDedicated = 0",
+        "minTargetLowPriority = 0",
+        "maxTargetDedicated = 16777216",
+        "maxTargetLowPriority = 16777216",
+        "sli = TimeInterval_Second * 600",
+        "samplepercent = $PendingTasks.GetSamplePercent(sli)",
         "lastsample = val($PendingTasks.GetSample(1), 0)",
         "samplevecavg = avg($PendingTasks.GetSample(sli))",
         "$TargetDedicatedNodes = samplevecavg",
     ]
-    history = samples(PendingTasks=steady(0, minutes=0.5))   # one sample: the pool just started
+    history = samples(PendingTasks=steady(0, minutes=0.5))  # one sample: the pool just started
     with pytest.raises(EvaluationFailed) as failed:
         evaluate(";\n".join(lines) + ";", samples=history, now=NOW, current={})
     error = failed.value.run_error()
     assert error == {
         "code": "InsufficientSampleData",
         "message": "Autoscale evaluation failed due to insufficient sample data",
-        "values": [{"name": "Message", "value": "Line 9, Col 43: Insufficient data from data set: "
-                                                "$PendingTasks wanted 70%, received 5%"}],
+        "values": [
+            {
+                "name": "Message",
+                "value": "Line 9, Col 43: Insufficient data from data set: "
+                "$PendingTasks wanted 70%, received 5%",
+            }
+        ],
     }
     assert failed.value.results_text.startswith(
         "$TargetDedicatedNodes=0;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue;"
-        "lastsample=0;maxTargetDedicated=1.67772e+07;")
+        "lastsample=0;maxTargetDedicated=1.67772e+07;"
+    )

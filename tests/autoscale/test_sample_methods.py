@@ -15,7 +15,7 @@ def value(expression: str, sampled=None, now=NOW):
     return result.variables["$v"]
 
 
-TWENTY = samples(ActiveTasks=history(list(range(1, 21))))   # 1 (oldest) .. 20 (now)
+TWENTY = samples(ActiveTasks=history(list(range(1, 21))))  # 1 (oldest) .. 20 (now)
 
 
 def test_get_sample_by_count_returns_the_newest_oldest_first():
@@ -40,22 +40,34 @@ def test_get_sample_by_count_ignores_how_old_the_samples_are():
 
 def test_get_sample_over_a_look_back_interval():
     # the last two minutes hold the samples of 0, 30, 60 and 90 seconds ago
-    assert value("$ActiveTasks.GetSample(TimeInterval_Minute * 2)", TWENTY) == (17.0, 18.0, 19.0, 20.0)
+    assert value("$ActiveTasks.GetSample(TimeInterval_Minute * 2)", TWENTY) == (
+        17.0,
+        18.0,
+        19.0,
+        20.0,
+    )
 
 
 def test_get_sample_between_two_look_backs_in_either_order():
     expected = (15.0, 16.0, 17.0, 18.0)  # 90..180 seconds ago, 180 excluded
-    assert value("$ActiveTasks.GetSample(TimeInterval_Second * 60, TimeInterval_Second * 180)",
-                 TWENTY) == expected
-    assert value("$ActiveTasks.GetSample(TimeInterval_Second * 180, TimeInterval_Second * 60)",
-                 TWENTY) == expected
+    assert (
+        value("$ActiveTasks.GetSample(TimeInterval_Second * 60, TimeInterval_Second * 180)", TWENTY)
+        == expected
+    )
+    assert (
+        value("$ActiveTasks.GetSample(TimeInterval_Second * 180, TimeInterval_Second * 60)", TWENTY)
+        == expected
+    )
 
 
 def test_get_sample_between_timestamps():
     start = (NOW - timedelta(seconds=120)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     end = (NOW - timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     assert value(f'$ActiveTasks.GetSample(time("{start}"), time("{end}"))', TWENTY) == (
-        17.0, 18.0, 19.0)
+        17.0,
+        18.0,
+        19.0,
+    )
 
 
 def test_get_sample_from_a_timestamp_until_now():
@@ -69,7 +81,7 @@ def test_get_sample_with_a_percentage_passes_at_exactly_that_percentage():
 
 
 def test_get_sample_without_a_percentage_wants_seventy():
-    sampled = samples(CPUPercent=steady(1, minutes=10, missing=set(range(7))))   # 13 of 20
+    sampled = samples(CPUPercent=steady(1, minutes=10, missing=set(range(7))))  # 13 of 20
     with pytest.raises(EvaluationFailed) as failed:
         value("$CPUPercent.GetSample(TimeInterval_Minute * 10)", sampled)
     assert failed.value.detail.endswith("$CPUPercent wanted 70%, received 65%")
@@ -84,8 +96,13 @@ def test_get_sample_percent_of_a_window():
     sampled = samples(RunningTasks=steady(1, minutes=10, missing={2, 3}))
     assert value("$RunningTasks.GetSamplePercent(TimeInterval_Minute * 10)", sampled) == 90
     # 1 to 3 minutes ago holds 4 samples (60, 90, 120, 150 seconds ago): 2 are there
-    assert value("$RunningTasks.GetSamplePercent(TimeInterval_Minute * 1, TimeInterval_Minute * 3)",
-                 sampled) == 50
+    assert (
+        value(
+            "$RunningTasks.GetSamplePercent(TimeInterval_Minute * 1, TimeInterval_Minute * 3)",
+            sampled,
+        )
+        == 50
+    )
     assert value("$RunningTasks.GetSamplePercent(TimeInterval_Minute * 10)") == 0
 
 
@@ -121,10 +138,12 @@ def test_a_longer_period_changes_how_many_samples_a_window_holds():
 
 def test_records_give_one_series_per_metric():
     t0, t1 = NOW - PERIOD, NOW
-    sampled = ListSamples.from_records([
-        (t0, {"$ActiveTasks": 3, "$RunningTasks": 1, "$CPUPercent": None}),
-        (t1, {"$ActiveTasks": 5, "$RunningTasks": 2}),
-    ])
+    sampled = ListSamples.from_records(
+        [
+            (t0, {"$ActiveTasks": 3, "$RunningTasks": 1, "$CPUPercent": None}),
+            (t1, {"$ActiveTasks": 5, "$RunningTasks": 2}),
+        ]
+    )
     assert sampled.series("$ActiveTasks") == [(t0, 3.0), (t1, 5.0)]
     assert sampled.series("$CPUPercent") == []
 
@@ -132,10 +151,12 @@ def test_records_give_one_series_per_metric():
 def test_records_may_name_metrics_without_their_dollar_and_carry_other_values():
     # PoolSample.values as the schema stores them: {"ActiveTasks": 3, ...}
     t0, t1 = NOW - PERIOD, NOW
-    sampled = ListSamples.from_records([
-        (t0, {"ActiveTasks": 3, "CurrentDedicatedNodes": 2}),
-        (t1, {"ActiveTasks": 5, "$RunningTasks": 1}),
-    ])
+    sampled = ListSamples.from_records(
+        [
+            (t0, {"ActiveTasks": 3, "CurrentDedicatedNodes": 2}),
+            (t1, {"ActiveTasks": 5, "$RunningTasks": 1}),
+        ]
+    )
     assert sampled.series("$ActiveTasks") == [(t0, 3.0), (t1, 5.0)]
     assert sampled.series("$RunningTasks") == [(t1, 1.0)]
     assert ListSamples({"PendingTasks": [(t0, 1)]}).series("$PendingTasks") == [(t0, 1.0)]
@@ -144,8 +165,12 @@ def test_records_may_name_metrics_without_their_dollar_and_carry_other_values():
 def test_every_metric_has_the_sample_methods():
     for metric in METRICS:
         sampled = ListSamples({metric: history([2, 4])})
-        result = evaluate(f"$v = {metric}.GetSample(2); $n = {metric}.Count();",
-                          samples=sampled, now=NOW, current={})
+        result = evaluate(
+            f"$v = {metric}.GetSample(2); $n = {metric}.Count();",
+            samples=sampled,
+            now=NOW,
+            current={},
+        )
         assert result.variables == {"$v": (2.0, 4.0), "$n": 2.0}
 
 
@@ -163,9 +188,13 @@ def test_series_is_read_once_per_metric():
             return super().series(metric)
 
     sampled = Counting({"$ActiveTasks": history([1, 2, 3])})
-    evaluate("a = $ActiveTasks.GetSample(1); b = $ActiveTasks.Count(); "
-             "c = $ActiveTasks.GetSamplePercent(TimeInterval_Minute);",
-             samples=sampled, now=NOW, current={})
+    evaluate(
+        "a = $ActiveTasks.GetSample(1); b = $ActiveTasks.Count(); "
+        "c = $ActiveTasks.GetSamplePercent(TimeInterval_Minute);",
+        samples=sampled,
+        now=NOW,
+        current={},
+    )
     assert sampled.calls == ["$ActiveTasks"]
 
 

@@ -11,19 +11,27 @@ from tests.autoscale.helpers import NOW, history, samples, steady
 
 
 def run(formula, *, sampled=None, now=NOW, **current):
-    return evaluate(formula, samples=sampled or ListSamples(), now=now,
-                    current={f"${k}": v for k, v in current.items()})
+    return evaluate(
+        formula,
+        samples=sampled or ListSamples(),
+        now=now,
+        current={f"${k}": v for k, v in current.items()},
+    )
 
 
-@pytest.mark.parametrize("formula, target", [
-    ("$TargetDedicatedNodes=2", 2),     # Python SDK: enable_pool_auto_scale
-    ("$TargetDedicatedNodes=3", 3),     # Python/JS SDK and az batch pool autoscale evaluate
-    ("$TargetDedicated = 1;", 1),       # Java SDK migration guide
-])
+@pytest.mark.parametrize(
+    "formula, target",
+    [
+        ("$TargetDedicatedNodes=2", 2),  # Python SDK: enable_pool_auto_scale
+        ("$TargetDedicatedNodes=3", 3),  # Python/JS SDK and az batch pool autoscale evaluate
+        ("$TargetDedicated = 1;", 1),  # Java SDK migration guide
+    ],
+)
 def test_sdk_test_formulas(formula, target):
     result = run(formula, TargetDedicatedNodes=2)
-    assert result.results_text == (f"$TargetDedicatedNodes={target};$TargetLowPriorityNodes=0;"
-                                   "$NodeDeallocationOption=requeue")
+    assert result.results_text == (
+        f"$TargetDedicatedNodes={target};$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue"
+    )
 
 
 @pytest.mark.parametrize("option", ["requeue", "terminate"])
@@ -34,14 +42,17 @@ def test_dotnet_sdk_formulas_evaluate_to_themselves(option):
 
 
 def test_dotnet_sdk_evaluates_the_last_five_active_task_samples():
-    result = run("myActiveSamples=$ActiveTasks.GetSample(5);",
-                 sampled=samples(ActiveTasks=history([1, 2, 3, 4, 5, 6, 7])))
+    result = run(
+        "myActiveSamples=$ActiveTasks.GetSample(5);",
+        sampled=samples(ActiveTasks=history([1, 2, 3, 4, 5, 6, 7])),
+    )
     assert result.results_text.endswith(";myActiveSamples=[3,4,5,6,7]")
 
 
 def test_dotnet_sdk_evaluate_of_a_new_pool_gets_what_samples_there_are():
-    result = run("myActiveSamples=$ActiveTasks.GetSample(5);",
-                 sampled=samples(ActiveTasks=history([0, 0])))
+    result = run(
+        "myActiveSamples=$ActiveTasks.GetSample(5);", sampled=samples(ActiveTasks=history([0, 0]))
+    )
     assert result.variables["myActiveSamples"] == (0.0, 0.0)
 
 
@@ -52,8 +63,10 @@ def test_dotnet_sdk_retaineddata_pool():
     result = run(formula, sampled=samples(ActiveTasks=steady(100, minutes=5)))
     assert result.targets.target_dedicated == 25
     assert result.targets.node_deallocation_option == "retaineddata"
-    assert run(formula, sampled=samples(ActiveTasks=steady(2, minutes=5))
-               ).targets.target_dedicated == 8
+    assert (
+        run(formula, sampled=samples(ActiveTasks=steady(2, minutes=5))).targets.target_dedicated
+        == 8
+    )
 
 
 def test_js_sdk_invalid_formula_is_a_run_time_failure_that_keeps_the_targets():
@@ -62,7 +75,8 @@ def test_js_sdk_invalid_formula_is_a_run_time_failure_that_keeps_the_targets():
     with pytest.raises(EvaluationFailed) as failed:
         run("something_useless", TargetDedicatedNodes=2)
     assert failed.value.results_text == (
-        "$TargetDedicatedNodes=2;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue")
+        "$TargetDedicatedNodes=2;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue"
+    )
     assert failed.value.code == "AutoScaleFormulaEvaluationError"
     assert failed.value.detail == "Line 1, Col 1: something_useless is used before it is assigned"
 
@@ -82,40 +96,52 @@ def test_doazureparallel_queue_formula_as_a_real_pool_reported_it():
         "$TargetLowPriorityNodes = max(5, min($targetVMs, 20));"
         "$NodeDeallocationOption = taskcompletion;"
     )
-    result = run(formula, sampled=samples(ActiveTasks=steady(0, minutes=15)),
-                 TargetDedicatedNodes=1)
+    result = run(
+        formula, sampled=samples(ActiveTasks=steady(0, minutes=15)), TargetDedicatedNodes=1
+    )
     assert result.results_text == (
         "$TargetDedicatedNodes=2;$TargetLowPriorityNodes=5;$NodeDeallocationOption=taskcompletion;"
-        "$maxTasksPerNode=4;$round=3;$samples=100;$targetVMs=1;$tasks=0")
+        "$maxTasksPerNode=4;$round=3;$samples=100;$targetVMs=1;$tasks=0"
+    )
 
 
 def test_doazureparallel_queue_formula_rounds_up_tasks_per_node():
-    formula = ("$samples = $ActiveTasks.GetSamplePercent(TimeInterval_Minute * 15);"
-               "$tasks = $samples < 70 ? max(0,$ActiveTasks.GetSample(1)) : "
-               "max( $ActiveTasks.GetSample(1), avg($ActiveTasks.GetSample(TimeInterval_Minute * 15)));"
-               "$maxTasksPerNode = 4; $round = $maxTasksPerNode - 1;"
-               "$targetVMs = $tasks > 0? (($tasks + $round)/ $maxTasksPerNode) : 0;"
-               "$TargetDedicatedNodes = max(0, min($targetVMs, 10));")
+    formula = (
+        "$samples = $ActiveTasks.GetSamplePercent(TimeInterval_Minute * 15);"
+        "$tasks = $samples < 70 ? max(0,$ActiveTasks.GetSample(1)) : "
+        "max( $ActiveTasks.GetSample(1), avg($ActiveTasks.GetSample(TimeInterval_Minute * 15)));"
+        "$maxTasksPerNode = 4; $round = $maxTasksPerNode - 1;"
+        "$targetVMs = $tasks > 0? (($tasks + $round)/ $maxTasksPerNode) : 0;"
+        "$TargetDedicatedNodes = max(0, min($targetVMs, 10));"
+    )
     # 9 tasks at 4 a node: (9 + 3) / 4 = 3 nodes
-    assert run(formula, sampled=samples(ActiveTasks=steady(9, minutes=15))
-               ).targets.target_dedicated == 3
+    assert (
+        run(formula, sampled=samples(ActiveTasks=steady(9, minutes=15))).targets.target_dedicated
+        == 3
+    )
 
 
 def test_batch_shipyard_workday_scenario():
-    formula = ("maxTasksPerNode = 1;\nminTargetDedicated = 1;\nminTargetLowPriority = 0;\n"
-               "maxTargetDedicated = 8;\nmaxTargetLowPriority = 4;\nnow = time();\n"
-               "isWorkHours = now.hour >= 8 && now.hour < 18;\n"
-               "isWeekday = now.weekday >= 1 && now.weekday <= 5;\n"
-               "isPeakTime = isWeekday && isWorkHours;\n"
-               "$TargetDedicatedNodes = isPeakTime ? maxTargetDedicated : minTargetDedicated;\n"
-               "$TargetLowPriorityNodes = isPeakTime ? maxTargetLowPriority : minTargetLowPriority;\n"
-               "$NodeDeallocationOption = taskcompletion;")
+    formula = (
+        "maxTasksPerNode = 1;\nminTargetDedicated = 1;\nminTargetLowPriority = 0;\n"
+        "maxTargetDedicated = 8;\nmaxTargetLowPriority = 4;\nnow = time();\n"
+        "isWorkHours = now.hour >= 8 && now.hour < 18;\n"
+        "isWeekday = now.weekday >= 1 && now.weekday <= 5;\n"
+        "isPeakTime = isWeekday && isWorkHours;\n"
+        "$TargetDedicatedNodes = isPeakTime ? maxTargetDedicated : minTargetDedicated;\n"
+        "$TargetLowPriorityNodes = isPeakTime ? maxTargetLowPriority : minTargetLowPriority;\n"
+        "$NodeDeallocationOption = taskcompletion;"
+    )
     monday = datetime(2025, 4, 21, 9, 30, tzinfo=UTC)
     sunday = datetime(2025, 4, 20, 9, 30, tzinfo=UTC)
-    assert (run(formula, now=monday).targets.target_dedicated,
-            run(formula, now=monday).targets.target_low_priority) == (8, 4)
-    assert (run(formula, now=sunday).targets.target_dedicated,
-            run(formula, now=sunday).targets.target_low_priority) == (1, 0)
+    assert (
+        run(formula, now=monday).targets.target_dedicated,
+        run(formula, now=monday).targets.target_low_priority,
+    ) == (8, 4)
+    assert (
+        run(formula, now=sunday).targets.target_dedicated,
+        run(formula, now=sunday).targets.target_low_priority,
+    ) == (1, 0)
 
 
 def test_batch_shipyard_weekend_scenario_counts_sunday_as_day_seven():
@@ -189,7 +215,9 @@ def test_nextflow_default_formula():
 
 
 def test_cli_style_formula_with_an_average_and_bounds():
-    formula = ("initialNodes=0;\n    maxNodes=1;\n"
-               "    demand = avg($ActiveTasks.GetSample(TimeInterval_Minute * 1));\n"
-               "    $TargetDedicatedNodes = min(max(demand, initialNodes), maxNodes);")
+    formula = (
+        "initialNodes=0;\n    maxNodes=1;\n"
+        "    demand = avg($ActiveTasks.GetSample(TimeInterval_Minute * 1));\n"
+        "    $TargetDedicatedNodes = min(max(demand, initialNodes), maxNodes);"
+    )
     assert run(formula, sampled=samples(ActiveTasks=history([0, 3]))).targets.target_dedicated == 1

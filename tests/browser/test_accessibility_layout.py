@@ -30,7 +30,10 @@ def list_pages(s) -> dict[str, tuple[str, str]]:
         "pool-nodes": (reverse("web:pool", args=["demo", "local"]), "#node-table"),
         "schedules": (reverse("web:job-schedules"), "#schedules-table"),
         "audit": (reverse("web:audit"), "#audit-table"),
-        "node-files": (reverse("web:node-files", args=["demo", "local", "local-1"]), "#node-files-table"),
+        "node-files": (
+            reverse("web:node-files", args=["demo", "local", "local-1"]),
+            "#node-files-table",
+        ),
     }
 
 
@@ -41,7 +44,9 @@ def test_at_1440_a_64_character_id_leaves_every_column_in_view(seeded, new_page,
         page.goto(url)
         size = page.evaluate(FITS, table)
         if size is None:  # an empty list (the node has no files) draws no table
-            assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth"), name
+            assert page.evaluate(
+                "() => document.documentElement.scrollWidth <= window.innerWidth"
+            ), name
         else:
             assert size["table"] <= size["wrap"] + 1, (name, size)
             assert size["page"] <= size["viewport"], (name, size)
@@ -49,7 +54,9 @@ def test_at_1440_a_64_character_id_leaves_every_column_in_view(seeded, new_page,
 
 
 @pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
-def test_on_a_phone_list_pages_need_no_sideways_scroll_and_keep_id_and_state(seeded, new_page, dark):
+def test_on_a_phone_list_pages_need_no_sideways_scroll_and_keep_id_and_state(
+    seeded, new_page, dark
+):
     page = new_page("olive", phone=True, dark=dark)
     for name, (url, _table) in list_pages(seeded).items():
         page.goto(url)
@@ -57,7 +64,13 @@ def test_on_a_phone_list_pages_need_no_sideways_scroll_and_keep_id_and_state(see
         assert page_width <= 390, (name, page_width)
         shot(page, f"layout-390-{'dark' if dark else 'light'}-{name}")
     page.goto(reverse("web:jobs"))
-    assert page.evaluate(VISIBLE_HEADERS, "#jobs-table") == ["Job", "State", "Active", "Running", "Failed"]
+    assert page.evaluate(VISIBLE_HEADERS, "#jobs-table") == [
+        "Job",
+        "State",
+        "Active",
+        "Running",
+        "Failed",
+    ]
     size = page.evaluate(FITS, "#jobs-table")
     assert size["table"] <= size["wrap"] + 1, size
     page.goto(reverse("web:job", args=["demo", LONG_JOB_ID]))

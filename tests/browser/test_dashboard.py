@@ -23,7 +23,9 @@ def job_path(site, suffix: str = "") -> str:
 
 
 def row_ids(page) -> list[str]:
-    return page.locator("#task-table tbody tr[data-task]").evaluate_all("rows => rows.map(r => r.dataset.task)")
+    return page.locator("#task-table tbody tr[data-task]").evaluate_all(
+        "rows => rows.map(r => r.dataset.task)"
+    )
 
 
 def test_operator_filters_and_sorts_a_jobs_tasks(site, new_page):
@@ -63,31 +65,52 @@ def test_operator_watches_a_real_task_run_then_terminates_it(site, agents, new_p
     reloading, and Terminate reaches the process."""
     pool = add_pool(site["account"], spec={"id": "real", "vmSize": "local"})
     job = add_job(site["account"], spec={"id": "stream", "poolInfo": {"poolId": "real"}})
-    task = add_task(job, spec={"id": "frames", "commandLine": "/bin/sh -c 'echo starting; sleep 2; "
-                               "echo frame 1 of 3 rendered; echo $$ > pid; exec sleep 60'"})
+    task = add_task(
+        job,
+        spec={
+            "id": "frames",
+            "commandLine": "/bin/sh -c 'echo starting; sleep 2; "
+            "echo frame 1 of 3 rendered; echo $$ > pid; exec sleep 60'",
+        },
+    )
     page = new_page("olive")
     page.goto("/web/demo/jobs/stream/tasks/frames/")
     page.evaluate("window.__notReloaded = true")
     assert page.inner_text("#task-state") == "active"
     agents.start(pool, "real-1", slots=1)
-    page.wait_for_function("() => document.querySelector('#task-state').textContent === 'running'", timeout=15_000)
-    page.wait_for_function("() => document.querySelector('#output-text').textContent.includes('frame 1 of 3')",
-                           timeout=15_000)
+    page.wait_for_function(
+        "() => document.querySelector('#task-state').textContent === 'running'", timeout=15_000
+    )
+    page.wait_for_function(
+        "() => document.querySelector('#output-text').textContent.includes('frame 1 of 3')",
+        timeout=15_000,
+    )
     shot(page, "05-task-running-output")
-    pid = int(wait_for(lambda: _read(f"{Task.objects.get(pk=task.pk).task_root_directory}/wd/pid"),
-                       message="the task's pid"))
+    pid = int(
+        wait_for(
+            lambda: _read(f"{Task.objects.get(pk=task.pk).task_root_directory}/wd/pid"),
+            message="the task's pid",
+        )
+    )
     page.click("#task-actions [data-action=terminate] a")
     page.wait_for_selector("#task-dialog .confirm-box")
     shot(page, "06-task-terminate-confirm")
     page.click("#task-dialog button[type=submit]")
-    page.wait_for_function("() => document.querySelector('#task-state').textContent === 'completed'")
+    page.wait_for_function(
+        "() => document.querySelector('#task-state').textContent === 'completed'"
+    )
     assert page.inner_text("#task-flash") == "Task frames: terminate done."
     assert page.locator("#task-dialog").inner_html().strip() == ""
     assert page.evaluate("window.__notReloaded") is True
     assert "TaskEnded" in page.inner_text("#task-failure")
-    wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
-             timeout=5, message="the process to be killed")
-    wait_for(lambda: Attempt.objects.get(task=task).outcome == "terminated", message="the agent's report")
+    wait_for(
+        lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+        timeout=5,
+        message="the process to be killed",
+    )
+    wait_for(
+        lambda: Attempt.objects.get(task=task).outcome == "terminated", message="the agent's report"
+    )
     page.reload()
     shot(page, "07-task-terminated")
 
@@ -104,7 +127,10 @@ def test_operator_reactivates_a_failed_task_and_sees_why_a_succeeded_one_cannot(
     page.goto(job_path(site, "tasks/frame-000/"))
     action = page.locator("#task-actions [data-action=reactivate]")
     assert action.locator("button").is_disabled()
-    assert action.locator(".reason").inner_text() == "The specified task completed successfully and cannot be reactivated."
+    assert (
+        action.locator(".reason").inner_text()
+        == "The specified task completed successfully and cannot be reactivated."
+    )
     shot(page, "08-task-succeeded-reactivate-disabled")
     page.goto(job_path(site, "tasks/frame-002/"))
     page.click("#task-actions [data-action=reactivate] button")
@@ -127,8 +153,12 @@ def test_operator_bulk_reactivates_a_filter_after_its_preview(site, new_page):
     assert page.inner_text("#bulk-succeeded") == "4"
     shot(page, "12-bulk-done")
     assert set(Task.objects.filter(exit_code=137).values_list("state", flat=True)) == set()
-    assert Task.objects.filter(task_id__in=["frame-001", "frame-007", "frame-013", "frame-019"],
-                               state="active").count() == 4
+    assert (
+        Task.objects.filter(
+            task_id__in=["frame-001", "frame-007", "frame-013", "frame-019"], state="active"
+        ).count()
+        == 4
+    )
     page.goto("/web/audit/")
     assert "bulk-reactivate" in page.inner_text("#audit-table")
     shot(page, "13-audit")
@@ -146,20 +176,29 @@ def test_viewer_finds_no_enabled_action_and_a_forged_post_is_refused(site, new_p
     assert enabled.count() == 0
     shot(page, "15-viewer-job")
     token = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
-    forged = page.request.post(page.url + "tasks/frame-002/reactivate/", headers={"X-CSRFToken": token})
+    forged = page.request.post(
+        page.url + "tasks/frame-002/reactivate/", headers={"X-CSRFToken": token}
+    )
     assert forged.status == 403
     assert Task.objects.get(task_id="frame-002").state == "completed"
 
 
 def test_every_other_page_renders_for_the_record(site, new_page):
     page = new_page("olive")
-    for path, name in [(job_path(site, "timeline/"), "16-job-timeline"), ("/web/demo/pools/", "17-pools"),
-                       ("/web/demo/pools/local/nodes/local-3/", "18-node"), (job_path(site, "add/"), "19-task-add"),
-                       (job_path(site, "tasks/frame-001/"), "20-task-failed"),
-                       (job_path(site, "tasks/frame-004/delete/"), "27-task-delete-confirm-page"),
-                       (job_path(site, "tasks/live-1/output/?file=stderr.txt"), "28-task-output-page"),
-                       (job_path(site, "bulk/?action=terminate&task=frame-004&task=frame-010"), "29-bulk-preview-selection"),
-                       ("/web/demo/jobs/no-such-job/", "30-not-found")]:
+    for path, name in [
+        (job_path(site, "timeline/"), "16-job-timeline"),
+        ("/web/demo/pools/", "17-pools"),
+        ("/web/demo/pools/local/nodes/local-3/", "18-node"),
+        (job_path(site, "add/"), "19-task-add"),
+        (job_path(site, "tasks/frame-001/"), "20-task-failed"),
+        (job_path(site, "tasks/frame-004/delete/"), "27-task-delete-confirm-page"),
+        (job_path(site, "tasks/live-1/output/?file=stderr.txt"), "28-task-output-page"),
+        (
+            job_path(site, "bulk/?action=terminate&task=frame-004&task=frame-010"),
+            "29-bulk-preview-selection",
+        ),
+        ("/web/demo/jobs/no-such-job/", "30-not-found"),
+    ]:
         page.goto(path)
         shot(page, name)
     page.goto(job_path(site, "tasks/frame-004/"))
@@ -168,7 +207,9 @@ def test_every_other_page_renders_for_the_record(site, new_page):
     shot(page, "21-task-update-dialog")
     page.fill("#update-form input[name=max_task_retry_count]", "5")
     page.click("#update-form button[type=submit]")
-    page.wait_for_function("() => document.querySelector('#task-constraints').textContent.includes('5')")
+    page.wait_for_function(
+        "() => document.querySelector('#task-constraints').textContent.includes('5')"
+    )
     page.goto(job_path(site, "add/"))
     page.fill("input[name=task_id]", "mpi-new")
     page.fill("textarea[name=command_line]", "/bin/mpirun solve")

@@ -22,13 +22,17 @@ pytestmark = pytest.mark.browser
 
 # What the task writes: reads the admin's account list (every account's keys) with the
 # viewer's session and sends it away; marks the origin's storage; pops a dialog.
-PAYLOAD = ("localStorage.setItem('xss', 'ran'); alert('xss');"
-           "fetch('/admin/tasks/account/').then(r => r.text())"
-           ".then(t => fetch('/xss-probe?leak=' + encodeURIComponent(t.slice(0, 300))));"
-           "new Image().src = '/xss-probe?img=1';")
+PAYLOAD = (
+    "localStorage.setItem('xss', 'ran'); alert('xss');"
+    "fetch('/admin/tasks/account/').then(r => r.text())"
+    ".then(t => fetch('/xss-probe?leak=' + encodeURIComponent(t.slice(0, 300))));"
+    "new Image().src = '/xss-probe?img=1';"
+)
 HTML = f"<!doctype html><html><body><h1>report</h1><script>{PAYLOAD}</script></body></html>"
-SVG = (f'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><script>{PAYLOAD}</script>'
-       '<rect width="10" height="10"/></svg>')
+SVG = (
+    f'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><script>{PAYLOAD}</script>'
+    '<rect width="10" height="10"/></svg>'
+)
 FILES = {"wd/page.html": HTML, "wd/image.svg": SVG}
 
 
@@ -48,8 +52,11 @@ def hostile_task(site, agents):
     command = f"/bin/sh -c '{_writes(HTML, 'page.html')}; {_writes(SVG, 'image.svg')}'"
     task = add_task(job, spec={"id": "report", "commandLine": command})
     agents.start(pool, "evil-1", slots=1)
-    wait_for(lambda: Task.objects.get(pk=task.pk).state == Task.State.COMPLETED, timeout=30,
-             message="the hostile task to complete")
+    wait_for(
+        lambda: Task.objects.get(pk=task.pk).state == Task.State.COMPLETED,
+        timeout=30,
+        message="the hostile task to complete",
+    )
     assert Task.objects.get(pk=task.pk).exit_code == 0
     return "/web/evil/jobs/reports/tasks/report/"
 
@@ -97,8 +104,10 @@ def violations_of(page) -> list[str]:
     return page.evaluate("window.__csp || []")
 
 
-CSP_LOG = ("window.__csp = []; document.addEventListener('securitypolicyviolation', "
-           "e => window.__csp.push(location.pathname + ': ' + e.violatedDirective + ' ' + e.blockedURI));")
+CSP_LOG = (
+    "window.__csp = []; document.addEventListener('securitypolicyviolation', "
+    "e => window.__csp.push(location.pathname + ': ' + e.violatedDirective + ' ' + e.blockedURI));"
+)
 
 
 def test_no_dashboard_or_admin_page_breaks_the_content_security_policy(site, new_page):
@@ -106,20 +115,46 @@ def test_no_dashboard_or_admin_page_breaks_the_content_security_policy(site, new
     page = new_page("root")
     page.context.add_init_script(CSP_LOG)
     console = []
-    page.on("console", lambda m: m.type == "error" and ("Content Security Policy" in m.text or "htmx" in m.text)
-            and console.append(f"{page.url}: {m.text}"))
+    page.on(
+        "console",
+        lambda m: (
+            m.type == "error"
+            and ("Content Security Policy" in m.text or "htmx" in m.text)
+            and console.append(f"{page.url}: {m.text}")
+        ),
+    )
     found: list[str] = []
     job = "/web/demo/jobs/render/"
     paths = [
-        "/web/", job, job + "?result=failure", job + "triage/", job + "timeline/", job + "add/",
-        job + "tasks/frame-000/", job + "tasks/frame-001/", job + "tasks/mpi-solve/", job + "tasks/live-1/",
-        job + "tasks/live-1/output/?file=stderr.txt", job + "tasks/frame-004/delete/",
-        job + "bulk/?action=terminate&task=frame-004&task=frame-010", "/web/demo/pools/",
-        "/web/demo/pools/local/nodes/local-3/", "/web/audit/", "/web/demo/jobs/no-such-job/",
-        "/admin/", "/admin/tasks/account/", f"/admin/tasks/account/{site['account'].pk}/change/",
-        "/admin/tasks/task/", f"/admin/tasks/task/{site['tasks'][0].pk}/change/", "/admin/tasks/job/",
-        "/admin/tasks/pool/", "/admin/tasks/computenode/", "/admin/tasks/auditrecord/",
-        "/admin/auth/user/", "/admin/auth/user/add/", "/admin/auth/group/add/",
+        "/web/",
+        job,
+        job + "?result=failure",
+        job + "triage/",
+        job + "timeline/",
+        job + "add/",
+        job + "tasks/frame-000/",
+        job + "tasks/frame-001/",
+        job + "tasks/mpi-solve/",
+        job + "tasks/live-1/",
+        job + "tasks/live-1/output/?file=stderr.txt",
+        job + "tasks/frame-004/delete/",
+        job + "bulk/?action=terminate&task=frame-004&task=frame-010",
+        "/web/demo/pools/",
+        "/web/demo/pools/local/nodes/local-3/",
+        "/web/audit/",
+        "/web/demo/jobs/no-such-job/",
+        "/admin/",
+        "/admin/tasks/account/",
+        f"/admin/tasks/account/{site['account'].pk}/change/",
+        "/admin/tasks/task/",
+        f"/admin/tasks/task/{site['tasks'][0].pk}/change/",
+        "/admin/tasks/job/",
+        "/admin/tasks/pool/",
+        "/admin/tasks/computenode/",
+        "/admin/tasks/auditrecord/",
+        "/admin/auth/user/",
+        "/admin/auth/user/add/",
+        "/admin/auth/group/add/",
     ]
     for path in paths:
         response = page.goto(path)
@@ -131,7 +166,9 @@ def test_no_dashboard_or_admin_page_breaks_the_content_security_policy(site, new
     # htmx at work under the policy: a live page polls, a dialog opens, a form posts with
     # the CSRF token from the template (the cookie is HttpOnly).
     page.goto(job + "tasks/live-1/")
-    with page.expect_response(lambda r: r.url.endswith("/tasks/live-1/") and r.request.headers.get("hx-request")):
+    with page.expect_response(
+        lambda r: r.url.endswith("/tasks/live-1/") and r.request.headers.get("hx-request")
+    ):
         pass
     found += violations_of(page)
     page.goto(job + "tasks/frame-004/")
@@ -139,7 +176,9 @@ def test_no_dashboard_or_admin_page_breaks_the_content_security_policy(site, new
     page.wait_for_selector("#update-form")
     page.fill("#update-form input[name=max_task_retry_count]", "7")
     page.click("#update-form button[type=submit]")
-    page.wait_for_function("() => document.querySelector('#task-constraints').textContent.includes('7')")
+    page.wait_for_function(
+        "() => document.querySelector('#task-constraints').textContent.includes('7')"
+    )
     found += violations_of(page)
     page.context.clear_cookies()
     for path in ("/accounts/login/", "/admin/login/"):
@@ -147,7 +186,9 @@ def test_no_dashboard_or_admin_page_breaks_the_content_security_policy(site, new
         found += violations_of(page)
     assert found == [] and console == []
     # The capture works and the policy is enforced: an inline style a script adds is refused.
-    page.evaluate("document.body.insertAdjacentHTML('beforeend', '<div style=\\'color: red\\'>x</div>')")
+    page.evaluate(
+        "document.body.insertAdjacentHTML('beforeend', '<div style=\\'color: red\\'>x</div>')"
+    )
     until(page, lambda: violations_of(page), seconds=5, message="the canary's violation")
     assert [v.split(": ", 1)[1] for v in violations_of(page)] == ["style-src-attr inline"]
 
@@ -165,7 +206,10 @@ def test_a_live_job_page_stops_polling_while_a_task_is_ticked_and_while_hidden(s
     page = new_page("olive")
     job = "/web/demo/jobs/render/"
     polls = []
-    page.on("request", lambda r: r.headers.get("hx-request") and "/jobs/render/" in r.url and polls.append(r.url))
+    page.on(
+        "request",
+        lambda r: r.headers.get("hx-request") and "/jobs/render/" in r.url and polls.append(r.url),
+    )
     page.goto(job)
     until(page, lambda: polls, seconds=15, message="the job page to poll")
     page.check("#bulk-form input[name=task] >> nth=0")

@@ -16,8 +16,10 @@ pytestmark = pytest.mark.browser
 
 BAD_SINCE = "since=0001-01-01T00:00:00%2B14:00"  # a 500 before; UTC cannot hold it
 # Every page here must keep the site's Content-Security-Policy: each violation is recorded.
-CSP_LOG = ("window.__csp = []; document.addEventListener('securitypolicyviolation', "
-           "e => window.__csp.push(location.pathname + ': ' + e.violatedDirective + ' ' + e.blockedURI));")
+CSP_LOG = (
+    "window.__csp = []; document.addEventListener('securitypolicyviolation', "
+    "e => window.__csp.push(location.pathname + ': ' + e.violatedDirective + ' ' + e.blockedURI));"
+)
 
 
 def watch_csp(page):
@@ -29,7 +31,9 @@ def violations(page) -> list[str]:
 
 
 def row_ids(page) -> list[str]:
-    return page.locator("#task-table tbody tr[data-task]").evaluate_all("rows => rows.map(r => r.dataset.task)")
+    return page.locator("#task-table tbody tr[data-task]").evaluate_all(
+        "rows => rows.map(r => r.dataset.task)"
+    )
 
 
 @pytest.mark.parametrize("phone", [False, True])
@@ -39,8 +43,13 @@ def test_a_filter_with_an_error_shows_it_and_widens_nothing(site, new_page, phon
     page.goto(f"/web/demo/jobs/render/?node=local-3&{BAD_SINCE}")
     assert page.locator("#filter-errors").is_visible()
     assert "Out of range" in page.inner_text("#filter-errors")
-    assert page.locator("input[name=since][aria-invalid=true]").input_value() == "0001-01-01T00:00:00+14:00"
-    assert row_ids(page) == [] and "Nothing is listed while the filter has an error" in page.inner_text("#task-table")
+    assert (
+        page.locator("input[name=since][aria-invalid=true]").input_value()
+        == "0001-01-01T00:00:00+14:00"
+    )
+    assert row_ids(
+        page
+    ) == [] and "Nothing is listed while the filter has an error" in page.inner_text("#task-table")
     assert page.locator("button:has-text('Export CSV')").is_disabled()
     assert page.locator("button:has-text('Delete all…')").is_disabled()
     shot(page, "31-filter-error" + ("-phone" if phone else ""))
@@ -81,7 +90,9 @@ def test_the_admin_says_what_goes_through_the_rules(site, root, new_page, phone)
     found = violations(page)
     page.goto(f"/admin/tasks/job/{site['job'].pk}/change/")
     shot(page, "34-admin-job" + ("-phone" if phone else ""))
-    page.goto(f"/admin/tasks/computenode/{ComputeNode.objects.first().pk}/delete/")  # refused, with the reason
+    page.goto(
+        f"/admin/tasks/computenode/{ComputeNode.objects.first().pk}/delete/"
+    )  # refused, with the reason
     assert "A node cannot be deleted here" in page.inner_text(".messagelist")
     assert found + violations(page) == []
 

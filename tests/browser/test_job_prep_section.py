@@ -15,9 +15,15 @@ pytestmark = pytest.mark.browser
 
 
 def test_the_job_page_lists_each_nodes_preparation_and_release(site, new_page):
-    job = JobFactory(account=site["account"], job_id="prepped", pool_id="local", spec={
-        "jobPreparationTask": {"commandLine": "/bin/sh -c 'echo <img src=x onerror=alert(1)>'"},
-        "jobReleaseTask": {"commandLine": "/bin/true"}})
+    job = JobFactory(
+        account=site["account"],
+        job_id="prepped",
+        pool_id="local",
+        spec={
+            "jobPreparationTask": {"commandLine": "/bin/sh -c 'echo <img src=x onerror=alert(1)>'"},
+            "jobReleaseTask": {"commandLine": "/bin/true"},
+        },
+    )
     TaskFactory(job=job, task_id="t1")
     nodes = list(ComputeNode.objects.filter(pool__pool_id="local").order_by("node_id"))
     for node, code in zip(nodes, (0, 2, 0), strict=True):
@@ -38,10 +44,17 @@ def test_the_job_page_lists_each_nodes_preparation_and_release(site, new_page):
     assert set(rows) == {"local-1", "local-2", "local-3"}
     assert "success" in rows["local-1"] and "completed" in rows["local-1"]
     assert "FailureExitCode" in rows["local-2"]
-    assert "removed from local" in rows["local-3"] and "due" not in rows["local-3"]  # no release will run there
+    assert (
+        "removed from local" in rows["local-3"] and "due" not in rows["local-3"]
+    )  # no release will run there
     assert "due" in rows["local-2"]
-    href = section.locator("tr[data-node=local-1] a", has_text="release stdout").get_attribute("href")
-    assert href == "/web/demo/pools/local/nodes/local-1/files/workitems/prepped/job-1/jobrelease/stdout.txt"
+    href = section.locator("tr[data-node=local-1] a", has_text="release stdout").get_attribute(
+        "href"
+    )
+    assert (
+        href
+        == "/web/demo/pools/local/nodes/local-1/files/workitems/prepped/job-1/jobrelease/stdout.txt"
+    )
     assert "<img src=x onerror=alert(1)>" in section.inner_text()  # shown as text, never as markup
     assert section.locator("img").count() == 0
     assert violations_of(page) == []

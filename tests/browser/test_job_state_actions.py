@@ -29,17 +29,23 @@ def test_operator_disables_a_job_with_the_terminate_mode_then_enables_it(site, n
     assert "disabled (terminate)" in page.inner_text(".messages")
     assert Job.objects.get(job_id="render").state == "disabled"
     assert Task.objects.filter(job__job_id="render", state="running").count() == 0
-    assert Task.objects.filter(job__job_id="render", failure_info__code="TaskEnded").count() >= running
+    assert (
+        Task.objects.filter(job__job_id="render", failure_info__code="TaskEnded").count() >= running
+    )
 
     page.click("[data-job-action=enable] button")
     page.wait_for_selector("[data-job-action=disable]")
     assert Job.objects.get(job_id="render").state == "active"
     assert list(AuditRecord.objects.order_by("created").values_list("action", "scope")) == [
-        ("job-disable", {"job": "render", "option": "terminate"}), ("job-enable", {"job": "render"})]
+        ("job-disable", {"job": "render", "option": "terminate"}),
+        ("job-enable", {"job": "render"}),
+    ]
     assert violations_of(page) == []
 
 
-def test_the_disable_dialog_cancels_and_a_viewer_gets_only_disabled_buttons_with_the_reason(site, new_page):
+def test_the_disable_dialog_cancels_and_a_viewer_gets_only_disabled_buttons_with_the_reason(
+    site, new_page
+):
     page = new_page("olive")
     page.goto("/web/demo/jobs/render/")
     page.click("[data-job-action=disable] a")
@@ -53,12 +59,21 @@ def test_the_disable_dialog_cancels_and_a_viewer_gets_only_disabled_buttons_with
     # Every job action is there, disabled, with why (the viewer role); none can be opened.
     assert viewer.locator("[data-job-action] a, [data-job-action] form").count() == 0
     assert viewer.locator("[data-job-action] button:disabled").count() == actions.count()
-    assert all("viewer" in text.lower() for text in viewer.locator("[data-job-action] .reason").all_inner_texts())
+    assert all(
+        "viewer" in text.lower()
+        for text in viewer.locator("[data-job-action] .reason").all_inner_texts()
+    )
 
 
 def test_operator_reads_a_schedule_and_terminates_it(site, new_page):
-    add_job_schedule(site["account"], spec={"id": "hourly", "schedule": {},
-                                            "jobSpecification": {"poolInfo": {"poolId": "local"}}})
+    add_job_schedule(
+        site["account"],
+        spec={
+            "id": "hourly",
+            "schedule": {},
+            "jobSpecification": {"poolInfo": {"poolId": "local"}},
+        },
+    )
     page = new_page("olive")
     page.context.add_init_script(CSP_LOG)
     page.goto("/web/jobschedules/")

@@ -22,7 +22,10 @@ def steady(site):
     """A steady pool of two idle nodes its provider made (no agents behind them, no
     reconciler: nothing moves them on)."""
     pool = PoolFactory(account=site["account"], pool_id="steady", target_dedicated_nodes=2)
-    nodes = [ComputeNodeFactory(pool=pool, node_id=f"n-{i}", slots=2, provider_handle=f"local:{i}") for i in (1, 2)]
+    nodes = [
+        ComputeNodeFactory(pool=pool, node_id=f"n-{i}", slots=2, provider_handle=f"local:{i}")
+        for i in (1, 2)
+    ]
     return pool, nodes
 
 
@@ -32,8 +35,15 @@ def text_is(selector: str, text: str) -> str:
 
 def test_operator_stops_a_resize_and_disables_autoscale(site, new_page):
     add_pool(site["account"], spec={"id": "growing", "vmSize": "local", "targetDedicatedNodes": 3})
-    add_pool(site["account"], spec={"id": "elastic", "vmSize": "local", "enableAutoScale": True,
-                                    "autoScaleFormula": "$TargetDedicatedNodes = 0;"})
+    add_pool(
+        site["account"],
+        spec={
+            "id": "elastic",
+            "vmSize": "local",
+            "enableAutoScale": True,
+            "autoScaleFormula": "$TargetDedicatedNodes = 0;",
+        },
+    )
     page = new_page("olive")
     page.context.add_init_script(CSP_LOG)
     page.goto("/web/demo/pools/growing/")
@@ -45,7 +55,9 @@ def test_operator_stops_a_resize_and_disables_autoscale(site, new_page):
 
     page.goto("/web/demo/pools/elastic/")
     page.click("#pool-actions [data-action=disable-autoscale] button")
-    page.wait_for_function("() => document.querySelector('#pool-formula').textContent.startsWith('Off')")
+    page.wait_for_function(
+        "() => document.querySelector('#pool-formula').textContent.startsWith('Off')"
+    )
     assert "autoscale disabled" in page.inner_text("#pool-flash")
     assert page.locator("#pool-actions [data-action=disable-autoscale]").count() == 0
     assert not page.locator("#pool-actions [data-action=resize] a").is_hidden()
@@ -74,7 +86,10 @@ def test_operator_disables_scheduling_reimages_and_removes_nodes(steady, new_pag
     page.wait_for_selector("#node-dialog #confirm-disable-scheduling")
     options = page.locator("#node-dialog input[name=option]")
     assert [options.nth(i).get_attribute("value") for i in range(options.count())] == [
-        "requeue", "terminate", "taskcompletion"]
+        "requeue",
+        "terminate",
+        "taskcompletion",
+    ]
     page.check("#node-dialog input[name=option][value=taskcompletion]")
     page.click("#node-dialog button[type=submit]")
     page.wait_for_selector("#node-scheduling")
@@ -99,7 +114,12 @@ def test_operator_disables_scheduling_reimages_and_removes_nodes(steady, new_pag
 
     page.goto("/web/audit/")
     audit = page.inner_text("#audit-table")
-    for action in ("node-disable-scheduling", "node-enable-scheduling", "node-reimage", "node-remove"):
+    for action in (
+        "node-disable-scheduling",
+        "node-enable-scheduling",
+        "node-reimage",
+        "node-remove",
+    ):
         assert action in audit
     assert f"pool steady: {first.node_id} (taskcompletion)" in audit
     page.click(f"#audit-table a:text-is('{first.node_id}')")
@@ -107,7 +127,9 @@ def test_operator_disables_scheduling_reimages_and_removes_nodes(steady, new_pag
     assert violations_of(page) == []
 
 
-def test_an_action_refused_after_the_page_opened_shows_batchs_reason_and_changes_nothing(steady, new_page):
+def test_an_action_refused_after_the_page_opened_shows_batchs_reason_and_changes_nothing(
+    steady, new_page
+):
     pool, (first, _) = steady
     page = new_page("olive")
     page.context.add_init_script(CSP_LOG)
@@ -115,7 +137,9 @@ def test_an_action_refused_after_the_page_opened_shows_batchs_reason_and_changes
     page.click("#pool-actions [data-action=resize] a")
     page.wait_for_selector("#pool-dialog #pool-form")
     page.fill("#pool-form input[name=target_dedicated]", "5")
-    enable_auto_scale(Pool.objects.get(pk=pool.pk), formula="$TargetDedicatedNodes = 2;")  # someone else, meanwhile
+    enable_auto_scale(
+        Pool.objects.get(pk=pool.pk), formula="$TargetDedicatedNodes = 2;"
+    )  # someone else, meanwhile
     page.click("#pool-form button[type=submit]")
     page.wait_for_selector("#pool-flash.error")
     assert "automatic scaling" in page.inner_text("#pool-flash")
@@ -132,7 +156,9 @@ def test_an_action_refused_after_the_page_opened_shows_batchs_reason_and_changes
     assert flash and page.locator("#node-actions [data-action=reboot] button").is_disabled()
     assert page.inner_text("#node-actions [data-action=reboot] .reason") == flash
     assert ComputeNode.objects.get(pk=first.pk).pending_action == ""
-    refused = AuditRecord.objects.filter(action__in=["pool-resize", "node-reboot"]).values_list("outcome", flat=True)
+    refused = AuditRecord.objects.filter(action__in=["pool-resize", "node-reboot"]).values_list(
+        "outcome", flat=True
+    )
     assert len(refused) == 2 and all(outcome.get("refused") for outcome in refused)
     assert violations_of(page) == []
 
@@ -144,13 +170,22 @@ def test_a_viewers_post_with_a_valid_csrf_token_is_refused(steady, new_page):
     page.goto("/web/demo/pools/steady/")
     token = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
     base = "/web/demo/pools/steady/"
-    for path, form in ((base + "resize/", {"target_dedicated": "9", "target_low_priority": "0"}),
-                       (base + "stop-resize/", {}), (base + "delete/", {"confirm": "yes"}),
-                       (base + f"nodes/{first.node_id}/reboot/", {"confirm": "yes", "option": "requeue"}),
-                       (base + f"nodes/{first.node_id}/remove/", {"confirm": "yes"})):
-        r = page.request.post(path, form={"csrfmiddlewaretoken": token, **form}, headers={"X-CSRFToken": token})
+    for path, form in (
+        (base + "resize/", {"target_dedicated": "9", "target_low_priority": "0"}),
+        (base + "stop-resize/", {}),
+        (base + "delete/", {"confirm": "yes"}),
+        (base + f"nodes/{first.node_id}/reboot/", {"confirm": "yes", "option": "requeue"}),
+        (base + f"nodes/{first.node_id}/remove/", {"confirm": "yes"}),
+    ):
+        r = page.request.post(
+            path, form={"csrfmiddlewaretoken": token, **form}, headers={"X-CSRFToken": token}
+        )
         assert r.status == 403 and "CSRF" not in r.text(), path
     fresh = Pool.objects.get(pk=pool.pk)
-    assert (fresh.target_dedicated_nodes, fresh.allocation_state, fresh.state) == (3, "resizing", "active")
+    assert (fresh.target_dedicated_nodes, fresh.allocation_state, fresh.state) == (
+        3,
+        "resizing",
+        "active",
+    )
     assert ComputeNode.objects.get(pk=first.pk).pending_action == ""
     assert not AuditRecord.objects.filter(actor="victor").exists()

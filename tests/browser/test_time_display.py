@@ -22,8 +22,11 @@ KOLKATA = "Asia/Kolkata"
 def timed(site):
     """Tasks of the site's job created at 04:10, 04:40, 05:00 and 05:20 UTC on 2026-12-01."""
     for task_id, minute in (("at-0410", 10), ("at-0440", 40), ("at-0500", 60), ("at-0520", 80)):
-        TaskFactory(job=site["job"], task_id=task_id,
-                    creation_time=datetime(2026, 12, 1, 4 + minute // 60, minute % 60, tzinfo=UTC))
+        TaskFactory(
+            job=site["job"],
+            task_id=task_id,
+            creation_time=datetime(2026, 12, 1, 4 + minute // 60, minute % 60, tzinfo=UTC),
+        )
     return site
 
 
@@ -37,7 +40,9 @@ def test_times_are_in_the_readers_zone_and_utc_is_one_press_away_and_remembered(
     assert created_text(page) == "2026-12-01 10:10:00 GMT+5:30"
     created = page.locator("#task-properties dt:text-is('Created') + dd time")
     assert created.get_attribute("datetime") == "2026-12-01T04:40:00Z"
-    assert created.get_attribute("title") == "2026-12-01 10:10:00 GMT+5:30 · 2026-12-01 04:40:00 UTC"
+    assert (
+        created.get_attribute("title") == "2026-12-01 10:10:00 GMT+5:30 · 2026-12-01 04:40:00 UTC"
+    )
     toggle = page.locator("[data-time-toggle]")
     assert toggle.is_visible() and toggle.get_attribute("aria-pressed") == "false"
     assert toggle.text_content() == "Times: local (GMT+5:30)"
@@ -52,7 +57,9 @@ def test_times_are_in_the_readers_zone_and_utc_is_one_press_away_and_remembered(
 
 def test_without_javascript_times_say_utc(timed, chromium, live_server, new_page):
     page = new_page("olive", timezone_id=KOLKATA)
-    context = chromium.new_context(java_script_enabled=False, timezone_id=KOLKATA, base_url=live_server.url)
+    context = chromium.new_context(
+        java_script_enabled=False, timezone_id=KOLKATA, base_url=live_server.url
+    )
     try:
         plain = context.new_page()
         plain.context.add_cookies(page.context.cookies())
@@ -73,7 +80,10 @@ def test_a_filter_is_read_in_the_zone_shown(timed, new_page):
     # Chromium names the zone by its older ICU name, Asia/Calcutta: zoneinfo knows both.
     page.wait_for_url(re.compile(r"tz=Asia%2F(Kolkata|Calcutta)"))
     rows = page.locator("#task-table tbody tr[data-task]")
-    assert [rows.nth(i).get_attribute("data-task") for i in range(rows.count())] == ["at-0440", "at-0500"]
+    assert [rows.nth(i).get_attribute("data-task") for i in range(rows.count())] == [
+        "at-0440",
+        "at-0500",
+    ]
     assert page.input_value("#task-filter input[name=since]") == "2026-12-01T10:00"
     shot(page, "time-filter-kolkata")
     # Switching to UTC rewrites the fields in UTC, so the same filter is sent again.
@@ -84,7 +94,10 @@ def test_a_filter_is_read_in_the_zone_shown(timed, new_page):
     page.click("#task-filter button[type=submit]")
     page.wait_for_url("**tz=UTC**")
     rows = page.locator("#task-table tbody tr[data-task]")
-    assert [rows.nth(i).get_attribute("data-task") for i in range(rows.count())] == ["at-0440", "at-0500"]
+    assert [rows.nth(i).get_attribute("data-task") for i in range(rows.count())] == [
+        "at-0440",
+        "at-0500",
+    ]
 
 
 def test_a_live_refresh_formats_its_new_times(timed, new_page):

@@ -22,22 +22,44 @@ def reason(page) -> str:
 
 def wait_reason(page, code: str) -> None:
     page.wait_for_function(
-        f"() => (document.querySelector('#task-waiting') || {{}}).dataset?.waiting === '{code}'", timeout=15_000)
+        f"() => (document.querySelector('#task-waiting') || {{}}).dataset?.waiting === '{code}'",
+        timeout=15_000,
+    )
 
 
-def test_the_waiting_reasons_of_a_failed_dependency_a_pool_without_nodes_and_a_two_instance_task(site, new_page):
+def test_the_waiting_reasons_of_a_failed_dependency_a_pool_without_nodes_and_a_two_instance_task(
+    site, new_page
+):
     account = site["account"]
     work = add_pool(account, spec={"id": "work", "vmSize": "local"})
     first, second = make_node(work, "w1", slots=1), make_node(work, "w2", slots=1)
-    etl = add_job(account, spec={"id": "etl", "poolInfo": {"poolId": "work"}, "usesTaskDependencies": True})
+    etl = add_job(
+        account, spec={"id": "etl", "poolInfo": {"poolId": "work"}, "usesTaskDependencies": True}
+    )
     add_task(etl, spec={"id": "transform-bad", "commandLine": "exit 5"})
     [bad] = claim(first)
     finish(bad, 5)
-    add_task(etl, spec={"id": "load", "commandLine": "/bin/true", "dependsOn": {"taskIds": ["transform-bad"]}})
+    add_task(
+        etl,
+        spec={
+            "id": "load",
+            "commandLine": "/bin/true",
+            "dependsOn": {"taskIds": ["transform-bad"]},
+        },
+    )
     add_task(etl, spec={"id": "busy", "commandLine": "/bin/true"})
     [busy] = claim(second)
-    add_task(etl, spec={"id": "mpi", "commandLine": "/bin/true", "multiInstanceSettings": {
-        "numberOfInstances": 2, "coordinationCommandLine": "/bin/true"}})
+    add_task(
+        etl,
+        spec={
+            "id": "mpi",
+            "commandLine": "/bin/true",
+            "multiInstanceSettings": {
+                "numberOfInstances": 2,
+                "coordinationCommandLine": "/bin/true",
+            },
+        },
+    )
     gpu = add_pool(account, spec={"id": "gpu-pool", "vmSize": "local"})
     train = add_job(account, spec={"id": "train", "poolInfo": {"poolId": "gpu-pool"}})
     add_task(train, spec={"id": "epoch-1", "commandLine": "/bin/true"})
@@ -72,7 +94,9 @@ def test_the_waiting_reasons_of_a_failed_dependency_a_pool_without_nodes_and_a_t
     page.check("#filter-blocked")
     page.click("#task-filter button[type=submit]")
     page.wait_for_url(re.compile(r"blocked=1"))
-    rows = page.locator("#task-table tbody tr[data-task]").evaluate_all("rows => rows.map(r => r.dataset.task)")
+    rows = page.locator("#task-table tbody tr[data-task]").evaluate_all(
+        "rows => rows.map(r => r.dataset.task)"
+    )
     assert rows == ["load"]
     shot(page, "waiting-04-blocked-filter")
     for dark in (False, True):
@@ -92,7 +116,9 @@ def test_a_wall_clock_update_ends_the_running_task(site, agents, new_page):
     agents.start(pool, "real-1", slots=1)
     page = new_page("olive")
     page.goto("/web/demo/jobs/long/tasks/sleeper/")
-    page.wait_for_function("() => document.querySelector('#task-state').textContent === 'running'", timeout=15_000)
+    page.wait_for_function(
+        "() => document.querySelector('#task-state').textContent === 'running'", timeout=15_000
+    )
     page.click("#task-actions [data-action=update] a")
     page.wait_for_selector("#task-dialog #update-form")
     assert "Applies to a running attempt too" in page.inner_text("#update-form")
@@ -100,9 +126,12 @@ def test_a_wall_clock_update_ends_the_running_task(site, agents, new_page):
     shot(page, "waiting-05-wall-clock-form")
     page.click("#update-form button[type=submit]")
     page.wait_for_selector("#task-flash")
-    assert "The running attempt now has max wall-clock 2.0 s, from its start" in page.inner_text("#task-flash")
-    page.wait_for_function("() => document.querySelector('#task-state').textContent === 'completed'",
-                           timeout=20_000)
+    assert "The running attempt now has max wall-clock 2.0 s, from its start" in page.inner_text(
+        "#task-flash"
+    )
+    page.wait_for_function(
+        "() => document.querySelector('#task-state').textContent === 'completed'", timeout=20_000
+    )
     assert "TaskEnded" in page.inner_text("#task-failure")
     assert "maximum wall clock time" in page.inner_text("#task-failure")
     shot(page, "waiting-06-wall-clock-ended")

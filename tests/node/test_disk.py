@@ -1,4 +1,4 @@
-"""tasks.node.disk: the walk the agent makes, writes and removes its directories with,
+"""tasks.nodehost.disk: the walk the agent makes, writes and removes its directories with,
 against links, files and FIFOs where it expects directories or output files."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tasks.node import disk
+from tasks.nodehost import disk
 from tests.node.test_storage_symlinks import within
 
 
@@ -39,7 +39,9 @@ def test_making_a_directory_replaces_what_stands_in_its_place(nodes, planted):
 
 
 def test_a_directory_is_not_opened_through_a_link_without_make(nodes):
-    (nodes / "a" / "p" / "n" / "shared").symlink_to(nodes.parent / "outside", target_is_directory=True)
+    (nodes / "a" / "p" / "n" / "shared").symlink_to(
+        nodes.parent / "outside", target_is_directory=True
+    )
     with pytest.raises(OSError), disk.directory(nodes, ["a", "p", "n", "shared"]):
         pass
 
@@ -53,17 +55,24 @@ def test_output_replaces_a_link_or_a_fifo_and_never_waits(nodes, planted):
         os.mkfifo(directory / "stdout.txt")
 
     def write():
-        with disk.directory(nodes, ["a", "p", "n"]) as fd, open(disk.open_output(fd, "stdout.txt", append=False),
-                                                                  "w") as out:
+        with (
+            disk.directory(nodes, ["a", "p", "n"]) as fd,
+            open(disk.open_output(fd, "stdout.txt", append=False), "w") as out,
+        ):
             out.write("mine\n")
 
     within(5, write)
-    assert not (directory / "stdout.txt").is_symlink() and (directory / "stdout.txt").read_text() == "mine\n"
+    assert (
+        not (directory / "stdout.txt").is_symlink()
+        and (directory / "stdout.txt").read_text() == "mine\n"
+    )
     assert (nodes.parent / "outside" / "keep.txt").read_text() == "must survive\n"
 
 
 def test_removing_through_a_link_on_the_way_removes_nothing(nodes):
-    (nodes / "a" / "p" / "n" / "workitems").symlink_to(nodes.parent / "outside", target_is_directory=True)
+    (nodes / "a" / "p" / "n" / "workitems").symlink_to(
+        nodes.parent / "outside", target_is_directory=True
+    )
     disk.remove(nodes, "a/p/n/workitems/keep.txt")
     disk.empty(nodes, "a/p/n/workitems")  # the link itself goes: it stood for a directory
     assert outside_of(nodes) == ["keep.txt"]

@@ -21,10 +21,15 @@ from tests.factories import AccountFactory, TaskFactory
 def legacy_task_with_an_impossible_environment(job, task_id: str) -> Task:
     """A task as a database written before names with "=" were refused may hold it (the
     rules layer refuses to add one now, so it is written directly)."""
-    task = TaskFactory(job=job, task_id=task_id, command_line="/bin/true",
-                       spec={"environmentSettings": [{"name": "A=B", "value": "1"}]})
-    type(job).objects.filter(pk=job.pk).update(active_count=job.active_count + 1,
-                                               active_slots=job.active_slots + 1)
+    task = TaskFactory(
+        job=job,
+        task_id=task_id,
+        command_line="/bin/true",
+        spec={"environmentSettings": [{"name": "A=B", "value": "1"}]},
+    )
+    type(job).objects.filter(pk=job.pk).update(
+        active_count=job.active_count + 1, active_slots=job.active_slots + 1
+    )
     return task
 
 
@@ -33,16 +38,27 @@ def pool(transactional_db):
     return add_pool(AccountFactory(), spec={"id": "launch", "vmSize": "local"})
 
 
-def test_a_task_whose_process_cannot_be_created_fails_and_frees_its_slot_on_a_real_agent(agents, pool):
+def test_a_task_whose_process_cannot_be_created_fails_and_frees_its_slot_on_a_real_agent(
+    agents, pool
+):
     job = make_job(pool.account, pool)
     wedged = legacy_task_with_an_impossible_environment(job, "wedged")
     agents.start(pool, "one-slot", slots=1)
-    wait_for(lambda: fresh(wedged).state == Task.State.COMPLETED, timeout=20, message="the task to complete")
+    wait_for(
+        lambda: fresh(wedged).state == Task.State.COMPLETED,
+        timeout=20,
+        message="the task to complete",
+    )
     assert (wedged.result, wedged.failure_info["code"], wedged.failure_info["category"]) == (
-        "failure", "CommandLaunchFailed", "usererror")
+        "failure",
+        "CommandLaunchFailed",
+        "usererror",
+    )
     assert wedged.exit_code is None
     after = add(job, "after", "/bin/true")  # the only slot is free again
-    wait_for(lambda: fresh(after).state == Task.State.COMPLETED, timeout=20, message="the next task")
+    wait_for(
+        lambda: fresh(after).state == Task.State.COMPLETED, timeout=20, message="the next task"
+    )
     assert after.result == "success"
 
 
@@ -52,11 +68,18 @@ def test_a_task_whose_process_cannot_be_created_fails_and_frees_its_slot_on_a_re
 @pytest.fixture
 def agent(pool, settings, tmp_path):
     settings.DATA_DIR = tmp_path
-    settings.STORAGES = {**settings.STORAGES, "taskfiles": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "nodes")}}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "taskfiles": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "nodes")},
+        },
+    }
     had = getattr(connection, "writes_first", None)
     node_agent = NodeAgent(pool, node_id="inproc", slots=1)
-    node_agent.node = node_ops.register_node(pool, node_id="inproc", slots=1, root_dir=str(node_agent.root))
+    node_agent.node = node_ops.register_node(
+        pool, node_id="inproc", slots=1, root_dir=str(node_agent.root)
+    )
     yield node_agent
     for run in list(node_agent.runs.values()):
         node_agent._kill(run, "shutdown")
@@ -68,7 +91,9 @@ def broken(*args, **kwargs):
 
 
 @pytest.mark.parametrize("step", ["environment", "command_argv", "spawn"])
-def test_a_fault_in_any_step_of_starting_fails_the_attempt_and_frees_the_slot(agent, pool, monkeypatch, step):
+def test_a_fault_in_any_step_of_starting_fails_the_attempt_and_frees_the_slot(
+    agent, pool, monkeypatch, step
+):
     job = make_job(pool.account, pool)
     task = add(job, "t1", "/bin/true")
     monkeypatch.setattr(agent_module, step, broken)
@@ -77,15 +102,27 @@ def test_a_fault_in_any_step_of_starting_fails_the_attempt_and_frees_the_slot(ag
     assert agent._free() == 1, "the slot is still held"
     agent._flush_reports()
     task = fresh(task)
-    assert (task.state, task.result, task.failure_info["code"]) == ("completed", "failure", "CommandLaunchFailed")
+    assert (task.state, task.result, task.failure_info["code"]) == (
+        "completed",
+        "failure",
+        "CommandLaunchFailed",
+    )
     assert "injected fault" in task.failure_info["message"]
-    assert "injected fault" in (agent.root / "workitems" / job.job_id / "job-1" / "t1" / "stderr.txt").read_text()
+    assert (
+        "injected fault"
+        in (agent.root / "workitems" / job.job_id / "job-1" / "t1" / "stderr.txt").read_text()
+    )
 
     nxt = add(job, "t2", "/bin/true")
     agent.next_claim = 0
     agent._report_and_claim()
-    wait_for(lambda: (agent._collect_exits(), agent._flush_reports(), fresh(nxt).state == "completed")[-1],
-             timeout=10, message="the next task to run in the freed slot")
+    wait_for(
+        lambda: (agent._collect_exits(), agent._flush_reports(), fresh(nxt).state == "completed")[
+            -1
+        ],
+        timeout=10,
+        message="the next task to run in the freed slot",
+    )
     assert nxt.result == "success"
 
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tasks.models import ComputeNode, Task
-from tasks.node.storage import TaskFiles
+from tasks.nodehost.storage import TaskFiles
 from tasks.operations.pools import add_pool
 from tests.agents import wait_for
 from tests.conftest import BatchTestClient
@@ -19,16 +19,24 @@ from tests.factories import AccountFactory
 
 @pytest.fixture
 def two_pools(transactional_db):
-    return [add_pool(AccountFactory(name=name), spec={"id": "local", "vmSize": "local"}) for name in ("alpha", "beta")]
+    return [
+        add_pool(AccountFactory(name=name), spec={"id": "local", "vmSize": "local"})
+        for name in ("alpha", "beta")
+    ]
 
 
-def test_an_agent_of_another_account_with_the_same_node_id_leaves_the_first_accounts_tasks_alone(agents, two_pools,
-                                                                                                 tmp_path):
+def test_an_agent_of_another_account_with_the_same_node_id_leaves_the_first_accounts_tasks_alone(
+    agents, two_pools, tmp_path
+):
     a, b = two_pools
     agents.start(a, "local-1", slots=1)
     marker = tmp_path / "started"
-    task = add(make_job(a.account, a), "long", f"/bin/sh -c 'echo secret-of-alpha; touch {marker}; exec sleep 30'",
-               userIdentity={"autoUser": {"elevationLevel": "admin"}})  # root: it writes in the test's tmp_path
+    task = add(
+        make_job(a.account, a),
+        "long",
+        f"/bin/sh -c 'echo secret-of-alpha; touch {marker}; exec sleep 30'",
+        userIdentity={"autoUser": {"elevationLevel": "admin"}},
+    )  # root: it writes in the test's tmp_path
     wait_for(lambda: marker.exists(), message="alpha's task to start")
 
     agents.start(b, "local-1", slots=1, clean=False)  # registers, kills "its" leftovers, polls

@@ -2,15 +2,16 @@
 
 import pytest
 
-from tasks.node import AGENT_VERSION
-from tasks.queries import list_recent_node_tasks
+from tasks.nodehost import AGENT_VERSION
+from tasks.queries.nodes import list_recent_node_tasks
 from tests.execution import add, claim, finish, make_job, make_node, make_pool
 
 pytestmark = pytest.mark.django_db
 
 
-def test_recent_tasks_are_the_nodes_latest_attempts_newest_first_in_one_query(account,
-                                                                               django_assert_num_queries):
+def test_recent_tasks_are_the_nodes_latest_attempts_newest_first_in_one_query(
+    account, django_assert_num_queries
+):
     pool = make_pool(account)
     node, other = make_node(pool, "n1"), make_node(pool, "n2")
     job = make_job(account, pool)

@@ -12,12 +12,15 @@ def pool(transactional_db):
     return add_pool(AccountFactory(name="nodes"), spec={"id": "p1", "vmSize": "local"})
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--pool", "nope", "--account", "nodes"], "has no pool"),
-    (["--pool", "p1", "--account", "ghost"], "no Batch account"),
-    (["--pool", "p1", "--account", "nodes", "--node-id", "../escape"], "--node-id"),
-    (["--pool", "p1", "--account", "nodes", "--slots", "0"], "--slots"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--pool", "nope", "--account", "nodes"], "has no pool"),
+        (["--pool", "p1", "--account", "ghost"], "no Batch account"),
+        (["--pool", "p1", "--account", "nodes", "--node-id", "../escape"], "--node-id"),
+        (["--pool", "p1", "--account", "nodes", "--slots", "0"], "--slots"),
+    ],
+)
 def test_refuses_what_cannot_make_a_node(pool, args, message):
     with pytest.raises(CommandError, match=message):
         call_command("runnode", *args)

@@ -42,9 +42,14 @@ def env_of(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
-def test_the_start_task_runs_in_startup_with_its_environment_and_tasks_see_what_it_left(agents, transactional_db):
-    pool = make_pool("st-env", commandLine=sh("env > env.txt; echo ready > $AZ_BATCH_NODE_SHARED_DIR/tool; echo hi"),
-                     environmentSettings=[{"name": "TOOL_VERSION", "value": "1.2"}])
+def test_the_start_task_runs_in_startup_with_its_environment_and_tasks_see_what_it_left(
+    agents, transactional_db
+):
+    pool = make_pool(
+        "st-env",
+        commandLine=sh("env > env.txt; echo ready > $AZ_BATCH_NODE_SHARED_DIR/tool; echo hi"),
+        environmentSettings=[{"name": "TOOL_VERSION", "value": "1.2"}],
+    )
     agents.start(pool, "n1", slots=1)
     n = node(pool, "n1")
     root = Path(n.root_dir)
@@ -55,31 +60,53 @@ def test_the_start_task_runs_in_startup_with_its_environment_and_tasks_see_what_
     assert env["TOOL_VERSION"] == "1.2"
     assert env["AZ_BATCH_TASK_DIR"] == env["AZ_BATCH_NODE_STARTUP_DIR"] == str(root / "startup")
     assert env["AZ_BATCH_TASK_WORKING_DIR"] == str(root / "startup" / "wd")
-    assert (env["AZ_BATCH_NODE_ID"], env["AZ_BATCH_POOL_ID"], env["AZ_BATCH_NODE_IS_DEDICATED"]) == (
-        "n1", "st-env", "true")
-    assert env["AZ_BATCH_NODE_ROOT_DIR"] == str(root) and env["AZ_BATCH_NODE_SHARED_DIR"] == str(root / "shared")
-    assert "AZ_BATCH_JOB_ID" not in env and "AZ_BATCH_TASK_ID" not in env  # "all tasks except start task"
+    assert (
+        env["AZ_BATCH_NODE_ID"],
+        env["AZ_BATCH_POOL_ID"],
+        env["AZ_BATCH_NODE_IS_DEDICATED"],
+    ) == ("n1", "st-env", "true")
+    assert env["AZ_BATCH_NODE_ROOT_DIR"] == str(root) and env["AZ_BATCH_NODE_SHARED_DIR"] == str(
+        root / "shared"
+    )
+    assert (
+        "AZ_BATCH_JOB_ID" not in env and "AZ_BATCH_TASK_ID" not in env
+    )  # "all tasks except start task"
     assert "DATABASE_URL" not in env
 
-    task = add(make_job(pool.account, pool), "t1", sh("cat $AZ_BATCH_NODE_SHARED_DIR/tool; echo $AZ_BATCH_NODE_STARTUP_DIR"))
+    task = add(
+        make_job(pool.account, pool),
+        "t1",
+        sh("cat $AZ_BATCH_NODE_SHARED_DIR/tool; echo $AZ_BATCH_NODE_STARTUP_DIR"),
+    )
     wait_for(lambda: fresh(task).state == Task.State.COMPLETED, message="the task")
-    assert Path(task.task_root_directory, "stdout.txt").read_text() == f"ready\n{root / 'startup'}\n"
+    assert (
+        Path(task.task_root_directory, "stdout.txt").read_text() == f"ready\n{root / 'startup'}\n"
+    )
 
 
 def test_a_failing_start_task_is_retried_up_to_max_task_retry_count(agents, transactional_db):
     # Fails twice, then succeeds: its wd/ keeps the count across tries.
-    pool = make_pool("st-retry", maxTaskRetryCount=2,
-                     commandLine=sh("echo x >> tries; [ $(wc -l < tries) -ge 3 ]"))
+    pool = make_pool(
+        "st-retry",
+        maxTaskRetryCount=2,
+        commandLine=sh("echo x >> tries; [ $(wc -l < tries) -ge 3 ]"),
+    )
     agents.start(pool, "n1", slots=1)
     info = node(pool, "n1").start_task_info
     assert (info["result"], info["retryCount"], info["exitCode"]) == ("success", 2, 0)
     assert info["lastRetryTime"] == info["startTime"]
 
 
-def test_wait_for_success_holds_the_node_until_the_start_task_succeeds(agents, transactional_db, tmp_path):
+def test_wait_for_success_holds_the_node_until_the_start_task_succeeds(
+    agents, transactional_db, tmp_path
+):
     gate = tmp_path / "gate"
-    pool = make_pool("st-wait", waitForSuccess=True, commandLine=sh(f"while [ ! -e {gate} ]; do sleep 0.05; done"),
-                     userIdentity=ADMIN)
+    pool = make_pool(
+        "st-wait",
+        waitForSuccess=True,
+        commandLine=sh(f"while [ ! -e {gate} ]; do sleep 0.05; done"),
+        userIdentity=ADMIN,
+    )
     agents.start(pool, "n1", slots=1, ready=("waitingforstarttask",))
     task = add(make_job(pool.account, pool), "t1")
     time.sleep(1.0)  # several poll intervals: a node that took work would have claimed it
@@ -87,12 +114,15 @@ def test_wait_for_success_holds_the_node_until_the_start_task_succeeds(agents, t
     assert node(pool, "n1").start_task_info["state"] == "running"
     assert fresh(task).state == Task.State.ACTIVE
     gate.touch()
-    wait_for(lambda: fresh(task).state == Task.State.COMPLETED, message="the task after the start task")
+    wait_for(
+        lambda: fresh(task).state == Task.State.COMPLETED, message="the task after the start task"
+    )
     assert node(pool, "n1").start_task_info["result"] == "success"
 
 
 def test_a_start_task_that_keeps_failing_leaves_the_node_starttaskfailed_and_it_claims_nothing(
-        agents, transactional_db):
+    agents, transactional_db
+):
     pool = make_pool("st-fail", maxTaskRetryCount=1, commandLine=sh("echo broken >&2; exit 7"))
     agents.start(pool, "n1", slots=1, ready=("starttaskfailed",))
     n = node(pool, "n1")
@@ -113,19 +143,34 @@ def test_a_start_task_whose_program_does_not_exist_fails_without_retry(agents, t
     assert (info["failureInfo"]["code"], info["retryCount"]) == ("CommandProgramNotFound", 0)
 
 
-def test_without_wait_for_success_tasks_run_while_the_start_task_does(agents, transactional_db, tmp_path):
+def test_without_wait_for_success_tasks_run_while_the_start_task_does(
+    agents, transactional_db, tmp_path
+):
     gate = tmp_path / "gate"
-    pool = make_pool("st-nowait", waitForSuccess=False,
-                     commandLine=sh(f"while [ ! -e {gate} ]; do sleep 0.05; done; exit 3"), userIdentity=ADMIN)
+    pool = make_pool(
+        "st-nowait",
+        waitForSuccess=False,
+        commandLine=sh(f"while [ ! -e {gate} ]; do sleep 0.05; done; exit 3"),
+        userIdentity=ADMIN,
+    )
     agents.start(pool, "n1", slots=1)
     task = add(make_job(pool.account, pool), "t1")
-    wait_for(lambda: fresh(task).state == Task.State.COMPLETED, message="the task while the start task runs")
+    wait_for(
+        lambda: fresh(task).state == Task.State.COMPLETED,
+        message="the task while the start task runs",
+    )
     assert node(pool, "n1").start_task_info["state"] == "running"
     gate.touch()
-    wait_for(lambda: node(pool, "n1").start_task_info["state"] == "completed", message="the start task's end")
+    wait_for(
+        lambda: node(pool, "n1").start_task_info["state"] == "completed",
+        message="the start task's end",
+    )
     assert node(pool, "n1").start_task_info["result"] == "failure"
     after = add(make_job(pool.account, pool, "job2"), "t2")  # a failure does not stop the node
-    wait_for(lambda: fresh(after).state == Task.State.COMPLETED, message="a task after the start task failed")
+    wait_for(
+        lambda: fresh(after).state == Task.State.COMPLETED,
+        message="a task after the start task failed",
+    )
 
 
 def test_a_low_priority_node_is_not_dedicated_and_its_tasks_know_it(agents, transactional_db):
@@ -140,9 +185,17 @@ def test_a_low_priority_node_is_not_dedicated_and_its_tasks_know_it(agents, tran
 def test_an_agent_reports_cpu_and_memory_in_its_heartbeat(agents, transactional_db):
     pool = make_pool("samples")
     agents.start(pool, "n1", slots=1)
-    task = add(make_job(pool.account, pool), "busy", sh("end=$(($(date +%s) + 3)); while [ $(date +%s) -lt $end ]; do :; done"))
+    task = add(
+        make_job(pool.account, pool),
+        "busy",
+        sh("end=$(($(date +%s) + 3)); while [ $(date +%s) -lt $end ]; do :; done"),
+    )
     wait_for(lambda: fresh(task).state == Task.State.RUNNING, message="the busy task")
-    wait_for(lambda: (node(pool, "n1").cpu_percent or 0) > 5, timeout=10, message="a CPU sample of the busy task")
+    wait_for(
+        lambda: (node(pool, "n1").cpu_percent or 0) > 5,
+        timeout=10,
+        message="a CPU sample of the busy task",
+    )
     n = node(pool, "n1")
     assert n.memory_bytes > 10 * 1024 * 1024  # the agent itself (a Django process) and the task
     assert n.cpu_percent <= 100
@@ -159,12 +212,22 @@ def test_the_start_tasks_output_is_read_through_the_node_files_api(agents, trans
     assert b"".join(r.streaming_content) == b"oops\n"
     listed = api.get(base, params={"recursive": "true"})
     names = [f["name"] for f in json.loads(listed.content)["value"]]
-    assert {"shared", "startup", "startup/stdout.txt", "startup/stderr.txt", "startup/wd", "workitems"} <= set(names)
+    assert {
+        "shared",
+        "startup",
+        "startup/stdout.txt",
+        "startup/stderr.txt",
+        "startup/wd",
+        "workitems",
+    } <= set(names)
 
 
 def test_a_start_task_whose_environment_no_process_can_have_fails_and_does_not_hold_the_node(
-        agents, transactional_db):
-    pool = make_pool("st-badenv", commandLine="/bin/true", environmentSettings=[{"name": "A=B", "value": "x"}])
+    agents, transactional_db
+):
+    pool = make_pool(
+        "st-badenv", commandLine="/bin/true", environmentSettings=[{"name": "A=B", "value": "x"}]
+    )
     agents.start(pool, "n1", slots=1, ready=("starttaskfailed",))
     info = node(pool, "n1").start_task_info
     assert (info["state"], info["failureInfo"]["code"]) == ("completed", "CommandLaunchFailed")

@@ -1,12 +1,12 @@
-"""tasks.node.storage: task files through the storage interface, and publishing them."""
+"""tasks.nodehost.storage: task files through the storage interface, and publishing them."""
 
 from datetime import datetime
 
 import pytest
 from django.core.files.storage import FileSystemStorage
 
-from tasks.node import layout
-from tasks.node.storage import TaskFiles, clean_name, is_local_to, publish_dir, unpublish_dir
+from tasks.nodehost import layout
+from tasks.nodehost.storage import TaskFiles, clean_name, is_local_to, publish_dir, unpublish_dir
 
 
 @pytest.fixture
@@ -28,9 +28,17 @@ def test_lists_the_top_level_or_everything(node_dir):
     root, _ = node_dir
     files = files_of(FileSystemStorage(location=root / "nodes"))
     assert [(f.name, f.is_directory) for f in files.list(recursive=False)] == [
-        ("stderr.txt", False), ("stdout.txt", False), ("wd", True)]
+        ("stderr.txt", False),
+        ("stdout.txt", False),
+        ("wd", True),
+    ]
     assert [f.name for f in files.list(recursive=True)] == [
-        "stderr.txt", "stdout.txt", "wd", "wd/sub", "wd/sub/deep.txt"]
+        "stderr.txt",
+        "stdout.txt",
+        "wd",
+        "wd/sub",
+        "wd/sub/deep.txt",
+    ]
 
 
 def test_a_file_has_its_size_times_and_mode(node_dir):
@@ -48,10 +56,18 @@ def test_deleting_a_non_empty_directory_needs_recursive(node_dir):
     assert not (task / "wd").exists()
 
 
-@pytest.mark.parametrize(("path", "clean"), [
-    ("stdout.txt", "stdout.txt"), ("wd/a/b.txt", "wd/a/b.txt"), ("./wd//x", "wd/x"),
-    ("../other/stdout.txt", None), ("wd/../../x", None), ("", None), ("/", None),
-])
+@pytest.mark.parametrize(
+    ("path", "clean"),
+    [
+        ("stdout.txt", "stdout.txt"),
+        ("wd/a/b.txt", "wd/a/b.txt"),
+        ("./wd//x", "wd/x"),
+        ("../other/stdout.txt", None),
+        ("wd/../../x", None),
+        ("", None),
+        ("/", None),
+    ],
+)
 def test_a_file_path_cannot_leave_the_task_directory(path, clean):
     assert clean_name(path) == clean
 
@@ -68,6 +84,11 @@ def test_the_local_storage_needs_no_publishing_and_another_gets_a_copy(node_dir,
     files = files_of(shared)
     assert files.open("stdout.txt").read() == b"hello again\n"
     assert [f.name for f in files.list(recursive=True)] == [
-        "stderr.txt", "stdout.txt", "wd", "wd/sub", "wd/sub/deep.txt"]
+        "stderr.txt",
+        "stdout.txt",
+        "wd",
+        "wd/sub",
+        "wd/sub/deep.txt",
+    ]
     unpublish_dir(shared, key)
     assert not files.exists()

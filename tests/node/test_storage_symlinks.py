@@ -1,4 +1,4 @@
-"""tasks.node.storage against what a hostile task leaves in its directory: links to the
+"""tasks.nodehost.storage against what a hostile task leaves in its directory: links to the
 host's secrets, links to directories outside, link loops, FIFOs, a link swapped in for a
 directory above it. Nothing is read, listed or deleted outside the task's directory, and
 every listing ends, however the directory looks."""
@@ -11,8 +11,16 @@ import threading
 import pytest
 from django.core.files.storage import FileSystemStorage, InMemoryStorage
 
-from tasks.node import layout, storage
-from tasks.node.storage import DIRECTORY, FILE, LINK, SPECIAL, TaskFiles, clean_name, publish_dir
+from tasks.nodehost import layout, storage
+from tasks.nodehost.storage import (
+    DIRECTORY,
+    FILE,
+    LINK,
+    SPECIAL,
+    TaskFiles,
+    clean_name,
+    publish_dir,
+)
 
 KEY = layout.storage_key("acct/pool/n1", "j", "t")
 
@@ -51,8 +59,13 @@ def tree(tmp_path):
     (outside / "keep.txt").write_text("must survive\n")
     secret = tmp_path / ".secret_key"
     secret.write_text("the host's secret\n")
-    return {"nodes": nodes, "task": task, "outside": outside, "secret": secret,
-            "files": TaskFiles(KEY, FileSystemStorage(location=nodes))}
+    return {
+        "nodes": nodes,
+        "task": task,
+        "outside": outside,
+        "secret": secret,
+        "files": TaskFiles(KEY, FileSystemStorage(location=nodes)),
+    }
 
 
 def test_a_link_to_a_secret_is_listed_as_a_link_and_never_read(tree):
@@ -92,7 +105,12 @@ def test_link_loops_list_once_as_links_and_the_listing_ends(tree):
     (wd / "b").symlink_to(".")
     listing = within(30, lambda: tree["files"].list(recursive=True))
     assert [(f.name, f.kind) for f in listing] == [
-        ("stdout.txt", FILE), ("wd", DIRECTORY), ("wd/a", LINK), ("wd/b", LINK), ("wd/result.txt", FILE)]
+        ("stdout.txt", FILE),
+        ("wd", DIRECTORY),
+        ("wd/a", LINK),
+        ("wd/b", LINK),
+        ("wd/result.txt", FILE),
+    ]
     assert not listing.more
 
 
@@ -149,8 +167,17 @@ def test_a_listing_cut_short_by_its_budget_resumes_to_the_same_entries(tree, mon
         assert page.resume is not None
         after = page.resume
     assert len(pages) > 3 and [n for p in pages for n in p] == [f.name for f in whole]
-    assert [f.name for f in whole] == ["stdout.txt", "wd", "wd/a", "wd/a/deep.txt", "wd/a.txt", "wd/b",
-                                       "wd/c", "wd/c/z.txt", "wd/result.txt"]
+    assert [f.name for f in whole] == [
+        "stdout.txt",
+        "wd",
+        "wd/a",
+        "wd/a/deep.txt",
+        "wd/a.txt",
+        "wd/b",
+        "wd/c",
+        "wd/c/z.txt",
+        "wd/result.txt",
+    ]
 
 
 def test_a_directory_gives_at_most_its_cap_of_entries(tree, monkeypatch):
@@ -173,7 +200,9 @@ def test_publishing_copies_regular_files_and_no_link(tree, tmp_path, target):
     (wd / "x").symlink_to(tree["secret"])
     (wd / "out").symlink_to(tree["outside"])
     os.mkfifo(wd / "pipe")
-    shared = FileSystemStorage(location=tmp_path / "shared") if target == "disk" else InMemoryStorage()
+    shared = (
+        FileSystemStorage(location=tmp_path / "shared") if target == "disk" else InMemoryStorage()
+    )
     assert within(30, lambda: publish_dir(shared, tree["nodes"], KEY)) == 2
     published = TaskFiles(KEY, shared)
     assert [f.name for f in published.list(recursive=True)] == ["stdout.txt", "wd", "wd/result.txt"]

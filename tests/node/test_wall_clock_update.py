@@ -26,7 +26,12 @@ def fresh(task: Task) -> Task:
 
 
 def running(pool, command: str, **constraints) -> Task:
-    task = add(make_job(pool.account, pool), "t1", command, **({"constraints": constraints} if constraints else {}))
+    task = add(
+        make_job(pool.account, pool),
+        "t1",
+        command,
+        **({"constraints": constraints} if constraints else {}),
+    )
     wait_for(lambda: fresh(task).state == Task.State.RUNNING, message="the task to start")
     return task
 
@@ -35,7 +40,11 @@ def test_a_shorter_wall_clock_ends_the_running_task(agents, pool):
     agents.start(pool, "n1", slots=1)
     task = running(pool, "sleep 120")
     update_task(fresh(task), constraints={"maxWallClockTime": timedelta(seconds=1)})
-    wait_for(lambda: fresh(task).state == Task.State.COMPLETED, timeout=30, message="the wall clock to end it")
+    wait_for(
+        lambda: fresh(task).state == Task.State.COMPLETED,
+        timeout=30,
+        message="the wall clock to end it",
+    )
     assert (task.result, task.failure_info["code"]) == (Task.Result.FAILURE, "TaskEnded")
     assert "wall clock" in task.failure_info["message"]
     assert task.end_time - task.start_time < timedelta(seconds=120)
@@ -46,7 +55,9 @@ def test_a_longer_wall_clock_lets_the_running_task_finish(agents, pool):
     agents.start(pool, "n1", slots=1)
     task = running(pool, "/bin/sh -c 'sleep 6; echo done'", maxWallClockTime=timedelta(seconds=4))
     update_task(fresh(task), constraints={"maxWallClockTime": timedelta(seconds=60)})
-    wait_for(lambda: fresh(task).state == Task.State.COMPLETED, timeout=30, message="the task to finish")
+    wait_for(
+        lambda: fresh(task).state == Task.State.COMPLETED, timeout=30, message="the task to finish"
+    )
     assert (task.result, task.exit_code, task.failure_info) == (Task.Result.SUCCESS, 0, None)
 
 
@@ -54,9 +65,15 @@ def test_update_task_through_the_api_ends_the_running_task_as_batch_does(agents,
     pool = add_pool(account, spec={"id": "api-wallclock", "vmSize": "local"})
     agents.start(pool, "n1", slots=1)
     task = running(pool, "sleep 120")
-    r = batch.put(f"/jobs/{task.job.job_id}/tasks/t1", {"constraints": {"maxWallClockTime": "PT1S"}})
+    r = batch.put(
+        f"/jobs/{task.job.job_id}/tasks/t1", {"constraints": {"maxWallClockTime": "PT1S"}}
+    )
     assert r.status_code == 200, r.content
-    wait_for(lambda: fresh(task).state == Task.State.COMPLETED, timeout=30, message="the wall clock to end it")
+    wait_for(
+        lambda: fresh(task).state == Task.State.COMPLETED,
+        timeout=30,
+        message="the wall clock to end it",
+    )
     got = batch.get(f"/jobs/{task.job.job_id}/tasks/t1").json()
     assert got["executionInfo"]["result"] == "failure"
     assert got["executionInfo"]["failureInfo"]["code"] == "TaskEnded"
@@ -68,5 +85,9 @@ def test_the_update_wakes_the_agent_which_then_looks_again_when_the_limit_runs_o
     agents.start(pool, "n1", slots=1, BATCHSITE_NODE_POLL_SECONDS="300")
     task = running(pool, "sleep 120")
     update_task(fresh(task), constraints={"maxWallClockTime": timedelta(seconds=3)})
-    wait_for(lambda: fresh(task).state == Task.State.COMPLETED, timeout=30, message="the woken agent to end it")
+    wait_for(
+        lambda: fresh(task).state == Task.State.COMPLETED,
+        timeout=30,
+        message="the woken agent to end it",
+    )
     assert task.failure_info["code"] == "TaskEnded"

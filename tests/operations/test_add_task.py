@@ -48,17 +48,25 @@ def test_gives_omitted_constraints_the_batch_defaults():
 
 def test_keeps_constraints_the_client_gave():
     job = JobFactory(max_task_retry_count=4)
-    constraints = {"maxWallClockTime": timedelta(hours=1), "retentionTime": timedelta(days=1),
-                   "maxTaskRetryCount": 0}
+    constraints = {
+        "maxWallClockTime": timedelta(hours=1),
+        "retentionTime": timedelta(days=1),
+        "maxTaskRetryCount": 0,
+    }
     task = add_task(job, spec=spec(constraints=constraints))
     assert (task.max_wall_clock_time, task.retention_time, task.max_task_retry_count) == (
-        timedelta(hours=1), timedelta(days=1), 0)
+        timedelta(hours=1),
+        timedelta(days=1),
+        0,
+    )
 
 
 def test_keeps_the_properties_it_does_not_interpret_verbatim():
     job = JobFactory()
-    extra = {"environmentSettings": [{"name": "A", "value": " 1 "}],
-             "userIdentity": {"autoUser": {"scope": "task", "elevationLevel": "admin"}}}
+    extra = {
+        "environmentSettings": [{"name": "A", "value": " 1 "}],
+        "userIdentity": {"autoUser": {"scope": "task", "elevationLevel": "admin"}},
+    }
     task = add_task(job, spec=spec(displayName="shown", requiredSlots=2, **extra))
     task.refresh_from_db()
     assert task.spec == extra
@@ -97,7 +105,11 @@ def test_accepts_the_same_id_in_another_job():
 
 @pytest.mark.parametrize(
     ("trait", "code"),
-    [("completed", "JobCompleted"), ("terminating", "JobBeingTerminated"), ("deleting", "JobBeingDeleted")],
+    [
+        ("completed", "JobCompleted"),
+        ("terminating", "JobBeingTerminated"),
+        ("deleting", "JobBeingDeleted"),
+    ],
 )
 def test_refuses_a_job_that_takes_no_new_tasks(trait, code):
     job = JobFactory(**{trait: True})
@@ -107,7 +119,9 @@ def test_refuses_a_job_that_takes_no_new_tasks(trait, code):
     assert not Task.objects.filter(job=job).exists()
 
 
-@pytest.mark.parametrize("state", [Job.State.ACTIVE, Job.State.DISABLED, Job.State.DISABLING, Job.State.ENABLING])
+@pytest.mark.parametrize(
+    "state", [Job.State.ACTIVE, Job.State.DISABLED, Job.State.DISABLING, Job.State.ENABLING]
+)
 def test_a_job_that_is_not_ending_accepts_tasks(state):
     # UNCONFIRMED (REFERENCE §6.1): a disabled job still accepts tasks.
     job = JobFactory(state=state)
@@ -157,7 +171,11 @@ def test_refuses_too_many_dependency_ranges():
     "conditions",
     [
         {"exitCodes": [{"code": 1, "exitOptions": {"dependencyAction": "block"}}]},
-        {"exitCodeRanges": [{"start": 1, "end": 9, "exitOptions": {"dependencyAction": "satisfy"}}]},
+        {
+            "exitCodeRanges": [
+                {"start": 1, "end": 9, "exitOptions": {"dependencyAction": "satisfy"}}
+            ]
+        },
         {"preProcessingError": {"dependencyAction": "block"}},
         {"fileUploadError": {"dependencyAction": "block"}},
         {"default": {"dependencyAction": "satisfy"}},
@@ -177,7 +195,9 @@ def test_accepts_a_dependency_action_on_a_job_with_task_dependencies():
 
 
 @pytest.mark.parametrize("action", ["disable", "terminate"])
-@pytest.mark.parametrize("where", ["exitCodes", "exitCodeRanges", "preProcessingError", "fileUploadError", "default"])
+@pytest.mark.parametrize(
+    "where", ["exitCodes", "exitCodeRanges", "preProcessingError", "fileUploadError", "default"]
+)
 def test_refuses_a_job_action_while_the_job_ignores_task_failures(action, where):
     job = JobFactory(on_task_failure=Job.OnTaskFailure.NOACTION)
     options = {"jobAction": action}
@@ -211,16 +231,31 @@ def test_refuses_a_multi_instance_task_that_needs_more_than_one_slot(slots):
 
 def test_adds_a_multi_instance_task_with_its_instance_count():
     job = JobFactory()
-    task = add_task(job, spec=spec(multiInstanceSettings={"numberOfInstances": 3, "coordinationCommandLine": "c"}))
+    task = add_task(
+        job,
+        spec=spec(multiInstanceSettings={"numberOfInstances": 3, "coordinationCommandLine": "c"}),
+    )
     assert task.number_of_instances == 3 and task.is_multi_instance
 
 
 @pytest.mark.parametrize(
     ("job_spec", "task_id", "code"),
     [
-        ({"jobPreparationTask": {"id": "prep", "commandLine": "x"}}, "PREP", "TaskIdSameAsJobPreparationTask"),
-        ({"jobPreparationTask": {"commandLine": "x"}}, "jobpreparation", "TaskIdSameAsJobPreparationTask"),
-        ({"jobReleaseTask": {"id": "rel", "commandLine": "x"}}, "Rel", "TaskIdSameAsJobReleaseTask"),
+        (
+            {"jobPreparationTask": {"id": "prep", "commandLine": "x"}},
+            "PREP",
+            "TaskIdSameAsJobPreparationTask",
+        ),
+        (
+            {"jobPreparationTask": {"commandLine": "x"}},
+            "jobpreparation",
+            "TaskIdSameAsJobPreparationTask",
+        ),
+        (
+            {"jobReleaseTask": {"id": "rel", "commandLine": "x"}},
+            "Rel",
+            "TaskIdSameAsJobReleaseTask",
+        ),
         ({"jobReleaseTask": {"commandLine": "x"}}, "jobrelease", "TaskIdSameAsJobReleaseTask"),
     ],
 )
@@ -235,10 +270,13 @@ def test_the_default_preparation_task_id_is_free_when_the_job_has_none():
     add_task(job, spec=spec("jobpreparation"))
 
 
-@pytest.mark.parametrize(("settings", "name"), [
-    ({"environmentSettings": [{"name": "A=B", "value": "1"}]}, "environmentSettings[0].name"),
-    ({"environmentSettings": [{"name": "OK"}, {"name": "=X"}]}, "environmentSettings[1].name"),
-])
+@pytest.mark.parametrize(
+    ("settings", "name"),
+    [
+        ({"environmentSettings": [{"name": "A=B", "value": "1"}]}, "environmentSettings[0].name"),
+        ({"environmentSettings": [{"name": "OK"}, {"name": "=X"}]}, "environmentSettings[1].name"),
+    ],
+)
 def test_refuses_an_environment_variable_name_no_process_can_have(settings, name):
     # No POSIX environment can hold a name with "=": the agent could never start the task.
     error = refusal(JobFactory(), spec(**settings))
@@ -248,11 +286,16 @@ def test_refuses_an_environment_variable_name_no_process_can_have(settings, name
 
 def test_refuses_a_retry_count_below_minus_one():
     error = refusal(JobFactory(), spec(constraints={"maxTaskRetryCount": -2}))
-    assert (error.code, dict(error.values)["PropertyName"]) == ("InvalidPropertyValue", "constraints.maxTaskRetryCount")
+    assert (error.code, dict(error.values)["PropertyName"]) == (
+        "InvalidPropertyValue",
+        "constraints.maxTaskRetryCount",
+    )
 
 
 def test_accepts_environment_variable_names_with_any_other_character():
-    task = add_task(JobFactory(), spec=spec(environmentSettings=[{"name": "a.b-c d", "value": "x=y"}]))
+    task = add_task(
+        JobFactory(), spec=spec(environmentSettings=[{"name": "a.b-c d", "value": "x=y"}])
+    )
     assert task.spec["environmentSettings"] == [{"name": "a.b-c d", "value": "x=y"}]
 
 
@@ -260,16 +303,32 @@ def test_the_database_refuses_a_case_insensitive_duplicate_inserted_directly():
     task = TaskFactory(task_id="Dup")
     now = timezone.now()
     with pytest.raises(IntegrityError), transaction.atomic():
-        Task.objects.create(job=task.job, task_id="dUP", id_key="dup", command_line="x", etag="0x1",
-                            state_transition_time=now, creation_time=now, last_modified=now)
+        Task.objects.create(
+            job=task.job,
+            task_id="dUP",
+            id_key="dup",
+            command_line="x",
+            etag="0x1",
+            state_transition_time=now,
+            creation_time=now,
+            last_modified=now,
+        )
 
 
 def test_the_database_refuses_an_id_key_that_is_not_the_lowercased_id():
     job = JobFactory()
     now = timezone.now()
     with pytest.raises(IntegrityError), transaction.atomic():
-        Task.objects.create(job=job, task_id="Abc", id_key="Abc", command_line="x", etag="0x1",
-                            state_transition_time=now, creation_time=now, last_modified=now)
+        Task.objects.create(
+            job=job,
+            task_id="Abc",
+            id_key="Abc",
+            command_line="x",
+            etag="0x1",
+            state_transition_time=now,
+            creation_time=now,
+            last_modified=now,
+        )
 
 
 def test_can_add_agrees_with_add_in_every_job_state():

@@ -82,7 +82,10 @@ def test_a_bad_task_does_not_stop_the_good_ones(assert_counters_true):
         ("good2", "ok"),
     ]
     assert results[1].error is wire_error
-    assert sorted(Task.objects.filter(job=job).values_list("task_id", flat=True)) == ["good1", "good2"]
+    assert sorted(Task.objects.filter(job=job).values_list("task_id", flat=True)) == [
+        "good1",
+        "good2",
+    ]
     assert assert_counters_true(job)["active_count"] == 2
 
 
@@ -102,12 +105,20 @@ def test_successes_carry_the_stored_task():
     job = JobFactory()
     (result,) = add(job, specs("one", requiredSlots=2))
     stored = Task.objects.get(job=job)
-    assert (result.task.pk, result.task.etag, result.task.required_slots) == (stored.pk, stored.etag, 2)
+    assert (result.task.pk, result.task.etag, result.task.required_slots) == (
+        stored.pk,
+        stored.etag,
+        2,
+    )
 
 
 @pytest.mark.parametrize(
     ("trait", "code"),
-    [("completed", "JobCompleted"), ("terminating", "JobBeingTerminated"), ("deleting", "JobBeingDeleted")],
+    [
+        ("completed", "JobCompleted"),
+        ("terminating", "JobBeingTerminated"),
+        ("deleting", "JobBeingDeleted"),
+    ],
 )
 def test_refuses_the_whole_request_for_the_jobs_state(trait, code):
     job = JobFactory(**{trait: True})
@@ -131,7 +142,10 @@ def test_tasks_take_the_jobs_defaults_as_they_are_under_its_lock_not_as_the_call
     job = JobFactory(max_task_retry_count=1, uses_task_dependencies=False)
     stale = type(job).objects.get(pk=job.pk)
     type(job).objects.filter(pk=job.pk).update(max_task_retry_count=5, uses_task_dependencies=True)
-    results = add(stale, specs("a") + [{"id": "b", "commandLine": "/bin/true", "dependsOn": {"taskIds": ["a"]}}])
+    results = add(
+        stale,
+        specs("a") + [{"id": "b", "commandLine": "/bin/true", "dependsOn": {"taskIds": ["a"]}}],
+    )
     assert verdicts(results) == [("a", "ok"), ("b", "ok")]
     assert Task.objects.get(job=job, task_id="a").max_task_retry_count == 5
 
@@ -145,10 +159,14 @@ def test_an_id_in_the_job_gets_task_exists_before_any_rule_of_its_job():
 
 def test_an_environment_variable_name_with_an_equals_sign_fails_only_its_task():
     job = JobFactory()
-    results = add_task_collection(job, specs=[{"id": "good", "commandLine": "x"},
-                                              {"id": "bad", "commandLine": "x",
-                                               "environmentSettings": [{"name": "A=B"}]}],
-                                  ids=["good", "bad"])
+    results = add_task_collection(
+        job,
+        specs=[
+            {"id": "good", "commandLine": "x"},
+            {"id": "bad", "commandLine": "x", "environmentSettings": [{"name": "A=B"}]},
+        ],
+        ids=["good", "bad"],
+    )
     assert results[0].task is not None
     assert results[1].task is None and results[1].error.code == "InvalidPropertyValue"
     assert dict(results[1].error.values)["PropertyName"] == "environmentSettings[0].name"

@@ -42,7 +42,11 @@ def test_marks_a_claimed_task_running_on_the_node(account, pool, node, assert_co
     assert task.task_root_directory == f"{node.root_dir}/workitems/job1/job-1/t1"
     assert task.wait_time is not None and task.wait_time >= timezone.timedelta(0)
     assert (attempt.outcome, attempt.node_id, attempt.number, attempt.task_dir) == (
-        Attempt.Outcome.RUNNING, node.pk, 1, task.task_root_directory)
+        Attempt.Outcome.RUNNING,
+        node.pk,
+        1,
+        task.task_root_directory,
+    )
     counts = assert_counters_true(job)
     assert (counts["active_count"], counts["running_count"]) == (0, 1)
 
@@ -118,7 +122,9 @@ def test_a_disabled_or_offline_node_takes_nothing(account, pool, node):
     add(make_job(account, pool), "t1")
     ComputeNode.objects.filter(pk=node.pk).update(scheduling_enabled=False)
     assert claimed_ids(node) == []
-    ComputeNode.objects.filter(pk=node.pk).update(scheduling_enabled=True, state=ComputeNode.State.OFFLINE)
+    ComputeNode.objects.filter(pk=node.pk).update(
+        scheduling_enabled=True, state=ComputeNode.State.OFFLINE
+    )
     assert claimed_ids(node) == []
 
 
@@ -170,7 +176,11 @@ def test_a_failed_dependency_blocks_the_dependent_by_default(dep_job, node):
 
 
 def test_dependency_action_satisfy_releases_the_dependent_of_a_failure(dep_job, node):
-    add(dep_job, "a", exitConditions={"exitCodes": [{"code": 3, "exitOptions": {"dependencyAction": "satisfy"}}]})
+    add(
+        dep_job,
+        "a",
+        exitConditions={"exitCodes": [{"code": 3, "exitOptions": {"dependencyAction": "satisfy"}}]},
+    )
     add(dep_job, "b", dependsOn={"taskIds": ["a"]})
     [attempt] = claim(node)
     finish(attempt, 3)
@@ -223,7 +233,9 @@ def test_a_node_whose_heartbeat_stopped_gets_no_subtask(account, pool, node, set
     make_node(pool, "node-2")
     stale = make_node(pool, "node-3")
     ComputeNode.objects.filter(pk=stale.pk).update(
-        last_heartbeat=timezone.now() - timezone.timedelta(seconds=settings.BATCHSITE_NODE_LOST_SECONDS + 1))
+        last_heartbeat=timezone.now()
+        - timezone.timedelta(seconds=settings.BATCHSITE_NODE_LOST_SECONDS + 1)
+    )
     add(make_job(account, pool), "mpi", **MULTI)
     assert claimed_ids(node) == []
 
@@ -235,7 +247,9 @@ def test_a_ready_task_behind_many_waiting_ones_is_found(dep_job, node):
     assert claimed_ids(node) == ["ready"]
 
 
-def test_a_start_is_stamped_after_the_task_was_read_not_when_the_claim_began(account, pool, node, monkeypatch):
+def test_a_start_is_stamped_after_the_task_was_read_not_when_the_claim_began(
+    account, pool, node, monkeypatch
+):
     from datetime import timedelta
 
     from tasks.operations import attempts

@@ -106,4 +106,6 @@ def test_placement_costs_queries_only_when_there_is_less_work_than_slots(account
     add_tasks(account, pool2, 1)
     with CaptureQueriesContext(connection) as few:
         claim_work(c, limit=4)
-    assert len(few.captured_queries) == len(plenty.captured_queries) + 2  # the other nodes, their load
+    assert (
+        len(few.captured_queries) == len(plenty.captured_queries) + 2
+    )  # the other nodes, their load

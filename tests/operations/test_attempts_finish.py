@@ -4,8 +4,9 @@ from datetime import timedelta
 
 import pytest
 
+from tasks.exit_conditions import exit_options
 from tasks.models import Attempt, Job, Task
-from tasks.operations.attempts import AttemptReport, exit_options, finish_attempts
+from tasks.operations.attempts import AttemptReport, finish_attempts
 from tasks.operations.tasks import delete_task, terminate_task
 from tests.execution import add, claim, finish, fresh, make_job, make_node, make_pool
 
@@ -32,20 +33,39 @@ def run_once(node, job, task_id, exit_code, **spec):
 def test_exit_code_zero_completes_the_task_as_a_success(account, pool, node, assert_counters_true):
     job = make_job(account, pool)
     task, attempt = run_once(node, job, "t1", 0)
-    assert (task.state, task.previous_state, task.result, task.exit_code) == ("completed", "running", "success", 0)
+    assert (task.state, task.previous_state, task.result, task.exit_code) == (
+        "completed",
+        "running",
+        "success",
+        0,
+    )
     assert task.failure_info is None and task.end_time == task.state_transition_time
     assert task.wall_clock_time is not None and task.user_cpu_time is not None
-    assert (attempt.outcome, attempt.exit_code, attempt.end_time) == (Attempt.Outcome.SUCCEEDED, 0, task.end_time)
+    assert (attempt.outcome, attempt.exit_code, attempt.end_time) == (
+        Attempt.Outcome.SUCCEEDED,
+        0,
+        task.end_time,
+    )
     counts = assert_counters_true(job)
     assert (counts["running_count"], counts["succeeded_count"]) == (0, 1)
 
 
-def test_a_non_zero_exit_code_is_a_failure_exit_code_failure(account, pool, node, assert_counters_true):
+def test_a_non_zero_exit_code_is_a_failure_exit_code_failure(
+    account, pool, node, assert_counters_true
+):
     job = make_job(account, pool)
     task, attempt = run_once(node, job, "t1", 3)
-    assert (task.state, task.result, task.exit_code, task.retry_count) == ("completed", "failure", 3, 0)
-    assert task.failure_info == {"category": "usererror", "code": "FailureExitCode",
-                                 "message": "The task exited with an exit code representing a failure"}
+    assert (task.state, task.result, task.exit_code, task.retry_count) == (
+        "completed",
+        "failure",
+        3,
+        0,
+    )
+    assert task.failure_info == {
+        "category": "usererror",
+        "code": "FailureExitCode",
+        "message": "The task exited with an exit code representing a failure",
+    }
     assert attempt.outcome == Attempt.Outcome.FAILED
     assert assert_counters_true(job)["failed_count"] == 1
 
@@ -90,28 +110,55 @@ def test_a_command_that_cannot_start_fails_without_retry(account, pool, node, co
     [attempt] = claim(node)
     finish(attempt, None, failure_code=code, failure_message="no such program")
     task = fresh(task)
-    assert (task.state, task.result, task.exit_code, task.retry_count) == ("completed", "failure", None, 0)
-    assert task.failure_info == {"category": "usererror", "code": code, "message": "no such program"}
+    assert (task.state, task.result, task.exit_code, task.retry_count) == (
+        "completed",
+        "failure",
+        None,
+        0,
+    )
+    assert task.failure_info == {
+        "category": "usererror",
+        "code": code,
+        "message": "no such program",
+    }
 
 
 def test_exceeding_max_wall_clock_time_ends_the_task_without_retry(account, pool, node):
-    task = add(make_job(account, pool), "t1", constraints={"maxTaskRetryCount": 3,
-                                                             "maxWallClockTime": timedelta(seconds=1)})
+    task = add(
+        make_job(account, pool),
+        "t1",
+        constraints={"maxTaskRetryCount": 3, "maxWallClockTime": timedelta(seconds=1)},
+    )
     [attempt] = claim(node)
     finish(attempt, 137, timed_out=True)
     task = fresh(task)
-    assert (task.state, task.result, task.failure_info["code"], task.retry_count) == ("completed", "failure",
-                                                                                    "TaskEnded", 0)
+    assert (task.state, task.result, task.failure_info["code"], task.retry_count) == (
+        "completed",
+        "failure",
+        "TaskEnded",
+        0,
+    )
 
 
 def test_statistics_add_up_over_attempts(account, pool, node):
     task = add(make_job(account, pool), "t1", constraints={"maxTaskRetryCount": 1})
     for code in (1, 0):
         [attempt] = claim(node)
-        finish_attempts([AttemptReport(attempt.pk, exit_code=code, user_cpu=timedelta(seconds=2),
-                                       kernel_cpu=timedelta(seconds=1))])
+        finish_attempts(
+            [
+                AttemptReport(
+                    attempt.pk,
+                    exit_code=code,
+                    user_cpu=timedelta(seconds=2),
+                    kernel_cpu=timedelta(seconds=1),
+                )
+            ]
+        )
     task = fresh(task)
-    assert (task.user_cpu_time, task.kernel_cpu_time) == (timedelta(seconds=4), timedelta(seconds=2))
+    assert (task.user_cpu_time, task.kernel_cpu_time) == (
+        timedelta(seconds=4),
+        timedelta(seconds=2),
+    )
 
 
 def test_a_terminated_task_keeps_its_state_and_the_attempt_records_the_kill(account, pool, node):
@@ -122,7 +169,11 @@ def test_a_terminated_task_keeps_its_state_and_the_attempt_records_the_kill(acco
     finish(attempt, 137)
     after = fresh(task)
     assert (after.state, after.result, after.failure_info["code"], after.etag) == (
-        "completed", "failure", "TaskEnded", before.etag)
+        "completed",
+        "failure",
+        "TaskEnded",
+        before.etag,
+    )
     assert (fresh(attempt).outcome, fresh(attempt).exit_code) == (Attempt.Outcome.TERMINATED, 137)
 
 
@@ -158,7 +209,9 @@ def test_all_tasks_complete_terminates_a_terminatejob_job(account, pool, node):
     assert (job.state, job.terminate_reason) == (Job.State.COMPLETED, "AllTasksComplete")
 
 
-def test_a_failed_task_terminates_its_job_when_on_task_failure_asks_for_exit_options(account, pool, node):
+def test_a_failed_task_terminates_its_job_when_on_task_failure_asks_for_exit_options(
+    account, pool, node
+):
     job = make_job(account, pool, onTaskFailure="performexitoptionsjobaction")
     add(job, "a")
     add(job, "still-running")
@@ -179,12 +232,19 @@ def test_a_failed_task_leaves_its_job_alone_when_on_task_failure_is_noaction(acc
 
 def test_an_exit_option_job_action_none_keeps_the_job(account, pool, node):
     job = make_job(account, pool, onTaskFailure="performexitoptionsjobaction")
-    run_once(node, job, "a", 4, exitConditions={"exitCodes": [{"code": 4, "exitOptions": {"jobAction": "none"}}]})
+    run_once(
+        node,
+        job,
+        "a",
+        4,
+        exitConditions={"exitCodes": [{"code": 4, "exitOptions": {"jobAction": "none"}}]},
+    )
     assert Job.objects.get(pk=job.pk).state == Job.State.ACTIVE
 
 
-def test_an_exit_option_job_action_disable_disables_the_job_and_requeues_its_tasks(account, pool, node,
-                                                                                    assert_counters_true):
+def test_an_exit_option_job_action_disable_disables_the_job_and_requeues_its_tasks(
+    account, pool, node, assert_counters_true
+):
     job = make_job(account, pool, onTaskFailure="performexitoptionsjobaction")
     add(job, "a", exitConditions={"default": {"jobAction": "disable"}})
     other = add(job, "b")
@@ -200,26 +260,71 @@ def test_an_exit_option_job_action_disable_disables_the_job_and_requeues_its_tas
 # --- exit options ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("conditions", "exit_code", "failure", "expected"), [
-    ({}, 0, None, ("none", "satisfy")),
-    ({}, 1, None, ("terminate", "block")),
-    ({"exitCodes": [{"code": 1, "exitOptions": {"dependencyAction": "satisfy"}}]}, 1, None, ("terminate", "satisfy")),
-    ({"exitCodeRanges": [{"start": 10, "end": 20, "exitOptions": {"jobAction": "disable"}}]}, 15, None,
-     ("disable", "block")),
-    ({"default": {"jobAction": "none"}}, 7, None, ("none", "block")),
-    ({"default": {"jobAction": "none"}}, 0, None, ("none", "satisfy")),
-    ({"preProcessingError": {"dependencyAction": "satisfy"}}, None, {"code": "CommandProgramNotFound"},
-     ("terminate", "satisfy")),
-    ({"exitCodes": [{"code": 0, "exitOptions": {"dependencyAction": "block"}}]}, 0, None, ("none", "block")),
-    # A resource file that could not be downloaded is a pre-processing error.
-    ({"preProcessingError": {"jobAction": "none"}}, None, {"code": "BlobAccessDenied"}, ("none", "block")),
-    ({"preProcessingError": {"jobAction": "none"}}, None, {"code": "ResourceContainerNotFound"}, ("none", "block")),
-    # A failed upload: fileUploadError, unless the command's exit code is listed.
-    ({"fileUploadError": {"dependencyAction": "satisfy"}}, 0, {"code": "FileUploadMiscError"}, ("terminate", "satisfy")),
-    ({"fileUploadError": {"jobAction": "disable"}, "exitCodes": [{"code": 0, "exitOptions": {"jobAction": "none"}}]},
-     0, {"code": "FileUploadAccessDenied"}, ("none", "block")),
-    ({"default": {"jobAction": "none"}}, 0, {"code": "FileUploadConflict"}, ("none", "block")),
-])
-def test_exit_options_follow_the_batch_precedence_and_defaults(conditions, exit_code, failure, expected):
+@pytest.mark.parametrize(
+    ("conditions", "exit_code", "failure", "expected"),
+    [
+        ({}, 0, None, ("none", "satisfy")),
+        ({}, 1, None, ("terminate", "block")),
+        (
+            {"exitCodes": [{"code": 1, "exitOptions": {"dependencyAction": "satisfy"}}]},
+            1,
+            None,
+            ("terminate", "satisfy"),
+        ),
+        (
+            {"exitCodeRanges": [{"start": 10, "end": 20, "exitOptions": {"jobAction": "disable"}}]},
+            15,
+            None,
+            ("disable", "block"),
+        ),
+        ({"default": {"jobAction": "none"}}, 7, None, ("none", "block")),
+        ({"default": {"jobAction": "none"}}, 0, None, ("none", "satisfy")),
+        (
+            {"preProcessingError": {"dependencyAction": "satisfy"}},
+            None,
+            {"code": "CommandProgramNotFound"},
+            ("terminate", "satisfy"),
+        ),
+        (
+            {"exitCodes": [{"code": 0, "exitOptions": {"dependencyAction": "block"}}]},
+            0,
+            None,
+            ("none", "block"),
+        ),
+        # A resource file that could not be downloaded is a pre-processing error.
+        (
+            {"preProcessingError": {"jobAction": "none"}},
+            None,
+            {"code": "BlobAccessDenied"},
+            ("none", "block"),
+        ),
+        (
+            {"preProcessingError": {"jobAction": "none"}},
+            None,
+            {"code": "ResourceContainerNotFound"},
+            ("none", "block"),
+        ),
+        # A failed upload: fileUploadError, unless the command's exit code is listed.
+        (
+            {"fileUploadError": {"dependencyAction": "satisfy"}},
+            0,
+            {"code": "FileUploadMiscError"},
+            ("terminate", "satisfy"),
+        ),
+        (
+            {
+                "fileUploadError": {"jobAction": "disable"},
+                "exitCodes": [{"code": 0, "exitOptions": {"jobAction": "none"}}],
+            },
+            0,
+            {"code": "FileUploadAccessDenied"},
+            ("none", "block"),
+        ),
+        ({"default": {"jobAction": "none"}}, 0, {"code": "FileUploadConflict"}, ("none", "block")),
+    ],
+)
+def test_exit_options_follow_the_batch_precedence_and_defaults(
+    conditions, exit_code, failure, expected
+):
     options = exit_options({"exitConditions": conditions}, exit_code, failure)
     assert (options["jobAction"], options["dependencyAction"]) == expected

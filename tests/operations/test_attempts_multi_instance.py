@@ -66,9 +66,17 @@ def test_a_failing_subtask_fails_the_task_and_stops_the_primary(setup, assert_co
     finish(sub, 5)
     task = fresh(task)
     assert (task.state, task.result) == ("completed", "failure")
-    assert task.failure_info["code"] == "FailureExitCode" and "Subtask 1" in task.failure_info["message"]
+    assert (
+        task.failure_info["code"] == "FailureExitCode"
+        and "Subtask 1" in task.failure_info["message"]
+    )
     s = subtask(task)
-    assert (s.state, s.result, s.exit_code, s.failure_info["code"]) == ("completed", "failure", 5, "FailureExitCode")
+    assert (s.state, s.result, s.exit_code, s.failure_info["code"]) == (
+        "completed",
+        "failure",
+        5,
+        "FailureExitCode",
+    )
     primary = fresh(primary)
     assert (primary.outcome, primary.cancel_requested) == (Attempt.Outcome.TERMINATED, "failed")
     assert_counters_true(task.job)
@@ -91,7 +99,9 @@ def test_terminate_reaches_every_instance_and_the_subtask_ends_with_task_ended(s
     task, primary, sub = setup
     start_subtask(sub)
     terminate_task(fresh(task))
-    assert set(Attempt.objects.filter(task=task).values_list("cancel_requested", flat=True)) == {"terminate"}
+    assert set(Attempt.objects.filter(task=task).values_list("cancel_requested", flat=True)) == {
+        "terminate"
+    }
     finish(sub, 137)
     s = subtask(task)
     assert (s.state, s.result, s.failure_info["code"]) == ("completed", "failure", "TaskEnded")

@@ -49,16 +49,23 @@ def test_heartbeat_of_a_node_whose_pool_was_deleted_answers_none(pool):
     assert heartbeat_node(node, running=False) is None
 
 
-def test_a_node_whose_heartbeat_stopped_goes_offline_and_its_tasks_are_requeued(account, pool, assert_counters_true):
+def test_a_node_whose_heartbeat_stopped_goes_offline_and_its_tasks_are_requeued(
+    account, pool, assert_counters_true
+):
     lost, other = make_node(pool, "lost"), make_node(pool, "other")
     job = make_job(account, pool)
     task = add(job, "t1")
     [attempt] = claim(lost)
-    ComputeNode.objects.filter(pk=lost.pk).update(last_heartbeat=timezone.now() - timedelta(minutes=5))
+    ComputeNode.objects.filter(pk=lost.pk).update(
+        last_heartbeat=timezone.now() - timedelta(minutes=5)
+    )
     assert mark_lost_nodes_offline(lost_after=timedelta(seconds=30)) == 1
     assert ComputeNode.objects.get(pk=lost.pk).state == ComputeNode.State.OFFLINE
     task = fresh(task)
-    assert (task.state, task.requeue_count) == (Task.State.ACTIVE, 1) and task.last_requeue_time is not None
+    assert (task.state, task.requeue_count) == (
+        Task.State.ACTIVE,
+        1,
+    ) and task.last_requeue_time is not None
     assert fresh(attempt).outcome == Attempt.Outcome.REQUEUED
     assert_counters_true(job)
     [again] = claim(other)

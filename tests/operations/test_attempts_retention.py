@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from tasks.models import NodeCleanup, Task
-from tasks.operations.attempts import can_read_task_files, expire_task_retention
+from tasks.operations.task_files import can_read_task_files, expire_task_retention
 from tasks.operations.tasks import reactivate_task
 from tests.execution import add, claim, finish, fresh, make_job, make_node, make_pool
 
@@ -38,14 +38,20 @@ def test_after_the_retention_time_the_node_removes_the_directory_and_files_answe
     Task.objects.filter(pk=task.pk).update(end_time=timezone.now() - timedelta(hours=2))
     assert expire_task_retention() == 1
     cleanup = NodeCleanup.objects.get()
-    assert (cleanup.node_name, cleanup.task_dir, cleanup.reason) == ("n1", task.task_root_directory, "retention")
+    assert (cleanup.node_name, cleanup.task_dir, cleanup.reason) == (
+        "n1",
+        task.task_root_directory,
+        "retention",
+    )
     assert can_read_task_files(fresh(task)).code == "TaskFilesCleanedup"
     assert expire_task_retention() == 0  # once
 
 
 def test_an_unlimited_retention_never_expires(ran):
     _, task = ran
-    Task.objects.filter(pk=task.pk).update(retention_time=None, end_time=timezone.now() - timedelta(days=400))
+    Task.objects.filter(pk=task.pk).update(
+        retention_time=None, end_time=timezone.now() - timedelta(days=400)
+    )
     assert expire_task_retention() == 0
 
 

@@ -12,11 +12,16 @@ from tests.factories import AccountFactory
 
 pytestmark = pytest.mark.django_db
 
-POOL = {"vmSize": "standard_d2s_v3", "targetDedicatedNodes": 2, "taskSlotsPerNode": 2,
-        "virtualMachineConfiguration": {"imageReference": {"publisher": "canonical", "offer": "ubuntu",
-                                                           "sku": "22_04-lts"},
-                                        "nodeAgentSKUId": "batch.node.ubuntu 22.04"},
-        "resizeTimeout": "PT20M"}
+POOL = {
+    "vmSize": "standard_d2s_v3",
+    "targetDedicatedNodes": 2,
+    "taskSlotsPerNode": 2,
+    "virtualMachineConfiguration": {
+        "imageReference": {"publisher": "canonical", "offer": "ubuntu", "sku": "22_04-lts"},
+        "nodeAgentSKUId": "batch.node.ubuntu 22.04",
+    },
+    "resizeTimeout": "PT20M",
+}
 
 
 def auto_job(account, job_id="j", *, keep_alive=None, prefix="ap", pool=None, **spec) -> Job:
@@ -25,18 +30,29 @@ def auto_job(account, job_id="j", *, keep_alive=None, prefix="ap", pool=None, **
         auto["autoPoolIdPrefix"] = prefix
     if keep_alive is not None:
         auto["keepAlive"] = keep_alive
-    return add_job(account, spec={"id": job_id, "poolInfo": {"autoPoolSpecification": auto}, **spec})
+    return add_job(
+        account, spec={"id": job_id, "poolInfo": {"autoPoolSpecification": auto}, **spec}
+    )
 
 
 def test_the_pool_is_created_with_the_job_and_named_by_it():
     account = AccountFactory()
     job = auto_job(account)
     pool = Pool.objects.get(account=account)
-    assert job.pool_id == pool.pool_id and pool.pool_id.startswith("ap_") and len(pool.pool_id) == 39
+    assert (
+        job.pool_id == pool.pool_id and pool.pool_id.startswith("ap_") and len(pool.pool_id) == 39
+    )
     assert (pool.owner_job_id, pool.keep_alive, pool.vm_size, pool.task_slots_per_node) == (
-        job.pk, False, "standard_d2s_v3", 2)
-    assert (pool.target_dedicated_nodes, pool.allocation_state, pool.resize_timeout.total_seconds()) == (
-        2, "resizing", 1200)
+        job.pk,
+        False,
+        "standard_d2s_v3",
+        2,
+    )
+    assert (
+        pool.target_dedicated_nodes,
+        pool.allocation_state,
+        pool.resize_timeout.total_seconds(),
+    ) == (2, "resizing", 1200)
     assert pool.spec["virtualMachineConfiguration"] == POOL["virtualMachineConfiguration"]
     info = Job.objects.get(pk=job.pk).spec["poolInfo"]
     assert "poolId" not in info and info["autoPoolSpecification"]["autoPoolIdPrefix"] == "ap"
@@ -87,7 +103,10 @@ def test_deleting_the_job_deletes_its_pool():
     account = AccountFactory()
     job = auto_job(account)
     delete_job(job)
-    assert not Pool.objects.filter(account=account).exists() and not Job.objects.filter(pk=job.pk).exists()
+    assert (
+        not Pool.objects.filter(account=account).exists()
+        and not Job.objects.filter(pk=job.pk).exists()
+    )
 
 
 def test_the_pool_goes_when_all_tasks_complete_and_the_job_terminates():
@@ -97,7 +116,9 @@ def test_the_pool_goes_when_all_tasks_complete_and_the_job_terminates():
     node = register_node(pool, node_id="n1", slots=2)
     add(job, "t1")
     (attempt,) = claim(node)
-    ComputeNode.objects.filter(pk=node.pk).delete()  # the node left meanwhile; the report still arrives
+    ComputeNode.objects.filter(
+        pk=node.pk
+    ).delete()  # the node left meanwhile; the report still arrives
     finish_attempt(attempt, exit_code=0)
     assert Job.objects.get(pk=job.pk).state == "completed"
     assert not Pool.objects.filter(pk=pool.pk).exists()
@@ -114,42 +135,94 @@ def test_a_pool_of_another_job_stays():
 def test_refuses_a_job_schedule_lifetime():
     account = AccountFactory()
     with pytest.raises(BatchError) as info:
-        add_job(account, spec={"id": "j", "poolInfo": {"autoPoolSpecification": {
-            "poolLifetimeOption": "jobschedule", "pool": POOL}}})
+        add_job(
+            account,
+            spec={
+                "id": "j",
+                "poolInfo": {
+                    "autoPoolSpecification": {"poolLifetimeOption": "jobschedule", "pool": POOL}
+                },
+            },
+        )
     error = info.value
     assert (error.code, dict(error.values)["PropertyName"]) == (
-        "InvalidPropertyValue", "poolInfo.autoPoolSpecification.poolLifetimeOption")
+        "InvalidPropertyValue",
+        "poolInfo.autoPoolSpecification.poolLifetimeOption",
+    )
     assert not Pool.objects.filter(account=account).exists()
 
 
-@pytest.mark.parametrize("auto, code, name", [
-    ({"pool": POOL}, "MissingRequiredProperty", "poolInfo.autoPoolSpecification.poolLifetimeOption"),
-    ({"poolLifetimeOption": "job"}, "MissingRequiredProperty", "poolInfo.autoPoolSpecification.pool"),
-    ({"poolLifetimeOption": "job", "pool": POOL, "autoPoolIdPrefix": "x" * 21}, "InvalidPropertyValue",
-     "poolInfo.autoPoolSpecification.autoPoolIdPrefix"),
-    ({"poolLifetimeOption": "job", "pool": {**POOL, "vmSize": ""}}, "MissingRequiredProperty",
-     "poolInfo.autoPoolSpecification.pool.vmSize"),
-    ({"poolLifetimeOption": "job", "pool": {**POOL, "networkConfiguration": {"subnetId": "/x"}}},
-     "InvalidPropertyValue", "poolInfo.autoPoolSpecification.pool.networkConfiguration.subnetId"),
-    ({"poolLifetimeOption": "job", "pool": {**POOL, "resizeTimeout": "PT1M"}}, "InvalidPropertyValue",
-     "poolInfo.autoPoolSpecification.pool.resizeTimeout"),
-    ({"poolLifetimeOption": "job", "pool": {**POOL, "resizeTimeout": "soon"}}, "InvalidPropertyValue",
-     "poolInfo.autoPoolSpecification.pool.resizeTimeout"),
-])
+@pytest.mark.parametrize(
+    "auto, code, name",
+    [
+        (
+            {"pool": POOL},
+            "MissingRequiredProperty",
+            "poolInfo.autoPoolSpecification.poolLifetimeOption",
+        ),
+        (
+            {"poolLifetimeOption": "job"},
+            "MissingRequiredProperty",
+            "poolInfo.autoPoolSpecification.pool",
+        ),
+        (
+            {"poolLifetimeOption": "job", "pool": POOL, "autoPoolIdPrefix": "x" * 21},
+            "InvalidPropertyValue",
+            "poolInfo.autoPoolSpecification.autoPoolIdPrefix",
+        ),
+        (
+            {"poolLifetimeOption": "job", "pool": {**POOL, "vmSize": ""}},
+            "MissingRequiredProperty",
+            "poolInfo.autoPoolSpecification.pool.vmSize",
+        ),
+        (
+            {
+                "poolLifetimeOption": "job",
+                "pool": {**POOL, "networkConfiguration": {"subnetId": "/x"}},
+            },
+            "InvalidPropertyValue",
+            "poolInfo.autoPoolSpecification.pool.networkConfiguration.subnetId",
+        ),
+        (
+            {"poolLifetimeOption": "job", "pool": {**POOL, "resizeTimeout": "PT1M"}},
+            "InvalidPropertyValue",
+            "poolInfo.autoPoolSpecification.pool.resizeTimeout",
+        ),
+        (
+            {"poolLifetimeOption": "job", "pool": {**POOL, "resizeTimeout": "soon"}},
+            "InvalidPropertyValue",
+            "poolInfo.autoPoolSpecification.pool.resizeTimeout",
+        ),
+    ],
+)
 def test_refuses_a_bad_auto_pool_specification_and_adds_nothing(auto, code, name):
     account = AccountFactory()
     with pytest.raises(BatchError) as info:
         add_job(account, spec={"id": "j", "poolInfo": {"autoPoolSpecification": auto}})
     assert (info.value.code, dict(info.value.values)["PropertyName"]) == (code, name)
-    assert not Job.objects.filter(account=account).exists() and not Pool.objects.filter(account=account).exists()
+    assert (
+        not Job.objects.filter(account=account).exists()
+        and not Pool.objects.filter(account=account).exists()
+    )
 
 
 def test_refuses_a_pool_id_beside_a_specification():
     account = AccountFactory()
     with pytest.raises(BatchError) as info:
-        add_job(account, spec={"id": "j", "poolInfo": {"poolId": "p", "autoPoolSpecification": {
-            "poolLifetimeOption": "job", "pool": POOL}}})
-    assert (info.value.code, dict(info.value.values)["PropertyName"]) == ("InvalidPropertyValue", "poolInfo.poolId")
+        add_job(
+            account,
+            spec={
+                "id": "j",
+                "poolInfo": {
+                    "poolId": "p",
+                    "autoPoolSpecification": {"poolLifetimeOption": "job", "pool": POOL},
+                },
+            },
+        )
+    assert (info.value.code, dict(info.value.values)["PropertyName"]) == (
+        "InvalidPropertyValue",
+        "poolInfo.poolId",
+    )
 
 
 def test_a_duplicate_job_id_leaves_no_pool_behind():

@@ -37,8 +37,9 @@ class FailOnce:
 @pytest.fixture
 def bulk(job):
     ids = [TaskFactory(job=job, task_id=f"t{i}").task_id for i in range(5)]
-    return start_bulk_operation(job, action="terminate", scope=selection_scope(ids), user=None, actor="test",
-                                total=len(ids))
+    return start_bulk_operation(
+        job, action="terminate", scope=selection_scope(ids), user=None, actor="test", total=len(ids)
+    )
 
 
 @pytest.mark.parametrize("at", [1, 2, 4, 9, 15])
@@ -47,7 +48,9 @@ def test_a_run_cut_by_a_database_error_reconnects_and_finishes(bulk, at):
         result = run_bulk_operation_resumed(bulk.pk, first_retry=0.01)
     assert fail.seen > at  # it went on after the error
     assert result is not None and result.state == BulkOperation.State.DONE
-    assert set(Task.objects.filter(job=bulk.job).values_list("state", flat=True)) == {Task.State.COMPLETED}
+    assert set(Task.objects.filter(job=bulk.job).values_list("state", flat=True)) == {
+        Task.State.COMPLETED
+    }
 
 
 def test_the_sweep_resumes_its_own_run_after_a_database_error_at_once(bulk):

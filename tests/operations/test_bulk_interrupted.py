@@ -25,21 +25,27 @@ from tasks.operations.tasks import add_task_collection
 from tests.agents import ROOT, database_url, wait_for
 from tests.factories import JobFactory, TaskFactory, UserFactory
 
-RUNNER = ("from datetime import timedelta; from tasks.operations.bulk import run_bulk_operation; "
-          "from tasks.operations.common import now; "
-          "run_bulk_operation({pk}, stale_before=now() + timedelta(days=1))")
+RUNNER = (
+    "from datetime import timedelta; from tasks.operations.bulk import run_bulk_operation; "
+    "from tasks.operations.common import now; "
+    "run_bulk_operation({pk}, stale_before=now() + timedelta(days=1))"
+)
 
 
 def add_tasks(job, count: int) -> None:
     for start in range(0, count, 100):
         ids = [f"t{i:05d}" for i in range(start, min(start + 100, count))]
-        add_task_collection(job, specs=[{"id": i, "commandLine": "/bin/true"} for i in ids], ids=ids)
+        add_task_collection(
+            job, specs=[{"id": i, "commandLine": "/bin/true"} for i in ids], ids=ids
+        )
 
 
 def start(job, action: str, scope: dict, total: int, monkeypatch) -> BulkOperation:
     """Confirm a bulk action without starting its worker thread here (a subprocess runs it)."""
     monkeypatch.setattr(bulk, "start_worker", lambda pk: None)
-    return start_bulk_operation(job, action=action, scope=scope, user=UserFactory(), actor="tester", total=total)
+    return start_bulk_operation(
+        job, action=action, scope=scope, user=UserFactory(), actor="tester", total=total
+    )
 
 
 def completed(job) -> int:
@@ -51,12 +57,25 @@ def run_in_subprocess_and_kill(op: BulkOperation, progress, *, after: int) -> No
     job acted on, committed one by one before the fix) has grown by `after`: between two
     tasks of a batch, where a crash lands."""
     before = progress()
-    env = {**os.environ, "DATABASE_URL": database_url(), "BATCHSITE_DATA_DIR": str(settings.DATA_DIR)}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "shell", "-c", RUNNER.format(pk=op.pk)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "BATCHSITE_DATA_DIR": str(settings.DATA_DIR),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "shell", "-c", RUNNER.format(pk=op.pk)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
-        wait_for(lambda: proc.poll() is not None or progress() >= before + after,
-                 timeout=120, interval=0.01, message="the bulk run to make progress")
+        wait_for(
+            lambda: proc.poll() is not None or progress() >= before + after,
+            timeout=120,
+            interval=0.01,
+            message="the bulk run to make progress",
+        )
         assert proc.poll() is None, proc.stderr.read().decode()
     finally:
         proc.send_signal(signal.SIGKILL)
@@ -64,10 +83,14 @@ def run_in_subprocess_and_kill(op: BulkOperation, progress, *, after: int) -> No
 
 
 @pytest.mark.slow
-def test_a_terminate_killed_mid_run_again_and_again_counts_every_task_once(transactional_db, monkeypatch):
+def test_a_terminate_killed_mid_run_again_and_again_counts_every_task_once(
+    transactional_db, monkeypatch
+):
     job = JobFactory()
     add_tasks(job, 1500)
-    op = start(job, "terminate", {"filter": {"state": "active"}, "max_pk": 10**12}, 1500, monkeypatch)
+    op = start(
+        job, "terminate", {"filter": {"state": "active"}, "max_pk": 10**12}, 1500, monkeypatch
+    )
     for after in (137, 211, 389):
         run_in_subprocess_and_kill(op, lambda: completed(job), after=after)
     monkeypatch.setattr(bulk, "STALE_AFTER", timedelta(0))
@@ -78,7 +101,13 @@ def test_a_terminate_killed_mid_run_again_and_again_counts_every_task_once(trans
     assert (op.state, op.done, op.succeeded, op.refused, op.total) == ("done", 1500, 1500, 0, 1500)
     assert len(op.outcomes) == 1500 and set(op.outcomes.values()) == {"ok"}
     audit = AuditRecord.objects.get(pk=op.audit_id)
-    assert audit.outcome == {"state": "done", "confirmed": 1500, "total": 1500, "succeeded": 1500, "refused": {}}
+    assert audit.outcome == {
+        "state": "done",
+        "confirmed": 1500,
+        "total": 1500,
+        "succeeded": 1500,
+        "refused": {},
+    }
 
 
 @pytest.mark.slow
@@ -105,7 +134,9 @@ def test_a_crash_between_two_tasks_of_a_batch_leaves_nothing_half_counted(monkey
     job = JobFactory()
     for i in range(7):
         TaskFactory(job=job, task_id=f"f{i}", failed=True)
-    op = start(job, "reactivate", {"filter": {"result": "failure"}, "max_pk": 10**12}, 7, monkeypatch)
+    op = start(
+        job, "reactivate", {"filter": {"result": "failure"}, "max_pk": 10**12}, 7, monkeypatch
+    )
     real, calls = bulk.TASK_ACTIONS["reactivate"], []
 
     def crashing(task, **kw):
@@ -139,7 +170,9 @@ def test_a_runner_whose_run_was_taken_over_stops_before_acting_again(monkeypatch
     job = JobFactory()
     for i in range(4):
         TaskFactory(job=job, task_id=f"f{i}", failed=True)
-    op = start(job, "reactivate", {"filter": {"result": "failure"}, "max_pk": 10**12}, 4, monkeypatch)
+    op = start(
+        job, "reactivate", {"filter": {"result": "failure"}, "max_pk": 10**12}, 4, monkeypatch
+    )
     slow = bulk._claim(op.pk)
     resumed = bulk._claim(op.pk, stale_before=now() + timedelta(days=1))
     base = bulk.scope_queryset(job, BulkOperation.objects.get(pk=op.pk).scope)

@@ -33,7 +33,12 @@ def test_a_delta_moves_tasks_and_slots_in_one_update(django_assert_num_queries):
         delta.apply(job.pk)
     job.refresh_from_db()
     assert (job.active_count, job.active_slots) == (1, 2)
-    assert (job.completed_count, job.failed_count, job.failed_slots, job.succeeded_count) == (1, 1, 3, 0)
+    assert (job.completed_count, job.failed_count, job.failed_slots, job.succeeded_count) == (
+        1,
+        1,
+        3,
+        0,
+    )
     assert (job.running_count, job.running_slots) == (1, 2)
 
 
@@ -63,10 +68,20 @@ def test_recount_rebuilds_every_counter_from_the_tasks():
     Job.objects.filter(pk=job.pk).update(active_count=99, failed_slots=-4)
     recount_job(job)
     job.refresh_from_db()
-    assert [job.active_count, job.running_count, job.completed_count, job.succeeded_count, job.failed_count] == [
-        1, 2, 2, 1, 1]
-    assert [job.active_slots, job.running_slots, job.completed_slots, job.succeeded_slots, job.failed_slots] == [
-        2, 4, 9, 4, 5]
+    assert [
+        job.active_count,
+        job.running_count,
+        job.completed_count,
+        job.succeeded_count,
+        job.failed_count,
+    ] == [1, 2, 2, 1, 1]
+    assert [
+        job.active_slots,
+        job.running_slots,
+        job.completed_slots,
+        job.succeeded_slots,
+        job.failed_slots,
+    ] == [2, 4, 9, 4, 5]
 
 
 def test_recount_of_a_job_without_tasks_is_all_zero():

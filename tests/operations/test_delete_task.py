@@ -12,8 +12,14 @@ pytestmark = pytest.mark.django_db
 
 
 def attempt(task, *, node, task_dir, subtask_id=None):
-    return Attempt.objects.create(task=task, job=task.job, subtask_id=subtask_id, claimed=timezone.now(),
-                                  node_name=node, task_dir=task_dir)
+    return Attempt.objects.create(
+        task=task,
+        job=task.job,
+        subtask_id=subtask_id,
+        claimed=timezone.now(),
+        node_name=node,
+        task_dir=task_dir,
+    )
 
 
 @pytest.mark.parametrize("trait", [None, "running", "succeeded", "failed"])
@@ -47,15 +53,21 @@ def test_a_running_task_loses_its_attempt_so_its_node_kills_it():
     assert not Attempt.objects.exists()
 
 
-def test_a_multi_instance_task_goes_at_once_and_its_subtasks_directories_in_the_background(assert_counters_true):
-    task = TaskFactory(running=True, multi_instance=True, node_name="node-1", task_root_directory="/d/primary")
+def test_a_multi_instance_task_goes_at_once_and_its_subtasks_directories_in_the_background(
+    assert_counters_true,
+):
+    task = TaskFactory(
+        running=True, multi_instance=True, node_name="node-1", task_root_directory="/d/primary"
+    )
     SubTaskFactory(task=task, subtask_id=1)
     attempt(task, node="node-1", task_dir="/d/primary")
     attempt(task, node="node-2", task_dir="/d/sub1", subtask_id=1)
     delete_task(task)
     assert not Task.objects.filter(pk=task.pk).exists() and not SubTask.objects.exists()
     assert set(NodeCleanup.objects.values_list("node_name", "task_dir")) == {
-        ("node-1", "/d/primary"), ("node-2", "/d/sub1")}
+        ("node-1", "/d/primary"),
+        ("node-2", "/d/sub1"),
+    }
     assert assert_counters_true(task.job)["running_count"] == 0
 
 

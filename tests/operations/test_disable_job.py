@@ -36,8 +36,9 @@ def running_job(account, pool, node, count=2):
     return job, tasks, attempts
 
 
-def test_requeue_ends_the_running_attempts_and_puts_their_tasks_back_to_active(account, pool, node,
-                                                                               assert_counters_true):
+def test_requeue_ends_the_running_attempts_and_puts_their_tasks_back_to_active(
+    account, pool, node, assert_counters_true
+):
     job, tasks, attempts = running_job(account, pool, node)
     before = job_of(job).etag
     disabled = disable_job(job, disable_tasks="requeue")
@@ -52,29 +53,42 @@ def test_requeue_ends_the_running_attempts_and_puts_their_tasks_back_to_active(a
     assert assert_counters_true(job)["active_count"] == 2
 
 
-def test_terminate_completes_the_running_tasks_with_task_ended_and_never_runs_them_again(account, pool, node,
-                                                                                        assert_counters_true):
+def test_terminate_completes_the_running_tasks_with_task_ended_and_never_runs_them_again(
+    account, pool, node, assert_counters_true
+):
     job, tasks, attempts = running_job(account, pool, node)
     waiting = add(job, "later")
     disable_job(job, disable_tasks="terminate")
     assert job_of(job).state == "disabled"
     for task in map(fresh, tasks):
-        assert (task.state, task.result, task.failure_info["code"]) == ("completed", "failure", "TaskEnded")
+        assert (task.state, task.result, task.failure_info["code"]) == (
+            "completed",
+            "failure",
+            "TaskEnded",
+        )
         assert task.failure_info["category"] == "usererror"
-    assert set(Attempt.objects.filter(pk__in=[a.pk for a in attempts]).values_list("cancel_requested", flat=True)) \
-        == {"terminate"}
+    assert set(
+        Attempt.objects.filter(pk__in=[a.pk for a in attempts]).values_list(
+            "cancel_requested", flat=True
+        )
+    ) == {"terminate"}
     assert fresh(waiting).state == Task.State.ACTIVE  # an active task stays active
     counts = assert_counters_true(job)
     assert (counts["failed_count"], counts["active_count"]) == (2, 1)
 
 
 def test_wait_lets_running_tasks_run_on_and_the_job_is_disabling_until_the_last_ends(
-        account, pool, node, django_capture_on_commit_callbacks):
+    account, pool, node, django_capture_on_commit_callbacks
+):
     job, tasks, attempts = running_job(account, pool, node)
     disable_job(job, disable_tasks="wait")
     assert job_of(job).state == "disabling"
     assert {fresh(t).state for t in tasks} == {Task.State.RUNNING}
-    assert not Attempt.objects.filter(pk__in=[a.pk for a in attempts]).exclude(cancel_requested="").exists()
+    assert (
+        not Attempt.objects.filter(pk__in=[a.pk for a in attempts])
+        .exclude(cancel_requested="")
+        .exists()
+    )
     with django_capture_on_commit_callbacks(execute=True):
         finish(attempts[0], 0)
     assert job_of(job).state == "disabling"
@@ -92,7 +106,9 @@ def test_wait_with_nothing_running_disables_at_once(account, pool, node):
     assert job_of(job).state == "disabled"
 
 
-def test_a_disabling_job_whose_last_task_ended_another_way_is_disabled_by_the_sweep(account, pool, node):
+def test_a_disabling_job_whose_last_task_ended_another_way_is_disabled_by_the_sweep(
+    account, pool, node
+):
     job, tasks, _ = running_job(account, pool, node, count=1)
     disable_job(job, disable_tasks="wait")
     terminate_task(fresh(tasks[0]))
@@ -127,8 +143,15 @@ def test_disabling_a_disabled_job_changes_nothing(account, pool, node):
     assert (job_of(job).state, job_of(job).etag) == ("disabled", etag)
 
 
-@pytest.mark.parametrize(("state", "code"), [("completed", "JobCompleted"), ("terminating", "JobBeingTerminated"),
-                                             ("deleting", "JobBeingDeleted"), ("enabling", "JobNotActive")])
+@pytest.mark.parametrize(
+    ("state", "code"),
+    [
+        ("completed", "JobCompleted"),
+        ("terminating", "JobBeingTerminated"),
+        ("deleting", "JobBeingDeleted"),
+        ("enabling", "JobNotActive"),
+    ],
+)
 def test_refuses_to_disable_a_job_that_is_not_active(account, pool, state, code):
     job = make_job(account, pool)
     Job.objects.filter(pk=job.pk).update(state=state)
@@ -146,10 +169,16 @@ def test_refuses_an_unknown_disable_tasks_mode(account, pool):
     assert job_of(job).state == "active"
 
 
-@pytest.mark.parametrize(("state", "code"), [("active", "OperationInvalidForCurrentState"),
-                                             ("disabling", "OperationInvalidForCurrentState"),
-                                             ("completed", "JobCompleted"), ("terminating", "JobBeingTerminated"),
-                                             ("deleting", "JobBeingDeleted")])
+@pytest.mark.parametrize(
+    ("state", "code"),
+    [
+        ("active", "OperationInvalidForCurrentState"),
+        ("disabling", "OperationInvalidForCurrentState"),
+        ("completed", "JobCompleted"),
+        ("terminating", "JobBeingTerminated"),
+        ("deleting", "JobBeingDeleted"),
+    ],
+)
 def test_refuses_to_enable_a_job_that_is_not_disabled(account, pool, state, code):
     job = make_job(account, pool)
     Job.objects.filter(pk=job.pk).update(state=state)
@@ -162,7 +191,10 @@ def test_refuses_to_enable_a_job_that_is_not_disabled(account, pool, state, code
 def test_can_disable_and_can_enable_agree_with_their_operations(account, pool, state):
     job = make_job(account, pool, job_id=f"j-{state}")
     Job.objects.filter(pk=job.pk).update(state=state)
-    for can, act in ((can_disable_job, lambda j: disable_job(j, disable_tasks="requeue")), (can_enable_job, enable_job)):
+    for can, act in (
+        (can_disable_job, lambda j: disable_job(j, disable_tasks="requeue")),
+        (can_enable_job, enable_job),
+    ):
         Job.objects.filter(pk=job.pk).update(state=state)
         refusal = can(job_of(job))
         try:

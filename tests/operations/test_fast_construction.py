@@ -3,8 +3,8 @@ as Django's own would: tasks.operations.fast_insert.new_instance and sql.link.""
 
 import pytest
 
+from tasks import sql
 from tasks.models import Attempt, Job, Task
-from tasks.operations import sql
 from tasks.operations.fast_insert import new_instance
 
 
@@ -12,10 +12,17 @@ def fields(obj):
     return {k: v for k, v in obj.__dict__.items() if k != "_state"}
 
 
-@pytest.mark.parametrize("model, related, values", [
-    (Task, {"job": Job(pk=7)}, {"task_id": "A", "id_key": "a", "command_line": "/bin/true", "spec": {"x": 1}}),
-    (Attempt, {"job": Job(pk=7), "task": Task(pk=9)}, {"number": 2, "task_dir": "/d"}),
-])
+@pytest.mark.parametrize(
+    "model, related, values",
+    [
+        (
+            Task,
+            {"job": Job(pk=7)},
+            {"task_id": "A", "id_key": "a", "command_line": "/bin/true", "spec": {"x": 1}},
+        ),
+        (Attempt, {"job": Job(pk=7), "task": Task(pk=9)}, {"number": 2, "task_dir": "/d"}),
+    ],
+)
 def test_new_instance_is_what_the_constructor_makes(model, related, values):
     fast, slow = new_instance(model, related, **values), model(**related, **values)
     assert fields(fast) == fields(slow)
@@ -58,8 +65,10 @@ def test_hand_written_statements_fail_with_djangos_exceptions():
     with pytest.raises(DatabaseError), transaction.atomic():
         sql.run("SELECT * FROM no_such_table WHERE id = %s", [1])
     with pytest.raises(IntegrityError), transaction.atomic():
-        sql.run('INSERT INTO "tasks_account" ("name", "primary_key", "secondary_key") VALUES (%s, %s, %s)',
-                [None, "k", ""])
+        sql.run(
+            'INSERT INTO "tasks_account" ("name", "primary_key", "secondary_key") VALUES (%s, %s, %s)',
+            [None, "k", ""],
+        )
     rows, count = sql.run('SELECT COUNT(*) FROM "tasks_account" WHERE "name" = %s', ["nobody"])
     assert rows == [(0,)]
 
@@ -73,8 +82,14 @@ def test_select_with_loads_the_related_rows_once_each_as_the_orm_would():
     task = TaskFactory(running=True)
     first = Attempt.objects.create(task=task, job=task.job, claimed=timezone.now())
     second = Attempt.objects.create(task=task, job=task.job, claimed=timezone.now(), subtask_id=1)
-    rows = sql.select_with(Attempt, ["task_id", "subtask_id"], [("task", ["state", "retry_count"]), ("job", ["state"])],
-                           sql.pk_in([first.pk, second.pk]), [first.pk, second.pk], order="{id}")
+    rows = sql.select_with(
+        Attempt,
+        ["task_id", "subtask_id"],
+        [("task", ["state", "retry_count"]), ("job", ["state"])],
+        sql.pk_in([first.pk, second.pk]),
+        [first.pk, second.pk],
+        order="{id}",
+    )
     assert [a.pk for a, _, _ in rows] == [first.pk, second.pk]
     assert rows[0][1] is rows[1][1] and rows[0][2] is rows[1][2]  # one task, one job
     loaded, orm = rows[0][1], Task.objects.only("state", "retry_count").get(pk=task.pk)

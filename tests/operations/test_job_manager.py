@@ -6,11 +6,11 @@ import pytest
 
 from tasks.errors import BatchError
 from tasks.models import Attempt, Job, Task
-from tasks.operations import nodes
-from tasks.operations.attempts import requeue_attempts
 from tasks.operations.job_schedules import add_job_schedule
 from tasks.operations.jobs import terminate_job
 from tasks.operations.sweeps import run_frequent_sweeps
+from tasks.operations.task_ends import requeue_attempts
+from tasks.operations.tasks import terminate_task
 from tests.execution import add, claim, claimed_ids, finish, fresh, make_job, make_node, make_pool
 
 pytestmark = pytest.mark.django_db
@@ -34,12 +34,24 @@ def manager_job(account, pool, job_id="job1", **extra):
     return make_job(account, pool, job_id, jobManagerTask=manager(**extra))
 
 
-def test_adding_a_job_with_a_job_manager_adds_that_task_to_the_job(account, pool, assert_counters_true):
-    job = manager_job(account, pool, displayName="boss", requiredSlots=2,
-                      environmentSettings=[{"name": "A", "value": "1"}],
-                      constraints={"maxTaskRetryCount": 3})
+def test_adding_a_job_with_a_job_manager_adds_that_task_to_the_job(
+    account, pool, assert_counters_true
+):
+    job = manager_job(
+        account,
+        pool,
+        displayName="boss",
+        requiredSlots=2,
+        environmentSettings=[{"name": "A", "value": "1"}],
+        constraints={"maxTaskRetryCount": 3},
+    )
     task = Task.objects.get(job=job)
-    assert (task.task_id, task.display_name, task.command_line, task.state) == ("jm", "boss", "/bin/true", "active")
+    assert (task.task_id, task.display_name, task.command_line, task.state) == (
+        "jm",
+        "boss",
+        "/bin/true",
+        "active",
+    )
     assert (task.required_slots, task.max_task_retry_count) == (2, 3)
     assert task.spec["environmentSettings"] == [{"name": "A", "value": "1"}]
     assert "killJobOnCompletion" not in task.spec and "runExclusive" not in task.spec
@@ -54,10 +66,17 @@ def test_a_job_without_a_job_manager_has_no_task(account, pool):
 def test_the_job_manager_durations_are_parsed_from_a_schedule_wire_form(account, pool):
     from datetime import timedelta
 
-    schedule = add_job_schedule(account, spec={
-        "id": "sched", "schedule": {},
-        "jobSpecification": {"poolInfo": {"poolId": pool.pool_id},
-                             "jobManagerTask": manager(constraints={"maxWallClockTime": "PT5M"})}})
+    schedule = add_job_schedule(
+        account,
+        spec={
+            "id": "sched",
+            "schedule": {},
+            "jobSpecification": {
+                "poolInfo": {"poolId": pool.pool_id},
+                "jobManagerTask": manager(constraints={"maxWallClockTime": "PT5M"}),
+            },
+        },
+    )
     run_frequent_sweeps()
     job = Job.objects.get(job_schedule=schedule)
     task = Task.objects.get(job=job)
@@ -85,26 +104,22 @@ def test_adding_a_task_with_the_job_managers_id_is_refused(account, pool):
 def test_the_jobs_other_tasks_wait_until_the_job_manager_has_started(account, pool, node):
     job = manager_job(account, pool, allowLowPriorityNode=False)
     add(job, "t1")
-    spot = nodes.register_node(pool, node_id="spot-1", slots=2, is_dedicated=False, root_dir="/tmp/x/spot-1")
+    spot = make_node(pool, "spot-1", dedicated=False)
     # The low-priority node may not run the manager, and nothing else of the job runs first.
     assert claimed_ids(spot) == []
     assert claimed_ids(node) == ["jm"]
-    assert claimed_ids(fresh_node(spot)) == ["t1"]
-
-
-def fresh_node(node):
-    node.refresh_from_db()
-    return node
+    assert claimed_ids(fresh(spot)) == ["t1"]
 
 
 def test_a_job_manager_that_ran_before_holds_nothing_back(account, pool, node):
-    job = manager_job(account, pool, allowLowPriorityNode=False,
-                      constraints={"maxTaskRetryCount": 1})
+    job = manager_job(
+        account, pool, allowLowPriorityNode=False, constraints={"maxTaskRetryCount": 1}
+    )
     [attempt] = claim(node)
     finish(attempt, exit_code=1)  # retried: active again, with a previous state
     assert fresh(Task.objects.get(job=job, task_id="jm")).state == "active"
     add(job, "t1")
-    spot = nodes.register_node(pool, node_id="spot-1", slots=2, is_dedicated=False, root_dir="/tmp/x/spot-1")
+    spot = make_node(pool, "spot-1", dedicated=False)
     assert claimed_ids(spot) == ["t1"]
 
 
@@ -112,14 +127,14 @@ def test_other_jobs_are_not_held_back(account, pool, node):
     manager_job(account, pool, allowLowPriorityNode=False)
     other = make_job(account, pool, "job2")
     add(other, "o1")
-    spot = nodes.register_node(pool, node_id="spot-1", slots=2, is_dedicated=False, root_dir="/tmp/x/spot-1")
+    spot = make_node(pool, "spot-1", dedicated=False)
     assert claimed_ids(spot) == ["o1"]
     assert claimed_ids(node) == ["jm"]
 
 
 def test_a_job_manager_with_allow_low_priority_node_runs_on_one(account, pool):
     manager_job(account, pool)
-    spot = nodes.register_node(pool, node_id="spot-1", slots=2, is_dedicated=False, root_dir="/tmp/x/spot-1")
+    spot = make_node(pool, "spot-1", dedicated=False)
     assert claimed_ids(spot) == ["jm"]
 
 
@@ -217,8 +232,6 @@ def test_a_terminated_job_manager_with_a_terminated_job_is_left_alone(account, p
 
 
 def test_terminating_the_job_manager_ends_the_job(account, pool, node):
-    from tasks.operations.tasks import terminate_task
-
     job = manager_job(account, pool, runExclusive=False)
     add(job, "worker", "/bin/sleep 60")
     claim(node)
@@ -228,18 +241,22 @@ def test_terminating_the_job_manager_ends_the_job(account, pool, node):
     assert Task.objects.get(job=job, task_id="worker").state == "completed"
 
 
-def test_terminating_a_job_manager_without_kill_job_on_completion_leaves_the_job(account, pool, node):
-    from tasks.operations.tasks import terminate_task
-
+def test_terminating_a_job_manager_without_kill_job_on_completion_leaves_the_job(
+    account, pool, node
+):
     job = manager_job(account, pool, killJobOnCompletion=False)
     terminate_task(Task.objects.get(job=job, task_id="jm"))
     assert Job.objects.get(pk=job.pk).state == Job.State.ACTIVE
 
 
-def test_a_failed_job_manager_of_a_job_that_performs_exit_options_ends_it_as_task_failed(account, pool, node):
+def test_a_failed_job_manager_of_a_job_that_performs_exit_options_ends_it_as_task_failed(
+    account, pool, node
+):
     # A job manager has no exitConditions: a failure takes Batch's default, jobAction terminate.
     job = manager_job(account, pool, killJobOnCompletion=False)
-    Job.objects.filter(pk=job.pk).update(on_task_failure=Job.OnTaskFailure.PERFORMEXITOPTIONSJOBACTION)
+    Job.objects.filter(pk=job.pk).update(
+        on_task_failure=Job.OnTaskFailure.PERFORMEXITOPTIONSJOBACTION
+    )
     [attempt] = claim(node)
     finish(attempt, exit_code=2)
     job.refresh_from_db()

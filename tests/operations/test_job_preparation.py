@@ -7,6 +7,7 @@ import pytest
 
 from tasks.models import ComputeNode, Job, JobPreparation, NodeCleanup
 from tasks.operations import job_preparation as ops
+from tasks.operations.job_ends import settle_ending_jobs
 from tasks.operations.jobs import delete_job, terminate_job
 from tasks.operations.sweeps import run_sweeps
 from tests.execution import add, claimed_ids, make_job, make_node, make_pool
@@ -121,8 +122,12 @@ def test_a_failed_preparation_is_retried_up_to_max_task_retry_count(account, poo
     assert ops.finish_job_preparation(record, exit_code=3) is True
     assert ops.finish_job_preparation(record, exit_code=3) is False
     record.refresh_from_db()
-    assert (record.prep_state, record.prep_result, record.prep_retry_count, record.prep_exit_code) == (
-        "completed", "failure", 2, 3)
+    assert (
+        record.prep_state,
+        record.prep_result,
+        record.prep_retry_count,
+        record.prep_exit_code,
+    ) == ("completed", "failure", 2, 3)
     assert record.prep_last_retry_time is not None
     assert record.prep_failure_info["code"] == "FailureExitCode"
 
@@ -204,7 +209,9 @@ def test_a_report_from_before_a_rerun_started_is_still_the_current_run(account, 
     add(job, "t1")
     record = ops.start_job_preparation(job, node)
     ops.finish_job_preparation(record, exit_code=0)
-    assert ops.finish_job_preparation(record, exit_code=1) is False  # a second report changes nothing
+    assert (
+        ops.finish_job_preparation(record, exit_code=1) is False
+    )  # a second report changes nothing
     record.refresh_from_db()
     assert record.prep_result == "success"
 
@@ -225,7 +232,11 @@ def test_terminate_waits_for_the_release_on_nodes_that_ran_the_preparation(accou
     job.refresh_from_db()
     assert (job.state, job.terminate_reason) == ("completed", "UserTerminate")
     record = JobPreparation.objects.get()
-    assert (record.release_state, record.release_result, record.release_exit_code) == ("completed", "success", 0)
+    assert (record.release_state, record.release_result, record.release_exit_code) == (
+        "completed",
+        "success",
+        0,
+    )
 
 
 def test_a_job_whose_preparation_never_ran_completes_at_once(account, pool, node):
@@ -289,10 +300,15 @@ def test_a_removed_node_is_not_waited_for(account, pool, node):
     prepare(job, node)
     terminate_job(job)
     ComputeNode.objects.filter(pk=node.pk).delete()
-    assert ops.settle_ending_jobs() == 1
+    assert settle_ending_jobs() == 1
     assert Job.objects.get(pk=job.pk).state == "completed"
     record = JobPreparation.objects.get()  # what ran there is still told
-    assert (record.node_id, record.pool_name, record.node_name, record.prep_result) == (None, "pool1", "node-1", "success")
+    assert (record.node_id, record.pool_name, record.node_name, record.prep_result) == (
+        None,
+        "pool1",
+        "node-1",
+        "success",
+    )
 
 
 def test_a_release_interrupted_by_a_restart_runs_again(account, pool, node):
@@ -323,8 +339,10 @@ def test_delete_waits_for_the_release_then_purges_the_job(account, pool, node):
     assert not JobPreparation.objects.exists()
     # Their directories go too, removed by the node as its tasks' are.
     queued = set(NodeCleanup.objects.filter(node_name="node-1").values_list("task_dir", flat=True))
-    assert {f"{node.root_dir}/workitems/job1/job-1/jobpreparation",
-            f"{node.root_dir}/workitems/job1/job-1/jobrelease"} <= queued
+    assert {
+        f"{node.root_dir}/workitems/job1/job-1/jobpreparation",
+        f"{node.root_dir}/workitems/job1/job-1/jobrelease",
+    } <= queued
 
 
 def test_all_tasks_complete_waits_for_the_release_too(account, pool, node):
@@ -354,7 +372,10 @@ def test_the_status_list_refuses_a_job_with_neither_task(account, pool):
 
 def test_the_status_list_takes_a_job_with_either_task(account, pool):
     assert ops.can_list_job_preparation_status(prepared_job(account, pool)) is None
-    assert ops.can_list_job_preparation_status(make_job(account, pool, "r", jobReleaseTask=RELEASE)) is None
+    assert (
+        ops.can_list_job_preparation_status(make_job(account, pool, "r", jobReleaseTask=RELEASE))
+        is None
+    )
 
 
 def test_release_wall_clock_is_at_most_fifteen_minutes():

@@ -8,14 +8,13 @@ from django.utils import timezone
 from tasks.errors import BatchError
 from tasks.models import Attempt, Job, NodeCleanup, Task
 from tasks.operations import jobs as job_ops
+from tasks.operations.job_ends import complete_job_if_all_tasks_done, purge_deleting_job
 from tasks.operations.jobs import (
     add_job,
     can_delete_job,
     can_terminate_job,
     can_update_job,
-    complete_job_if_all_tasks_done,
     delete_job,
-    purge_deleting_job,
     terminate_job,
     update_job,
 )
@@ -23,7 +22,11 @@ from tests.factories import AccountFactory, JobFactory, TaskFactory
 
 pytestmark = pytest.mark.django_db
 
-ENDING = [("completed", "JobCompleted"), ("terminating", "JobBeingTerminated"), ("deleting", "JobBeingDeleted")]
+ENDING = [
+    ("completed", "JobCompleted"),
+    ("terminating", "JobBeingTerminated"),
+    ("deleting", "JobBeingDeleted"),
+]
 
 
 def attempt(task, **kw):
@@ -36,7 +39,12 @@ def attempt(task, **kw):
 def test_adds_an_active_job_with_the_batch_defaults():
     job = add_job(AccountFactory(), spec={"id": "MyJob", "poolInfo": {"poolId": "p"}})
     job.refresh_from_db()
-    assert (job.job_id, job.id_key, job.state, job.pool_id) == ("MyJob", "myjob", Job.State.ACTIVE, "p")
+    assert (job.job_id, job.id_key, job.state, job.pool_id) == (
+        "MyJob",
+        "myjob",
+        Job.State.ACTIVE,
+        "p",
+    )
     assert (job.priority, job.max_parallel_tasks, job.uses_task_dependencies) == (0, -1, False)
     assert (job.on_all_tasks_complete, job.on_task_failure) == ("noaction", "noaction")
     assert (job.max_task_retry_count, job.max_wall_clock_time) == (0, None)
@@ -44,10 +52,16 @@ def test_adds_an_active_job_with_the_batch_defaults():
 
 
 def test_keeps_what_the_client_gave():
-    spec = {"id": "j", "poolInfo": {"poolId": "p"}, "priority": 100, "usesTaskDependencies": True,
-            "onAllTasksComplete": "terminatejob", "onTaskFailure": "performexitoptionsjobaction",
-            "constraints": {"maxWallClockTime": timedelta(days=1), "maxTaskRetryCount": 1},
-            "metadata": [{"name": "a", "value": "b"}]}
+    spec = {
+        "id": "j",
+        "poolInfo": {"poolId": "p"},
+        "priority": 100,
+        "usesTaskDependencies": True,
+        "onAllTasksComplete": "terminatejob",
+        "onTaskFailure": "performexitoptionsjobaction",
+        "constraints": {"maxWallClockTime": timedelta(days=1), "maxTaskRetryCount": 1},
+        "metadata": [{"name": "a", "value": "b"}],
+    }
     job = add_job(AccountFactory(), spec=spec)
     job.refresh_from_db()
     assert (job.priority, job.uses_task_dependencies, job.max_task_retry_count) == (100, True, 1)
@@ -73,21 +87,36 @@ def test_the_same_id_is_free_in_another_account():
 
 
 def test_update_replaces_every_updatable_property():
-    job = JobFactory(priority=5, max_parallel_tasks=3, max_task_retry_count=2,
-                     spec={"allowTaskPreemption": True, "metadata": [{"name": "a", "value": "b"}]})
+    job = JobFactory(
+        priority=5,
+        max_parallel_tasks=3,
+        max_task_retry_count=2,
+        spec={"allowTaskPreemption": True, "metadata": [{"name": "a", "value": "b"}]},
+    )
     old_etag = job.etag
     update_job(job, spec={"poolInfo": {"poolId": "other"}}, replace=True)
     job.refresh_from_db()
-    assert (job.priority, job.max_parallel_tasks, job.max_task_retry_count, job.pool_id) == (0, -1, 0, "other")
+    assert (job.priority, job.max_parallel_tasks, job.max_task_retry_count, job.pool_id) == (
+        0,
+        -1,
+        0,
+        "other",
+    )
     assert "allowTaskPreemption" not in job.spec and "metadata" not in job.spec
     assert job.etag != old_etag
 
 
 def test_patch_changes_only_what_it_names():
-    job = JobFactory(priority=5, max_parallel_tasks=3, spec={"metadata": [{"name": "a", "value": "b"}]})
+    job = JobFactory(
+        priority=5, max_parallel_tasks=3, spec={"metadata": [{"name": "a", "value": "b"}]}
+    )
     update_job(job, spec={"priority": 7}, replace=False)
     job.refresh_from_db()
-    assert (job.priority, job.max_parallel_tasks, job.spec["metadata"]) == (7, 3, [{"name": "a", "value": "b"}])
+    assert (job.priority, job.max_parallel_tasks, job.spec["metadata"]) == (
+        7,
+        3,
+        [{"name": "a", "value": "b"}],
+    )
 
 
 def test_setting_terminatejob_on_a_job_whose_tasks_are_done_completes_it():
@@ -136,9 +165,20 @@ JOB_VALUE_RULES = [
     ({"priority": 1001}, "priority"),
     ({"priority": -1001}, "priority"),
     ({"constraints": {"maxTaskRetryCount": -2}}, "constraints.maxTaskRetryCount"),
-    ({"commonEnvironmentSettings": [{"name": "A=B", "value": "1"}]}, "commonEnvironmentSettings[0].name"),
-    ({"jobManagerTask": {"id": "m", "commandLine": "x", "environmentSettings": [{"name": "ok"}, {"name": "X=1"}]}},
-     "jobManagerTask.environmentSettings[1].name"),
+    (
+        {"commonEnvironmentSettings": [{"name": "A=B", "value": "1"}]},
+        "commonEnvironmentSettings[0].name",
+    ),
+    (
+        {
+            "jobManagerTask": {
+                "id": "m",
+                "commandLine": "x",
+                "environmentSettings": [{"name": "ok"}, {"name": "X=1"}],
+            }
+        },
+        "jobManagerTask.environmentSettings[1].name",
+    ),
 ]
 
 
@@ -152,7 +192,10 @@ def test_add_refuses_a_value_batch_refuses(values, name):
 
 
 @pytest.mark.parametrize("replace", [True, False], ids=["update", "patch"])
-@pytest.mark.parametrize(("values", "name"), [r for r in JOB_VALUE_RULES if {"priority", "maxParallelTasks", "constraints"} & set(r[0])])
+@pytest.mark.parametrize(
+    ("values", "name"),
+    [r for r in JOB_VALUE_RULES if {"priority", "maxParallelTasks", "constraints"} & set(r[0])],
+)
 def test_update_and_patch_refuse_what_add_refuses(values, name, replace):
     job = JobFactory(priority=3, max_parallel_tasks=2)
     etag = job.etag
@@ -164,8 +207,10 @@ def test_update_and_patch_refuse_what_add_refuses(values, name, replace):
     assert (job.priority, job.max_parallel_tasks, job.etag) == (3, 2, etag)
 
 
-@pytest.mark.parametrize("values", [{"maxParallelTasks": -1}, {"maxParallelTasks": 1}, {"priority": -1000},
-                                    {"priority": 1000}])
+@pytest.mark.parametrize(
+    "values",
+    [{"maxParallelTasks": -1}, {"maxParallelTasks": 1}, {"priority": -1000}, {"priority": 1000}],
+)
 def test_the_limits_themselves_are_accepted_everywhere(values):
     job = add_job(AccountFactory(), spec={"id": "j", "poolInfo": {"poolId": "p"}, **values})
     assert update_job(job, spec=values, replace=True).etag != job.etag
@@ -183,16 +228,28 @@ def test_terminate_completes_running_tasks_and_leaves_active_ones_active(assert_
     process = attempt(running)
     terminate_job(job, reason="Because")
     job.refresh_from_db()
-    assert (job.state, job.previous_state, job.terminate_reason) == (Job.State.COMPLETED, "terminating", "Because")
+    assert (job.state, job.previous_state, job.terminate_reason) == (
+        Job.State.COMPLETED,
+        "terminating",
+        "Because",
+    )
     assert job.end_time is not None
     states = dict(Task.objects.filter(job=job).values_list("pk", "state"))
-    assert states == {active.pk: "active", running.pk: "completed", preparing.pk: "completed",
-                      done.pk: "completed"}
+    assert states == {
+        active.pk: "active",
+        running.pk: "completed",
+        preparing.pk: "completed",
+        done.pk: "completed",
+    }
     process.refresh_from_db()
     assert process.cancel_requested == "terminate"
     counts = assert_counters_true(job)
-    assert (counts["active_count"], counts["running_count"], counts["failed_count"], counts["succeeded_count"]) == (
-        1, 0, 2, 1)
+    assert (
+        counts["active_count"],
+        counts["running_count"],
+        counts["failed_count"],
+        counts["succeeded_count"],
+    ) == (1, 0, 2, 1)
 
 
 def test_terminate_gives_the_user_reason_by_default():
@@ -241,9 +298,12 @@ def test_delete_removes_the_job_its_tasks_and_queues_their_directories():
     task = TaskFactory(job=job, running=True)
     attempt(task, node_name="node-1", task_dir="/d/t")
     delete_job(job)
-    assert not Job.objects.filter(pk=job.pk).exists() and not Task.objects.filter(pk=task.pk).exists()
+    assert (
+        not Job.objects.filter(pk=job.pk).exists() and not Task.objects.filter(pk=task.pk).exists()
+    )
     assert list(NodeCleanup.objects.values_list("node_name", "task_dir", "reason")) == [
-        ("node-1", "/d/t", "jobdelete")]
+        ("node-1", "/d/t", "jobdelete")
+    ]
 
 
 def test_a_large_job_stays_deleting_for_the_sweep(monkeypatch, assert_counters_true):

@@ -4,7 +4,8 @@ leaves the pool; what still runs is requeued, its tasks' files are gone."""
 import pytest
 
 from tasks.models import Attempt, ComputeNode, NodeCleanup, Task
-from tasks.operations.nodes import leave_pool, start_leaving_pool
+from tasks.operations.node_leaving import leave_pool
+from tasks.operations.nodes import start_leaving_pool
 from tests.execution import add, claim, finish, fresh, make_job, make_node, make_pool
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +38,9 @@ def test_the_completed_tasks_whose_files_were_on_it_answer_files_cleaned_up(acco
     add(job, "done")
     [attempt] = claim(node)
     finish(attempt, 0)
-    NodeCleanup.objects.create(node_name="leaver", pool_id="", task_dir=f"{node.root_dir}/workitems/x", reason="delete")
+    NodeCleanup.objects.create(
+        node_name="leaver", pool_id="", task_dir=f"{node.root_dir}/workitems/x", reason="delete"
+    )
     leave_pool(node)
     done = Task.objects.get(task_id="done")
     assert (done.files_cleaned, done.node_name, done.node_id) == (True, "leaver", None)
@@ -77,8 +80,9 @@ def test_requeue_is_the_default_option(account, pool):
     assert fresh(task).state == Task.State.ACTIVE
 
 
-def test_starting_to_leave_with_terminate_completes_the_running_tasks_as_terminated(account, pool,
-                                                                                   assert_counters_true):
+def test_starting_to_leave_with_terminate_completes_the_running_tasks_as_terminated(
+    account, pool, assert_counters_true
+):
     node = make_node(pool, "leaver")
     job = make_job(account, pool)
     task = add(job, "t1")
@@ -86,7 +90,11 @@ def test_starting_to_leave_with_terminate_completes_the_running_tasks_as_termina
     order_removal(node, "terminate")
     start_leaving_pool(node)
     task = fresh(task)
-    assert (task.state, task.result, task.failure_info["code"]) == (Task.State.COMPLETED, "failure", "TaskEnded")
+    assert (task.state, task.result, task.failure_info["code"]) == (
+        Task.State.COMPLETED,
+        "failure",
+        "TaskEnded",
+    )
     assert "removed from the pool" in task.failure_info["message"]
     assert Attempt.objects.get(pk=attempt.pk).cancel_requested == "terminate"
     assert_counters_true(job)

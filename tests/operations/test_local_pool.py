@@ -27,7 +27,11 @@ def test_a_later_start_sets_the_target_again_after_a_resize():
     pool.save(update_fields=["allocation_state"])
     again = ensure_local_pool(account, nodes=3, slots=2)
     assert again.pk == pool.pk
-    assert (again.target_dedicated_nodes, again.task_slots_per_node, again.allocation_state) == (3, 2, "resizing")
+    assert (again.target_dedicated_nodes, again.task_slots_per_node, again.allocation_state) == (
+        3,
+        2,
+        "resizing",
+    )
 
 
 def test_an_unchanged_start_changes_nothing():
@@ -63,8 +67,9 @@ def test_refuses_fewer_than_one_slot():
 def test_a_hand_started_node_with_scheduling_disabled_is_kept_and_counted():
     account = AccountFactory()
     pool = ensure_local_pool(account, nodes=0, slots=1)
-    disabled = ComputeNodeFactory(pool=pool, node_id="worker", state="offline", scheduling_enabled=False,
-                                  agent_pid=4321)
+    disabled = ComputeNodeFactory(
+        pool=pool, node_id="worker", state="offline", scheduling_enabled=False, agent_pid=4321
+    )
     ensure_local_pool(account, nodes=0, slots=1)
     assert ComputeNode.objects.filter(pk=disabled.pk).exists()
     assert current_nodes([pool]) == {pool.pk: (1, 0)}

@@ -52,7 +52,10 @@ def test_terminate_completes_the_running_tasks_as_terminated(account, pool):
     disable_node_scheduling(node, option="terminate")
     task = fresh(task)
     assert (task.state, task.failure_info["code"]) == (Task.State.COMPLETED, "TaskEnded")
-    assert task.failure_info["message"] == "The task was terminated because task scheduling was disabled on its node."
+    assert (
+        task.failure_info["message"]
+        == "The task was terminated because task scheduling was disabled on its node."
+    )
 
 
 def test_taskcompletion_lets_them_finish_and_the_node_runs_until_then(account, pool):
@@ -76,8 +79,13 @@ def test_enabling_makes_an_offline_node_idle_and_it_takes_work_again(account, po
 
 
 def test_enabling_a_node_whose_agent_is_gone_leaves_it_offline(pool):
-    lost = ComputeNodeFactory(pool=pool, state="offline", scheduling_enabled=False, agent_pid=4242,
-                              last_heartbeat=timezone.now() - timedelta(hours=1))
+    lost = ComputeNodeFactory(
+        pool=pool,
+        state="offline",
+        scheduling_enabled=False,
+        agent_pid=4242,
+        last_heartbeat=timezone.now() - timedelta(hours=1),
+    )
     assert enable_node_scheduling(lost).state == ComputeNode.State.OFFLINE
     stopped = register_node(pool, node_id="stopped", slots=2, agent_pid=4242)
     disable_node_scheduling(stopped)
@@ -115,8 +123,13 @@ def test_refuses_a_node_leaving_the_pool(pool):
     assert can_disable_node_scheduling(node).code == "NodeNotReady"
 
 
-@pytest.mark.parametrize(("can", "act"), [(can_disable_node_scheduling, disable_node_scheduling),
-                                          (can_enable_node_scheduling, enable_node_scheduling)])
+@pytest.mark.parametrize(
+    ("can", "act"),
+    [
+        (can_disable_node_scheduling, disable_node_scheduling),
+        (can_enable_node_scheduling, enable_node_scheduling),
+    ],
+)
 def test_can_agrees_with_the_operation_in_every_state(can, act):
     for label, kwargs in node_situations():
         for deleting in (False, True):

@@ -25,12 +25,20 @@ def test_a_pool_without_nodes_is_gone_at_once_and_its_jobs_stay():
 
 def test_a_pool_with_live_nodes_is_deleting_until_they_have_left():
     pool = PoolFactory()
-    nodes = [ComputeNodeFactory(pool=pool, provider_handle="local:1"), ComputeNodeFactory(pool=pool)]
+    nodes = [
+        ComputeNodeFactory(pool=pool, provider_handle="local:1"),
+        ComputeNodeFactory(pool=pool),
+    ]
     delete_pool(pool)
     after = Pool.objects.get(pk=pool.pk)
-    assert after.state == "deleting" and after.etag != pool.etag and after.state_transition_time > pool.creation_time
-    assert set(ComputeNode.objects.filter(pool=pool).values_list("pending_action", "action_option")) == {
-        ("remove", "requeue")}
+    assert (
+        after.state == "deleting"
+        and after.etag != pool.etag
+        and after.state_transition_time > pool.creation_time
+    )
+    assert set(
+        ComputeNode.objects.filter(pool=pool).values_list("pending_action", "action_option")
+    ) == {("remove", "requeue")}
     assert finish_pool_deletion(after) is False
     ComputeNode.objects.filter(pk__in=[n.pk for n in nodes]).delete()  # the agents left
     assert finish_pool_deletion(after) is True and not Pool.objects.filter(pk=pool.pk).exists()
@@ -92,7 +100,10 @@ def test_the_sweep_removes_a_deleting_pool_once_its_hand_started_agents_stopped(
     managed = ComputeNodeFactory(pool=pool, provider_handle="local:1", state="offline")
     delete_pool(pool)
     assert run_sweeps()["deleted_pools"] == 0
-    assert set(ComputeNode.objects.filter(pool=pool).values_list("pk", flat=True)) == {alive.pk, managed.pk}
+    assert set(ComputeNode.objects.filter(pool=pool).values_list("pk", flat=True)) == {
+        alive.pk,
+        managed.pk,
+    }
     assert not ComputeNode.objects.filter(pk=stale.pk).exists()
     ComputeNode.objects.filter(pk__in=[alive.pk, managed.pk]).delete()  # they left
     assert run_sweeps()["deleted_pools"] == 1 and not Pool.objects.filter(pk=pool.pk).exists()

@@ -21,15 +21,25 @@ def test_the_named_nodes_leave_and_the_targets_go_down_by_them():
     pool = PoolFactory(target_dedicated_nodes=3, target_low_priority_nodes=1)
     managed(pool, "a"), managed(pool, "b"), managed(pool, "c")
     managed(pool, "lp", is_dedicated=False)
-    after = remove_nodes(pool, node_ids=["a", "lp", "a"], node_deallocation_option="taskcompletion",
-                         resize_timeout=timedelta(minutes=10))
+    after = remove_nodes(
+        pool,
+        node_ids=["a", "lp", "a"],
+        node_deallocation_option="taskcompletion",
+        resize_timeout=timedelta(minutes=10),
+    )
     after.refresh_from_db()
-    leaving = dict(ComputeNode.objects.filter(pool=pool, pending_action="remove").values_list("node_id",
-                                                                                              "action_option"))
+    leaving = dict(
+        ComputeNode.objects.filter(pool=pool, pending_action="remove").values_list(
+            "node_id", "action_option"
+        )
+    )
     assert leaving == {"a": "taskcompletion", "lp": "taskcompletion"}
     assert (after.target_dedicated_nodes, after.target_low_priority_nodes) == (2, 0)
     assert (after.allocation_state, after.resize_timeout, after.etag != pool.etag) == (
-        "resizing", timedelta(minutes=10), True)
+        "resizing",
+        timedelta(minutes=10),
+        True,
+    )
 
 
 def test_a_hand_started_node_leaves_without_lowering_the_targets():
@@ -55,17 +65,28 @@ def test_refuses_a_node_not_in_the_pool_and_changes_nothing():
 def test_refuses_an_empty_list():
     with pytest.raises(BatchError) as info:
         remove_nodes(PoolFactory(), node_ids=[])
-    assert (info.value.code, dict(info.value.values)["PropertyName"]) == ("MissingRequiredProperty", "nodeList")
+    assert (info.value.code, dict(info.value.values)["PropertyName"]) == (
+        "MissingRequiredProperty",
+        "nodeList",
+    )
 
 
 def test_refuses_more_than_100_nodes():
     with pytest.raises(BatchError) as info:
         remove_nodes(PoolFactory(), node_ids=[f"n{i}" for i in range(101)])
-    assert (info.value.code, dict(info.value.values)["PropertyName"]) == ("InvalidPropertyValue", "nodeList")
+    assert (info.value.code, dict(info.value.values)["PropertyName"]) == (
+        "InvalidPropertyValue",
+        "nodeList",
+    )
 
 
-@pytest.mark.parametrize("kwargs, name", [({"resize_timeout": timedelta(minutes=1)}, "resizeTimeout"),
-                                          ({"node_deallocation_option": "kill"}, "nodeDeallocationOption")])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"resize_timeout": timedelta(minutes=1)}, "resizeTimeout"),
+        ({"node_deallocation_option": "kill"}, "nodeDeallocationOption"),
+    ],
+)
 def test_refuses_bad_values(kwargs, name):
     pool = PoolFactory()
     managed(pool, "a")
@@ -74,8 +95,10 @@ def test_refuses_bad_values(kwargs, name):
     assert dict(info.value.values)["PropertyName"] == name
 
 
-@pytest.mark.parametrize("state, allocation, autoscale",
-                         list(itertools.product(Pool.State.values, Pool.AllocationState.values, [False, True])))
+@pytest.mark.parametrize(
+    "state, allocation, autoscale",
+    list(itertools.product(Pool.State.values, Pool.AllocationState.values, [False, True])),
+)
 def test_can_remove_nodes_agrees_with_remove_nodes(state, allocation, autoscale):
     pool = PoolFactory(state=state, allocation_state=allocation, enable_auto_scale=autoscale)
     managed(pool, "a")

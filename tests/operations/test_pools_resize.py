@@ -22,34 +22,50 @@ STATES = list(itertools.product(Pool.State.values, Pool.AllocationState.values, 
 
 def test_resize_sets_the_targets_and_starts_resizing():
     pool = PoolFactory(resize_errors=[{"code": "AllocationTimedout", "message": "old"}])
-    after = resize_pool(pool, target_dedicated=3, target_low_priority=2, resize_timeout=timedelta(minutes=7),
-                        node_deallocation_option="taskcompletion")
+    after = resize_pool(
+        pool,
+        target_dedicated=3,
+        target_low_priority=2,
+        resize_timeout=timedelta(minutes=7),
+        node_deallocation_option="taskcompletion",
+    )
     after.refresh_from_db()
     assert (after.target_dedicated_nodes, after.target_low_priority_nodes) == (3, 2)
     assert (after.allocation_state, after.resize_timeout, after.node_deallocation_option) == (
-        "resizing", timedelta(minutes=7), "taskcompletion")
+        "resizing",
+        timedelta(minutes=7),
+        "taskcompletion",
+    )
     assert after.resize_errors == [] and after.etag != pool.etag
 
 
 def test_a_target_not_given_stays_and_the_option_defaults_to_requeue():
-    pool = PoolFactory(target_dedicated_nodes=2, target_low_priority_nodes=5, node_deallocation_option="terminate")
+    pool = PoolFactory(
+        target_dedicated_nodes=2, target_low_priority_nodes=5, node_deallocation_option="terminate"
+    )
     after = resize_pool(pool, target_dedicated=1)
     assert (after.target_dedicated_nodes, after.target_low_priority_nodes) == (1, 5)
     assert (after.node_deallocation_option, after.resize_timeout) == ("requeue", None)
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    ({"target_dedicated": -1}, "targetDedicatedNodes"),
-    ({"target_low_priority": -2}, "targetLowPriorityNodes"),
-    ({"resize_timeout": timedelta(minutes=4, seconds=59)}, "resizeTimeout"),
-    ({"node_deallocation_option": "drain"}, "nodeDeallocationOption"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"target_dedicated": -1}, "targetDedicatedNodes"),
+        ({"target_low_priority": -2}, "targetLowPriorityNodes"),
+        ({"resize_timeout": timedelta(minutes=4, seconds=59)}, "resizeTimeout"),
+        ({"node_deallocation_option": "drain"}, "nodeDeallocationOption"),
+    ],
+)
 def test_resize_refuses_bad_values(kwargs, name):
     pool = PoolFactory()
     with pytest.raises(BatchError) as info:
         resize_pool(pool, **kwargs)
     assert (info.value.code, info.value.status, dict(info.value.values)["PropertyName"]) == (
-        "InvalidPropertyValue", 400, name)
+        "InvalidPropertyValue",
+        400,
+        name,
+    )
     assert Pool.objects.get(pk=pool.pk).allocation_state == "steady"
 
 

@@ -14,30 +14,49 @@ START = {"commandLine": "/bin/sh -c 'echo hi'", "waitForSuccess": True}
 
 @pytest.fixture
 def pool():
-    return add_pool(AccountFactory(), spec={"id": "p", "vmSize": "a", "displayName": "old", "startTask": START,
-                                            "metadata": [{"name": "k", "value": "v"}],
-                                            "userAccounts": [{"name": "u", "password": "x"}]})
+    return add_pool(
+        AccountFactory(),
+        spec={
+            "id": "p",
+            "vmSize": "a",
+            "displayName": "old",
+            "startTask": START,
+            "metadata": [{"name": "k", "value": "v"}],
+            "userAccounts": [{"name": "u", "password": "x"}],
+        },
+    )
 
 
 def test_update_properties_replaces_and_removes_what_it_omits(pool):
-    after = update_pool_properties(pool, spec={"metadata": [{"name": "n", "value": "2"}],
-                                               "applicationPackageReferences": []})
+    after = update_pool_properties(
+        pool, spec={"metadata": [{"name": "n", "value": "2"}], "applicationPackageReferences": []}
+    )
     after.refresh_from_db()
     assert after.spec["metadata"] == [{"name": "n", "value": "2"}]
     assert "startTask" not in after.spec and "applicationPackageReferences" not in after.spec
-    assert after.spec["displayName"] == "old" and after.spec["userAccounts"] == [{"name": "u", "password": "x"}]
+    assert after.spec["displayName"] == "old" and after.spec["userAccounts"] == [
+        {"name": "u", "password": "x"}
+    ]
     assert after.etag != pool.etag and after.last_modified > pool.last_modified
 
 
 def test_update_properties_with_a_start_task_sets_it(pool):
-    after = update_pool_properties(pool, spec={"startTask": {"commandLine": "/bin/true"}, "metadata": [],
-                                               "applicationPackageReferences": []})
+    after = update_pool_properties(
+        pool,
+        spec={
+            "startTask": {"commandLine": "/bin/true"},
+            "metadata": [],
+            "applicationPackageReferences": [],
+        },
+    )
     assert after.spec["startTask"] == {"commandLine": "/bin/true"} and "metadata" not in after.spec
 
 
 def test_update_properties_refuses_application_packages(pool):
     with pytest.raises(BatchError) as info:
-        update_pool_properties(pool, spec={"metadata": [], "applicationPackageReferences": [{"applicationId": "a"}]})
+        update_pool_properties(
+            pool, spec={"metadata": [], "applicationPackageReferences": [{"applicationId": "a"}]}
+        )
     assert (info.value.code, info.value.status) == ("InvalidApplicationPackageReferences", 409)
     assert Pool.objects.get(pk=pool.pk).spec["startTask"] == START
 
@@ -45,16 +64,25 @@ def test_update_properties_refuses_application_packages(pool):
 def test_patch_changes_what_it_names_and_leaves_the_rest(pool):
     after = patch_pool(pool, spec={"metadata": [{"name": "n", "value": "2"}]})
     after.refresh_from_db()
-    assert after.spec["metadata"] == [{"name": "n", "value": "2"}] and after.spec["startTask"] == START
+    assert (
+        after.spec["metadata"] == [{"name": "n", "value": "2"}] and after.spec["startTask"] == START
+    )
     assert after.etag != pool.etag
 
 
 def test_patch_of_an_empty_pool_changes_its_size_and_slots(pool, settings):
-    settings.BATCHSITE_VM_SIZES = {"big": {"provider": "slurm", "cores": 8}, "*": {"provider": "local"}}
+    settings.BATCHSITE_VM_SIZES = {
+        "big": {"provider": "slurm", "cores": 8},
+        "*": {"provider": "local"},
+    }
     after = patch_pool(pool, spec={"vmSize": "BIG", "taskSlotsPerNode": 32, "displayName": "new"})
     after.refresh_from_db()
-    assert (after.vm_size, after.provider, after.task_slots_per_node, after.spec["displayName"]) == (
-        "BIG", "slurm", 32, "new")
+    assert (
+        after.vm_size,
+        after.provider,
+        after.task_slots_per_node,
+        after.spec["displayName"],
+    ) == ("BIG", "slurm", 32, "new")
 
 
 def test_patch_refuses_more_slots_than_the_size_allows(pool, settings):

@@ -39,8 +39,11 @@ def test_keeps_the_requeue_count():
 
 
 def test_reactivates_a_task_that_failed_without_an_exit_code():
-    task = TaskFactory(failed=True, exit_code=None,
-                       failure_info={"category": "usererror", "code": "TaskEnded", "message": "x"})
+    task = TaskFactory(
+        failed=True,
+        exit_code=None,
+        failure_info={"category": "usererror", "code": "TaskEnded", "message": "x"},
+    )
     assert can_reactivate_task(task) is None
     assert reactivate_task(task).state == Task.State.ACTIVE
 
@@ -80,7 +83,11 @@ def test_refuses_a_task_that_succeeded():
 
 @pytest.mark.parametrize(
     ("trait", "code"),
-    [("completed", "JobCompleted"), ("terminating", "JobBeingTerminated"), ("deleting", "JobBeingDeleted")],
+    [
+        ("completed", "JobCompleted"),
+        ("terminating", "JobBeingTerminated"),
+        ("deleting", "JobBeingDeleted"),
+    ],
 )
 def test_refuses_while_the_job_is_ending(trait, code, assert_counters_true):
     task = TaskFactory(failed=True, job=JobFactory(**{trait: True}))

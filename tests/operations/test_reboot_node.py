@@ -12,7 +12,10 @@ from tests.operations.node_states import make_situation, node_situations
 
 pytestmark = pytest.mark.django_db
 
-ORDERS = [(reboot_node, "reboot", ComputeNode.State.REBOOTING), (reimage_node, "reimage", ComputeNode.State.REIMAGING)]
+ORDERS = [
+    (reboot_node, "reboot", ComputeNode.State.REBOOTING),
+    (reimage_node, "reimage", ComputeNode.State.REIMAGING),
+]
 DONE = {"reboot": "rebooted", "reimage": "reimaged"}
 
 
@@ -22,12 +25,18 @@ def pool(account):
 
 
 @pytest.mark.parametrize(("order", "action", "state"), ORDERS)
-def test_the_node_is_rebooting_or_reimaging_at_once_with_the_order_recorded(pool, order, action, state):
+def test_the_node_is_rebooting_or_reimaging_at_once_with_the_order_recorded(
+    pool, order, action, state
+):
     node = make_node(pool)
     done = order(node, option="taskcompletion")
     node.refresh_from_db()
-    assert (done.state, node.state, node.pending_action, node.action_option) == (state, state, action,
-                                                                                 "taskcompletion")
+    assert (done.state, node.state, node.pending_action, node.action_option) == (
+        state,
+        state,
+        action,
+        "taskcompletion",
+    )
 
 
 @pytest.mark.parametrize(("order", "action", "state"), ORDERS)
@@ -39,7 +48,9 @@ def test_the_node_takes_no_work_once_ordered(account, pool, order, action, state
 
 
 @pytest.mark.parametrize(("order", "action", "state"), ORDERS)
-def test_requeue_puts_the_running_tasks_back_to_active(account, pool, assert_counters_true, order, action, state):
+def test_requeue_puts_the_running_tasks_back_to_active(
+    account, pool, assert_counters_true, order, action, state
+):
     node = make_node(pool)
     job = make_job(account, pool)
     task = add(job, "t1")
@@ -52,8 +63,9 @@ def test_requeue_puts_the_running_tasks_back_to_active(account, pool, assert_cou
 
 
 @pytest.mark.parametrize(("order", "action", "state"), ORDERS)
-def test_terminate_completes_the_running_tasks_as_terminated(account, pool, assert_counters_true, order, action,
-                                                             state):
+def test_terminate_completes_the_running_tasks_as_terminated(
+    account, pool, assert_counters_true, order, action, state
+):
     node = make_node(pool)
     job = make_job(account, pool, onAllTasksComplete="terminatejob")
     task = add(job, "t1")
@@ -61,8 +73,11 @@ def test_terminate_completes_the_running_tasks_as_terminated(account, pool, asse
     order(node, option="terminate")
     task = fresh(task)
     assert (task.state, task.result) == (Task.State.COMPLETED, Task.Result.FAILURE)
-    assert task.failure_info == {"category": "usererror", "code": "TaskEnded",
-                                 "message": f"The task was terminated because its node was {DONE[action]}."}
+    assert task.failure_info == {
+        "category": "usererror",
+        "code": "TaskEnded",
+        "message": f"The task was terminated because its node was {DONE[action]}.",
+    }
     assert task.requeue_count == 0
     assert_counters_true(job)
     job.refresh_from_db()
@@ -97,11 +112,18 @@ def test_refuses_an_unknown_option(pool, order):
     assert e.value.code == "InvalidPropertyValue" and e.value.status == 400
 
 
-@pytest.mark.parametrize(("state", "code"), [
-    ("creating", "NodeBeingCreated"), ("starting", "NodeBeingStarted"), ("waitingforstarttask", "NodeBeingStarted"),
-    ("rebooting", "NodeBeingRebooted"), ("reimaging", "NodeBeingReimaged"), ("leavingpool", "NodeNotReady"),
-    ("preempted", "NodeNotReady"),
-])
+@pytest.mark.parametrize(
+    ("state", "code"),
+    [
+        ("creating", "NodeBeingCreated"),
+        ("starting", "NodeBeingStarted"),
+        ("waitingforstarttask", "NodeBeingStarted"),
+        ("rebooting", "NodeBeingRebooted"),
+        ("reimaging", "NodeBeingReimaged"),
+        ("leavingpool", "NodeNotReady"),
+        ("preempted", "NodeNotReady"),
+    ],
+)
 @pytest.mark.parametrize("order", [reboot_node, reimage_node])
 def test_refuses_a_node_in_transition_with_batchs_code(pool, order, state, code):
     node = ComputeNodeFactory(pool=pool, state=state)
@@ -124,7 +146,9 @@ def test_a_node_asked_to_leave_is_refused(pool):
 def test_a_disabled_offline_node_whose_agent_is_alive_can_be_rebooted_but_not_a_dead_one(pool):
     alive = ComputeNodeFactory(pool=pool, state="offline", scheduling_enabled=False, agent_pid=4242)
     assert can_reboot_node(alive) is None
-    stopped = ComputeNodeFactory(pool=pool, state="offline", scheduling_enabled=False, agent_pid=None)
+    stopped = ComputeNodeFactory(
+        pool=pool, state="offline", scheduling_enabled=False, agent_pid=None
+    )
     assert can_reboot_node(stopped).code == "NodeNotReady"
     lost = ComputeNodeFactory(pool=pool, state="offline", scheduling_enabled=True, agent_pid=4242)
     assert can_reboot_node(lost).code == "NodeNotReady"
@@ -136,7 +160,9 @@ def test_refuses_a_node_of_a_pool_being_deleted(pool):
     assert can_reimage_node(make_node(pool)).code == "PoolBeingDeleted"
 
 
-@pytest.mark.parametrize(("can", "order"), [(can_reboot_node, reboot_node), (can_reimage_node, reimage_node)])
+@pytest.mark.parametrize(
+    ("can", "order"), [(can_reboot_node, reboot_node), (can_reimage_node, reimage_node)]
+)
 def test_can_agrees_with_the_operation_in_every_state(can, order):
     for label, kwargs in node_situations():
         for deleting in (False, True):

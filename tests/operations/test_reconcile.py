@@ -37,8 +37,10 @@ def make_pool(**spec) -> Pool:
 
 def register_all(pool: Pool) -> list[ComputeNode]:
     """What each started agent does first: register (creating -> idle)."""
-    return [node_ops.register_node(pool, node_id=n.node_id, slots=n.slots)
-            for n in ComputeNode.objects.filter(pool=pool, state="creating")]
+    return [
+        node_ops.register_node(pool, node_id=n.node_id, slots=n.slots)
+        for n in ComputeNode.objects.filter(pool=pool, state="creating")
+    ]
 
 
 def refreshed(pool: Pool) -> Pool:
@@ -60,10 +62,19 @@ def test_a_new_pool_gets_its_nodes_created_and_their_agents_started(reconciler, 
     reconciler.run_pass()
     nodes = list(ComputeNode.objects.filter(pool=pool))
     assert len(nodes) == 2 and {n.state for n in nodes} == {"creating"}
-    assert all(n.node_id.startswith("tvmps_") and n.node_id.endswith("_d") and len(n.node_id) == 40 for n in nodes)
-    assert all(n.is_dedicated and n.slots == 3 and n.allocation_time and n.provider_handle for n in nodes)
-    assert sorted(launch.node_id for launch in provider.launches) == sorted(n.node_id for n in nodes)
-    assert {(launch.slots, launch.is_dedicated, launch.pool_id) for launch in provider.launches} == {(3, True, "p")}
+    assert all(
+        n.node_id.startswith("tvmps_") and n.node_id.endswith("_d") and len(n.node_id) == 40
+        for n in nodes
+    )
+    assert all(
+        n.is_dedicated and n.slots == 3 and n.allocation_time and n.provider_handle for n in nodes
+    )
+    assert sorted(launch.node_id for launch in provider.launches) == sorted(
+        n.node_id for n in nodes
+    )
+    assert {
+        (launch.slots, launch.is_dedicated, launch.pool_id) for launch in provider.launches
+    } == {(3, True, "p")}
     assert refreshed(pool).allocation_state == "resizing"  # not allocated until the agents register
 
 
@@ -86,14 +97,18 @@ def test_low_priority_nodes_get_p_ids_and_start_as_low_priority(reconciler, prov
     assert sorted(launch.is_dedicated for launch in provider.launches) == [False, False, True]
 
 
-def test_allocation_seconds_keep_a_new_node_creating_before_its_agent_starts(reconciler, provider, settings):
+def test_allocation_seconds_keep_a_new_node_creating_before_its_agent_starts(
+    reconciler, provider, settings
+):
     settings.BATCHSITE_NODE_ALLOCATION_SECONDS = 30
     pool = make_pool(targetDedicatedNodes=1)
     reconciler.run_pass()
     reconciler.run_pass()
     node = ComputeNode.objects.get(pool=pool)
     assert node.state == "creating" and not node.provider_handle and provider.launches == []
-    ComputeNode.objects.filter(pk=node.pk).update(allocation_time=timezone.now() - timedelta(seconds=31))
+    ComputeNode.objects.filter(pk=node.pk).update(
+        allocation_time=timezone.now() - timedelta(seconds=31)
+    )
     reconciler.run_pass()
     assert [launch.node_id for launch in provider.launches] == [node.node_id]
 
@@ -106,7 +121,9 @@ def test_a_pool_without_targets_gets_no_nodes(reconciler, provider):
 
 
 @pytest.mark.parametrize("option", ["requeue", "terminate", "taskcompletion", "retaineddata"])
-def test_scale_down_hands_the_surplus_nodes_to_their_agents_with_the_option(reconciler, provider, option):
+def test_scale_down_hands_the_surplus_nodes_to_their_agents_with_the_option(
+    reconciler, provider, option
+):
     pool = steady_pool(reconciler, nodes=3)
     busy = ComputeNode.objects.filter(pool=pool).order_by("pk").first()
     job = make_job(pool.account, pool)
@@ -128,7 +145,9 @@ def test_scale_down_hands_the_surplus_nodes_to_their_agents_with_the_option(reco
     assert refreshed(pool).allocation_state == "steady"
 
 
-def test_a_leaving_node_without_an_agent_is_removed_and_its_running_task_requeued(reconciler, provider):
+def test_a_leaving_node_without_an_agent_is_removed_and_its_running_task_requeued(
+    reconciler, provider
+):
     pool = steady_pool(reconciler, nodes=1)
     node = ComputeNode.objects.get(pool=pool)
     job = make_job(pool.account, pool)
@@ -173,15 +192,22 @@ def test_stop_resize_keeps_the_allocated_nodes_and_records_resize_stopped(reconc
     after = refreshed(pool)
     assert list(ComputeNode.objects.filter(pool=pool).values_list("pk", flat=True)) == [first.pk]
     assert (after.allocation_state, after.target_dedicated_nodes) == ("steady", 3)
-    assert after.resize_errors == [{"code": "ResizeStopped", "message": "Desired number of dedicated nodes could not "
-                                    "be allocated due to a stop resize operation"}]
+    assert after.resize_errors == [
+        {
+            "code": "ResizeStopped",
+            "message": "Desired number of dedicated nodes could not "
+            "be allocated due to a stop resize operation",
+        }
+    ]
 
 
 def test_a_resize_that_outlives_its_timeout_ends_with_allocation_timedout(reconciler, provider):
     provider.queue = True  # the nodes never get an allocation
     pool = make_pool(targetDedicatedNodes=2)
     reconciler.run_pass()
-    Pool.objects.filter(pk=pool.pk).update(allocation_state_transition_time=timezone.now() - timedelta(minutes=16))
+    Pool.objects.filter(pk=pool.pk).update(
+        allocation_state_transition_time=timezone.now() - timedelta(minutes=16)
+    )
     reconciler.run_pass()
     after = refreshed(pool)
     assert after.allocation_state == "steady" and after.target_dedicated_nodes == 2
@@ -195,19 +221,28 @@ def test_a_resize_timeout_of_the_pool_is_honoured(reconciler, provider):
     provider.queue = True
     pool = make_pool(targetDedicatedNodes=1, resizeTimeout=timedelta(minutes=30))
     reconciler.run_pass()
-    Pool.objects.filter(pk=pool.pk).update(allocation_state_transition_time=timezone.now() - timedelta(minutes=16))
+    Pool.objects.filter(pk=pool.pk).update(
+        allocation_state_transition_time=timezone.now() - timedelta(minutes=16)
+    )
     reconciler.run_pass()
     assert refreshed(pool).allocation_state == "resizing"
 
 
 def test_a_provider_refusing_to_start_ends_the_resize_with_its_error(reconciler, provider):
-    provider.refuse_start = ProviderError("SlurmUnavailable", "sbatch: error: Batch job submission failed")
+    provider.refuse_start = ProviderError(
+        "SlurmUnavailable", "sbatch: error: Batch job submission failed"
+    )
     pool = make_pool(targetDedicatedNodes=2)
     reconciler.run_pass()
     after = refreshed(pool)
     assert after.allocation_state == "steady" and after.target_dedicated_nodes == 2
-    assert after.resize_errors == [{"code": "SlurmUnavailable", "message": "sbatch: error: Batch job submission failed",
-                                    "values": [{"name": "Provider", "value": "local"}]}]
+    assert after.resize_errors == [
+        {
+            "code": "SlurmUnavailable",
+            "message": "sbatch: error: Batch job submission failed",
+            "values": [{"name": "Provider", "value": "local"}],
+        }
+    ]
     assert not ComputeNode.objects.filter(pool=pool).exists()
 
 
@@ -233,11 +268,15 @@ def test_a_restarted_reconciler_adopts_the_running_agents(reconciler, provider):
     assert {n.provider_handle for n in ComputeNode.objects.filter(pool=pool)} == set(provider.nodes)
 
 
-def test_a_node_whose_start_was_interrupted_is_adopted_not_started_twice(reconciler, provider, monkeypatch):
+def test_a_node_whose_start_was_interrupted_is_adopted_not_started_twice(
+    reconciler, provider, monkeypatch
+):
     pool = make_pool(targetDedicatedNodes=1)
     reconciler.run_pass()
     node = ComputeNode.objects.get(pool=pool)
-    ComputeNode.objects.filter(pk=node.pk).update(provider_handle="")  # crashed before storing the handle
+    ComputeNode.objects.filter(pk=node.pk).update(
+        provider_handle=""
+    )  # crashed before storing the handle
     Reconciler(providers={"local": provider}).run_pass()
     assert len(provider.launches) == 1
     assert ComputeNode.objects.get(pk=node.pk).provider_handle == provider.handle_of(node.node_id)
@@ -254,7 +293,10 @@ def test_a_dead_agent_is_started_again_with_its_node_id_after_a_backoff(reconcil
     assert len(provider.launches) == 2 and not provider.nodes
     reconciler._backoff[node.pk].next_try = 0
     reconciler.run_pass()
-    assert len(provider.launches) == 3 and ComputeNode.objects.get(pk=node.pk).provider_handle in provider.nodes
+    assert (
+        len(provider.launches) == 3
+        and ComputeNode.objects.get(pk=node.pk).provider_handle in provider.nodes
+    )
 
 
 def test_a_refused_restart_is_a_resize_error_and_tried_again(reconciler, provider):
@@ -274,8 +316,9 @@ def test_a_deleted_pool_goes_once_its_nodes_have_left(reconciler, provider):
     pool = steady_pool(reconciler, nodes=2)
     delete_pool(pool)
     assert refreshed(pool).state == "deleting"
-    assert set(ComputeNode.objects.filter(pool=pool).values_list("pending_action", "action_option")) == {
-        ("remove", "requeue")}
+    assert set(
+        ComputeNode.objects.filter(pool=pool).values_list("pending_action", "action_option")
+    ) == {("remove", "requeue")}
     reconciler.run_pass()
     assert Pool.objects.filter(pk=pool.pk).exists()  # the agents are still draining
     for node in ComputeNode.objects.filter(pool=pool):
@@ -302,7 +345,11 @@ def test_nodes_started_by_hand_are_left_alone(reconciler, provider):
     pool = make_pool()
     hand = node_ops.register_node(pool, node_id="worker-7", slots=4)
     reconciler.run_pass()
-    assert ComputeNode.objects.get(pk=hand.pk).state == "idle" and provider.launches == [] and provider.stops == []
+    assert (
+        ComputeNode.objects.get(pk=hand.pk).state == "idle"
+        and provider.launches == []
+        and provider.stops == []
+    )
     ComputeNode.objects.filter(pk=hand.pk).update(state="offline")
     reconciler.run_pass()
     assert ComputeNode.objects.filter(pk=hand.pk).exists() and provider.launches == []
@@ -331,14 +378,20 @@ def test_requeued_tasks_of_a_removed_node_run_elsewhere(reconciler, provider):
     assert Task.objects.get(job=job).requeue_count == 1
 
 
-def test_the_local_quota_stops_a_resize_with_account_core_quota_reached(reconciler, provider, settings):
+def test_the_local_quota_stops_a_resize_with_account_core_quota_reached(
+    reconciler, provider, settings
+):
     settings.BATCHSITE_LOCAL_MAX_NODES = 3
     first = make_pool(targetDedicatedNodes=2)
-    second = add_pool(first.account, spec={"id": "q", "vmSize": "x", "targetDedicatedNodes": 1,
-                                           "targetLowPriorityNodes": 1})
+    second = add_pool(
+        first.account,
+        spec={"id": "q", "vmSize": "x", "targetDedicatedNodes": 1, "targetLowPriorityNodes": 1},
+    )
     reconciler.run_pass()
     assert ComputeNode.objects.filter(pool=first).count() == 2
-    assert list(ComputeNode.objects.filter(pool=second).values_list("is_dedicated", flat=True)) == [True]
+    assert list(ComputeNode.objects.filter(pool=second).values_list("is_dedicated", flat=True)) == [
+        True
+    ]
     register_all(first), register_all(second)
     reconciler.run_pass()
     after = refreshed(second)
@@ -377,8 +430,11 @@ def test_an_idle_reconciler_wakes_for_a_pool_that_starts_to_move(reconciler, mon
 
     monkeypatch.setattr(reconciler, "run_pass", a_pass)
     deadline = time.monotonic() + 60
-    reconciler.run(interval=3600, should_stop=lambda: len(calls) >= 2 or time.monotonic() > deadline,
-                   lock=AlwaysLeader())
+    reconciler.run(
+        interval=3600,
+        should_stop=lambda: len(calls) >= 2 or time.monotonic() > deadline,
+        lock=AlwaysLeader(),
+    )
     assert len(calls) == 2
 
 
@@ -387,7 +443,9 @@ def test_an_idle_reconciler_sleeps_on_while_every_pool_is_steady(reconciler, mon
     calls = []
     monkeypatch.setattr(reconciler, "run_pass", lambda: calls.append(1) or {"busy": 0})
     deadline = time.monotonic() + 0.5
-    reconciler.run(interval=3600, should_stop=lambda: time.monotonic() > deadline, lock=AlwaysLeader())
+    reconciler.run(
+        interval=3600, should_stop=lambda: time.monotonic() > deadline, lock=AlwaysLeader()
+    )
     assert calls == [1]
 
 
@@ -396,17 +454,24 @@ class AlwaysLeader:
         return True
 
 
-def test_a_second_reconciler_waits_while_the_first_holds_the_lock(reconciler, monkeypatch, settings, tmp_path):
+def test_a_second_reconciler_waits_while_the_first_holds_the_lock(
+    reconciler, monkeypatch, settings, tmp_path
+):
     settings.DATA_DIR = tmp_path
     first, second = Leadership(), Leadership()
     assert first.acquire()
     if connection.vendor == "postgresql":
         s = connection.settings_dict
-        with psycopg.connect(host=s["HOST"], port=s["PORT"], user=s["USER"], password=s["PASSWORD"],
-                             dbname=s["NAME"]) as other:
-            assert other.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY]).fetchone()[0] is False
+        with psycopg.connect(
+            host=s["HOST"], port=s["PORT"], user=s["USER"], password=s["PASSWORD"], dbname=s["NAME"]
+        ) as other:
+            assert (
+                other.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY]).fetchone()[0] is False
+            )
             first.release()
-            assert other.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY]).fetchone()[0] is True
+            assert (
+                other.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY]).fetchone()[0] is True
+            )
         return
     assert not second.acquire()
     passes = []

@@ -12,7 +12,9 @@ from tests.factories import AccountFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("key_name, field", [("primary", "primary_key"), ("Secondary", "secondary_key")])
+@pytest.mark.parametrize(
+    "key_name, field", [("primary", "primary_key"), ("Secondary", "secondary_key")]
+)
 def test_replaces_only_the_named_key_with_a_new_random_one(key_name, field):
     account = AccountFactory()
     before = {f: getattr(account, f) for f in ("primary_key", "secondary_key")}
@@ -29,7 +31,10 @@ def test_refuses_another_key_name_and_the_may_i_form_agrees():
     with pytest.raises(BatchError) as refused:
         regenerate_account_key(account, key_name="tertiary")
     assert refused.value == can_regenerate_account_key(key_name="tertiary")
-    assert refused.value.code == "InvalidPropertyValue" and dict(refused.value.values)["PropertyName"] == "keyName"
+    assert (
+        refused.value.code == "InvalidPropertyValue"
+        and dict(refused.value.values)["PropertyName"] == "keyName"
+    )
     assert can_regenerate_account_key(key_name="primary") is None
     assert Account.objects.get(pk=account.pk).primary_key == account.primary_key
 

@@ -20,16 +20,27 @@ def pool(account):
 
 
 def register(pool, node_id=NODE_ID, **kwargs):
-    return register_node(pool, node_id=node_id, slots=kwargs.pop("slots", 2), root_dir=f"/tmp/bs/{node_id}", **kwargs)
+    return register_node(
+        pool, node_id=node_id, slots=kwargs.pop("slots", 2), root_dir=f"/tmp/bs/{node_id}", **kwargs
+    )
 
 
 def test_takes_the_row_the_reconciler_created_and_keeps_its_allocation_time(pool):
     allocated = timezone.now() - timezone.timedelta(seconds=30)
-    created = ComputeNodeFactory(pool=pool, node_id=NODE_ID, state=ComputeNode.State.CREATING,
-                                 allocation_time=allocated, provider_handle="local:123")
+    created = ComputeNodeFactory(
+        pool=pool,
+        node_id=NODE_ID,
+        state=ComputeNode.State.CREATING,
+        allocation_time=allocated,
+        provider_handle="local:123",
+    )
     node = register(pool, agent_pid=4321)
     assert node.pk == created.pk
-    assert (node.state, node.agent_pid, node.provider_handle) == (ComputeNode.State.IDLE, 4321, "local:123")
+    assert (node.state, node.agent_pid, node.provider_handle) == (
+        ComputeNode.State.IDLE,
+        4321,
+        "local:123",
+    )
     node.refresh_from_db()
     assert node.allocation_time == allocated and node.registered > allocated
     assert ComputeNode.objects.filter(pool=pool).count() == 1
@@ -58,17 +69,24 @@ def test_a_hand_started_agent_gets_a_new_idle_row_allocated_now(pool):
 
 def test_registering_after_a_reboot_clears_the_order_and_sets_a_new_boot_time(pool):
     node = register(pool)
-    ComputeNode.objects.filter(pk=node.pk).update(state=ComputeNode.State.REBOOTING, pending_action="reboot",
-                                                  action_option="taskcompletion")
+    ComputeNode.objects.filter(pk=node.pk).update(
+        state=ComputeNode.State.REBOOTING, pending_action="reboot", action_option="taskcompletion"
+    )
     again = register(pool)
     again.refresh_from_db()
-    assert (again.state, again.pending_action, again.action_option) == (ComputeNode.State.IDLE, "", "")
+    assert (again.state, again.pending_action, again.action_option) == (
+        ComputeNode.State.IDLE,
+        "",
+        "",
+    )
     assert again.registered > node.registered
 
 
 def test_registering_after_a_reimage_clears_the_order(pool):
     node = register(pool)
-    ComputeNode.objects.filter(pk=node.pk).update(state=ComputeNode.State.REIMAGING, pending_action="reimage")
+    ComputeNode.objects.filter(pk=node.pk).update(
+        state=ComputeNode.State.REIMAGING, pending_action="reimage"
+    )
     again = register(pool)
     assert (again.state, again.pending_action) == (ComputeNode.State.IDLE, "")
 
@@ -95,11 +113,20 @@ def test_a_low_priority_agent_makes_a_low_priority_node(pool):
 
 def test_registering_again_forgets_the_previous_boots_start_task_info_and_samples(pool):
     node = register(pool)
-    ComputeNode.objects.filter(pk=node.pk).update(start_task_info={"state": "completed"}, cpu_percent=50.0,
-                                                  memory_bytes=10, errors=[{"code": "X"}])
+    ComputeNode.objects.filter(pk=node.pk).update(
+        start_task_info={"state": "completed"},
+        cpu_percent=50.0,
+        memory_bytes=10,
+        errors=[{"code": "X"}],
+    )
     again = register(pool)
     again.refresh_from_db()
-    assert (again.start_task_info, again.cpu_percent, again.memory_bytes, again.errors) == (None, None, None, [])
+    assert (again.start_task_info, again.cpu_percent, again.memory_bytes, again.errors) == (
+        None,
+        None,
+        None,
+        [],
+    )
 
 
 def test_registering_requeues_what_the_reconcilers_row_had_running(account, pool):
@@ -112,7 +139,12 @@ def test_registering_requeues_what_the_reconcilers_row_had_running(account, pool
 
 def test_an_agent_restarted_while_a_reimage_still_waits_keeps_the_order(pool):
     node = register(pool)
-    ComputeNode.objects.filter(pk=node.pk).update(state=ComputeNode.State.REIMAGING, pending_action="reimage",
-                                                  action_option="retaineddata")
+    ComputeNode.objects.filter(pk=node.pk).update(
+        state=ComputeNode.State.REIMAGING, pending_action="reimage", action_option="retaineddata"
+    )
     again = register(pool, resume_order=True)
-    assert (again.state, again.pending_action, again.action_option) == ("reimaging", "reimage", "retaineddata")
+    assert (again.state, again.pending_action, again.action_option) == (
+        "reimaging",
+        "reimage",
+        "retaineddata",
+    )

@@ -34,13 +34,21 @@ def test_with_wait_for_success_the_node_waits_and_takes_no_work_until_it_succeed
     node = node_of(pool)
     start_task_started(node)
     assert state(node) == "waitingforstarttask"
-    assert info(node)["state"] == "running" and info(node)["retryCount"] == 0 and "endTime" not in info(node)
+    assert (
+        info(node)["state"] == "running"
+        and info(node)["retryCount"] == 0
+        and "endTime" not in info(node)
+    )
     add(make_job(account, pool), "t1")
     assert claim(node) == []
     assert start_task_ended(node, exit_code=0) is False
     assert state(node) == "idle"
     assert {k: info(node)[k] for k in ("state", "exitCode", "result", "retryCount")} == {
-        "state": "completed", "exitCode": 0, "result": "success", "retryCount": 0}
+        "state": "completed",
+        "exitCode": 0,
+        "result": "success",
+        "retryCount": 0,
+    }
     assert len(claim(node)) == 1
 
 
@@ -65,7 +73,11 @@ def test_a_failure_is_retried_up_to_max_task_retry_count_then_the_node_is_startt
     assert start_task_ended(node, exit_code=4) is False
     assert state(node) == "starttaskfailed"
     assert {k: info(node)[k] for k in ("state", "exitCode", "result", "retryCount")} == {
-        "state": "completed", "exitCode": 4, "result": "failure", "retryCount": 2}
+        "state": "completed",
+        "exitCode": 4,
+        "result": "failure",
+        "retryCount": 2,
+    }
     assert info(node)["failureInfo"]["code"] == "FailureExitCode"
     add(make_job(account, pool), "t1")
     assert claim(node) == []
@@ -83,12 +95,22 @@ def test_minus_one_retries_without_limit(account):
 def test_a_command_that_cannot_start_fails_without_retry(account):
     node = node_of(pool_with(account, maxTaskRetryCount=3))
     start_task_started(node)
-    assert start_task_ended(node, exit_code=None, failure_code="CommandProgramNotFound",
-                            failure_message="The program nope was not found on PATH.") is False
+    assert (
+        start_task_ended(
+            node,
+            exit_code=None,
+            failure_code="CommandProgramNotFound",
+            failure_message="The program nope was not found on PATH.",
+        )
+        is False
+    )
     assert state(node) == "starttaskfailed"
     assert "exitCode" not in info(node)
-    assert info(node)["failureInfo"] == {"category": "usererror", "code": "CommandProgramNotFound",
-                                         "message": "The program nope was not found on PATH."}
+    assert info(node)["failureInfo"] == {
+        "category": "usererror",
+        "code": "CommandProgramNotFound",
+        "message": "The program nope was not found on PATH.",
+    }
 
 
 def test_without_wait_for_success_the_node_works_at_once_and_a_failure_does_not_stop_it(account):

@@ -22,12 +22,21 @@ def aged(days, **kw):
 
 def snapshot(task):
     task.refresh_from_db()
-    return (task.state, task.previous_state, task.state_transition_time, task.result, task.exit_code,
-            task.etag, task.last_modified)
+    return (
+        task.state,
+        task.previous_state,
+        task.state_transition_time,
+        task.result,
+        task.exit_code,
+        task.etag,
+        task.last_modified,
+    )
 
 
 @pytest.mark.parametrize("trait", [None, "running"])
-def test_terminates_a_task_not_completed_after_180_days_and_leaves_its_state_as_it_was(trait, assert_counters_true):
+def test_terminates_a_task_not_completed_after_180_days_and_leaves_its_state_as_it_was(
+    trait, assert_counters_true
+):
     task = aged(181, **({trait: True} if trait else {}))
     process = Attempt.objects.create(task=task, job=task.job, claimed=timezone.now())
     before = snapshot(task)

@@ -12,8 +12,14 @@ pytestmark = pytest.mark.django_db
 
 
 def running_attempt(task, subtask_id=None):
-    return Attempt.objects.create(task=task, job=task.job, subtask_id=subtask_id, claimed=timezone.now(),
-                                  start_time=timezone.now(), node_name="node-1")
+    return Attempt.objects.create(
+        task=task,
+        job=task.job,
+        subtask_id=subtask_id,
+        claimed=timezone.now(),
+        start_time=timezone.now(),
+        node_name="node-1",
+    )
 
 
 @pytest.mark.parametrize("trait", [None, "running"])
@@ -22,7 +28,11 @@ def test_completes_a_task_as_failed_with_task_ended(trait, assert_counters_true)
     old_state, old_etag = task.state, task.etag
     terminate_task(task)
     task.refresh_from_db()
-    assert (task.state, task.previous_state, task.result) == (Task.State.COMPLETED, old_state, Task.Result.FAILURE)
+    assert (task.state, task.previous_state, task.result) == (
+        Task.State.COMPLETED,
+        old_state,
+        Task.Result.FAILURE,
+    )
     # UNCONFIRMED (REFERENCE §6.7): the failureInfo of a user terminate.
     assert task.failure_info["code"] == "TaskEnded" and task.failure_info["category"] == "usererror"
     assert task.end_time == task.state_transition_time and task.etag != old_etag
@@ -51,7 +61,9 @@ def test_a_multi_instance_task_completes_at_once_and_its_subtasks_are_stopped_in
     terminate_task(task)
     task.refresh_from_db()
     assert task.state == Task.State.COMPLETED
-    assert {a.cancel_requested for a in Attempt.objects.filter(pk__in=[a.pk for a in attempts])} == {"terminate"}
+    assert {
+        a.cancel_requested for a in Attempt.objects.filter(pk__in=[a.pk for a in attempts])
+    } == {"terminate"}
     # The subtask is reached by its node, not in the request.
     assert SubTask.objects.get(pk=sub.pk).state == SubTask.State.RUNNING
 

@@ -11,7 +11,11 @@ from tests.factories import JobFactory, TaskFactory
 
 pytestmark = pytest.mark.django_db
 
-CONSTRAINTS = {"maxWallClockTime": timedelta(minutes=5), "retentionTime": timedelta(days=1), "maxTaskRetryCount": 2}
+CONSTRAINTS = {
+    "maxWallClockTime": timedelta(minutes=5),
+    "retentionTime": timedelta(days=1),
+    "maxTaskRetryCount": 2,
+}
 
 
 def test_replaces_the_constraints_and_gives_a_new_etag():
@@ -20,34 +24,54 @@ def test_replaces_the_constraints_and_gives_a_new_etag():
     update_task(task, constraints=CONSTRAINTS)
     task.refresh_from_db()
     assert (task.max_wall_clock_time, task.retention_time, task.max_task_retry_count) == (
-        timedelta(minutes=5), timedelta(days=1), 2)
+        timedelta(minutes=5),
+        timedelta(days=1),
+        2,
+    )
     assert task.etag != before[0] and task.last_modified > before[1]
 
 
 def test_omitted_constraints_reset_to_the_defaults():
-    task = TaskFactory(job=JobFactory(max_task_retry_count=3), max_wall_clock_time=timedelta(hours=1),
-                       retention_time=timedelta(days=1), max_task_retry_count=9)
+    task = TaskFactory(
+        job=JobFactory(max_task_retry_count=3),
+        max_wall_clock_time=timedelta(hours=1),
+        retention_time=timedelta(days=1),
+        max_task_retry_count=9,
+    )
     update_task(task, constraints=None)
     task.refresh_from_db()
     assert (task.max_wall_clock_time, task.retention_time, task.max_task_retry_count) == (
-        None, timedelta(days=7), 3)
+        None,
+        timedelta(days=7),
+        3,
+    )
 
 
 def test_omitted_members_of_the_constraints_reset_to_their_defaults():
     # UNCONFIRMED (REFERENCE §6.5): replace semantics reach inside `constraints`.
-    task = TaskFactory(max_wall_clock_time=timedelta(hours=1), retention_time=timedelta(days=1),
-                       max_task_retry_count=9)
+    task = TaskFactory(
+        max_wall_clock_time=timedelta(hours=1),
+        retention_time=timedelta(days=1),
+        max_task_retry_count=9,
+    )
     update_task(task, constraints={"maxTaskRetryCount": 1})
     task.refresh_from_db()
     assert (task.max_wall_clock_time, task.retention_time, task.max_task_retry_count) == (
-        None, timedelta(days=7), 1)
+        None,
+        timedelta(days=7),
+        1,
+    )
 
 
 def test_changes_nothing_but_the_constraints():
     task = TaskFactory(running=True)
     update_task(task, constraints=CONSTRAINTS)
     task.refresh_from_db()
-    assert (task.state, task.command_line, task.previous_state) == (Task.State.RUNNING, "/bin/true", "active")
+    assert (task.state, task.command_line, task.previous_state) == (
+        Task.State.RUNNING,
+        "/bin/true",
+        "active",
+    )
 
 
 @pytest.mark.parametrize("trait", ["running", None])
@@ -71,7 +95,11 @@ def test_refuses_a_completed_task(trait):
 
 @pytest.mark.parametrize(
     ("trait", "code"),
-    [("completed", "JobCompleted"), ("terminating", "JobBeingTerminated"), ("deleting", "JobBeingDeleted")],
+    [
+        ("completed", "JobCompleted"),
+        ("terminating", "JobBeingTerminated"),
+        ("deleting", "JobBeingDeleted"),
+    ],
 )
 def test_refuses_a_task_of_a_job_that_is_ending(trait, code):
     # UNCONFIRMED (REFERENCE §15.5): the job-state codes Reactivate documents.

@@ -4,7 +4,7 @@ holds no node takes the task; once it is gone, the reason says so and a node doe
 import pytest
 
 from tasks.models import ComputeNode, Job, Task
-from tasks.operations import attempts
+from tasks.operations import claim_scan
 from tasks.operations.jobs import disable_job, enable_job
 from tasks.operations.tasks import delete_task, reactivate_task
 from tasks.operations.waiting import explain_waiting
@@ -53,7 +53,11 @@ def test_a_failed_dependency_blocks_for_good_until_it_is_reactivated_and_succeed
     load = add(job, "load", dependsOn={"taskIds": ["transform-bad"]})
     reason = why(load)
     assert (reason.code, reason.forever, reason.facts["task_id"], reason.facts["exit_code"]) == (
-        "dependency_failed", True, "transform-bad", 5)
+        "dependency_failed",
+        True,
+        "transform-bad",
+        5,
+    )
     assert "transform-bad" in reason.message and "exit code 5" in reason.message
     assert claim(node) == []
     reactivate_task(fresh(bad))
@@ -68,7 +72,12 @@ def test_a_failed_dependency_blocks_for_good_until_it_is_reactivated_and_succeed
 def test_a_failed_dependency_whose_exit_options_satisfy_does_not_block(account, pool):
     node = make_node(pool, slots=1)
     job = make_job(account, pool, usesTaskDependencies=True)
-    add(job, "soft", "exit 3", exitConditions={"exitCodes": [{"code": 3, "exitOptions": {"dependencyAction": "satisfy"}}]})
+    add(
+        job,
+        "soft",
+        "exit 3",
+        exitConditions={"exitCodes": [{"code": 3, "exitOptions": {"dependencyAction": "satisfy"}}]},
+    )
     [attempt] = claim(node)
     finish(attempt, 3)
     after = add(job, "after", dependsOn={"taskIds": ["soft"]})
@@ -129,8 +138,14 @@ def test_a_pool_with_no_nodes(account, pool):
     assert claimed_ids(node) == ["t1"]
 
 
-@pytest.mark.parametrize("change", [{"state": ComputeNode.State.STARTING}, {"scheduling_enabled": False},
-                                    {"state": ComputeNode.State.STARTTASKFAILED}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"state": ComputeNode.State.STARTING},
+        {"scheduling_enabled": False},
+        {"state": ComputeNode.State.STARTTASKFAILED},
+    ],
+)
 def test_a_pool_whose_nodes_take_no_work_names_their_states(account, pool, change):
     node = make_node(pool)
     ComputeNode.objects.filter(pk=node.pk).update(**change)
@@ -140,7 +155,9 @@ def test_a_pool_whose_nodes_take_no_work_names_their_states(account, pool, chang
     shown = change.get("state") or "scheduling disabled"
     assert reason.facts["states"] == {shown: 1} and shown in reason.message
     assert claim(node) == []
-    ComputeNode.objects.filter(pk=node.pk).update(state=ComputeNode.State.IDLE, scheduling_enabled=True)
+    ComputeNode.objects.filter(pk=node.pk).update(
+        state=ComputeNode.State.IDLE, scheduling_enabled=True
+    )
     assert code(task) == "eligible"
     assert claimed_ids(node) == ["t1"]
 
@@ -189,7 +206,11 @@ def test_more_required_slots_than_any_node_has_can_never_run_there(account, pool
     small = make_node(pool, "small", slots=2)
     task = add(make_job(account, pool), "big", requiredSlots=3)
     reason = why(task)
-    assert (reason.code, reason.forever, reason.facts) == ("slots_exceed_nodes", True, {"required": 3, "largest": 2})
+    assert (reason.code, reason.forever, reason.facts) == (
+        "slots_exceed_nodes",
+        True,
+        {"required": 3, "largest": 2},
+    )
     assert claim(small) == []
     large = make_node(pool, "large", slots=4)
     assert code(task) == "eligible"
@@ -226,8 +247,10 @@ def test_a_retried_task_is_eligible_and_says_which_retry(account, pool):
     assert claimed_ids(node) == ["t1"]
 
 
-def test_a_task_behind_more_active_tasks_than_a_claim_reads_waits_for_them(account, pool, monkeypatch):
-    monkeypatch.setattr(attempts, "CLAIM_SCAN_LIMIT", 5)
+def test_a_task_behind_more_active_tasks_than_a_claim_reads_waits_for_them(
+    account, pool, monkeypatch
+):
+    monkeypatch.setattr(claim_scan, "CLAIM_SCAN_LIMIT", 5)
     node = make_node(pool, slots=1)
     job = make_job(account, pool, usesTaskDependencies=True)
     add(job, "bad", "exit 5")
@@ -244,12 +267,34 @@ def test_a_task_behind_more_active_tasks_than_a_claim_reads_waits_for_them(accou
     assert claimed_ids(node, limit=1) == ["late"]
 
 
+def test_a_task_behind_more_active_tasks_than_a_claim_reads_is_reached_by_a_later_pass(
+    account, pool, monkeypatch
+):
+    monkeypatch.setattr(claim_scan, "CLAIM_SCAN_LIMIT", 5)
+    node = make_node(pool, slots=1)
+    job = make_job(account, pool, usesTaskDependencies=True)
+    add(job, "bad", "exit 5")
+    [attempt] = claim(node)
+    finish(attempt, 5)
+    for i in range(6):
+        add(job, f"stuck-{i}", dependsOn={"taskIds": ["bad"]})
+    late = add(job, "late")
+    reason = why(late)
+    assert reason.code == "behind_scan_limit"
+    assert "goes on from where it stopped in the next" in reason.message
+    assert claim(node, limit=1) == []
+    assert claimed_ids(node, limit=1) == ["late"]
+
+
 def test_a_dependency_not_added_yet_is_waited_for_and_named(account, pool):
     node = make_node(pool, slots=1)
     job = make_job(account, pool, usesTaskDependencies=True)
     task = add(job, "after", dependsOn={"taskIds": ["later"]})
     reason = why(task)
-    assert reason.code == "dependencies_waiting" and "1 of them not added to the job yet" in reason.message
+    assert (
+        reason.code == "dependencies_waiting"
+        and "1 of them not added to the job yet" in reason.message
+    )
     assert claim(node) == []
     add(job, "later")
     [attempt] = claim(node)

@@ -1,13 +1,13 @@
-"""tasks.dependencies: a task's dependencies summarised by state, and the job's active
+"""tasks.queries.dependencies: a task's dependencies summarised by state, and the job's active
 tasks that can never run (the job page's "blocked" filter), against the claim."""
 
 import pytest
 
-from tasks import dependencies
-from tasks.listing import TaskFilter
 from tasks.models import ComputeNode
 from tasks.operations.bulk import scope_queryset
 from tasks.operations.tasks import add_task_collection, reactivate_task
+from tasks.queries import dependencies
+from tasks.queries.task_list import TaskFilter
 from tests.execution import add, claim, claimed_ids, finish, fresh, make_job, make_node, make_pool
 
 pytestmark = pytest.mark.django_db
@@ -42,15 +42,23 @@ def test_a_short_list_names_each_dependency_with_its_state(job):
     task = add(job, "t", dependsOn={"taskIds": ["ok", "bad", "pending", "not-added"]})
     s = dependencies.summarise_dependencies(task)
     assert [(d.task_id, d.state) for d in s.listed] == [
-        ("ok", "satisfied"), ("bad", "blocking"), ("pending", "active"), ("not-added", "missing")]
+        ("ok", "satisfied"),
+        ("bad", "blocking"),
+        ("pending", "active"),
+        ("not-added", "missing"),
+    ]
     assert s.blocking[0].exit_code == 5 and s.total == 4 and s.satisfied == 1 and s.blocked
     assert s.parts() == [("satisfied", 1), ("blocking", 1), ("active", 1), ("missing", 1)]
 
 
-def test_a_large_range_is_counted_by_state_in_chunks(job, monkeypatch, django_assert_max_num_queries):
+def test_a_large_range_is_counted_by_state_in_chunks(
+    job, monkeypatch, django_assert_max_num_queries
+):
     monkeypatch.setattr(dependencies, "LISTED", 5)
     monkeypatch.setattr(dependencies, "CHUNK", 7)
-    specs = [{"id": str(i), "commandLine": "exit 9" if i == 4 else "/bin/true"} for i in range(1, 21)]
+    specs = [
+        {"id": str(i), "commandLine": "exit 9" if i == 4 else "/bin/true"} for i in range(1, 21)
+    ]
     add_task_collection(job, specs=specs, ids=[s["id"] for s in specs])
     run(job, {"1": 0, "2": 0, "3": 0, "4": 9})
     task = add(job, "sum", dependsOn={"taskIdRanges": [{"start": 1, "end": 25}]})
@@ -107,6 +115,10 @@ def test_pk_runs_name_long_runs_as_ranges_and_list_the_rest(job, monkeypatch):
     assert set(job.tasks.filter(q).values_list("pk", flat=True)) == chosen
     assert not job.tasks.filter(dependencies.pk_runs(set())).exists()
     monkeypatch.setattr(dependencies, "MAX_RANGES", 0)
-    assert set(job.tasks.filter(dependencies.pk_runs(chosen)).values_list("pk", flat=True)) == chosen
+    assert (
+        set(job.tasks.filter(dependencies.pk_runs(chosen)).values_list("pk", flat=True)) == chosen
+    )
     monkeypatch.setattr(dependencies, "MAX_PARAMETERS", 3)
-    assert set(job.tasks.filter(dependencies.pk_runs(chosen)).values_list("pk", flat=True)) == set(pks[0:3])
+    assert set(job.tasks.filter(dependencies.pk_runs(chosen)).values_list("pk", flat=True)) == set(
+        pks[0:3]
+    )

@@ -20,15 +20,24 @@ class FakeProvider(NodeProvider):
 
     def start(self, launch: NodeLaunch) -> str:
         for handle, node in self.nodes.items():
-            if (node.account, node.pool_id, node.node_id) == (launch.account, launch.pool_id, launch.node_id):
+            if (node.account, node.pool_id, node.node_id) == (
+                launch.account,
+                launch.pool_id,
+                launch.node_id,
+            ):
                 return handle
         if self.refuse_start:
             raise self.refuse_start
         self._next += 1
         handle = f"fake:{self._next}"
         self.launches.append(launch)
-        self.nodes[handle] = RunningNode(account=launch.account, pool_id=launch.pool_id, node_id=launch.node_id,
-                                         handle=handle, pending=self.queue)
+        self.nodes[handle] = RunningNode(
+            account=launch.account,
+            pool_id=launch.pool_id,
+            node_id=launch.node_id,
+            handle=handle,
+            pending=self.queue,
+        )
         return handle
 
     def stop(self, handle: str, *, graceful: bool) -> None:

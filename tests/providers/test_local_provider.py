@@ -22,7 +22,9 @@ def pool(transactional_db):
 
 
 def launch(pool, node_id: str, **kw) -> NodeLaunch:
-    return NodeLaunch(account=pool.account.name, pool_id=pool.pool_id, node_id=node_id, slots=2, **kw)
+    return NodeLaunch(
+        account=pool.account.name, pool_id=pool.pool_id, node_id=node_id, slots=2, **kw
+    )
 
 
 def registered(pool, node_id: str, state: str = "idle"):
@@ -33,9 +35,13 @@ def test_a_started_agent_registers_and_is_listed_by_a_fresh_provider(local_provi
     handle = local_provider.start(launch(pool, "n1"))
     node = wait_for(registered(pool, "n1"), timeout=30, message="n1 idle")
     assert handle == f"local:{node.agent_pid}" and node.slots == 2
-    for provider in (local_provider, LocalProvider()):  # a fresh one reads the process table, not memory
-        assert [(r.account, r.pool_id, r.node_id, r.handle, r.pending) for r in provider.running()] == [
-            ("prov", "Lp", "n1", handle, False)]
+    for provider in (
+        local_provider,
+        LocalProvider(),
+    ):  # a fresh one reads the process table, not memory
+        assert [
+            (r.account, r.pool_id, r.node_id, r.handle, r.pending) for r in provider.running()
+        ] == [("prov", "Lp", "n1", handle, False)]
     assert psutil.Process(node.agent_pid).ppid() == os.getpid()
     assert os.getsid(node.agent_pid) == node.agent_pid  # its own session: Ctrl-C does not reach it
 
@@ -59,8 +65,14 @@ def test_a_hard_stop_kills_the_agent(local_provider, pool):
     handle = local_provider.start(launch(pool, "n1"))
     node = wait_for(registered(pool, "n1"), timeout=30)
     local_provider.stop(handle, graceful=False)
-    wait_for(lambda: not psutil.pid_exists(node.agent_pid) or psutil.Process(node.agent_pid).status() == "zombie",
-             timeout=10, message="the agent to die")
+    wait_for(
+        lambda: (
+            not psutil.pid_exists(node.agent_pid)
+            or psutil.Process(node.agent_pid).status() == "zombie"
+        ),
+        timeout=10,
+        message="the agent to die",
+    )
     assert ComputeNode.objects.get(pk=node.pk).state == "idle"  # it had no chance to say so
     assert local_provider.running() == []
 

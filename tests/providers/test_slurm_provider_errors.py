@@ -26,18 +26,22 @@ def unreachable_controller(tmp_path, monkeypatch):
     if not shutil.which("sbatch"):
         pytest.skip("Slurm's commands are not installed (apt-get install slurm-client)")
     conf = tmp_path / "slurm.conf"
-    conf.write_text("ClusterName=gone\nSlurmctldHost=localhost(127.0.0.1)\nSlurmctldPort=9\nMessageTimeout=1\n"
-                    "NodeName=n1 NodeAddr=127.0.0.1 CPUs=1\nPartitionName=p Nodes=n1 Default=YES\n")
+    conf.write_text(
+        "ClusterName=gone\nSlurmctldHost=localhost(127.0.0.1)\nSlurmctldPort=9\nMessageTimeout=1\n"
+        "NodeName=n1 NodeAddr=127.0.0.1 CPUs=1\nPartitionName=p Nodes=n1 Default=YES\n"
+    )
     monkeypatch.setenv("SLURM_CONF", str(conf))
 
 
 @pytest.mark.django_db
 def test_an_unreachable_controller_is_a_provider_error_on_every_call(unreachable_controller):
     provider = SlurmProvider()
-    for call, code in [(lambda: provider.start(launch(log_dir="")), "AllocationFailed"),
-                       (provider.running, "AllocationFailed"),
-                       (lambda: provider.stop("12", graceful=True), "RemoveNodesFailed"),
-                       (lambda: provider.stop("12", graceful=False), "RemoveNodesFailed")]:
+    for call, code in [
+        (lambda: provider.start(launch(log_dir="")), "AllocationFailed"),
+        (provider.running, "AllocationFailed"),
+        (lambda: provider.stop("12", graceful=True), "RemoveNodesFailed"),
+        (lambda: provider.stop("12", graceful=False), "RemoveNodesFailed"),
+    ]:
         with pytest.raises(ProviderError) as failed:
             call()
         assert failed.value.code == code
@@ -45,9 +49,13 @@ def test_an_unreachable_controller_is_a_provider_error_on_every_call(unreachable
 
 
 @pytest.mark.django_db
-def test_a_pool_on_an_unreachable_slurm_gets_a_resize_error_with_slurms_reason(unreachable_controller, settings):
+def test_a_pool_on_an_unreachable_slurm_gets_a_resize_error_with_slurms_reason(
+    unreachable_controller, settings
+):
     settings.BATCHSITE_VM_SIZES = {"*": {"provider": "slurm", "options": {"log_dir": ""}}}
-    pool = add_pool(AccountFactory(), spec={"id": "p", "vmSize": "standard_d2s_v3", "targetDedicatedNodes": 1})
+    pool = add_pool(
+        AccountFactory(), spec={"id": "p", "vmSize": "standard_d2s_v3", "targetDedicatedNodes": 1}
+    )
     Reconciler().run_pass()  # the registry's own SlurmProvider, as `manage.py reconcile` has it
 
     [error] = Pool.objects.get(pk=pool.pk).resize_errors  # why the pool does not grow: never a 500
@@ -64,11 +72,14 @@ def test_missing_slurm_commands_are_a_provider_error(tmp_path, monkeypatch):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("options", "message"), [
-    ({"partiton": "batch"}, "Unknown slurm provider option"),
-    ({"sbatch_args": "--mem=1G"}, "sbatch_args must be a list of strings"),
-    ({"time": 60}, "time must be a string"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"partiton": "batch"}, "Unknown slurm provider option"),
+        ({"sbatch_args": "--mem=1G"}, "sbatch_args must be a list of strings"),
+        ({"time": 60}, "time must be a string"),
+    ],
+)
 def test_malformed_options_are_a_provider_error_before_anything_is_submitted(options, message):
     with pytest.raises(ProviderError, match=message) as refused:
         SlurmProvider(instance="never-submitted").start(launch(**options))

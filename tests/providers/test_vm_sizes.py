@@ -14,12 +14,14 @@ def test_unset_every_vm_size_is_a_local_node():
 
 
 def test_an_exact_name_wins_over_patterns_and_patterns_go_in_order():
-    table = sizes.parse_table({
-        "*": {"provider": "local"},
-        "standard_nc*": {"provider": "slurm", "cores": 6, "options": {"partition": "gpu"}},
-        "standard_n*": {"provider": "slurm", "cores": 2},
-        "Standard_NC24": {"provider": "slurm", "cores": 24},
-    })
+    table = sizes.parse_table(
+        {
+            "*": {"provider": "local"},
+            "standard_nc*": {"provider": "slurm", "cores": 6, "options": {"partition": "gpu"}},
+            "standard_n*": {"provider": "slurm", "cores": 2},
+            "Standard_NC24": {"provider": "slurm", "cores": 24},
+        }
+    )
     assert sizes.lookup("STANDARD_NC24", table).cores == 24
     assert sizes.lookup("standard_nc6", table) == sizes.VmSize("slurm", 6, {"partition": "gpu"})
     assert sizes.lookup("standard_nv12", table).cores == 2
@@ -36,15 +38,18 @@ def test_task_slots_are_four_times_the_cores_and_never_above_256():
     assert sizes.VmSize("local", cores=100).max_task_slots == 256
 
 
-@pytest.mark.parametrize("raw, words", [
-    ({"a": "local"}, "must be an object"),
-    ({"a": {"provider": "kubernetes"}}, "provider must be one of"),
-    ({"a": {}}, "provider must be one of"),
-    ({"a": {"provider": "local", "cores": 0}}, "cores must be"),
-    ({"a": {"provider": "local", "cores": True}}, "cores must be"),
-    ({"a": {"provider": "local", "options": []}}, "options must be an object"),
-    ({"a": {"provider": "local", "slots": 2}}, "unknown keys"),
-])
+@pytest.mark.parametrize(
+    "raw, words",
+    [
+        ({"a": "local"}, "must be an object"),
+        ({"a": {"provider": "kubernetes"}}, "provider must be one of"),
+        ({"a": {}}, "provider must be one of"),
+        ({"a": {"provider": "local", "cores": 0}}, "cores must be"),
+        ({"a": {"provider": "local", "cores": True}}, "cores must be"),
+        ({"a": {"provider": "local", "options": []}}, "options must be an object"),
+        ({"a": {"provider": "local", "slots": 2}}, "unknown keys"),
+    ],
+)
 def test_a_bad_table_is_improperly_configured_with_the_entry_named(raw, words):
     with pytest.raises(ImproperlyConfigured) as info:
         sizes.parse_table(raw)

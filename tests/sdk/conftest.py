@@ -43,12 +43,26 @@ def run14(live_server, sdk_account):
     if not SDK14_PYTHON.exists():
         pytest.fail(".venv-sdk14 is missing: run `make sdk14` (make test does)")
 
-    def run(scenario: str, *args: str, key: str | None = None, name: str | None = None,
-            script: Path = SCENARIOS14) -> dict:
-        env = dict(os.environ, BATCH_URL=live_server.url, BATCH_ACCOUNT=name or sdk_account.name,
-                   BATCH_KEY=key or sdk_account.primary_key)
-        proc = subprocess.run([str(SDK14_PYTHON), str(script), scenario, *args], env=env,
-                              capture_output=True, text=True, timeout=300)
+    def run(
+        scenario: str,
+        *args: str,
+        key: str | None = None,
+        name: str | None = None,
+        script: Path = SCENARIOS14,
+    ) -> dict:
+        env = dict(
+            os.environ,
+            BATCH_URL=live_server.url,
+            BATCH_ACCOUNT=name or sdk_account.name,
+            BATCH_KEY=key or sdk_account.primary_key,
+        )
+        proc = subprocess.run(
+            [str(SDK14_PYTHON), str(script), scenario, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, f"scenario {scenario} failed:\n{proc.stdout}\n{proc.stderr}"
         return json.loads(proc.stdout.strip().splitlines()[-1])
 

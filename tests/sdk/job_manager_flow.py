@@ -14,7 +14,10 @@ import time
 
 from azure.batch import __version__ as SDK  # noqa: N812
 
-TOKEN, URL, JOB = (os.environ[k] for k in ("AZ_BATCH_AUTHENTICATION_TOKEN", "AZ_BATCH_ACCOUNT_URL", "AZ_BATCH_JOB_ID"))
+TOKEN, URL, JOB = (
+    os.environ[k]
+    for k in ("AZ_BATCH_AUTHENTICATION_TOKEN", "AZ_BATCH_ACCOUNT_URL", "AZ_BATCH_JOB_ID")
+)
 
 
 def wait(predicate, timeout=60.0):
@@ -36,14 +39,26 @@ def sdk15(n: int, other: str) -> dict:
     # `Authorization: Bearer <token>`, as BearerTokenCredentialPolicy sends it, without its
     # refusal of plain http (the test server is not behind TLS).
     credential = AzureKeyCredential(TOKEN)
-    client = BatchClient(URL, credential, retry_total=0,
-                         authentication_policy=AzureKeyCredentialPolicy(credential, "Authorization", prefix="Bearer"))
-    client.create_tasks(JOB, [m.BatchTaskCreateOptions(id=f"w{i}", command_line="/bin/true") for i in range(n)])
+    client = BatchClient(
+        URL,
+        credential,
+        retry_total=0,
+        authentication_policy=AzureKeyCredentialPolicy(
+            credential, "Authorization", prefix="Bearer"
+        ),
+    )
+    client.create_tasks(
+        JOB, [m.BatchTaskCreateOptions(id=f"w{i}", command_line="/bin/true") for i in range(n)]
+    )
 
     def workers():
         return [t for t in client.list_tasks(JOB) if t.id.startswith("w")]
 
-    done = wait(lambda: len(workers()) == n and all(t.state == m.BatchTaskState.COMPLETED for t in workers()))
+    done = wait(
+        lambda: (
+            len(workers()) == n and all(t.state == m.BatchTaskState.COMPLETED for t in workers())
+        )
+    )
 
     def refusal(call):
         try:
@@ -52,12 +67,18 @@ def sdk15(n: int, other: str) -> dict:
             return [e.status_code, e.error.code if e.error else None]
         return None
 
-    return {"sdk": SDK, "job": client.get_job(JOB).id, "done": done,
-            "results": sorted(getattr(t.execution_info.result, "value", None) for t in workers()),
-            "other_job": refusal(lambda: client.get_job(other)),
-            "other_add": refusal(lambda: client.create_task(other, m.BatchTaskCreateOptions(id="x", command_line="x"))),
-            "list_jobs": refusal(lambda: list(client.list_jobs())),
-            "pools": refusal(lambda: list(client.list_pools()))}
+    return {
+        "sdk": SDK,
+        "job": client.get_job(JOB).id,
+        "done": done,
+        "results": sorted(getattr(t.execution_info.result, "value", None) for t in workers()),
+        "other_job": refusal(lambda: client.get_job(other)),
+        "other_add": refusal(
+            lambda: client.create_task(other, m.BatchTaskCreateOptions(id="x", command_line="x"))
+        ),
+        "list_jobs": refusal(lambda: list(client.list_jobs())),
+        "pools": refusal(lambda: list(client.list_pools())),
+    }
 
 
 def sdk14(n: int, other: str) -> dict:
@@ -68,12 +89,16 @@ def sdk14(n: int, other: str) -> dict:
     # What Azure's own job manager samples do.
     client = BatchServiceClient(BasicTokenAuthentication({"access_token": TOKEN}), batch_url=URL)
     client.config.retry_policy.retries = 0
-    client.task.add_collection(JOB, [m.TaskAddParameter(id=f"w{i}", command_line="/bin/true") for i in range(n)])
+    client.task.add_collection(
+        JOB, [m.TaskAddParameter(id=f"w{i}", command_line="/bin/true") for i in range(n)]
+    )
 
     def workers():
         return [t for t in client.task.list(JOB) if t.id.startswith("w")]
 
-    done = wait(lambda: len(workers()) == n and all(t.state == m.TaskState.completed for t in workers()))
+    done = wait(
+        lambda: len(workers()) == n and all(t.state == m.TaskState.completed for t in workers())
+    )
 
     def refusal(call):
         try:
@@ -82,12 +107,18 @@ def sdk14(n: int, other: str) -> dict:
             return [e.response.status_code, e.error.code]
         return None
 
-    return {"sdk": SDK, "job": client.job.get(JOB).id, "done": done,
-            "results": sorted(t.execution_info.result.value for t in workers()),
-            "other_job": refusal(lambda: client.job.get(other)),
-            "other_add": refusal(lambda: client.task.add(other, m.TaskAddParameter(id="x", command_line="x"))),
-            "list_jobs": refusal(lambda: list(client.job.list())),
-            "pools": refusal(lambda: list(client.pool.list()))}
+    return {
+        "sdk": SDK,
+        "job": client.job.get(JOB).id,
+        "done": done,
+        "results": sorted(t.execution_info.result.value for t in workers()),
+        "other_job": refusal(lambda: client.job.get(other)),
+        "other_add": refusal(
+            lambda: client.task.add(other, m.TaskAddParameter(id="x", command_line="x"))
+        ),
+        "list_jobs": refusal(lambda: list(client.job.list())),
+        "pools": refusal(lambda: list(client.pool.list())),
+    }
 
 
 if __name__ == "__main__":

@@ -7,43 +7,52 @@ BATCH_KEY in env. Prints one JSON line of what it observed; the test asserts.
 """
 
 import json
-import os
 import sys
-import time
 
-from azure.batch import BatchServiceClient, batch_auth
 from azure.batch import models as m
-
-
-def client():
-    c = BatchServiceClient(batch_auth.SharedKeyCredentials(os.environ["BATCH_ACCOUNT"], os.environ["BATCH_KEY"]),
-                           batch_url=os.environ["BATCH_URL"])
-    c.config.retry_policy.retries = 0
-    return c
+from sdk14_common import client, wait
 
 
 def scenario_manager(pool_id, flow, workers):
     c = client()
     c.job.add(m.JobAddParameter(id="not-mine14", pool_info=m.PoolInformation(pool_id=pool_id)))
-    admin = m.UserIdentity(auto_user=m.AutoUserSpecification(scope=m.AutoUserScope.pool,
-                                                             elevation_level=m.ElevationLevel.admin))
-    c.job.add(m.JobAddParameter(id="managed14", pool_info=m.PoolInformation(pool_id=pool_id),
-                                job_manager_task=m.JobManagerTask(
-                                    id="manager", command_line=f"{sys.executable} {flow} {workers} not-mine14",
-                                    user_identity=admin, run_exclusive=False, kill_job_on_completion=True,
-                                    authentication_token_settings=m.AuthenticationTokenSettings(
-                                        access=[m.AccessScope.job]))))
-    deadline = time.monotonic() + 120
-    while c.job.get("managed14").state != m.JobState.completed:
-        if time.monotonic() > deadline:
-            raise SystemExit("timed out waiting for the job manager to end its job")
-        time.sleep(0.2)
+    admin = m.UserIdentity(
+        auto_user=m.AutoUserSpecification(
+            scope=m.AutoUserScope.pool, elevation_level=m.ElevationLevel.admin
+        )
+    )
+    c.job.add(
+        m.JobAddParameter(
+            id="managed14",
+            pool_info=m.PoolInformation(pool_id=pool_id),
+            job_manager_task=m.JobManagerTask(
+                id="manager",
+                command_line=f"{sys.executable} {flow} {workers} not-mine14",
+                user_identity=admin,
+                run_exclusive=False,
+                kill_job_on_completion=True,
+                authentication_token_settings=m.AuthenticationTokenSettings(
+                    access=[m.AccessScope.job]
+                ),
+            ),
+        )
+    )
+    wait(
+        lambda: c.job.get("managed14").state == m.JobState.completed,
+        "the job manager to end its job",
+        timeout=120,
+        interval=0.2,
+    )
     job = c.job.get("managed14")
     task = c.task.get("managed14", "manager")
     stdout = b"".join(c.file.get_from_task("managed14", "manager", "stdout.txt")).decode()
-    return {"reason": job.execution_info.terminate_reason, "manager": [task.state.value, task.execution_info.exit_code],
-            "tasks": sorted(t.id for t in c.task.list("managed14")),
-            "job_manager": job.job_manager_task.id, "seen": json.loads(stdout.strip().splitlines()[-1])}
+    return {
+        "reason": job.execution_info.terminate_reason,
+        "manager": [task.state.value, task.execution_info.exit_code],
+        "tasks": sorted(t.id for t in c.task.list("managed14")),
+        "job_manager": job.job_manager_task.id,
+        "seen": json.loads(stdout.strip().splitlines()[-1]),
+    }
 
 
 if __name__ == "__main__":

@@ -13,7 +13,11 @@ from dataclasses import dataclass, field
 
 INPUTS = {f"taskdata{i}.txt": f"input number {i}\nsecond line of {i}\n".encode() for i in range(3)}
 # What each failing task gets wrong, and the failureInfo code Batch gives it.
-FAILING = {"nomatch": "FileUploadMiscError", "badsas": "BlobAccessDenied", "unreachable": "BlobDownloadMiscError"}
+FAILING = {
+    "nomatch": "FileUploadMiscError",
+    "badsas": "BlobAccessDenied",
+    "unreachable": "BlobDownloadMiscError",
+}
 
 
 def transformed(data: bytes) -> bytes:
@@ -21,7 +25,7 @@ def transformed(data: bytes) -> bytes:
 
 
 def command_line(name: str) -> str:
-    return f"/bin/bash -c \"tr a-z A-Z < {name} > {output_name(name)}\""
+    return f'/bin/bash -c "tr a-z A-Z < {name} > {output_name(name)}"'
 
 
 def output_name(name: str) -> str:
@@ -33,7 +37,9 @@ class Flow:
     """The tasks to add: [(task id, command line, [(http url, file path)], [(pattern, container url)])]."""
 
     output_container: str
-    tasks: list[tuple[str, str, list[tuple[str, str]], list[tuple[str, str]]]] = field(default_factory=list)
+    tasks: list[tuple[str, str, list[tuple[str, str]], list[tuple[str, str]]]] = field(
+        default_factory=list
+    )
     closed: socket.socket | None = None
 
     def close(self) -> None:
@@ -48,15 +54,26 @@ def prepare(azurite) -> Flow:
     out_url = azurite.container_sas_url(outputs, write=True)
     flow = Flow(output_container=outputs)
     for i, name in enumerate(INPUTS):
-        flow.tasks.append((f"Task{i}", command_line(name), [(azurite.blob_sas_url(inputs, name), name)],
-                           [(output_name(name), out_url)]))
+        flow.tasks.append(
+            (
+                f"Task{i}",
+                command_line(name),
+                [(azurite.blob_sas_url(inputs, name), name)],
+                [(output_name(name), out_url)],
+            )
+        )
     name = "taskdata0.txt"
     bad_sas = azurite.blob_sas_url(inputs, name).replace("sig=", "sig=BAD")
     flow.closed = socket.socket()
     flow.closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
     unreachable = f"http://127.0.0.1:{flow.closed.getsockname()[1]}/{name}"
     flow.tasks += [
-        ("nomatch", command_line(name), [(azurite.blob_sas_url(inputs, name), name)], [("nothing-*.txt", out_url)]),
+        (
+            "nomatch",
+            command_line(name),
+            [(azurite.blob_sas_url(inputs, name), name)],
+            [("nothing-*.txt", out_url)],
+        ),
         ("badsas", command_line(name), [(bad_sas, name)], [(output_name(name), out_url)]),
         ("unreachable", command_line(name), [(unreachable, name)], [(output_name(name), out_url)]),
     ]

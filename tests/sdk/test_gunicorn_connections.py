@@ -32,8 +32,19 @@ from tests.agents import database_url, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 API = "2025-06-01"
-_STANDARD = ["content-encoding", "content-language", "content-length", "content-md5", "content-type",
-             "date", "if-modified-since", "if-match", "if-none-match", "if-unmodified-since", "range"]
+_STANDARD = [
+    "content-encoding",
+    "content-language",
+    "content-length",
+    "content-md5",
+    "content-type",
+    "date",
+    "if-modified-since",
+    "if-match",
+    "if-none-match",
+    "if-unmodified-since",
+    "range",
+]
 
 
 @pytest.fixture
@@ -43,13 +54,18 @@ def server(sdk_account, tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "DATABASE_URL": database_url(), "BATCHSITE_DATA_DIR": str(settings.DATA_DIR)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "BATCHSITE_DATA_DIR": str(settings.DATA_DIR),
+    }
     log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115 - the child owns it
     # serve's own command line for gunicorn, without its per-data-dir control socket.
     argv = _gunicorn("127.0.0.1", port, 2)
-    argv = argv[:argv.index("--control-socket")] if "--control-socket" in argv else argv
-    proc = subprocess.Popen([*argv, "--no-control-socket"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    argv = argv[: argv.index("--control-socket")] if "--control-socket" in argv else argv
+    proc = subprocess.Popen(
+        [*argv, "--no-control-socket"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     log.close()
 
     def up():
@@ -92,7 +108,9 @@ def signed(account, method: str, url: str, body: bytes = b"", headers: dict | No
         text += f"\n{name}:{values[0]}"
     digest = hmac.new(base64.b64decode(account.primary_key), text.encode(), hashlib.sha256).digest()
     hdrs["Authorization"] = f"SharedKey {account.name}:{base64.b64encode(digest).decode()}"
-    head = f"{method} {url} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
+    head = (
+        f"{method} {url} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
+    )
     return head.encode() + body
 
 
@@ -110,22 +128,35 @@ def read_response(sock) -> tuple[int, dict[str, str], bytes]:
 
 
 def big_collection(n: int = 100, size: int = 12_000) -> bytes:
-    return json.dumps({"value": [{"id": f"t{i}", "commandLine": "/bin/true " + "x" * size}
-                                 for i in range(n)]}).encode()
+    return json.dumps(
+        {"value": [{"id": f"t{i}", "commandLine": "/bin/true " + "x" * size} for i in range(n)]}
+    ).encode()
 
 
 def add_job(server, job_id: str) -> None:
     with socket.create_connection(("127.0.0.1", server.port)) as s:
-        s.sendall(signed(server.account, "POST", f"/jobs?api-version={API}",
-                         json.dumps({"id": job_id, "poolInfo": {"poolId": "nopool"}}).encode()))
+        s.sendall(
+            signed(
+                server.account,
+                "POST",
+                f"/jobs?api-version={API}",
+                json.dumps({"id": job_id, "poolInfo": {"poolId": "nopool"}}).encode(),
+            )
+        )
         assert read_response(s)[0] == 201
 
 
 def test_after_a_413_the_same_connection_serves_the_next_request(server):
     add_job(server, "j413")
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
-        s.sendall(signed(server.account, "POST", f"/jobs/j413/addtaskcollection?api-version={API}",
-                         big_collection()))
+        s.sendall(
+            signed(
+                server.account,
+                "POST",
+                f"/jobs/j413/addtaskcollection?api-version={API}",
+                big_collection(),
+            )
+        )
         status, headers, body = read_response(s)
         assert (status, json.loads(body)["code"]) == (413, "RequestBodyTooLarge")
         assert headers["connection"] == "keep-alive"  # so it must keep it
@@ -137,8 +168,12 @@ def test_after_a_413_the_same_connection_serves_the_next_request(server):
 def test_after_any_early_answer_the_connection_serves_the_next_request(server):
     # A refusal before the body is read (here: a bad signature on a 900 KB body).
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
-        request = signed(server.account, "POST", f"/jobs/nosuch/addtaskcollection?api-version={API}",
-                         big_collection(70))
+        request = signed(
+            server.account,
+            "POST",
+            f"/jobs/nosuch/addtaskcollection?api-version={API}",
+            big_collection(70),
+        )
         s.sendall(request.replace(b"SharedKey sdkacct:", b"SharedKey sdkacct:A"))
         status, headers, _ = read_response(s)
         assert status == 403 and headers["connection"] == "keep-alive"
@@ -150,7 +185,9 @@ def test_a_body_too_large_to_drain_gets_its_answer_and_connection_close(server):
     add_job(server, "jhuge")
     body = b'{"value": [' + b" " * (40 * 1024 * 1024) + b"]}"
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
-        request = signed(server.account, "POST", f"/jobs/jhuge/addtaskcollection?api-version={API}", body)
+        request = signed(
+            server.account, "POST", f"/jobs/jhuge/addtaskcollection?api-version={API}", body
+        )
         sender = threading.Thread(target=lambda: _send_quietly(s, request), daemon=True)
         sender.start()
         status, headers, answer = read_response(s)
@@ -171,12 +208,20 @@ def test_the_sdk_create_tasks_splits_oversized_chunks_and_adds_every_task(server
     from azure.batch import models as m
     from azure.core.credentials import AzureNamedKeyCredential
 
-    client = BatchClient(endpoint=server.url, retry_total=0,
-                         credential=AzureNamedKeyCredential(server.account.name, server.account.primary_key))
+    client = BatchClient(
+        endpoint=server.url,
+        retry_total=0,
+        credential=AzureNamedKeyCredential(server.account.name, server.account.primary_key),
+    )
     for run in range(3):
         job_id = f"split{run}"
-        client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id="nopool")))
-        tasks = [m.BatchTaskCreateOptions(id=f"t{i}", command_line="/bin/true " + "x" * 12_000) for i in range(150)]
+        client.create_job(
+            m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id="nopool"))
+        )
+        tasks = [
+            m.BatchTaskCreateOptions(id=f"t{i}", command_line="/bin/true " + "x" * 12_000)
+            for i in range(150)
+        ]
         client.create_tasks(job_id, tasks, max_concurrency=2)
         assert len(list(client.list_tasks(job_id))) == 150
 
@@ -184,26 +229,52 @@ def test_the_sdk_create_tasks_splits_oversized_chunks_and_adds_every_task(server
 def test_the_14x_add_collection_helper_splits_on_413_through_gunicorn_too(server):
     from tests.sdk.conftest import SCENARIOS14, SDK14_PYTHON
 
-    env = dict(os.environ, BATCH_URL=server.url, BATCH_ACCOUNT=server.account.name, BATCH_KEY=server.account.primary_key)
-    proc = subprocess.run([str(SDK14_PYTHON), str(SCENARIOS14), "bulk"], env=env, capture_output=True, text=True,
-                          timeout=600)
+    env = dict(
+        os.environ,
+        BATCH_URL=server.url,
+        BATCH_ACCOUNT=server.account.name,
+        BATCH_KEY=server.account.primary_key,
+    )
+    proc = subprocess.run(
+        [str(SDK14_PYTHON), str(SCENARIOS14), "bulk"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["first"] == 350 and out["listed"] == 350 and out["split"] == 100 and out["wide_listed"] == 100
+    assert (
+        out["first"] == 350
+        and out["listed"] == 350
+        and out["split"] == 100
+        and out["wide_listed"] == 100
+    )
 
 
-@pytest.mark.parametrize(("what", "extra", "status", "code"), [
-    ("request line", {"query": "&$filter=" + "a" * 9000}, 414, "RequestUrlFailedToParse"),
-    ("header", {"headers": {"x-long": "b" * 9000}}, 431, "InvalidInput"),
-    ("headers", {"headers": {f"x-h{i}": "v" for i in range(120)}}, 431, "InvalidInput"),
-])
+@pytest.mark.parametrize(
+    ("what", "extra", "status", "code"),
+    [
+        ("request line", {"query": "&$filter=" + "a" * 9000}, 414, "RequestUrlFailedToParse"),
+        ("header", {"headers": {"x-long": "b" * 9000}}, 431, "InvalidInput"),
+        ("headers", {"headers": {f"x-h{i}": "v" for i in range(120)}}, 431, "InvalidInput"),
+    ],
+)
 def test_a_request_gunicorn_refuses_gets_a_batch_error_body(server, what, extra, status, code):
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
-        s.sendall(signed(server.account, "GET", f"/jobs?api-version={API}" + extra.get("query", ""),
-                         headers=extra.get("headers")))
+        s.sendall(
+            signed(
+                server.account,
+                "GET",
+                f"/jobs?api-version={API}" + extra.get("query", ""),
+                headers=extra.get("headers"),
+            )
+        )
         got, headers, body = read_response(s)
     assert got == status
-    assert headers["content-type"].startswith("application/json") and headers["connection"] == "close"
+    assert (
+        headers["content-type"].startswith("application/json") and headers["connection"] == "close"
+    )
     error = json.loads(body)
     assert error["code"] == code and error["message"]["lang"] == "en-US"
     assert "RequestId:" in error["message"]["value"] and headers["request-id"]

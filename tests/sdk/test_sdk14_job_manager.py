@@ -14,7 +14,9 @@ SCENARIOS = Path(__file__).with_name("sdk14_job_manager_scenarios.py")
 FLOW = Path(__file__).with_name("job_manager_flow.py")
 
 
-def test_a_job_manager_adds_its_tasks_with_its_token_and_ends_its_job(run14, agents, sdk_account, live_server):
+def test_a_job_manager_adds_its_tasks_with_its_token_and_ends_its_job(
+    run14, agents, sdk_account, live_server
+):
     pool = add_pool(sdk_account, spec={"id": "jmpool14", "vmSize": "local"})
     agents.start(pool, "jm14-1", slots=3, BATCHSITE_ACCOUNT_URL=live_server.url)
     assert ComputeNode.objects.filter(pool=pool, state="idle").exists()

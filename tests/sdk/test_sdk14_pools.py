@@ -35,12 +35,15 @@ def test_a_pool_reaches_its_idle_nodes_runs_tasks_shows_node_files_and_is_delete
     assert not Pool.objects.filter(pool_id="p14").exists()
 
 
-@pytest.mark.parametrize(("option", "tasks"), [
-    ("requeue", [[0, "success", None], [1, "success", None]]),
-    ("terminate", [[0, "failure", "TaskEnded"], [0, "success", None]]),
-    ("taskcompletion", [[0, "success", None], [0, "success", None]]),
-    ("retaineddata", [[0, "success", None], [0, "success", None]]),
-])
+@pytest.mark.parametrize(
+    ("option", "tasks"),
+    [
+        ("requeue", [[0, "success", None], [1, "success", None]]),
+        ("terminate", [[0, "failure", "TaskEnded"], [0, "success", None]]),
+        ("taskcompletion", [[0, "success", None], [0, "success", None]]),
+        ("retaineddata", [[0, "success", None], [0, "success", None]]),
+    ],
+)
 def test_resize_down_treats_the_running_tasks_per_the_deallocation_option(pools14, option, tasks):
     out = pools14("resize_down", option)
     assert out["during"] == "resizing"
@@ -64,7 +67,10 @@ def test_stop_resize_keeps_the_nodes_the_pool_has(pools14, settings):
 def test_an_autoscale_formula_evaluated_then_enabled_changes_the_node_count(pools14, settings):
     settings.BATCHSITE_POOL_SAMPLE_SECONDS = 1.0
     out = pools14("autoscale")
-    assert out["results"] == "$TargetDedicatedNodes=2;$TargetLowPriorityNodes=0;$NodeDeallocationOption=taskcompletion"
+    assert (
+        out["results"]
+        == "$TargetDedicatedNodes=2;$TargetLowPriorityNodes=0;$NodeDeallocationOption=taskcompletion"
+    )
     assert out["before"] == 0 and out["bad"] == "AutoScalingFormulaSyntaxError"
     assert out["enabled"] == [True, 2, 300.0]
     assert out["off"] == [False, None, 2]
@@ -74,7 +80,10 @@ def test_reboot_with_requeue_requeues_the_running_task(pools14):
     out = pools14("reboot")
     assert out["during"] == "rebooting"
     assert out["task"] == [1, "success"] and out["rebooted"] is True
-    assert out["disabled"] == ["disabled", "offline"] and out["twice"] == "NodeAlreadyInTargetSchedulingState"
+    assert (
+        out["disabled"] == ["disabled", "offline"]
+        and out["twice"] == "NodeAlreadyInTargetSchedulingState"
+    )
     assert out["enabled"] == "enabled"
 
 

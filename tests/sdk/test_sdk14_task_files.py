@@ -22,7 +22,9 @@ def flow(azurite):
     flow.close()
 
 
-def test_the_tutorial_flow_produces_its_blobs_and_reports_each_failure(run14, sdk_account, agents, azurite, flow):
+def test_the_tutorial_flow_produces_its_blobs_and_reports_each_failure(
+    run14, sdk_account, agents, azurite, flow
+):
     pool = add_pool(sdk_account, spec={"id": "tutorial14", "vmSize": "local"})
     agents.start(pool, "tut14-1", slots=2)
     done = run14("tutorial14", json.dumps(flow.tasks), script=SCRIPT)
@@ -34,5 +36,7 @@ def test_the_tutorial_flow_produces_its_blobs_and_reports_each_failure(run14, sd
         assert done[task_id]["result"] == "failure"
         assert (failure["category"], failure["code"]) == ("usererror", code)
         assert failure["message"] and "sig=" not in failure["message"]
-    assert done["nomatch"]["exit_code"] == 0 and done["nomatch"]["failure"]["details"] == ["outputFile"]
+    assert done["nomatch"]["exit_code"] == 0 and done["nomatch"]["failure"]["details"] == [
+        "outputFile"
+    ]
     assert done["unreachable"]["exit_code"] is None

@@ -50,7 +50,12 @@ def test_filters(run14):
     assert out["state eq 'completed'"] == ["alpha2", "beta"]
     assert out["state ne 'completed'"] == ["alpha1", "gamma"]
     assert out["executionInfo/result eq 'Failure'"] == ["alpha2", "beta"]
-    assert out["creationTime gt DateTime'2020-01-01T00:00:00Z'"] == ["alpha1", "alpha2", "beta", "gamma"]
+    assert out["creationTime gt DateTime'2020-01-01T00:00:00Z'"] == [
+        "alpha1",
+        "alpha2",
+        "beta",
+        "gamma",
+    ]
     assert out["stateTransitionTime lt DateTime'2020-01-01T00:00:00Z'"] == []
     assert out["bad"] == "InvalidQueryParameterValue"
 
@@ -87,9 +92,17 @@ def test_terminate_reactivate_update_delete_subtasks_and_counts(run14, sdk_accou
 
 def test_reactivate_refused_by_job_state(run14, sdk_account):
     for job_id, state in (("done", "completed"), ("ending", "terminating"), ("going", "deleting")):
-        TaskFactory(job=JobFactory(account=sdk_account, job_id=job_id, state=state), task_id="failed", failed=True)
+        TaskFactory(
+            job=JobFactory(account=sdk_account, job_id=job_id, state=state),
+            task_id="failed",
+            failed=True,
+        )
     out = run14("job_state_refusals", "done", "ending", "going")
-    assert out == {"done": "JobCompleted", "ending": "JobBeingTerminated", "going": "JobBeingDeleted"}
+    assert out == {
+        "done": "JobCompleted",
+        "ending": "JobBeingTerminated",
+        "going": "JobBeingDeleted",
+    }
 
 
 def test_wrong_key_unknown_account_and_stale_date_are_403(run14):

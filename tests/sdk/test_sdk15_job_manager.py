@@ -18,8 +18,11 @@ from tests.agents import wait_for
 FLOW = Path(__file__).with_name("job_manager_flow.py")
 POOL = "jmpool"
 # As admin: a pool-scope admin may read this checkout's interpreter and script wherever it is.
-ADMIN = m.UserIdentity(auto_user=m.AutoUserSpecification(scope=m.AutoUserScope.POOL,
-                                                         elevation_level=m.ElevationLevel.ADMIN))
+ADMIN = m.UserIdentity(
+    auto_user=m.AutoUserSpecification(
+        scope=m.AutoUserScope.POOL, elevation_level=m.ElevationLevel.ADMIN
+    )
+)
 
 
 @pytest.fixture
@@ -31,8 +34,12 @@ def node(agents, sdk_account, live_server):
 
 
 def manager(python: str, *, workers: int, other: str) -> m.BatchJobManagerTask:
-    task = m.BatchJobManagerTask(id="manager", command_line=f"{python} {FLOW} {workers} {other}",
-                                 user_identity=ADMIN, run_exclusive=False)
+    task = m.BatchJobManagerTask(
+        id="manager",
+        command_line=f"{python} {FLOW} {workers} {other}",
+        user_identity=ADMIN,
+        run_exclusive=False,
+    )
     # api-version 2025-06-01 dropped authenticationTokenSettings from its models; the
     # property still goes on the wire, and batchsite honours it.
     task["authenticationTokenSettings"] = {"access": ["job"]}
@@ -45,11 +52,21 @@ def stdout_of(client, job_id: str, task_id: str) -> dict:
 
 
 def run_manager(client, python: str, *, job_id: str) -> tuple:
-    client.create_job(m.BatchJobCreateOptions(id="not-mine", pool_info=m.BatchPoolInfo(pool_id=POOL)))
-    client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=POOL),
-                                              job_manager_task=manager(python, workers=3, other="not-mine")))
-    wait_for(lambda: client.get_job(job_id).state == m.BatchJobState.COMPLETED, timeout=120,
-             message="the job manager to end its job")
+    client.create_job(
+        m.BatchJobCreateOptions(id="not-mine", pool_info=m.BatchPoolInfo(pool_id=POOL))
+    )
+    client.create_job(
+        m.BatchJobCreateOptions(
+            id=job_id,
+            pool_info=m.BatchPoolInfo(pool_id=POOL),
+            job_manager_task=manager(python, workers=3, other="not-mine"),
+        )
+    )
+    wait_for(
+        lambda: client.get_job(job_id).state == m.BatchJobState.COMPLETED,
+        timeout=120,
+        message="the job manager to end its job",
+    )
     return client.get_job(job_id), stdout_of(client, job_id, "manager")
 
 
@@ -59,7 +76,10 @@ def test_a_job_manager_adds_its_tasks_with_its_token_and_ends_its_job(client15, 
     assert seen["sdk"].startswith("15.") and seen["job"] == "managed15"
     assert seen["done"] is True and seen["results"] == ["success"] * 3
     manager_task = client15.get_task("managed15", "manager")
-    assert (manager_task.state, manager_task.execution_info.exit_code) == (m.BatchTaskState.COMPLETED, 0)
+    assert (manager_task.state, manager_task.execution_info.exit_code) == (
+        m.BatchTaskState.COMPLETED,
+        0,
+    )
     assert sorted(t.id for t in client15.list_tasks("managed15")) == ["manager", "w0", "w1", "w2"]
     # Its token is refused outside its job: another job, Add and List Jobs, pools.
     assert seen["other_job"] == [403, "AuthorizationFailure"]

@@ -24,12 +24,18 @@ def test_replace_task_shortens_the_running_attempts_wall_clock(client15, agents,
     agents.start(pool, "wall-1", slots=1)
     client15.create_job(m.BatchJobCreateOptions(id="wj", pool_info=m.BatchPoolInfo(pool_id=POOL)))
     client15.create_task("wj", m.BatchTaskCreateOptions(id="sleeper", command_line="sleep 120"))
-    task = wait_for(lambda: (t := client15.get_task("wj", "sleeper")).state == m.BatchTaskState.RUNNING and t,
-                    timeout=20, message="the task to run")
+    task = wait_for(
+        lambda: (t := client15.get_task("wj", "sleeper")).state == m.BatchTaskState.RUNNING and t,
+        timeout=20,
+        message="the task to run",
+    )
     task.constraints = m.BatchTaskConstraints(max_wall_clock_time=dt.timedelta(seconds=1))
     client15.replace_task("wj", "sleeper", task)
-    ended = wait_for(lambda: (t := client15.get_task("wj", "sleeper")).state == m.BatchTaskState.COMPLETED and t,
-                     timeout=30, message="the wall clock to end it")
+    ended = wait_for(
+        lambda: (t := client15.get_task("wj", "sleeper")).state == m.BatchTaskState.COMPLETED and t,
+        timeout=30,
+        message="the wall clock to end it",
+    )
     info = ended.execution_info
     assert info.result == m.BatchTaskExecutionResult.FAILURE
     assert info.failure_info.code == "TaskEnded"

@@ -37,7 +37,9 @@ def fresh(migrated):
     env = {k: v for k, v in env.items() if k != "XDG_RUNTIME_DIR"}
 
     def start(**kw) -> Serve:
-        serves.append(Serve(data_dir, env={**env, "HOME": str(data_dir / "home"), **kw.pop("env", {})}, **kw))
+        serves.append(
+            Serve(data_dir, env={**env, "HOME": str(data_dir / "home"), **kw.pop("env", {})}, **kw)
+        )
         return serves[-1]
 
     yield start

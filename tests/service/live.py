@@ -33,14 +33,23 @@ def free_port() -> int:
 def clean_environment(**extra: str) -> dict[str, str]:
     """This process's environment without batchsite's settings (so a served instance never
     touches the test database or another configured account), plus `extra`."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("BATCHSITE_", "DJANGO_", "DATABASE_URL", "PORT"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("BATCHSITE_", "DJANGO_", "DATABASE_URL", "PORT"))
+    }
     return {**env, **FAST, **extra}
 
 
 def manage(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, MANAGE, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, MANAGE, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert proc.returncode == 0, f"manage.py {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc
 
@@ -48,10 +57,14 @@ def manage(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.
 class Api:
     """Signed Batch requests with the plain standard library (no retries: every answer counts)."""
 
-    def __init__(self, port: int, account: str = DEV_ACCOUNT_NAME, key: str = DEV_ACCOUNT_KEY) -> None:
+    def __init__(
+        self, port: int, account: str = DEV_ACCOUNT_NAME, key: str = DEV_ACCOUNT_KEY
+    ) -> None:
         self.port, self.account, self.key = port, account, key
 
-    def call(self, method: str, path: str, body=None, *, timeout: float = 30, **params) -> tuple[int, dict]:
+    def call(
+        self, method: str, path: str, body=None, *, timeout: float = 30, **params
+    ) -> tuple[int, dict]:
         url = f"{path}?{urlencode({'api-version': API, **params})}"
         data = json.dumps(body).encode() if body is not None else b""
         headers = {"ocp-date": formatdate(usegmt=True)}
@@ -82,18 +95,38 @@ class Api:
 class Serve:
     """`manage.py serve` as `make run` starts it, in a session of its own (a shell's job)."""
 
-    def __init__(self, data_dir: Path, *, env: dict[str, str], nodes: int = 1, slots: int = 1,
-                 args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        env: dict[str, str],
+        nodes: int = 1,
+        slots: int = 1,
+        args: tuple[str, ...] = (),
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.log_path = data_dir / f"serve-{self.port}.log"
         self.api = Api(self.port)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, MANAGE, "serve", "--port", str(self.port), "--nodes", str(nodes),
-                 "--slots", str(slots), *args],
-                cwd=ROOT, env={**env, "BATCHSITE_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"},
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    sys.executable,
+                    MANAGE,
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--nodes",
+                    str(nodes),
+                    "--slots",
+                    str(slots),
+                    *args,
+                ],
+                cwd=ROOT,
+                env={**env, "BATCHSITE_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def log(self) -> str:
@@ -106,7 +139,10 @@ class Serve:
                 return False
             status, body = self.api.call("GET", "/pools/local/nodes")
             return status == 200 and sum(n["state"] == "idle" for n in body["value"]) >= nodes
-        wait_for(ready, timeout=120, interval=0.2, message=f"serve to answer with {nodes} idle node(s)")
+
+        wait_for(
+            ready, timeout=120, interval=0.2, message=f"serve to answer with {nodes} idle node(s)"
+        )
 
     def children(self) -> dict[str, psutil.Process]:
         """The supervised processes by role: web, reconciler, sweep."""
@@ -173,8 +209,12 @@ def alive(pid: int) -> bool:
 
 def until_replaced(serve: Serve, role: str, old_pid: int, timeout: float = 60) -> psutil.Process:
     """Wait for serve's `role` process to be a new one."""
+
     def replaced():
         assert serve.proc.poll() is None, f"serve exited:\n{serve.log()}"
         child = serve.children().get(role)
         return child if child is not None and child.pid != old_pid else None
-    return wait_for(replaced, timeout=timeout, interval=0.1, message=f"{role} to be restarted\n{serve.log()}")
+
+    return wait_for(
+        replaced, timeout=timeout, interval=0.1, message=f"{role} to be restarted\n{serve.log()}"
+    )

@@ -21,7 +21,10 @@ def free_port() -> int:
 
 
 def postgres_bindir() -> str | None:
-    for candidate in ["/usr/lib/postgresql/15/bin", *sorted(glob("/usr/lib/postgresql/*/bin"), reverse=True)]:
+    for candidate in [
+        "/usr/lib/postgresql/15/bin",
+        *sorted(glob("/usr/lib/postgresql/*/bin"), reverse=True),
+    ]:
         if os.access(f"{candidate}/initdb", os.X_OK) and os.access(f"{candidate}/pg_ctl", os.X_OK):
             return candidate
     found = shutil.which("initdb")
@@ -57,15 +60,38 @@ class Cluster:
         self.url = f"postgres://postgres@127.0.0.1:{self.port}/batchsite"
 
     def run(self, program: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": str(self.base)}
-        proc = subprocess.run([f"{self.bindir}/{program}", *args], cwd=self.base, env=env, capture_output=True,
-                              text=True, timeout=timeout, **self.as_user)
-        assert proc.returncode == 0, f"{program} {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "HOME": str(self.base),
+        }
+        proc = subprocess.run(
+            [f"{self.bindir}/{program}", *args],
+            cwd=self.base,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            **self.as_user,
+        )
+        assert proc.returncode == 0, (
+            f"{program} {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+        )
         return proc
 
     def start(self) -> None:
-        self.run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C",
-                 "--no-sync")
+        self.run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
         options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"
         self.run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "start")
         self.run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "batchsite")
@@ -76,6 +102,10 @@ class Cluster:
 
     def destroy(self) -> None:
         if (self.data / "postmaster.pid").exists():
-            subprocess.run([f"{self.bindir}/pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop"],
-                           capture_output=True, timeout=60, **self.as_user)
+            subprocess.run(
+                [f"{self.bindir}/pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop"],
+                capture_output=True,
+                timeout=60,
+                **self.as_user,
+            )
         shutil.rmtree(self.base, ignore_errors=True)

@@ -13,4 +13,6 @@ from tasks.supervisor import Program, Supervisor  # noqa: E402
 if __name__ == "__main__":
     spec = json.loads(sys.argv[1])
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    Supervisor([Program(name, argv) for name, argv in spec["programs"]], **spec.get("options", {})).run()
+    Supervisor(
+        [Program(name, argv) for name, argv in spec["programs"]], **spec.get("options", {})
+    ).run()

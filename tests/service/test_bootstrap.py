@@ -23,17 +23,29 @@ KEY_B = "a2V5LW9mLWFjY291bnQtYg=="
 @pytest.fixture
 def data_dir(settings, tmp_path, monkeypatch):
     settings.DATA_DIR = tmp_path
-    for name in ("DJANGO_SUPERUSER_USERNAME", "DJANGO_SUPERUSER_PASSWORD", "DJANGO_SUPERUSER_EMAIL"):
+    for name in (
+        "DJANGO_SUPERUSER_USERNAME",
+        "DJANGO_SUPERUSER_PASSWORD",
+        "DJANGO_SUPERUSER_EMAIL",
+    ):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
 
 
-def test_every_configured_account_is_made_and_only_the_default_gets_the_local_pool(settings, data_dir):
+def test_every_configured_account_is_made_and_only_the_default_gets_the_local_pool(
+    settings, data_dir
+):
     settings.BATCHSITE_ACCOUNTS = [AccountKeys("main", KEY_A), AccountKeys("teamb", KEY_B, KEY_A)]
     started = bootstrap(local_nodes=2, local_slots=3)
-    assert [a.name for a in started.accounts] == ["main", "teamb"] and started.account.name == "main"
-    assert list(Pool.objects.values_list("account__name", "pool_id", "task_slots_per_node", "target_dedicated_nodes",
-                                         "provider")) == [("main", "local", 3, 2, "local")]
+    assert [a.name for a in started.accounts] == [
+        "main",
+        "teamb",
+    ] and started.account.name == "main"
+    assert list(
+        Pool.objects.values_list(
+            "account__name", "pool_id", "task_slots_per_node", "target_dedicated_nodes", "provider"
+        )
+    ) == [("main", "local", 3, 2, "local")]
     teamb = Account.objects.get(name="teamb")
     assert (teamb.primary_key, teamb.secondary_key) == (KEY_B, KEY_A)
 
@@ -48,14 +60,19 @@ def test_a_restart_with_new_keys_updates_the_accounts_and_keeps_their_pools(sett
 
 
 def test_a_key_regenerated_since_the_last_start_stays_regenerated_until_the_configuration_changes(
-        settings, data_dir):
+    settings, data_dir
+):
     settings.BATCHSITE_ACCOUNTS = [AccountKeys("main", KEY_A, KEY_B)]
     account = bootstrap(local_nodes=0, local_slots=1).account
     regenerated = regenerate_account_key(account, key_name="Primary")
     bootstrap(local_nodes=0, local_slots=1)  # a restart with the same configuration
-    assert (Account.objects.get(pk=account.pk).primary_key, Account.objects.get(pk=account.pk).secondary_key) == (
-        regenerated, KEY_B)
-    settings.BATCHSITE_ACCOUNTS = [AccountKeys("main", KEY_B, KEY_A)]  # the operator configures new keys
+    assert (
+        Account.objects.get(pk=account.pk).primary_key,
+        Account.objects.get(pk=account.pk).secondary_key,
+    ) == (regenerated, KEY_B)
+    settings.BATCHSITE_ACCOUNTS = [
+        AccountKeys("main", KEY_B, KEY_A)
+    ]  # the operator configures new keys
     bootstrap(local_nodes=0, local_slots=1)
     account.refresh_from_db()
     assert (account.primary_key, account.secondary_key) == (KEY_B, KEY_A)
@@ -106,5 +123,7 @@ def test_a_configured_superuser_is_made_instead_and_its_password_is_not_said(dat
     said = ensure_sign_in(account)
     assert said == "sign in as ops with DJANGO_SUPERUSER_PASSWORD"
     assert authenticate(username="ops", password="configured-secret").is_superuser
-    assert AccountMembership.objects.filter(account=account, user__username="ops", role="operator").exists()
+    assert AccountMembership.objects.filter(
+        account=account, user__username="ops", role="operator"
+    ).exists()
     assert not (data_dir / PASSWORD_FILE).exists()

@@ -19,8 +19,11 @@ pytestmark = [pytest.mark.slow]
 
 
 def readme_cli_block() -> str:
-    blocks = [b for b in re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
-              if "az batch" in b]
+    blocks = [
+        b
+        for b in re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+        if "az batch" in b
+    ]
     assert len(blocks) == 1, "the README has one Azure CLI block"
     return blocks[0]
 
@@ -43,10 +46,19 @@ def test_the_readme_cli_block_runs_as_written(fresh, tmp_path):
     serve.wait_ready()
     script = readme_cli_block().replace("http://127.0.0.1:8000", f"http://127.0.0.1:{serve.port}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}
-    env.update(PATH=f"{Path(az).parent}{os.pathsep}{env.get('PATH', '')}", AZURE_CONFIG_DIR=str(tmp_path / "az"),
-               AZURE_CORE_COLLECT_TELEMETRY="no")
-    proc = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=600)
+    env.update(
+        PATH=f"{Path(az).parent}{os.pathsep}{env.get('PATH', '')}",
+        AZURE_CONFIG_DIR=str(tmp_path / "az"),
+        AZURE_CORE_COLLECT_TELEMETRY="no",
+    )
+    proc = subprocess.run(
+        ["bash", "-e", "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "stdout.txt").read_text() == "hello from the cli\n"
     nodes = [line.split("\t") for line in proc.stdout.splitlines() if line.startswith("tvmps_")]
@@ -68,13 +80,18 @@ def test_the_cli_resizes_and_autoscales_a_pool(fresh, tmp_path):
     serve = fresh(nodes=0)
     serve.wait_ready(nodes=0)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}
-    env.update(AZURE_CONFIG_DIR=str(tmp_path / "az"), AZURE_CORE_COLLECT_TELEMETRY="no",
-               AZURE_BATCH_ACCOUNT=serve.api.account, AZURE_BATCH_ACCESS_KEY=serve.api.key,
-               AZURE_BATCH_ENDPOINT=f"http://127.0.0.1:{serve.port}")
+    env.update(
+        AZURE_CONFIG_DIR=str(tmp_path / "az"),
+        AZURE_CORE_COLLECT_TELEMETRY="no",
+        AZURE_BATCH_ACCOUNT=serve.api.account,
+        AZURE_BATCH_ACCESS_KEY=serve.api.key,
+        AZURE_BATCH_ENDPOINT=f"http://127.0.0.1:{serve.port}",
+    )
 
     def az_batch(*args: str) -> str:
-        proc = subprocess.run([az, "batch", *args], cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=300)
+        proc = subprocess.run(
+            [az, "batch", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
         assert proc.returncode == 0, f"az batch {' '.join(args)}:\n{proc.stderr}"
         return proc.stdout
 
@@ -84,26 +101,68 @@ def test_the_cli_resizes_and_autoscales_a_pool(fresh, tmp_path):
         return body
 
     def until_steady_with(dedicated: int) -> dict:
-        return wait_for(lambda: (p := pool())["allocationState"] == "steady" and p["currentDedicatedNodes"] == dedicated
-                        and p, timeout=120, message=f"pool p steady with {dedicated} nodes")
+        return wait_for(
+            lambda: (
+                (p := pool())["allocationState"] == "steady"
+                and p["currentDedicatedNodes"] == dedicated
+                and p
+            ),
+            timeout=120,
+            message=f"pool p steady with {dedicated} nodes",
+        )
 
-    az_batch("pool", "create", "--id", "p", "--vm-size", "standard_d2s_v3", "--target-dedicated-nodes", "1",
-             "--image", "canonical:0001-com-ubuntu-server-jammy:22_04-lts",
-             "--node-agent-sku-id", "batch.node.ubuntu 22.04")
+    az_batch(
+        "pool",
+        "create",
+        "--id",
+        "p",
+        "--vm-size",
+        "standard_d2s_v3",
+        "--target-dedicated-nodes",
+        "1",
+        "--image",
+        "canonical:0001-com-ubuntu-server-jammy:22_04-lts",
+        "--node-agent-sku-id",
+        "batch.node.ubuntu 22.04",
+    )
     until_steady_with(1)
     az_batch("pool", "resize", "--pool-id", "p", "--target-dedicated-nodes", "2")
     until_steady_with(2)
-    az_batch("pool", "resize", "--pool-id", "p", "--target-dedicated-nodes", "1",
-             "--node-deallocation-option", "taskcompletion")
+    az_batch(
+        "pool",
+        "resize",
+        "--pool-id",
+        "p",
+        "--target-dedicated-nodes",
+        "1",
+        "--node-deallocation-option",
+        "taskcompletion",
+    )
     assert until_steady_with(1)["targetDedicatedNodes"] == 1
 
-    az_batch("pool", "autoscale", "enable", "--pool-id", "p", "--auto-scale-formula", "$TargetDedicatedNodes = 0;",
-             "--auto-scale-evaluation-interval", "PT5M")
+    az_batch(
+        "pool",
+        "autoscale",
+        "enable",
+        "--pool-id",
+        "p",
+        "--auto-scale-formula",
+        "$TargetDedicatedNodes = 0;",
+        "--auto-scale-evaluation-interval",
+        "PT5M",
+    )
     got = until_steady_with(0)
     assert (got["enableAutoScale"], got["autoScaleFormula"]) == (True, "$TargetDedicatedNodes = 0;")
     # Evaluate (Batch evaluates only on an autoscaled pool) answers and applies nothing.
-    evaluated = az_batch("pool", "autoscale", "evaluate", "--pool-id", "p",
-                         "--auto-scale-formula", "$TargetDedicatedNodes = 2;")
+    evaluated = az_batch(
+        "pool",
+        "autoscale",
+        "evaluate",
+        "--pool-id",
+        "p",
+        "--auto-scale-formula",
+        "$TargetDedicatedNodes = 2;",
+    )
     assert "$TargetDedicatedNodes=2" in evaluated
     assert pool()["targetDedicatedNodes"] == 0
     az_batch("pool", "autoscale", "disable", "--pool-id", "p")

@@ -13,7 +13,10 @@ from tests.service.live import ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.sdk, pytest.mark.sdk14]
 
-SDK_PYTHON = {"BatchClient(": sys.executable, "BatchServiceClient(": str(ROOT / ".venv-sdk14" / "bin" / "python")}
+SDK_PYTHON = {
+    "BatchClient(": sys.executable,
+    "BatchServiceClient(": str(ROOT / ".venv-sdk14" / "bin" / "python"),
+}
 
 
 def readme_snippets() -> dict[str, str]:
@@ -38,7 +41,9 @@ def test_a_readme_snippet_shows_finished_tasks_and_runs_again(fresh, client):
         pytest.fail(f"{python} is missing: run `make sdk14` (make test does)")
     serve = fresh(nodes=1, slots=4)
     serve.wait_ready()
-    code = readme_snippets()[client].replace("http://127.0.0.1:8000", f"http://127.0.0.1:{serve.port}")
+    code = readme_snippets()[client].replace(
+        "http://127.0.0.1:8000", f"http://127.0.0.1:{serve.port}"
+    )
     jobs = []
     for _ in range(2):
         proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=300)

@@ -23,25 +23,48 @@ def test_a_killed_agent_web_server_or_sweep_is_restarted_and_the_service_keeps_s
     api = serve.api
     pids = serve.data_dir / "task-pids"
     # The first run hangs (until its agent dies); the rerun after the requeue ends at once.
-    script = f"if [ -s {pids} ]; then echo $$ >> {pids}; exit 0; fi; echo $$ >> {pids}; exec sleep 600"
+    script = (
+        f"if [ -s {pids} ]; then echo $$ >> {pids}; exit 0; fi; echo $$ >> {pids}; exec sleep 600"
+    )
     assert api.call("POST", "/jobs", {"id": "j", "poolInfo": {"poolId": "local"}})[0] == 201
     # Admin (root): the pids file is in the data dir, which no other task may write in.
-    assert api.call("POST", "/jobs/j/tasks", {"id": "t", "commandLine": f"/bin/sh -c '{script}'", "userIdentity": {
-        "autoUser": {"elevationLevel": "admin"}}})[0] == 201
+    assert (
+        api.call(
+            "POST",
+            "/jobs/j/tasks",
+            {
+                "id": "t",
+                "commandLine": f"/bin/sh -c '{script}'",
+                "userIdentity": {"autoUser": {"elevationLevel": "admin"}},
+            },
+        )[0]
+        == 201
+    )
     wait_for(lambda: pids.exists() and pids.read_text().strip(), message="the task to start")
     orphan = int(pids.read_text().split()[0])
 
     # A node agent dies: the reconciler starts it again with the same node id; the new
     # agent kills what its predecessor left running, and the task it ran is requeued and
     # completes.
-    (node_id, agent), = serve.agents().items()
+    ((node_id, agent),) = serve.agents().items()
     agent.kill()
-    wait_for(lambda: (a := serve.agents().get(node_id)) is not None and a.pid != agent.pid,
-             timeout=60, message=f"the reconciler to start {node_id} again\n{serve.log()}")
-    wait_for(lambda: not alive(orphan), timeout=30, message="the dead agent's task process to be killed")
-    task = wait_for(lambda: (b := api.call("GET", "/jobs/j/tasks/t")[1]).get("state") == "completed" and b,
-                    timeout=60, message="the requeued task to complete")
-    assert (task["executionInfo"]["result"], task["executionInfo"]["requeueCount"]) == ("success", 1)
+    wait_for(
+        lambda: (a := serve.agents().get(node_id)) is not None and a.pid != agent.pid,
+        timeout=60,
+        message=f"the reconciler to start {node_id} again\n{serve.log()}",
+    )
+    wait_for(
+        lambda: not alive(orphan), timeout=30, message="the dead agent's task process to be killed"
+    )
+    task = wait_for(
+        lambda: (b := api.call("GET", "/jobs/j/tasks/t")[1]).get("state") == "completed" and b,
+        timeout=60,
+        message="the requeued task to complete",
+    )
+    assert (task["executionInfo"]["result"], task["executionInfo"]["requeueCount"]) == (
+        "success",
+        1,
+    )
 
     # The reconciler dies: it is restarted and adopts the running agent instead of starting
     # another one.
@@ -79,7 +102,10 @@ def test_ctrl_c_stops_every_child_cleanly_and_requeues_the_running_tasks(fresh):
     api = serve.api
     assert api.call("POST", "/jobs", {"id": "j", "poolInfo": {"poolId": "local"}})[0] == 201
     assert api.call("POST", "/jobs/j/tasks", {"id": "t", "commandLine": "sleep 600"})[0] == 201
-    wait_for(lambda: api.call("GET", "/jobs/j/tasks/t")[1].get("state") == "running", message="the task to run")
+    wait_for(
+        lambda: api.call("GET", "/jobs/j/tasks/t")[1].get("state") == "running",
+        message="the task to run",
+    )
     tree = serve.tree()
     assert sorted(serve.children()) == ["reconciler", "sweep", "web"] and len(serve.agents()) == 2
 
@@ -116,13 +142,17 @@ def test_each_instance_has_its_own_gunicorn_control_socket(fresh):
     own = serve.data_dir / "gunicorn.ctl"
     wait_for(own.exists, message="the instance's control socket")
     assert stat.S_ISSOCK(own.stat().st_mode)
-    assert not (serve.data_dir / "home" / ".gunicorn" / "gunicorn.ctl").exists()  # gunicorn's shared default
+    assert not (
+        serve.data_dir / "home" / ".gunicorn" / "gunicorn.ctl"
+    ).exists()  # gunicorn's shared default
     assert serve.interrupt() == 0
 
 
 def test_the_local_pool_and_its_nodes_belong_to_the_default_account_only(fresh):
     other_key = "b3RoZXItYWNjb3VudC1rZXktZm9yLXRlc3RzLTAwMDAwMDAwMDAwMDAwMDA="
-    serve = fresh(nodes=1, env={"BATCHSITE_ACCOUNTS": f"devbatch:{DEV_ACCOUNT_KEY};teamb:{other_key}"})
+    serve = fresh(
+        nodes=1, env={"BATCHSITE_ACCOUNTS": f"devbatch:{DEV_ACCOUNT_KEY};teamb:{other_key}"}
+    )
     serve.wait_ready()
     other = Api(serve.port, "teamb", other_key)
     status, body = other.call("GET", "/pools")

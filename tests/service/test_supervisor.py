@@ -36,8 +36,12 @@ class Supervised:
         self.log_path = tmp_path / "supervisor.log"
         spec = json.dumps({"programs": list(programs.items()), "options": options})
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen([sys.executable, str(SUPERVISE), spec], stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, str(SUPERVISE), spec],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -48,8 +52,11 @@ class Supervised:
         return int(found[-1]) if found else 0
 
     def wait_started(self, name: str, *, times: int = 1, running: bool = True) -> int:
-        wait_for(lambda: len(re.findall(rf"started {re.escape(name)} \(pid", self.log())) >= times,
-                 timeout=30, message=f"{name} started {times} time(s)\n{self.log()}")
+        wait_for(
+            lambda: len(re.findall(rf"started {re.escape(name)} \(pid", self.log())) >= times,
+            timeout=30,
+            message=f"{name} started {times} time(s)\n{self.log()}",
+        )
         pid = self.pid_of(name)
         if running:
             wait_for(lambda: alive(pid), message=f"{name} running")
@@ -63,18 +70,24 @@ class Supervised:
 
 def graceful_program(got: Path) -> list[str]:
     """A command that writes the name of the signal that stops it into `got`."""
-    script = ("import pathlib, signal, sys, time\n"
-              f"got = pathlib.Path({str(got)!r})\n"
-              "def stop(signum, frame):\n"
-              "    got.write_text(signal.Signals(signum).name); sys.exit(0)\n"
-              "signal.signal(signal.SIGTERM, stop); signal.signal(signal.SIGINT, stop)\n"
-              "got.with_suffix('.ready').touch()\n"
-              "while True: time.sleep(1)\n")
+    script = (
+        "import pathlib, signal, sys, time\n"
+        f"got = pathlib.Path({str(got)!r})\n"
+        "def stop(signum, frame):\n"
+        "    got.write_text(signal.Signals(signum).name); sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop); signal.signal(signal.SIGINT, stop)\n"
+        "got.with_suffix('.ready').touch()\n"
+        "while True: time.sleep(1)\n"
+    )
     return [sys.executable, "-c", script]
 
 
 def ready(got: Path) -> None:
-    wait_for(lambda: got.with_suffix(".ready").exists(), timeout=30, message="the program's signal handlers")
+    wait_for(
+        lambda: got.with_suffix(".ready").exists(),
+        timeout=30,
+        message="the program's signal handlers",
+    )
 
 
 @pytest.fixture
@@ -94,11 +107,19 @@ def supervised(tmp_path):
             child.kill()
 
 
-def test_a_program_that_dies_is_restarted_with_a_doubling_delay_while_the_others_keep_running(supervised, tmp_path):
+def test_a_program_that_dies_is_restarted_with_a_doubling_delay_while_the_others_keep_running(
+    supervised, tmp_path
+):
     starts = tmp_path / "starts"
-    s = supervised({"steady": ["sleep", "1000"],
-                    "flaky": ["/bin/sh", "-c", f"date +%s.%N >> {starts}; exit 3"]},
-                   backoff=0.2, max_backoff=0.8, healthy_after=60)
+    s = supervised(
+        {
+            "steady": ["sleep", "1000"],
+            "flaky": ["/bin/sh", "-c", f"date +%s.%N >> {starts}; exit 3"],
+        },
+        backoff=0.2,
+        max_backoff=0.8,
+        healthy_after=60,
+    )
     steady = s.wait_started("steady")
     s.wait_started("flaky", times=5, running=False)
 
@@ -127,10 +148,13 @@ def test_a_program_that_stayed_up_long_enough_restarts_after_the_first_delay_aga
     assert log.count("was killed by SIGKILL") == 3
 
 
-def test_what_a_dead_program_left_in_its_process_group_is_killed_before_it_starts_again(supervised, tmp_path):
+def test_what_a_dead_program_left_in_its_process_group_is_killed_before_it_starts_again(
+    supervised, tmp_path
+):
     left = tmp_path / "left"
-    s = supervised({"leaky": ["/bin/sh", "-c", f"sleep 1000 & echo $! > {left}; exec sleep 1000"]},
-                   backoff=0.5)
+    s = supervised(
+        {"leaky": ["/bin/sh", "-c", f"sleep 1000 & echo $! > {left}; exec sleep 1000"]}, backoff=0.5
+    )
     leader = s.wait_started("leaky")
     wait_for(lambda: left.exists() and left.read_text().strip(), message="the background process")
     orphan = int(left.read_text())
@@ -142,15 +166,20 @@ def test_what_a_dead_program_left_in_its_process_group_is_killed_before_it_start
     assert f"leaky (pid {leader}) was killed by SIGKILL" in s.log()
 
 
-def test_sigterm_stops_each_program_with_sigterm_and_kills_one_that_ignores_it(supervised, tmp_path):
+def test_sigterm_stops_each_program_with_sigterm_and_kills_one_that_ignores_it(
+    supervised, tmp_path
+):
     got = tmp_path / "got"
     graceful = graceful_program(got)
-    s = supervised({"graceful": graceful,
-                    "stubborn": ["/bin/sh", "-c", "trap '' TERM; sleep 1000 & wait"]},
-                   stop_timeout=1)
+    s = supervised(
+        {"graceful": graceful, "stubborn": ["/bin/sh", "-c", "trap '' TERM; sleep 1000 & wait"]},
+        stop_timeout=1,
+    )
     pids = {name: s.wait_started(name) for name in ("graceful", "stubborn")}
     ready(got)
-    sleeper = wait_for(lambda: psutil.Process(pids["stubborn"]).children(), message="the stubborn sleep")
+    sleeper = wait_for(
+        lambda: psutil.Process(pids["stubborn"]).children(), message="the stubborn sleep"
+    )
     stubborn_tree = [pids["stubborn"]] + [p.pid for p in sleeper]
 
     assert s.stop(signal.SIGTERM) == 0
@@ -160,7 +189,9 @@ def test_sigterm_stops_each_program_with_sigterm_and_kills_one_that_ignores_it(s
     assert "restarting" not in s.log()
 
 
-def test_ctrl_c_reaches_only_the_supervisor_which_stops_its_programs_without_a_traceback(supervised, tmp_path):
+def test_ctrl_c_reaches_only_the_supervisor_which_stops_its_programs_without_a_traceback(
+    supervised, tmp_path
+):
     got = tmp_path / "got"
     graceful = graceful_program(got)
     s = supervised({"graceful": graceful, "other": ["sleep", "1000"]})
@@ -179,12 +210,18 @@ def test_a_killed_supervisor_leaves_no_program_running(supervised):
     pids = [s.wait_started("one"), s.wait_started("two")]
     s.proc.kill()
     s.proc.wait()
-    wait_for(lambda: not any(alive(pid) for pid in pids), message="the programs to get their parent-death signal")
+    wait_for(
+        lambda: not any(alive(pid) for pid in pids),
+        message="the programs to get their parent-death signal",
+    )
 
 
 def test_a_program_that_cannot_start_is_retried_with_backoff(supervised, tmp_path):
-    s = supervised({"missing": [str(tmp_path / "no-such-program")], "other": ["sleep", "1000"]},
-                   backoff=0.1, max_backoff=0.2)
+    s = supervised(
+        {"missing": [str(tmp_path / "no-such-program")], "other": ["sleep", "1000"]},
+        backoff=0.1,
+        max_backoff=0.2,
+    )
     s.wait_started("other")
     wait_for(lambda: s.log().count("missing could not start") >= 3, message=f"retries\n{s.log()}")
     assert re.findall(r"restarting missing in ([\d.]+) s", s.log())[:3] == ["0.1", "0.2", "0.2"]
@@ -192,7 +229,9 @@ def test_a_program_that_cannot_start_is_retried_with_backoff(supervised, tmp_pat
 
 
 def test_a_second_stop_signal_kills_at_once_what_ignores_sigterm(supervised):
-    s = supervised({"stubborn": ["/bin/sh", "-c", "trap '' TERM; sleep 1000 & wait"]}, stop_timeout=600)
+    s = supervised(
+        {"stubborn": ["/bin/sh", "-c", "trap '' TERM; sleep 1000 & wait"]}, stop_timeout=600
+    )
     pid = s.wait_started("stubborn")
     wait_for(lambda: psutil.Process(pid).children(), message="the stubborn sleep")
     s.proc.send_signal(signal.SIGTERM)

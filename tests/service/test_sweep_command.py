@@ -35,8 +35,10 @@ class DatabaseGoesAwayOnce:
 def test_a_database_error_does_not_end_the_sweep_which_tries_again(transactional_db, caplog):
     out = io.StringIO()
     previous = signal.getsignal(signal.SIGTERM)
-    with caplog.at_level(logging.WARNING, logger="batchsite.sweep"), \
-            connection.execute_wrapper(DatabaseGoesAwayOnce(out)):
+    with (
+        caplog.at_level(logging.WARNING, logger="batchsite.sweep"),
+        connection.execute_wrapper(DatabaseGoesAwayOnce(out)),
+    ):
         call_command("sweep", "--interval", "0.05", verbosity=2, stdout=out)
     assert "sweep: database error, trying again" in caplog.text
     assert "terminating connection due to administrator command" in caplog.text
@@ -49,11 +51,19 @@ def test_ctrl_c_or_sigterm_stops_the_sweep_quietly(transactional_db, tmp_path, s
     out = tmp_path / "out"
     env = {**os.environ, "DATABASE_URL": database_url()}
     with open(out, "wb") as log:
-        proc = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "sweep", "--interval", "0.2", "-v", "2"],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "sweep", "--interval", "0.2", "-v", "2"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        wait_for(lambda: b"sweep: " in out.read_bytes() or proc.poll() is not None, timeout=60,
-                 message="a first sweep")
+        wait_for(
+            lambda: b"sweep: " in out.read_bytes() or proc.poll() is not None,
+            timeout=60,
+            message="a first sweep",
+        )
         proc.send_signal(sig)
         assert proc.wait(30) == 0, out.read_text()
     finally:

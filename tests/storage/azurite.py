@@ -30,9 +30,11 @@ KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr
 
 
 def program() -> str | None:
-    candidates = [os.environ.get("BATCHSITE_AZURITE", ""),
-                  str(Path.home() / ".cache/batchsite-azurite/node_modules/.bin/azurite-blob"),
-                  shutil.which("azurite-blob") or ""]
+    candidates = [
+        os.environ.get("BATCHSITE_AZURITE", ""),
+        str(Path.home() / ".cache/batchsite-azurite/node_modules/.bin/azurite-blob"),
+        shutil.which("azurite-blob") or "",
+    ]
     return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
 
 
@@ -54,8 +56,10 @@ class Azurite:
 
     @property
     def connection_string(self) -> str:
-        return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
-                f"BlobEndpoint={self.endpoint};")
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
+            f"BlobEndpoint={self.endpoint};"
+        )
 
     def service(self):
         from azure.storage.blob import BlobServiceClient
@@ -77,20 +81,31 @@ class Azurite:
     def names(self, container: str) -> list[str]:
         return sorted(b.name for b in self.service().get_container_client(container).list_blobs())
 
-    def container_sas_url(self, container: str, *, read: bool = False, write: bool = False,
-                          list_: bool = False) -> str:
+    def container_sas_url(
+        self, container: str, *, read: bool = False, write: bool = False, list_: bool = False
+    ) -> str:
         from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
-        sas = generate_container_sas(ACCOUNT, container, account_key=KEY, expiry=_expiry(),
-                                     permission=ContainerSasPermissions(read=read, write=write, list=list_,
-                                                                        create=write))
+        sas = generate_container_sas(
+            ACCOUNT,
+            container,
+            account_key=KEY,
+            expiry=_expiry(),
+            permission=ContainerSasPermissions(read=read, write=write, list=list_, create=write),
+        )
         return f"{self.endpoint}/{container}?{sas}"
 
     def blob_sas_url(self, container: str, name: str) -> str:
         from azure.storage.blob import BlobSasPermissions, generate_blob_sas
 
-        sas = generate_blob_sas(ACCOUNT, container, name, account_key=KEY, expiry=_expiry(),
-                                permission=BlobSasPermissions(read=True))
+        sas = generate_blob_sas(
+            ACCOUNT,
+            container,
+            name,
+            account_key=KEY,
+            expiry=_expiry(),
+            permission=BlobSasPermissions(read=True),
+        )
         return f"{self.endpoint}/{container}/{name}?{sas}"
 
 
@@ -102,8 +117,10 @@ def _expiry() -> datetime:
 def azurite(tmp_path_factory):
     found = program()
     if found is None:
-        _unavailable("Azurite is not installed: npm install --prefix ~/.cache/batchsite-azurite azurite "
-                     "(or set BATCHSITE_AZURITE to its azurite-blob program)")
+        _unavailable(
+            "Azurite is not installed: npm install --prefix ~/.cache/batchsite-azurite azurite "
+            "(or set BATCHSITE_AZURITE to its azurite-blob program)"
+        )
     try:
         import azure.storage.blob  # noqa: F401
     except ImportError:
@@ -111,9 +128,23 @@ def azurite(tmp_path_factory):
     location = tmp_path_factory.mktemp("azurite")
     port = _free_port()
     log = open(location / "azurite.log", "wb")  # noqa: SIM115 - the child owns it
-    proc = subprocess.Popen([found, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(location),
-                             "--skipApiVersionCheck", "--loose", "--disableTelemetry"],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            found,
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--location",
+            str(location),
+            "--skipApiVersionCheck",
+            "--loose",
+            "--disableTelemetry",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     log.close()
     deadline = time.monotonic() + 60
     while True:

@@ -23,18 +23,34 @@ def make_pool(pool_id: str, **spec):
 
 
 def completed(task: Task) -> Task:
-    wait_for(lambda: fresh(task).state == Task.State.COMPLETED, timeout=60, message=f"task {task.task_id} to complete")
+    wait_for(
+        lambda: fresh(task).state == Task.State.COMPLETED,
+        timeout=60,
+        message=f"task {task.task_id} to complete",
+    )
     return task
 
 
 def task_dir(pool, task_id: str, node_id: str = "n1") -> Path:
-    return Path(ComputeNode.objects.get(pool=pool, node_id=node_id).root_dir) / f"workitems/job1/job-1/{task_id}"
+    return (
+        Path(ComputeNode.objects.get(pool=pool, node_id=node_id).root_dir)
+        / f"workitems/job1/job-1/{task_id}"
+    )
 
 
-def output(container_url: str, condition: str = "tasksuccess", pattern: str = "out.txt", path: str = "", **extra):
+def output(
+    container_url: str,
+    condition: str = "tasksuccess",
+    pattern: str = "out.txt",
+    path: str = "",
+    **extra,
+):
     destination = {"containerUrl": container_url, **({"path": path} if path else {}), **extra}
-    return {"filePattern": pattern, "destination": {"container": destination},
-            "uploadOptions": {"uploadCondition": condition}}
+    return {
+        "filePattern": pattern,
+        "destination": {"container": destination},
+        "uploadOptions": {"uploadCondition": condition},
+    }
 
 
 def signature(url: str) -> str:
@@ -43,19 +59,34 @@ def signature(url: str) -> str:
 
 # --- resource files -----------------------------------------------------------------------
 
-def test_resource_files_come_from_a_blob_sas_a_container_and_its_prefix(agents, transactional_db, azurite):
+
+def test_resource_files_come_from_a_blob_sas_a_container_and_its_prefix(
+    agents, transactional_db, azurite
+):
     inputs = azurite.container("in")
     azurite.put(inputs, "a.txt", b"alpha\n")
     azurite.put(inputs, "lib/b.txt", b"beta\n")
     azurite.put(inputs, "lib/deep/c.bin", b"\x00\xffgamma")
     pool = make_pool("st-resources")
     job = make_job(pool.account, pool)
-    task = add(job, "t1", "/bin/sh -c 'cat one.txt tools/lib/b.txt; cat libonly/lib/deep/c.bin > /dev/null; ls libonly'",
-               resourceFiles=[
-                   {"httpUrl": azurite.blob_sas_url(inputs, "a.txt"), "filePath": "one.txt"},
-                   {"storageContainerUrl": azurite.container_sas_url(inputs, read=True, list_=True), "filePath": "tools"},
-                   {"storageContainerUrl": azurite.container_sas_url(inputs, read=True, list_=True),
-                    "blobPrefix": "lib/", "filePath": "libonly", "fileMode": "0600"}])
+    task = add(
+        job,
+        "t1",
+        "/bin/sh -c 'cat one.txt tools/lib/b.txt; cat libonly/lib/deep/c.bin > /dev/null; ls libonly'",
+        resourceFiles=[
+            {"httpUrl": azurite.blob_sas_url(inputs, "a.txt"), "filePath": "one.txt"},
+            {
+                "storageContainerUrl": azurite.container_sas_url(inputs, read=True, list_=True),
+                "filePath": "tools",
+            },
+            {
+                "storageContainerUrl": azurite.container_sas_url(inputs, read=True, list_=True),
+                "blobPrefix": "lib/",
+                "filePath": "libonly",
+                "fileMode": "0600",
+            },
+        ],
+    )
     agents.start(pool, "n1", slots=1)
     task = completed(task)
     assert (task.result, task.exit_code) == ("success", 0), task.failure_info
@@ -72,10 +103,19 @@ def test_auto_storage_gives_the_task_a_sas_and_never_the_key(agents, transaction
     azurite.put(inputs, "data/x.txt", b"from auto-storage\n")
     pool = make_pool("st-auto")
     job = make_job(pool.account, pool)
-    task = add(job, "t1", "/bin/sh -c 'cat in/data/x.txt; env'",
-               resourceFiles=[{"autoStorageContainerName": inputs, "filePath": "in"}])
+    task = add(
+        job,
+        "t1",
+        "/bin/sh -c 'cat in/data/x.txt; env'",
+        resourceFiles=[{"autoStorageContainerName": inputs, "filePath": "in"}],
+    )
     unlinked = add(job, "t2", "/bin/true", resourceFiles=[{"autoStorageContainerName": inputs}])
-    agents.start(pool, "n1", slots=1, BATCHSITE_AUTO_STORAGE=json.dumps({pool.account.name: azurite.connection_string}))
+    agents.start(
+        pool,
+        "n1",
+        slots=1,
+        BATCHSITE_AUTO_STORAGE=json.dumps({pool.account.name: azurite.connection_string}),
+    )
     assert completed(task).result == "success", task.failure_info
     out = (task_dir(pool, "t1") / "stdout.txt").read_text()
     assert out.startswith("from auto-storage\n")
@@ -85,33 +125,57 @@ def test_auto_storage_gives_the_task_a_sas_and_never_the_key(agents, transaction
     other = make_pool("st-auto-none")
     job2 = make_job(other.account, other, job_id="job1")
     lost = add(job2, "t1", "/bin/true", resourceFiles=[{"autoStorageContainerName": inputs}])
-    agents.start(other, "n2", slots=1, BATCHSITE_AUTO_STORAGE=json.dumps({pool.account.name: azurite.connection_string}))
+    agents.start(
+        other,
+        "n2",
+        slots=1,
+        BATCHSITE_AUTO_STORAGE=json.dumps({pool.account.name: azurite.connection_string}),
+    )
     lost = completed(lost)
     assert (lost.result, lost.failure_info["code"]) == ("failure", "ResourceContainerAccessDenied")
     assert "BATCHSITE_AUTO_STORAGE" in lost.failure_info["message"]
 
 
-@pytest.mark.parametrize(("which", "code"), [
-    ("blob", "BlobAccessDenied"), ("missing-blob", "BlobNotFound"),
-    ("container", "ResourceContainerAccessDenied"), ("missing-container", "ResourceContainerNotFound"),
-    ("unreachable", "BlobDownloadMiscError")])
+@pytest.mark.parametrize(
+    ("which", "code"),
+    [
+        ("blob", "BlobAccessDenied"),
+        ("missing-blob", "BlobNotFound"),
+        ("container", "ResourceContainerAccessDenied"),
+        ("missing-container", "ResourceContainerNotFound"),
+        ("unreachable", "BlobDownloadMiscError"),
+    ],
+)
 def test_a_download_that_fails_gives_batchs_failure_without_a_retry_or_the_sas(
-        agents, transactional_db, azurite, which, code):
+    agents, transactional_db, azurite, which, code
+):
     inputs = azurite.container("bad")
     azurite.put(inputs, "a.txt", b"a\n")
     good = azurite.blob_sas_url(inputs, "a.txt")
     with socket_closed() as port:
         spec = {
-            "blob": {"httpUrl": azurite.blob_sas_url(inputs, "a.txt").replace("sig=", "sig=AAAA"), "filePath": "a"},
+            "blob": {
+                "httpUrl": azurite.blob_sas_url(inputs, "a.txt").replace("sig=", "sig=AAAA"),
+                "filePath": "a",
+            },
             "missing-blob": {"httpUrl": azurite.blob_sas_url(inputs, "nope.txt"), "filePath": "a"},
-            "container": {"storageContainerUrl": azurite.container_sas_url(inputs, read=True)},  # no list permission
-            "missing-container": {"storageContainerUrl": azurite.container_sas_url("gone", read=True, list_=True)},
+            "container": {
+                "storageContainerUrl": azurite.container_sas_url(inputs, read=True)
+            },  # no list permission
+            "missing-container": {
+                "storageContainerUrl": azurite.container_sas_url("gone", read=True, list_=True)
+            },
             "unreachable": {"httpUrl": f"http://127.0.0.1:{port}/a.txt", "filePath": "a"},
         }[which]
         pool = make_pool(f"st-fail-{which}")
         job = make_job(pool.account, pool)
-        task = add(job, "t1", "/bin/sh -c 'echo ran > ran.txt'", constraints={"maxTaskRetryCount": 2},
-                   resourceFiles=[{"httpUrl": good, "filePath": "first.txt"}, spec])
+        task = add(
+            job,
+            "t1",
+            "/bin/sh -c 'echo ran > ran.txt'",
+            constraints={"maxTaskRetryCount": 2},
+            resourceFiles=[{"httpUrl": good, "filePath": "first.txt"}, spec],
+        )
         agents.start(pool, "n1", slots=1)
         task = completed(task)
     info = task.failure_info
@@ -143,14 +207,28 @@ class socket_closed:
 def test_the_start_task_gets_its_files_from_a_container(agents, transactional_db, azurite):
     inputs = azurite.container("start")
     azurite.put(inputs, "setup.sh", b"echo set up\n")
-    pool = make_pool("st-start", startTask={
-        "commandLine": "/bin/sh setup/setup.sh", "waitForSuccess": True,
-        "resourceFiles": [{"storageContainerUrl": azurite.container_sas_url(inputs, read=True, list_=True),
-                           "filePath": "setup"}]})
+    pool = make_pool(
+        "st-start",
+        startTask={
+            "commandLine": "/bin/sh setup/setup.sh",
+            "waitForSuccess": True,
+            "resourceFiles": [
+                {
+                    "storageContainerUrl": azurite.container_sas_url(inputs, read=True, list_=True),
+                    "filePath": "setup",
+                }
+            ],
+        },
+    )
     agents.start(pool, "n1", slots=1)
     node = ComputeNode.objects.get(pool=pool, node_id="n1")
-    wait_for(lambda: (ComputeNode.objects.get(pk=node.pk).start_task_info or {}).get("state") == "completed",
-             timeout=60, message="the start task to complete")
+    wait_for(
+        lambda: (
+            (ComputeNode.objects.get(pk=node.pk).start_task_info or {}).get("state") == "completed"
+        ),
+        timeout=60,
+        message="the start task to complete",
+    )
     info = ComputeNode.objects.get(pk=node.pk).start_task_info
     assert (info["result"], info["exitCode"]) == ("success", 0), info
     assert (Path(node.root_dir) / "startup/stdout.txt").read_text() == "set up\n"
@@ -158,29 +236,49 @@ def test_the_start_task_gets_its_files_from_a_container(agents, transactional_db
 
 # --- output files -------------------------------------------------------------------------
 
+
 def test_output_files_go_where_their_patterns_and_paths_say(agents, transactional_db, azurite):
     outputs = azurite.container("out")
     url = azurite.container_sas_url(outputs, write=True)
     pool = make_pool("st-outputs")
     job = make_job(pool.account, pool)
-    task = add(job, "t1", "/bin/sh -c 'echo result > out.txt; mkdir -p logs/a/b; echo 1 > logs/one.log; "
-                          "echo 2 > logs/a/b/two.log; echo h > logs/.hidden.log; echo said'",
-               outputFiles=[
-                   output(url, pattern="out.txt", path="results/final.txt",
-                          uploadHeaders=[{"name": "Content-Type", "value": "text/plain"},
-                                         {"name": "x-ms-meta-origin", "value": "batchsite"}]),
-                   output(url, pattern="logs/**/*.log", path="logs"),
-                   output(url, pattern="../std?ut.txt", condition="taskcompletion"),
-                   output(url, pattern="out.txt", path="failed-only.txt", condition="taskfailure")])
+    task = add(
+        job,
+        "t1",
+        "/bin/sh -c 'echo result > out.txt; mkdir -p logs/a/b; echo 1 > logs/one.log; "
+        "echo 2 > logs/a/b/two.log; echo h > logs/.hidden.log; echo said'",
+        outputFiles=[
+            output(
+                url,
+                pattern="out.txt",
+                path="results/final.txt",
+                uploadHeaders=[
+                    {"name": "Content-Type", "value": "text/plain"},
+                    {"name": "x-ms-meta-origin", "value": "batchsite"},
+                ],
+            ),
+            output(url, pattern="logs/**/*.log", path="logs"),
+            output(url, pattern="../std?ut.txt", condition="taskcompletion"),
+            output(url, pattern="out.txt", path="failed-only.txt", condition="taskfailure"),
+        ],
+    )
     agents.start(pool, "n1", slots=1)
     task = completed(task)
     assert (task.result, task.exit_code) == ("success", 0), task.failure_info
-    assert azurite.names(outputs) == ["logs/a/b/two.log", "logs/one.log", "results/final.txt", "stdout.txt"]
+    assert azurite.names(outputs) == [
+        "logs/a/b/two.log",
+        "logs/one.log",
+        "results/final.txt",
+        "stdout.txt",
+    ]
     assert azurite.get(outputs, "results/final.txt") == b"result\n"
     assert azurite.get(outputs, "logs/a/b/two.log") == b"2\n"
     assert azurite.get(outputs, "stdout.txt") == b"said\n"
     props = azurite.service().get_blob_client(outputs, "results/final.txt").get_blob_properties()
-    assert (props.content_settings.content_type, props.metadata) == ("text/plain", {"origin": "batchsite"})
+    assert (props.content_settings.content_type, props.metadata) == (
+        "text/plain",
+        {"origin": "batchsite"},
+    )
     root = task_dir(pool, "t1")
     log = (root / "fileuploadout.txt").read_text()
     assert "results/final.txt" in log and signature(url) not in log
@@ -192,9 +290,17 @@ def test_a_failing_command_uploads_only_what_failure_asks_for(agents, transactio
     url = azurite.container_sas_url(outputs, write=True)
     pool = make_pool("st-outputs-fail")
     job = make_job(pool.account, pool)
-    task = add(job, "t1", "/bin/sh -c 'echo partial > out.txt; exit 3'", constraints={"maxTaskRetryCount": 1},
-               outputFiles=[output(url, path="on-success.txt"), output(url, condition="taskfailure", path="on-failure.txt"),
-                            output(url, condition="taskcompletion", path="always.txt")])
+    task = add(
+        job,
+        "t1",
+        "/bin/sh -c 'echo partial > out.txt; exit 3'",
+        constraints={"maxTaskRetryCount": 1},
+        outputFiles=[
+            output(url, path="on-success.txt"),
+            output(url, condition="taskfailure", path="on-failure.txt"),
+            output(url, condition="taskcompletion", path="always.txt"),
+        ],
+    )
     agents.start(pool, "n1", slots=1)
     task = completed(task)
     # Retried once as any non-zero exit: both attempts uploaded.
@@ -204,24 +310,41 @@ def test_a_failing_command_uploads_only_what_failure_asks_for(agents, transactio
     assert azurite.get(outputs, "on-failure.txt") == b"partial\n"
 
 
-@pytest.mark.parametrize(("which", "code"), [
-    ("no-match", "FileUploadMiscError"), ("no-match-wildcard", "FileUploadMiscError"),
-    ("read-only-sas", "FileUploadAccessDenied"), ("missing-container", "FileUploadContainerNotFound"),
-    ("outside", "FileUploadMiscError")])
-def test_a_failed_upload_gives_batchs_failure_and_keeps_the_exit_code(agents, transactional_db, azurite, which, code):
+@pytest.mark.parametrize(
+    ("which", "code"),
+    [
+        ("no-match", "FileUploadMiscError"),
+        ("no-match-wildcard", "FileUploadMiscError"),
+        ("read-only-sas", "FileUploadAccessDenied"),
+        ("missing-container", "FileUploadContainerNotFound"),
+        ("outside", "FileUploadMiscError"),
+    ],
+)
+def test_a_failed_upload_gives_batchs_failure_and_keeps_the_exit_code(
+    agents, transactional_db, azurite, which, code
+):
     outputs = azurite.container("upfail")
     url = azurite.container_sas_url(outputs, write=True)
     bad = {
         "no-match": output(url, pattern="absent.txt"),
         "no-match-wildcard": output(url, pattern="*.csv"),
-        "read-only-sas": output(azurite.container_sas_url(outputs, read=True), pattern="out.txt", path="denied.txt"),
-        "missing-container": output(azurite.container_sas_url("nowhere", write=True), pattern="out.txt"),
+        "read-only-sas": output(
+            azurite.container_sas_url(outputs, read=True), pattern="out.txt", path="denied.txt"
+        ),
+        "missing-container": output(
+            azurite.container_sas_url("nowhere", write=True), pattern="out.txt"
+        ),
         "outside": output(url, pattern="../../*"),
     }[which]
     pool = make_pool(f"st-upfail-{which}")
     job = make_job(pool.account, pool)
-    task = add(job, "t1", "/bin/sh -c 'echo data > out.txt'", constraints={"maxTaskRetryCount": 2},
-               outputFiles=[output(url, path="first.txt"), bad, output(url, path="after.txt")])
+    task = add(
+        job,
+        "t1",
+        "/bin/sh -c 'echo data > out.txt'",
+        constraints={"maxTaskRetryCount": 2},
+        outputFiles=[output(url, path="first.txt"), bad, output(url, path="after.txt")],
+    )
     agents.start(pool, "n1", slots=1)
     task = completed(task)
     info = task.failure_info
@@ -252,13 +375,20 @@ def test_a_terminated_upload_ends_the_task_as_terminated(agents, transactional_d
         task = add(job, "t1", "/bin/sh -c 'echo x > out.txt'", outputFiles=[output(url)])
         agents.start(pool, "n1", slots=1)
         root = task_dir(pool, "t1")
-        wait_for(lambda: "Uploading" in _read(root / "fileuploadout.txt"), timeout=30, message="the upload to start")
+        wait_for(
+            lambda: "Uploading" in _read(root / "fileuploadout.txt"),
+            timeout=30,
+            message="the upload to start",
+        )
         terminate_task(fresh(task))
         task = completed(task)
         assert task.failure_info["code"] == "TaskEnded", task.failure_info
         node = ComputeNode.objects.get(pool=pool, node_id="n1")
-        wait_for(lambda: ComputeNode.objects.get(pk=node.pk).state == "idle", timeout=30,
-                 message="the node to be idle again (the uploader killed)")
+        wait_for(
+            lambda: ComputeNode.objects.get(pk=node.pk).state == "idle",
+            timeout=30,
+            message="the node to be idle again (the uploader killed)",
+        )
 
 
 def _read(path: Path) -> str:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from html import unescape
 
-_BLOCK = re.compile(r'<div class="action" data-action="([a-z-]+)">(.*?)</div>\s*(?=<div class="action"|</div>)', re.S)
+_BLOCK = re.compile(
+    r'<div class="action" data-action="([a-z-]+)">(.*?)</div>\s*(?=<div class="action"|</div>)',
+    re.S,
+)
 _REASON = re.compile(r'<button class="btn" type="button" disabled title="([^"]*)">')
 
 

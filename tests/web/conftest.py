@@ -47,7 +47,9 @@ def stranger(db):
 
 
 def task_url(name: str, task, **kw) -> str:
-    return reverse(f"web:{name}", args=[task.job.account.name, task.job.job_id, task.task_id]) + _query(kw)
+    return reverse(
+        f"web:{name}", args=[task.job.account.name, task.job.job_id, task.task_id]
+    ) + _query(kw)
 
 
 def job_url(name: str, job, **kw) -> str:

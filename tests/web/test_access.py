@@ -59,11 +59,15 @@ def test_a_viewer_of_one_account_is_no_operator_of_another(viewer, job):
     assert r.status_code == 403
 
 
-@pytest.mark.parametrize("name", ["task-terminate", "task-reactivate", "task-delete", "task-update"])
+@pytest.mark.parametrize(
+    "name", ["task-terminate", "task-reactivate", "task-delete", "task-update"]
+)
 @pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
 def test_a_viewers_forged_post_is_refused_and_changes_nothing(view, job, name, headers):
     task = TaskFactory(job=job, failed=True)
-    r = view.post(task_url(name, task), {"confirm": "yes", "max_task_retry_count": "3"}, headers=headers)
+    r = view.post(
+        task_url(name, task), {"confirm": "yes", "max_task_retry_count": "3"}, headers=headers
+    )
     assert r.status_code == 403
     task.refresh_from_db()
     assert task.state == Task.State.COMPLETED and task.max_task_retry_count == 0
@@ -71,7 +75,12 @@ def test_a_viewers_forged_post_is_refused_and_changes_nothing(view, job, name, h
 
 def test_a_viewers_forged_add_and_bulk_are_refused(view, job):
     TaskFactory(job=job, failed=True)
-    assert view.post(job_url("task-add", job), {"task_id": "x", "command_line": "/bin/true"}).status_code == 403
+    assert (
+        view.post(
+            job_url("task-add", job), {"task_id": "x", "command_line": "/bin/true"}
+        ).status_code
+        == 403
+    )
     assert view.post(job_url("job-bulk", job), {"action": "reactivate"}).status_code == 403
     assert not Task.objects.filter(task_id="x").exists()
 

@@ -11,7 +11,10 @@ def html(text: str, state: str = "") -> str:
 
 
 def test_plain_text_is_escaped():
-    assert html("<script>alert(1)</script> & \"q\"\n") == "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;q&quot;\n"
+    assert (
+        html('<script>alert(1)</script> & "q"\n')
+        == "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;q&quot;\n"
+    )
 
 
 def test_a_colour_becomes_a_span_until_reset():
@@ -22,10 +25,21 @@ def test_bold_bright_and_background_combine():
     assert html("\x1b[1;92;44mx") == '<span class="ansi-b ansi-f10 ansi-g4">x</span>'
 
 
-@pytest.mark.parametrize(("codes", "classes"), [
-    ("2", "ansi-d"), ("3", "ansi-i"), ("4", "ansi-u"), ("97", "ansi-f15"), ("107", "ansi-g15"),
-    ("38;5;3", "ansi-f3"), ("48;5;12", "ansi-g12"), ("1;22", ""), ("31;39", ""), ("41;49", ""),
-])
+@pytest.mark.parametrize(
+    ("codes", "classes"),
+    [
+        ("2", "ansi-d"),
+        ("3", "ansi-i"),
+        ("4", "ansi-u"),
+        ("97", "ansi-f15"),
+        ("107", "ansi-g15"),
+        ("38;5;3", "ansi-f3"),
+        ("48;5;12", "ansi-g12"),
+        ("1;22", ""),
+        ("31;39", ""),
+        ("41;49", ""),
+    ],
+)
 def test_each_sgr_code(codes, classes):
     out = html(f"\x1b[{codes}mx")
     assert out == (f'<span class="{classes}">x</span>' if classes else "x")

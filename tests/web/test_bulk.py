@@ -22,14 +22,21 @@ def failures(job):
 
 
 def test_preview_of_a_filter_shows_the_exact_count(op, failures):
-    body = op.get(job_url("job-bulk", failures, action="reactivate", result="failure", exit_code="137")).content.decode()
+    body = op.get(
+        job_url("job-bulk", failures, action="reactivate", result="failure", exit_code="137")
+    ).content.decode()
     assert 'id="bulk-count">5<' in body and "f137-0" in body and "Yes, reactivate 5 tasks" in body
     assert not BulkOperation.objects.exists()
 
 
 def test_cancel_on_a_filter_preview_goes_back_to_the_job_with_the_filter(op, failures):
-    body = op.get(job_url("job-bulk", failures, action="reactivate", result="failure", exit_code="137")).content.decode()
-    assert f'href="{job_url("job", failures)}?result=failure&amp;exit_code=137" id="bulk-cancel"' in body
+    body = op.get(
+        job_url("job-bulk", failures, action="reactivate", result="failure", exit_code="137")
+    ).content.decode()
+    assert (
+        f'href="{job_url("job", failures)}?result=failure&amp;exit_code=137" id="bulk-cancel"'
+        in body
+    )
 
 
 def test_preview_of_a_selection_counts_the_tasks_that_exist(op, failures):
@@ -38,26 +45,46 @@ def test_preview_of_a_selection_counts_the_tasks_that_exist(op, failures):
 
 
 def test_preview_refuses_an_empty_scope_and_an_unknown_action(op, failures):
-    assert "No task matches" in op.get(job_url("job-bulk", failures, action="delete", node="nowhere")).content.decode()
-    assert "Choose terminate" in op.get(job_url("job-bulk", failures, action="explode")).content.decode()
+    assert (
+        "No task matches"
+        in op.get(job_url("job-bulk", failures, action="delete", node="nowhere")).content.decode()
+    )
+    assert (
+        "Choose terminate"
+        in op.get(job_url("job-bulk", failures, action="explode")).content.decode()
+    )
 
 
-@pytest.mark.parametrize("bad", [
-    {"since": "99999-01-01"},  # not a date: was read as no date at all, so "all tasks"
-    {"since": "0001-01-01T00:00:00+14:00"},  # before year 1 in UTC: was a 500
-    {"until": "9999-12-31T23:59:59-14:00"},  # after year 9999 in UTC
-    {"exit_code": "1..x"}, {"state": "runing"}, {"q": "x" * 500},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"since": "99999-01-01"},  # not a date: was read as no date at all, so "all tasks"
+        {"since": "0001-01-01T00:00:00+14:00"},  # before year 1 in UTC: was a 500
+        {"until": "9999-12-31T23:59:59-14:00"},  # after year 9999 in UTC
+        {"exit_code": "1..x"},
+        {"state": "runing"},
+        {"q": "x" * 500},
+    ],
+)
 def test_preview_of_a_filter_with_an_error_refuses_and_shows_the_error(op, failures, bad):
     r = op.get(job_url("job-bulk", failures, action="delete", **bad))
     body = r.content.decode()
-    assert r.status_code == 200 and "The filter has an error, so nothing is counted or acted on." in body
-    assert 'id="bulk-filter-errors"' in body and 'id="bulk-count"' not in body and "all tasks" not in body
+    assert (
+        r.status_code == 200
+        and "The filter has an error, so nothing is counted or acted on." in body
+    )
+    assert (
+        'id="bulk-filter-errors"' in body
+        and 'id="bulk-count"' not in body
+        and "all tasks" not in body
+    )
     assert 'name="action"' not in body  # no confirm form
 
 
-@pytest.mark.parametrize("bad", [{"since": "99999-01-01"}, {"since": "0001-01-01T00:00:00+14:00"},
-                                 {"failure_code": "a\x00b"}])
+@pytest.mark.parametrize(
+    "bad",
+    [{"since": "99999-01-01"}, {"since": "0001-01-01T00:00:00+14:00"}, {"failure_code": "a\x00b"}],
+)
 def test_confirming_a_filter_with_an_error_acts_on_nothing(op, failures, bad):
     r = op.post(job_url("job-bulk", failures), {"action": "delete", **bad})
     assert r.status_code == 200 and "The filter has an error" in r.content.decode()
@@ -67,18 +94,25 @@ def test_confirming_a_filter_with_an_error_acts_on_nothing(op, failures, bad):
 
 
 def test_a_selection_with_an_id_no_database_compares_is_refused(op, failures):
-    body = op.get(job_url("job-bulk", failures, action="delete", task=["f1", "a\x00"])).content.decode()
+    body = op.get(
+        job_url("job-bulk", failures, action="delete", task=["f1", "a\x00"])
+    ).content.decode()
     assert "A task id has no NUL character." in body and 'id="bulk-count"' not in body
 
 
 def test_the_way_back_from_a_refused_preview_keeps_the_filter_to_correct(op, failures):
-    body = op.get(job_url("job-bulk", failures, action="delete", since="99999-01-01", node="n1")).content.decode()
+    body = op.get(
+        job_url("job-bulk", failures, action="delete", since="99999-01-01", node="n1")
+    ).content.decode()
     assert "?node=n1&amp;since=99999-01-01" in body and "Correct the filter" in body
 
 
 def test_a_run_whose_stored_filter_has_an_error_fails_without_touching_a_task(op, failures):
-    bulk = BulkOperationFactory(job=failures, action="delete", scope={
-        "filter": {"since": "99999-01-01"}, "max_pk": 10**9, "cursor": 0})
+    bulk = BulkOperationFactory(
+        job=failures,
+        action="delete",
+        scope={"filter": {"since": "99999-01-01"}, "max_pk": 10**9, "cursor": 0},
+    )
     ran = run_bulk_operation(bulk.pk)
     assert ran.state == "failed" and ran.done == 0 and "InvalidPropertyValue" in ran.scope["error"]
     assert Task.objects.filter(job=failures).count() == 7
@@ -87,7 +121,10 @@ def test_a_run_whose_stored_filter_has_an_error_fails_without_touching_a_task(op
 
 
 def test_confirming_a_filter_records_the_run_and_its_audit(op, operator, failures):
-    r = op.post(job_url("job-bulk", failures), {"action": "reactivate", "result": "failure", "exit_code": "137"})
+    r = op.post(
+        job_url("job-bulk", failures),
+        {"action": "reactivate", "result": "failure", "exit_code": "137"},
+    )
     op_row = BulkOperation.objects.get()
     assert r.status_code == 302 and r["Location"] == reverse("web:bulk", args=[op_row.pk])
     assert op_row.state == "pending" and op_row.total == 5 and op_row.user == operator
@@ -97,7 +134,9 @@ def test_confirming_a_filter_records_the_run_and_its_audit(op, operator, failure
 
 
 def test_htmx_confirmation_sends_the_browser_to_the_progress(op, failures):
-    r = op.post(job_url("job-bulk", failures), {"action": "reactivate", "task": ["f1"]}, headers=HTMX)
+    r = op.post(
+        job_url("job-bulk", failures), {"action": "reactivate", "task": ["f1"]}, headers=HTMX
+    )
     assert r["HX-Redirect"] == reverse("web:bulk", args=[BulkOperation.objects.get().pk])
 
 
@@ -115,8 +154,9 @@ def test_a_filter_run_never_touches_tasks_added_after_confirming(op, failures):
     op.post(job_url("job-bulk", failures), {"action": "delete", "exit_code": "137"})
     TaskFactory(job=failures, task_id="late", failed=True, exit_code=137)
     run_bulk_operation(BulkOperation.objects.get().pk)
-    assert list(Task.objects.filter(job=failures).values_list("task_id", flat=True).order_by("task_id")) == [
-        "f1", "late", "ok"]
+    assert list(
+        Task.objects.filter(job=failures).values_list("task_id", flat=True).order_by("task_id")
+    ) == ["f1", "late", "ok"]
 
 
 def test_the_sweep_runs_operations_whose_thread_never_started(op, failures):
@@ -139,7 +179,9 @@ def test_progress_polls_while_running_and_stops_when_done(op, failures):
 
 def test_progress_of_another_accounts_run_is_not_found(stranger, op, failures):
     op.post(job_url("job-bulk", failures), {"action": "reactivate", "task": ["f1"]})
-    assert stranger.get(reverse("web:bulk", args=[BulkOperation.objects.get().pk])).status_code == 404
+    assert (
+        stranger.get(reverse("web:bulk", args=[BulkOperation.objects.get().pk])).status_code == 404
+    )
 
 
 def test_progress_costs_a_fixed_number_of_queries(op, failures, django_assert_num_queries):

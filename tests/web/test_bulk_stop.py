@@ -23,8 +23,14 @@ pytestmark = pytest.mark.django_db
 def run(job, operator):
     for i in range(3):
         TaskFactory(job=job, task_id=f"f{i}", failed=True)
-    return start_bulk_operation(job, action="reactivate", scope={"tasks": ["f0", "f1", "f2"]}, user=operator,
-                                actor=operator.username, total=3)
+    return start_bulk_operation(
+        job,
+        action="reactivate",
+        scope={"tasks": ["f0", "f1", "f2"]},
+        user=operator,
+        actor=operator.username,
+        total=3,
+    )
 
 
 def test_a_stopped_run_acts_on_no_task(run):
@@ -54,9 +60,17 @@ def test_the_page_stops_it_and_the_audit_says_who(op, run, operator):
     assert 'id="bulk-stop"' in page
     r = op.post(reverse("web:bulk-stop", args=[run.pk]), headers=HTMX)
     body = r.content.decode()
-    assert r.status_code == 200 and "Stopped: no further task is acted on." in body and 'id="bulk-stop"' not in body
+    assert (
+        r.status_code == 200
+        and "Stopped: no further task is acted on." in body
+        and 'id="bulk-stop"' not in body
+    )
     record = AuditRecord.objects.get(action="bulk-stop")
-    assert (record.actor, record.outcome, record.scope["bulk"]) == (operator.username, {"succeeded": 1}, run.pk)
+    assert (record.actor, record.outcome, record.scope["bulk"]) == (
+        operator.username,
+        {"succeeded": 1},
+        run.pk,
+    )
 
 
 def test_stopping_an_ended_run_is_refused_and_audited(op, run):

@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from tasks.node.storage import TaskFiles
+from tasks.nodehost.storage import TaskFiles
 from tests.factories import TaskFactory, UserFactory
 from tests.web.conftest import HTMX, signed_in, task_url
 
@@ -18,9 +18,16 @@ PAGE = b"<html><body><script>document.title = 'ran'</script><h1>report</h1></bod
 
 @pytest.fixture
 def task_dir(settings, tmp_path, job):
-    settings.STORAGES = {**settings.STORAGES, "taskfiles": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "nodes")}}}
-    task = TaskFactory(job=job, succeeded=True, node_name="node-1", pool_id="p1", task_root_directory="/x/t")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "taskfiles": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "nodes")},
+        },
+    }
+    task = TaskFactory(
+        job=job, succeeded=True, node_name="node-1", pool_id="p1", task_root_directory="/x/t"
+    )
     root = tmp_path / "nodes" / TaskFiles.of_task(task).prefix
     (root / "wd").mkdir(parents=True)
     (root / "stdout.txt").write_text("out\n")
@@ -31,7 +38,9 @@ def task_dir(settings, tmp_path, job):
 
 
 def file_url(task, name: str) -> str:
-    return reverse("web:task-file", args=[task.job.account.name, task.job.job_id, task.task_id, name])
+    return reverse(
+        "web:task-file", args=[task.job.account.name, task.job.job_id, task.task_id, name]
+    )
 
 
 def policy(response) -> dict[str, str]:
@@ -88,7 +97,11 @@ def test_pages_carry_a_policy_without_inline_script_or_style(path, op):
     r = (staff if path == "/admin/" else op if path == "/web/" else Client()).get(path)
     assert r.status_code == 200
     rules = policy(r)
-    assert rules["default-src"] == "'self'" and rules["script-src"] == "'self'" and rules["style-src"] == "'self'"
+    assert (
+        rules["default-src"] == "'self'"
+        and rules["script-src"] == "'self'"
+        and rules["style-src"] == "'self'"
+    )
     assert rules["object-src"] == "'none'" and rules["frame-ancestors"] == "'none'"
     assert "unsafe" not in r["Content-Security-Policy"]
 
@@ -102,6 +115,11 @@ def test_the_csrf_cookie_is_out_of_reach_of_scripts_and_htmx_still_posts(op, job
 
 def test_live_regions_poll_without_an_evaluated_filter(op, job):
     TaskFactory(job=job, running=True)
-    body = op.get(reverse("web:job", args=[job.account.name, job.job_id]), headers=HTMX).content.decode()
-    assert 'hx-trigger="every 2s" data-poll data-poll-pause="#bulk-form input[name=task]:checked"' in body
+    body = op.get(
+        reverse("web:job", args=[job.account.name, job.job_id]), headers=HTMX
+    ).content.decode()
+    assert (
+        'hx-trigger="every 2s" data-poll data-poll-pause="#bulk-form input[name=task]:checked"'
+        in body
+    )
     assert "[document" not in body

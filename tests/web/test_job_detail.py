@@ -19,30 +19,45 @@ def ids(response) -> list[str]:
 @pytest.fixture
 def tasks(job):
     TaskFactory(job=job, task_id="a-ok", succeeded=True, node_name="n1")
-    TaskFactory(job=job, task_id="b-137", failed=True, exit_code=137, node_name="n2",
-                failure_info={"category": "usererror", "code": "FailureExitCode", "message": "x"})
+    TaskFactory(
+        job=job,
+        task_id="b-137",
+        failed=True,
+        exit_code=137,
+        node_name="n2",
+        failure_info={"category": "usererror", "code": "FailureExitCode", "message": "x"},
+    )
     TaskFactory(job=job, task_id="c-1", failed=True, node_name="n1")
     TaskFactory(job=job, task_id="d-run", running=True, node_name="n2")
     TaskFactory(job=job, task_id="e-wait")
     return job
 
 
-@pytest.mark.parametrize("query, expected", [
-    ("state=completed", ["a-ok", "b-137", "c-1"]),
-    ("result=failure", ["b-137", "c-1"]),
-    ("exit_code=137", ["b-137"]),
-    ("exit_code=1..200", ["b-137", "c-1"]),
-    ("failure_code=FailureExitCode", ["b-137", "c-1"]),
-    ("node=n2", ["b-137", "d-run"]),
-    ("q=RU", ["d-run"]),
-    ("state=active", ["e-wait"]),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("state=completed", ["a-ok", "b-137", "c-1"]),
+        ("result=failure", ["b-137", "c-1"]),
+        ("exit_code=137", ["b-137"]),
+        ("exit_code=1..200", ["b-137", "c-1"]),
+        ("failure_code=FailureExitCode", ["b-137", "c-1"]),
+        ("node=n2", ["b-137", "d-run"]),
+        ("q=RU", ["d-run"]),
+        ("state=active", ["e-wait"]),
+    ],
+)
 def test_filters_on_the_server(op, tasks, query, expected):
     assert ids(op.get(job_url("job", tasks) + "?" + query)) == expected
 
 
 def test_sorts_by_exit_code_descending_with_no_code_last(op, tasks):
-    assert ids(op.get(job_url("job", tasks, sort="-exit_code"))) == ["b-137", "c-1", "a-ok", "e-wait", "d-run"]
+    assert ids(op.get(job_url("job", tasks, sort="-exit_code"))) == [
+        "b-137",
+        "c-1",
+        "a-ok",
+        "e-wait",
+        "d-run",
+    ]
 
 
 def test_pages_over_the_whole_job_with_next_and_previous(op, job):
@@ -68,19 +83,33 @@ def test_a_bad_filter_value_is_shown_at_its_field_and_lists_nothing(op, tasks):
     r = op.get(job_url("job", tasks, exit_code="abc", node="n1"))
     body = r.content.decode()
     assert r.status_code == 200 and ids(r) == []
-    assert "Exit code: Exit codes are whole numbers or ranges like 1..255, not &#x27;abc&#x27;." in body
+    assert (
+        "Exit code: Exit codes are whole numbers or ranges like 1..255, not &#x27;abc&#x27;."
+        in body
+    )
     assert 'name="exit_code" value="abc" placeholder="137 or 1..255" aria-invalid="true"' in body
     # Nothing widens the scope: export and every "all" action are off, links keep the error.
     assert "export.csv?" not in body and body.count('disabled title="Correct the filter first') == 4
     assert "?exit_code=abc&amp;node=n1&amp;sort=exit_code" in body
 
 
-@pytest.mark.parametrize("query", ["since=0001-01-01T00:00:00%2B14:00", "until=9999-12-31T23:59:59-14:00",
-                                   "since=0001-01-01T00:00:00%2B14:00&sort=-started"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "since=0001-01-01T00:00:00%2B14:00",
+        "until=9999-12-31T23:59:59-14:00",
+        "since=0001-01-01T00:00:00%2B14:00&sort=-started",
+    ],
+)
 def test_an_out_of_range_date_is_a_form_error_not_a_500(op, tasks, query):
     r = op.get(job_url("job", tasks) + "?" + query)
     body = r.content.decode()
-    assert r.status_code == 200 and ids(r) == [] and "Out of range: " in body and 'aria-invalid="true"' in body
+    assert (
+        r.status_code == 200
+        and ids(r) == []
+        and "Out of range: " in body
+        and 'aria-invalid="true"' in body
+    )
     assert op.get(job_url("job", tasks) + "?" + query, headers=HTMX).status_code == 200
 
 
@@ -95,12 +124,20 @@ def test_counts_any_other_filter_only_when_asked(op, tasks):
     assert "2 tasks match" in op.get(job_url("job-count", tasks, node="n1")).content.decode()
 
 
-@pytest.mark.parametrize("query, queries", [
-    ("", 6), ("?state=completed", 6), ("?exit_code=1&sort=-exit_code", 6),
-    # no task has ended: the page reaches the "no value" segment, one more query
-    ("?exit_code=1&sort=-ended", 7), ("?sort=runtime&q=t", 7),
-])
-def test_one_page_costs_a_fixed_number_of_queries(op, job, query, queries, django_assert_num_queries):
+@pytest.mark.parametrize(
+    "query, queries",
+    [
+        ("", 6),
+        ("?state=completed", 6),
+        ("?exit_code=1&sort=-exit_code", 6),
+        # no task has ended: the page reaches the "no value" segment, one more query
+        ("?exit_code=1&sort=-ended", 7),
+        ("?sort=runtime&q=t", 7),
+    ],
+)
+def test_one_page_costs_a_fixed_number_of_queries(
+    op, job, query, queries, django_assert_num_queries
+):
     for i in range(60):
         TaskFactory.build(job=job, task_id=f"t{i:03d}", state="completed", exit_code=1).save()
     # session, user, membership, job, one page of tasks, bulk runs in progress
@@ -111,7 +148,11 @@ def test_one_page_costs_a_fixed_number_of_queries(op, job, query, queries, djang
 def test_polls_visible_rows_while_tasks_can_change(op, tasks):
     r = op.get(job_url("job", tasks), headers=HTMX)
     body = r.content.decode()
-    assert r.status_code == 200 and body.lstrip().startswith('<div id="job-live"') and "every 2s" in body
+    assert (
+        r.status_code == 200
+        and body.lstrip().startswith('<div id="job-live"')
+        and "every 2s" in body
+    )
 
 
 @pytest.mark.parametrize("tasks", [0, 1])
@@ -165,22 +206,29 @@ def test_viewer_sees_every_bulk_button_disabled_with_the_reason(view, tasks):
     # Add task, the three "everything matching" actions and the job's disable, update,
     # terminate and delete; the selection bar is not shown at all, since a viewer has nothing to select with.
     body = view.get(job_url("job", tasks)).content.decode()
-    assert body.count("disabled title=\"Your role on this account is viewer") == 8
+    assert body.count('disabled title="Your role on this account is viewer') == 8
 
 
 def test_an_empty_result_names_the_filter_and_offers_to_clear_it(op, job):
     TaskFactory(job=job, task_id="t1")
     body = op.get(job_url("job", job, state="running")).content.decode()
-    assert "No task matches <code>state=running</code>" in body and '<a href="?">Clear the filter</a>' in body
+    assert (
+        "No task matches <code>state=running</code>" in body
+        and '<a href="?">Clear the filter</a>' in body
+    )
 
 
 def test_a_viewer_sees_no_selection_checkboxes(view, job):
     TaskFactory(job=job, task_id="t1")
     body = view.get(job_url("job", job)).content.decode()
-    assert 'data-select-all' not in body and 'name="task"' not in body and "Act on the selected tasks" not in body
+    assert (
+        "data-select-all" not in body
+        and 'name="task"' not in body
+        and "Act on the selected tasks" not in body
+    )
 
 
 def test_an_operator_does(op, job):
     TaskFactory(job=job, task_id="t1")
     body = op.get(job_url("job", job)).content.decode()
-    assert 'data-select-all' in body and 'name="task" value="t1"' in body
+    assert "data-select-all" in body and 'name="task" value="t1"' in body

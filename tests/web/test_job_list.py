@@ -37,7 +37,11 @@ def test_keeps_polling_slowly_when_nothing_runs_since_jobs_can_be_added_at_any_t
     TaskFactory(job=job, succeeded=True)
     r = op.get(reverse("web:jobs"), headers=HTMX)
     body = r.content.decode()
-    assert r.status_code == 200 and 'hx-trigger="every 15s"' in body and "checking for new jobs" in body
+    assert (
+        r.status_code == 200
+        and 'hx-trigger="every 15s"' in body
+        and "checking for new jobs" in body
+    )
 
 
 def test_htmx_gets_the_rows_without_the_page(op, job):
@@ -61,4 +65,6 @@ def test_links_each_jobs_pool(op, account):
 
 def test_an_empty_search_names_it_and_offers_to_clear_it(op, job):
     body = op.get(reverse("web:jobs"), {"q": "zzz-nothing"}).content.decode()
-    assert "id contains “zzz-nothing”" in body and '<a href="?tab=active">Clear the search</a>' in body
+    assert (
+        "id contains “zzz-nothing”" in body and '<a href="?tab=active">Clear the search</a>' in body
+    )

@@ -13,9 +13,18 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def managed(account):
     pool = make_pool(account)
-    job = make_job(account, pool, "managed", jobManagerTask={
-        "id": "boss", "commandLine": "/bin/true", "killJobOnCompletion": False, "allowLowPriorityNode": False,
-        "authenticationTokenSettings": {"access": ["job"]}})
+    job = make_job(
+        account,
+        pool,
+        "managed",
+        jobManagerTask={
+            "id": "boss",
+            "commandLine": "/bin/true",
+            "killJobOnCompletion": False,
+            "allowLowPriorityNode": False,
+            "authenticationTokenSettings": {"access": ["job"]},
+        },
+    )
     add(job, "worker")
     return job
 
@@ -25,7 +34,9 @@ def test_the_job_page_links_the_job_manager_with_its_state(view, managed):
     assert 'id="job-manager"' in page
     assert f'href="{task_url("task", Task.objects.get(job=managed, task_id="boss"))}"' in page
     assert '<span class="badge state-active" id="job-manager-state">active</span>' in page
-    assert "Its completion leaves the job running." in page and "never on a low-priority node" in page
+    assert (
+        "Its completion leaves the job running." in page and "never on a low-priority node" in page
+    )
     assert "It gets a token for this job" in page
 
 

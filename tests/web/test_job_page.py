@@ -21,19 +21,43 @@ def fresh(job) -> Job:
 
 
 def test_the_page_shows_the_job_itself(op, account):
-    job = JobFactory(account=account, display_name="Nightly render", priority=250, max_parallel_tasks=4,
-                     max_task_retry_count=3, max_wall_clock_time=timedelta(hours=2),
-                     on_all_tasks_complete="terminatejob", uses_task_dependencies=True,
-                     spec={"metadata": [{"name": "owner", "value": "vfx-team"}], "allowTaskPreemption": False,
-                           "networkConfiguration": {"subnetId": "/subscriptions/x/subnets/y"},
-                           "poolInfo": {"autoPoolSpecification": {"autoPoolIdPrefix": "render",
-                                                                  "poolLifetimeOption": "job",
-                                                                  "pool": {"vmSize": "standard_d2s_v3",
-                                                                           "targetDedicatedNodes": 3}}}})
+    job = JobFactory(
+        account=account,
+        display_name="Nightly render",
+        priority=250,
+        max_parallel_tasks=4,
+        max_task_retry_count=3,
+        max_wall_clock_time=timedelta(hours=2),
+        on_all_tasks_complete="terminatejob",
+        uses_task_dependencies=True,
+        spec={
+            "metadata": [{"name": "owner", "value": "vfx-team"}],
+            "allowTaskPreemption": False,
+            "networkConfiguration": {"subnetId": "/subscriptions/x/subnets/y"},
+            "poolInfo": {
+                "autoPoolSpecification": {
+                    "autoPoolIdPrefix": "render",
+                    "poolLifetimeOption": "job",
+                    "pool": {"vmSize": "standard_d2s_v3", "targetDedicatedNodes": 3},
+                }
+            },
+        },
+    )
     body = op.get(job_url("job", job)).content.decode()
     props = body.split('id="job-properties"')[1].split("</section>")[0]
-    for shown in ("Nightly render", "<dd>250</dd>", "<dd>4</dd>", "<dd>3</dd>", "2h 00m", "terminatejob",
-                  "used", "not allowed", "owner", "vfx-team", "standard_d2s_v3, 3 dedicated"):
+    for shown in (
+        "Nightly render",
+        "<dd>250</dd>",
+        "<dd>4</dd>",
+        "<dd>3</dd>",
+        "2h 00m",
+        "terminatejob",
+        "used",
+        "not allowed",
+        "owner",
+        "vfx-team",
+        "standard_d2s_v3, 3 dedicated",
+    ):
         assert shown in props, shown
     assert 'data-stored-only="Network configuration"' in props and "stored only" in props
     assert 'id="job-display-name">Nightly render' in body
@@ -53,8 +77,14 @@ def test_count_tiles_link_to_the_tasks_they_count(op, job):
 def test_terminate_asks_first_then_terminates_and_audits(op, job):
     TaskFactory(job=job, task_id="r", running=True)
     ask = op.get(job_url("job-terminate", job), headers=HTMX)
-    assert "1 running task</b> is killed" in ask.content.decode() and fresh(job).state == Job.State.ACTIVE
-    assert op.post(job_url("job-terminate", job)).status_code in (200, 302) and fresh(job).state == Job.State.ACTIVE
+    assert (
+        "1 running task</b> is killed" in ask.content.decode()
+        and fresh(job).state == Job.State.ACTIVE
+    )
+    assert (
+        op.post(job_url("job-terminate", job)).status_code in (200, 302)
+        and fresh(job).state == Job.State.ACTIVE
+    )
     op.post(job_url("job-terminate", job), {"confirm": "yes"})
     job = fresh(job)
     assert job.state == Job.State.COMPLETED and job.terminate_reason == "UserTerminate"
@@ -73,21 +103,30 @@ def test_delete_asks_first_then_deletes_and_goes_to_the_jobs(op, job):
 
 
 def form(job, **changes) -> dict:
-    data = {"priority": job.priority, "max_parallel_tasks": job.max_parallel_tasks,
-            "max_wall_clock_time": "", "max_task_retry_count": job.max_task_retry_count,
-            "on_all_tasks_complete": job.on_all_tasks_complete}
+    data = {
+        "priority": job.priority,
+        "max_parallel_tasks": job.max_parallel_tasks,
+        "max_wall_clock_time": "",
+        "max_task_retry_count": job.max_task_retry_count,
+        "on_all_tasks_complete": job.on_all_tasks_complete,
+    }
     return {**data, **changes}
 
 
 def test_update_previews_the_change_then_patches_the_job(op, job):
-    preview = op.post(job_url("job-update", job), form(job, priority=500, max_wall_clock_time="01:30:00"))
+    preview = op.post(
+        job_url("job-update", job), form(job, priority=500, max_wall_clock_time="01:30:00")
+    )
     body = preview.content.decode()
     table = body.split('id="job-update-preview"')[1].split("</table>")[0]
-    assert "<td class=\"mono\">priority</td><td>0</td><td><b>500</b>" in table
+    assert '<td class="mono">priority</td><td>0</td><td><b>500</b>' in table
     assert "constraints.maxWallClockTime</td><td>unlimited</td><td><b>PT1H30M</b>" in table
     assert "maxParallelTasks" not in table
     assert fresh(job).priority == 0  # nothing yet
-    op.post(job_url("job-update", job), form(job, priority=500, max_wall_clock_time="01:30:00", confirm="yes"))
+    op.post(
+        job_url("job-update", job),
+        form(job, priority=500, max_wall_clock_time="01:30:00", confirm="yes"),
+    )
     job = fresh(job)
     assert job.priority == 500 and job.max_wall_clock_time == timedelta(minutes=90)
     record = AuditRecord.objects.get(action="job-update")
@@ -97,9 +136,14 @@ def test_update_previews_the_change_then_patches_the_job(op, job):
 def test_update_shows_the_rules_refusal_on_its_field(op, job):
     body = op.post(job_url("job-update", job), form(job, priority=5000)).content.decode()
     assert "InvalidPropertyValue" in body and "between -1000 and 1000" in body
-    body = op.post(job_url("job-update", job), form(job, max_parallel_tasks=0, confirm="yes")).content.decode()
+    body = op.post(
+        job_url("job-update", job), form(job, max_parallel_tasks=0, confirm="yes")
+    ).content.decode()
     assert "InvalidPropertyValue" in body
-    assert fresh(job).max_parallel_tasks == -1 and not AuditRecord.objects.filter(action="job-update").exists()
+    assert (
+        fresh(job).max_parallel_tasks == -1
+        and not AuditRecord.objects.filter(action="job-update").exists()
+    )
 
 
 def test_terminatejob_cannot_be_turned_off_again(op, batch, account):
@@ -113,8 +157,10 @@ def test_terminatejob_cannot_be_turned_off_again(op, batch, account):
     with pytest.raises(BatchError):
         update_job(job, spec={"priority": 1, "poolInfo": {"poolId": "pool"}}, replace=True)
     update_job(job, spec={"priority": 2}, replace=False)  # what leaves it alone is fine
-    body = op.post(job_url("job-update", job), form(fresh(job), on_all_tasks_complete="noaction",
-                                                    confirm="yes")).content.decode()
+    body = op.post(
+        job_url("job-update", job),
+        form(fresh(job), on_all_tasks_complete="noaction", confirm="yes"),
+    ).content.decode()
     assert "cannot be changed from terminatejob to noaction" in body
     assert fresh(job).on_all_tasks_complete == "terminatejob"
     record = AuditRecord.objects.get(action="job-update")
@@ -131,7 +177,9 @@ def test_a_viewer_sees_the_actions_disabled_and_cannot_post_them(view, job):
     assert fresh(job).state == Job.State.ACTIVE
 
 
-@pytest.mark.parametrize("trait, refused", [("completed", ["update", "terminate"]), ("deleting", list(ACTIONS))])
+@pytest.mark.parametrize(
+    "trait, refused", [("completed", ["update", "terminate"]), ("deleting", list(ACTIONS))]
+)
 def test_refused_actions_are_disabled_with_the_rule(op, account, trait, refused):
     job = JobFactory(account=account, **{trait: True})
     body = op.get(job_url("job", job)).content.decode() if trait != "deleting" else None

@@ -26,8 +26,13 @@ def pool(account):
 
 @pytest.fixture
 def prepared(account, pool):
-    job = make_job(account, pool, "pj", jobPreparationTask={"commandLine": "/bin/sh -c 'echo <b>prep</b>'"},
-                   jobReleaseTask={"commandLine": "/bin/true"})
+    job = make_job(
+        account,
+        pool,
+        "pj",
+        jobPreparationTask={"commandLine": "/bin/sh -c 'echo <b>prep</b>'"},
+        jobReleaseTask={"commandLine": "/bin/true"},
+    )
     add(job, "t1")
     return job
 
@@ -55,10 +60,15 @@ def test_lists_each_node_with_its_states_and_output_links(op, prepared, pool):
     rows = dict(re.findall(r'<tr data-node="([^"]+)">(.*?)</tr>', text, re.S))
     assert set(rows) == {"n1", "n2"}
     assert "success" in rows["n1"] and "FailureExitCode" in rows["n2"] and ">4<" in rows["n2"]
-    assert f"/web/{prepared.account.name}/pools/pool1/nodes/n1/files/workitems/pj/job-1/jobpreparation/stdout.txt" in rows["n1"]
+    assert (
+        f"/web/{prepared.account.name}/pools/pool1/nodes/n1/files/workitems/pj/job-1/jobpreparation/stdout.txt"
+        in rows["n1"]
+    )
     assert "workitems/pj/job-1/jobrelease/stdout.txt" in rows["n1"]
     assert "jobrelease" not in rows["n2"]  # its release has not run
-    assert "&lt;b&gt;prep&lt;/b&gt;" in text and "<b>prep</b>" not in text  # the command line is escaped
+    assert (
+        "&lt;b&gt;prep&lt;/b&gt;" in text and "<b>prep</b>" not in text
+    )  # the command line is escaped
 
 
 def test_the_section_costs_one_query(op, prepared, pool):

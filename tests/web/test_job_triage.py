@@ -14,8 +14,13 @@ def failed(job):
     for _ in range(3):
         TaskFactory(job=job, failed=True, exit_code=137, node_name="bad-node")
     TaskFactory(job=job, failed=True, exit_code=1, node_name="good-node")
-    TaskFactory(job=job, state="completed", result="failure", exit_code=None,
-                failure_info={"category": "usererror", "code": "TaskEnded", "message": "terminated"})
+    TaskFactory(
+        job=job,
+        state="completed",
+        result="failure",
+        exit_code=None,
+        failure_info={"category": "usererror", "code": "TaskEnded", "message": "terminated"},
+    )
     TaskFactory(job=job, succeeded=True, node_name="good-node")
     return job
 
@@ -32,9 +37,19 @@ def test_groups_failed_tasks_three_ways_largest_first(op, failed):
 
 def test_each_group_offers_a_bulk_reactivate_of_exactly_its_tasks(op, failed):
     body = op.get(job_url("job-triage", failed)).content.decode()
-    assert "bulk/?action=reactivate&amp;state=completed&amp;result=failure&amp;exit_code=137" in body
-    preview = op.get(job_url("job-bulk", failed, action="reactivate", state="completed", result="failure",
-                             exit_code="137")).content.decode()
+    assert (
+        "bulk/?action=reactivate&amp;state=completed&amp;result=failure&amp;exit_code=137" in body
+    )
+    preview = op.get(
+        job_url(
+            "job-bulk",
+            failed,
+            action="reactivate",
+            state="completed",
+            result="failure",
+            exit_code="137",
+        )
+    ).content.decode()
     assert 'id="bulk-count">3<' in preview
 
 

@@ -1,4 +1,4 @@
-"""The task list's filter and keyset pages (tasks.listing): every sort walks the whole job
+"""The task list's filter and keyset pages (tasks.queries.task_list): every sort walks the whole job
 exactly once in both directions, tasks without a sort value come last."""
 
 from datetime import timedelta
@@ -7,7 +7,7 @@ import pytest
 from django.http import QueryDict
 from django.utils import timezone
 
-from tasks.listing import SORTS, TaskFilter, page_of, parse_exit_codes
+from tasks.queries.task_list import SORTS, TaskFilter, page_of, parse_exit_codes
 from tests.factories import JobFactory, TaskFactory
 
 pytestmark = pytest.mark.django_db
@@ -21,11 +21,14 @@ def mixed_job():
     for i in range(12):
         started = i % 3 != 0
         TaskFactory(
-            job=job, task_id=f"T{i:02d}", creation_time=t0 + timedelta(seconds=i // 4),
+            job=job,
+            task_id=f"T{i:02d}",
+            creation_time=t0 + timedelta(seconds=i // 4),
             state="completed" if started else "active",
             start_time=t0 + timedelta(seconds=10 + (i * 7) % 5) if started else None,
             end_time=t0 + timedelta(seconds=30 + i) if started else None,
-            exit_code=(i % 4) if started else None, result=("failure" if i % 4 else "success") if started else "",
+            exit_code=(i % 4) if started else None,
+            result=("failure" if i % 4 else "success") if started else "",
             retry_count=i % 2,
         )
     return job
@@ -56,8 +59,11 @@ def expected(job, sort: str, desc: bool) -> list[str]:
     f = TaskFilter(sort=sort)
     rows = list(f.queryset(job))
     value = lambda t: getattr(t, column)  # noqa: E731
-    has = sorted([t for t in rows if value(t) is not None], key=lambda t: (value(t), t.pk if column != "id_key" else 0),
-                 reverse=desc)
+    has = sorted(
+        [t for t in rows if value(t) is not None],
+        key=lambda t: (value(t), t.pk if column != "id_key" else 0),
+        reverse=desc,
+    )
     nulls = sorted([t for t in rows if value(t) is None], key=lambda t: t.pk, reverse=desc)
     return [t.task_id for t in has + nulls]
 
@@ -110,7 +116,9 @@ def test_time_range_applies_to_the_chosen_time(mixed_job):
 
 
 def test_bad_values_are_dropped_and_named_not_fatal():
-    f = TaskFilter.from_params(QueryDict("state=exploded&exit_code=abc&since=yesterday&sort=nonsense"))
+    f = TaskFilter.from_params(
+        QueryDict("state=exploded&exit_code=abc&since=yesterday&sort=nonsense")
+    )
     assert f.state == "" and f.exit_code == "" and f.since is None and f.sort == "id"
     assert set(f.errors) == {"state", "exit_code", "since"}
 
@@ -121,11 +129,18 @@ def test_a_filter_with_an_error_matches_nothing(mixed_job):
     assert f.queryset(mixed_job).count() == 0 and f.count_from(mixed_job) == 0
 
 
-@pytest.mark.parametrize("query, key", [
-    ("since=0001-01-01T00:00:00%2B14:00", "since"), ("until=9999-12-31T23:59:59-14:00", "until"),
-    ("q=%00", "q"), ("node=" + "n" * 129, "node"), ("failure_code=" + "c" * 129, "failure_code"),
-    ("exit_code=" + ",".join(["1"] * 101), "exit_code"), ("time=nonsense&since=2026-01-01", "time"),
-])
+@pytest.mark.parametrize(
+    "query, key",
+    [
+        ("since=0001-01-01T00:00:00%2B14:00", "since"),
+        ("until=9999-12-31T23:59:59-14:00", "until"),
+        ("q=%00", "q"),
+        ("node=" + "n" * 129, "node"),
+        ("failure_code=" + "c" * 129, "failure_code"),
+        ("exit_code=" + ",".join(["1"] * 101), "exit_code"),
+        ("time=nonsense&since=2026-01-01", "time"),
+    ],
+)
 def test_values_no_database_can_compare_are_errors(mixed_job, query, key):
     f = TaskFilter.from_params(QueryDict(query))
     assert set(f.errors) == {key}
@@ -140,7 +155,9 @@ def test_an_error_is_carried_as_sent_in_every_link():
 
 def test_the_time_range_round_trips_to_the_second():
     f = TaskFilter.from_params(QueryDict("since=2026-03-01T10:00:30&until=2026-03-01T11:00"))
-    assert f.params()["since"] == "2026-03-01T10:00:30" and f.params()["until"] == "2026-03-01T11:00"
+    assert (
+        f.params()["since"] == "2026-03-01T10:00:30" and f.params()["until"] == "2026-03-01T11:00"
+    )
     assert TaskFilter.from_params(QueryDict(f.querystring())).since == f.since
 
 
@@ -152,7 +169,10 @@ def test_filter_round_trips_through_its_query_string():
 
 def test_counts_come_from_the_job_only_for_state_and_result(mixed_job):
     mixed_job.refresh_from_db()
-    assert TaskFilter(state="completed", result="failure").count_from(mixed_job) == mixed_job.failed_count
+    assert (
+        TaskFilter(state="completed", result="failure").count_from(mixed_job)
+        == mixed_job.failed_count
+    )
     assert TaskFilter(state="active").count_from(mixed_job) == mixed_job.active_count
     assert TaskFilter(exit_code="1").count_from(mixed_job) is None
 
@@ -160,3 +180,26 @@ def test_counts_come_from_the_job_only_for_state_and_result(mixed_job):
 def test_exit_codes_read_lists_and_ranges():
     assert parse_exit_codes("1, 2,137,-1") == ([1, 2, 137, -1], [])
     assert parse_exit_codes("255..1") == ([], [(1, 255)])
+
+
+@pytest.mark.parametrize("sort", ["exit_code", "-exit_code", "started", "-ended", "-retries"])
+def test_a_keyset_sort_reads_its_page_from_an_index_without_sorting(sort):
+    """Each key-sorted page is a walk of a (job, key, id) index stopped at its rows: a sort
+    step would read every task sharing the key first (the 40,000 tasks of exit code 137 in a
+    1M-task job took 0.7 s on PostgreSQL). SQLite's indexes end in the rowid anyway."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("a SQLite index holds the rowid: (job, key) is (job, key, id) there")
+    job = JobFactory()
+    f = TaskFilter.from_params(QueryDict(f"sort={sort}"))
+    column = SORTS[f.sort][0]
+    qs = f.queryset(job).filter(**{f"{column}__isnull": False})
+    with connection.cursor() as cur:
+        # A table this small is a scan (or a sort of its few rows, after other tests' rows
+        # made the planner's statistics) either way: ask for the plan an index can give.
+        cur.execute("SET LOCAL enable_seqscan = off")
+        cur.execute("SET LOCAL enable_bitmapscan = off")
+        cur.execute("SET LOCAL enable_sort = off")
+    plan = qs.order_by(*[("-" if f.desc else "") + k for k in (column, "pk")])[:51].explain()
+    assert "Index" in plan and "Sort" not in plan, plan

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tasks.node import layout
-from tasks.node.storage import TaskFiles
+from tasks.nodehost import layout
+from tasks.nodehost.storage import TaskFiles
 from tasks.web import files
 from tests.factories import SubTaskFactory, TaskFactory
 from tests.web.conftest import HTMX, task_url
@@ -17,8 +17,13 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def disk(settings, tmp_path):
-    settings.STORAGES = {**settings.STORAGES, "taskfiles": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "taskfiles": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path)},
+        },
+    }
 
     def write(prefix: str, name: str, data: bytes | str):
         path = tmp_path / prefix / name
@@ -30,7 +35,9 @@ def disk(settings, tmp_path):
 
 
 def ran(job, **kw):
-    return TaskFactory(job=job, node_name="node-1", pool_id="p1", task_root_directory="/nodes/node-1/t", **kw)
+    return TaskFactory(
+        job=job, node_name="node-1", pool_id="p1", task_root_directory="/nodes/node-1/t", **kw
+    )
 
 
 def chunk(op, task, **params) -> dict:
@@ -72,7 +79,11 @@ def test_load_earlier_reads_the_chunk_before_from_a_line_boundary(job, disk):
     tail = files.read_chunk(where, "stdout.txt", max_bytes=1100)
     assert tail.end == 22000 and tail.text.startswith("line 01900") and tail.start == 1900 * 11
     earlier = files.read_chunk(where, "stdout.txt", before=tail.start, max_bytes=1100)
-    assert earlier.end == tail.start and earlier.text.startswith("line ") and earlier.text.endswith("line 01899\n")
+    assert (
+        earlier.end == tail.start
+        and earlier.text.startswith("line ")
+        and earlier.text.endswith("line 01899\n")
+    )
     first = files.read_chunk(where, "stdout.txt", before=1100, max_bytes=5000)
     assert first.start == 0 and first.text.startswith("line 00000\n")
 
@@ -144,8 +155,10 @@ def test_a_failed_task_with_an_empty_stdout_opens_on_stderr(op, job, disk):
     assert 'aria-selected="true" tabindex="0" class="current">stderr.txt' in body
 
 
-@pytest.mark.parametrize(("trait", "stdout", "opens"), [
-    ("succeeded", "", "stdout.txt"), ("failed", "some output\n", "stdout.txt")])
+@pytest.mark.parametrize(
+    ("trait", "stdout", "opens"),
+    [("succeeded", "", "stdout.txt"), ("failed", "some output\n", "stdout.txt")],
+)
 def test_otherwise_it_opens_on_stdout(op, job, disk, trait, stdout, opens):
     task = ran(job, **{trait: True})
     prefix = TaskFiles.of_task(task).prefix
@@ -155,18 +168,50 @@ def test_otherwise_it_opens_on_stdout(op, job, disk, trait, stdout, opens):
 
 
 def test_each_subtask_has_its_own_output_read_from_its_node(op, job, disk):
-    task = ran(job, multi_instance=True, number_of_instances=3, state="running",
-               spec={"multiInstanceSettings": {"numberOfInstances": 3, "coordinationCommandLine": "/bin/coord"}})
-    SubTaskFactory(task=task, subtask_id=1, state="completed", node_name="node-2", pool_id="p1",
-                   task_root_directory="/nodes/node-2/t", exit_code=0, result="success")
-    SubTaskFactory(task=task, subtask_id=2, state="completed", node_name="node-3", pool_id="p1",
-                   task_root_directory="/nodes/node-3/t", exit_code=139, result="failure",
-                   failure_info={"code": "FailureExitCode", "message": "exit 139"})
+    task = ran(
+        job,
+        multi_instance=True,
+        number_of_instances=3,
+        state="running",
+        spec={
+            "multiInstanceSettings": {
+                "numberOfInstances": 3,
+                "coordinationCommandLine": "/bin/coord",
+            }
+        },
+    )
+    SubTaskFactory(
+        task=task,
+        subtask_id=1,
+        state="completed",
+        node_name="node-2",
+        pool_id="p1",
+        task_root_directory="/nodes/node-2/t",
+        exit_code=0,
+        result="success",
+    )
+    SubTaskFactory(
+        task=task,
+        subtask_id=2,
+        state="completed",
+        node_name="node-3",
+        pool_id="p1",
+        task_root_directory="/nodes/node-3/t",
+        exit_code=139,
+        result="failure",
+        failure_info={"code": "FailureExitCode", "message": "exit 139"},
+    )
     disk(TaskFiles.of_task(task).prefix, "stdout.txt", "primary output\n")
     node3 = layout.node_key(job.account.name, "p1", "node-3")
-    disk(layout.storage_key(node3, job.job_id, task.task_id), "stderr.txt", "segfault in subtask 2\n")
+    disk(
+        layout.storage_key(node3, job.job_id, task.task_id), "stderr.txt", "segfault in subtask 2\n"
+    )
     got = chunk(op, task, instance="2")
-    assert (got["instance"], got["name"], got["html"]) == ("2", "stderr.txt", "segfault in subtask 2\n")
+    assert (got["instance"], got["name"], got["html"]) == (
+        "2",
+        "stderr.txt",
+        "segfault in subtask 2\n",
+    )
     assert not got["live"]  # that subtask is over, whatever the primary does
     page = op.get(task_url("task", task, instance="2")).content.decode()
     assert "segfault in subtask 2" in page and 'data-log-instance="2" aria-current="true"' in page
@@ -174,15 +219,26 @@ def test_each_subtask_has_its_own_output_read_from_its_node(op, job, disk):
 
 
 def test_a_running_multi_instance_task_says_which_command_each_instance_runs(op, job):
-    task = ran(job, multi_instance=True, number_of_instances=3, state="running",
-               spec={"multiInstanceSettings": {"numberOfInstances": 3, "coordinationCommandLine": "/bin/coord"}})
+    task = ran(
+        job,
+        multi_instance=True,
+        number_of_instances=3,
+        state="running",
+        spec={
+            "multiInstanceSettings": {
+                "numberOfInstances": 3,
+                "coordinationCommandLine": "/bin/coord",
+            }
+        },
+    )
     SubTaskFactory(task=task, subtask_id=1, state="completed", exit_code=0, result="success")
     SubTaskFactory(task=task, subtask_id=2, state="running")
     body = op.get(task_url("task", task), headers=HTMX).content.decode()
     assert "coordination command; the main command waits for 1 subtask(s)" in body
     assert "coordination command running" in body and "coordination done" in body
     SubTaskFactory._meta.model.objects.filter(task=task, subtask_id=2).update(
-        state="completed", exit_code=0, result="success")
+        state="completed", exit_code=0, result="success"
+    )
     assert "main command running" in op.get(task_url("task", task), headers=HTMX).content.decode()
 
 
@@ -195,7 +251,11 @@ def test_a_watched_task_deleted_meanwhile_says_so_and_polling_stops(op, job):
     task.delete()
     r = op.get(url, headers=HTMX)
     body = r.content.decode()
-    assert r.status_code == 286 and "was deleted while you were watching" in body and "Live" not in body
+    assert (
+        r.status_code == 286
+        and "was deleted while you were watching" in body
+        and "Live" not in body
+    )
     assert f'href="/web/{job.account.name}/jobs/{job.job_id}/"' in body
 
 

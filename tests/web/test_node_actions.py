@@ -38,14 +38,23 @@ def node(account, job):
 
 @pytest.fixture
 def running(node, job):
-    task = TaskFactory(job=job, task_id="busy", running=True, node=node, node_name=node.node_id, pool_id="farm")
+    task = TaskFactory(
+        job=job, task_id="busy", running=True, node=node, node_name=node.node_id, pool_id="farm"
+    )
     AttemptFactory(task=task, node=node, outcome="running", end_time=None)
     recount_job(job)
     return task
 
 
-@pytest.mark.parametrize("action, option", [("reboot", "requeue"), ("reimage", "terminate"),
-                                            ("disable-scheduling", "taskcompletion"), ("remove", "retaineddata")])
+@pytest.mark.parametrize(
+    "action, option",
+    [
+        ("reboot", "requeue"),
+        ("reimage", "terminate"),
+        ("disable-scheduling", "taskcompletion"),
+        ("remove", "retaineddata"),
+    ],
+)
 def test_asks_first_with_the_options_for_running_tasks(op, node, running, action, option):
     for r in (op.get(url(node, f"node-{action}")), op.post(url(node, f"node-{action}"))):
         body = r.content.decode()
@@ -65,12 +74,18 @@ def test_reboot_with_requeue_reboots_and_requeues_the_running_task(op, node, run
     r = op.post(url(node, "node-reboot"), {"confirm": "yes", "option": "requeue"}, headers=HTMX)
     body = r.content.decode()
     assert r["HX-Retarget"] == "#node-live" and 'id="node-state">rebooting<' in body
-    assert 'id="node-dialog" class="dialog" hx-swap-oob="true"' in body and 'id="node-order"' in body
+    assert (
+        'id="node-dialog" class="dialog" hx-swap-oob="true"' in body and 'id="node-order"' in body
+    )
     assert (fresh(node).state, fresh(node).pending_action) == ("rebooting", "reboot")
     task = Task.objects.get(pk=running.pk)
     assert task.state == Task.State.ACTIVE and task.requeue_count == 1
     record = AuditRecord.objects.get()
-    assert record.action == "node-reboot" and record.scope == {"pool": "farm", "nodes": ["n1"], "option": "requeue"}
+    assert record.action == "node-reboot" and record.scope == {
+        "pool": "farm",
+        "nodes": ["n1"],
+        "option": "requeue",
+    }
 
 
 def test_reimage_with_terminate_ends_the_running_task(op, node, running):
@@ -83,30 +98,48 @@ def test_reimage_with_terminate_ends_the_running_task(op, node, running):
 
 def test_disable_then_enable_scheduling(op, node, running):
     op.post(url(node, "node-disable-scheduling"), {"confirm": "yes", "option": "taskcompletion"})
-    assert not fresh(node).scheduling_enabled and Task.objects.get(pk=running.pk).state == Task.State.RUNNING
+    assert (
+        not fresh(node).scheduling_enabled
+        and Task.objects.get(pk=running.pk).state == Task.State.RUNNING
+    )
     body = op.get(url(node, "node")).content.decode()
     assert 'id="node-scheduling">scheduling disabled<' in body
-    r = op.post(url(node, "node-enable-scheduling"), headers=HTMX)  # no confirmation: it only gives work
+    r = op.post(
+        url(node, "node-enable-scheduling"), headers=HTMX
+    )  # no confirmation: it only gives work
     assert fresh(node).scheduling_enabled and "enable scheduling ordered" in r.content.decode()
-    assert [a.action for a in AuditRecord.objects.order_by("pk")] == ["node-disable-scheduling",
-                                                                       "node-enable-scheduling"]
+    assert [a.action for a in AuditRecord.objects.order_by("pk")] == [
+        "node-disable-scheduling",
+        "node-enable-scheduling",
+    ]
 
 
 def test_remove_asks_the_node_to_leave_and_shrinks_the_pool(op, node):
-    r = op.post(url(node, "node-remove"), {"confirm": "yes", "option": "taskcompletion"}, headers=HTMX)
+    r = op.post(
+        url(node, "node-remove"), {"confirm": "yes", "option": "taskcompletion"}, headers=HTMX
+    )
     assert 'id="node-order">Asked to leave the pool (taskcompletion)' in r.content.decode()
     node = fresh(node)
     assert (node.pending_action, node.action_option) == ("remove", "taskcompletion")
     pool = Pool.objects.get(pk=node.pool_id)
     assert pool.target_dedicated_nodes == 1 and pool.allocation_state == "resizing"
-    assert AuditRecord.objects.get().scope == {"pool": "farm", "nodes": ["n1"], "option": "taskcompletion"}
+    assert AuditRecord.objects.get().scope == {
+        "pool": "farm",
+        "nodes": ["n1"],
+        "option": "taskcompletion",
+    }
 
 
 def test_an_unknown_option_is_refused_and_nothing_happens(op, node, running):
     r = op.post(url(node, "node-reboot"), {"confirm": "yes", "option": "now"})
-    assert messages_of(r) == ["InvalidPropertyValue: The value must be one of: requeue, terminate, taskcompletion, "
-                              "retaineddata."]
-    assert fresh(node).state == "running" and Task.objects.get(pk=running.pk).state == Task.State.RUNNING
+    assert messages_of(r) == [
+        "InvalidPropertyValue: The value must be one of: requeue, terminate, taskcompletion, "
+        "retaineddata."
+    ]
+    assert (
+        fresh(node).state == "running"
+        and Task.objects.get(pk=running.pk).state == Task.State.RUNNING
+    )
     assert AuditRecord.objects.get().outcome["refused"] == "InvalidPropertyValue"
 
 
@@ -126,7 +159,9 @@ def test_a_node_that_has_left_says_so_to_its_poll_and_its_action(op, node):
     assert op.get(page).status_code == 404
 
 
-@pytest.mark.parametrize("action", ["reboot", "reimage", "disable-scheduling", "enable-scheduling", "remove"])
+@pytest.mark.parametrize(
+    "action", ["reboot", "reimage", "disable-scheduling", "enable-scheduling", "remove"]
+)
 def test_a_viewer_and_a_stranger_cannot_act(view, stranger, node, action):
     assert view.post(url(node, f"node-{action}"), {"confirm": "yes"}).status_code == 403
     assert stranger.post(url(node, f"node-{action}"), {"confirm": "yes"}).status_code == 404

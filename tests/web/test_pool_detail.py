@@ -21,12 +21,27 @@ def pool_url(pool, name: str = "pool") -> str:
 
 @pytest.fixture
 def pool(account, job):
-    pool = PoolFactory(account=account, pool_id="render", target_dedicated_nodes=3, allocation_state="resizing",
-                       resize_errors=[{"code": "AccountCoreQuotaReached", "message": "The local node quota is 16.",
-                                       "values": [{"name": "Quota", "value": "16"}]}],
-                       spec={"displayName": "Render farm", "startTask": {"commandLine": "/bin/sh -c 'setup'"},
-                             "userAccounts": [{"name": "ops", "password": "hunter2-secret"}]})
-    busy = ComputeNodeFactory(pool=pool, node_id="n-busy", state="running", slots=4, provider_handle="local:1")
+    pool = PoolFactory(
+        account=account,
+        pool_id="render",
+        target_dedicated_nodes=3,
+        allocation_state="resizing",
+        resize_errors=[
+            {
+                "code": "AccountCoreQuotaReached",
+                "message": "The local node quota is 16.",
+                "values": [{"name": "Quota", "value": "16"}],
+            }
+        ],
+        spec={
+            "displayName": "Render farm",
+            "startTask": {"commandLine": "/bin/sh -c 'setup'"},
+            "userAccounts": [{"name": "ops", "password": "hunter2-secret"}],
+        },
+    )
+    busy = ComputeNodeFactory(
+        pool=pool, node_id="n-busy", state="running", slots=4, provider_handle="local:1"
+    )
     ComputeNodeFactory(pool=pool, node_id="n-new", state="creating")
     for i in range(2):
         task = TaskFactory(job=job, task_id=f"r{i}", running=True)
@@ -53,18 +68,27 @@ def test_lists_the_nodes_with_their_states_and_what_runs_on_them(op, pool, job):
 
 
 def test_shows_the_autoscale_formula_and_its_last_evaluation(op, account):
-    pool = PoolFactory(account=account, pool_id="auto", enable_auto_scale=True,
-                       auto_scale_formula="$TargetDedicatedNodes = min(4, $PendingTasks.GetSample(1));",
-                       auto_scale_run={"timestamp": "2026-12-01T10:00:00.0000000Z",
-                                       "results": "$TargetDedicatedNodes=0;$TargetLowPriorityNodes=0;"
-                                                  "$NodeDeallocationOption=requeue",
-                                       "error": {"code": "InsufficientSampleData", "message": "Not enough samples",
-                                                 "values": [{"name": "Message", "value": "$PendingTasks"}]}})
+    pool = PoolFactory(
+        account=account,
+        pool_id="auto",
+        enable_auto_scale=True,
+        auto_scale_formula="$TargetDedicatedNodes = min(4, $PendingTasks.GetSample(1));",
+        auto_scale_run={
+            "timestamp": "2026-12-01T10:00:00.0000000Z",
+            "results": "$TargetDedicatedNodes=0;$TargetLowPriorityNodes=0;"
+            "$NodeDeallocationOption=requeue",
+            "error": {
+                "code": "InsufficientSampleData",
+                "message": "Not enough samples",
+                "values": [{"name": "Message", "value": "$PendingTasks"}],
+            },
+        },
+    )
     body = op.get(pool_url(pool)).content.decode()
     assert "$TargetDedicatedNodes = min(4, $PendingTasks.GetSample(1));" in body
     assert "2026-12-01 10:00:00" in body and "InsufficientSampleData" in body
     results = body.split('id="pool-run-results"')[1].split("</table>")[0]
-    assert ">$NodeDeallocationOption</td><td class=\"mono small\">requeue<" in results
+    assert '>$NodeDeallocationOption</td><td class="mono small">requeue<' in results
 
 
 def test_a_pools_secrets_are_never_shown(op, pool):
@@ -73,25 +97,51 @@ def test_a_pools_secrets_are_never_shown(op, pool):
 
 
 def test_marks_each_property_stored_only_to_round_trip(op, account):
-    pool = PoolFactory(account=account, pool_id="vm", spec={
-        "virtualMachineConfiguration": {"imageReference": {"publisher": "canonical", "offer": "ubuntu", "sku": "22_04"},
-                                        "nodeAgentSKUId": "batch.node.ubuntu 22.04"},
-        "networkConfiguration": {"endpointConfiguration": {"inboundNATPools": []}},
-        "mountConfiguration": [{"nfsMountConfiguration": {"source": "nfs://x", "relativeMountPath": "data"}}],
-        "userAccounts": [{"name": "ops", "password": "hunter2-secret"}], "upgradePolicy": {"mode": "manual"},
-        "taskSchedulingPolicy": {"nodeFillType": "pack"}, "metadata": [{"name": "team", "value": "render"}],
-        "startTask": {"commandLine": "/bin/true", "resourceFiles": [{"httpUrl": "https://x/setup.sh"}],
-                      "containerSettings": {"imageName": "ubuntu"}}})
+    pool = PoolFactory(
+        account=account,
+        pool_id="vm",
+        spec={
+            "virtualMachineConfiguration": {
+                "imageReference": {"publisher": "canonical", "offer": "ubuntu", "sku": "22_04"},
+                "nodeAgentSKUId": "batch.node.ubuntu 22.04",
+            },
+            "networkConfiguration": {"endpointConfiguration": {"inboundNATPools": []}},
+            "mountConfiguration": [
+                {"nfsMountConfiguration": {"source": "nfs://x", "relativeMountPath": "data"}}
+            ],
+            "userAccounts": [{"name": "ops", "password": "hunter2-secret"}],
+            "upgradePolicy": {"mode": "manual"},
+            "taskSchedulingPolicy": {"nodeFillType": "pack"},
+            "metadata": [{"name": "team", "value": "render"}],
+            "startTask": {
+                "commandLine": "/bin/true",
+                "resourceFiles": [{"httpUrl": "https://x/setup.sh"}],
+                "containerSettings": {"imageName": "ubuntu"},
+            },
+        },
+    )
     body = op.get(pool_url(pool)).content.decode()
     marked = [part.split('"')[0] for part in body.split('data-stored-only="')[1:]]
     # The start task's resource files are downloaded (tasks/node/resource_files.py): not marked.
-    assert marked == ["startTask.containerSettings", "virtualMachineConfiguration", "networkConfiguration",
-                      "mountConfiguration", "userAccounts", "upgradePolicy"]
+    assert marked == [
+        "startTask.containerSettings",
+        "virtualMachineConfiguration",
+        "networkConfiguration",
+        "mountConfiguration",
+        "userAccounts",
+        "upgradePolicy",
+    ]
     for name in marked:
-        assert 'class="badge stored-only">stored only<' in body.split(f'data-stored-only="{name}"')[1][:60]
+        assert (
+            'class="badge stored-only">stored only<'
+            in body.split(f'data-stored-only="{name}"')[1][:60]
+        )
     assert "canonical ubuntu 22_04" in body and "hunter2-secret" not in body
     # What batchsite acts on is not marked.
-    assert "pack" in body.split('id="pool-configuration"')[1] and 'data-stored-only="taskSchedulingPolicy"' not in body
+    assert (
+        "pack" in body.split('id="pool-configuration"')[1]
+        and 'data-stored-only="taskSchedulingPolicy"' not in body
+    )
 
 
 def test_a_pool_with_nothing_stored_only_has_no_such_list(op, account):
@@ -100,8 +150,14 @@ def test_a_pool_with_nothing_stored_only_has_no_such_list(op, account):
 
 
 def test_what_a_pool_spec_holds_is_escaped(op, account):
-    pool = PoolFactory(account=account, pool_id="x", spec={"displayName": "<script>alert(1)</script>",
-                                                            "startTask": {"commandLine": "<img src=x onerror=1>"}})
+    pool = PoolFactory(
+        account=account,
+        pool_id="x",
+        spec={
+            "displayName": "<script>alert(1)</script>",
+            "startTask": {"commandLine": "<img src=x onerror=1>"},
+        },
+    )
     body = op.get(pool_url(pool)).content.decode()
     assert "<script>alert(1)" not in body and "<img src=x" not in body and "&lt;img src=x" in body
 
@@ -116,17 +172,20 @@ def test_polls_while_resizing_and_stops_when_at_rest(op, pool):
     assert r.status_code == 286 and "hx-trigger" not in r.content.decode()
 
 
-@pytest.mark.parametrize("change, live", [
-    ({"node": {"pending_action": "reboot"}}, True),
-    ({"node": {"state": "leavingpool"}}, True),
-    ({"node": {"state": "starting"}}, True),
-    ({"node": {"state": "offline"}}, False),
-    ({"node": {"state": "starttaskfailed"}}, False),
-    ({"pool": {"enable_auto_scale": True}}, True),
-    ({"pool": {"state": "deleting"}}, True),
-    ({"job": {"state": Job.State.ACTIVE, "active_count": 2}}, True),
-    ({"job": {"state": Job.State.DISABLED, "active_count": 2}}, False),
-])
+@pytest.mark.parametrize(
+    "change, live",
+    [
+        ({"node": {"pending_action": "reboot"}}, True),
+        ({"node": {"state": "leavingpool"}}, True),
+        ({"node": {"state": "starting"}}, True),
+        ({"node": {"state": "offline"}}, False),
+        ({"node": {"state": "starttaskfailed"}}, False),
+        ({"pool": {"enable_auto_scale": True}}, True),
+        ({"pool": {"state": "deleting"}}, True),
+        ({"job": {"state": Job.State.ACTIVE, "active_count": 2}}, True),
+        ({"job": {"state": Job.State.DISABLED, "active_count": 2}}, False),
+    ],
+)
 def test_is_live_exactly_while_something_can_change_by_itself(op, account, change, live):
     pool = PoolFactory(account=account, pool_id="p", **change.get("pool", {}))
     ComputeNodeFactory(pool=pool, **({"state": "idle"} | change.get("node", {})))
@@ -151,8 +210,12 @@ def test_a_pool_of_another_account_is_not_found(stranger, pool):
 def test_costs_a_fixed_number_of_queries(op, pool, job, django_assert_num_queries):
     nodes = ComputeNodeFactory.create_batch(6, pool=pool, state="running")
     for i, node in enumerate(nodes):
-        AttemptFactory(task=TaskFactory(job=job, task_id=f"more{i}", running=True), node=node, outcome="running",
-                       end_time=None)
+        AttemptFactory(
+            task=TaskFactory(job=job, task_id=f"more{i}", running=True),
+            node=node,
+            outcome="running",
+            end_time=None,
+        )
     JobFactory.create_batch(3, account=pool.account, pool_id="render")
     # session, user, membership, pool, nodes, running attempts, current nodes, jobs
     with django_assert_num_queries(8):
@@ -171,7 +234,9 @@ def test_the_node_table_shows_one_state_when_asked_and_its_poll_keeps_asking(op,
     none = op.get(pool_url(pool) + "?state=idle").content.decode()
     assert "No node is idle now." in none
     every = op.get(pool_url(pool) + "?state=<script>").content.decode()
-    assert 'data-node="n-new"' in every and 'data-node="n-busy"' in every and "<script>" not in every
+    assert (
+        'data-node="n-new"' in every and 'data-node="n-busy"' in every and "<script>" not in every
+    )
 
 
 def test_says_how_many_nodes_are_ready_and_when_the_resize_gives_up(op, pool):
@@ -191,5 +256,8 @@ def test_a_steady_pool_short_of_its_targets_says_by_how_much(op, pool):
     pool.save()
     body = op.get(pool_url(pool)).content.decode()
     short = body.split('id="pool-short"')[1].split("</p>")[0]
-    assert "short of the targets by 1 dedicated and 1 low-priority nodes (see the errors below)" in short
+    assert (
+        "short of the targets by 1 dedicated and 1 low-priority nodes (see the errors below)"
+        in short
+    )
     assert 'id="pool-resize-deadline"' not in body and "of this resize so far" not in body

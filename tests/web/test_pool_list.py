@@ -24,13 +24,26 @@ def row(body: str, pool_id: str) -> str:
 
 @pytest.fixture
 def pools(account):
-    big = PoolFactory(account=account, pool_id="big", target_dedicated_nodes=3, target_low_priority_nodes=1,
-                      allocation_state="resizing")
+    big = PoolFactory(
+        account=account,
+        pool_id="big",
+        target_dedicated_nodes=3,
+        target_low_priority_nodes=1,
+        allocation_state="resizing",
+    )
     for state in ("idle", "idle", "running"):
         ComputeNodeFactory(pool=big, state=state, provider_handle="local:1")
     ComputeNodeFactory(pool=big, state="creating", is_dedicated=False)
-    quiet = PoolFactory(account=account, pool_id="quiet", resize_errors=[
-        {"code": "AllocationTimedout", "message": "Desired number of dedicated nodes could not be allocated"}])
+    quiet = PoolFactory(
+        account=account,
+        pool_id="quiet",
+        resize_errors=[
+            {
+                "code": "AllocationTimedout",
+                "message": "Desired number of dedicated nodes could not be allocated",
+            }
+        ],
+    )
     return big, quiet
 
 
@@ -81,7 +94,9 @@ def test_work_waiting_for_an_idle_node_keeps_the_list_live(op, account):
     ComputeNodeFactory(pool=pool, state="idle")
     url = reverse("web:pools", args=[account.name])
     assert op.get(url, headers=HTMX).status_code == 286
-    JobFactory(account=account, pool_id="work", state=Job.State.ACTIVE, active_count=4)  # ids match in any case
+    JobFactory(
+        account=account, pool_id="work", state=Job.State.ACTIVE, active_count=4
+    )  # ids match in any case
     assert op.get(url, headers=HTMX).status_code == 200
 
 

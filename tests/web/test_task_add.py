@@ -9,8 +9,14 @@ from tests.web.conftest import HTMX, job_url, signed_in
 
 pytestmark = pytest.mark.django_db
 
-FORM = {"task_id": "Mi-1", "command_line": "/bin/echo hi", "environment": "A=1\nB=two words",
-        "number_of_instances": "3", "coordination_command_line": "/bin/true", "max_task_retry_count": "2"}
+FORM = {
+    "task_id": "Mi-1",
+    "command_line": "/bin/echo hi",
+    "environment": "A=1\nB=two words",
+    "number_of_instances": "3",
+    "coordination_command_line": "/bin/true",
+    "max_task_retry_count": "2",
+}
 
 
 def test_plain_post_adds_a_multi_instance_task_and_opens_it(op, job):
@@ -18,8 +24,14 @@ def test_plain_post_adds_a_multi_instance_task_and_opens_it(op, job):
     task = Task.objects.get(job=job)
     assert r.status_code == 302 and r["Location"].endswith(f"/tasks/{task.task_id}/")
     assert task.number_of_instances == 3 and task.max_task_retry_count == 2
-    assert task.spec["multiInstanceSettings"] == {"numberOfInstances": 3, "coordinationCommandLine": "/bin/true"}
-    assert task.spec["environmentSettings"] == [{"name": "A", "value": "1"}, {"name": "B", "value": "two words"}]
+    assert task.spec["multiInstanceSettings"] == {
+        "numberOfInstances": 3,
+        "coordinationCommandLine": "/bin/true",
+    }
+    assert task.spec["environmentSettings"] == [
+        {"name": "A", "value": "1"},
+        {"name": "B", "value": "two words"},
+    ]
     assert AuditRecord.objects.get().action == "add"
 
 

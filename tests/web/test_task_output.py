@@ -4,7 +4,7 @@ reads only the end of a large file, follows a running task and stops once it com
 import pytest
 from django.urls import reverse
 
-from tasks.node.storage import TaskFiles
+from tasks.nodehost.storage import TaskFiles
 from tasks.web import files
 from tests.factories import TaskFactory
 from tests.web.conftest import HTMX, task_url
@@ -16,8 +16,13 @@ pytestmark = pytest.mark.django_db
 def storage(settings, tmp_path):
     """The task-file storage in a temporary directory; write(task, name, text) puts a file
     where a node on this machine would."""
-    settings.STORAGES = {**settings.STORAGES, "taskfiles": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "taskfiles": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path)},
+        },
+    }
 
     def write(task, name: str, text: str):
         path = tmp_path / TaskFiles.of_task(task).prefix / name
@@ -29,7 +34,9 @@ def storage(settings, tmp_path):
 
 
 def ran(job, **kw):
-    return TaskFactory(job=job, node_name="node-1", pool_id="p1", task_root_directory="/nodes/node-1/t", **kw)
+    return TaskFactory(
+        job=job, node_name="node-1", pool_id="p1", task_root_directory="/nodes/node-1/t", **kw
+    )
 
 
 def test_shows_stdout_and_stderr_of_a_task(op, job, storage):
@@ -62,7 +69,9 @@ def test_lists_the_task_files_with_downloads(op, job, storage):
     storage(task, "stdout.txt", "hi\n")
     storage(task, "wd/result.csv", "a,b\n")
     assert "wd/result.csv" in op.get(task_url("task", task)).content.decode()
-    url = reverse("web:task-file", args=[job.account.name, job.job_id, task.task_id, "wd/result.csv"])
+    url = reverse(
+        "web:task-file", args=[job.account.name, job.job_id, task.task_id, "wd/result.csv"]
+    )
     r = op.get(url + "?download=1")
     assert r.status_code == 200 and b"".join(r.streaming_content) == b"a,b\n"
     assert r["Content-Disposition"] == 'attachment; filename="result.csv"'

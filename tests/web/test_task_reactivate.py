@@ -30,7 +30,8 @@ def test_refuses_a_succeeded_task_in_both_paths(op, job):
     task = TaskFactory(job=job, succeeded=True)
     plain = op.post(task_url("task-reactivate", task))
     assert [str(m) for m in get_messages(plain.wsgi_request)] == [
-        "TaskSucceeded: The specified task completed successfully and cannot be reactivated."]
+        "TaskSucceeded: The specified task completed successfully and cannot be reactivated."
+    ]
     htmx = op.post(task_url("task-reactivate", task), headers=HTMX)
     assert "cannot be reactivated" in htmx.content.decode().split('id="task-flash">')[1]
     task.refresh_from_db()

@@ -5,7 +5,7 @@ state and the failed entries its failureInfo names."""
 import pytest
 
 from tasks.models import Task
-from tasks.node.storage import TaskFiles
+from tasks.nodehost.storage import TaskFiles
 from tests.factories import TaskFactory
 from tests.web.conftest import task_url
 
@@ -14,19 +14,32 @@ SAS = "sv=2021-08-06&sr=c&sp=r&sig=TOPSECRETSIGNATURE"
 
 
 def out(pattern: str, condition: str, path: str = "") -> dict:
-    container = {"containerUrl": f"https://acct.blob.core.windows.net/out?{SAS}", **({"path": path} if path else {})}
-    return {"filePattern": pattern, "destination": {"container": container},
-            "uploadOptions": {"uploadCondition": condition}}
+    container = {
+        "containerUrl": f"https://acct.blob.core.windows.net/out?{SAS}",
+        **({"path": path} if path else {}),
+    }
+    return {
+        "filePattern": pattern,
+        "destination": {"container": container},
+        "uploadOptions": {"uploadCondition": condition},
+    }
 
 
 SPEC = {
     "resourceFiles": [
         {"httpUrl": f"https://acct.blob.core.windows.net/in/a.txt?{SAS}", "filePath": "a.txt"},
-        {"storageContainerUrl": f"https://acct.blob.core.windows.net/lib?{SAS}", "blobPrefix": "bin/", "filePath": "lib"},
+        {
+            "storageContainerUrl": f"https://acct.blob.core.windows.net/lib?{SAS}",
+            "blobPrefix": "bin/",
+            "filePath": "lib",
+        },
         {"autoStorageContainerName": "shared", "fileMode": "0755"},
     ],
-    "outputFiles": [out("result.txt", "tasksuccess", "results/r.txt"), out("**/*.log", "taskfailure"),
-                    out("../std*.txt", "taskcompletion")],
+    "outputFiles": [
+        out("result.txt", "tasksuccess", "results/r.txt"),
+        out("**/*.log", "taskfailure"),
+        out("../std*.txt", "taskcompletion"),
+    ],
 }
 
 
@@ -38,8 +51,14 @@ def rows(body: str, table: str) -> list[str]:
 def test_a_sas_signature_never_reaches_the_page(op, job):
     body = op.get(task_url("task", TaskFactory(job=job, spec=SPEC))).content.decode()
     assert "TOPSECRETSIGNATURE" not in body and "sig=" not in body
-    for shown in ("https://acct.blob.core.windows.net/in/a.txt", "https://acct.blob.core.windows.net/lib (blobs under bin/)",
-                  "auto-storage container shared", "mode 0755", "**/*.log", "results/r.txt"):
+    for shown in (
+        "https://acct.blob.core.windows.net/in/a.txt",
+        "https://acct.blob.core.windows.net/lib (blobs under bin/)",
+        "auto-storage container shared",
+        "mode 0755",
+        "**/*.log",
+        "results/r.txt",
+    ):
         assert shown in body, shown
 
 
@@ -52,22 +71,51 @@ def test_a_succeeded_task_shows_its_downloads_and_the_uploads_its_exit_code_call
 
 
 def test_a_download_failure_marks_the_file_that_failed_and_those_never_tried(op, job):
-    task = TaskFactory(job=job, spec=SPEC, state=Task.State.COMPLETED, result="failure", exit_code=None, failure_info={
-        "category": "usererror", "code": "ResourceContainerAccessDenied", "message": "Listing https://acct.blob.core.windows.net/lib answered HTTP 403 Forbidden.",
-        "details": [{"name": "resourceFile", "value": "1"}]})
+    task = TaskFactory(
+        job=job,
+        spec=SPEC,
+        state=Task.State.COMPLETED,
+        result="failure",
+        exit_code=None,
+        failure_info={
+            "category": "usererror",
+            "code": "ResourceContainerAccessDenied",
+            "message": "Listing https://acct.blob.core.windows.net/lib answered HTTP 403 Forbidden.",
+            "details": [{"name": "resourceFile", "value": "1"}],
+        },
+    )
     body = op.get(task_url("task", task)).content.decode()
     assert rows(body, "task-resource-files") == ["done", "failed", "skipped"]
     assert "answered HTTP 403 Forbidden." in body.split('id="task-resource-files"')[1]
     assert rows(body, "task-output-files") == ["skipped", "skipped", "skipped"]
 
 
-def test_an_upload_failure_marks_each_failed_output_and_links_the_upload_log(op, job, tmp_path, settings):
-    settings.STORAGES = {**settings.STORAGES, "taskfiles": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}}}
-    task = TaskFactory(job=job, spec=SPEC, state=Task.State.COMPLETED, result="failure", exit_code=0, failure_info={
-        "category": "usererror", "code": "FileUploadMiscError", "message": "No file matches the pattern result.txt.",
-        "details": [{"name": "outputFile", "value": "0"}]}, node_name="node-1", pool_id="p1",
-        task_root_directory="/nodes/node-1/t")
+def test_an_upload_failure_marks_each_failed_output_and_links_the_upload_log(
+    op, job, tmp_path, settings
+):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "taskfiles": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path)},
+        },
+    }
+    task = TaskFactory(
+        job=job,
+        spec=SPEC,
+        state=Task.State.COMPLETED,
+        result="failure",
+        exit_code=0,
+        failure_info={
+            "category": "usererror",
+            "code": "FileUploadMiscError",
+            "message": "No file matches the pattern result.txt.",
+            "details": [{"name": "outputFile", "value": "0"}],
+        },
+        node_name="node-1",
+        pool_id="p1",
+        task_root_directory="/nodes/node-1/t",
+    )
     body = op.get(task_url("task", task)).content.decode()
     assert 'href="' + task_url("task-output", task) not in body.split('id="task-output-files"')[1]
     for name in ("fileuploadout.txt", "fileuploaderr.txt"):

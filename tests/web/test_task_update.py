@@ -20,7 +20,10 @@ def test_form_shows_the_current_constraints(op, job):
 
 def test_plain_post_updates_and_redirects(op, job):
     task = TaskFactory(job=job)
-    r = op.post(task_url("task-update", task), {"max_wall_clock_time": "01:30:00", "max_task_retry_count": "2"})
+    r = op.post(
+        task_url("task-update", task),
+        {"max_wall_clock_time": "01:30:00", "max_task_retry_count": "2"},
+    )
     assert r.status_code == 302
     task.refresh_from_db()
     assert task.max_wall_clock_time == timedelta(minutes=90) and task.max_task_retry_count == 2
@@ -30,7 +33,9 @@ def test_plain_post_updates_and_redirects(op, job):
 def test_htmx_post_answers_the_task_with_new_constraints_in_its_place(op, job):
     task = TaskFactory(job=job)
     r = op.post(task_url("task-update", task), {"max_wall_clock_time": "PT2H"}, headers=HTMX)
-    assert r.status_code == 200 and r["HX-Retarget"] == "#task-live" and "2h 00m" in r.content.decode()
+    assert (
+        r.status_code == 200 and r["HX-Retarget"] == "#task-live" and "2h 00m" in r.content.decode()
+    )
 
 
 def test_invalid_input_shows_the_form_again(op, job):
@@ -55,12 +60,17 @@ def test_updating_a_running_task_says_the_running_attempt_gets_the_new_wall_cloc
     r = op.post(task_url("task-update", task), {"max_wall_clock_time": "00:00:30"}, headers=HTMX)
     body = r.content.decode()
     assert "constraints updated" in body
-    assert "The running attempt now has max wall-clock 30.0 s, from its start (it ends now if it has run longer)" in body
+    assert (
+        "The running attempt now has max wall-clock 30.0 s, from its start (it ends now if it has run longer)"
+        in body
+    )
 
 
 def test_updating_an_active_task_says_nothing_of_a_running_attempt(op, job):
     task = TaskFactory(job=job)
-    body = op.post(task_url("task-update", task), {"max_wall_clock_time": "00:00:30"}, headers=HTMX).content.decode()
+    body = op.post(
+        task_url("task-update", task), {"max_wall_clock_time": "00:00:30"}, headers=HTMX
+    ).content.decode()
     assert "constraints updated" in body and "running attempt now" not in body
 
 

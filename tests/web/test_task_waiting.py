@@ -1,5 +1,5 @@
 """The task page's "why isn't it running?" and dependency list, and the job page's
-blocked filter, as the dashboard renders them (tasks.operations.waiting, tasks.dependencies)."""
+blocked filter, as the dashboard renders them (tasks.operations.waiting, tasks.queries.dependencies)."""
 
 import pytest
 

@@ -18,13 +18,22 @@ MOMENT = datetime(2026, 12, 1, 10, 5, 9, 250000, tzinfo=UTC)
 
 
 def test_a_moment_is_a_time_element_in_utc_labelled_utc():
-    assert at(MOMENT) == ('<time datetime="2026-12-01T10:05:09.250000Z" data-fmt="full" '
-                          'title="2026-12-01 10:05:09 UTC">2026-12-01 10:05:09 UTC</time>')
+    assert at(MOMENT) == (
+        '<time datetime="2026-12-01T10:05:09.250000Z" data-fmt="full" '
+        'title="2026-12-01 10:05:09 UTC">2026-12-01 10:05:09 UTC</time>'
+    )
 
 
-@pytest.mark.parametrize("style, text", [("minute", "2026-12-01 10:05 UTC"), ("short", "12-01 10:05:09 UTC"),
-                                         ("clock", "10:05:09 UTC"), ("date", "2026-12-01 UTC"),
-                                         ("no-such-style", "2026-12-01 10:05:09 UTC")])
+@pytest.mark.parametrize(
+    "style, text",
+    [
+        ("minute", "2026-12-01 10:05 UTC"),
+        ("short", "12-01 10:05:09 UTC"),
+        ("clock", "10:05:09 UTC"),
+        ("date", "2026-12-01 UTC"),
+        ("no-such-style", "2026-12-01 10:05:09 UTC"),
+    ],
+)
 def test_each_style_writes_its_own_form(style, text):
     assert f">{text}</time>" in at(MOMENT, style)
 
@@ -43,14 +52,20 @@ def test_a_wire_form_string_is_read_and_anything_else_left_alone():
 
 def test_a_relative_time_keeps_the_absolute_one_for_hover_and_focus():
     html = at(timezone.now() - timedelta(seconds=185), "rel")
-    assert re.search(r'<time class="rel" datetime="[^"]+Z" data-fmt="rel" data-abs="\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC" '
-                     r'title="[^"]+ UTC" tabindex="0">3m 0[56]s ago</time>', html), html
+    assert re.search(
+        r'<time class="rel" datetime="[^"]+Z" data-fmt="rel" data-abs="\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC" '
+        r'title="[^"]+ UTC" tabindex="0">3m 0[56]s ago</time>',
+        html,
+    ), html
 
 
 def test_a_value_that_is_not_a_time_is_escaped_in_a_page():
     from django.template import Context, Template
 
-    assert Template("{% load batchweb %}{{ v|at }}").render(Context({"v": "<b>x</b>"})) == "&lt;b&gt;x&lt;/b&gt;"
+    assert (
+        Template("{% load batchweb %}{{ v|at }}").render(Context({"v": "<b>x</b>"}))
+        == "&lt;b&gt;x&lt;/b&gt;"
+    )
 
 
 CLOCK = re.compile(r"\d\d:\d\d:\d\d")
@@ -68,16 +83,34 @@ def test_the_task_and_node_pages_show_every_time_as_a_time_element(op, job):
     pool = PoolFactory(account=job.account, pool_id="p1")
     node = ComputeNodeFactory(pool=pool, node_id="n1", state="running")
     now = timezone.now()
-    task = TaskFactory(job=job, task_id="t1", state="completed", result="success", exit_code=0, node=node,
-                       node_name="n1", pool_id="p1", start_time=now - timedelta(minutes=3), end_time=now,
-                       last_retry_time=now - timedelta(minutes=2))
-    AttemptFactory(task=task, node=node, claimed=now - timedelta(minutes=3), start_time=now - timedelta(minutes=3),
-                   end_time=now)
+    task = TaskFactory(
+        job=job,
+        task_id="t1",
+        state="completed",
+        result="success",
+        exit_code=0,
+        node=node,
+        node_name="n1",
+        pool_id="p1",
+        start_time=now - timedelta(minutes=3),
+        end_time=now,
+        last_retry_time=now - timedelta(minutes=2),
+    )
+    AttemptFactory(
+        task=task,
+        node=node,
+        claimed=now - timedelta(minutes=3),
+        start_time=now - timedelta(minutes=3),
+        end_time=now,
+    )
     from django.urls import reverse
 
-    for url in (task_url("task", task), reverse("web:job", args=[job.account.name, job.job_id]),
-                reverse("web:node", args=[job.account.name, "p1", "n1"]),
-                reverse("web:pool", args=[job.account.name, "p1"])):
+    for url in (
+        task_url("task", task),
+        reverse("web:job", args=[job.account.name, job.job_id]),
+        reverse("web:node", args=[job.account.name, "p1", "n1"]),
+        reverse("web:pool", args=[job.account.name, "p1"]),
+    ):
         html = op.get(url).content.decode()
         assert "<time " in html, url
         assert times_outside_time_elements(html) == [], url

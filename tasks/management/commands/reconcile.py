@@ -11,15 +11,23 @@ from tasks.providers import sizes
 
 
 class Command(BaseCommand):
-    help = ("Start, restart and stop the node agents of every pool through its node provider, so each "
-            "pool's nodes follow its targets. SIGTERM or Ctrl-C stops the local agents gracefully; "
-            "after a SIGKILL they keep running and the next reconciler adopts them. One reconciler acts "
-            "per database; a second one waits to take over.")
+    help = (
+        "Start, restart and stop the node agents of every pool through its node provider, so each "
+        "pool's nodes follow its targets. SIGTERM or Ctrl-C stops the local agents gracefully; "
+        "after a SIGKILL they keep running and the next reconciler adopts them. One reconciler acts "
+        "per database; a second one waits to take over."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("--interval", type=float, default=settings.BATCHSITE_RECONCILE_SECONDS,
-                            help="seconds between passes (BATCHSITE_RECONCILE_SECONDS)")
-        parser.add_argument("--once", action="store_true", help="run one pass and exit (agents keep running)")
+        parser.add_argument(
+            "--interval",
+            type=float,
+            default=settings.BATCHSITE_RECONCILE_SECONDS,
+            help="seconds between passes (BATCHSITE_RECONCILE_SECONDS)",
+        )
+        parser.add_argument(
+            "--once", action="store_true", help="run one pass and exit (agents keep running)"
+        )
 
     def handle(self, *args, interval, once, **options):
         sizes.table()  # a bad BATCHSITE_VM_SIZES stops us here, with its message

@@ -47,7 +47,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 
-from .process import LaunchError
+from .errors import LaunchError
 
 log = logging.getLogger("batchsite.node")
 
@@ -91,7 +91,11 @@ class Identity:
         level = "admin" if self.elevation == ADMIN else "non-admin"
         if self.account_name:
             # An account's admin elevation is not given here (no sudo): say so.
-            return "user account, admin (not elevated)" if self.elevation == ADMIN else "user account, non-admin"
+            return (
+                "user account, admin (not elevated)"
+                if self.elevation == ADMIN
+                else "user account, non-admin"
+            )
         return f"auto-user, {self.scope} scope, {level}"
 
     @property
@@ -114,8 +118,13 @@ class Identity:
     def environment(self, home: str) -> dict[str, str]:
         """The variables a task of this user gets: HOME is its working directory, as on a
         Batch Linux node."""
-        return {"HOME": home, "USER": self.user, "LOGNAME": self.user,
-                "AZ_BATCH_TASK_USER": self.user, "AZ_BATCH_TASK_USER_IDENTITY": self.batch_identity}
+        return {
+            "HOME": home,
+            "USER": self.user,
+            "LOGNAME": self.user,
+            "AZ_BATCH_TASK_USER": self.user,
+            "AZ_BATCH_TASK_USER_IDENTITY": self.batch_identity,
+        }
 
 
 def is_root() -> bool:
@@ -135,8 +144,15 @@ def pool_gid(account: str, pool_id: str) -> int:
     return _ensure_group(pool_group(account, pool_id))
 
 
-def run_as(user_identity: dict | None, *, account: str, pool_id: str, user_accounts: list | None,
-           task_key: str, default_scope: str = POOL) -> Identity:
+def run_as(
+    user_identity: dict | None,
+    *,
+    account: str,
+    pool_id: str,
+    user_accounts: list | None,
+    task_key: str,
+    default_scope: str = POOL,
+) -> Identity:
     """The user a task (start task, job preparation/release, job manager) runs as, made on
     this host if it is not there yet. `task_key` names the task's directory (a
     task-scope auto-user is the task's own). Raises LaunchError UserIdentityNotFound (a
@@ -154,17 +170,39 @@ def run_as(user_identity: dict | None, *, account: str, pool_id: str, user_accou
     if not is_root():
         if name or elevation == ADMIN:
             asked = f"the user account {name}" if name else "an admin auto-user"
-            raise LaunchError(UNAVAILABLE, f"The task asks for {asked}, but this node's agent is not root and runs "
-                                           f"every task as its own user {_me()}.")
-        return Identity(user=_me(), uid=os.geteuid(), gid=os.getegid(), scope=scope, elevation=elevation,
-                        agent_user=True)
+            raise LaunchError(
+                UNAVAILABLE,
+                f"The task asks for {asked}, but this node's agent is not root and runs "
+                f"every task as its own user {_me()}.",
+            )
+        return Identity(
+            user=_me(),
+            uid=os.geteuid(),
+            gid=os.getegid(),
+            scope=scope,
+            elevation=elevation,
+            agent_user=True,
+        )
     mark = f"{MARK}{account}/{pool_id}"
     group = pool_gid(account, pool_id)
     if name:
         linux = entry.get("linuxUserConfiguration") or {}
-        uid, gid = _ensure_user(name, mark, uid=linux.get("uid"), gid=linux.get("gid"), prefix=pool_hash(account, pool_id))
-        return Identity(user=name, uid=uid, gid=gid, groups=(group,), scope="",
-                        elevation=entry.get("elevationLevel") or NONADMIN, account_name=name)
+        uid, gid = _ensure_user(
+            name,
+            mark,
+            uid=linux.get("uid"),
+            gid=linux.get("gid"),
+            prefix=pool_hash(account, pool_id),
+        )
+        return Identity(
+            user=name,
+            uid=uid,
+            gid=gid,
+            groups=(group,),
+            scope="",
+            elevation=entry.get("elevationLevel") or NONADMIN,
+            account_name=name,
+        )
     if elevation == ADMIN:
         return Identity(user="root", uid=0, gid=0, groups=(group,), scope=scope, elevation=ADMIN)
     if scope == TASK:
@@ -177,7 +215,10 @@ def run_as(user_identity: dict | None, *, account: str, pool_id: str, user_accou
 
 def task_user(account: str, pool_id: str, task_key: str) -> str:
     """The name of the task-scope non-admin auto-user of the task directory `task_key`."""
-    return "_azbt" + hashlib.sha256(f"{account}/{pool_id.lower()}/{task_key}".encode()).hexdigest()[:16]
+    return (
+        "_azbt"
+        + hashlib.sha256(f"{account}/{pool_id.lower()}/{task_key}".encode()).hexdigest()[:16]
+    )
 
 
 def forget_task_user(account: str, pool_id: str, task_key: str) -> bool:
@@ -189,6 +230,13 @@ def forget_task_user(account: str, pool_id: str, task_key: str) -> bool:
     if not is_root():
         return False
     name = task_user(account, pool_id, task_key)
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        # Never made (the task ran as the pool's or a named user: the default): no need
+        # to queue for the host-wide lock behind other agents' useradd and userdel, which
+        # held up the agent's loop (its next kill, its next cleanup) on a busy host.
+        return False
     with _host_lock():
         try:
             entry = pwd.getpwnam(name)
@@ -200,7 +248,9 @@ def forget_task_user(account: str, pool_id: str, task_key: str) -> bool:
     with _made_lock:
         _made.pop(name, None)
     if result.returncode != 0:
-        log.warning("the task user %s was not removed: %s", name, (result.stderr or result.stdout).strip())
+        log.warning(
+            "the task user %s was not removed: %s", name, (result.stderr or result.stdout).strip()
+        )
         return False
     return True
 
@@ -229,8 +279,11 @@ def _run(argv: list[str]) -> None:
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         reason = (result.stderr or result.stdout).strip().splitlines()
-        raise LaunchError(UNAVAILABLE, f"The user cannot be made ({' '.join(argv[:1])}): "
-                                       f"{reason[-1] if reason else result.returncode}.")
+        raise LaunchError(
+            UNAVAILABLE,
+            f"The user cannot be made ({' '.join(argv[:1])}): "
+            f"{reason[-1] if reason else result.returncode}.",
+        )
 
 
 def _ensure_group(name: str) -> int:
@@ -251,8 +304,9 @@ def _ensure_group(name: str) -> int:
     return gid
 
 
-def _ensure_user(name: str, mark: str, *, uid: int | None = None, gid: int | None = None,
-                 prefix: str = "") -> tuple[int, int]:
+def _ensure_user(
+    name: str, mark: str, *, uid: int | None = None, gid: int | None = None, prefix: str = ""
+) -> tuple[int, int]:
     """The uid and gid of the pool's user `name`, made if missing. A user of that name
     that is not the pool's (no mark, another pool's mark, another uid or gid than the
     pool asks for) is refused, never taken over."""
@@ -261,16 +315,27 @@ def _ensure_user(name: str, mark: str, *, uid: int | None = None, gid: int | Non
     if known is not None and known[0] == (uid if uid is not None else known[0]):
         return known
     if not _UNIX_NAME.match(name):
-        raise LaunchError(UNAVAILABLE, f"The user account name {name} is not a Linux user name "
-                                       "(lower-case letters, digits, _ and -, at most 32).")
+        raise LaunchError(
+            UNAVAILABLE,
+            f"The user account name {name} is not a Linux user name "
+            "(lower-case letters, digits, _ and -, at most 32).",
+        )
     with _host_lock():
         try:
             entry = pwd.getpwnam(name)
         except KeyError:
             entry = None
         if entry is None:
-            argv = ["useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/bin/sh",
-                    "--comment", mark]
+            argv = [
+                "useradd",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/bin/sh",
+                "--comment",
+                mark,
+            ]
             if uid is None:
                 # Ordinary ids, as Batch's auto-users have (uid >= 1000): task-scope users, one
                 # per task or node start and never removed, would use up the ~900 system ids.
@@ -284,11 +349,17 @@ def _ensure_user(name: str, mark: str, *, uid: int | None = None, gid: int | Non
             _run([*argv, name])
             entry = pwd.getpwnam(name)
     if entry.pw_gecos != mark:
-        raise LaunchError(UNAVAILABLE, f"The user {name} exists on this host and is not this pool's: "
-                                       "choose another user account name.")
+        raise LaunchError(
+            UNAVAILABLE,
+            f"The user {name} exists on this host and is not this pool's: "
+            "choose another user account name.",
+        )
     if (uid is not None and entry.pw_uid != uid) or (gid is not None and entry.pw_gid != gid):
-        raise LaunchError(UNAVAILABLE, f"The user {name} exists on this host with uid {entry.pw_uid} "
-                                       f"gid {entry.pw_gid}, not the pool's.")
+        raise LaunchError(
+            UNAVAILABLE,
+            f"The user {name} exists on this host with uid {entry.pw_uid} "
+            f"gid {entry.pw_gid}, not the pool's.",
+        )
     with _made_lock:
         _made[name] = (entry.pw_uid, entry.pw_gid)
     return entry.pw_uid, entry.pw_gid
@@ -303,8 +374,11 @@ def _ensure_gid(gid: int, user: str, prefix: str) -> int:
         _run(["groupadd", "--gid", str(gid), f"_azbx{prefix}_{gid}"[:32]])
         return gid
     if not name.startswith(f"_azbx{prefix}"):
-        raise LaunchError(UNAVAILABLE, f"The gid {gid} of the user account {user} is the host's group {name}, "
-                                       "not one this pool made.")
+        raise LaunchError(
+            UNAVAILABLE,
+            f"The gid {gid} of the user account {user} is the host's group {name}, "
+            "not one this pool made.",
+        )
     return gid
 
 
@@ -337,17 +411,22 @@ def interpreter(user: Identity | None) -> str:
     for candidate in ("/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3"):
         if reachable(candidate):
             return candidate
-    raise LaunchError(UNAVAILABLE, f"No Python the task's user {user.user} may run was found: "
-                                   f"{sys.executable} is out of its reach and there is no /usr/bin/python3.")
+    raise LaunchError(
+        UNAVAILABLE,
+        f"No Python the task's user {user.user} may run was found: "
+        f"{sys.executable} is out of its reach and there is no /usr/bin/python3.",
+    )
 
 
 def agent_note() -> dict | None:
     """The node error a non-root agent reports (ComputeNodeError): its tasks all run as it."""
     if is_root():
         return None
-    return {"code": "NodeAgentNotRoot",
-            "message": f"The node's agent runs as {_me()}, not root: every task runs as {_me()}, tasks "
-                       "that ask for admin or a user account fail, and tasks are not isolated from each other."}
+    return {
+        "code": "NodeAgentNotRoot",
+        "message": f"The node's agent runs as {_me()}, not root: every task runs as {_me()}, tasks "
+        "that ask for admin or a user account fail, and tasks are not isolated from each other.",
+    }
 
 
 def protect_data_dir(data_dir: str, keep: tuple[str, ...] = ("nodes",)) -> None:

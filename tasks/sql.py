@@ -61,6 +61,10 @@ PREPARE_AFTER = 2
 def run(sql: str, params, *, many: bool = False, c=None) -> tuple[list, int]:
     """Execute one statement (`%s` placeholders); return (rows fetched, rowcount)."""
     c = c or conn()
+    # What Django's cursor does first (its _cursor()): a kept connection is checked once
+    # per request where CONN_HEALTH_CHECKS is on, so one the server closed (a restart) is
+    # replaced instead of failing the request; a no-op once checked or where it is off.
+    c.close_if_health_check_failed()
     observed = c.execute_wrappers or c.queries_logged
     if c.vendor == "postgresql" and not observed:
         return _run_postgresql(c, sql, params, many)
@@ -74,7 +78,11 @@ def run(sql: str, params, *, many: bool = False, c=None) -> tuple[list, int]:
         if c.needs_rollback:
             c.validate_no_broken_transaction()  # raises, as Django's cursor would
         try:
-            cursor = c.connection.executemany(native, params) if many else c.connection.execute(native, params)
+            cursor = (
+                c.connection.executemany(native, params)
+                if many
+                else c.connection.execute(native, params)
+            )
             rows = cursor.fetchall()
             cursor.close()
             return rows, cursor.rowcount
@@ -127,8 +135,16 @@ def pks_where(pks, column: str = "id") -> tuple[str, list]:
     return "{" + column + "} IN (" + ", ".join(["%s"] * len(pks)) + ")", pks
 
 
-def select_models(model, fields: list[str], where: str, params: list, *, order: str = "",
-                  limit: int | None = None, lock: bool | str = False) -> list:
+def select_models(
+    model,
+    fields: list[str],
+    where: str,
+    params: list,
+    *,
+    order: str = "",
+    limit: int | None = None,
+    lock: bool | str = False,
+) -> list:
     """`model.objects.filter(...).only(*fields).order_by(...)[:limit]` (with
     select_for_update(skip_locked=True, of=("self",)) when `lock`, on PostgreSQL; `lock`
     may name a weaker mode, KEY_SHARE or NO_KEY_UPDATE) as one
@@ -159,8 +175,16 @@ def select_models(model, fields: list[str], where: str, params: list, *, order: 
     return [_from_row(c, part, list(row), make) for row in rows]
 
 
-def select_with(model, fields: list[str], joins: list[tuple[str, list[str]]], where: str, params: list, *,
-                order: str = "", locks: tuple[str, ...] = ()) -> list[tuple]:
+def select_with(
+    model,
+    fields: list[str],
+    joins: list[tuple[str, list[str]]],
+    where: str,
+    params: list,
+    *,
+    order: str = "",
+    locks: tuple[str, ...] = (),
+) -> list[tuple]:
     """Like select_models, with the rows each named foreign key points to in the same
     SELECT (inner joins): one tuple per row, (instance, related instance, ...). A related
     row met twice is one instance. `where` and `order` name the base model's columns.
@@ -168,7 +192,15 @@ def select_with(model, fields: list[str], joins: list[tuple[str, list[str]]], wh
     none), on PostgreSQL: a row whose rows another writer holds is skipped whole."""
     c = conn()
     statements = cache(c)
-    key = ("with", model, tuple(fields), tuple((n, tuple(f)) for n, f in joins), where, order, locks)
+    key = (
+        "with",
+        model,
+        tuple(fields),
+        tuple((n, tuple(f)) for n, f in joins),
+        where,
+        order,
+        locks,
+    )
     entry = statements.get(key)
     if entry is None:
         qn = c.ops.quote_name
@@ -181,14 +213,20 @@ def select_with(model, fields: list[str], joins: list[tuple[str, list[str]]], wh
             other = field.related_model
             alias = f"r{i}"
             parts.append(_part(c, other, related_fields, alias))
-            tables += (f" INNER JOIN {qn(other._meta.db_table)} {alias} "
-                       f"ON {alias}.{qn(other._meta.pk.column)} = b.{qn(field.column)}")
-        sql = (f"SELECT {', '.join(col for part in parts for col in part[1])} FROM {tables} "
-               f"WHERE {where.format(**columns)}")
+            tables += (
+                f" INNER JOIN {qn(other._meta.db_table)} {alias} "
+                f"ON {alias}.{qn(other._meta.pk.column)} = b.{qn(field.column)}"
+            )
+        sql = (
+            f"SELECT {', '.join(col for part in parts for col in part[1])} FROM {tables} "
+            f"WHERE {where.format(**columns)}"
+        )
         if order:
             sql += f" ORDER BY {order.format(**columns)}"
         if row_locks():
-            for alias, mode in zip(["b", *(f"r{i}" for i in range(len(joins)))], locks, strict=False):
+            for alias, mode in zip(
+                ["b", *(f"r{i}" for i in range(len(joins)))], locks, strict=False
+            ):
                 if mode:
                     sql += f" FOR {mode} OF {alias} SKIP LOCKED"
         entry = statements[key] = (sql, parts)
@@ -200,7 +238,7 @@ def select_with(model, fields: list[str], joins: list[tuple[str, list[str]]], wh
     for row in rows:
         start, objs = 0, []
         for part, make, known in zip(parts, makers, seen, strict=True):
-            values = list(row[start:start + len(part[1])])
+            values = list(row[start : start + len(part[1])])
             start += len(part[1])
             obj = known.get(values[0]) if objs else None  # the pk comes first in model order
             if obj is None:
@@ -212,8 +250,9 @@ def select_with(model, fields: list[str], joins: list[tuple[str, list[str]]], wh
     return out
 
 
-def select_optional(model, fields: list[str], other, other_fields: list[str], on: str, where: str,
-                    params: list) -> tuple | None:
+def select_optional(
+    model, fields: list[str], other, other_fields: list[str], on: str, where: str, params: list
+) -> tuple | None:
     """The first row of `model` matching `where`, with the row of `other` matching `on` in
     the same SELECT (a left join): (instance, other instance or None), or None when no
     `model` row matches. `on` and `where` name columns as {b.field} (the base model) and
@@ -225,11 +264,16 @@ def select_optional(model, fields: list[str], other, other_fields: list[str], on
     entry = statements.get(key)
     if entry is None:
         qn = c.ops.quote_name
-        b, o = SimpleNamespace(**_columns(c, model, "b.")), SimpleNamespace(**_columns(c, other, "o."))
+        b, o = (
+            SimpleNamespace(**_columns(c, model, "b.")),
+            SimpleNamespace(**_columns(c, other, "o.")),
+        )
         parts = [_part(c, model, fields, "b"), _part(c, other, other_fields, "o")]
-        sql = (f"SELECT {', '.join(col for part in parts for col in part[1])} "
-               f"FROM {qn(model._meta.db_table)} b LEFT JOIN {qn(other._meta.db_table)} o "
-               f"ON {on.format(b=b, o=o)} WHERE {where.format(b=b, o=o)} LIMIT 1")
+        sql = (
+            f"SELECT {', '.join(col for part in parts for col in part[1])} "
+            f"FROM {qn(model._meta.db_table)} b LEFT JOIN {qn(other._meta.db_table)} o "
+            f"ON {on.format(b=b, o=o)} WHERE {where.format(b=b, o=o)} LIMIT 1"
+        )
         entry = statements[key] = (sql, parts)
     sql, (part, other_part) = entry
     rows, _ = run(sql, params, c=c)
@@ -269,7 +313,12 @@ def _part(c, model, fields: list[str], qualifier: str) -> tuple:
         found = c.ops.get_db_converters(col) + col.get_db_converters(c)
         if found:
             converters.append((i, col, found))
-    return model, [f"{qualifier}.{qn(f.column)}" for f in selected], [f.attname for f in selected], converters
+    return (
+        model,
+        [f"{qualifier}.{qn(f.column)}" for f in selected],
+        [f.attname for f in selected],
+        converters,
+    )
 
 
 def _from_row(c, part: tuple, values: list, make):
@@ -302,7 +351,8 @@ def init_signals(model) -> bool:
     """Whether anything listens to the model's pre_init/post_init (then instances are
     made by the constructor after all)."""
     return bool(signals.pre_init.receivers or signals.post_init.receivers) and (
-        signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model))
+        signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model)
+    )
 
 
 def _instance(model, db: str, names: list[str], values: list):
@@ -316,8 +366,13 @@ def _instance(model, db: str, names: list[str], values: list):
     return obj
 
 
-def update_rows(model, fields: list[str], rows: list[tuple[int, list]], *,
-                only_if: tuple[str, object] | None = None) -> int:
+def update_rows(
+    model,
+    fields: list[str],
+    rows: list[tuple[int, list]],
+    *,
+    only_if: tuple[str, object] | None = None,
+) -> int:
     """UPDATE one row per (pk, values) in a single executemany, optionally only where a
     column still has a value (compare-and-set): what bulk_update does, without compiling
     a CASE expression per field and row. Returns the rows updated."""
@@ -331,8 +386,10 @@ def update_rows(model, fields: list[str], rows: list[tuple[int, list]], *,
         meta = model._meta
         columns = [meta.get_field(name) for name in fields]
         qn = c.ops.quote_name
-        sql = (f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(col.column)} = %s' for col in columns)} "
-               f"WHERE {qn(meta.pk.column)} = %s")
+        sql = (
+            f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(col.column)} = %s' for col in columns)} "
+            f"WHERE {qn(meta.pk.column)} = %s"
+        )
         extra = []
         if only_if is not None:
             field = meta.get_field(only_if[0])
@@ -340,7 +397,10 @@ def update_rows(model, fields: list[str], rows: list[tuple[int, list]], *,
             extra = [field.get_db_prep_save(only_if[1], c)]
         entry = statements[key] = (sql, preparers(model, fields), extra)
     sql, preps, extra = entry
-    params = [[prep(v) for prep, v in zip(preps, values, strict=True)] + [pk] + extra for pk, values in rows]
+    params = [
+        [prep(v) for prep, v in zip(preps, values, strict=True)] + [pk] + extra
+        for pk, values in rows
+    ]
     _, count = run(sql, params, many=True, c=c)
     return count
 
@@ -360,8 +420,15 @@ def preparers(model, names: list[str]) -> list:
 
 def _preparer(c, field):
     kind = field.get_internal_type()
-    if kind in ("CharField", "TextField", "BooleanField", "IntegerField", "PositiveIntegerField",
-                "BigIntegerField", "ForeignKey"):
+    if kind in (
+        "CharField",
+        "TextField",
+        "BooleanField",
+        "IntegerField",
+        "PositiveIntegerField",
+        "BigIntegerField",
+        "ForeignKey",
+    ):
         return _same
     if kind == "DateTimeField":
         if c.vendor == "sqlite" and c.timezone == UTC:

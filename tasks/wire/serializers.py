@@ -14,6 +14,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
 from tasks.errors import BatchError
+from tasks.models import DependencyAction, ExitJobAction
 from tasks.timefmt import parse_duration
 
 ID_REGEX = r"\A[A-Za-z0-9_-]{1,64}\Z"  # \Z: "$" would let a trailing newline through
@@ -128,7 +129,8 @@ class WireSerializer(serializers.Serializer):
             for key in data:
                 if key not in self.fields and not key.startswith("odata."):
                     raise serializers.ValidationError(
-                        {key: [ErrorDetail("This property is not supported.", code=UNSUPPORTED)]})
+                        {key: [ErrorDetail("This property is not supported.", code=UNSUPPORTED)]}
+                    )
         return super().to_internal_value(data)
 
 
@@ -147,8 +149,8 @@ class TaskConstraintsSerializer(WireSerializer):
 
 
 class ExitOptionsSerializer(WireSerializer):
-    jobAction = EnumField(["none", "disable", "terminate"], required=False)
-    dependencyAction = EnumField(["satisfy", "block"], required=False)
+    jobAction = EnumField(ExitJobAction.values, required=False)
+    dependencyAction = EnumField(DependencyAction.values, required=False)
 
 
 class ExitCodeMappingSerializer(WireSerializer):
@@ -163,7 +165,9 @@ class ExitCodeRangeMappingSerializer(WireSerializer):
 
     def validate(self, attrs):
         if attrs["end"] < attrs["start"]:
-            raise serializers.ValidationError({"end": ErrorDetail("end must not be less than start", "invalid")})
+            raise serializers.ValidationError(
+                {"end": ErrorDetail("end must not be less than start", "invalid")}
+            )
         return attrs
 
 
@@ -181,7 +185,9 @@ class TaskIdRangeSerializer(WireSerializer):
 
     def validate(self, attrs):
         if attrs["end"] < attrs["start"]:
-            raise serializers.ValidationError({"end": ErrorDetail("end must not be less than start", "invalid")})
+            raise serializers.ValidationError(
+                {"end": ErrorDetail("end must not be less than start", "invalid")}
+            )
         return attrs
 
 
@@ -190,15 +196,19 @@ class TaskDependenciesSerializer(WireSerializer):
     taskIdRanges = TaskIdRangeSerializer(many=True, required=False)
 
 
-MANAGED_IDENTITY_UNSUPPORTED = ("batchsite does not support managed identities: give the container a SAS URL "
-                                "(or use the account's auto-storage) instead.")
+MANAGED_IDENTITY_UNSUPPORTED = (
+    "batchsite does not support managed identities: give the container a SAS URL "
+    "(or use the account's auto-storage) instead."
+)
 
 
 def refuse_identity_reference(attrs: dict) -> None:
     """batchsite has no managed identities: an identityReference is refused when the task
     is added, not at run time (README, "Not supported")."""
     if "identityReference" in attrs:
-        raise serializers.ValidationError({"identityReference": ErrorDetail(MANAGED_IDENTITY_UNSUPPORTED, "invalid")})
+        raise serializers.ValidationError(
+            {"identityReference": ErrorDetail(MANAGED_IDENTITY_UNSUPPORTED, "invalid")}
+        )
 
 
 class ResourceFileSerializer(WireSerializer):
@@ -211,13 +221,22 @@ class ResourceFileSerializer(WireSerializer):
     identityReference = serializers.DictField(required=False)
 
     def validate(self, attrs):
-        sources = [k for k in ("autoStorageContainerName", "storageContainerUrl", "httpUrl") if k in attrs]
+        sources = [
+            k for k in ("autoStorageContainerName", "storageContainerUrl", "httpUrl") if k in attrs
+        ]
         if len(sources) != 1:
             raise serializers.ValidationError(
-                {"httpUrl": ErrorDetail("exactly one of autoStorageContainerName, storageContainerUrl, httpUrl", "invalid")}
+                {
+                    "httpUrl": ErrorDetail(
+                        "exactly one of autoStorageContainerName, storageContainerUrl, httpUrl",
+                        "invalid",
+                    )
+                }
             )
         if "httpUrl" in attrs and not attrs.get("filePath"):
-            raise serializers.ValidationError({"filePath": ErrorDetail("filePath is required with httpUrl", "required")})
+            raise serializers.ValidationError(
+                {"filePath": ErrorDetail("filePath is required with httpUrl", "required")}
+            )
         refuse_identity_reference(attrs)
         return attrs
 
@@ -282,7 +301,9 @@ class TaskContainerSettingsSerializer(WireSerializer):
     containerRunOptions = StrictCharField(required=False, allow_blank=True)
     registry = serializers.DictField(required=False)
     workingDirectory = EnumField(["taskWorkingDirectory", "containerImageDefault"], required=False)
-    containerHostBatchBindMounts = serializers.ListField(child=serializers.DictField(), required=False)
+    containerHostBatchBindMounts = serializers.ListField(
+        child=serializers.DictField(), required=False
+    )
 
 
 class AuthenticationTokenSettingsSerializer(WireSerializer):
@@ -332,11 +353,23 @@ class JobManagerTaskSerializer(WireSerializer):
     allowLowPriorityNode = StrictBooleanField(required=False)
 
 
-# Read-only BatchTask properties a 15.x client may send back on Update; ignored.
-TASK_READ_ONLY = {
-    "url", "eTag", "lastModified", "creationTime", "state", "stateTransitionTime", "previousState",
-    "previousStateTransitionTime", "executionInfo", "nodeInfo", "stats",
-}
+# Read-only properties of a Batch resource that a client may send back on an Update (14.x
+# sends the whole object; 15.x the model it got): ignored.
+READ_ONLY = frozenset(
+    {
+        "url",
+        "eTag",
+        "lastModified",
+        "creationTime",
+        "state",
+        "stateTransitionTime",
+        "previousState",
+        "previousStateTransitionTime",
+        "executionInfo",
+        "stats",
+    }
+)
+TASK_READ_ONLY = READ_ONLY | {"nodeInfo"}
 
 
 class TaskUpdateParameterSerializer(WireSerializer):
@@ -349,81 +382,9 @@ class TaskAddCollectionParameterSerializer(WireSerializer):
     value = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
 
 
-# --- job and pool ------------------------------------------------------------------------
-
-
-class JobConstraintsSerializer(WireSerializer):
-    maxWallClockTime = DurationField(required=False)
-    maxTaskRetryCount = StrictIntegerField(required=False)  # its range: operations.constraints
-
-
-class AutoPoolSpecificationField(serializers.Field):
-    """poolInfo.autoPoolSpecification, validated like Add Pool's body
-    (tasks.api.pool_serializers, imported when first used: it builds on this module)."""
-
-    def to_internal_value(self, data):
-        from .pool_serializers import AutoPoolSpecificationSerializer
-
-        nested = AutoPoolSpecificationSerializer()
-        nested.bind(self.field_name, self.parent)  # a nested serializer refuses unknown properties
-        return nested.run_validation(data)
-
-    def to_representation(self, value):  # pragma: no cover - output is built in render.py
-        return value
-
-
-class PoolInfoSerializer(WireSerializer):
-    poolId = BatchIdField(required=False)
-    autoPoolSpecification = AutoPoolSpecificationField(required=False)
-
-    def validate(self, attrs):
-        # One of the two; an auto pool's rules are the rules layer's (tasks.operations.auto_pools).
-        if "poolId" not in attrs and "autoPoolSpecification" not in attrs:
-            raise serializers.ValidationError({"poolId": ErrorDetail("This field is required.", "required")})
-        return attrs
-
-
 class MetadataItemSerializer(WireSerializer):
     name = StrictCharField()
     value = StrictCharField(allow_blank=True)
-
-
-class JobAddParameterSerializer(WireSerializer):
-    id = BatchIdField()
-    displayName = StrictCharField(required=False, max_length=1024, allow_blank=True)
-    usesTaskDependencies = StrictBooleanField(required=False)
-    priority = StrictIntegerField(required=False)  # its range: operations.constraints
-    allowTaskPreemption = StrictBooleanField(required=False)
-    maxParallelTasks = StrictIntegerField(required=False)  # its range: operations.constraints
-    constraints = JobConstraintsSerializer(required=False)
-    jobManagerTask = JobManagerTaskSerializer(required=False)
-    jobPreparationTask = serializers.DictField(required=False)
-    jobReleaseTask = serializers.DictField(required=False)
-    commonEnvironmentSettings = EnvironmentSettingSerializer(many=True, required=False)
-    poolInfo = PoolInfoSerializer()
-    onAllTasksComplete = EnumField(["noaction", "terminatejob"], required=False)
-    onTaskFailure = EnumField(["noaction", "performexitoptionsjobaction"], required=False)
-    networkConfiguration = serializers.DictField(required=False)
-    metadata = MetadataItemSerializer(many=True, required=False)
-
-
-class JobUpdateParameterSerializer(WireSerializer):
-    priority = StrictIntegerField(required=False)
-    allowTaskPreemption = StrictBooleanField(required=False)
-    maxParallelTasks = StrictIntegerField(required=False)
-    constraints = JobConstraintsSerializer(required=False)
-    poolInfo = PoolInfoSerializer(required=False)
-    onAllTasksComplete = EnumField(["noaction", "terminatejob"], required=False)
-    metadata = MetadataItemSerializer(many=True, required=False)
-    networkConfiguration = serializers.DictField(required=False)
-
-
-class JobDisableParameterSerializer(WireSerializer):
-    disableTasks = EnumField(["requeue", "terminate", "wait"])
-
-
-class JobTerminateParameterSerializer(WireSerializer):
-    terminateReason = StrictCharField(required=False, max_length=64, allow_blank=True)
 
 
 # --- turning DRF verdicts into Batch errors ------------------------------------------------
@@ -469,8 +430,9 @@ def _instance(serializer_class):
     return cache[serializer_class]
 
 
-def refuse_unknown_properties(serializer_class, data: dict, *, known: set[str] | None = None,
-                              prefix: str = "") -> None:
+def refuse_unknown_properties(
+    serializer_class, data: dict, *, known: set[str] | None = None, prefix: str = ""
+) -> None:
     """400 UnsupportedProperty for a top-level property the schema (or `known`) lacks;
     OData annotations (`odata.type`) are not properties."""
     allowed = set(serializer_class._declared_fields) | (known or set())
@@ -498,7 +460,7 @@ def validate_wire(serializer_class, data, *, known: set[str] | None = None, pref
         raise BatchError.unsupported_property(path)
     if detail.code in _WRONG_TYPE_CODES:
         raise BatchError.invalid_body(f"The property '{path}' has the wrong JSON type: {detail}")
-    value = _value_at(data, path[len(prefix):])
+    value = _value_at(data, path[len(prefix) :])
     raise BatchError.invalid_property(path, value, str(detail))
 
 

@@ -1,6 +1,6 @@
 """The node's directories on disk, made, opened and removed without following a link.
 
-A task runs as its own user (tasks.node.identity) and writes what it likes in its own
+A task runs as its own user (tasks.nodehost.identity) and writes what it likes in its own
 directory, and as the agent's user where the agent is not root, or as root when it asks
 for admin: it can swap a link in for its job's directory, for `job-1`, for a sibling
 task's directory, for `startup/` or `shared/`, or for its own stdout.txt, and it can leave
@@ -130,7 +130,9 @@ def open_output(dir_fd: int, name: str, *, append: bool) -> int:
                 raise
         else:
             if stat.S_ISREG(os.fstat(fd).st_mode):
-                fcntl.fcntl(fd, fcntl.F_SETFL, flags & os.O_APPEND)  # blocking again, as a file should be
+                fcntl.fcntl(
+                    fd, fcntl.F_SETFL, flags & os.O_APPEND
+                )  # blocking again, as a file should be
                 return fd
             os.close(fd)  # a FIFO with a reader, a device: not where output goes
         with contextlib.suppress(FileNotFoundError):

@@ -9,14 +9,14 @@ publish their task directories into it (`publish_dir`): while a task runs, every
 BATCHSITE_NODE_PUBLISH_SECONDS, and when it ends.
 
 Keys are `<account>/<pool-id>/<node-id>/workitems/<job-id>/job-1/<task-id>/<name>`
-(tasks.node.layout); a node's own files are under `<account>/<pool-id>/<node-id>/`.
+(tasks.nodehost.layout); a node's own files are under `<account>/<pool-id>/<node-id>/`.
 
 Nothing here follows a symbolic link. A task writes what it likes into its directory:
 links to anywhere (`ln -s /etc/passwd x`), loops (`ln -s . a; ln -s . b`), FIFOs, and it
 can swap a link in for a directory above its own. On a local disk every path is opened one
 component at a time, each relative to the descriptor of the directory before it and with
 O_NOFOLLOW, from the storage's location down (the location itself is the operator's and
-may be a link; tasks.node.disk, whose walk the agent uses too), so no link anywhere below it leads a read, a listing or a delete out of
+may be a link; tasks.nodehost.disk, whose walk the agent uses too), so no link anywhere below it leads a read, a listing or a delete out of
 the task's (or node's) directory, and no check can be raced by swapping a link in after
 it. A link, a FIFO or a device is listed as `ls -l` shows it, a file entry with its own
 properties (`kind` says what it is), and is never read or descended into; deleting one
@@ -140,8 +140,11 @@ class TaskFiles:
         self.storage = storage or task_file_storage()
         self.prefix = prefix
         self._parts = prefix.split("/")
-        self._tree = (_DiskTree(self.storage.location) if isinstance(self.storage, FileSystemStorage)
-                      else _StorageTree(self.storage))
+        self._tree = (
+            _DiskTree(self.storage.location)
+            if isinstance(self.storage, FileSystemStorage)
+            else _StorageTree(self.storage)
+        )
 
     @classmethod
     def of_task(cls, task) -> TaskFiles:
@@ -177,9 +180,17 @@ class TaskFiles:
         except (OSError, ValueError, SuspiciousFileOperation):
             return False
 
-    def list(self, *, recursive: bool, prefix: str = "", after: str | None = None, limit: int = PAGE,
-             directories: bool = True, seconds: float | None = LIST_SECONDS,
-             max_visited: int | None = MAX_VISITED) -> Listing:
+    def list(
+        self,
+        *,
+        recursive: bool,
+        prefix: str = "",
+        after: str | None = None,
+        limit: int = PAGE,
+        directories: bool = True,
+        seconds: float | None = LIST_SECONDS,
+        max_visited: int | None = MAX_VISITED,
+    ) -> Listing:
         """Up to `limit` entries whose names start with `prefix` (without directories if
         asked), after the name `after`: the top level, or everything below with
         `recursive` (never into a link). Stops early, with `more` and `resume`, once it has
@@ -209,7 +220,8 @@ class TaskFiles:
                 stack.append(iter(self._children(info.name)))
             visited += 1
             if (max_visited is not None and visited >= max_visited) or (
-                    deadline is not None and time.monotonic() > deadline):
+                deadline is not None and time.monotonic() > deadline
+            ):
                 return Listing(found, more=True, resume=info.name)
         return Listing(found)
 
@@ -244,10 +256,14 @@ def _info(name: str, st: os.stat_result) -> FileInfo:
         kind = LINK
     else:
         kind = SPECIAL
-    return FileInfo(name, kind, size=0 if kind == DIRECTORY else st.st_size,
-                    modified=datetime.fromtimestamp(st.st_mtime, tz=UTC),
-                    created=datetime.fromtimestamp(st.st_ctime, tz=UTC),
-                    mode=format(stat.S_IMODE(mode), "04o"))
+    return FileInfo(
+        name,
+        kind,
+        size=0 if kind == DIRECTORY else st.st_size,
+        modified=datetime.fromtimestamp(st.st_mtime, tz=UTC),
+        created=datetime.fromtimestamp(st.st_ctime, tz=UTC),
+        mode=format(stat.S_IMODE(mode), "04o"),
+    )
 
 
 class _DiskTree:
@@ -326,13 +342,21 @@ class _StorageTree:
     def info(self, parts: list[str], name: str) -> FileInfo | None:
         key = "/".join(parts)
         if self.is_dir(parts):
-            return FileInfo(name, DIRECTORY, modified=self._time(self.storage.get_modified_time, key),
-                            created=self._time(self.storage.get_created_time, key))
+            return FileInfo(
+                name,
+                DIRECTORY,
+                modified=self._time(self.storage.get_modified_time, key),
+                created=self._time(self.storage.get_created_time, key),
+            )
         if not self.storage.exists(key):
             return None
-        return FileInfo(name, FILE, size=self.storage.size(key),
-                        modified=self._time(self.storage.get_modified_time, key),
-                        created=self._time(self.storage.get_created_time, key))
+        return FileInfo(
+            name,
+            FILE,
+            size=self.storage.size(key),
+            modified=self._time(self.storage.get_modified_time, key),
+            created=self._time(self.storage.get_created_time, key),
+        )
 
     def is_dir(self, parts: list[str]) -> bool:
         try:
@@ -346,9 +370,14 @@ class _StorageTree:
         dirs, files = self.storage.listdir(key)
         found = []
         for d in dirs[:MAX_DIRECTORY_ENTRIES]:
-            found.append(FileInfo(_join(base, d), DIRECTORY,
-                                  modified=self._time(self.storage.get_modified_time, f"{key}/{d}"),
-                                  created=self._time(self.storage.get_created_time, f"{key}/{d}")))
+            found.append(
+                FileInfo(
+                    _join(base, d),
+                    DIRECTORY,
+                    modified=self._time(self.storage.get_modified_time, f"{key}/{d}"),
+                    created=self._time(self.storage.get_created_time, f"{key}/{d}"),
+                )
+            )
         for f in files[: MAX_DIRECTORY_ENTRIES - len(found)]:
             info = self.info([*parts, f], _join(base, f))
             if info is not None:
@@ -395,7 +424,9 @@ def publish_dir(storage: Storage, nodes_dir: Path, key: str) -> int:
     source = TaskFiles(key, FileSystemStorage(location=nodes_dir))
     copied, after = 0, None
     while True:
-        page = source.list(recursive=True, after=after, directories=False, seconds=None, max_visited=None)
+        page = source.list(
+            recursive=True, after=after, directories=False, seconds=None, max_visited=None
+        )
         for info in page:
             if not info.is_file:
                 continue

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from tasks.models import DISABLE_SCHEDULING_OPTIONS, NodeDeallocationOption
+
 from .serializers import (
     ApplicationPackageReferenceSerializer,
     BatchIdField,
@@ -31,10 +33,10 @@ from .serializers import (
 ELEVATION = ["nonadmin", "admin"]
 CACHING = ["none", "readonly", "readwrite"]
 STORAGE_ACCOUNT_TYPES = ["standard_lrs", "premium_lrs", "standardssd_lrs"]
-NODE_DEALLOCATION_OPTIONS = ["requeue", "terminate", "taskcompletion", "retaineddata"]
+NODE_DEALLOCATION_OPTIONS = NodeDeallocationOption.values
 NODE_REBOOT_OPTIONS = NODE_DEALLOCATION_OPTIONS  # BatchNodeRebootKind
 NODE_REIMAGE_OPTIONS = NODE_DEALLOCATION_OPTIONS
-NODE_DISABLE_SCHEDULING_OPTIONS = ["requeue", "terminate", "taskcompletion"]
+NODE_DISABLE_SCHEDULING_OPTIONS = [o.value for o in DISABLE_SCHEDULING_OPTIONS]
 
 
 def _text(**kwargs) -> StrictCharField:
@@ -65,7 +67,9 @@ class ContainerRegistrySerializer(WireSerializer):
 
 
 class ContainerHostBatchBindMountSerializer(WireSerializer):
-    source = EnumField(["Shared", "Startup", "VfsMounts", "Task", "JobPrep", "Applications"], required=False)
+    source = EnumField(
+        ["Shared", "Startup", "VfsMounts", "Task", "JobPrep", "Applications"], required=False
+    )
     isReadOnly = _flag()
 
 
@@ -96,7 +100,9 @@ class CertificateReferenceSerializer(WireSerializer):
     thumbprintAlgorithm = StrictCharField()
     storeLocation = EnumField(["currentuser", "localmachine"], required=False)
     storeName = _text()
-    visibility = serializers.ListField(child=EnumField(["starttask", "task", "remoteuser"]), required=False)
+    visibility = serializers.ListField(
+        child=EnumField(["starttask", "task", "remoteuser"]), required=False
+    )
 
 
 # --- virtual machine configuration -------------------------------------------------------
@@ -122,8 +128,9 @@ class DiskEncryptionSetSerializer(WireSerializer):
 
 
 class VmDiskSecurityProfileSerializer(WireSerializer):
-    securityEncryptionType = EnumField(["DiskWithVMGuestState", "NonPersistedTPM", "VMGuestStateOnly"],
-                                       required=False)
+    securityEncryptionType = EnumField(
+        ["DiskWithVMGuestState", "NonPersistedTPM", "VMGuestStateOnly"], required=False
+    )
 
 
 class ManagedDiskSerializer(WireSerializer):
@@ -352,7 +359,9 @@ class RollingUpgradePolicySerializer(WireSerializer):
     enableCrossZoneUpgrade = _flag()
     maxBatchInstancePercent = StrictIntegerField(required=False, min_value=5, max_value=100)
     maxUnhealthyInstancePercent = StrictIntegerField(required=False, min_value=5, max_value=100)
-    maxUnhealthyUpgradedInstancePercent = StrictIntegerField(required=False, min_value=0, max_value=100)
+    maxUnhealthyUpgradedInstancePercent = StrictIntegerField(
+        required=False, min_value=0, max_value=100
+    )
     pauseTimeBetweenBatches = DurationField(required=False)
     prioritizeUnhealthyInstances = _flag()
     rollbackFailedInstancesOnPolicyBreach = _flag()

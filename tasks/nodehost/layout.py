@@ -11,7 +11,7 @@ directory is `<root>/workitems/<job-id>/job-1/<task-id>` (AZ_BATCH_TASK_DIR) hol
 every task on the node may use `<root>/shared` (AZ_BATCH_NODE_SHARED_DIR).
 
 The same path relative to `<BATCHSITE_DATA_DIR>/nodes` is the task's key in the task-file
-storage (tasks.node.storage), so the web tier finds a task's files from its nodeInfo alone.
+storage (tasks.nodehost.storage), so the web tier finds a task's files from its nodeInfo alone.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from pathlib import Path
 NODE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 STDOUT = "stdout.txt"
 STDERR = "stderr.txt"
-UPLOAD_OUT = "fileuploadout.txt"  # outputFiles' upload log (tasks/node/output_files.py), as Batch names it
+UPLOAD_OUT = (
+    "fileuploadout.txt"  # outputFiles' upload log (tasks/node/output_files.py), as Batch names it
+)
 UPLOAD_ERR = "fileuploaderr.txt"
 WORKING_DIR = "wd"
 SHARED_DIR = "shared"  # AZ_BATCH_TASK_SHARED_DIR of a multi-instance task
@@ -65,7 +67,10 @@ def task_keys(nodes: Path | str, node: str) -> list[str]:
     root = Path(nodes) / node
     keys = [startup_key(node)] if (root / STARTUP_DIR).is_dir() else []
     for job in _names(root / WORKITEMS_DIR):
-        keys += [f"{node}/{WORKITEMS_DIR}/{job}/job-1/{t}" for t in _names(root / WORKITEMS_DIR / job / "job-1")]
+        keys += [
+            f"{node}/{WORKITEMS_DIR}/{job}/job-1/{t}"
+            for t in _names(root / WORKITEMS_DIR / job / "job-1")
+        ]
     return keys
 
 

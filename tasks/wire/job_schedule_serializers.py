@@ -8,10 +8,10 @@ from rest_framework import serializers
 
 from tasks.timefmt import parse_datetime_wire
 
+from .job_serializers import JobAddParameterSerializer
 from .serializers import (
     BatchIdField,
     DurationField,
-    JobAddParameterSerializer,
     MetadataItemSerializer,
     StrictCharField,
     WireSerializer,
@@ -30,7 +30,9 @@ class DateTimeWireField(serializers.Field):
         except ValueError as e:
             raise serializers.ValidationError(str(e)) from None
 
-    def to_representation(self, value):  # pragma: no cover - output is built in render_job_schedules.py
+    def to_representation(
+        self, value
+    ):  # pragma: no cover - output is built in render_job_schedules.py
         return value
 
 
