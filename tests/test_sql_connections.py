@@ -5,6 +5,8 @@ server closed (503 ServerBusy: tests/service/test_postgres_restart.py saw it).""
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 import pytest
 from django.core.signals import request_started
@@ -25,6 +27,12 @@ def test_a_request_on_a_kept_connection_the_server_closed_reconnects_before_a_ho
     params.pop("cursor_factory", None)
     with psycopg.connect(**params, autocommit=True) as other:
         other.execute("SELECT pg_terminate_backend(%s)", [pid])
+        # pg_terminate_backend only signals it: wait until the session has ended (its
+        # error sent first), as one that a restart closed between two requests has.
+        deadline = time.monotonic() + 10
+        while other.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():
+            assert time.monotonic() < deadline, "the session did not end"
+            time.sleep(0.01)
     request_started.send(sender=None)  # the next request begins on the kept connection
 
     [(again,)], _ = sql.run("SELECT pg_backend_pid()", [])
