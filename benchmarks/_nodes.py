@@ -51,11 +51,18 @@ def service(data: Path, *, nodes: int, slots: int, workers: int = 2, threads: in
             env=env,
         )
     ]
+    profile = os.environ.get("AGENT_PROFILE")
     for i in range(nodes):
         children.append(
             subprocess.Popen(
                 [
                     sys.executable,
+                    # AGENT_PROFILE=path: each agent's CPU profile in path.0, path.1, ...
+                    *(
+                        [str(ROOT / "benchmarks" / "_cpu_profile.py"), f"{profile}.{i}"]
+                        if profile
+                        else []
+                    ),
                     "manage.py",
                     "runnode",
                     "--pool",
@@ -131,6 +138,18 @@ def cpu_used() -> dict[str, float]:
                     times = psutil.Process(pid).cpu_times()
                     used["database"] += times.user + times.system
     return used
+
+
+def agent_children_cpu() -> float:
+    """CPU seconds of the processes the agents started and reaped (their tasks)."""
+    import psutil
+
+    total = 0.0
+    for pid in _running["agents"]:
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            total += times.children_user + times.children_system
+    return total
 
 
 def poll_seconds() -> float:

@@ -117,9 +117,43 @@ With it, a PostgreSQL agent's profile: ~50 % idle in select(), ~33 % waiting on 
 per-loop queries (JobTasks.tend, two ORM queries on every turn of the loop), 4 % node
 orders: on PostgreSQL the round trips, not the spawn, are what is left.
 
+Where the CPU goes (2026-12-02 afternoon, main 8262956; the round's CPU per task, now
+printed under each round: the web tier, the agents, PostgreSQL's server processes, the
+task processes the agents reaped, this script's SDK client; load average 1-1.7 from the
+suites that had just ended, 2,000 tasks, one round each, two runs):
+  SQLite 2x2:      736-821 tasks/s, ratio 0.40-0.41: web 0.36-0.42, agents 1.13-1.31,
+                   tasks 0.60-0.63, client 0.12-0.14 ms; 2.23-2.46 ms of 2.44-2.72 (wall x CPUs)
+  PostgreSQL 2x2:  292-298 tasks/s, ratio 0.15: web 0.44-0.49, agents 2.35-2.38, server
+                   2.19-2.21, tasks 0.74-0.76, client 0.28-0.30 ms; 6.07 of 6.72-6.84
+  SQLite 4x1:      428 tasks/s, ratio 0.24: agents 2.74 ms a task (one task a pass)
+  PostgreSQL 4x1:  314 tasks/s, ratio 0.16: agents 2.98, server 1.90 ms
+So on these 2 CPUs both databases are CPU-bound (the CPU used is ~90 % of wall x CPUs):
+the rate is 2 CPUs over the CPU a task costs, and the waits (round trips, the write lock,
+the vfork until exec) matter only as far as they leave a CPU idle. A task's own process
+costs what the direct baseline's do (0.62 ms of its children's CPU a task, measured the
+same way); the difference is the agents' and, on PostgreSQL, the server's. The agents'
+cost is per pass more than per task: 2.74 ms a task where each pass reports and claims one
+(4x1), 1.2 where it takes two (2x2: 1,504 tasks in 775 passes, counted by cProfile).
+A CPU profile of an agent (AGENT_PROFILE=path runs each under benchmarks/_cpu_profile.py,
+cProfile timed by process_time) shows no single hot spot: of a pass, the claim ~28 %
+(reading the rows into model instances, the claim's UPDATE and INSERT), the report ~26 %,
+starting the processes ~34 % (task directories walked link-free, the environment encoded
+for the native start, clone), the transaction's begin/commit and write lock ~12 %; the
+control poll (5 a second: orders, the node's attempts, cleanups) ~9 % of the agent's
+CPU. pg_stat_statements on a throwaway cluster (heavily loaded, so read the shares): the
+counters' UPDATE waits for the other agent's commit (1.3-2.2 ms a call, the row is
+locked from the UPDATE to the COMMIT), the claim's task page 1.4 ms a call (36 buffer hits
+for 4 rows: most likely the entries of tasks claimed since the last vacuum), each task UPDATE 0.45
+ms (a state change is never a HOT update: 12 indexes, ~12.8 WAL records a row).
+What is left for issue 13's ratios (PostgreSQL >= 0.4, i.e. ~2.3 ms of CPU a task in all,
+from 6.1; SQLite 0.52, ~1.9 from 2.3) is structural: fewer Python objects and statements a
+pass (rows, not model instances, through the claim and the report), or on PostgreSQL the
+pass as one server-side call; not a hot spot to remove.
+
 Usage: .venv/bin/python benchmarks/bench_task_throughput.py [--tasks 5000] [--rounds 3] [--nodes 2] [--slots N]
                                                            [--data-dir PATH]
-(4 agents x 1 slot: --nodes 4 --slots 1; DATABASE_URL=postgres://... for PostgreSQL)
+(4 agents x 1 slot: --nodes 4 --slots 1; DATABASE_URL=postgres://... for PostgreSQL;
+AGENT_PROFILE=path for each agent's CPU profile)
 """
 
 from __future__ import annotations
@@ -131,7 +165,7 @@ import time
 from pathlib import Path
 
 from _common import describe_run, setup_django
-from _nodes import service
+from _nodes import agent_children_cpu, cpu_used, service
 
 
 def spawn_directly(count: int, concurrency: int, root: Path) -> float:
@@ -175,6 +209,12 @@ def spawn_directly(count: int, concurrency: int, root: Path) -> float:
     return time.perf_counter() - started
 
 
+def _cpu() -> dict[str, float]:
+    """CPU seconds so far: the web tier, the agents, the database's server processes
+    (cpu_used) and the task processes the agents reaped."""
+    return {**cpu_used(), "tasks": agent_children_cpu()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=5000)
@@ -195,7 +235,7 @@ def main() -> None:
     from tasks.models import Job
 
     total_slots = args.nodes * args.slots
-    rounds = []
+    rounds, cpus = [], []
     with service(data, nodes=args.nodes, slots=args.slots) as (client, _account, _pool):
         for r in range(args.rounds):
             before = spawn_directly(args.tasks, total_slots, data / f"direct-{r}-before")
@@ -207,12 +247,16 @@ def main() -> None:
                 m.BatchTaskCreateOptions(id=f"t{i:05d}", command_line="/bin/true")
                 for i in range(args.tasks)
             ]
+            cpu_before, own_before = _cpu(), time.process_time()
             started = time.perf_counter()
             client.create_tasks(job_id, tasks, max_concurrency=args.threads)
             added = time.perf_counter() - started
             while Job.objects.get(job_id=job_id).completed_count < args.tasks:
                 time.sleep(0.02)
             e2e = time.perf_counter() - started
+            cpu = {k: v - cpu_before[k] for k, v in _cpu().items()}
+            cpu["client"] = time.process_time() - own_before
+            cpus.append({k: 1000 * v / args.tasks for k, v in cpu.items()})
             job = Job.objects.get(job_id=job_id)
             assert job.succeeded_count == args.tasks, f"only {job.succeeded_count} succeeded"
             after = spawn_directly(args.tasks, total_slots, data / f"direct-{r}-after")
@@ -237,6 +281,12 @@ def main() -> None:
         print(
             f"  round {i}: add -> completed {e2e:>6,.0f} tasks/s ({seconds:.2f} s, adding {added:.2f} s); "
             f"direct {before:,.0f} / {after:,.0f} tasks/s; ratio {ratio:.2f}"
+        )
+        used = cpus[i - 1]
+        print(
+            "           CPU ms a task: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in used.items())
+            + f"; all {sum(used.values()):.2f} (wall x CPUs {1000 * seconds * (os.cpu_count() or 1) / args.tasks:.2f})"
         )
     sequential = args.tasks / sequential_seconds
     median = sorted(ratios)[len(ratios) // 2]
