@@ -2,7 +2,9 @@
 
 from datetime import timedelta
 
+import psycopg
 import pytest
+from django.db import connection
 
 from tasks.exit_conditions import exit_options
 from tasks.models import Attempt, Job, Task
@@ -328,3 +330,39 @@ def test_exit_options_follow_the_batch_precedence_and_defaults(
 ):
     options = exit_options({"exitConditions": conditions}, exit_code, failure)
     assert (options["jobAction"], options["dependencyAction"]) == expected
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="row locks: SQLite serializes writers whole"
+)
+def test_a_report_whose_job_a_job_operation_holds_is_deferred_not_waited_for(account, pool, node):
+    """A terminate, disable or update of the job holds its row FOR UPDATE: the report is
+    deferred (the agent sends it again), its task stays as it was, and once the job is free
+    the same report is recorded, with the job as it is then."""
+    job = make_job(account, pool)
+    task = add(job, "t1")
+    [attempt] = claim(node)
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '3s'")  # waiting for the job would fail, not hang
+    try:
+        with psycopg.connect(**params) as other:  # a job operation's transaction, still open
+            other.execute("SELECT 1 FROM tasks_job WHERE id = %s FOR UPDATE", [job.pk])
+            other.execute(
+                "UPDATE tasks_job SET on_all_tasks_complete = 'terminatejob' WHERE id = %s",
+                [job.pk],
+            )
+            result = finish_attempts([AttemptReport(attempt.pk, exit_code=0)])
+            assert (result.deferred, result.done) == ([attempt.pk], [])
+            assert fresh(task).state == "running"
+            other.commit()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = 0")
+    result = finish_attempts([AttemptReport(attempt.pk, exit_code=0)])
+    assert result.done == [attempt.pk]
+    assert fresh(task).state == "completed"
+    # The job's onAllTasksComplete as the operation left it: its last task ended it.
+    assert fresh(job).state in (Job.State.TERMINATING, Job.State.COMPLETED)
