@@ -79,6 +79,9 @@ BATCHSITE_SCHEDULE_MINIMUM_SECONDS = env_float(
 )
 # How often the sweep looks for job schedules' run times (and jobs disabled with `wait`).
 BATCHSITE_SCHEDULE_TICK_SECONDS = env_float("BATCHSITE_SCHEDULE_TICK_SECONDS", 1.0, minimum=0.05)
+# PostgreSQL: the sweep vacuums a table the agents churn once it holds this many dead rows
+# (tasks/operations/vacuum.py says why autovacuum is not enough).
+BATCHSITE_VACUUM_DEAD_ROWS = env_int("BATCHSITE_VACUUM_DEAD_ROWS", 1000, minimum=1)
 BATCHSITE_NODE_KILL_GRACE_SECONDS = env_float("BATCHSITE_NODE_KILL_GRACE_SECONDS", 3.0)
 BATCHSITE_NODE_PUBLISH_SECONDS = env_float("BATCHSITE_NODE_PUBLISH_SECONDS", 5.0, minimum=0.1)
 BATCHSITE_NODE_IP = env_str("BATCHSITE_NODE_IP", "127.0.0.1")

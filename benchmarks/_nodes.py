@@ -15,7 +15,7 @@ from _common import ROOT, free_port, wait_port
 
 KEY = "YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktMDA="
 # The running service's processes (gunicorn's master, the agents), for cpu_used().
-_running: dict[str, list[int]] = {"web": [], "agents": []}
+_running: dict[str, list[int]] = {"web": [], "agents": [], "sweep": []}
 
 
 @contextlib.contextmanager
@@ -80,6 +80,13 @@ def service(data: Path, *, nodes: int, slots: int, workers: int = 2, threads: in
             )
         )
     _running["web"], _running["agents"] = [children[0].pid], [c.pid for c in children[1:]]
+    # The sweeps, as `make run` (serve) runs them beside the web tier and the agents.
+    children.append(
+        subprocess.Popen(
+            [sys.executable, "manage.py", "sweep"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
+        )
+    )
+    _running["sweep"] = [children[-1].pid]
     try:
         wait_port(port)
         deadline = time.monotonic() + 30
@@ -103,7 +110,7 @@ def service(data: Path, *, nodes: int, slots: int, workers: int = 2, threads: in
 
 def cpu_used() -> dict[str, float]:
     """CPU seconds used so far by the service's web tier (gunicorn and its workers), its
-    agents (with their helpers, not the task processes they reaped) and, on PostgreSQL,
+    agents (with their helpers, not the task processes they reaped), its sweeps and, on PostgreSQL,
     the server processes of the database's other sessions: a figure the machine's load
     hardly changes, where latency is mostly waiting for a CPU. A session that ended since
     an earlier call takes its time with it."""
@@ -125,6 +132,7 @@ def cpu_used() -> dict[str, float]:
     used = {
         "web": sum(tree(pid) for pid in _running["web"]),
         "agents": sum(tree(pid) for pid in _running["agents"]),
+        "sweep": sum(tree(pid) for pid in _running["sweep"]),
         "database": 0.0,
     }
     if connection.vendor == "postgresql":

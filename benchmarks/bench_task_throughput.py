@@ -150,6 +150,21 @@ from 6.1; SQLite 0.52, ~1.9 from 2.3) is structural: fewer Python objects and st
 pass (rows, not model instances, through the claim and the report), or on PostgreSQL the
 pass as one server-side call; not a hot spot to remove.
 
+The job's size (2026-12-02, later; pg_stat_statements on a throwaway cluster, quiet):
+on PostgreSQL the claim's task page and the report's SELECT cost 0.9 and 0.75 ms a call (140
+buffers) with 2 agents at 2,000 tasks, 3.7 and 1.1 ms (415 and 189 buffers) at 6,000, where
+one agent alone or an idle job needs 0.03-0.07 ms (19 buffers): each start and end leaves
+index entries pointing to dead row versions (no HOT update: the state is indexed), the scans
+read them until a VACUUM removes them, and autovacuum comes once a minute; and the report's
+KEY SHARE lock on the job row, inside the joined SELECT, met a newer version of that row
+(another agent's counters) nearly every time and rechecked the whole join. Now the service's
+sweep (which this benchmark runs, as `make run` does) vacuums those tables past
+BATCHSITE_VACUUM_DEAD_ROWS dead rows (tasks/operations/vacuum.py) and the report locks its
+jobs by primary key in a statement of its own (report SELECT 0.75 -> 0.07 ms). 2 x 2, the
+vacuum off (BATCHSITE_VACUUM_DEAD_ROWS=10^9) -> on, same minutes: 2,000 tasks 381 -> 419
+tasks/s (ratio 0.18 -> 0.21; server 1.59 -> 1.19 ms a task), 6,000 tasks 256 -> 396 (0.13 ->
+0.20; server 3.41 -> 1.40 ms a task).
+
 Usage: .venv/bin/python benchmarks/bench_task_throughput.py [--tasks 5000] [--rounds 3] [--nodes 2] [--slots N]
                                                            [--data-dir PATH]
 (4 agents x 1 slot: --nodes 4 --slots 1; DATABASE_URL=postgres://... for PostgreSQL;

@@ -58,11 +58,17 @@ def purge_deleting_jobs() -> int:
 
 def run_frequent_sweeps() -> dict[str, int]:
     """What must happen within a second, not at the next full sweep: a job schedule's job
-    made at its run time, a job disabled with `wait` settled. Both are cheap queries when
-    there is nothing to do (the sweep runs this every BATCHSITE_SCHEDULE_TICK_SECONDS)."""
+    made at its run time, a job disabled with `wait` settled, on PostgreSQL the tables the
+    agents churn vacuumed (vacuum.py). All are cheap queries when there is nothing to do
+    (the sweep runs this every BATCHSITE_SCHEDULE_TICK_SECONDS)."""
     from .job_schedules import run_job_schedules
+    from .vacuum import vacuum_churned_tables
 
-    return {"scheduled_jobs": run_job_schedules(), "disabled_jobs": finish_disabling_jobs()}
+    return {
+        "scheduled_jobs": run_job_schedules(),
+        "disabled_jobs": finish_disabling_jobs(),
+        "vacuumed_tables": vacuum_churned_tables(),
+    }
 
 
 def run_sweeps() -> dict[str, int]:
