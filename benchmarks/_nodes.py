@@ -1,5 +1,5 @@
-"""A running batchsite for the execution benchmarks: gunicorn plus N `runnode` agents of
-the pool `local`, on the benchmark's throw-away data dir, as `make run` starts them."""
+"""A running batchsite for the execution benchmarks: gunicorn, N `runnode` agents of the
+pool `local` and the sweep, on the benchmark's throw-away data dir, as `make run` starts them."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from _common import ROOT, free_port, wait_port
 
 KEY = "YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktMDA="
-# The running service's processes (gunicorn's master, the agents), for cpu_used().
+# The running service's processes (gunicorn's master, the agents, the sweep), for cpu_used().
 _running: dict[str, list[int]] = {"web": [], "agents": [], "sweep": []}
 
 

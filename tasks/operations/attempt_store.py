@@ -335,32 +335,21 @@ def lock_reports(attempt_pks) -> tuple[list[Attempt], list[int], list[int]]:
     Returns (attempts in pk order, busy pks: report again shortly, gone pks: deleted
     with their task)."""
     where, params = sql.pks_where(attempt_pks)
-    if sql.row_locks():
+    locked = sql.row_locks()
+    joins = [("task", FINISH_TASK_FIELDS)]
+    if not locked:
+        joins.append(("job", FINISH_JOB_FIELDS))
+    rows = sql.select_with(
+        Attempt, FINISH_ATTEMPT_FIELDS, joins, where, params, order="{id}", locks=_FINISH_LOCKS
+    )
+    if locked:
         # The jobs' locks in a statement of their own. Every pass of every agent writes a
         # job's row (its counters), so a lock on it inside the joined SELECT nearly always
         # met a newer version than the statement's snapshot and rechecked the whole join
         # (EvalPlanQual): 0.75 ms and 140 buffers a report with two agents, where a lock
         # by primary key rechecks one row (pg_stat_statements, bench_task_throughput.py).
-        pairs = sql.select_with(
-            Attempt,
-            FINISH_ATTEMPT_FIELDS,
-            [("task", FINISH_TASK_FIELDS)],
-            where,
-            params,
-            order="{id}",
-            locks=_FINISH_LOCKS,
-        )
-        jobs = _lock_jobs_shared({attempt.job_id for attempt, _ in pairs})
-        rows = [(a, task, jobs[a.job_id]) for a, task in pairs if a.job_id in jobs]
-    else:
-        rows = sql.select_with(
-            Attempt,
-            FINISH_ATTEMPT_FIELDS,
-            [("task", FINISH_TASK_FIELDS), ("job", FINISH_JOB_FIELDS)],
-            where,
-            params,
-            order="{id}",
-        )
+        jobs = _lock_jobs_shared({attempt.job_id for attempt, _ in rows})
+        rows = [(a, task, jobs[a.job_id]) for a, task in rows if a.job_id in jobs]
     for attempt, task, job in rows:
         sql.link(attempt, "task", task)
         sql.link(attempt, "job", job)
@@ -368,7 +357,7 @@ def lock_reports(attempt_pks) -> tuple[list[Attempt], list[int], list[int]]:
     found = [a for a, _, _ in rows]
     missing = set(attempt_pks) - {a.pk for a in found}
     busy: set[int] = set()
-    if missing and sql.row_locks():
+    if missing and locked:
         where, params = sql.pks_where(missing)
         busy = {a.pk for a in sql.select_models(Attempt, [], where, params)}
     return found, sorted(busy), sorted(missing - busy)
