@@ -6,6 +6,10 @@
 // - "Live" never lies: when the server cannot be reached every live marker says
 //   "connection lost · retrying" (and polls slow down until it answers); a region whose
 //   subject is gone (404) says so and stops.
+// - A request of the reader's for a live region (Next, a filter) is never lost to the
+//   region's own refresh: a refresh on its way is dropped, and none goes out until the
+//   reader's answer is in (a refresh landing first would take the region its answer is for
+//   off the page).
 // - A dialog is a modal dialog: role="dialog", focus moved in, Tab trapped, the page behind
 //   inert, Escape or Cancel closes it, and focus returns to what opened it.
 (function () {
@@ -138,9 +142,36 @@
 
   // --- htmx events ------------------------------------------------------------------------
 
+  // Live regions with a request of the reader's on its way (an answer they are waiting for).
+  var asked = new WeakSet();
+
+  function isRefresh(event) {
+    return event.detail.elt.hasAttribute("data-poll") && !event.detail.requestConfig.triggeringEvent;
+  }
+
   document.addEventListener("htmx:beforeRequest", function (event) {
+    if (isRefresh(event)) return;
+    var target = event.detail.target;
+    var region = target && target.closest && target.closest("[data-poll]");
+    if (!region) return;
+    asked.add(region);
+    htmx.trigger(region, "htmx:abort");
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (isRefresh(event)) return;
+    var target = event.detail.target;
+    var region = target && target.closest && target.closest("[data-poll]");
+    if (region) asked.delete(region);
+  });
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (!isRefresh(event)) return;
     var elt = event.detail.elt;
-    if (!elt.hasAttribute("data-poll") || event.detail.requestConfig.triggeringEvent) return;
+    if (asked.has(elt)) {
+      event.preventDefault();
+      return;
+    }
     var selection = window.getSelection && window.getSelection();
     var selecting = selection && !selection.isCollapsed && selection.anchorNode && elt.contains(selection.anchorNode);
     var now = Date.now();

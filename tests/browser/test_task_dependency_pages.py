@@ -4,6 +4,9 @@ pager reads well at desktop and phone widths, light and dark."""
 
 from __future__ import annotations
 
+import re
+import time
+
 import pytest
 
 from tasks.operations.jobs import add_job
@@ -13,6 +16,10 @@ from tests.browser.conftest import AXE_FAILING, SHOTS, shot
 from tests.execution import claim, finish, make_node
 
 pytestmark = pytest.mark.browser
+
+# A pattern, not a Python predicate: with a predicate every request of the page waits for
+# this process to match it, and the held one would hold them all.
+NEXT_PAGE = re.compile(r".*[?&]dependencies_after=.*")
 
 
 def shown(page) -> list[str]:
@@ -42,9 +49,10 @@ def shot_section(page, name: str) -> None:
         )
 
 
-def test_next_and_previous_page_the_dependencies_and_the_refresh_keeps_the_page(
-    site, new_page, axe_violations
-):
+@pytest.fixture
+def fan_in(site):
+    """Job fan-in: tasks 1-120 (1 failed with exit 7, the rest active) and "reduce", which
+    depends on 1-130 (121-130 not added yet): three pages of dependencies."""
     account = site["account"]
     pool = add_pool(account, spec={"id": "deps", "vmSize": "local"})
     node = make_node(pool, "d1", slots=1)
@@ -65,6 +73,53 @@ def test_next_and_previous_page_the_dependencies_and_the_refresh_keeps_the_page(
         },
     )
 
+
+def first_shown_is(page, task_id: str, timeout: float = 10_000) -> None:
+    page.wait_for_function(
+        "id => document.querySelector('#dependency-list tr[data-dependency]')"
+        ".dataset.dependency === id",
+        arg=task_id,
+        timeout=timeout,
+    )
+
+
+def test_a_page_asked_for_while_the_region_refreshes_is_the_page_shown(fan_in, new_page):
+    """Next's answer is slow (held 5 s here) and the task page's 2 s refresh comes due while
+    it is on its way. Had the refresh gone out and landed first, its swap would have taken
+    the region Next's answer was for off the page and the click would be lost (CI once saw
+    that, with no hold): a refresh does not go out while a request of the reader's for its
+    region is on its way, and one on its way when the reader clicks is dropped."""
+    page = new_page("olive")
+    page.goto("/web/demo/jobs/fan-in/tasks/reduce/")
+    page.evaluate(
+        """() => {
+          window.__refreshesDue = 0;
+          document.body.addEventListener('htmx:beforeRequest', e => {
+            if (e.detail.elt.id === 'task-live' && window.__nextPending) window.__refreshesDue++;
+          });
+        }"""
+    )
+
+    def slow(route):
+        time.sleep(5)  # the driver holds the request; the page's other requests go on
+        route.continue_()
+
+    page.route(NEXT_PAGE, slow)
+    page.evaluate("() => { window.__nextPending = true; }")
+    page.click("#dependencies-next")
+    first_shown_is(page, "51")
+    page.evaluate("() => { window.__nextPending = false; }")
+    assert page.evaluate("window.__refreshesDue") >= 1  # the race was run
+    assert shown(page) == [str(i) for i in range(51, 101)]
+    assert "dependencies_after=" in page.url
+    page.unroute(NEXT_PAGE)
+    page.wait_for_timeout(2500)  # the next refresh asks for page 2 again
+    assert shown(page) == [str(i) for i in range(51, 101)]
+
+
+def test_next_and_previous_page_the_dependencies_and_the_refresh_keeps_the_page(
+    fan_in, new_page, axe_violations
+):
     page = new_page("olive")
     page.goto("/web/demo/jobs/fan-in/tasks/reduce/")
     assert shown(page) == [str(i) for i in range(1, 51)]
