@@ -79,7 +79,7 @@ import subprocess
 import sys
 import time
 
-from _common import ROOT, analyze, describe_run, median_ms, setup_kept, timed
+from _common import ROOT, analyze, describe_run, insert_task_rows, median_ms, setup_kept, timed
 
 DEFAULT_DIR = ROOT / "benchmarks" / "out" / "dashboard"
 NODES = [f"node-{i}" for i in range(16)]
@@ -119,117 +119,39 @@ def insert_tasks(job, count: int) -> None:
     active; times spread over a day, 16 nodes."""
     from datetime import timedelta
 
-    from django.db import connection, transaction
     from django.utils import timezone
 
-    from tasks.models import Task
-    from tasks.operations.counts import recount_job
-
     t0 = timezone.now() - timedelta(days=1)
-    table = Task._meta.db_table
-    cols = [
-        "job_id",
-        "task_id",
-        "id_key",
-        "display_name",
-        "command_line",
-        "required_slots",
-        "number_of_instances",
-        "retention_time",
-        "max_task_retry_count",
-        "spec",
-        "state",
-        "previous_state",
-        "state_transition_time",
-        "creation_time",
-        "last_modified",
-        "etag",
-        "result",
-        "retry_count",
-        "requeue_count",
-        "node_name",
-        "pool_id",
-        "affinity_id",
-        "task_root_directory",
-        "read_iops",
-        "write_iops",
-        "read_io_gib",
-        "write_io_gib",
-        "files_cleaned",
-        "lifetime_expired",
-        "exit_code",
-        "start_time",
-        "end_time",
-        "failure_info",
-    ]
-    sql = f"INSERT INTO {table} ({','.join(cols)}) VALUES ({','.join(['%s'] * len(cols))})"
-    week = 7 * 86400 * 1_000_000 if connection.vendor == "sqlite" else "7 days"
     failure = json.dumps({"category": "usererror", "code": "FailureExitCode", "message": "exit"})
-    batch = []
-    with transaction.atomic(), connection.cursor() as cur:
+
+    def rows():
         for i in range(count):
-            tid = f"task-{i:07d}"
             created = t0 + timedelta(milliseconds=i * 50)
             kind = i % 25
-            state, result, code, start, end, fail, node = "active", "", None, None, None, None, ""
+            fields = {"pool_id": "p", "retry_count": 1 if kind >= 15 and i % 3 == 0 else 0}
             if kind < 18:  # completed
-                node = NODES[i % len(NODES)]
                 start = created + timedelta(seconds=5 + i % 7)
                 end = start + timedelta(seconds=10 + (i * 7919) % 600)
-                state = "completed"
+                fields.update(
+                    state="completed",
+                    node_name=NODES[i % len(NODES)],
+                    start_time=start,
+                    end_time=end,
+                )
                 if kind < 15:
-                    result, code = "success", 0
+                    fields.update(result="success", exit_code=0)
                 else:
-                    result, code, fail = "failure", (137 if kind == 17 else 1), failure
+                    code = 137 if kind == 17 else 1
+                    fields.update(result="failure", exit_code=code, failure_info=failure)
             elif kind < 20:
-                state, node, start = (
-                    "running",
-                    NODES[i % len(NODES)],
-                    created + timedelta(seconds=3),
+                fields.update(
+                    state="running",
+                    node_name=NODES[i % len(NODES)],
+                    start_time=created + timedelta(seconds=3),
                 )
-            batch.append(
-                (
-                    job.pk,
-                    tid,
-                    tid,
-                    "",
-                    "/bin/true",
-                    1,
-                    1,
-                    week,
-                    0,
-                    "{}",
-                    state,
-                    "",
-                    created,
-                    created,
-                    created,
-                    "0x8D1",
-                    result,
-                    1 if kind >= 15 and i % 3 == 0 else 0,
-                    0,
-                    node,
-                    "p",
-                    "",
-                    "",
-                    0,
-                    0,
-                    0.0,
-                    0.0,
-                    False,
-                    False,
-                    code,
-                    start,
-                    end,
-                    fail,
-                )
-            )
-            if len(batch) == 20_000:
-                cur.executemany(sql, batch)
-                batch.clear()
-        if batch:
-            cur.executemany(sql, batch)
-    recount_job(job)
+            yield f"task-{i:07d}", created, fields
+
+    insert_task_rows(job, rows())
 
 
 def insert_attempts(job) -> None:

@@ -36,102 +36,30 @@ import json
 import os
 import time
 
-from _common import ROOT, analyze, describe_run, median_ms, setup_kept, timed
+from _common import ROOT, analyze, describe_run, insert_task_rows, median_ms, setup_kept, timed
 
 DEFAULT_DIR = ROOT / "benchmarks" / "out" / "list"
 
 
 def insert_tasks(job, count: int) -> None:
     """Raw rows, fast: a third completed (half of those failed), the rest active."""
-    from django.db import connection, transaction
     from django.utils import timezone
 
-    from tasks.models import Task
-    from tasks.operations.counts import recount_job
-
     now = timezone.now()
-    table = Task._meta.db_table
-    cols = [
-        "job_id",
-        "task_id",
-        "id_key",
-        "display_name",
-        "command_line",
-        "required_slots",
-        "number_of_instances",
-        "retention_time",
-        "max_task_retry_count",
-        "spec",
-        "state",
-        "previous_state",
-        "state_transition_time",
-        "creation_time",
-        "last_modified",
-        "etag",
-        "result",
-        "retry_count",
-        "requeue_count",
-        "node_name",
-        "pool_id",
-        "affinity_id",
-        "task_root_directory",
-        "read_iops",
-        "write_iops",
-        "read_io_gib",
-        "write_io_gib",
-        "files_cleaned",
-        "lifetime_expired",
-        "exit_code",
-    ]
-    placeholders = ",".join(["%s"] * len(cols))
-    sql = f"INSERT INTO {table} ({','.join(cols)}) VALUES ({placeholders})"
-    week = 7 * 86400 * 1_000_000 if connection.vendor == "sqlite" else "7 days"
-    batch = []
-    with transaction.atomic(), connection.cursor() as cur:
+
+    def rows():
         for i in range(count):
-            tid = f"task-{i:07d}"
-            completed = i % 3 == 0
-            result = ("failure" if i % 2 else "success") if completed else ""
-            batch.append(
-                (
-                    job.pk,
-                    tid,
-                    tid,
-                    "",
-                    "/bin/true",
-                    1,
-                    1,
-                    week,
-                    0,
-                    "{}",
-                    "completed" if completed else "active",
-                    "",
-                    now,
-                    now,
-                    now,
-                    "0x8D1",
-                    result,
-                    0,
-                    0,
-                    "",
-                    "",
-                    "",
-                    "",
-                    0,
-                    0,
-                    0.0,
-                    0.0,
-                    False,
-                    False,
-                    (1 if i % 2 else 0) if completed else None,
-                )
-            )
-            if len(batch) == 20_000:
-                cur.executemany(sql, batch)
-                batch.clear()
-        if batch:
-            cur.executemany(sql, batch)
-    recount_job(job)
+            fields = {}
+            if i % 3 == 0:  # completed
+                failed = i % 2 == 1
+                fields = {
+                    "state": "completed",
+                    "result": "failure" if failed else "success",
+                    "exit_code": 1 if failed else 0,
+                }
+            yield f"task-{i:07d}", now, fields
+
+    insert_task_rows(job, rows())
 
 
 def ensure_data(big: int, small: int):
