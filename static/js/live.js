@@ -149,33 +149,31 @@
     return event.detail.elt.hasAttribute("data-poll") && !event.detail.requestConfig.triggeringEvent;
   }
 
-  document.addEventListener("htmx:beforeRequest", function (event) {
-    if (isRefresh(event)) return;
+  // The live region a request's answer is swapped into, if any.
+  function regionOf(event) {
     var target = event.detail.target;
-    var region = target && target.closest && target.closest("[data-poll]");
-    if (!region) return;
-    asked.add(region);
-    htmx.trigger(region, "htmx:abort");
-  });
+    return target && target.closest ? target.closest("[data-poll]") : null;
+  }
 
   document.addEventListener("htmx:afterRequest", function (event) {
-    if (isRefresh(event)) return;
-    var target = event.detail.target;
-    var region = target && target.closest && target.closest("[data-poll]");
+    var region = !isRefresh(event) && regionOf(event);
     if (region) asked.delete(region);
   });
 
   document.addEventListener("htmx:beforeRequest", function (event) {
-    if (!isRefresh(event)) return;
     var elt = event.detail.elt;
-    if (asked.has(elt)) {
-      event.preventDefault();
+    if (!isRefresh(event)) {
+      var region = regionOf(event);
+      if (region) {
+        asked.add(region);
+        htmx.trigger(region, "htmx:abort");
+      }
       return;
     }
     var selection = window.getSelection && window.getSelection();
     var selecting = selection && !selection.isCollapsed && selection.anchorNode && elt.contains(selection.anchorNode);
     var now = Date.now();
-    if (elt.hasAttribute("data-poll-stopped") || selecting || activeDialog || (lost && now < nextTry)) {
+    if (asked.has(elt) || elt.hasAttribute("data-poll-stopped") || selecting || activeDialog || (lost && now < nextTry)) {
       event.preventDefault();
       return;
     }

@@ -74,12 +74,12 @@ def fan_in(site):
     )
 
 
-def first_shown_is(page, task_id: str, timeout: float = 10_000) -> None:
+def first_shown_is(page, task_id: str) -> None:
+    """Wait until the dependency list's first row is `task_id`."""
     page.wait_for_function(
         "id => document.querySelector('#dependency-list tr[data-dependency]')"
         ".dataset.dependency === id",
         arg=task_id,
-        timeout=timeout,
     )
 
 
@@ -126,10 +126,7 @@ def test_next_and_previous_page_the_dependencies_and_the_refresh_keeps_the_page(
     assert "1–50 of 130" in page.inner_text("#dependency-range")
     assert page.locator("#dependencies-prev").count() == 0
     page.click("#dependencies-next")
-    page.wait_for_function(
-        "() => document.querySelector('#dependency-list tr[data-dependency]')"
-        ".dataset.dependency === '51'"
-    )
+    first_shown_is(page, "51")
     assert shown(page) == [str(i) for i in range(51, 101)]
     assert "dependencies_after=" in page.url
     assert "1 (exit 7)" in page.inner_text("#dependency-blocking")
@@ -140,25 +137,16 @@ def test_next_and_previous_page_the_dependencies_and_the_refresh_keeps_the_page(
     shot_section(page, "dependencies-01-page-2-desktop-light")
 
     page.click("#dependencies-next")
-    page.wait_for_function(
-        "() => document.querySelector('#dependency-list tr[data-dependency]')"
-        ".dataset.dependency === '101'"
-    )
+    first_shown_is(page, "101")
     rows = shown(page)
     assert rows == [str(i) for i in range(101, 131)]
     assert page.locator("#dependencies-next").count() == 0
     missing = page.locator("#dependency-list tr[data-dependency='125']").inner_text()
     assert "not added yet" in missing
     page.click("#dependencies-prev")
-    page.wait_for_function(
-        "() => document.querySelector('#dependency-list tr[data-dependency]')"
-        ".dataset.dependency === '51'"
-    )
+    first_shown_is(page, "51")
     page.go_back()  # the pushed URL of page 3 reloads page 3
-    page.wait_for_function(
-        "() => document.querySelector('#dependency-list tr[data-dependency]')"
-        ".dataset.dependency === '101'"
-    )
+    first_shown_is(page, "101")
 
     for dark in (False, True):
         for phone in (False, True):
@@ -168,9 +156,6 @@ def test_next_and_previous_page_the_dependencies_and_the_refresh_keeps_the_page(
             other.goto("/web/demo/jobs/fan-in/tasks/reduce/")
             other.click("#dependencies-next")
             other.wait_for_url("**dependencies_after=**")
-            other.wait_for_function(
-                "() => document.querySelector('#dependency-list tr[data-dependency]')"
-                ".dataset.dependency === '51'"
-            )
+            first_shown_is(other, "51")
             name = f"{'phone' if phone else 'desktop'}-{'dark' if dark else 'light'}"
             shot_section(other, f"dependencies-02-page-2-{name}")
