@@ -78,7 +78,18 @@ def main() -> None:
                 samples.append(time.perf_counter() - t)
         return statistics.median(samples)
 
-    per_task, trips, statements = [], [], 0
+    def backend_cpu() -> float:
+        """CPU seconds of this session's server process so far (PostgreSQL; 0 on SQLite)."""
+        if connection.vendor != "postgresql":
+            return 0.0
+        import psutil
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            times = psutil.Process(cursor.fetchone()[0]).cpu_times()
+        return times.user + times.system
+
+    per_task, trips, statements, cpus = [], [], 0, []
     for r in range(args.rounds):
         job = add_job(account, spec={"id": f"hot{r}", "poolInfo": {"poolId": "hot"}})
         for start in range(0, args.tasks, 100):
@@ -91,6 +102,7 @@ def main() -> None:
         running = one_pass([], args.slots)
         done = 0
         t = time.perf_counter()
+        cpu_before = (time.process_time(), backend_cpu())
         while running:
             reports = [attempts.AttemptReport(a.pk, exit_code=0) for a in running]
             if r == 0 and done == args.slots * 10:
@@ -101,6 +113,8 @@ def main() -> None:
                 running = one_pass(reports, args.slots)
             done += len(reports)
         per_task.append((time.perf_counter() - t) / done)
+        server = backend_cpu() - cpu_before[1]
+        cpus.append(((time.process_time() - cpu_before[0]) / done, server / done))
         job.refresh_from_db()
         assert job.succeeded_count == args.tasks, job.succeeded_count
 
@@ -114,6 +128,9 @@ def main() -> None:
         f"  per task: {ms:.3f} ms (rounds {', '.join(f'{x * 1000:.3f}' for x in per_task)}); "
         f"statements per pass: {statements}"
     )
+    client = statistics.median(c for c, _ in cpus) * 1000
+    server = statistics.median(s for _, s in cpus) * 1000
+    print(f"  CPU per task (median round): client {client:.3f} ms, server {server:.3f} ms")
     print(
         f"  one SELECT 1 round trip (same run): {trip:.3f} ms; ratio per task / round trip: {ms / trip:.1f}"
     )

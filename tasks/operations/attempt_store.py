@@ -86,23 +86,18 @@ def lock_node_for_claim(node_pk: int, fresh: datetime) -> tuple[str, bool, int, 
         statement = (
             f"SELECT n.{qn('state')}, n.{qn('scheduling_enabled')}, n.{qn('slots')}, "
             f"(SELECT COALESCE(SUM(a.{qn('slots')}), 0) FROM {attempts} a "
-            f"WHERE a.{qn('node_id')} = n.{qn('id')} AND a.{qn('outcome')} = %s), "
+            f"WHERE a.{qn('node_id')} = n.{qn('id')} "
+            f"AND a.{qn('outcome')} = {sql.literal(Attempt.Outcome.RUNNING.value)}), "
             f"(SELECT COALESCE(SUM(o.{qn('slots')}), 0) FROM {nodes} o "
             f"WHERE o.{qn('pool_id')} = n.{qn('pool_id')} AND o.{qn('id')} <> n.{qn('id')} "
-            f"AND o.{qn('state')} IN (%s, %s) AND o.{qn('scheduling_enabled')} = %s "
-            f"AND o.{qn('last_heartbeat')} >= %s) "
+            f"AND o.{qn('state')} IN ({', '.join(sql.literal(s.value) for s in rules.SCHEDULABLE_NODE_STATES)}) "
+            f"AND o.{qn('scheduling_enabled')} AND o.{qn('last_heartbeat')} >= %s) "
             f"FROM {nodes} n WHERE n.{qn('id')} = %s"
         )
         if sql.row_locks():
             statement += " FOR UPDATE OF n"
         statements["node_for_claim"] = statement
-    params = [
-        Attempt.Outcome.RUNNING,
-        *rules.SCHEDULABLE_NODE_STATES,
-        True,
-        c.ops.adapt_datetimefield_value(fresh),
-        node_pk,
-    ]
+    params = [c.ops.adapt_datetimefield_value(fresh), node_pk]
     rows, _ = sql.run(statement, params, c=c)
     if not rows:
         return None
@@ -175,7 +170,10 @@ def used_slots(node_pks: list[int]) -> dict[int, int]:
     return {row["node_id"]: row["slots"] or 0 for row in rows}
 
 
-_CANDIDATES = "{job_id} = %s AND {state} = %s AND {lifetime_expired} = %s"
+_CANDIDATES = (
+    f"{{job_id}} = %s AND {{state}} = {sql.literal(Task.State.ACTIVE.value)} "
+    "AND NOT {lifetime_expired}"
+)
 _AFTER = " AND ({creation_time} > %s OR ({creation_time} = %s AND {id} > %s))"
 # PostgreSQL: a row comparison is an index condition on (job, state, creation_time, id),
 # so a later page starts at its row instead of filtering every row before it.
@@ -186,7 +184,7 @@ def candidate_tasks(job: Job, after: tuple[datetime, int] | None, page: int) -> 
     """One page of the job's active tasks whose lifetime has not expired, in claim order
     (oldest first), after the task at `after` (creation time, pk) when given, locked
     FOR UPDATE SKIP LOCKED on PostgreSQL. Index-backed keyset scan, one statement."""
-    params = [job.pk, Task.State.ACTIVE, False]
+    params = [job.pk]
     where = _CANDIDATES
     if after is not None:
         at = sql.conn().ops.adapt_datetimefield_value(after[0])
