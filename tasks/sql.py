@@ -454,14 +454,57 @@ def update_rows(
     return count
 
 
+def update_rows_together(parts: list[tuple]) -> list[int]:
+    """update_rows() of several (model, fields, rows) at once, the rows updated by each
+    returned in order. On PostgreSQL one statement (each UPDATE a data-modifying WITH
+    query of it): a report wrote its attempts and its tasks, a round trip each. The parts
+    must not name the same row twice."""
+    c = conn()
+    todo = [(i, part) for i, part in enumerate(parts) if part[2]]
+    counts = [0] * len(parts)
+    if c.vendor != "postgresql" or len(todo) < 2:
+        for i, (model, fields, rows) in todo:
+            counts[i] = update_rows(model, fields, rows)
+        return counts
+    statements = cache(c)
+    key = ("update together", tuple((m, tuple(f), len(r)) for _, (m, f, r) in todo))
+    entry = statements.get(key)
+    if entry is None:
+        built = [_values_update(c, m, f, len(r), None) for _, (m, f, r) in todo]
+        names = [f"u{n}" for n in range(len(built))]
+        sql = (
+            "WITH "
+            + ", ".join(f"{n} AS ({b[0]} RETURNING 1)" for n, b in zip(names, built, strict=True))
+            + " SELECT "
+            + ", ".join(f"(SELECT COUNT(*) FROM {n})" for n in names)
+        )
+        entry = statements[key] = (sql, built)
+    sql, built = entry
+    params = []
+    for (_, (_, _, rows)), (_, preps, extra) in zip(todo, built, strict=True):
+        params += _values_params(preps, rows, extra)
+    [found], _ = run(sql, params, c=c)
+    for (i, _), count in zip(todo, found, strict=True):
+        counts[i] = count
+    return counts
+
+
 def _update_from_values(c, model, fields, rows, only_if) -> int:
     """update_rows() on PostgreSQL: `UPDATE t SET f = v.f ... FROM (VALUES (...), ...) v
     WHERE t.id = v.id`, prepared once per number of rows. An executemany is one execution
     per row on the server (each with its executor start, snapshot and result) and, in
     psycopg, a pipeline entered and synced for every call; a report or a claim of two
     tasks wrote its tasks and its attempts that way, four executions in two round trips."""
+    sql, preps, extra = _values_update(c, model, fields, len(rows), only_if)
+    _, count = run(sql, _values_params(preps, rows, extra), c=c)
+    return count
+
+
+def _values_update(c, model, fields, count: int, only_if) -> tuple[str, list, list]:
+    """The UPDATE ... FROM (VALUES ...) of `count` rows (cached), its fields' preparers and
+    the parameters that follow the rows' (only_if's)."""
     statements = cache(c)
-    key = ("update values", model, tuple(fields), only_if, len(rows))
+    key = ("update values", model, tuple(fields), only_if, count)
     entry = statements.get(key)
     if entry is None:
         meta = model._meta
@@ -478,7 +521,7 @@ def _update_from_values(c, model, fields, rows, only_if) -> int:
             + ", ".join(
                 f"{qn(col.column)} = v.{n}" for col, n in zip(columns[1:], names[1:], strict=True)
             )
-            + f" FROM (VALUES {', '.join([row] * len(rows))}) AS v({', '.join(names)}) "
+            + f" FROM (VALUES {', '.join([row] * count)}) AS v({', '.join(names)}) "
             f"WHERE t.{qn(meta.pk.column)} = v.{names[0]}"
         )
         extra = []
@@ -487,14 +530,15 @@ def _update_from_values(c, model, fields, rows, only_if) -> int:
             sql += f" AND t.{qn(field.column)} = %s"
             extra = [field.get_db_prep_save(only_if[1], c)]
         entry = statements[key] = (sql, preparers(model, fields), extra)
-    sql, preps, extra = entry
+    return entry
+
+
+def _values_params(preps, rows, extra) -> list:
     params = []
     for pk, values in rows:
         params.append(pk)
-        params.extend(prep(v) for prep, v in zip(preps, values, strict=True))
-    params.extend(extra)
-    _, count = run(sql, params, c=c)
-    return count
+        params += [prep(v) for prep, v in zip(preps, values, strict=True)]
+    return params + extra
 
 
 def preparers(model, names: list[str]) -> list:

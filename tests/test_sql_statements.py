@@ -139,3 +139,34 @@ def test_the_hot_paths_statements_are_prepared_afresh_when_their_plans_are_due(m
 
     again = [s for s in _prepared_texts() if "tasks_task WHERE job_id" in s]
     assert len(again) == 2 and set(first) < set(again), again
+
+
+def test_update_rows_together_writes_every_part_and_counts_each():
+    from tasks.models import Attempt
+    from tests.factories import AttemptFactory
+
+    job = JobFactory()
+    a, b, c = (TaskFactory(job=job, task_id=f"t{i}") for i in range(3))
+    attempt = AttemptFactory(task=a, outcome=Attempt.Outcome.RUNNING, end_time=None)
+    t = timezone.now()
+
+    counts = sql.update_rows_together(
+        [
+            (Attempt, ["outcome", "end_time"], [(attempt.pk, [Attempt.Outcome.SUCCEEDED, t])]),
+            (Task, ["state", "retry_count"], [(a.pk, [Task.State.ACTIVE, 1])]),
+            (Task, ["state"], []),
+            (
+                Task,
+                ["state"],
+                [(b.pk, [Task.State.COMPLETED]), (c.pk + 1000, [Task.State.COMPLETED])],
+            ),
+        ]
+    )
+
+    assert counts == [1, 1, 0, 1]  # the missing pk updates nothing
+    attempt.refresh_from_db()
+    assert (attempt.outcome, attempt.end_time) == (Attempt.Outcome.SUCCEEDED, t)
+    a.refresh_from_db()
+    b.refresh_from_db()
+    c.refresh_from_db()
+    assert (a.retry_count, b.state, c.state) == (1, Task.State.COMPLETED, Task.State.ACTIVE)

@@ -373,12 +373,15 @@ def _lock_jobs_shared(pks: set[int]) -> dict[int, Job]:
 
 def finish_rows(attempts: list[Attempt], retried: list[Task], ended: list[Task]) -> None:
     """Write the ends of attempts (ATTEMPT_END), of tasks retried (TASK_END + TASK_RETRY)
-    and of the other tasks whose state changed (TASK_END): one executemany each."""
-    sql.update_rows(
-        Attempt, ATTEMPT_END, [(a.pk, [getattr(a, f) for f in ATTEMPT_END]) for a in attempts]
+    and of the other tasks whose state changed (TASK_END), in one statement."""
+    parts = [(Attempt, ATTEMPT_END, attempts)]
+    parts += [(Task, TASK_END + TASK_RETRY, retried), (Task, TASK_END, ended)]
+    sql.update_rows_together(
+        [
+            (model, fields, [(obj.pk, [getattr(obj, f) for f in fields]) for obj in objs])
+            for model, fields, objs in parts
+        ]
     )
-    for fields, tasks in ((TASK_END + TASK_RETRY, retried), (TASK_END, ended)):
-        sql.update_rows(Task, fields, [(t.pk, [getattr(t, f) for f in fields]) for t in tasks])
 
 
 def end_subtask(
