@@ -101,12 +101,20 @@ def run(sql: str, params, *, many: bool = False, c=None) -> tuple[list, int]:
         except c.Database.Error:
             with c.wrap_database_errors:  # Django's exception for it, as its cursor raises
                 raise
+    if "%b" in sql:
+        sql = _text_placeholders(sql)
     with c.cursor() as cursor:
         if many:
             cursor.executemany(sql, params)
         else:
             cursor.execute(sql, params)
         return (cursor.fetchall() if cursor.description else []), cursor.rowcount
+
+
+def _text_placeholders(sql: str) -> str:
+    """A statement's binary placeholders (%b, PostgreSQL) as text ones (%s), for Django's
+    cursor, which binds on the client; `%%` stays a percent sign."""
+    return re.sub(r"%([%b])", lambda m: "%%" if m.group(1) == "%" else "%s", sql)
 
 
 def _run_postgresql(c, sql: str, params, many: bool) -> tuple[list, int]:

@@ -5,6 +5,7 @@ statements prepared afresh as the tables grow."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 import pytest
@@ -170,3 +171,39 @@ def test_update_rows_together_writes_every_part_and_counts_each():
     b.refresh_from_db()
     c.refresh_from_db()
     assert (a.retry_count, b.state, c.state) == (1, Task.State.COMPLETED, Task.State.ACTIVE)
+
+
+def test_binary_placeholders_become_text_ones_for_djangos_cursor_percent_signs_kept():
+    assert sql._text_placeholders("a = %b AND b = %s AND c LIKE 'x%%' AND d = '%%b'") == (
+        "a = %s AND b = %s AND c LIKE 'x%%' AND d = '%%b'"
+    )
+
+
+@pytest.mark.parametrize("observed", [False, True])
+def test_a_collection_is_stored_the_same_whether_its_statements_are_observed_or_not(observed):
+    """The INSERT binds its arrays in binary on the driver's cursor, in text on Django's
+    (which a CaptureQueriesContext, DEBUG logging or an execute wrapper puts it through)."""
+    from django.test.utils import CaptureQueriesContext
+
+    from tasks.operations.tasks import add_task_collection
+
+    job = JobFactory()
+    specs = [
+        {"id": "a", "commandLine": "/bin/true", "constraints": {"maxTaskRetryCount": 2}},
+        {"id": "b", "commandLine": "echo 'it''s' \"%s\" %b", "displayName": "ü"},
+    ]
+    watch = CaptureQueriesContext(connection) if observed else contextlib.nullcontext()
+    with watch:
+        add_task_collection(job, specs=specs, ids=["a", "b"])
+    if observed:
+        assert any("INSERT" in q["sql"] for q in watch.captured_queries)
+    stored = {
+        t.task_id: (t.command_line, t.display_name, t.max_task_retry_count, t.state)
+        for t in Task.objects.filter(job=job)
+    }
+    assert stored == {
+        "a": ("/bin/true", "", 2, Task.State.ACTIVE),
+        "b": ("echo 'it''s' \"%s\" %b", "ü", 0, Task.State.ACTIVE),
+    }
+    job.refresh_from_db()
+    assert job.active_count == 2

@@ -84,11 +84,11 @@ def insert_skipping(
     transaction instead of failing it) and returns the `returning` columns of the rows it
     inserted: the statement and its parameters.
 
-    On PostgreSQL the rows go as one array per column (INSERT ... SELECT FROM unnest):
-    one short statement for any number of rows, which psycopg converts once and the
-    server prepares once. A VALUES list of 100 rows x 40 columns is a 20 kB text that
-    psycopg re-parses on every call (it caches statements under 4 kB only): that cost
-    more than the insert itself. On SQLite, one VALUES list per row count."""
+    On PostgreSQL the rows go as one array per column (INSERT ... SELECT FROM unnest),
+    bound in binary: one short statement for any number of rows, which psycopg converts
+    once and the server prepares once. A VALUES list of 100 rows x 40 columns is a 20 kB
+    text that psycopg re-parses on every call (it caches statements under 4 kB only):
+    that cost more than the insert itself. On SQLite, one VALUES list per row count."""
     vendor = connection.vendor
     key = (model, vendor, len(rows) if vendor != "postgresql" else None, unique, returning)
     statement = _STATEMENTS.get(key)
@@ -100,7 +100,10 @@ def insert_skipping(
         target = ", ".join(qn(meta.get_field(name).column) for name in unique)
         back = ", ".join(qn(meta.get_field(name).column) for name in returning)
         if vendor == "postgresql":
-            arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+            # Bound in binary (%b): psycopg writes a text array in Python, a regular
+            # expression per element to quote it (2.8 ms for 100 tasks' 42 columns),
+            # a binary one in 0.8 ms.
+            arrays = ", ".join(f"%b::{f.db_type(connection)}[]" for f in fields)
             source = f"SELECT * FROM unnest({arrays})"
         else:
             row = "(" + ", ".join(["%s"] * len(fields)) + ")"
