@@ -447,12 +447,8 @@ def update_rows(
             f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(col.column)} = %s' for col in columns)} "
             f"WHERE {qn(meta.pk.column)} = %s"
         )
-        extra = []
-        if only_if is not None:
-            field = meta.get_field(only_if[0])
-            sql += f" AND {qn(field.column)} = %s"
-            extra = [field.get_db_prep_save(only_if[1], c)]
-        entry = statements[key] = (sql, preparers(model, fields), extra)
+        condition, extra = _only_if(c, model, only_if, "")
+        entry = statements[key] = (sql + condition, preparers(model, fields), extra)
     sql, preps, extra = entry
     params = [
         [prep(v) for prep, v in zip(preps, values, strict=True)] + [pk] + extra
@@ -532,13 +528,18 @@ def _values_update(c, model, fields, count: int, only_if) -> tuple[str, list, li
             + f" FROM (VALUES {', '.join([row] * count)}) AS v({', '.join(names)}) "
             f"WHERE t.{qn(meta.pk.column)} = v.{names[0]}"
         )
-        extra = []
-        if only_if is not None:
-            field = meta.get_field(only_if[0])
-            sql += f" AND t.{qn(field.column)} = %s"
-            extra = [field.get_db_prep_save(only_if[1], c)]
-        entry = statements[key] = (sql, preparers(model, fields), extra)
+        condition, extra = _only_if(c, model, only_if, "t.")
+        entry = statements[key] = (sql + condition, preparers(model, fields), extra)
     return entry
+
+
+def _only_if(c, model, only_if, qualifier: str) -> tuple[str, list]:
+    """update_rows' compare-and-set condition (`AND column = %s`) and its parameter."""
+    if only_if is None:
+        return "", []
+    field = model._meta.get_field(only_if[0])
+    column = c.ops.quote_name(field.column)
+    return f" AND {qualifier}{column} = %s", [field.get_db_prep_save(only_if[1], c)]
 
 
 def _values_params(preps, rows, extra) -> list:
