@@ -5,7 +5,9 @@ names (default: SQLite). Each round: --tasks tasks added through the rules layer
 passes of `finish the attempts of the last claim + claim --slots more` until the job is
 done; the figure is milliseconds per task, beside a same-run baseline: one
 `SELECT 1` round trip through Django's cursor (the cost of talking to the database at
-all), so that the ratio `ms per task / round trip` is comparable across loads.
+all), so that the ratio `ms per task / round trip` is comparable across loads. It prints
+the CPU a task costs too: this process's (the client's) and, on PostgreSQL, its session's
+server process's, figures a busy machine changes less than the wall clock.
 
 It isolates what issue 13 changes (statements, round trips, locks) from what it does
 not (spawning, the web tier), and so reads the same on a busy machine within ~20 %.
