@@ -128,6 +128,8 @@ def test_the_hot_paths_statements_are_prepared_afresh_when_their_plans_are_due(m
         pytest.skip("PostgreSQL only: SQLite has no prepared plans to renew")
     statement = "SELECT COUNT(*) FROM tasks_task WHERE job_id = %s"
     job = JobFactory()
+    sql.run("SELECT 1", [])  # the hot path's cursor exists
+    connection._batchsite_replan[0] = float("inf")  # no renewal of its own in between
     for _ in range(sql.PREPARE_AFTER + 1):
         sql.run(statement, [job.pk])
     first = [s for s in _prepared_texts() if "tasks_task WHERE job_id" in s]
