@@ -203,9 +203,10 @@ bounds the rate near 600 tasks/s (0.4 is ~650-700 here). What would move it: pas
 carry more tasks (one agent process serving the local nodes of a machine, one pass for all
 their slots), or the pass as one server-side call.
 
-Usage: .venv/bin/python benchmarks/bench_task_throughput.py [--tasks 5000] [--rounds 3] [--nodes 2] [--slots N]
-                                                           [--data-dir PATH]
-(4 agents x 1 slot: --nodes 4 --slots 1; DATABASE_URL=postgres://... for PostgreSQL;
+Usage: .venv/bin/python benchmarks/bench_task_throughput.py [--tasks 5000] [--rounds 3]
+           [--shapes 2xN,4x1 | --nodes 2 --slots N] [--data-dir PATH]
+(by default 2 agents x N slots, N the CPUs, then 4 agents x 1 slot, each in a run of its
+own; --nodes/--slots: that one shape; DATABASE_URL=postgres://... for PostgreSQL;
 AGENT_PROFILE=path for each agent's CPU profile)
 """
 
@@ -272,13 +273,27 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--nodes", type=int, default=2)
-    parser.add_argument("--slots", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--nodes", type=int, help="one shape: this many agents (with --slots)")
+    parser.add_argument("--slots", type=int, help="one shape: slots per agent")
+    parser.add_argument(
+        "--shapes",
+        default=f"2x{os.cpu_count() or 1},4x1",
+        help="agents x slots, comma-separated, each measured in a run of its own "
+        "(the default also shows 4 agents of 1 slot contending)",
+    )
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument(
         "--data-dir", default="", help="keep everything here (default: a temporary dir, removed)"
     )
     args = parser.parse_args()
+    if args.nodes is None and args.slots is None:
+        shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.shapes.split(",")]
+        if len(shapes) > 1:
+            _each_shape(args, shapes)
+            return
+        args.nodes, args.slots = shapes[0]
+    args.nodes = args.nodes or 2
+    args.slots = args.slots or os.cpu_count() or 1
     if args.data_dir:
         os.environ["BENCH_DATA_DIR"] = args.data_dir
     data = setup_django("throughput")
@@ -352,6 +367,24 @@ def main() -> None:
         f"  ratio end-to-end / direct ({total_slots} at a time), median of {len(ratios)} rounds: {median:.2f}"
         f"   target: >= 0.5"
     )
+
+
+def _each_shape(args, shapes: list[tuple[int, int]]) -> None:
+    """Each shape in a process of its own, one after the other: its own database (a fresh
+    test_<db> on PostgreSQL) and data dir, so that neither inherits the other's rows."""
+    import subprocess
+    import sys
+
+    for nodes, slots in shapes:
+        command = [
+            sys.executable,
+            __file__,
+            *("--tasks", str(args.tasks), "--rounds", str(args.rounds)),
+            *("--nodes", str(nodes), "--slots", str(slots), "--threads", str(args.threads)),
+        ]
+        if args.data_dir:
+            command += ["--data-dir", str(Path(args.data_dir) / f"{nodes}x{slots}")]
+        subprocess.run(command, check=True)
 
 
 if __name__ == "__main__":
