@@ -115,6 +115,10 @@ def main() -> None:
     parser.add_argument("--explain", action="store_true", help="print the claim pages' plans")
     parser.add_argument("--claim-only", action="store_true", help="measure only the claim page")
     args = parser.parse_args()
+    # A third of a job's tasks completed (insert_tasks): each state needs a full page and
+    # one task before the page after "the middle".
+    if min(args.big, args.small) < 3 * (PAGE + 1):
+        parser.error(f"--big and --small must be {3 * (PAGE + 1):,} or more")
     os.makedirs(args.data_dir, exist_ok=True)
     setup_kept(args.data_dir)
     from django.db import connection
@@ -131,13 +135,13 @@ def main() -> None:
         return
 
     def page(job_id: str, state: str, after: str | None = None):
-        params = {"$filter": f"state eq '{state}'", "maxresults": "1000"}
+        params = {"$filter": f"state eq '{state}'", "maxresults": str(PAGE)}
         if after:
             params["$skiptoken"] = after
         r = client.get(f"/jobs/{job_id}/tasks", params=params)
         assert r.status_code == 200, r.content
         body = json.loads(r.content)
-        assert len(body["value"]) == 1000
+        assert len(body["value"]) == PAGE
         return body
 
     # The first page, and the page after the middle task's (a $skiptoken, as the SDK's
@@ -230,6 +234,9 @@ def measure_claim(repeat: int, explain: bool) -> None:
         print(f"  {where:<10}{small:>12.2f} ms{big:>14.2f} ms{big / small:>10.2f}")
 
 
+PAGE = 1000  # the pages listed: List Tasks' largest
+
+
 def middle_token(client, job_id: str, state: str) -> str:
     """The $skiptoken of the page after the job's middle task of that state, from a page
     of one task there (the cursor is the pager's own: made by the server, not here)."""
@@ -238,7 +245,9 @@ def middle_token(client, job_id: str, state: str) -> str:
     from tasks.models import Task
 
     keys = Task.objects.filter(job__id_key=job_id, state=state).order_by("id_key")
-    middle = keys.values_list("id_key", flat=True)[keys.count() // 2]
+    count = keys.count()
+    # The middle, or earlier in a small job: a full page must follow it.
+    middle = keys.values_list("id_key", flat=True)[min(count // 2, count - PAGE - 1)]
     params = {
         "$filter": f"state eq '{state}' and id ge '{middle}'",
         "maxresults": "1",
