@@ -29,11 +29,16 @@ def client15(live_server, sdk_account):
 
     # No client-side retries: a server error must fail the test at once, not after
     # ten backed-off retries.
-    return BatchClient(
+    client = BatchClient(
         endpoint=live_server.url,
         credential=AzureNamedKeyCredential(sdk_account.name, sdk_account.primary_key),
         retry_total=0,
     )
+    yield client
+    # Its keep-alive connection ends, and with it the live server's thread serving it and
+    # that thread's database session: left open, it kept the PostgreSQL test database in
+    # use when the run ended (pytest-django could not drop it).
+    client.close()
 
 
 @pytest.fixture
