@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json as jsonlib
+import time
 from email.utils import formatdate
 from urllib.parse import parse_qs, urlencode, urlparse
 
@@ -128,6 +129,37 @@ class BatchTestClient:
 
     def delete(self, path, **kw):
         return self.request("DELETE", path, **kw)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_database_left_free(django_db_setup, django_db_blocker):
+    """At the run's end no session but ours is left on the PostgreSQL test database, so that
+    pytest-django can drop it: a live server's thread still serving a client's keep-alive
+    connection (a browser's, an SDK client's) keeps its database session open, and the
+    drop then failed ("is being accessed by other users"). Such sessions get two seconds
+    to end, then are ended (pg_terminate_backend)."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    others = (
+        "SELECT pid FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+
+    def wait_until_alone(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        cursor.execute(others)
+        while cursor.fetchall() and time.monotonic() < deadline:
+            time.sleep(0.05)
+            cursor.execute(others)
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        wait_until_alone(2)
+        cursor.execute(f"SELECT pg_terminate_backend(pid) FROM ({others}) AS left_open")
+        wait_until_alone(5)  # a terminated session takes a moment to end
+    connection.close()
 
 
 @pytest.fixture
