@@ -269,15 +269,20 @@ def _cpu() -> dict[str, float]:
     return {**cpu_used(), "tasks": agent_children_cpu()}
 
 
+# 2 agents with a slot per CPU: the shape the issues' figures are measured with.
+DEFAULT_SHAPE = (2, os.cpu_count() or 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
+    nodes, slots = DEFAULT_SHAPE
     parser.add_argument("--nodes", type=int, help="one shape: this many agents (with --slots)")
     parser.add_argument("--slots", type=int, help="one shape: slots per agent")
     parser.add_argument(
         "--shapes",
-        default=f"2x{os.cpu_count() or 1},4x1",
+        default=f"{nodes}x{slots},4x1",
         help="agents x slots, comma-separated, each measured in a run of its own "
         "(the default also shows 4 agents of 1 slot contending)",
     )
@@ -292,8 +297,8 @@ def main() -> None:
             _each_shape(args, shapes)
             return
         args.nodes, args.slots = shapes[0]
-    args.nodes = args.nodes or 2
-    args.slots = args.slots or os.cpu_count() or 1
+    args.nodes = args.nodes or nodes
+    args.slots = args.slots or slots
     if args.data_dir:
         os.environ["BENCH_DATA_DIR"] = args.data_dir
     data = setup_django("throughput")

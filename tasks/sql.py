@@ -133,16 +133,18 @@ def _run_postgresql(c, sql: str, params, many: bool) -> tuple[list, int]:
 
         raw.prepare_threshold = PREPARE_AFTER
         cursor = c._batchsite_cursor = psycopg.Cursor(raw)
-        c._batchsite_replan = [time.monotonic() + REPLAN_FIRST, REPLAN_FIRST, "", 0]
+        c._batchsite_replan = SimpleNamespace(
+            due=time.monotonic() + REPLAN_FIRST, interval=REPLAN_FIRST, generation=0, suffix=""
+        )
     replan = c._batchsite_replan
-    if time.monotonic() >= replan[0]:
+    if time.monotonic() >= replan.due:
         # New statement texts: psycopg prepares them afresh, and deallocates the old ones
         # as they fall out of its cache (prepared_max).
-        replan[0] = time.monotonic() + replan[1]
-        replan[1] = min(replan[1] * 2, REPLAN_MAX)
-        replan[3] += 1
-        replan[2] = f" /* plan {replan[3]} */"
-    sql += replan[2]
+        replan.due = time.monotonic() + replan.interval
+        replan.interval = min(replan.interval * 2, REPLAN_MAX)
+        replan.generation += 1
+        replan.suffix = f" /* plan {replan.generation} */"
+    sql += replan.suffix
     with c.wrap_database_errors:  # Django's exceptions, as its cursor raises them
         if many:
             cursor.executemany(sql, params)

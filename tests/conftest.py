@@ -148,7 +148,7 @@ def _test_database_left_free(django_db_setup, django_db_blocker):
         "WHERE datname = current_database() AND pid <> pg_backend_pid()"
     )
 
-    def wait_until_alone(seconds: float) -> None:
+    def wait_until_alone(cursor, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         cursor.execute(others)
         while cursor.fetchall() and time.monotonic() < deadline:
@@ -156,9 +156,9 @@ def _test_database_left_free(django_db_setup, django_db_blocker):
             cursor.execute(others)
 
     with django_db_blocker.unblock(), connection.cursor() as cursor:
-        wait_until_alone(2)
+        wait_until_alone(cursor, 2)
         cursor.execute(f"SELECT pg_terminate_backend(pid) FROM ({others}) AS left_open")
-        wait_until_alone(5)  # a terminated session takes a moment to end
+        wait_until_alone(cursor, 5)  # a terminated session takes a moment to end
     connection.close()
 
 

@@ -129,13 +129,13 @@ def test_the_hot_paths_statements_are_prepared_afresh_when_their_plans_are_due(m
     statement = "SELECT COUNT(*) FROM tasks_task WHERE job_id = %s"
     job = JobFactory()
     sql.run("SELECT 1", [])  # the hot path's cursor exists
-    connection._batchsite_replan[0] = float("inf")  # no renewal of its own in between
+    connection._batchsite_replan.due = float("inf")  # no renewal of its own in between
     for _ in range(sql.PREPARE_AFTER + 1):
         sql.run(statement, [job.pk])
     first = [s for s in _prepared_texts() if "tasks_task WHERE job_id" in s]
     assert len(first) == 1, first
 
-    connection._batchsite_replan[0] = 0.0  # its plans are due
+    connection._batchsite_replan.due = 0.0  # its plans are due
     for _ in range(sql.PREPARE_AFTER + 1):
         [[(count,)], _] = sql.run(statement, [job.pk])
     assert count == 0
