@@ -140,8 +140,8 @@ class Cluster:
         return rows[0][0] if rows else ""
 
     def kill_slurm_node(self, node: str) -> None:
-        """The machine is gone: SIGKILL to the node's slurmd and to every process of its
-        jobs (slurmstepd, the agent, its tasks), found in the node's cgroup. This host's
+        """The machine is gone: SIGSTOP, then SIGKILL, to the node's slurmd and to every
+        process of its jobs (slurmstepd, the agent, its tasks), found in the node's cgroup. This host's
         nodes only (.ci/slurm-up's pid files and cgroup/v1 layout)."""
         pid_file = Path(f"/run/slurmd-{node}.pid")
         cgroup = Path(f"/sys/fs/cgroup/freezer/slurm_{node}")
@@ -150,14 +150,17 @@ class Cluster:
                 f"Slurm node {node} is not a slurmd of this host (no {pid_file}): it cannot be killed here"
             )
         self.killed.add(node)
-        pids = {int(pid_file.read_text())}
-        for procs in cgroup.rglob("cgroup.procs"):
-            pids.update(int(pid) for pid in procs.read_text().split())
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        # All of them stop before any dies, as with a machine that goes: killed one by one,
+        # an agent still alive would see its task killed and report it failed.
+        stopped: set[int] = set()
+        found = {int(pid_file.read_text())}
+        while found - stopped:
+            for pid in found - stopped:
+                _signal(pid, signal.SIGSTOP)
+                stopped.add(pid)
+            found.update(_cgroup_pids(cgroup))
+        for pid in stopped:
+            _signal(pid, signal.SIGKILL)
 
     def restart_slurm_node(self, node: str) -> None:
         subprocess.run(
@@ -238,3 +241,20 @@ def provider_reconciler(node_provider):
     from tasks.operations.reconcile import Reconciler
 
     return Reconciler(providers={node_provider.name: node_provider})
+
+
+def _cgroup_pids(cgroup: Path) -> set[int]:
+    pids = set()
+    for procs in cgroup.rglob("cgroup.procs"):
+        try:
+            pids.update(int(pid) for pid in procs.read_text().split())
+        except FileNotFoundError:  # a job step's cgroup removed as it ended
+            pass
+    return pids
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass

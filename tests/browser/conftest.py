@@ -175,8 +175,19 @@ def describe_violations(found: dict[str, list[dict]]) -> str:
 
 def shot(page, name: str) -> None:
     """Save a full-page screenshot as <SHOTS>/<name>.png."""
+    from playwright.sync_api import Error
+
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    path = str(SHOTS / f"{name}.png")
+    try:
+        page.screenshot(path=path, full_page=True)
+    except Error as e:
+        # Headless Chromium sometimes has no frame to copy yet ("Unable to capture
+        # screenshot", seen in CI on a busy machine): once more after a frame is drawn.
+        if "Unable to capture screenshot" not in str(e):
+            raise
+        page.evaluate("() => new Promise(r => requestAnimationFrame(() => r()))")
+        page.screenshot(path=path, full_page=True)
 
 
 # Batch's longest id: 64 characters, without a break a browser could wrap at.
