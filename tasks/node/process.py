@@ -50,7 +50,8 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # into these words.
 _PLAIN = re.compile(r"[^'\"\\]*")
 _WORD = re.compile(r"[^ \t\r\n]+")
-# Starts processes that run as another user (a root agent's tasks): see user_spawn.
+# Starts the processes: natively where it can be built, as another user (a root agent's
+# tasks) or the agent's own; see user_spawn.
 _SPAWNER = Spawner()
 
 
@@ -161,9 +162,10 @@ def spawn(
             for fd in (out, err):
                 os.fchown(fd, *owner)
         pid = None
-        if user and _SPAWNER.usable():
-            # Another user: through the helper, not a fork of the agent (user_spawn).
-            pid = _SPAWNER.spawn(argv, env=env, cwd=cwd, fds=(out, err), user=user)
+        if _SPAWNER.usable():
+            # The native start (another user: else the helper, not a fork of the agent),
+            # every signal at its default (user_spawn).
+            pid = _SPAWNER.spawn(argv, env=env, cwd=cwd, fds=(out, err), user=user or None)
         if pid is not None:
             popen = None
         else:

@@ -30,6 +30,7 @@
 #define STACK_SIZE (1 << 16)
 #define KERNEL_SIGSET 8 /* the kernel's sigset_t: 64 signals */
 #define KERNEL_NSIG 64
+#define KEEP_USER UINT32_MAX /* uid: no change of user */
 
 /* The kernel's struct sigaction (handler, flags, restorer, mask): all zero is SIG_DFL, no
  * flags, nothing blocked, whatever the order of its fields. */
@@ -82,10 +83,13 @@ static int child(void *arg)
     if (chdir(s->cwd) < 0)
         goto failed;
     /* Groups, then the group, then the user, each real, effective and saved, so nothing of
-     * root's remains (the kernel drops the capabilities with the last uid 0). */
-    if (syscall(SYS_setgroups, s->ngroups, s->groups) < 0 ||
-        syscall(SYS_setresgid, s->gid, s->gid, s->gid) < 0 ||
-        syscall(SYS_setresuid, s->uid, s->uid, s->uid) < 0)
+     * root's remains (the kernel drops the capabilities with the last uid 0). KEEP_USER:
+     * the agent's own user, which a process of an agent that is not root keeps (only root
+     * may set groups). */
+    if (s->uid != KEEP_USER &&
+        (syscall(SYS_setgroups, s->ngroups, s->groups) < 0 ||
+         syscall(SYS_setresgid, s->gid, s->gid, s->gid) < 0 ||
+         syscall(SYS_setresuid, s->uid, s->uid, s->uid) < 0))
         goto failed;
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, KERNEL_SIGSET);
     execve(s->argv[0], s->argv, s->envp);
@@ -96,9 +100,10 @@ failed:
 }
 
 /* Start argv (argv[0] the program's path; argv and envp NULL-terminated) in a new session
- * in `cwd`, as uid/gid with `groups`, stdin /dev/null, stdout `out`, stderr `err`. Returns
- * its pid, a child of the caller's, once it has exec'd; -1 with *error set (errno) when it
- * could not be made or a step before exec failed (that process already collected). */
+ * in `cwd`, as uid/gid with `groups` (uid KEEP_USER: as the caller's own user), stdin
+ * /dev/null, stdout `out`, stderr `err`. Returns its pid, a child of the caller's, once it
+ * has exec'd; -1 with *error set (errno) when it could not be made or a step before exec
+ * failed (that process already collected). */
 pid_t batchsite_spawn(const char *cwd, char *const argv[], char *const envp[], uint32_t uid,
                       uint32_t gid, size_t ngroups, const uint32_t *groups, int out, int err,
                       int *error)

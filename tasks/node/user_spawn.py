@@ -13,7 +13,10 @@ C compiler at first use, kept beside this module's bytecode, loaded with ctypes)
 (clone(CLONE_VM | CLONE_VFORK)) in the agent whose child sets its session, descriptors,
 directory, groups and user (real, effective and saved) with raw system calls, then execs,
 as posix_spawn does; the calling thread waits until it has exec'd and gets the errno of
-the step that failed otherwise. A start as another user costs what a start as root costs.
+the step that failed otherwise. A start as another user costs what a start as root costs. A process of the agent's own
+user (an agent that is not root, a pool without task users) starts the same way, keeping
+the user: Popen would vfork too, but it resets only SIGPIPE and SIGXFSZ, and a task would
+inherit every other signal the agent was started ignoring (`nohup make run`: SIGHUP).
 
 Where it cannot be built (no compiler), a small helper process of the agent's starts them
 (this file, run as `python -I -S`, stdlib only, ~10 MB): the agent sends it the command,
@@ -89,6 +92,7 @@ _SYS_RT_SIGACTION = {"x86_64": 13, "aarch64": 134}.get(platform.machine())
 # The kernel's struct sigaction, all zero: SIG_DFL, no flags, nothing blocked.
 _DEFAULT_ACTION = bytes(32)
 _CLONE_PARENT = 0x00008000
+_KEEP_USER = 0xFFFFFFFF  # user_spawn.c's KEEP_USER: the process keeps the agent's user
 _PR_SET_PDEATHSIG = 1
 _MAX_REQUEST = 1 << 22  # argv + environment, as JSON (Linux's ARG_MAX is 2 MB)
 _SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "user_spawn.c")
@@ -122,18 +126,25 @@ class Spawner:
         return self._native is not None
 
     def spawn(
-        self, argv: list[str], *, env: dict[str, str], cwd: str, fds: tuple[int, int], user: dict
+        self,
+        argv: list[str],
+        *,
+        env: dict[str, str],
+        cwd: str,
+        fds: tuple[int, int],
+        user: dict | None,
     ) -> int | None:
-        """Start `argv` in a new session as `user` (Popen's user, group, extra_groups) with
-        stdout, stderr = `fds`; return its pid (the agent's child), or None when neither
-        the native start nor the helper is there (the caller falls back to Popen). Raises
-        OSError when the child could not exec (its errno), ValueError for an argument or
-        variable no process can have, as Popen does."""
+        """Start `argv` in a new session as `user` (Popen's user, group, extra_groups; None:
+        the agent's own) with stdout, stderr = `fds`; return its pid (the agent's child), or
+        None when neither the native start nor the helper is there, or when the helper
+        would start a process of the agent's own user (the caller falls back to Popen,
+        which vforks for those). Raises OSError when the child could not exec (its errno),
+        ValueError for an argument or variable no process can have, as Popen does."""
         _check(argv, env, cwd)
         native = self._native_start()
         if native is not None:
             return native.spawn(argv, env=env, cwd=cwd, fds=fds, user=user)
-        if not self._helper_usable():
+        if user is None or not self._helper_usable():
             return None
         request = json.dumps(
             {
@@ -256,19 +267,26 @@ class _Native:
         ]
 
     def spawn(
-        self, argv: list[str], *, env: dict[str, str], cwd: str, fds: tuple[int, int], user: dict
+        self,
+        argv: list[str],
+        *,
+        env: dict[str, str],
+        cwd: str,
+        fds: tuple[int, int],
+        user: dict | None,
     ) -> int:
         # fsencode: the bytes Popen would pass (surrogate escapes back to their bytes).
         args = [os.fsencode(a) for a in argv]
         variables = [os.fsencode(f"{name}={value}") for name, value in env.items()]
-        groups = list(user.get("extra_groups") or ())
+        groups = list(user.get("extra_groups") or ()) if user else []
+        uid, gid = (user["user"], user["group"]) if user else (_KEEP_USER, _KEEP_USER)
         failed = ctypes.c_int(0)
         pid = self._spawn(
             os.fsencode(cwd),
             (ctypes.c_char_p * (len(args) + 1))(*args, None),
             (ctypes.c_char_p * (len(variables) + 1))(*variables, None),
-            user["user"],
-            user["group"],
+            uid,
+            gid,
             len(groups),
             (ctypes.c_uint32 * max(len(groups), 1))(*groups),
             fds[0],
