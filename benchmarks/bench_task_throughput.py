@@ -257,7 +257,8 @@ def spawn_directly(count: int, concurrency: int, root: Path) -> float:
         pid, status = os.wait()
         child = running.pop(pid, None)
         if child is not None:
-            child.popen.returncode = os.waitstatus_to_exitcode(status)
+            if child.popen is not None:  # Popen's (no native start here): it must not reap it
+                child.popen.returncode = os.waitstatus_to_exitcode(status)
             if child.pidfd is not None:
                 os.close(child.pidfd)
     return time.perf_counter() - started
