@@ -14,10 +14,10 @@ C compiler at first use, kept beside this module's bytecode, loaded with ctypes)
 directory, groups and user (real, effective and saved) with raw system calls, then execs,
 as posix_spawn does; the calling thread waits until it has exec'd and gets the errno of
 the step that failed otherwise. A start as another user costs what a start as root costs.
-A process of the agent's own user (an agent that is not root, a pool without task users)
-starts the same way, keeping the user: Popen would vfork too, but it resets only SIGPIPE
-and SIGXFSZ, and a task would inherit every other signal the agent was started ignoring
-(`nohup make run`: SIGHUP).
+A process of the agent's own user (every task of an agent that is not root; a root
+agent's admin tasks) starts the same way, keeping the user: Popen would vfork too, but it
+resets only SIGPIPE and SIGXFSZ, and a task would inherit every other signal the agent was
+started ignoring (`nohup make run`: SIGHUP).
 
 Where it cannot be built (no compiler), a small helper process of the agent's starts them
 (this file, run as `python -I -S`, stdlib only, ~10 MB): the agent sends it the command,

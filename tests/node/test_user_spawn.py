@@ -237,7 +237,7 @@ def test_without_a_compiler_the_helper_starts_them(tmp_path, monkeypatch, task_d
 def test_a_process_of_the_agents_own_user_starts_natively_with_no_signal_ignored(
     ignored_signals, task_dir, helper
 ):
-    """No change of user (an agent that is not root, a pool without task users): the native
+    """No change of user (an agent that is not root; a root agent's admin tasks): the native
     start keeps the agent's user and resets every signal, where Popen would leave the ones
     the agent was started ignoring (`nohup`: SIGHUP) ignored. Without the native start,
     Popen: the helper would cost a fork where Popen's vfork costs none."""
