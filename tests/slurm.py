@@ -141,8 +141,8 @@ class Cluster:
 
     def kill_slurm_node(self, node: str) -> None:
         """The machine is gone: SIGSTOP, then SIGKILL, to the node's slurmd and to every
-        process of its jobs (slurmstepd, the agent, its tasks), found in the node's cgroup. This host's
-        nodes only (.ci/slurm-up's pid files and cgroup/v1 layout)."""
+        process of its jobs (slurmstepd, the agent, its tasks), found in the node's cgroup.
+        This host's nodes only (.ci/slurm-up's pid files and cgroup/v1 layout)."""
         pid_file = Path(f"/run/slurmd-{node}.pid")
         cgroup = Path(f"/sys/fs/cgroup/freezer/slurm_{node}")
         if not pid_file.exists():

@@ -161,11 +161,9 @@ def spawn(
         if owner is not None:
             for fd in (out, err):
                 os.fchown(fd, *owner)
-        pid = None
-        if _SPAWNER.usable():
-            # The native start (another user: else the helper, not a fork of the agent),
-            # every signal at its default (user_spawn).
-            pid = _SPAWNER.spawn(argv, env=env, cwd=cwd, fds=(out, err), user=user or None)
+        # The native start (another user: else the helper, not a fork of the agent), every
+        # signal at its default (user_spawn); None: neither is there, Popen starts it.
+        pid = _SPAWNER.spawn(argv, env=env, cwd=cwd, fds=(out, err), user=user or None)
         if pid is not None:
             popen = None
         else:

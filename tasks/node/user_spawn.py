@@ -115,9 +115,6 @@ class Spawner:
         self._try_native = native
         self._broken = False  # the helper could not be started: Popen from now on
 
-    def usable(self) -> bool:
-        return self._native is not None or self._try_native or self._helper_usable()
-
     def _helper_usable(self) -> bool:
         return _SYS_CLONE is not None and not self._broken
 
@@ -141,12 +138,12 @@ class Spawner:
         would start a process of the agent's own user (the caller falls back to Popen,
         which vforks for those). Raises OSError when the child could not exec (its errno),
         ValueError for an argument or variable no process can have, as Popen does."""
-        _check(argv, env, cwd)
         native = self._native_start()
+        if native is None and (user is None or not self._helper_usable()):
+            return None  # before _check: Popen checks the same
+        _check(argv, env, cwd)
         if native is not None:
             return native.spawn(argv, env=env, cwd=cwd, fds=fds, user=user)
-        if user is None or not self._helper_usable():
-            return None
         request = json.dumps(
             {
                 "argv": argv,
