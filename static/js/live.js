@@ -192,7 +192,11 @@
     if (pendingFocus) {
       var saved = pendingFocus;
       pendingFocus = null;
-      restore(saved);
+      // Only where the swap took focus away (it fell to <body>): the settle comes a moment
+      // after the swap, and a reader who has moved on meanwhile (Tab, a click into what
+      // was swapped in) keeps focus where they put it.
+      var active = document.activeElement;
+      if (!active || active === document.body || !document.body.contains(active)) restore(saved);
     }
     Object.keys(summaries).forEach(function (id) {
       var region = document.getElementById(id);
