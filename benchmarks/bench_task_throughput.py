@@ -203,6 +203,17 @@ bounds the rate near 600 tasks/s (0.4 is ~650-700 here). What would move it: pas
 carry more tasks (one agent process serving the local nodes of a machine, one pass for all
 their slots), or the pass as one server-side call.
 
+Two smaller levers, measured and not taken (2026-12-04, quiet machine; bench_hot_path.py
+at 2 slots a pass: client 0.89-1.19, server 0.79-1.11 ms a task from one run to the next):
+  - psycopg's pipeline mode (a pass's statements sent without waiting for each answer, the
+    answers read together): 9 prepared trivial statements in a transaction cost client
+    0.78-0.97 / server 0.37-0.43 ms pipelined against 0.83-1.10 / 0.50-0.63 one by one.
+    Most of a pass's ~3.7 ms is the statements' and the code's own work, not the waits,
+    and a pass's statements mostly need the answer before them.
+  - Fewer indexes written per state change: with 6 of the task table's 12 indexes dropped
+    (the dashboard's sorts and retention's), the server's CPU went 0.91-0.93 -> 0.75-0.79
+    ms a task (2 runs each): ~0.15 ms, for indexes the dashboard's 1M-task pages need.
+
 Usage: .venv/bin/python benchmarks/bench_task_throughput.py [--tasks 5000] [--rounds 3]
            [--shapes 2xN,4x1 | --nodes 2 --slots N] [--data-dir PATH]
 (by default 2 agents x N slots, N the CPUs, then 4 agents x 1 slot, each in a run of its
@@ -227,7 +238,7 @@ def spawn_directly(count: int, concurrency: int, root: Path) -> float:
     service: per task a directory with wd/, stdout.txt and stderr.txt, the command in
     its own session in wd/ with a Batch-like environment, `concurrency` at a time,
     reaped as they exit."""
-    from tasks.node.process import spawn
+    from tasks.node.process import close, spawn
 
     root.mkdir(parents=True, exist_ok=True)
     base = {name: os.environ[name] for name in ("PATH", "LANG", "HOME") if name in os.environ}
@@ -259,8 +270,7 @@ def spawn_directly(count: int, concurrency: int, root: Path) -> float:
         if child is not None:
             if child.popen is not None:  # Popen's (no native start here): it must not reap it
                 child.popen.returncode = os.waitstatus_to_exitcode(status)
-            if child.pidfd is not None:
-                os.close(child.pidfd)
+            close(child)
     return time.perf_counter() - started
 
 
