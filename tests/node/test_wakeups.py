@@ -159,6 +159,9 @@ def in_process_agent(transactional_db, settings, tmp_path):
     yield agent, wake_r
     for run in list(agent.runs.values()):
         agent._kill(run, "shutdown")
+    # A job preparation it started too: killed and reaped, not left to end as a zombie
+    # of this worker a minute later.
+    agent.job_tasks.shutdown()
     agent.wakeups.close()
     os.close(wake_r)
     os.close(wake_w)
