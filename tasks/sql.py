@@ -215,7 +215,13 @@ def select_models(
     columns as {field}; the fields not selected are deferred, as with only()."""
     c = conn()
     statements = cache(c)
-    key = (model, tuple(fields), where, order, limit is not None, lock)
+    # On PostgreSQL the limit is written into the statement (one prepared statement per
+    # limit; the claim's pages take a few): bound, the generic plan is costed for an
+    # unknown limit, judged worse than a plan for the actual one, and the claim's task page
+    # was planned afresh on 1,167 of 1,499 calls (pg_stat_statements, ~0.16 ms each).
+    inline = limit is not None and c.vendor == "postgresql"
+    written = ("LIMIT", int(limit)) if inline else limit is not None  # never equal to a bool
+    key = (model, tuple(fields), where, order, written, lock)
     entry = statements.get(key)
     if entry is None:
         table = c.ops.quote_name(model._meta.db_table)
@@ -225,12 +231,12 @@ def select_models(
         if order:
             sql += f" ORDER BY {order.format(**columns)}"
         if limit is not None:
-            sql += " LIMIT %s"
+            sql += f" LIMIT {int(limit)}" if inline else " LIMIT %s"
         if lock and row_locks():
             sql += f" FOR {UPDATE if lock is True else lock} OF {table} SKIP LOCKED"
         entry = statements[key] = (sql, part)
     sql, part = entry
-    if limit is not None:
+    if limit is not None and not inline:
         params = [*params, limit]
     rows, _ = run(sql, params, c=c)
     make = _maker(model)

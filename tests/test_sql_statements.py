@@ -209,3 +209,34 @@ def test_a_collection_is_stored_the_same_whether_its_statements_are_observed_or_
     }
     job.refresh_from_db()
     assert job.active_count == 2
+
+
+def test_the_claims_task_page_is_planned_once_not_on_every_call():
+    """Its limit is written into the statement on PostgreSQL: bound, PostgreSQL costed the
+    generic plan for an unknown limit and planned the page afresh on most calls."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite has no plan cache")
+    from tasks.operations.attempt_store import candidate_tasks
+    from tasks.operations.tasks import add_task_collection
+
+    job = JobFactory()
+    # A job of some size, its statistics known, as the claim meets it.
+    for start in range(0, 3000, 100):
+        specs = [{"id": f"t{i}", "commandLine": "/bin/true"} for i in range(start, start + 100)]
+        add_task_collection(job, specs=specs, ids=[spec["id"] for spec in specs])
+    sql.run("ANALYZE tasks_task", [])
+    sql.run("SELECT 1", [])  # the hot path's cursor exists
+    connection._batchsite_replan.due = float("inf")  # no renewal of its own in between
+    for _ in range(20):
+        page = candidate_tasks(job, None, 2)
+    first = Task.objects.filter(job=job).order_by("creation_time", "pk")[:2]
+    assert [t.pk for t in page] == [t.pk for t in first]
+    [rows, _] = sql.run(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+        ['%FROM "tasks_task" WHERE "job_id"%LIMIT%'],
+    )
+    assert len(rows) == 1, rows
+    generic, custom = rows[0]
+    # PostgreSQL makes custom plans for a statement's first five runs, then keeps the
+    # generic one where it is costed no worse.
+    assert custom <= 5 and generic >= 10, rows
