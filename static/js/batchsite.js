@@ -29,6 +29,14 @@
       event.preventDefault();
     }
   });
+  // Nor does a refresh that was already on its way when the task was ticked land: its
+  // answer, rendered before the tick, would take the tick off the page.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var elt = event.detail.elt;
+    if (!elt.hasAttribute("data-poll") || event.detail.requestConfig.triggeringEvent) return;
+    var pause = elt.getAttribute("data-poll-pause");
+    if (pause && document.querySelector(pause)) event.detail.shouldSwap = false;
+  });
 
   // A "Cancel" inside a dialog closes it instead of navigating (its href is the fallback).
   document.addEventListener("click", function (event) {

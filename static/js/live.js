@@ -181,6 +181,7 @@
   });
 
   document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.shouldSwap === false) return; // an error's answer, or a refresh held back
     var target = event.detail.target;
     if (target.id && target.hasAttribute("data-live-summary")) {
       summaries[target.id] = target.getAttribute("data-live-summary");
