@@ -5,6 +5,7 @@ measured in the same run (the machines are shared and noisy)."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import statistics
 import sys
@@ -19,10 +20,16 @@ sys.path.insert(0, str(ROOT))
 def setup_django(name: str) -> Path:
     """Point batchsite at a fresh data dir and migrate its SQLite database; with a
     PostgreSQL DATABASE_URL, make a fresh `test_<database>` beside it as the tests do
-    (dropped at exit), and point the processes the benchmark starts at it too."""
-    data = Path(
-        os.environ.get("BENCH_DATA_DIR") or tempfile.mkdtemp(prefix=f"batchsite-bench-{name}-")
-    )
+    (dropped at exit), and point the processes the benchmark starts at it too. A data dir
+    made here is removed at exit; BENCH_DATA_DIR's is kept."""
+    import atexit
+
+    if os.environ.get("BENCH_DATA_DIR"):
+        data = Path(os.environ["BENCH_DATA_DIR"])
+    else:
+        data = Path(tempfile.mkdtemp(prefix=f"batchsite-bench-{name}-"))
+        # Registered first, so it runs last: after the test database is dropped.
+        atexit.register(shutil.rmtree, data, ignore_errors=True)
     os.environ["BATCHSITE_DATA_DIR"] = str(data)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "batchsite.settings")
     import django
@@ -32,8 +39,6 @@ def setup_django(name: str) -> Path:
     from django.db import connection
 
     if connection.vendor == "postgresql":
-        import atexit
-
         from tasks.providers.environment import database_url
 
         name = connection.settings_dict["NAME"]
