@@ -237,7 +237,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -358,8 +357,6 @@ def main() -> None:
             after = spawn_directly(args.tasks, total_slots, data / f"direct-{r}-after")
             rounds.append((args.tasks / e2e, e2e, added, args.tasks / before, args.tasks / after))
     sequential_seconds = spawn_directly(args.tasks, 1, data / "sequential")
-    if not os.environ.get("BENCH_DATA_DIR"):
-        shutil.rmtree(data, ignore_errors=True)
 
     print(
         f"{args.tasks:,} x /bin/true on {args.nodes} nodes x {args.slots} slots ({os.cpu_count()} CPUs), "
