@@ -21,21 +21,22 @@
   // with data-poll-pause="<selector>", while nothing matches the selector (a ticked task
   // would be lost in the swap). Here rather than in an hx-trigger filter, which htmx would
   // have to eval: the Content-Security-Policy allows no eval.
+  function isRefresh(event) {
+    return event.detail.elt.hasAttribute("data-poll") && !event.detail.requestConfig.triggeringEvent;
+  }
+  function paused(region) {
+    var pause = region.getAttribute("data-poll-pause");
+    return Boolean(pause && document.querySelector(pause));
+  }
   document.addEventListener("htmx:beforeRequest", function (event) {
-    var elt = event.detail.elt;
-    if (!elt.hasAttribute("data-poll") || event.detail.requestConfig.triggeringEvent) return;
-    var pause = elt.getAttribute("data-poll-pause");
-    if (document.visibilityState !== "visible" || (pause && document.querySelector(pause))) {
+    if (isRefresh(event) && (document.visibilityState !== "visible" || paused(event.detail.elt))) {
       event.preventDefault();
     }
   });
   // Nor does a refresh that was already on its way when the task was ticked land: its
   // answer, rendered before the tick, would take the tick off the page.
   document.addEventListener("htmx:beforeSwap", function (event) {
-    var elt = event.detail.elt;
-    if (!elt.hasAttribute("data-poll") || event.detail.requestConfig.triggeringEvent) return;
-    var pause = elt.getAttribute("data-poll-pause");
-    if (pause && document.querySelector(pause)) event.detail.shouldSwap = false;
+    if (isRefresh(event) && paused(event.detail.elt)) event.detail.shouldSwap = false;
   });
 
   // A "Cancel" inside a dialog closes it instead of navigating (its href is the fallback).
