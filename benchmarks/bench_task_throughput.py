@@ -226,6 +226,23 @@ was bound, so PostgreSQL costed the generic plan for an unknown limit and kept m
 custom plans. The limit is now written into the statement (tasks/sql.py select_models):
 40 plans in 1,499 calls, one per renewal.
 
+One process for several nodes, measured and ruled out (2026-12-04 evening, a fresh machine;
+PostgreSQL, 4,000 tasks, 2 rounds a run, the shapes interleaved in the same minutes). The
+lever proposed above (one agent process serving a machine's local nodes, one pass for all
+their slots) makes each pass carry what 1 node x 4 slots carries, so 1 x 4 is its best case:
+  2 x 2: 404, 415 tasks/s (CPU used 4.2-4.4 ms a task of 4.8-5.0 wall x CPUs)
+  1 x 4: 211, 232 tasks/s (CPU used 5.1-5.7 of 8.6-9.5 wall x CPUs)
+  2 x 2: 303, 294; 1 x 4: 205, 224 (the machine slower by then: direct 700 where it was 1,400)
+Fewer statements a task do not make up for one process: its spawns, reaps and pass run one
+after the other, and while it waits for the server's answers nothing else of it runs; a
+third to two fifths of the CPUs stay idle. With two agents one works while the other waits.
+On these 2 CPUs 2 x 2 is CPU-bound (about 90 % of wall x CPUs used), so only CPU taken off
+a task helps. Earlier today, quiet (direct 1,657-2,007 tasks/s): 2 x 2 at 475-485 tasks/s,
+ratio 0.27-0.28, 3.7 ms a task: agents 1.65, database 0.95, tasks 0.67, web 0.2, client 0.2.
+A ratio of 0.4 here is ~700 tasks/s, at most ~2.5 ms a task with the cores 90 % busy. The
+task's process, the web tier and the SDK client take ~1.1 ms of that, which leaves ~1.45 ms
+for agents and server together. SQLite's in-process agents alone take 1.1-1.3.
+
 Usage: .venv/bin/python benchmarks/bench_task_throughput.py [--tasks 5000] [--rounds 3]
            [--shapes 2xN,4x1 | --nodes 2 --slots N] [--data-dir PATH]
 (by default 2 agents x N slots, N the CPUs, then 4 agents x 1 slot, each in a run of its
