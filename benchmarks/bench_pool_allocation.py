@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -149,7 +148,7 @@ def main() -> None:
     if args.quick:
         args.rounds = 1
     busy = not args.idle
-    data = setup_django("pool-allocation")
+    setup_django("pool-allocation")
 
     from django.conf import settings
 
@@ -170,7 +169,6 @@ def main() -> None:
     finally:
         reconciler.send_signal(signal.SIGTERM)
         reconciler.wait(60)
-        shutil.rmtree(data, ignore_errors=True)
 
     def med(rows, i):
         return statistics.median(row[i] for row in rows)
