@@ -17,28 +17,6 @@
     }
   });
 
-  // Live regions poll (hx-trigger="every Ns" data-poll) only while the page is visible and,
-  // with data-poll-pause="<selector>", while nothing matches the selector (a ticked task
-  // would be lost in the swap). Here rather than in an hx-trigger filter, which htmx would
-  // have to eval: the Content-Security-Policy allows no eval.
-  function isRefresh(event) {
-    return event.detail.elt.hasAttribute("data-poll") && !event.detail.requestConfig.triggeringEvent;
-  }
-  function paused(region) {
-    var pause = region.getAttribute("data-poll-pause");
-    return Boolean(pause && document.querySelector(pause));
-  }
-  document.addEventListener("htmx:beforeRequest", function (event) {
-    if (isRefresh(event) && (document.visibilityState !== "visible" || paused(event.detail.elt))) {
-      event.preventDefault();
-    }
-  });
-  // Nor does a refresh that was already on its way when the task was ticked land: its
-  // answer, rendered before the tick, would take the tick off the page.
-  document.addEventListener("htmx:beforeSwap", function (event) {
-    if (isRefresh(event) && paused(event.detail.elt)) event.detail.shouldSwap = false;
-  });
-
   // A "Cancel" inside a dialog closes it instead of navigating (its href is the fallback).
   document.addEventListener("click", function (event) {
     var link = event.target.closest("[data-close-dialog]");

@@ -1,5 +1,11 @@
 // batchsite live pages: what every region that refreshes itself (hx-trigger="every Ns"
 // data-poll) and every dialog loaded by htmx (#task-dialog, .dialog) needs, in one place.
+// - A region refreshes only while the page is visible and, with data-poll-pause="<selector>",
+//   while nothing matches the selector (a ticked task would be lost in the swap): no
+//   refresh goes out then, and one already on its way is not swapped in (its answer,
+//   rendered before the tick, would take the tick off the page). Here rather than in an
+//   hx-trigger filter, which htmx would have to eval: the Content-Security-Policy allows
+//   no eval.
 // - A refresh keeps keyboard focus (and a text field's selection) on the same control, and
 //   does not refresh a region while the reader is selecting text in it.
 // - A region's data-live-summary, when a refresh changes it, is announced (aria-live).
@@ -149,6 +155,11 @@
     return event.detail.elt.hasAttribute("data-poll") && !event.detail.requestConfig.triggeringEvent;
   }
 
+  function paused(region) {
+    var pause = region.getAttribute("data-poll-pause");
+    return Boolean(pause && document.querySelector(pause));
+  }
+
   // The live region a request's answer is swapped into, if any.
   function regionOf(event) {
     var target = event.detail.target;
@@ -173,7 +184,8 @@
     var selection = window.getSelection && window.getSelection();
     var selecting = selection && !selection.isCollapsed && selection.anchorNode && elt.contains(selection.anchorNode);
     var now = Date.now();
-    if (asked.has(elt) || elt.hasAttribute("data-poll-stopped") || selecting || activeDialog || (lost && now < nextTry)) {
+    var hidden = document.visibilityState !== "visible";
+    if (hidden || paused(elt) || asked.has(elt) || elt.hasAttribute("data-poll-stopped") || selecting || activeDialog || (lost && now < nextTry)) {
       event.preventDefault();
       return;
     }
@@ -181,6 +193,7 @@
   });
 
   document.addEventListener("htmx:beforeSwap", function (event) {
+    if (isRefresh(event) && paused(event.detail.elt)) event.detail.shouldSwap = false;
     if (event.detail.shouldSwap === false) return; // an error's answer, or a refresh held back
     var target = event.detail.target;
     if (target.id && target.hasAttribute("data-live-summary")) {
