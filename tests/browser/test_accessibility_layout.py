@@ -109,6 +109,25 @@ def test_a_cut_id_is_shown_whole_on_keyboard_focus(seeded, new_page):
     assert not name.evaluate(cut)
 
 
+def test_a_cut_id_stays_put_under_the_pointer_and_opens_its_page(seeded, new_page):
+    """Hovering or pressing a cut id moves nothing: shown whole in place, it reflowed the
+    table under the pointer (the column narrowed to wrap it), so a press on the right of the
+    link was released beside it and the click opened nothing. Its title shows it whole."""
+    page = new_page("olive", width=1440)
+    page.goto(reverse("web:jobs"))
+    link = page.locator(f"tr[data-job={LONG_JOB_ID}] a[href$='/jobs/{LONG_JOB_ID}/']")
+    cell = page.locator(f"tr[data-job={LONG_JOB_ID}] .trunc[title='{LONG_JOB_ID}']")
+    assert cell.evaluate("el => el.firstElementChild.scrollWidth > el.clientWidth + 1"), "cut"
+    before = link.bounding_box()
+    x, y = before["x"] + before["width"] * 0.8, before["y"] + before["height"] / 2
+    page.mouse.move(x, y)
+    assert link.bounding_box() == before, "hovering a cut id moved it"
+    page.mouse.down()
+    assert link.bounding_box() == before, "pressing a cut id moved it"
+    page.mouse.up()
+    page.wait_for_url(f"**/jobs/{LONG_JOB_ID}/")
+
+
 def test_the_skip_link_is_the_first_stop_and_moves_focus_to_the_content(seeded, new_page):
     page = new_page("olive")
     page.goto(reverse("web:job", args=["demo", "render"]))
