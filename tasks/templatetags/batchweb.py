@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from django import template
 from django.utils import timezone
 
+from tasks.wire.redaction import for_people
+
 register = template.Library()
 
 
@@ -33,8 +35,10 @@ def duration(value: timedelta | None, empty: str = "—") -> str:
 
 @register.filter
 def pretty(value) -> str:
-    """JSON for people: indented, keys in their order."""
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    """JSON for people: indented, keys in their order, and never a secret or a SAS
+    signature (tasks.wire.redaction.for_people): every specification a page shows as JSON
+    comes through here."""
+    return json.dumps(for_people(value), indent=2, ensure_ascii=False, default=str)
 
 
 @register.filter

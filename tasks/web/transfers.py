@@ -6,10 +6,10 @@ name the failed entries in failureInfo.details)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 from tasks.exit_conditions import FILE_UPLOAD_FAILURES, PRE_PROCESSING_FAILURES
 from tasks.models import Task
+from tasks.wire.redaction import without_query
 
 UPLOAD_LOGS = ("fileuploadout.txt", "fileuploaderr.txt")
 
@@ -22,14 +22,6 @@ class Transfer:
     status: str  # "pending", "done", "failed", "skipped"
     label: str  # what the status says
     error: str = ""
-
-
-def without_query(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "(not a URL)"
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
 def _failed_indexes(task: Task, name: str, codes: tuple[str, ...]) -> set[int] | None:

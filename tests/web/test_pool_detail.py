@@ -96,6 +96,25 @@ def test_a_pools_secrets_are_never_shown(op, pool):
     assert "hunter2-secret" not in body and "&quot;name&quot;: &quot;ops&quot;" in body
 
 
+def test_a_start_tasks_resource_files_are_shown_without_their_signature(view, account):
+    sas = "sv=2021-08-06&sr=b&sp=r&sig=TOPSECRETSIGNATURE"
+    pool = PoolFactory(
+        account=account,
+        pool_id="signed",
+        spec={
+            "startTask": {
+                "commandLine": "/bin/sh setup.sh",
+                "resourceFiles": [
+                    {"httpUrl": f"https://acct.blob.core.windows.net/s/setup.sh?{sas}"}
+                ],
+            }
+        },
+    )
+    body = view.get(pool_url(pool)).content.decode()
+    assert "TOPSECRETSIGNATURE" not in body and "sig=" not in body
+    assert "https://acct.blob.core.windows.net/s/setup.sh&quot;" in body
+
+
 def test_marks_each_property_stored_only_to_round_trip(op, account):
     pool = PoolFactory(
         account=account,

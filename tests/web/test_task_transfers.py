@@ -62,6 +62,32 @@ def test_a_sas_signature_never_reaches_the_page(op, job):
         assert shown in body, shown
 
 
+def test_the_properties_a_page_shows_as_json_hold_no_signature_and_no_password(view, job):
+    """A viewer may look, not act: the JSON of a multi-instance task's settings (its
+    commonResourceFiles) and of its container (the registry's password) is shown without
+    them, as the resource files' table is."""
+    spec = {
+        "multiInstanceSettings": {
+            "numberOfInstances": 2,
+            "coordinationCommandLine": "/bin/true",
+            "commonResourceFiles": [
+                {"httpUrl": f"https://acct.blob.core.windows.net/in/c.sh?{SAS}", "filePath": "c"},
+                {"storageContainerUrl": f"https://acct.blob.core.windows.net/lib?{SAS}"},
+            ],
+        },
+        "containerSettings": {
+            "imageName": "busybox",
+            "registry": {"registryServer": "r.example", "username": "u", "password": "hunter2"},
+        },
+    }
+    task = TaskFactory(job=job, spec=spec, number_of_instances=2)
+    body = view.get(task_url("task", task)).content.decode()
+    assert "TOPSECRETSIGNATURE" not in body and "sig=" not in body
+    assert "hunter2" not in body
+    assert "https://acct.blob.core.windows.net/in/c.sh&quot;" in body  # the URL, unsigned
+    assert "&quot;username&quot;: &quot;u&quot;" in body  # the rest of the registry stays
+
+
 def test_a_succeeded_task_shows_its_downloads_and_the_uploads_its_exit_code_called_for(op, job):
     task = TaskFactory(job=job, spec=SPEC, succeeded=True)
     body = op.get(task_url("task", task)).content.decode()
