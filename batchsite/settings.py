@@ -63,6 +63,12 @@ BATCHSITE_ACCOUNTS: list[AccountKeys] = _LISTED_ACCOUNTS  # the default account 
 BATCHSITE_ACCOUNT_NAME = BATCHSITE_ACCOUNTS[0].name
 BATCHSITE_ACCOUNT_KEY = BATCHSITE_ACCOUNTS[0].key
 
+# Whether a task that asks for an admin auto-user (elevationLevel admin) runs as root, as
+# on a Batch node. Here the node is this host, which serves every account: root reaches
+# the database, the secret key and every account's files. False refuses such tasks
+# (UserIdentityUnavailable), for a host shared by accounts or keys not trusted with it.
+BATCHSITE_ADMIN_TASKS_AS_ROOT = env_bool("BATCHSITE_ADMIN_TASKS_AS_ROOT", True)
+
 BATCHSITE_LOCAL_NODES = env_int("BATCHSITE_LOCAL_NODES", 2)
 BATCHSITE_LOCAL_SLOTS = env_int("BATCHSITE_LOCAL_SLOTS", 0)  # 0: the number of CPUs
 

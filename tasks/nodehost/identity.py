@@ -4,7 +4,8 @@ A task's `userIdentity` decides it: `autoUser` (scope `pool` or `task`, elevatio
 `nonadmin` or `admin`) or `userName`, one of the pool's `userAccounts`. Omitted, a task
 runs as the pool's non-admin auto-user (Batch's default scope is pool) and a start task
 as a non-admin auto-user of its own (the task scope, as Batch reports a start task's
-default). `admin` runs as the agent's elevated user, root.
+default). `admin` runs as the agent's elevated user, root, unless the deployment refuses
+that (BATCHSITE_ADMIN_TASKS_AS_ROOT: root on this host reaches every account).
 
 This host may run nodes of many pools of many accounts, where Batch gives each pool its
 own machines; so the Unix users are the pool's, never shared across pools:
@@ -204,6 +205,14 @@ def run_as(
             account_name=name,
         )
     if elevation == ADMIN:
+        from django.conf import settings
+
+        if not settings.BATCHSITE_ADMIN_TASKS_AS_ROOT:
+            raise LaunchError(
+                UNAVAILABLE,
+                "The task asks for an admin auto-user, which is root on this node's host, and "
+                "this batchsite runs no task as root (BATCHSITE_ADMIN_TASKS_AS_ROOT=false).",
+            )
         return Identity(user="root", uid=0, gid=0, groups=(group,), scope=scope, elevation=ADMIN)
     if scope == TASK:
         user = task_user(account, pool_id, task_key)

@@ -222,6 +222,28 @@ def test_an_admin_task_runs_elevated(agents, transactional_db):
     assert ran_as(task) == "root (auto-user, pool scope, admin)"
 
 
+def test_a_deployment_can_refuse_admin_tasks_which_would_be_root_on_its_host(
+    agents, transactional_db
+):
+    """With BATCHSITE_ADMIN_TASKS_AS_ROOT=false an admin task fails without running, and the
+    pool's other tasks run as before."""
+    pool = make_pool("id-no-root")
+    job = make_job(pool.account, pool)
+    admin = add(
+        job,
+        "admin",
+        sh(f"id -u > {settings.DATA_DIR}/ran-as-root"),
+        userIdentity={"autoUser": {"elevationLevel": "admin"}},
+    )
+    plain = add(job, "plain", sh("id -u"))
+    agents.start(pool, "n1", slots=1, BATCHSITE_ADMIN_TASKS_AS_ROOT="false")
+    admin, plain = completed(admin), completed(plain)
+    assert admin.failure_info["code"] == identity.UNAVAILABLE, admin.failure_info
+    assert "BATCHSITE_ADMIN_TASKS_AS_ROOT=false" in admin.failure_info["message"]
+    assert not (settings.DATA_DIR / "ran-as-root").exists()
+    assert output(plain) != ["0"] and plain.result == Task.Result.SUCCESS
+
+
 @pytest.fixture
 def host_user():
     """A user-account name, uid and gid no host user has; the users and groups made for it
