@@ -50,7 +50,7 @@ from tasks.operations import nodes as node_ops
 from tasks.operations.attempt_rules import SCHEDULABLE_NODE_STATES
 from tasks.operations.attempts import AttemptReport
 
-from . import auto_storage, job_tasks, output_files, resource_files
+from . import auto_storage, job_tasks, output_files, resource_files, root_turns
 from .process import (
     Child,
     command_argv,
@@ -120,8 +120,9 @@ class StartTask:
     env: dict[str, str]
     task_dir: str
     key: str
-    # "due" (to start, or start again for a retry), "running", "ended" (how it ended is
-    # not recorded yet), "done" (no more runs on this boot).
+    # "due" (to start, or start again for a retry), "queued" (due, waiting for its turn at
+    # running as root: root_turns), "running", "ended" (how it ended is not recorded yet),
+    # "done" (no more runs on this boot).
     phase: str = "due"
     retry: bool = False
     child: Child | None = None
@@ -129,6 +130,7 @@ class StartTask:
     downloading: bool = False  # the running child downloads its resource files
     manifest: str = ""
     user: identity.Identity | None = None
+    turn: int | None = None  # the descriptor holding its turn at running as root
 
     @property
     def cwd(self) -> str:
@@ -737,6 +739,15 @@ class NodeAgent:
         ended (start_task_ended decides on a retry). Each step that writes is retried at the
         next pass when the database fails."""
         st = self.start_task
+        if st.phase in ("due", "queued") and st.turn is None:
+            if root_turns.needs_turn(st.spec.get("userIdentity")):
+                # Another node's root start task may be changing this host (installing
+                # packages): this one starts when that one has ended.
+                st.turn = root_turns.take_turn(str(settings.DATA_DIR))
+                if st.turn is None:
+                    st.phase = "queued"  # tried again at the next pass, not every 20 ms
+                    return
+            st.phase = "due"
         if st.phase == "due":
             node_ops.start_task_started(self.node, retry=st.retry)
             st.phase = "running"
@@ -762,6 +773,8 @@ class NodeAgent:
                 st.ended, st.phase = (code, "", ""), "ended"
                 self._publish_startup()
         if st.phase == "ended":
+            root_turns.end_turn(st.turn)
+            st.turn = None
             code, failure_code, failure_message = st.ended
             retry = node_ops.start_task_ended(
                 self.node,

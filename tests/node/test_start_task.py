@@ -7,6 +7,8 @@ import json
 import time
 from pathlib import Path
 
+from django.conf import settings
+
 from tasks.models import ComputeNode, Task
 from tasks.operations.pools import add_pool
 from tests.agents import wait_for
@@ -231,3 +233,28 @@ def test_a_start_task_whose_environment_no_process_can_have_fails_and_does_not_h
     agents.start(pool, "n1", slots=1, ready=("starttaskfailed",))
     info = node(pool, "n1").start_task_info
     assert (info["state"], info["failureInfo"]["code"]) == ("completed", "CommandLaunchFailed")
+
+
+def test_start_tasks_that_run_as_root_take_turns_on_the_host(agents, transactional_db):
+    """Two nodes of a pool share this host, where Batch gives each a machine: their root
+    start tasks (apt-get install, say) run one after the other, not at once (apt's lock
+    failed all but one); both nodes then take work."""
+    log = Path(settings.DATA_DIR) / "start-task-turns.txt"
+    log.unlink(missing_ok=True)  # the data dir outlives a test
+    pool = make_pool(
+        "st-turns",
+        commandLine=sh(
+            f"echo start $(date +%s.%N) >> {log}; sleep 0.6; echo end $(date +%s.%N) >> {log}"
+        ),
+        userIdentity=ADMIN,
+        waitForSuccess=True,
+    )
+    agents.start(pool, "n1", slots=1, wait=False)
+    agents.start(pool, "n2", slots=1)
+    wait_for(lambda: node(pool, "n1").state in ("idle", "running"), message="n1 after its turn")
+    events = sorted(
+        (float(t), kind) for kind, t in (line.split() for line in log.read_text().splitlines())
+    )
+    assert [kind for _, kind in events] == ["start", "end", "start", "end"], events
+    for n in ("n1", "n2"):
+        assert node(pool, n).start_task_info["result"] == "success"
