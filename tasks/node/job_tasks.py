@@ -28,6 +28,7 @@ import signal
 import time
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import DatabaseError
 
 from tasks.models import Job, JobPreparation
@@ -36,7 +37,7 @@ from tasks.nodehost.errors import LaunchError
 from tasks.operations import job_ends
 from tasks.operations import job_preparation as ops
 
-from . import auto_storage, resource_files
+from . import auto_storage, resource_files, root_turns
 from .process import (
     Child,
     command_argv,
@@ -87,6 +88,7 @@ class JobTaskRun:
     limit: float | None = None
     started: float = 0.0
     timed_out: bool = False
+    turn: int | None = None  # the descriptor holding its turn at running as root (root_turns)
 
     @property
     def cwd(self) -> str:
@@ -151,9 +153,18 @@ class JobTasks:
             for job in ops.preparations_due(agent.node, held=held):
                 if job.pk in self.busy_jobs():
                     continue
+                spec = job.spec.get(job_ends.PREPARATION) or {}
+                turn = None
+                if root_turns.needs_turn(spec.get("userIdentity")):
+                    # As a root start task does: another node's may be changing this host.
+                    turn = root_turns.take_turn(str(settings.DATA_DIR))
+                    if turn is None:
+                        continue  # looked at again at the next check
                 record = ops.start_job_preparation(job, agent.node, held=held)
-                if record is not None:
-                    self._begin(PREPARATION, record, job)
+                if record is None:
+                    root_turns.end_turn(turn)
+                else:
+                    self._begin(PREPARATION, record, job, turn=turn)
         if not releases:
             return
         running_jobs = {run.key.split("/")[-3] for run in agent.runs.values() if run.key}
@@ -164,7 +175,9 @@ class JobTasks:
             if ops.start_job_release(record, agent.node):
                 self._begin(RELEASE, record, job)
 
-    def _begin(self, kind: str, record: JobPreparation, job: Job) -> None:
+    def _begin(
+        self, kind: str, record: JobPreparation, job: Job, *, turn: int | None = None
+    ) -> None:
         agent = self.agent
         spec = job.spec.get(job_ends.PREPARATION if kind == PREPARATION else job_ends.RELEASE) or {}
         directory = task_dir(str(agent.root), job.job_id, kind)
@@ -183,6 +196,7 @@ class JobTasks:
                 if kind == PREPARATION
                 else ops.release_wall_clock_seconds(spec)
             ),
+            turn=turn,
         )
         self.runs[(kind, record.pk)] = run
         batch = {
@@ -326,6 +340,7 @@ class JobTasks:
                 self._spawn(run, download=bool(run.spec.get("resourceFiles")))
                 continue
             self.runs.pop((run.kind, run.record_pk), None)
+            root_turns.end_turn(run.turn)
             # The job's tasks may start here now.
             self.agent.next_claim = min(self.agent.next_claim, time.monotonic())
 
@@ -353,4 +368,5 @@ class JobTasks:
                 reap(run.child)
                 run.child = None
             self._remove_manifest(run)
+            root_turns.end_turn(run.turn)
         self.runs.clear()

@@ -1,4 +1,4 @@
-"""Start tasks that run as root on one host take turns.
+"""Start tasks and job preparation tasks that run as root on one host take turns.
 
 On Batch every node is a machine of its own, so a pool's start tasks that install software
 (`apt-get update && apt-get install -y ffmpeg` as an admin auto-user, as Azure's ffmpeg
@@ -8,7 +8,8 @@ share this host: started together, all but one failed on apt's lock (exit code 1
 starttaskfailed. So a start task that runs as root waits for its turn: a lock held from
 its start (its resource files' download included) to its end, one at a time among the
 agents of this batchsite (its data dir) on this host. Start tasks of other users change
-nothing of the host's and run at once.
+nothing of the host's and run at once. A job preparation task is a node's setup too (its
+installs, as often as a start task's) and takes the same turns; tasks and releases do not.
 
 The lock is a flock on a file of the data dir, taken without waiting (the agent's loop
 tries again at its next pass) and held by an open descriptor: closed when the start task

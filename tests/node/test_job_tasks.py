@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.conf import settings
+
 from tasks.models import ComputeNode, Job, JobPreparation, Task
 from tasks.operations.jobs import terminate_job
 from tasks.operations.pools import add_pool
@@ -118,3 +120,36 @@ def test_max_wall_clock_time_ends_a_preparation_and_the_release_runs_after_the_t
         str(prep_dir),
     )
     assert env["AZ_BATCH_TASK_WORKING_DIR"] == str(root / "workitems/relj/job-1/jobrelease/wd")
+
+
+def test_preparations_that_run_as_root_take_turns_on_the_host(agents, transactional_db):
+    """As root start tasks do (tasks/node/root_turns.py): two nodes' admin preparations
+    (apt-get install, say) run one after the other on the one host they share."""
+    log = Path(settings.DATA_DIR) / "preparation-turns.txt"
+    log.unlink(missing_ok=True)  # the data dir outlives a test
+    pool = add_pool(AccountFactory(), spec={"id": "prep-turns", "vmSize": "local"})
+    agents.start(pool, "n1", slots=1, wait=False)
+    agents.start(pool, "n2", slots=1)
+    step = f"echo start $(date +%s.%N) >> {log}; sleep 0.6; echo end $(date +%s.%N) >> {log}"
+    job = make_job(
+        pool.account,
+        pool,
+        "turnsjob",
+        jobPreparationTask={
+            "commandLine": sh(step),
+            "userIdentity": {"autoUser": {"elevationLevel": "admin"}},
+        },
+    )
+    tasks = [add(job, f"t{i}", sh("sleep 0.5")) for i in range(4)]
+    wait_for(
+        lambda: all(Task.objects.get(pk=t.pk).state == "completed" for t in tasks),
+        timeout=40,
+        message="the job's tasks",
+    )
+    records = JobPreparation.objects.filter(job=job)
+    assert sorted(r.node.node_id for r in records) == ["n1", "n2"]
+    assert {(r.prep_state, r.prep_result) for r in records} == {("completed", "success")}
+    events = sorted(
+        (float(t), kind) for kind, t in (line.split() for line in log.read_text().splitlines())
+    )
+    assert [kind for _, kind in events] == ["start", "end", "start", "end"], events
