@@ -10,7 +10,8 @@ the rows without a value come last in both directions; a cursor names its segmen
 
 A cursor is the position of a row, `[segment, key values...]` as JSON, signed
 (django.core.signing, salted for cursors) and base64url-encoded: only a cursor this service
-made reads back, so a garbled or invented one is refused instead of read as "from the start"
+made reads back, word for word (not the same bytes with a last character's unused bits
+set), so a garbled or invented one is refused instead of read as "from the start"
 (an API client following nextLinks would loop). One word of [A-Za-z0-9_-]: URL-safe
 (REFERENCE §3), opaque to clients. The dashboard reads a refused cursor as page 1; the API answers 400.
 """
@@ -124,8 +125,12 @@ def decode_cursor(token: str) -> list:
     """The position a cursor holds, or BadCursor (not signed by this service, or not a
     position)."""
     try:
-        signed = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        position = _CURSORS.unsign_object(signed)
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        if base64.urlsafe_b64encode(raw).decode().rstrip("=") != token:
+            # The same bytes under another word (the last character's unused bits set):
+            # not the cursor this service wrote.
+            raise ValueError("not a cursor of this service")
+        position = _CURSORS.unsign_object(raw.decode())
     except (signing.BadSignature, binascii.Error, ValueError, UnicodeError, TypeError) as exc:
         raise BadCursor(str(exc)) from None
     if not isinstance(position, list) or not position:
