@@ -14,11 +14,7 @@ SECRET_KEYS = frozenset({"password", "accountKey", "sasKey", "sshPrivateKey", "p
 
 def without_secrets(value):
     """The value with every secret property removed, at any depth."""
-    if isinstance(value, dict):
-        return {k: without_secrets(v) for k, v in value.items() if k not in SECRET_KEYS}
-    if isinstance(value, list):
-        return [without_secrets(v) for v in value]
-    return value
+    return _redacted(value, urls=False)
 
 
 # The keys whose values are storage URLs, which carry their SAS token in the query.
@@ -38,14 +34,21 @@ def for_people(value):
     """A specification as a dashboard page shows it: without its secrets (without_secrets)
     and with every storage URL's SAS query taken off, at any depth (a task's
     commonResourceFiles, a start task's resourceFiles, a container registry's password)."""
+    return _redacted(value, urls=True)
+
+
+def _redacted(value, *, urls: bool):
+    """The one walk of both: secret keys dropped; with `urls`, URL_KEYS' queries too."""
     if isinstance(value, dict):
         return {
-            k: without_query(v) if k in URL_KEYS and isinstance(v, str) else for_people(v)
+            k: without_query(v)
+            if urls and k in URL_KEYS and isinstance(v, str)
+            else _redacted(v, urls=urls)
             for k, v in value.items()
             if k not in SECRET_KEYS
         }
     if isinstance(value, list):
-        return [for_people(v) for v in value]
+        return [_redacted(v, urls=urls) for v in value]
     return value
 
 
