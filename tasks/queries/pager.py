@@ -117,8 +117,11 @@ class Page:
 def encode_cursor(position: list) -> str:
     # The signed value holds a ":" or "." (Signer refuses a separator from the base64url
     # alphabet); encoded once more, a cursor is one word ([A-Za-z0-9_-]) in any URL.
-    signed = _CURSORS.sign_object(position).encode()
-    return base64.urlsafe_b64encode(signed).decode().rstrip("=")
+    return _word(_CURSORS.sign_object(position).encode())
+
+
+def _word(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_cursor(token: str) -> list:
@@ -126,7 +129,7 @@ def decode_cursor(token: str) -> list:
     position)."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        if base64.urlsafe_b64encode(raw).decode().rstrip("=") != token:
+        if _word(raw) != token:
             # The same bytes under another word (the last character's unused bits set):
             # not the cursor this service wrote.
             raise ValueError("not a cursor of this service")
