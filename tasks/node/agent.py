@@ -740,10 +740,10 @@ class NodeAgent:
         next pass when the database fails."""
         st = self.start_task
         if st.phase in ("due", "queued") and st.turn is None:
-            if root_turns.needs_turn(st.spec.get("userIdentity")):
+            if identity.runs_as_root(st.spec.get("userIdentity")):
                 # Another node's root start task may be changing this host (installing
                 # packages): this one starts when that one has ended.
-                st.turn = root_turns.take_turn(str(settings.DATA_DIR))
+                st.turn = root_turns.take_turn()
                 if st.turn is None:
                     st.phase = "queued"  # tried again at the next pass, not every 20 ms
                     return

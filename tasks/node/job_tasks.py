@@ -28,7 +28,6 @@ import signal
 import time
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import DatabaseError
 
 from tasks.models import Job, JobPreparation
@@ -155,9 +154,9 @@ class JobTasks:
                     continue
                 spec = job.spec.get(job_ends.PREPARATION) or {}
                 turn = None
-                if root_turns.needs_turn(spec.get("userIdentity")):
+                if identity.runs_as_root(spec.get("userIdentity")):
                     # As a root start task does: another node's may be changing this host.
-                    turn = root_turns.take_turn(str(settings.DATA_DIR))
+                    turn = root_turns.take_turn()
                     if turn is None:
                         continue  # looked at again at the next check
                 record = ops.start_job_preparation(job, agent.node, held=held)

@@ -14,7 +14,7 @@ installs, as often as a start task's) and takes the same turns; tasks and releas
 The lock is a flock on a file of the data dir, taken without waiting (the agent's loop
 tries again at its next pass) and held by an open descriptor: closed when the start task
 ends, and by the kernel when the agent exits or execs (O_CLOEXEC), so a task's processes
-never hold it.
+never hold it. Who needs a turn is identity.runs_as_root's to say.
 """
 
 from __future__ import annotations
@@ -22,23 +22,15 @@ from __future__ import annotations
 import fcntl
 import os
 
-from tasks.nodehost import identity
+from django.conf import settings
 
 LOCK_NAME = "root-start-tasks.lock"
 
 
-def needs_turn(user_identity: dict | None) -> bool:
-    """Whether a start task of this userIdentity runs as root here (identity.run_as): an
-    admin auto-user, on an agent that is root."""
-    spec = user_identity or {}
-    auto = spec.get("autoUser") or {}
-    named = spec.get("username") or spec.get("userName")
-    return not named and auto.get("elevationLevel") == identity.ADMIN and identity.is_root()
-
-
-def take_turn(data_dir: str) -> int | None:
+def take_turn() -> int | None:
     """The descriptor that holds the turn, or None while another agent's start task has it."""
-    fd = os.open(os.path.join(data_dir, LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    path = os.path.join(settings.DATA_DIR, LOCK_NAME)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -145,6 +145,22 @@ def pool_gid(account: str, pool_id: str) -> int:
     return _ensure_group(pool_group(account, pool_id))
 
 
+def runs_as_root(user_identity: dict | None) -> bool:
+    """Whether run_as gives this userIdentity root: an admin auto-user (not a user account,
+    whose admin elevation is not given here), on an agent that is root, where the deployment
+    runs tasks as root (BATCHSITE_ADMIN_TASKS_AS_ROOT)."""
+    from django.conf import settings
+
+    spec = user_identity or {}
+    auto = spec.get("autoUser") or {}
+    return (
+        not (spec.get("username") or spec.get("userName"))
+        and auto.get("elevationLevel") == ADMIN
+        and is_root()
+        and settings.BATCHSITE_ADMIN_TASKS_AS_ROOT
+    )
+
+
 def run_as(
     user_identity: dict | None,
     *,
