@@ -241,7 +241,7 @@ a task helps. Earlier today, quiet (direct 1,657-2,007 tasks/s): 2 x 2 at 475-48
 ratio 0.27-0.28, 3.7 ms a task: agents 1.65, database 0.95, tasks 0.67, web 0.2, client 0.2.
 A ratio of 0.4 here is ~700 tasks/s, at most ~2.5 ms a task with the cores 90 % busy. The
 task's process, the web tier and the SDK client take ~1.1 ms of that, which leaves ~1.45 ms
-for agents and server together. SQLite's in-process agents alone take 1.1-1.3.
+for agents and server together. SQLite's in-process agents alone take 1.0-1.3.
 
 Usage: .venv/bin/python benchmarks/bench_task_throughput.py [--tasks 5000] [--rounds 3]
            [--shapes 2xN,4x1 | --nodes 2 --slots N] [--data-dir PATH]
